@@ -1,0 +1,61 @@
+// engine/tensor.h: the engine's one tensor type.
+//
+// A Tensor is a float32 buffer (64-byte aligned, shared ownership) with a shape. Feature maps are
+// channels-last: shape {H, W, C} with Layout::HWC (what oneDNN's NHWC convolutions read and write);
+// token matrices are {rows, C} with Layout::Plain. Dumps (--dump-tensors, parity tests) convert HWC
+// to PyTorch's [C, H, W] so a dumped tensor compares directly with the reference.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace m2fp {
+
+enum class Layout { Plain, HWC };
+
+struct Tensor {
+  std::vector<int64_t> shape;
+  Layout layout = Layout::Plain;
+  std::shared_ptr<float> buf;
+
+  Tensor() = default;
+  static Tensor empty(std::vector<int64_t> shape, Layout layout = Layout::Plain) {
+    Tensor t;
+    t.shape = std::move(shape);
+    t.layout = layout;
+    size_t bytes = ((size_t)t.numel() * sizeof(float) + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    t.buf = std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+    return t;
+  }
+  static Tensor zeros(std::vector<int64_t> shape, Layout layout = Layout::Plain) {
+    Tensor t = empty(std::move(shape), layout);
+    std::memset(t.data(), 0, (size_t)t.numel() * sizeof(float));
+    return t;
+  }
+
+  float* data() { return buf.get(); }
+  const float* data() const { return buf.get(); }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return shape.empty() ? 0 : n;
+  }
+  int64_t dim(int i) const { return shape[i < 0 ? shape.size() + i : i]; }
+  bool defined() const { return (bool)buf; }
+  std::string shape_str() const {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+  }
+};
+
+}  // namespace m2fp

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package m2fp.cpp needs to build, test, benchmark and serve.
+# Idempotent; needs root (or sudo) for apt-get. Set M2FP_SKIP_APT=1 to skip (packages present).
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential cmake pkg-config git ca-certificates
+  # engine
+  libdnnl-dev libstb-dev nlohmann-json3-dev
+  # service
+  libcpp-httplib-dev libsqlite3-dev sqlite3
+  # tests and benchmarks
+  libgtest-dev libbenchmark-dev
+  # PyTorch reference and converter tests (Debian's torch; OpenBLAS for fast fp32 matmul)
+  python3 python3-torch python3-numpy python3-pil libopenblas0-pthread
+)
+
+if [ "${M2FP_SKIP_APT:-0}" = 1 ]; then exit 0; fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
