@@ -42,6 +42,12 @@ struct Tensor {
     return t;
   }
 
+  Tensor clone() const {
+    Tensor t = empty(shape, layout);
+    std::memcpy(t.data(), data(), (size_t)numel() * sizeof(float));
+    return t;
+  }
+
   float* data() { return buf.get(); }
   const float* data() const { return buf.get(); }
   int64_t numel() const {

@@ -1,0 +1,607 @@
+// engine/m2fp.cpp: the M2FP forward pass, top to bottom.
+//
+//   image [Hp, Wp, 3]
+//     -> backbone (DeepLab ResNet-101)           res2 [Hp/4, Wp/4, 256] ... res5 [Hp/32, Wp/32, 2048]
+//     -> pixel decoder (6 deformable layers)     multi-scale maps at strides 32, 16, 8 + mask_features (stride 4)
+//     -> transformer decoder (9 masked layers)   100 queries -> class logits [100, K+1], mask logits [100, Hp/4, Wp/4]
+//
+// Dimension key: Hp, Wp padded input size; H_l, W_l size of feature level l; N = sum H_l*W_l
+// encoder tokens; Q = 100 queries; D = 256 model width; heads x dh = 8 x 32; K classes.
+// Feature maps are channels-last [H, W, C], so a map is also its token matrix [H*W, C].
+// Every intermediate is handed to the TensorSink under its name from docs/INTERMEDIATES.md.
+// Upstream: modelscope/models/cv/image_human_parsing/{backbone/deeplab_resnet.py, m2fp/m2fp_encoder.py,
+// m2fp/m2fp_decoder.py}, maskdino/{ms_deform_attn.py, maskdino_encoder.py, position_encoding.py}.
+#include "engine/m2fp.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "kernels/kernels.h"
+#include "model_loader/safetensors.h"
+
+namespace m2fp {
+
+// =================================================================================================
+// Weights, mirroring the checkpoint. Each field names the PyTorch key it comes from.
+// =================================================================================================
+using dnn::Conv2d;
+using dnn::Linear;
+
+struct Norm {                      // LayerNorm / GroupNorm affine parameters
+  std::vector<float> gamma, beta;  // [C]  <key>.weight, <key>.bias
+};
+
+struct Bottleneck {                // backbone.res{s}.{b}
+  Conv2d conv1;                    // .conv1 1x1 in->w, BN folded (.conv1.norm.*)
+  Conv2d conv2;                    // .conv2 3x3 w->w, stride s on the first block of res3..res5
+  Conv2d conv3;                    // .conv3 1x1 w->out
+  Conv2d shortcut;                 // .shortcut 1x1 in->out (first block of a stage only)
+  bool has_shortcut = false;
+};
+
+struct EncoderLayer {              // sem_seg_head.pixel_decoder.transformer.encoder.layers.{i}
+  Linear value_proj;               // .self_attn.value_proj            [D, D]
+  Linear query_proj;               // .self_attn.sampling_offsets [heads*L*P*2, D] ++ .attention_weights [heads*L*P, D]
+  Linear output_proj;              // .self_attn.output_proj           [D, D]
+  Norm norm1;                      // .norm1
+  Linear linear1, linear2;         // .linear1 [F, D], .linear2 [D, F]  (F = 1024)
+  Norm norm2;                      // .norm2
+};
+
+struct DecoderLayer {              // sem_seg_head.predictor.transformer_*_layers.{i}
+  Linear cross_q, cross_k, cross_v;  // cross_attention_layers.{i}.multihead_attn.in_proj_{weight,bias} rows [0,D), [D,2D), [2D,3D)
+  Linear cross_out;                  // .multihead_attn.out_proj
+  Norm cross_norm;                   // .norm
+  Linear self_qk, self_v;            // self_attention_layers.{i}.self_attn.in_proj_* rows [0,2D) (q and k share their input), [2D,3D)
+  Linear self_out;                   // .self_attn.out_proj
+  Norm self_norm;                    // .norm
+  Linear ffn1, ffn2;                 // ffn_layers.{i}.linear1 [F, D], .linear2 [D, F]  (F = 2048)
+  Norm ffn_norm;                     // .norm
+};
+
+struct M2FP::Weights {
+  ModelConfig cfg;
+  dnn::Precision precision = dnn::Precision::F32;
+
+  // backbone.*
+  Conv2d stem1, stem2, stem3;                  // backbone.stem.conv{1,2,3} (BN folded)
+  std::vector<Bottleneck> stages[4];           // backbone.res2 .. res5
+
+  // sem_seg_head.pixel_decoder.*
+  Conv2d input_proj[3];                        // .input_proj.{l}.0 1x1 (bias), l = 0: res5, 1: res4, 2: res3
+  Norm input_proj_gn[3];                       // .input_proj.{l}.1 GroupNorm(32)
+  std::vector<float> enc_level_embed;          // .transformer.level_embed [3, D]
+  std::vector<EncoderLayer> enc_layers;        // .transformer.encoder.layers.{i}
+  Conv2d adapter_1;                            // .adapter_1 1x1 (no bias) on res2
+  Norm adapter_1_gn;                           // .adapter_1.norm
+  Conv2d layer_1;                              // .layer_1 3x3 (no bias)
+  Norm layer_1_gn;                             // .layer_1.norm (then ReLU)
+  Conv2d mask_features;                        // .mask_features 1x1 (bias)
+
+  // sem_seg_head.predictor.*
+  std::vector<DecoderLayer> dec_layers;
+  Norm decoder_norm;                           // .decoder_norm
+  std::vector<float> query_feat, query_embed;  // .query_feat.weight, .query_embed.weight [Q, D]
+  std::vector<float> dec_level_embed;          // .level_embed.weight [3, D]
+  Linear class_embed;                          // .class_embed [K+1, D]
+  Linear mask_embed[3];                        // .mask_embed.layers.{0,1,2} [D, D]
+
+  // Sine position encodings per (H, W), computed once per size.
+  mutable std::mutex pos_mu;
+  mutable std::map<std::pair<int64_t, int64_t>, Tensor> pos_cache;
+  const Tensor& pos_embed(int64_t H, int64_t W) const;
+};
+
+// =================================================================================================
+// Loading: bind by name, check shapes, fold BatchNorm.
+// =================================================================================================
+namespace {
+
+constexpr float kNormEps = 1e-5f;
+
+std::vector<float> copy_of(const float* p, int64_t n) { return std::vector<float>(p, p + n); }
+
+Norm bind_norm(WeightBinder& b, const std::string& key, int64_t C) {
+  return {copy_of(b.f32(key + ".weight", {C}), C), copy_of(b.f32(key + ".bias", {C}), C)};
+}
+
+// Conv2d (no bias) + BatchNorm2d at `key` (".norm" child), folded: w' = w * g / sqrt(v + eps),
+// b' = beta - mean * g / sqrt(v + eps).
+Conv2d bind_conv_bn(WeightBinder& b, const std::string& key, int in_c, int out_c, int k, int stride,
+                    int pad, int dilation, dnn::Precision prec) {
+  const float* w = b.f32(key + ".weight", {out_c, in_c, k, k});
+  const float* g = b.f32(key + ".norm.weight", {out_c});
+  const float* beta = b.f32(key + ".norm.bias", {out_c});
+  const float* mean = b.f32(key + ".norm.running_mean", {out_c});
+  const float* var = b.f32(key + ".norm.running_var", {out_c});
+  const int64_t per_out = (int64_t)in_c * k * k;
+  std::vector<float> wf((size_t)out_c * per_out), bf(out_c);
+  for (int o = 0; o < out_c; ++o) {
+    const double s = (double)g[o] / std::sqrt((double)var[o] + kNormEps);
+    for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(w[o * per_out + i] * s);
+    bf[o] = (float)(beta[o] - mean[o] * s);
+  }
+  Conv2d c;
+  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec);
+  return c;
+}
+
+Conv2d bind_conv(WeightBinder& b, const std::string& key, int in_c, int out_c, int k, int pad,
+                 bool bias, dnn::Precision prec) {
+  const float* w = b.f32(key + ".weight", {out_c, in_c, k, k});
+  const float* bp = bias ? b.f32(key + ".bias", {out_c}) : nullptr;
+  Conv2d c;
+  c.init({in_c, out_c, k, k, 1, pad, 1}, w, bp, prec);
+  return c;
+}
+
+Linear bind_linear(WeightBinder& b, const std::string& key, int in, int out, dnn::Precision prec) {
+  Linear l;
+  l.init(in, out, b.f32(key + ".weight", {out, in}), b.f32(key + ".bias", {out}), prec);
+  return l;
+}
+
+// Rows [r0, r1) of a packed [rows, in] weight and its bias, as one Linear.
+Linear slice_linear(const float* w, const float* bias, int in, int r0, int r1, dnn::Precision prec) {
+  Linear l;
+  l.init(in, r1 - r0, w + (size_t)r0 * in, bias + r0, prec);
+  return l;
+}
+
+std::vector<int> blocks_per_stage(int depth) {
+  switch (depth) {
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+    case 152: return {3, 8, 36, 3};
+  }
+  throw LoadError("unsupported backbone depth " + std::to_string(depth) + " (50, 101 or 152)");
+}
+
+}  // namespace
+
+M2FP::M2FP() = default;
+M2FP::~M2FP() = default;
+const ModelConfig& M2FP::config() const { return w_->cfg; }
+dnn::Precision M2FP::precision() const { return w_->precision; }
+int M2FP::num_classes() const { return w_->cfg.num_classes; }
+
+std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt) {
+  auto file = SafetensorsFile::open(path);
+  std::unique_ptr<M2FP> model(new M2FP());
+  model->w_ = std::make_unique<Weights>();
+  Weights& W = *model->w_;
+  W.cfg = read_model_config(*file);
+  W.precision = opt.precision;
+  const ModelConfig& c = W.cfg;
+  const auto prec = opt.precision;
+  const auto fp32 = dnn::Precision::F32;  // small layers whose precision matters stay fp32
+  if (c.num_groups != 1) throw LoadError(path + ": grouped bottlenecks (num_groups > 1) are not supported");
+  if (c.transformer_in_features.size() != 3)
+    throw LoadError(path + ": the pixel decoder needs exactly 3 transformer_in_features");
+  if (c.pre_norm) throw LoadError(path + ": pre_norm decoders are not supported");
+  if (c.enforce_input_project || c.conv_dim != c.hidden_dim)
+    throw LoadError(path + ": decoder input projections (enforce_input_project) are not supported");
+  WeightBinder b(*file);
+
+  // ---- backbone -----------------------------------------------------------------------------
+  const int stem = c.stem_out_channels;
+  W.stem1 = bind_conv_bn(b, "backbone.stem.conv1", 3, stem / 2, 3, 2, 1, 1, prec);
+  W.stem2 = bind_conv_bn(b, "backbone.stem.conv2", stem / 2, stem / 2, 3, 1, 1, 1, prec);
+  W.stem3 = bind_conv_bn(b, "backbone.stem.conv3", stem / 2, stem, 3, 1, 1, 1, prec);
+  const std::vector<int> nblocks = blocks_per_stage(c.depth);
+  int in_c = stem, out_c = c.res2_out_channels, width = c.num_groups * c.width_per_group;
+  for (int s = 0; s < 4; ++s) {
+    const int dilation = s == 2 ? c.res4_dilation : s == 3 ? c.res5_dilation : 1;
+    for (int i = 0; i < nblocks[s]; ++i) {
+      const std::string key = "backbone.res" + std::to_string(s + 2) + "." + std::to_string(i);
+      const int stride = (i == 0 && s > 0 && dilation == 1) ? 2 : 1;
+      const int d = s == 3 ? dilation * c.res5_multi_grid.at(i % c.res5_multi_grid.size()) : dilation;
+      const int s1 = c.stride_in_1x1 ? stride : 1, s3 = c.stride_in_1x1 ? 1 : stride;
+      Bottleneck blk;
+      blk.conv1 = bind_conv_bn(b, key + ".conv1", in_c, width, 1, s1, 0, 1, prec);
+      blk.conv2 = bind_conv_bn(b, key + ".conv2", width, width, 3, s3, d, d, prec);
+      blk.conv3 = bind_conv_bn(b, key + ".conv3", width, out_c, 1, 1, 0, 1, prec);
+      blk.has_shortcut = in_c != out_c;
+      if (blk.has_shortcut) blk.shortcut = bind_conv_bn(b, key + ".shortcut", in_c, out_c, 1, stride, 0, 1, prec);
+      W.stages[s].push_back(std::move(blk));
+      in_c = out_c;
+    }
+    out_c *= 2;
+    width *= 2;
+  }
+
+  // ---- pixel decoder ------------------------------------------------------------------------
+  const int D = c.conv_dim, L = 3, P = 4, Hh = c.enc_nheads;
+  const std::string pd = "sem_seg_head.pixel_decoder";
+  const int res_c[4] = {c.res2_out_channels, c.res2_out_channels * 2, c.res2_out_channels * 4,
+                        c.res2_out_channels * 8};
+  for (int l = 0; l < 3; ++l) {  // level 0 = res5, 1 = res4, 2 = res3
+    const std::string key = pd + ".input_proj." + std::to_string(l);
+    W.input_proj[l] = bind_conv(b, key + ".0", res_c[3 - l], D, 1, 0, true, prec);
+    W.input_proj_gn[l] = bind_norm(b, key + ".1", D);
+  }
+  W.enc_level_embed = copy_of(b.f32(pd + ".transformer.level_embed", {L, D}), L * D);
+  for (int i = 0; i < c.enc_layers; ++i) {
+    const std::string key = pd + ".transformer.encoder.layers." + std::to_string(i);
+    EncoderLayer e;
+    e.value_proj = bind_linear(b, key + ".self_attn.value_proj", D, D, fp32);
+    // sampling_offsets and attention_weights read the same query: one GEMM, rows concatenated.
+    const int n_off = Hh * L * P * 2, n_att = Hh * L * P;
+    const float* ow = b.f32(key + ".self_attn.sampling_offsets.weight", {n_off, D});
+    const float* ob = b.f32(key + ".self_attn.sampling_offsets.bias", {n_off});
+    const float* aw = b.f32(key + ".self_attn.attention_weights.weight", {n_att, D});
+    const float* ab = b.f32(key + ".self_attn.attention_weights.bias", {n_att});
+    std::vector<float> qw(ow, ow + (size_t)n_off * D), qb(ob, ob + n_off);
+    qw.insert(qw.end(), aw, aw + (size_t)n_att * D);
+    qb.insert(qb.end(), ab, ab + n_att);
+    e.query_proj.init(D, n_off + n_att, qw.data(), qb.data(), fp32);
+    e.output_proj = bind_linear(b, key + ".self_attn.output_proj", D, D, fp32);
+    e.norm1 = bind_norm(b, key + ".norm1", D);
+    e.linear1 = bind_linear(b, key + ".linear1", D, c.enc_dim_feedforward, prec);
+    e.linear2 = bind_linear(b, key + ".linear2", c.enc_dim_feedforward, D, prec);
+    e.norm2 = bind_norm(b, key + ".norm2", D);
+    W.enc_layers.push_back(std::move(e));
+  }
+  W.adapter_1 = bind_conv(b, pd + ".adapter_1", c.res2_out_channels, D, 1, 0, false, prec);
+  W.adapter_1_gn = bind_norm(b, pd + ".adapter_1.norm", D);
+  W.layer_1 = bind_conv(b, pd + ".layer_1", D, D, 3, 1, false, prec);
+  W.layer_1_gn = bind_norm(b, pd + ".layer_1.norm", D);
+  W.mask_features = bind_conv(b, pd + ".mask_features", D, c.mask_dim, 1, 0, true, prec);
+
+  // ---- transformer decoder ------------------------------------------------------------------
+  const std::string pr = "sem_seg_head.predictor";
+  const int Q = c.num_queries, Dd = c.hidden_dim, F = c.dec_dim_feedforward;
+  for (int i = 0; i < c.dec_layers; ++i) {
+    const std::string n = std::to_string(i);
+    DecoderLayer d;
+    {
+      const std::string key = pr + ".transformer_cross_attention_layers." + n;
+      const float* w = b.f32(key + ".multihead_attn.in_proj_weight", {3 * Dd, Dd});
+      const float* bi = b.f32(key + ".multihead_attn.in_proj_bias", {3 * Dd});
+      d.cross_q = slice_linear(w, bi, Dd, 0, Dd, fp32);
+      d.cross_k = slice_linear(w, bi, Dd, Dd, 2 * Dd, fp32);
+      d.cross_v = slice_linear(w, bi, Dd, 2 * Dd, 3 * Dd, fp32);
+      d.cross_out = bind_linear(b, key + ".multihead_attn.out_proj", Dd, Dd, fp32);
+      d.cross_norm = bind_norm(b, key + ".norm", Dd);
+    }
+    {
+      const std::string key = pr + ".transformer_self_attention_layers." + n;
+      const float* w = b.f32(key + ".self_attn.in_proj_weight", {3 * Dd, Dd});
+      const float* bi = b.f32(key + ".self_attn.in_proj_bias", {3 * Dd});
+      d.self_qk = slice_linear(w, bi, Dd, 0, 2 * Dd, fp32);
+      d.self_v = slice_linear(w, bi, Dd, 2 * Dd, 3 * Dd, fp32);
+      d.self_out = bind_linear(b, key + ".self_attn.out_proj", Dd, Dd, fp32);
+      d.self_norm = bind_norm(b, key + ".norm", Dd);
+    }
+    {
+      const std::string key = pr + ".transformer_ffn_layers." + n;
+      d.ffn1 = bind_linear(b, key + ".linear1", Dd, F, fp32);
+      d.ffn2 = bind_linear(b, key + ".linear2", F, Dd, fp32);
+      d.ffn_norm = bind_norm(b, key + ".norm", Dd);
+    }
+    W.dec_layers.push_back(std::move(d));
+  }
+  W.decoder_norm = bind_norm(b, pr + ".decoder_norm", Dd);
+  W.query_feat = copy_of(b.f32(pr + ".query_feat.weight", {Q, Dd}), (int64_t)Q * Dd);
+  W.query_embed = copy_of(b.f32(pr + ".query_embed.weight", {Q, Dd}), (int64_t)Q * Dd);
+  W.dec_level_embed = copy_of(b.f32(pr + ".level_embed.weight", {3, Dd}), 3 * Dd);
+  W.class_embed = bind_linear(b, pr + ".class_embed", Dd, c.num_classes + 1, fp32);
+  for (int i = 0; i < 3; ++i)
+    W.mask_embed[i] = bind_linear(b, pr + ".mask_embed.layers." + std::to_string(i), Dd,
+                                  i == 2 ? c.dec_mask_dim : Dd, fp32);
+  if (c.dec_mask_dim != c.mask_dim)
+    throw LoadError(path + ": decoder mask_dim " + std::to_string(c.dec_mask_dim) +
+                    " != pixel decoder mask_dim " + std::to_string(c.mask_dim));
+
+  // Everything the engine keeps was copied: the mapped pages are no longer needed.
+  for (const TensorView& t : file->tensors()) file->release(t);
+  return model;
+}
+
+// =================================================================================================
+// Small helpers of the forward pass
+// =================================================================================================
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void emit(const TensorSink* sink, const std::string& name, const Tensor& t) {
+  if (sink && *sink) (*sink)(name, t);
+}
+
+// y = x + a (elementwise, same shape)
+Tensor add(const Tensor& x, const float* a) {
+  Tensor y = Tensor::empty(x.shape, x.layout);
+  const int64_t n = x.numel();
+  const float* xp = x.data();
+  float* yp = y.data();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) yp[i] = xp[i] + a[i];
+  return y;
+}
+
+// y[r, :] = x[r, :] + row[:] for every row of a [rows, C] matrix
+Tensor add_row(const Tensor& x, const float* row, int64_t C) {
+  Tensor y = Tensor::empty(x.shape, x.layout);
+  const int64_t rows = x.numel() / C;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < C; ++c) y.data()[r * C + c] = x.data()[r * C + c] + row[c];
+  return y;
+}
+
+void layer_norm(Tensor& x, const Tensor* residual, const Norm& n) {
+  const int64_t C = x.shape.back();
+  kern::layernorm_rows(x.data(), residual ? residual->data() : nullptr, n.gamma.data(), n.beta.data(),
+                       x.data(), x.numel() / C, C, kNormEps);
+}
+
+void group_norm(Tensor& x, const Norm& n, bool relu) {
+  const int64_t C = x.shape.back();
+  kern::groupnorm_nhwc(x.data(), x.data(), x.numel() / C, C, 32, n.gamma.data(), n.beta.data(),
+                       kNormEps, relu);
+}
+
+// The rows [r0, r0 + rows) of a token matrix as a feature map [H, W, C].
+Tensor rows_as_map(const Tensor& tokens, int64_t r0, int64_t H, int64_t W) {
+  const int64_t C = tokens.shape[1];
+  Tensor m = Tensor::empty({H, W, C}, Layout::HWC);
+  std::memcpy(m.data(), tokens.data() + r0 * C, (size_t)H * W * C * sizeof(float));
+  return m;
+}
+
+}  // namespace
+
+const Tensor& M2FP::Weights::pos_embed(int64_t H, int64_t W) const {
+  std::lock_guard<std::mutex> lock(pos_mu);
+  Tensor& t = pos_cache[{H, W}];
+  if (!t.defined()) {
+    const int F = cfg.conv_dim / 2;
+    t = Tensor::empty({H * W, 2 * F});
+    kern::sine_pos_embed(H, W, F, 10000.f, t.data());
+  }
+  return t;
+}
+
+// =================================================================================================
+// The forward pass
+// =================================================================================================
+namespace {
+
+struct Features {
+  Tensor res2, res3, res4, res5;  // [Hp/4, Wp/4, 256] ... [Hp/32, Wp/32, 2048]
+};
+
+// ---- backbone: DeepLab stem (three 3x3 convs + max-pool), then res2..res5 bottlenecks ---------
+Features backbone(const M2FP::Weights& W, const Tensor& image, const TensorSink* sink) {
+  Tensor x = W.stem1(image, nullptr, true);   // [Hp/2, Wp/2, 64]
+  x = W.stem2(x, nullptr, true);              // [Hp/2, Wp/2, 64]
+  x = W.stem3(x, nullptr, true);              // [Hp/2, Wp/2, 128]
+  x = dnn::max_pool_3x3_s2(x);                // [Hp/4, Wp/4, 128]
+  emit(sink, "stem", x);
+  Features f;
+  Tensor* outs[4] = {&f.res2, &f.res3, &f.res4, &f.res5};
+  for (int s = 0; s < 4; ++s) {
+    for (const Bottleneck& blk : W.stages[s]) {
+      Tensor h = blk.conv1(x, nullptr, true);                    // [H, W, w]
+      h = blk.conv2(h, nullptr, true);                           // [H/s, W/s, w]
+      Tensor sc = blk.has_shortcut ? blk.shortcut(x) : x;        // [H/s, W/s, out]
+      x = blk.conv3(h, &sc, true);                               // relu(conv3(h) + shortcut)
+    }
+    *outs[s] = x;
+    emit(sink, "res" + std::to_string(s + 2), x);
+  }
+  return f;
+}
+
+struct PixelDecoderOut {
+  Tensor maps[3];        // strides 32, 16, 8: [H_l, W_l, D]
+  Tensor mask_features;  // [Hp/4, Wp/4, D]
+};
+
+// ---- pixel decoder: 6 multi-scale deformable attention layers over res5, res4, res3, then the
+// ---- FPN step to stride 4 and the mask features -----------------------------------------------
+PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const TensorSink* sink) {
+  const ModelConfig& c = W.cfg;
+  const int D = c.conv_dim, L = 3, P = 4, heads = c.enc_nheads, dh = D / heads;
+  const Tensor* level_in[3] = {&f.res5, &f.res4, &f.res3};
+  int64_t shapes[3][2], start[3], N = 0;
+  for (int l = 0; l < L; ++l) {
+    shapes[l][0] = level_in[l]->shape[0];
+    shapes[l][1] = level_in[l]->shape[1];
+    start[l] = N;
+    N += shapes[l][0] * shapes[l][1];
+  }
+
+  // Input projection + GroupNorm per level, flattened and concatenated: src [N, D];
+  // pos [N, D] = sine encoding + level embedding; reference points [N, 2].
+  Tensor src = Tensor::empty({N, D}), pos = Tensor::empty({N, D}), ref = Tensor::empty({N, 2});
+  for (int l = 0; l < L; ++l) {
+    Tensor p = W.input_proj[l](*level_in[l]);  // [H_l, W_l, D]
+    group_norm(p, W.input_proj_gn[l], false);
+    const int64_t Hl = shapes[l][0], Wl = shapes[l][1], n = Hl * Wl;
+    std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
+    const Tensor& pe = W.pos_embed(Hl, Wl);
+    const float* le = W.enc_level_embed.data() + l * D;
+    for (int64_t t = 0; t < n; ++t)
+      for (int ch = 0; ch < D; ++ch) pos.data()[(start[l] + t) * D + ch] = pe.data()[t * D + ch] + le[ch];
+    for (int64_t r = 0; r < Hl; ++r)
+      for (int64_t q = 0; q < Wl; ++q) {
+        float* rp = ref.data() + (start[l] + r * Wl + q) * 2;
+        rp[0] = (q + 0.5f) / (float)Wl;
+        rp[1] = (r + 0.5f) / (float)Hl;
+      }
+  }
+  emit(sink, "encoder.src", src);
+  emit(sink, "encoder.pos", pos);
+
+  const int n_off = heads * L * P * 2;
+  Tensor value = Tensor::empty({N, D}), qp = Tensor::empty({N, n_off + heads * L * P});
+  Tensor attn = Tensor::empty({N, D});
+  for (size_t i = 0; i < W.enc_layers.size(); ++i) {
+    const EncoderLayer& e = W.enc_layers[i];
+    // self-attention (multi-scale deformable): queries src + pos, values src
+    Tensor q = add(src, pos.data());                                         // [N, D]
+    e.value_proj.forward(src.data(), D, N, value.data(), D);                 // [N, D]
+    e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
+    kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
+                         qp.data() + n_off, qp.shape[1], attn.data(), N);   // [N, D]
+    Tensor a = e.output_proj(attn);                                          // [N, D]
+    layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
+    // feed-forward
+    Tensor h = e.linear1(src, true);                                         // [N, F]
+    Tensor o = e.linear2(h);                                                 // [N, D]
+    layer_norm(src, &o, e.norm2);                                            // src = norm2(src + o)
+    emit(sink, "encoder.layer" + std::to_string(i), src);
+  }
+
+  PixelDecoderOut out;
+  const char* names[3] = {"pixel_decoder.s32", "pixel_decoder.s16", "pixel_decoder.s8"};
+  for (int l = 0; l < L; ++l) {
+    out.maps[l] = rows_as_map(src, start[l], shapes[l][0], shapes[l][1]);
+    emit(sink, names[l], out.maps[l]);
+  }
+
+  // FPN: stride 4 = layer_1(adapter_1(res2) + upsample(stride 8))
+  Tensor lat = W.adapter_1(f.res2);                                          // [Hp/4, Wp/4, D]
+  group_norm(lat, W.adapter_1_gn, false);
+  const int64_t H4 = lat.shape[0], W4 = lat.shape[1];
+  Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
+  kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
+  Tensor y = W.layer_1(add(lat, up.data()));                                 // [Hp/4, Wp/4, D]
+  group_norm(y, W.layer_1_gn, true);
+  emit(sink, "pixel_decoder.s4", y);
+  out.mask_features = W.mask_features(y);                                    // [Hp/4, Wp/4, mask_dim]
+  emit(sink, "mask_features", out.mask_features);
+  return out;
+}
+
+// ---- prediction heads: class logits, mask logits, and the attention mask for the next layer ---
+struct Heads {
+  Tensor logits;                // [Q, K+1]
+  Tensor masks;                 // [Q, H4, W4]
+  std::vector<uint8_t> attn;    // [Q, Ht*Wt], 1 = key excluded (sigmoid(mask) < 0.5)
+};
+
+Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor& mask_features,
+                       int64_t Ht, int64_t Wt) {
+  const ModelConfig& c = W.cfg;
+  const int64_t Q = output.shape[0], H4 = mask_features.shape[0], W4 = mask_features.shape[1];
+  Tensor dn = output.clone();
+  layer_norm(dn, nullptr, W.decoder_norm);                           // [Q, D]
+  Heads h;
+  h.logits = W.class_embed(dn);                                      // [Q, K+1]
+  Tensor me = W.mask_embed[0](dn, true);
+  me = W.mask_embed[1](me, true);
+  me = W.mask_embed[2](me);                                          // [Q, mask_dim]
+  h.masks = Tensor::empty({Q, H4, W4});
+  dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
+  if (Ht > 0) {
+    std::vector<float> small((size_t)Q * Ht * Wt);
+    kern::resize_bilinear_planes(h.masks.data(), Q, H4, W4, small.data(), Ht, Wt);
+    h.attn.resize(small.size());
+    for (size_t i = 0; i < small.size(); ++i) h.attn[i] = 1.f / (1.f + std::exp(-small[i])) < 0.5f;
+  }
+  return h;
+}
+
+// ---- transformer decoder: 9 layers of masked cross-attention, self-attention and FFN ----------
+ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut& pdo,
+                                   const TensorSink* sink) {
+  const ModelConfig& c = W.cfg;
+  const int D = c.hidden_dim, heads = c.dec_nheads, dh = D / heads, Q = c.num_queries;
+  const float scale = 1.f / std::sqrt((float)dh);
+
+  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l.
+  Tensor src[3], key_in[3];
+  int64_t Hs[3], Ws[3];
+  for (int l = 0; l < 3; ++l) {
+    Hs[l] = pdo.maps[l].shape[0];
+    Ws[l] = pdo.maps[l].shape[1];
+    Tensor flat = pdo.maps[l];
+    flat.shape = {Hs[l] * Ws[l], D};
+    flat.layout = Layout::Plain;
+    src[l] = add_row(flat, W.dec_level_embed.data() + l * D, D);      // [H_l*W_l, D]
+    key_in[l] = add(src[l], W.pos_embed(Hs[l], Ws[l]).data());        // [H_l*W_l, D]
+  }
+
+  Tensor output = Tensor::empty({Q, D});                              // query features
+  std::memcpy(output.data(), W.query_feat.data(), W.query_feat.size() * sizeof(float));
+  const float* qe = W.query_embed.data();                             // query positions [Q, D]
+
+  Heads h = prediction_heads(W, output, pdo.mask_features, Hs[0], Ws[0]);
+  emit(sink, "decoder.logits0", h.logits);
+  emit(sink, "decoder.masks0", h.masks);
+
+  Tensor a = Tensor::empty({Q, D});
+  for (size_t i = 0; i < W.dec_layers.size(); ++i) {
+    const DecoderLayer& d = W.dec_layers[i];
+    const int l = (int)(i % 3);
+    const int64_t Lk = Hs[l] * Ws[l];
+
+    // masked cross-attention to level l (fully masked rows attend everywhere: in the kernel)
+    Tensor q = d.cross_q(add(output, qe));                            // [Q, D]
+    Tensor k = d.cross_k(key_in[l]);                                  // [Lk, D]
+    Tensor v = d.cross_v(src[l]);                                     // [Lk, D]
+    kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk,
+                           heads, dh, scale);
+    Tensor o = d.cross_out(a);
+    layer_norm(output, &o, d.cross_norm);                             // output = norm(output + o)
+
+    // self-attention over the queries
+    Tensor qk = d.self_qk(add(output, qe));                           // [Q, 2D] = q ++ k
+    Tensor sv = d.self_v(output);                                     // [Q, D]
+    kern::masked_attention(qk.data(), 2 * D, qk.data() + D, 2 * D, sv.data(), D, nullptr, a.data(), D,
+                           Q, Q, heads, dh, scale);
+    o = d.self_out(a);
+    layer_norm(output, &o, d.self_norm);
+
+    // feed-forward
+    Tensor f = d.ffn2(d.ffn1(output, true));
+    layer_norm(output, &f, d.ffn_norm);
+    emit(sink, "decoder.query" + std::to_string(i), output);
+
+    // heads, with the attention mask for the next layer's level
+    const bool last = i + 1 == W.dec_layers.size();
+    const int nl = (int)((i + 1) % 3);
+    h = prediction_heads(W, output, pdo.mask_features, last ? 0 : Hs[nl], last ? 0 : Ws[nl]);
+    emit(sink, "decoder.logits" + std::to_string(i + 1), h.logits);
+    emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);
+  }
+  emit(sink, "pred_logits", h.logits);
+  emit(sink, "pred_masks", h.masks);
+  return {h.logits, h.masks};
+}
+
+}  // namespace
+
+ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, ForwardTimes* times) const {
+  if (image.shape.size() != 3 || image.shape[2] != 3 || image.shape[0] % 32 || image.shape[1] % 32 ||
+      image.shape[0] == 0 || image.shape[1] == 0)
+    throw std::invalid_argument("M2FP::forward: expected [Hp, Wp, 3] with Hp, Wp multiples of 32, got " +
+                                image.shape_str());
+  emit(sink, "image", image);
+  auto t0 = Clock::now();
+  Features f = backbone(*w_, image, sink);
+  const double t_backbone = ms_since(t0);
+  t0 = Clock::now();
+  PixelDecoderOut pdo = pixel_decoder(*w_, f, sink);
+  const double t_pixel = ms_since(t0);
+  f = Features();  // release the backbone maps
+  t0 = Clock::now();
+  ForwardOutputs out = transformer_decoder(*w_, pdo, sink);
+  if (times) {
+    times->backbone_ms = t_backbone;
+    times->pixel_decoder_ms = t_pixel;
+    times->transformer_decoder_ms = ms_since(t0);
+  }
+  return out;
+}
+
+}  // namespace m2fp

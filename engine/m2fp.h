@@ -1,0 +1,65 @@
+// engine/m2fp.h: the M2FP network: load a converted checkpoint, run the forward pass.
+//
+// The forward pass itself (backbone -> pixel decoder -> transformer decoder -> heads) reads top to
+// bottom in engine/m2fp.cpp. Pre-processing is engine/preprocess.h, post-processing
+// engine/postprocess.h; engine/pipeline.h strings them together for one photo.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/dnn.h"
+#include "engine/tensor.h"
+#include "model_loader/config.h"
+
+namespace m2fp {
+
+// Receives every named intermediate (docs/INTERMEDIATES.md) as it is computed. HWC tensors are
+// channels-last; consumers that need PyTorch's [C, H, W] transpose them (see engine/io.h).
+using TensorSink = std::function<void(const std::string& name, const Tensor& t)>;
+
+struct ForwardOutputs {
+  Tensor pred_logits;  // [Q, K+1]          class logits of the last prediction head
+  Tensor pred_masks;   // [Q, Hp/4, Wp/4]  mask logits of the last prediction head
+};
+
+struct ForwardTimes {
+  double backbone_ms = 0, pixel_decoder_ms = 0, transformer_decoder_ms = 0;
+};
+
+struct LoadOptions {
+  dnn::Precision precision = dnn::Precision::F32;
+};
+
+class M2FP {
+ public:
+  // Maps and validates the safetensors file, binds every tensor by name and shape (errors name the
+  // file and the key), folds BatchNorm into the convolutions and copies the weights it keeps.
+  static std::unique_ptr<M2FP> load(const std::string& path, const LoadOptions& opt = {});
+  ~M2FP();
+
+  const ModelConfig& config() const;
+  dnn::Precision precision() const;
+  int num_classes() const;    // K (CIHP 21, LIP 20); logits have K + 1 columns
+
+  // image [Hp, Wp, 3] (Layout::HWC), normalised, Hp and Wp multiples of 32.
+  // Safe to call from several threads at once.
+  ForwardOutputs forward(const Tensor& image, const TensorSink* sink = nullptr,
+                         ForwardTimes* times = nullptr) const;
+
+  struct Weights;
+
+ private:
+  M2FP();
+  std::unique_ptr<Weights> w_;
+};
+
+// Multiply-adds per stage for an Hp x Wp input (for `m2fp inspect` and GFLOP/s figures).
+struct LayerCost {
+  std::string stage, name, out_shape;
+  double macs = 0;
+};
+std::vector<LayerCost> layer_costs(const ModelConfig& cfg, int64_t Hp, int64_t Wp);
+
+}  // namespace m2fp

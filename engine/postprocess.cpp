@@ -1,0 +1,435 @@
+// engine/postprocess.cpp: upstream M2FP post-processing in bands of output rows.
+#include "engine/postprocess.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+
+#include "kernels/kernels.h"
+
+namespace m2fp {
+namespace {
+
+inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+// Mask logits of one query at the original resolution, a band of rows at a time:
+//   quarter [h4, w4] -> padded [Hp, Wp] -> crop box -> original [H0, W0]
+// each step F.interpolate(bilinear, align_corners=False), as upstream. Only the padded-size rows
+// the band needs are computed.
+class MaskUpsampler {
+ public:
+  MaskUpsampler(int64_t h4, int64_t w4, const PostprocessGeometry& g)
+      : h4_(h4), w4_(w4), Hp_(g.Hp), Wp_(g.Wp), cy0_(g.crop_box.y0), cx0_(g.crop_box.x0),
+        ch_(g.crop_box.y1 - g.crop_box.y0), cw_(g.crop_box.x1 - g.crop_box.x0), H0_(g.H0), W0_(g.W0),
+        k_(kern::active()) {}
+
+  struct Scratch {
+    std::vector<float> padded_rows;  // [rows, Wp]
+    std::vector<float> crop;         // [ch, cw] (only the rows a band needs are filled)
+  };
+
+  // out [y1 - y0, W0] = rows [y0, y1) of the upsampled mask of `plane` [h4, w4].
+  void rows(const float* plane, int64_t y0, int64_t y1, float* out, Scratch& s) const {
+    int64_t r0, r1;
+    crop_rows_needed(y0, y1, &r0, &r1);
+    s.padded_rows.resize((size_t)(r1 - r0) * Wp_);
+    s.crop.resize((size_t)ch_ * cw_);
+    k_.resize_bilinear_plane_rows(plane, h4_, w4_, s.padded_rows.data(), Hp_, Wp_, cy0_ + r0, cy0_ + r1);
+    for (int64_t r = r0; r < r1; ++r)
+      std::memcpy(s.crop.data() + r * cw_, s.padded_rows.data() + (r - r0) * Wp_ + cx0_,
+                  (size_t)cw_ * sizeof(float));
+    k_.resize_bilinear_plane_rows(s.crop.data(), ch_, cw_, out, H0_, W0_, y0, y1);
+  }
+
+  int64_t H0() const { return H0_; }
+  int64_t W0() const { return W0_; }
+
+ private:
+  // Crop rows [r0, r1) that output rows [y0, y1) read (ATen's source-index rule, one row of margin).
+  void crop_rows_needed(int64_t y0, int64_t y1, int64_t* r0, int64_t* r1) const {
+    const float scale = (float)ch_ / (float)H0_;
+    auto src = [&](int64_t y) { return std::max(0.f, scale * (y + 0.5f) - 0.5f); };
+    *r0 = std::max<int64_t>(0, (int64_t)src(y0) - 1);
+    *r1 = std::min<int64_t>(ch_, (int64_t)src(y1 - 1) + 3);
+  }
+
+  int64_t h4_, w4_, Hp_, Wp_, cy0_, cx0_, ch_, cw_, H0_, W0_;
+  const kern::KernelTable& k_;
+};
+
+struct MaskStats {
+  int64_t pos = 0;       // pixels with mask > 0
+  double sig_sum = 0;    // sum of sigmoid(mask) over those pixels
+  BBox bbox{INT32_MAX, INT32_MAX, -1, -1};
+};
+
+void grow(BBox& b, int x, int y) {
+  b.x0 = std::min(b.x0, x);
+  b.y0 = std::min(b.y0, y);
+  b.x1 = std::max(b.x1, x + 1);
+  b.y1 = std::max(b.y1, y + 1);
+}
+
+BBox finished(const BBox& b) { return b.x1 < 0 ? BBox{} : b; }
+
+std::vector<double> label_fractions(const std::vector<uint8_t>& labels, int n_classes) {
+  std::vector<double> f(n_classes, 0.0);
+  for (uint8_t l : labels)
+    if (l < n_classes) f[l] += 1;
+  for (double& v : f) v /= std::max<size_t>(1, labels.size());
+  return f;
+}
+
+// Bands sized so that `planes` band buffers stay within ~16 MB per thread.
+int64_t band_rows_for(int64_t planes, int64_t W0, int requested) {
+  const int64_t budget = 4 << 20;  // floats
+  return std::max<int64_t>(1, std::min<int64_t>(requested, budget / std::max<int64_t>(1, planes * W0)));
+}
+
+// ---- multi-person (parsing_on) ----------------------------------------------------------------
+Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
+                          const PostprocessOptions& opt, const TensorSink* sink) {
+  const int64_t Q = out.pred_logits.shape[0], K1 = out.pred_logits.shape[1], K = K1 - 1;
+  const int64_t h4 = out.pred_masks.shape[1], w4 = out.pred_masks.shape[2];
+  const int human = cfg.num_parsing;                 // class index of "Human" (CIHP: 20)
+  const int n_sem = cfg.num_parsing;                 // semantic map channels (classes < num_parsing)
+  const float thr = cfg.parsing_ins_score_thr;
+  const int64_t H0 = g.H0, W0 = g.W0;
+
+  // Class scores: softmax over K+1, drop "no object"; top 100 (query, class) pairs.
+  Tensor prob = out.pred_logits.clone();
+  kern::softmax_rows(prob.data(), Q, K1);
+  std::vector<int64_t> idx((size_t)(Q * K));
+  std::iota(idx.begin(), idx.end(), 0);
+  auto score_of = [&](int64_t i) { return prob.data()[(i / K) * K1 + i % K]; };
+  const int64_t topk = std::min<int64_t>(100, Q * K);
+  std::partial_sort(idx.begin(), idx.begin() + topk, idx.end(), [&](int64_t a, int64_t b) {
+    const float sa = score_of(a), sb = score_of(b);
+    return sa != sb ? sa > sb : a < b;
+  });
+  idx.resize(topk);
+
+  // Pass A: per selected query, the foreground statistics of its full-resolution mask.
+  std::vector<int> uq;
+  for (int64_t i : idx) uq.push_back((int)(i / K));
+  std::sort(uq.begin(), uq.end());
+  uq.erase(std::unique(uq.begin(), uq.end()), uq.end());
+  std::vector<MaskStats> stats(Q);
+  MaskUpsampler up(h4, w4, g);
+  const int64_t bandA = band_rows_for(1, W0, 64);
+#pragma omp parallel
+  {
+    MaskUpsampler::Scratch s;
+    std::vector<float> rows((size_t)bandA * W0);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t u = 0; u < uq.size(); ++u) {
+      const int q = uq[u];
+      MaskStats st;
+      for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
+        const int64_t y1 = std::min(H0, y0 + bandA);
+        up.rows(out.pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, rows.data(), s);
+        for (int64_t y = y0; y < y1; ++y) {
+          const float* r = rows.data() + (y - y0) * W0;
+          for (int64_t x = 0; x < W0; ++x)
+            if (r[x] > 0.f) {
+              ++st.pos;
+              st.sig_sum += sigmoid(r[x]);
+              grow(st.bbox, (int)x, (int)y);
+            }
+        }
+      }
+      stats[q] = st;
+    }
+  }
+
+  // Final scores and the three roles a pair can have.
+  struct Pair {
+    int q, c;
+    float score;
+  };
+  std::vector<Pair> parts, humans;
+  std::vector<std::vector<Pair>> pasted(n_sem);
+  for (int64_t i : idx) {
+    const int q = (int)(i / K), c = (int)(i % K);
+    const MaskStats& st = stats[q];
+    const float mask_score = (float)(st.sig_sum / ((double)st.pos + 1e-6));
+    const Pair p{q, c, score_of(i) * mask_score};
+    if (c == human) {
+      if (p.score > 0.1f) humans.push_back(p);
+    } else {
+      if (c != 0 && p.score >= 0.1f) parts.push_back(p);
+      if (c < n_sem && p.score >= thr) pasted[c].push_back(p);
+    }
+  }
+  auto by_score_desc = [](const Pair& a, const Pair& b) {
+    return a.score != b.score ? a.score > b.score : a.q < b.q;
+  };
+  std::sort(parts.begin(), parts.end(), by_score_desc);
+  std::sort(humans.begin(), humans.end(), by_score_desc);
+  for (auto& v : pasted)  // upstream pastes in ascending score order
+    std::stable_sort(v.begin(), v.end(), [](const Pair& a, const Pair& b) { return a.score < b.score; });
+
+  // Queries whose full-resolution rows pass B needs, and their slot in the band buffer.
+  std::vector<int> slot(Q, -1), need;
+  auto want = [&](int q) {
+    if (slot[q] < 0) {
+      slot[q] = (int)need.size();
+      need.push_back(q);
+    }
+  };
+  for (auto& v : pasted)
+    for (auto& p : v) want(p.q);
+  for (auto& p : parts) want(p.q);
+  for (auto& p : humans) want(p.q);
+
+  // Pass B: bands of output rows: semantic paste + argmax, person map, part/person overlaps.
+  Parsing res;
+  res.width = (int)W0;
+  res.height = (int)H0;
+  res.class_names = cfg.classes;
+  res.labels.assign((size_t)(H0 * W0), 0);
+  res.person_map.assign((size_t)(H0 * W0), 0);
+  Tensor semantic;
+  if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
+  const int64_t nP = (int64_t)parts.size(), nH = (int64_t)humans.size();
+  const int T = omp_get_max_threads();
+  std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
+  const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
+  const int64_t n_bands = (H0 + bandB - 1) / bandB;
+#pragma omp parallel
+  {
+    MaskUpsampler::Scratch s;
+    std::vector<float> m((size_t)need.size() * bandB * W0);
+    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0);
+    std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_bands; ++b) {
+      const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB), npx = (y1 - y0) * W0;
+      for (size_t j = 0; j < need.size(); ++j)
+        up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
+      auto rows_of = [&](int q) { return m.data() + (size_t)slot[q] * bandB * W0; };
+
+      // semantic map: per class, paste instances in ascending score, average where pasted
+      for (int c = 0; c < n_sem; ++c) {
+        float* cp = cat.data() + (size_t)c * bandB * W0;
+        std::fill(cp, cp + npx, 0.f);
+        std::fill(times.begin(), times.begin() + npx, 0.f);
+        for (const Pair& p : pasted[c]) {
+          const float* r = rows_of(p.q);
+          for (int64_t i = 0; i < npx; ++i) {
+            const float v = sigmoid(r[i]) * p.score;
+            if (v > 0.5f) {
+              cp[i] += v;
+              times[i] += 1.f;
+            }
+          }
+        }
+        if (!pasted[c].empty())
+          for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
+        if (opt.emit_semantic) std::memcpy(semantic.data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
+      }
+      uint8_t* lab = res.labels.data() + y0 * W0;
+      for (int64_t i = 0; i < npx; ++i) {
+        int best = 0;
+        float bv = cat[i];
+        for (int c = 1; c < n_sem; ++c) {
+          const float v = cat[(size_t)c * bandB * W0 + i];
+          if (v > bv) bv = v, best = c;
+        }
+        lab[i] = (uint8_t)best;
+      }
+
+      // person map: the kept human with the largest mask logit among those covering the pixel
+      uint8_t* pm = res.person_map.data() + y0 * W0;
+      for (int64_t i = 0; i < npx; ++i) {
+        float bv = 0.f;
+        int best = 0;
+        for (int64_t h = 0; h < nH && h < 255; ++h) {
+          const float v = rows_of(humans[h].q)[i];
+          if (v > bv) bv = v, best = (int)h + 1;
+        }
+        pm[i] = (uint8_t)best;
+      }
+      // overlap of each part instance with each human instance
+      for (int64_t p = 0; p < nP; ++p) {
+        const float* rp = rows_of(parts[p].q);
+        for (int64_t h = 0; h < nH; ++h) {
+          const float* rh = rows_of(humans[h].q);
+          int64_t n = 0;
+          for (int64_t i = 0; i < npx; ++i) n += (rp[i] > 0.f) & (rh[i] > 0.f);
+          overlap[p * nH + h] += n;
+        }
+      }
+    }
+  }
+
+  // Instances (parts, then humans, each by descending score) and persons.
+  const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
+  for (const Pair& p : parts) {
+    Instance in;
+    in.kind = Instance::Kind::Part;
+    in.category_id = p.c;
+    in.label = label_of(p.c);
+    in.score = p.score;
+    in.area = stats[p.q].pos;
+    in.bbox = finished(stats[p.q].bbox);
+    in.query = p.q;
+    res.instances.push_back(in);
+  }
+  for (const Pair& p : humans) {
+    Instance in;
+    in.kind = Instance::Kind::Human;
+    in.category_id = p.c;
+    in.label = label_of(p.c);
+    in.score = p.score;
+    in.area = stats[p.q].pos;
+    in.bbox = finished(stats[p.q].bbox);
+    in.query = p.q;
+    Person person;
+    person.instance = (int)res.instances.size();
+    person.score = in.score;
+    person.bbox = in.bbox;
+    person.area = in.area;
+    res.instances.push_back(in);
+    res.persons.push_back(person);
+  }
+  for (int64_t p = 0; p < nP; ++p) {
+    int64_t best = 0;
+    int who = -1;
+    for (int64_t h = 0; h < nH; ++h) {
+      int64_t n = 0;
+      for (int t = 0; t < T; ++t) n += overlap_t[t][p * nH + h];
+      if (n > best) best = n, who = (int)h;
+    }
+    res.instances[p].person = who;
+    if (who >= 0) res.persons[who].parts.push_back((int)p);
+  }
+  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
+  if (opt.emit_semantic && sink && *sink) {
+    (*sink)("semantic", semantic);
+    Tensor l = Tensor::empty({H0, W0});
+    for (int64_t i = 0; i < H0 * W0; ++i) l.data()[i] = res.labels[i];
+    (*sink)("labels", l);
+  }
+  return res;
+}
+
+// ---- single-person (single_human) -------------------------------------------------------------
+Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
+                           const PostprocessOptions& opt, const TensorSink* sink) {
+  const int64_t Q = out.pred_logits.shape[0], K1 = out.pred_logits.shape[1], K = K1 - 1;
+  const int64_t h4 = out.pred_masks.shape[1], w4 = out.pred_masks.shape[2];
+  const int64_t H0 = g.H0, W0 = g.W0;
+  const BBox& box = g.crop_box;
+  const int64_t ch = box.y1 - box.y0, cw = box.x1 - box.x0;
+
+  // A^T [K, Q]: class probabilities without "no object", transposed for the GEMM.
+  Tensor prob = out.pred_logits.clone();
+  kern::softmax_rows(prob.data(), Q, K1);
+  std::vector<float> at((size_t)K * Q);
+  for (int64_t q = 0; q < Q; ++q)
+    for (int64_t c = 0; c < K; ++c) at[c * Q + q] = prob.data()[q * K1 + c];
+
+  Parsing res;
+  res.width = (int)W0;
+  res.height = (int)H0;
+  res.single_human = true;
+  res.class_names = cfg.classes;
+  res.labels.assign((size_t)(H0 * W0), 0);
+  Tensor semantic;
+  if (opt.emit_semantic) semantic = Tensor::empty({K, H0, W0});
+  const bool masks_first = cfg.sem_seg_postprocess_before_inference || cfg.parsing_on;
+
+  auto argmax_band = [&](const float* sem /*[K, npx], row stride ld*/, int64_t ld, int64_t y0, int64_t npx) {
+    for (int64_t i = 0; i < npx; ++i) {
+      int best = 0;
+      float bv = sem[i];
+      for (int64_t c = 1; c < K; ++c)
+        if (sem[c * ld + i] > bv) bv = sem[c * ld + i], best = (int)c;
+      res.labels[y0 * W0 + i] = (uint8_t)best;
+    }
+    if (opt.emit_semantic)
+      for (int64_t c = 0; c < K; ++c)
+        std::memcpy(semantic.data() + (c * H0 * W0) + y0 * W0, sem + c * ld, npx * sizeof(float));
+  };
+
+  if (!masks_first) {
+    // semantic inference at the padded size, then crop the box and resize to the original size
+    const int64_t Hp = g.Hp, Wp = g.Wp;
+    std::vector<float> sig((size_t)Q * Hp * Wp);
+    kern::resize_bilinear_planes(out.pred_masks.data(), Q, h4, w4, sig.data(), Hp, Wp);
+    for (float& v : sig) v = sigmoid(v);
+    std::vector<float> sem((size_t)K * Hp * Wp);
+    dnn::matmul_ab(at.data(), sig.data(), sem.data(), K, Hp * Wp, Q);  // [K, Hp*Wp]
+    sig = std::vector<float>();
+    std::vector<float> crop((size_t)K * ch * cw);
+    for (int64_t c = 0; c < K; ++c)
+      for (int64_t y = 0; y < ch; ++y)
+        std::memcpy(crop.data() + (c * ch + y) * cw, sem.data() + c * Hp * Wp + (box.y0 + y) * Wp + box.x0,
+                    cw * sizeof(float));
+    const int64_t band = band_rows_for(K, W0, opt.band_rows), n_bands = (H0 + band - 1) / band;
+    const kern::KernelTable& k = kern::active();
+#pragma omp parallel
+    {
+      std::vector<float> rows((size_t)K * band * W0);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < n_bands; ++b) {
+        const int64_t y0 = b * band, y1 = std::min(H0, y0 + band);
+        for (int64_t c = 0; c < K; ++c)
+          k.resize_bilinear_plane_rows(crop.data() + c * ch * cw, ch, cw, rows.data() + c * band * W0, H0, W0, y0, y1);
+        argmax_band(rows.data(), band * W0, y0, (y1 - y0) * W0);
+      }
+    }
+  } else {
+    // masks to the original size first (band by band), then semantic inference there
+    MaskUpsampler up(h4, w4, g);
+    const int64_t band = band_rows_for(Q + K, W0, opt.band_rows), n_bands = (H0 + band - 1) / band;
+#pragma omp parallel
+    {
+      MaskUpsampler::Scratch s;
+      std::vector<float> m((size_t)Q * band * W0), sem((size_t)K * band * W0);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < n_bands; ++b) {
+        const int64_t y0 = b * band, y1 = std::min(H0, y0 + band), npx = (y1 - y0) * W0;
+        for (int64_t q = 0; q < Q; ++q) {
+          float* r = m.data() + q * npx;
+          up.rows(out.pred_masks.data() + q * h4 * w4, y0, y1, r, s);
+          for (int64_t i = 0; i < npx; ++i) r[i] = sigmoid(r[i]);
+        }
+        dnn::matmul_ab(at.data(), m.data(), sem.data(), K, npx, Q);
+        argmax_band(sem.data(), npx, y0, npx);
+      }
+    }
+  }
+  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
+  if (opt.emit_semantic && sink && *sink) {
+    (*sink)("semantic", semantic);
+    Tensor l = Tensor::empty({H0, W0});
+    for (int64_t i = 0; i < H0 * W0; ++i) l.data()[i] = res.labels[i];
+    (*sink)("labels", l);
+  }
+  return res;
+}
+
+}  // namespace
+
+Parsing postprocess(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
+                    const PostprocessOptions& opt, const TensorSink* sink) {
+  if (out.pred_logits.shape.size() != 2 || out.pred_masks.shape.size() != 3 ||
+      out.pred_logits.shape[0] != out.pred_masks.shape[0])
+    throw std::invalid_argument("postprocess: pred_logits " + out.pred_logits.shape_str() +
+                                " and pred_masks " + out.pred_masks.shape_str() + " do not match");
+  const BBox& b = g.crop_box;
+  if (g.H0 <= 0 || g.W0 <= 0 || b.x0 < 0 || b.y0 < 0 || b.x1 > g.Wp || b.y1 > g.Hp || b.x1 <= b.x0 || b.y1 <= b.y0)
+    throw std::invalid_argument("postprocess: bad geometry");
+  if (cfg.single_human) return postprocess_single(cfg, out, g, opt, sink);
+  if (!cfg.parsing_on)
+    throw std::invalid_argument("postprocess: multi-person models need parsing_on (semantic-only is not supported)");
+  return postprocess_multi(cfg, out, g, opt, sink);
+}
+
+}  // namespace m2fp

@@ -1,0 +1,41 @@
+// engine/postprocess.h: from the decoder's logits and mask logits to a Parsing, as upstream's
+// M2FP.postprocess computes it (modelscope .../image_human_parsing/m2fp_net.py), in bounded memory.
+//
+// Multi-person (parsing_on): masks are upsampled to the padded size, cropped to the resized image
+// and upsampled to the original size; the top 100 (query, class) pairs become part and human
+// instances (score = class probability x mean foreground sigmoid), the semantic map pastes the part
+// instances with score >= parsing_ins_score_thr, and the label map is its argmax.
+// Single-person (single_human): semantic inference softmax(logits)[:, :-1]^T . sigmoid(masks),
+// cropped back to the photo's box and resized to the original size; the label map is its argmax.
+//
+// Full-resolution masks are never all held at once: they are produced in bands of rows, so a
+// 12-megapixel photo costs a few tens of megabytes here, not 100 x 48 MB.
+#pragma once
+
+#include <functional>
+
+#include "engine/m2fp.h"
+#include "engine/parsing.h"
+#include "engine/tensor.h"
+#include "model_loader/config.h"
+
+namespace m2fp {
+
+struct PostprocessGeometry {
+  int64_t Hp = 0, Wp = 0;  // padded network input
+  int64_t nh = 0, nw = 0;  // the photo inside it (resized size, or the single-person canvas size)
+  int64_t H0 = 0, W0 = 0;  // original photo
+  BBox crop_box;           // single-person: the photo's box inside the canvas
+};
+
+struct PostprocessOptions {
+  // Hand the full [C, H0, W0] semantic map to the sink as "semantic" (and "labels"); costs
+  // C x H0 x W0 floats, so only for dumps and parity tests.
+  bool emit_semantic = false;
+  int band_rows = 32;  // output rows per band
+};
+
+Parsing postprocess(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
+                    const PostprocessOptions& opt = {}, const TensorSink* sink = nullptr);
+
+}  // namespace m2fp
