@@ -1,0 +1,152 @@
+// app/cmd_parse.cpp: `m2fp parse`: photos in, parsings out (SPEC section 8).
+//
+// For each IMAGE: DIR/<stem>/result.json, labels.png (class index per pixel), parsing.png (the
+// labels over the photo with a legend), labels_color.png (the label map in palette colours) and,
+// with --dump-tensors, tensors/<name>.npy for every named intermediate (docs/INTERMEDIATES.md).
+// The model is loaded once; a photo that fails is reported and the others are still parsed; the
+// exit status is 1 if any failed.
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "app/args.h"
+#include "app/commands.h"
+#include "app/report.h"
+#include "engine/io.h"
+#include "engine/pipeline.h"
+#include "engine/render.h"
+#include "kernels/kernels.h"
+
+namespace fs = std::filesystem;
+
+namespace m2fp::app {
+
+void set_threads(int n) {
+  if (n > 0) omp_set_num_threads(n);
+}
+
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) throw std::runtime_error(path + ": read error");
+  return bytes;
+}
+
+// Writes every named intermediate as DIR/<name>.npy, feature maps as [C, H, W].
+TensorSink npy_sink(const std::string& dir) {
+  return [dir](const std::string& name, const Tensor& t) {
+    const std::string path = dir + "/" + name + ".npy";
+    if (t.layout == Layout::HWC && t.shape.size() == 3) {
+      const int64_t H = t.shape[0], W = t.shape[1], C = t.shape[2];
+      std::vector<float> chw((size_t)t.numel());
+      for (int64_t p = 0; p < H * W; ++p)
+        for (int64_t c = 0; c < C; ++c) chw[c * H * W + p] = t.data()[p * C + c];
+      write_npy(path, chw.data(), {C, H, W});
+    } else {
+      write_npy(path, t.data(), t.shape);
+    }
+  };
+}
+
+std::string unique_dir(const std::string& out, const std::string& stem, std::set<std::string>& used) {
+  std::string name = stem.empty() ? "image" : stem;
+  for (int k = 2; used.count(name); ++k) name = stem + "-" + std::to_string(k);
+  used.insert(name);
+  return out + "/" + name;
+}
+
+}  // namespace
+
+int cmd_parse(int argc, char** argv) {
+  Args a(argc, argv, 2, {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels"},
+         {"dump-tensors", "verbose", "smooth-edges", "help"});
+  if (a.has("help")) return usage(false);
+  const std::string model_path = a.require("model"), out_dir = a.require("out");
+  ParseOptions opt;
+  opt.short_edge = a.get_int("short-edge", 640, 32, 4096);
+  opt.max_size = a.get_int("max-size", 1333, 32, 8192);
+  opt.decode.max_pixels = (int64_t)a.get_int("max-pixels", 50, 1, 1000) * 1000000;
+  const bool dump = a.has("dump-tensors"), verbose = a.has("verbose");
+  opt.emit_semantic = dump;
+  LoadOptions lo;
+  if (!dnn::parse_precision(a.get("precision", "fp32"), &lo.precision))
+    throw UsageError("--precision must be fp32 or bf16, got '" + a.get("precision") + "'");
+  set_threads(a.get_int("threads", 0, 0, 1024));
+  if (a.positional().empty()) throw UsageError("no IMAGE given");
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw std::runtime_error(out_dir + ": cannot create output folder: " + ec.message());
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = M2FP::load(model_path, lo);
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const ModelConfig& cfg = model->config();
+  if (cfg.synthetic) std::fprintf(stderr, "m2fp: WARNING: %s\n", kSyntheticWarning);
+  if (verbose)
+    std::fprintf(stderr, "m2fp: model %s (%s), loaded in %.0f ms; isa %s, precision %s, threads %d\n",
+                 model_path.c_str(), cfg.summary().c_str(), load_ms, kern::isa_name(kern::active_isa()),
+                 dnn::precision_name(lo.precision), omp_get_max_threads());
+
+  int failed = 0;
+  std::set<std::string> used;
+  for (const std::string& path : a.positional()) {
+    const std::string dir = unique_dir(out_dir, fs::path(path).stem().string(), used);
+    try {
+      std::vector<uint8_t> bytes = read_file(path);
+      fs::create_directories(dir, ec);
+      if (ec) throw std::runtime_error(dir + ": cannot create folder: " + ec.message());
+      TensorSink sink;
+      if (dump) {
+        fs::create_directories(dir + "/tensors", ec);
+        if (ec) throw std::runtime_error(dir + "/tensors: cannot create folder: " + ec.message());
+        sink = npy_sink(dir + "/tensors");
+      }
+      ParseResult r = parse_image_bytes(*model, bytes.data(), bytes.size(), opt, dump ? &sink : nullptr);
+      const Parsing& p = r.parsing;
+
+      write_png_gray8(dir + "/labels.png", p.labels.data(), p.width, p.height);
+      write_png_rgb(dir + "/labels_color.png", colorize_labels(p.labels, p.width, p.height));
+      RenderOptions ro;
+      ro.smooth_edges = a.has("smooth-edges");
+      ro.person_boxes = !p.persons.empty();
+      write_png_rgb(dir + "/parsing.png", render_parsing(r.image, p, ro));
+
+      nlohmann::json j = parsing_json(p);
+      j["image"] = {{"file", path},
+                    {"width", r.image.width},
+                    {"height", r.image.height},
+                    {"network_input", {{"height", r.geometry.nh}, {"width", r.geometry.nw}}},
+                    {"padded", {{"height", r.geometry.Hp}, {"width", r.geometry.Wp}}}};
+      j["model"] = model_json(*model, model_path);
+      j["threads"] = omp_get_max_threads();
+      j["timings_ms"] = timings_json(r.timings);
+      j["outputs"] = {"labels.png", "labels_color.png", "parsing.png"};
+      write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+
+      int parts = 0;
+      for (const Instance& in : p.instances) parts += in.kind == Instance::Kind::Part;
+      std::printf("%s: %dx%d, %d persons, %d parts, %zu labels, %.0f ms -> %s\n", path.c_str(), p.width,
+                  p.height, (int)p.persons.size(), parts, j["labels_present"].size(), r.timings.total_ms,
+                  dir.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      ++failed;
+      std::fprintf(stderr, "m2fp: %s: %s\n", path.c_str(), e.what());
+    }
+  }
+  if (failed) std::fprintf(stderr, "m2fp: %d of %zu images failed\n", failed, a.positional().size());
+  return failed ? 1 : 0;
+}
+
+}  // namespace m2fp::app

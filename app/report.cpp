@@ -1,0 +1,85 @@
+// app/report.cpp: JSON for what a parse produced.
+#include "app/report.h"
+
+#include "kernels/kernels.h"
+
+namespace m2fp::app {
+
+const char* const kSyntheticWarning =
+    "SYNTHETIC WEIGHTS: this model has random weights (tools/make_synthetic_checkpoint.py), not the "
+    "trained ModelScope checkpoint; its parsings are not meaningful.";
+
+nlohmann::json bbox_json(const BBox& b) { return {b.x0, b.y0, b.x1, b.y1}; }
+
+nlohmann::json model_json(const M2FP& model, const std::string& model_path) {
+  const ModelConfig& c = model.config();
+  nlohmann::json j;
+  j["file"] = model_path;
+  j["summary"] = c.summary();
+  j["synthetic"] = c.synthetic;
+  if (c.synthetic) j["warning"] = kSyntheticWarning;
+  j["source"] = c.source;
+  j["mode"] = c.single_human ? "single-person" : "multi-person";
+  j["classes"] = c.classes;
+  j["precision"] = dnn::precision_name(model.precision());
+  j["isa"] = kern::isa_name(kern::active_isa());
+  return j;
+}
+
+nlohmann::json parsing_json(const Parsing& p) {
+  nlohmann::json j;
+  j["instances"] = nlohmann::json::array();
+  for (const Instance& in : p.instances) {
+    nlohmann::json e;
+    e["kind"] = in.kind == Instance::Kind::Human ? "human" : "part";
+    e["category_id"] = in.category_id;
+    e["label"] = in.label;
+    e["score"] = in.score;
+    e["area"] = in.area;
+    e["bbox"] = bbox_json(in.bbox);
+    e["query"] = in.query;
+    if (in.kind == Instance::Kind::Part) e["person"] = in.person;
+    j["instances"].push_back(e);
+  }
+  j["persons"] = nlohmann::json::array();
+  for (size_t k = 0; k < p.persons.size(); ++k) {
+    const Person& ps = p.persons[k];
+    nlohmann::json e;
+    e["id"] = k;
+    e["instance"] = ps.instance;
+    e["score"] = ps.score;
+    e["bbox"] = bbox_json(ps.bbox);
+    e["area"] = ps.area;
+    e["parts"] = nlohmann::json::array();
+    for (int idx : ps.parts) {
+      const Instance& in = p.instances[idx];
+      e["parts"].push_back({{"instance", idx}, {"label", in.label}, {"category_id", in.category_id},
+                            {"score", in.score}, {"area", in.area}});
+    }
+    j["persons"].push_back(e);
+  }
+  nlohmann::json fr = nlohmann::json::object();
+  nlohmann::json present = nlohmann::json::array();
+  for (size_t c = 0; c < p.label_fractions.size(); ++c) {
+    const std::string name = c < p.class_names.size() ? p.class_names[c] : std::to_string(c);
+    if (p.label_fractions[c] > 0) {
+      fr[name] = p.label_fractions[c];
+      present.push_back(name);
+    }
+  }
+  j["label_fractions"] = fr;
+  j["labels_present"] = present;
+  return j;
+}
+
+nlohmann::json timings_json(const StageTimings& t) {
+  return {{"decode", t.decode_ms},
+          {"preprocess", t.preprocess_ms},
+          {"backbone", t.backbone_ms},
+          {"pixel_decoder", t.pixel_decoder_ms},
+          {"transformer_decoder", t.transformer_decoder_ms},
+          {"postprocess", t.postprocess_ms},
+          {"total", t.total_ms}};
+}
+
+}  // namespace m2fp::app

@@ -1,0 +1,42 @@
+// engine/pipeline.h: one photo through the whole engine: decode -> pre-process -> network ->
+// post-process, with per-stage timings. The CLI, the HTTP server and the benchmarks all call this.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/image.h"
+#include "engine/m2fp.h"
+#include "engine/parsing.h"
+#include "engine/postprocess.h"
+
+namespace m2fp {
+
+struct ParseOptions {
+  int short_edge = 640;        // multi-person resize (upstream min_size)
+  int max_size = 1333;         // multi-person resize cap (upstream max_size)
+  bool emit_semantic = false;  // hand "semantic" and "labels" to the sink (large)
+  DecodeOptions decode;
+};
+
+struct StageTimings {
+  double decode_ms = 0, preprocess_ms = 0, backbone_ms = 0, pixel_decoder_ms = 0,
+         transformer_decoder_ms = 0, postprocess_ms = 0;
+  double total_ms = 0;  // decode to the last output (model load excluded)
+};
+
+struct ParseResult {
+  Image image;                 // the decoded photo (EXIF orientation applied)
+  Parsing parsing;
+  PostprocessGeometry geometry;
+  StageTimings timings;
+};
+
+// Decodes `bytes` (PNG, JPEG, BMP) and parses the photo. Throws ImageError for bad images.
+ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t size,
+                              const ParseOptions& opt = {}, const TensorSink* sink = nullptr);
+// Parses an already decoded photo (timings.decode_ms = 0).
+ParseResult parse_image(const M2FP& model, Image image, const ParseOptions& opt = {},
+                        const TensorSink* sink = nullptr);
+
+}  // namespace m2fp
