@@ -1,0 +1,509 @@
+// engine/image.cpp: PNG/JPEG/BMP decoding with stb_image, EXIF orientation, PIL-compatible RGB.
+//
+// libstb (Debian libstb-dev) already contains stb_image's implementation: only the header here.
+// Order of checks for untrusted bytes: magic bytes -> header dimensions (stbi_info, nothing
+// decoded yet) -> container structure (JPEG markers and EXIF, BMP size) -> pixels.
+#include "engine/image.h"
+
+#include <stb_image.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace m2fp {
+namespace {
+
+std::string hex_prefix(const uint8_t* b, size_t n, size_t max_bytes = 8) {
+  std::string s;
+  char buf[4];
+  for (size_t i = 0; i < n && i < max_bytes; ++i) {
+    std::snprintf(buf, sizeof buf, "%s%02x", i ? " " : "", b[i]);
+    s += buf;
+  }
+  return s;
+}
+
+// stb_image's failure reason ("outofdata", "bad zlib header", ...), never empty.
+std::string stb_reason() {
+  const char* r = stbi_failure_reason();
+  return r && *r ? r : "corrupt or truncated data";
+}
+
+std::string pixel_count_str(uint64_t px) {
+  char buf[64];
+  if (px >= 1000000000ull)
+    std::snprintf(buf, sizeof buf, "%.3g Gpx", (double)px / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g Mpx", (double)px / 1e6);
+  return buf;
+}
+
+bool starts_with(const uint8_t* b, size_t n, const char* magic, size_t m, size_t at = 0) {
+  return n >= at + m && std::memcmp(b + at, magic, m) == 0;
+}
+
+// ---- EXIF (TIFF structure) ----------------------------------------------------------------------
+// All reads go through this bounds-checked view of the TIFF block.
+struct TiffReader {
+  const uint8_t* p;
+  size_t n;
+  bool le;
+  uint16_t u16(size_t at) const {
+    return le ? (uint16_t)(p[at] | p[at + 1] << 8) : (uint16_t)(p[at] << 8 | p[at + 1]);
+  }
+  uint32_t u32(size_t at) const {
+    return le ? (uint32_t)p[at] | (uint32_t)p[at + 1] << 8 | (uint32_t)p[at + 2] << 16 |
+                    (uint32_t)p[at + 3] << 24
+              : (uint32_t)p[at] << 24 | (uint32_t)p[at + 1] << 16 | (uint32_t)p[at + 2] << 8 |
+                    (uint32_t)p[at + 3];
+  }
+};
+
+[[noreturn]] void exif_fail(const std::string& what) { throw ImageError("malformed EXIF: " + what); }
+
+// Checks that an IFD at `off` lies inside the block; returns its entry count.
+uint32_t check_ifd(const TiffReader& r, uint64_t off, int index) {
+  if (off < 8 || off + 2 > r.n)
+    exif_fail("IFD" + std::to_string(index) + " offset " + std::to_string(off) + " outside the " +
+              std::to_string(r.n) + "-byte TIFF block");
+  const uint32_t count = r.u16((size_t)off);
+  if (off + 2 + 12ull * count > r.n)
+    exif_fail("IFD" + std::to_string(index) + " at offset " + std::to_string(off) + " has " +
+              std::to_string(count) + " entries, more than the " + std::to_string(r.n) +
+              "-byte TIFF block holds");
+  return count;
+}
+
+uint32_t next_ifd(const TiffReader& r, uint64_t off, uint32_t count) {
+  const uint64_t at = off + 2 + 12ull * count;
+  return at + 4 <= r.n ? r.u32((size_t)at) : 0;  // some writers omit a final zero link
+}
+
+}  // namespace
+
+int parse_exif_tiff_orientation(const uint8_t* tiff, size_t size) {
+  if (size < 8) exif_fail("TIFF block of " + std::to_string(size) + " bytes (header needs 8)");
+  TiffReader r{tiff, size, true};
+  if (tiff[0] == 'I' && tiff[1] == 'I')
+    r.le = true;
+  else if (tiff[0] == 'M' && tiff[1] == 'M')
+    r.le = false;
+  else
+    exif_fail("unknown byte order mark " + hex_prefix(tiff, 2));
+  if (r.u16(2) != 42) exif_fail("TIFF magic " + std::to_string(r.u16(2)) + " (expected 42)");
+
+  const uint32_t ifd0 = r.u32(4);
+  const uint32_t count0 = check_ifd(r, ifd0, 0);
+  int orientation = 1;
+  for (uint32_t i = 0; i < count0; ++i) {
+    const size_t e = (size_t)ifd0 + 2 + 12 * (size_t)i;
+    if (r.u16(e) != 0x0112) continue;
+    const uint16_t type = r.u16(e + 2);
+    const uint32_t n = r.u32(e + 4);
+    int tsize = 0;
+    switch (type) {
+      case 1: case 6: case 7: tsize = 1; break;  // BYTE, SBYTE, UNDEFINED
+      case 3: case 8: tsize = 2; break;          // SHORT, SSHORT
+      case 4: case 9: tsize = 4; break;          // LONG, SLONG
+      default: exif_fail("orientation tag has type " + std::to_string(type));
+    }
+    if (n == 0) break;  // no value: nothing to apply
+    const uint64_t bytes = (uint64_t)tsize * n;
+    uint64_t at = e + 8;
+    if (bytes > 4) {
+      at = r.u32(e + 8);
+      if (at + bytes > r.n)
+        exif_fail("orientation value at offset " + std::to_string(at) + " (" +
+                  std::to_string(bytes) + " bytes) outside the " + std::to_string(r.n) +
+                  "-byte TIFF block");
+    }
+    orientation = tsize == 1 ? tiff[at] : tsize == 2 ? r.u16((size_t)at) : (int)r.u32((size_t)at);
+    break;
+  }
+
+  // Walk the rest of the IFD chain (IFD1 = thumbnail, ...): every link must stay inside the
+  // block and never come back to an IFD already seen.
+  std::vector<uint32_t> seen{ifd0};
+  uint32_t next = next_ifd(r, ifd0, count0);
+  for (int index = 1; next != 0; ++index) {
+    for (uint32_t s : seen)
+      if (s == next)
+        exif_fail("IFD chain loops: IFD" + std::to_string(index) + " points back to offset " +
+                  std::to_string(next));
+    if (index > 64) exif_fail("IFD chain longer than 64");
+    const uint32_t count = check_ifd(r, next, index);
+    seen.push_back(next);
+    next = next_ifd(r, next, count);
+  }
+  return orientation;
+}
+
+namespace {
+
+// JPEG container walk: finds the first APP1 Exif payload and checks that an end-of-image marker
+// follows the first scan (stb_image decodes a truncated stream without complaint).
+struct JpegScan {
+  int64_t width = 0, height = 0;  // from the first frame header (SOFn)
+  bool has_frame = false;
+  const uint8_t* exif = nullptr;  // TIFF block (after "Exif\0\0")
+  size_t exif_size = 0;
+  bool has_eoi = false;
+  std::string error;  // structural problem found after the frame header (reported after the size check)
+};
+
+void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out);
+
+JpegScan scan_jpeg(const uint8_t* b, size_t n) {
+  JpegScan out;
+  try {
+    scan_jpeg_segments(b, n, out);
+  } catch (const ImageError& e) {
+    if (!out.has_frame) throw;
+    out.error = e.what();
+  }
+  return out;
+}
+
+void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
+  size_t pos = 2;  // after SOI
+  for (;;) {
+    if (pos >= n) throw ImageError("JPEG is truncated: it ends before the first scan");
+    if (b[pos] != 0xFF)
+      throw ImageError("corrupt JPEG: expected a marker at byte " + std::to_string(pos) +
+                       ", found " + hex_prefix(b + pos, n - pos, 4));
+    while (pos < n && b[pos] == 0xFF) ++pos;  // fill bytes
+    if (pos >= n) throw ImageError("JPEG is truncated: it ends before the first scan");
+    const uint8_t marker = b[pos++];
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length field
+    if (marker == 0xD9) throw ImageError("corrupt JPEG: end-of-image marker before any scan");
+    if (marker == 0x00 || marker == 0xD8)
+      throw ImageError("corrupt JPEG: unexpected marker ff " + hex_prefix(&marker, 1) +
+                       " at byte " + std::to_string(pos - 2));
+    if (pos + 2 > n) throw ImageError("JPEG is truncated: it ends inside a segment header");
+    const size_t len = (size_t)b[pos] << 8 | b[pos + 1];
+    if (len < 2) throw ImageError("corrupt JPEG: segment length " + std::to_string(len));
+    if (pos + len > n)
+      throw ImageError("JPEG is truncated: a " + std::to_string(len) + "-byte segment at byte " +
+                       std::to_string(pos) + " runs past the end (" + std::to_string(n) +
+                       " bytes)");
+    const uint8_t* payload = b + pos + 2;
+    const size_t plen = len - 2;
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+                     marker != 0xCC;
+    if (sof && !out.has_frame) {
+      if (plen < 6) throw ImageError("corrupt JPEG: frame header of " + std::to_string(plen) + " bytes");
+      out.height = (int64_t)payload[1] << 8 | payload[2];
+      out.width = (int64_t)payload[3] << 8 | payload[4];
+      out.has_frame = true;
+    }
+    if (marker == 0xE1 && !out.exif && plen >= 6 && std::memcmp(payload, "Exif\0\0", 6) == 0) {
+      out.exif = payload + 6;  // PIL keeps the first Exif APP1
+      out.exif_size = plen - 6;
+    }
+    pos += len;
+    if (marker == 0xDA) break;  // start of scan: entropy-coded data follows
+  }
+  if (!out.has_frame) throw ImageError("corrupt JPEG: no frame header before the first scan");
+  // Entropy-coded data never contains ff d9 (0xff bytes are stuffed as ff 00), so the first ff d9
+  // after the first scan header is the end-of-image marker (progressive files have more scans
+  // before it).
+  for (size_t i = pos; i + 1 < n; ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xD9) {
+      out.has_eoi = true;
+      break;
+    }
+}
+
+// PNG: the TIFF block of an eXIf chunk, if any (Pillow reads it wherever it is). The chunk walk
+// stops quietly at anything odd: stb_image judges the pixel data.
+void find_png_exif(const uint8_t* b, size_t n, const uint8_t** exif, size_t* size) {
+  size_t pos = 8;
+  while (pos + 12 <= n) {
+    const uint64_t len = (uint64_t)b[pos] << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 | b[pos + 3];
+    const uint8_t* type = b + pos + 4;
+    if (pos + 12 + len > n) return;
+    if (std::memcmp(type, "eXIf", 4) == 0) {
+      const uint8_t* d = b + pos + 8;
+      size_t dn = (size_t)len;
+      if (dn >= 6 && std::memcmp(d, "Exif\0\0", 6) == 0) d += 6, dn -= 6;
+      *exif = d;
+      *size = dn;
+      return;
+    }
+    if (std::memcmp(type, "IEND", 4) == 0) return;
+    pos += 12 + (size_t)len;
+  }
+}
+
+// PNG: the IHDR chunk must come first; its width and height are big-endian 32-bit.
+void png_dims(const uint8_t* b, size_t n, int64_t* w, int64_t* h) {
+  if (n < 24 || std::memcmp(b + 12, "IHDR", 4) != 0)
+    throw ImageError("PNG is truncated or corrupt: no IHDR header chunk (" + std::to_string(n) +
+                     " bytes)");
+  *w = (int64_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
+  *h = (int64_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
+}
+
+uint32_t le32(const uint8_t* p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+uint16_t le16(const uint8_t* p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+// BMP: width and height from the info header (12-byte OS/2 header: 16-bit fields; else 32-bit,
+// height negative for top-down files).
+void bmp_dims(const uint8_t* b, size_t n, int64_t* w, int64_t* h) {
+  if (n < 26) throw ImageError("BMP is truncated: " + std::to_string(n) + " bytes");
+  if (le32(b + 14) == 12) {
+    *w = le16(b + 18);
+    *h = le16(b + 20);
+  } else {
+    *w = (int32_t)le32(b + 18);
+    const int64_t hh = (int32_t)le32(b + 22);
+    *h = hh < 0 ? -hh : hh;
+  }
+}
+
+// BMP: stb_image reads zeros past the end of a short file; refuse files shorter than their
+// uncompressed pixel array.
+void check_bmp_size(const uint8_t* b, size_t n, int w, int h) {
+  if (n < 30) throw ImageError("BMP is truncated: " + std::to_string(n) + " bytes");
+  const uint32_t data_off = le32(b + 10);
+  const uint32_t hsize = le32(b + 14);
+  int bpp = 0;
+  uint32_t compression = 0;
+  if (hsize == 12) {
+    bpp = le16(b + 24);
+  } else {
+    if (n < 34) throw ImageError("BMP is truncated: " + std::to_string(n) + " bytes");
+    bpp = le16(b + 28);
+    compression = le32(b + 30);
+  }
+  if (compression != 0 && compression != 3 && compression != 6) return;  // RLE: length varies
+  const uint64_t row = ((uint64_t)bpp * (uint64_t)w + 31) / 32 * 4;
+  const uint64_t need = (uint64_t)data_off + row * (uint64_t)h;
+  if (need > n)
+    throw ImageError("BMP is truncated: " + std::to_string(w) + "x" + std::to_string(h) + " at " +
+                     std::to_string(bpp) + " bits needs " + std::to_string(need) + " bytes, file has " +
+                     std::to_string(n));
+}
+
+}  // namespace
+
+ImageFormat sniff_image_format(const uint8_t* b, size_t n) {
+  if (!b) return ImageFormat::Unknown;
+  if (starts_with(b, n, "\x89PNG\r\n\x1a\n", 8)) return ImageFormat::Png;
+  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return ImageFormat::Jpeg;
+  if (starts_with(b, n, "BM", 2) && n >= 18) return ImageFormat::Bmp;
+  if (starts_with(b, n, "GIF87a", 6) || starts_with(b, n, "GIF89a", 6)) return ImageFormat::Gif;
+  if (starts_with(b, n, "RIFF", 4) && starts_with(b, n, "WEBP", 4, 8)) return ImageFormat::WebP;
+  if (starts_with(b, n, "II*\0", 4) || starts_with(b, n, "MM\0*", 4)) return ImageFormat::Tiff;
+  if (starts_with(b, n, "8BPS", 4)) return ImageFormat::Psd;
+  if (starts_with(b, n, "#?RADIANCE", 10) || starts_with(b, n, "#?RGBE", 6)) return ImageFormat::Hdr;
+  if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7') return ImageFormat::Pnm;
+  if (starts_with(b, n, "\x53\x80\xf6\x34", 4)) return ImageFormat::Pic;
+  if (starts_with(b, n, "ftyp", 4, 4) &&
+      (starts_with(b, n, "heic", 4, 8) || starts_with(b, n, "heix", 4, 8) ||
+       starts_with(b, n, "mif1", 4, 8) || starts_with(b, n, "avif", 4, 8)))
+    return ImageFormat::Heif;
+  return ImageFormat::Unknown;
+}
+
+const char* image_format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::Png: return "PNG";
+    case ImageFormat::Jpeg: return "JPEG";
+    case ImageFormat::Bmp: return "BMP";
+    case ImageFormat::Gif: return "GIF";
+    case ImageFormat::WebP: return "WebP";
+    case ImageFormat::Tiff: return "TIFF";
+    case ImageFormat::Psd: return "PSD";
+    case ImageFormat::Hdr: return "Radiance HDR";
+    case ImageFormat::Pnm: return "PNM";
+    case ImageFormat::Pic: return "Softimage PIC";
+    case ImageFormat::Heif: return "HEIF/AVIF";
+    case ImageFormat::Unknown: break;
+  }
+  return "unknown";
+}
+
+Image Image::blank(int width, int height, uint8_t r, uint8_t g, uint8_t b) {
+  if (width < 0 || height < 0)
+    throw std::invalid_argument("Image::blank: negative size " + std::to_string(width) + "x" +
+                                std::to_string(height));
+  Image im;
+  im.width = width;
+  im.height = height;
+  im.rgb.resize((size_t)width * height * 3);
+  for (size_t i = 0; i < im.rgb.size(); i += 3) {
+    im.rgb[i] = r;
+    im.rgb[i + 1] = g;
+    im.rgb[i + 2] = b;
+  }
+  return im;
+}
+
+int read_exif_orientation(const uint8_t* bytes, size_t size) {
+  const ImageFormat f = sniff_image_format(bytes, size);
+  const uint8_t* exif = nullptr;
+  size_t exif_size = 0;
+  if (f == ImageFormat::Jpeg) {
+    const JpegScan s = scan_jpeg(bytes, size);
+    if (!s.error.empty()) throw ImageError(s.error);
+    exif = s.exif;
+    exif_size = s.exif_size;
+  } else if (f == ImageFormat::Png) {
+    find_png_exif(bytes, size, &exif, &exif_size);
+  }
+  return exif ? parse_exif_tiff_orientation(exif, exif_size) : 1;
+}
+
+Image apply_exif_orientation(const Image& img, int orientation) {
+  if (orientation < 2 || orientation > 8) return img;
+  const int W = img.width, H = img.height;
+  const bool swap = orientation >= 5;  // 5..8 exchange width and height
+  Image out;
+  out.width = swap ? H : W;
+  out.height = swap ? W : H;
+  out.rgb.resize(img.rgb.size());
+  // For each output pixel (x, y), the source pixel (sx, sy) (PIL's Image.transpose methods).
+  for (int y = 0; y < out.height; ++y) {
+    uint8_t* d = out.row(y);
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (orientation) {
+        case 2: sx = W - 1 - x; sy = y; break;          // FLIP_LEFT_RIGHT
+        case 3: sx = W - 1 - x; sy = H - 1 - y; break;  // ROTATE_180
+        case 4: sx = x; sy = H - 1 - y; break;          // FLIP_TOP_BOTTOM
+        case 5: sx = y; sy = x; break;                  // TRANSPOSE
+        case 6: sx = y; sy = H - 1 - x; break;          // ROTATE_270 (90 clockwise)
+        case 7: sx = W - 1 - y; sy = H - 1 - x; break;  // TRANSVERSE
+        case 8: sx = W - 1 - y; sy = x; break;          // ROTATE_90 (counter-clockwise)
+      }
+      const uint8_t* s = img.row(sy) + (size_t)sx * 3;
+      d[3 * x] = s[0];
+      d[3 * x + 1] = s[1];
+      d[3 * x + 2] = s[2];
+    }
+  }
+  return out;
+}
+
+Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) {
+  if (!bytes || size == 0) throw ImageError("empty input: 0 bytes, not an image");
+  const ImageFormat fmt = sniff_image_format(bytes, size);
+  if (fmt == ImageFormat::Unknown)
+    throw ImageError("not an image: unrecognised leading bytes " + hex_prefix(bytes, size) + " (" +
+                     std::to_string(size) + " bytes); accepted formats: PNG, JPEG, BMP");
+  if (fmt != ImageFormat::Png && fmt != ImageFormat::Jpeg && fmt != ImageFormat::Bmp)
+    throw ImageError(std::string("unsupported image format ") + image_format_name(fmt) +
+                     "; accepted formats: PNG, JPEG, BMP");
+  const char* fname = image_format_name(fmt);
+  if (size > (size_t)INT_MAX)
+    throw ImageError(std::string(fname) + " input of " + std::to_string(size) +
+                     " bytes is larger than the decoder accepts (2 GiB)");
+
+  // 1. Header dimensions, read here (stb_image refuses big images with a vaguer message), before
+  //    any pixel is decoded; the JPEG walk also finds the EXIF block and checks the stream's end.
+  int64_t hw = 0, hh = 0;
+  JpegScan jpeg;
+  const uint8_t* exif = nullptr;
+  size_t exif_size = 0;
+  if (fmt == ImageFormat::Png) {
+    png_dims(bytes, size, &hw, &hh);
+  } else if (fmt == ImageFormat::Jpeg) {
+    jpeg = scan_jpeg(bytes, size);
+    hw = jpeg.width;
+    hh = jpeg.height;
+  } else {
+    bmp_dims(bytes, size, &hw, &hh);
+  }
+  if (hw <= 0 || hh <= 0)
+    throw ImageError(std::string(fname) + " header gives an empty image " + std::to_string(hw) +
+                     "x" + std::to_string(hh));
+  const uint64_t px = (uint64_t)hw * (uint64_t)hh;  // sides < 2^32: no overflow
+  if (opt.max_pixels < 0 || px > (uint64_t)opt.max_pixels)
+    throw ImageError("image is " + std::to_string(hw) + "x" + std::to_string(hh) + " = " +
+                     pixel_count_str(px) + ", limit " + pixel_count_str((uint64_t)std::max<int64_t>(0, opt.max_pixels)));
+  if (hw > opt.max_side || hh > opt.max_side)
+    throw ImageError(std::string(fname) + " image is " + std::to_string(hw) + "x" +
+                     std::to_string(hh) + ": a side is longer than the limit of " +
+                     std::to_string(opt.max_side));
+  const int w = (int)hw, h = (int)hh;
+
+  // 2. Container structure, then stb_image's own header check.
+  if (fmt == ImageFormat::Jpeg) {
+    if (!jpeg.error.empty()) throw ImageError(jpeg.error);
+    if (!jpeg.has_eoi) throw ImageError("JPEG is truncated: no end-of-image marker after the image data");
+    exif = jpeg.exif;
+    exif_size = jpeg.exif_size;
+  } else if (fmt == ImageFormat::Png) {
+    find_png_exif(bytes, size, &exif, &exif_size);
+  } else {
+    check_bmp_size(bytes, size, w, h);
+  }
+  int iw = 0, ih = 0, icomp = 0;
+  if (!stbi_info_from_memory(bytes, (int)size, &iw, &ih, &icomp))
+    throw ImageError(std::string("cannot read the ") + fname + " header: " +
+                     stb_reason() + " (" +
+                     std::to_string(size) + " bytes)");
+  if (iw != w || ih != h)
+    throw ImageError(std::string("corrupt ") + fname + ": header sizes disagree (" +
+                     std::to_string(w) + "x" + std::to_string(h) + " vs " + std::to_string(iw) +
+                     "x" + std::to_string(ih) + ")");
+  int orientation = 1;
+  if (exif && opt.apply_exif_orientation) {
+    try {
+      orientation = parse_exif_tiff_orientation(exif, exif_size);
+    } catch (const ImageError&) {
+      if (opt.strict_exif) throw;
+      orientation = 1;
+    }
+  }
+
+  // 3. Pixels, converted to 3 channels by stb (grey replicated, alpha dropped, 16 -> 8 bits).
+  int dw = 0, dh = 0, dcomp = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pix(
+      stbi_load_from_memory(bytes, (int)size, &dw, &dh, &dcomp, 3), stbi_image_free);
+  if (!pix)
+    throw ImageError(std::string("cannot decode the ") + std::to_string(w) + "x" +
+                     std::to_string(h) + " " + fname + ": " + stb_reason() +
+                     " (the " + std::to_string(size) + "-byte file is truncated or corrupt)");
+  if (dw != w || dh != h)
+    throw ImageError(std::string(fname) + " decoded to " + std::to_string(dw) + "x" +
+                     std::to_string(dh) + " but its header says " + std::to_string(w) + "x" +
+                     std::to_string(h));
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.assign(pix.get(), pix.get() + (size_t)px * 3);
+  pix.reset();
+  return orientation == 1 ? img : apply_exif_orientation(img, orientation);
+}
+
+Image load_image_file(const std::string& path, const DecodeOptions& opt) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw ImageError("cannot open image '" + path + "': " + std::strerror(errno));
+  const std::streamoff n = f.tellg();
+  if (n < 0) throw ImageError("cannot read image '" + path + "': size unknown");
+  if (n > (std::streamoff)INT_MAX)
+    throw ImageError("image file '" + path + "' is " + std::to_string(n) +
+                     " bytes, larger than the decoder accepts (2 GiB)");
+  std::vector<uint8_t> bytes((size_t)n);
+  f.seekg(0);
+  if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n))
+    throw ImageError("cannot read image '" + path + "': " + std::strerror(errno));
+  try {
+    return decode_image(bytes.data(), bytes.size(), opt);
+  } catch (const ImageError& e) {
+    throw ImageError(path + ": " + e.what());
+  }
+}
+
+}  // namespace m2fp

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Reference data for the engine's image tests (test_image.cpp, test_preprocess.cpp, test_render.cpp).
+
+Written with PIL, numpy and torch the way the upstream ModelScope pipeline uses them, so the C++
+side compares against the real thing. Run with Debian's /usr/bin/python3 (M2FP_PYTHON).
+
+  image_ref.py pngs OUT             PNG/BMP variants + their PIL convert('RGB') pixels (*.npy)
+  image_ref.py exif OUT             JPEGs (and a PNG) with EXIF orientation 1..8 + PIL exif_transpose
+  image_ref.py multi OUT PNG S:M..  multi-person pre-processing of PNG for each short_edge:max_size
+  image_ref.py single OUT W H h,w.. single-person centring on a WxH target for photos of h x w
+  image_ref.py check-npy FILE KIND  FILE written by the C++ test is readable with the documented content
+  image_ref.py check-png FILE MODE W H    FILE written by the C++ test opens in PIL with that content
+  image_ref.py voc-palette N        prints get_palette(N) (the SCHP/LIP tools' formula) as JSON
+
+Every output file is named after its case; shapes/boxes go to JSON files beside the arrays.
+"""
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image, ImageOps
+
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def smooth_rgb(w, h, seed=0):
+    """A smooth picture (JPEG-friendly): low-frequency waves per channel."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 90 * np.sin(x / 9.0 + seed) * np.cos(y / 13.0)
+    g = 128 + 90 * np.cos(x / 17.0) * np.sin(y / 7.0 + seed)
+    b = 40 + 180 * (x + y) / (w + h)
+    return np.clip(np.stack([r, g, b], -1) + 0.5, 0, 255).astype(np.uint8)
+
+
+def textured_rgb(w, h, seed=0):
+    """A photo-like test picture: gradients, hard edges and noise (exercises every filter tap)."""
+    rng = np.random.RandomState(seed)
+    base = smooth_rgb(w, h, seed).astype(np.int32)
+    base[h // 3: h // 2, :, 0] = 250
+    base[:, w // 4: w // 4 + 3, 1] = 5
+    noise = rng.randint(-40, 41, size=(h, w, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def png_chunk(tag, data):
+    return struct.pack('>I', len(data)) + tag + data + struct.pack('>I', zlib.crc32(tag + data) & 0xffffffff)
+
+
+def raw_png(w, h, bit_depth, color_type, rows):
+    """A PNG from raw scanlines (filter 0), for the depths PIL does not write."""
+    ihdr = struct.pack('>IIBBBBB', w, h, bit_depth, color_type, 0, 0, 0)
+    raw = b''.join(b'\x00' + r for r in rows)
+    return (b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', ihdr) + png_chunk(b'IDAT', zlib.compress(raw)) +
+            png_chunk(b'IEND', b''))
+
+
+def save_expected(path, arr):
+    np.save(path + '.npy', np.ascontiguousarray(arr, dtype=np.uint8))
+
+
+def cmd_pngs(out):
+    rng = np.random.RandomState(1)
+    w, h = 37, 23
+    rgb = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
+    files = {}
+    files['rgb.png'] = Image.fromarray(rgb, 'RGB')
+    files['rgba.png'] = Image.fromarray(rng.randint(0, 256, (h, w, 4)).astype(np.uint8), 'RGBA')
+    files['gray.png'] = Image.fromarray(rng.randint(0, 256, (h, w)).astype(np.uint8), 'L')
+    files['la.png'] = Image.fromarray(rng.randint(0, 256, (h, w, 2)).astype(np.uint8), 'LA')
+    pal = Image.fromarray(rng.randint(0, 256, (h, w)).astype(np.uint8), 'P')
+    pal.putpalette(list(rng.randint(0, 256, 768).astype(np.uint8)))
+    files['palette.png'] = pal
+    pal_t = pal.copy()
+    pal_t.info['transparency'] = 7
+    files['palette_trns.png'] = pal_t
+    files['bit1.png'] = Image.fromarray(rng.randint(0, 2, (h, w)).astype(bool))
+    files['rgb.bmp'] = Image.fromarray(rgb, 'RGB')
+    files['gray.bmp'] = files['gray.png']
+    for name, im in files.items():
+        kw = {'transparency': 7} if name == 'palette_trns.png' else {}
+        im.save(os.path.join(out, name), **kw)
+    # 16-bit grey (PIL writes I;16 as 16-bit PNG). PIL's own convert('RGB') CLIPS such values to
+    # 255; the engine keeps the high byte (stb_image), so the expectation is v >> 8.
+    g16 = rng.randint(0, 65536, (h, w)).astype(np.uint16)
+    Image.fromarray(g16, 'I;16').save(os.path.join(out, 'gray16.png'))
+    save_expected(os.path.join(out, 'gray16.png'), np.repeat((g16 >> 8)[..., None], 3, -1))
+    # 16-bit RGB and 4-bit grey: raw PNGs; PIL reads them as 8-bit RGB / L.
+    rgb16 = rng.randint(0, 65536, (h, w, 3)).astype('>u2')
+    with open(os.path.join(out, 'rgb16.png'), 'wb') as f:
+        f.write(raw_png(w, h, 16, 2, [rgb16[y].tobytes() for y in range(h)]))
+    g4 = rng.randint(0, 16, (h, w)).astype(np.uint8)
+    rows4 = []
+    for y in range(h):
+        r = g4[y]
+        if w % 2:
+            r = np.append(r, 0)
+        rows4.append(((r[0::2] << 4) | r[1::2]).astype(np.uint8).tobytes())
+    with open(os.path.join(out, 'gray4.png'), 'wb') as f:
+        f.write(raw_png(w, h, 4, 0, rows4))
+    names = sorted(files) + ['rgb16.png', 'gray4.png']
+    for name in names:
+        im = Image.open(os.path.join(out, name))
+        save_expected(os.path.join(out, name), np.asarray(im.convert('RGB')))
+    assert np.array_equal(np.asarray(Image.open(os.path.join(out, 'rgb16.png')).convert('RGB')),
+                          (rgb16.astype(np.uint16) >> 8).astype(np.uint8))
+    print(json.dumps(names + ['gray16.png']))
+
+
+def tiff_block(orientation, big_endian):
+    e = '>' if big_endian else '<'
+    head = (b'MM\x00\x2a' if big_endian else b'II\x2a\x00') + struct.pack(e + 'I', 8)
+    entry = struct.pack(e + 'HHI', 0x0112, 3, 1) + struct.pack(e + 'HH', orientation, 0)
+    return head + struct.pack(e + 'H', 1) + entry + struct.pack(e + 'I', 0)
+
+
+def with_app1(jpeg, payload):
+    seg = b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload
+    return jpeg[:2] + seg + jpeg[2:]
+
+
+def cmd_exif(out):
+    w, h = 61, 37
+    base = Image.fromarray(smooth_rgb(w, h, 0.3), 'RGB')
+    plain = os.path.join(out, 'plain.jpg')
+    base.save(plain, quality=95)
+    with open(plain, 'rb') as f:
+        plain_bytes = f.read()
+    cases = []
+    for o in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        name = 'exif_le_%d.jpg' % o
+        base.save(os.path.join(out, name), quality=95, exif=exif.tobytes())
+        cases.append((name, o))
+        name = 'exif_be_%d.jpg' % o
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(with_app1(plain_bytes, b'Exif\x00\x00' + tiff_block(o, True)))
+        cases.append((name, o))
+        # PNG eXIf chunk: lossless, so the transposition itself is compared exactly.
+        name = 'exif_%d.png' % o
+        base.save(os.path.join(out, name), exif=exif.tobytes())
+        cases.append((name, o))
+    Image.fromarray(smooth_rgb(w, h, 1.1)[..., 1], 'L').save(os.path.join(out, 'gray.jpg'), quality=95)
+    cases.append(('gray.jpg', 1))
+    result = []
+    for name, o in cases + [('plain.jpg', 1)]:
+        im = Image.open(os.path.join(out, name))
+        got = im.getexif().get(0x0112, 1)
+        assert got == o, (name, got, o)
+        t = ImageOps.exif_transpose(im).convert('RGB')
+        save_expected(os.path.join(out, name), np.asarray(t))
+        result.append({'file': name, 'orientation': o, 'width': t.size[0], 'height': t.size[1]})
+    print(json.dumps(result))
+
+
+def get_preprocess_shape(oldh, oldw, short_edge_length, max_size):
+    """The upstream pipeline's _get_preprocess_shape, transcribed."""
+    h, w = oldh, oldw
+    size = short_edge_length * 1.0
+    scale = size / min(h, w)
+    if h < w:
+        newh, neww = size, scale * w
+    else:
+        newh, neww = scale * h, size
+    if max(newh, neww) > max_size:
+        scale = max_size * 1.0 / max(newh, neww)
+        newh = newh * scale
+        neww = neww * scale
+    return int(newh + 0.5), int(neww + 0.5)
+
+
+def normalise_pad(chw):
+    """(x - mean) / std on a float32 [3, h, w] torch tensor, zero padded to 32 -> HWC numpy."""
+    import torch
+    mean = torch.tensor(MEAN, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32).view(-1, 1, 1)
+    x = (chw - mean) / std
+    h, w = x.shape[1:]
+    hp, wp = (h + 31) // 32 * 32, (w + 31) // 32 * 32
+    padded = torch.zeros((3, hp, wp), dtype=torch.float32)
+    padded[:, :h, :w] = x
+    return padded.permute(1, 2, 0).contiguous().numpy()
+
+
+def cmd_multi(out, png, cases):
+    import torch
+    torch.set_num_threads(1)
+    img = Image.open(png).convert('RGB')
+    w, h = img.size
+    result = []
+    for case in cases:
+        short, max_size = (int(v) for v in case.split(':'))
+        nh, nw = get_preprocess_shape(h, w, short, max_size)
+        resized = img.resize((nw, nh), Image.BILINEAR)   # T.Resize((nh, nw)) on a PIL image
+        arr = np.asarray(resized)
+        # T.ToTensor(): uint8 HWC -> float32 CHW / 255; then the pipeline's * 255.
+        t = torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+        t = t * 255.
+        tag = os.path.join(out, 'multi_%d_%d' % (short, max_size))
+        np.save(tag + '_resized.npy', arr)
+        np.save(tag + '_input.npy', t.numpy())
+        np.save(tag + '_image.npy', normalise_pad(t))
+        result.append({'short_edge': short, 'max_size': max_size, 'nh': nh, 'nw': nw})
+    print(json.dumps(result))
+
+
+def center_to_target_size_test(img, target_size):
+    """Upstream parsing_utils.center_to_target_size_test transcribed (int() truncations, the pad
+    value 128, PadTransform's early return when pad_left == pad_top == 0)."""
+    src_h, src_w = img.shape[0], img.shape[1]
+    trg_h, trg_w = target_size[1], target_size[0]
+    new_h, new_w = 0, 0
+    resize = False
+    if src_h > trg_h and src_w > trg_w:
+        if src_h > src_w:
+            new_h = trg_h
+            new_w = int(new_h * src_w / src_h)
+            if new_w > trg_w:
+                new_w = trg_w
+                new_h = int(new_w * src_h / src_w)
+        elif src_w > src_h:
+            new_w = trg_w
+            new_h = int(new_w * src_h / src_w)
+            if new_h > trg_h:
+                new_h = trg_h
+                new_w = int(new_h * src_w / src_h)
+        resize = True
+    elif src_h > trg_h and src_w <= trg_w:
+        new_h = trg_h
+        new_w = int(new_h * src_w / src_h)
+        resize = True
+    elif src_h <= trg_h and src_w > trg_w:
+        new_w = trg_w
+        new_h = int(new_w * src_h / src_w)
+        resize = True
+    else:
+        new_h, new_w = src_h, src_w
+    x0 = int((trg_w - new_w) / 2)
+    y0 = int((trg_h - new_h) / 2)
+    box = [x0, y0, new_w + x0, new_h + y0]
+    out = img
+    if resize:
+        out = np.asarray(Image.fromarray(out).resize((new_w, new_h), Image.BILINEAR))
+    pad_left, pad_top = x0, y0
+    if not (pad_left == 0 and pad_top == 0):
+        pad_right, pad_bottom = trg_w - new_w - pad_left, trg_h - new_h - pad_top
+        out = np.pad(out, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)), 'constant',
+                     constant_values=128)
+    return out, box
+
+
+def cmd_single(out, tw, th, sizes):
+    import torch
+    torch.set_num_threads(1)
+    result = []
+    for k, s in enumerate(sizes):
+        h, w = (int(v) for v in s.split(','))
+        img = textured_rgb(w, h, seed=k)
+        tag = os.path.join(out, 'single_%dx%d' % (w, h))
+        Image.fromarray(img, 'RGB').save(tag + '.png')
+        entry = {'h': h, 'w': w, 'upstream_fails': False}
+        try:
+            centred, box = center_to_target_size_test(img, [tw, th])
+        except ValueError as e:  # PIL refuses the 0x0 resize of upstream's square-photo branch
+            entry['upstream_fails'] = True
+            entry['upstream_error'] = str(e)
+            # Expectation: a photo one pixel wider would fit the same way (see preprocess.h).
+            side = min(tw, th)
+            centred = np.asarray(Image.fromarray(img).resize((side, side), Image.BILINEAR))
+            x0, y0 = (tw - side) // 2, (th - side) // 2
+            if x0 or y0:
+                centred = np.pad(centred, ((y0, th - side - y0), (x0, tw - side - x0), (0, 0)),
+                                 'constant', constant_values=128)
+            box = [x0, y0, x0 + side, y0 + side]
+        # The model: torch.as_tensor(uint8 CHW) - float32 mean, / std, ImageList zero pad.
+        t = torch.as_tensor(np.ascontiguousarray(centred.transpose(2, 0, 1)))
+        mean = torch.tensor(MEAN, dtype=torch.float32).view(-1, 1, 1)
+        std = torch.tensor(STD, dtype=torch.float32).view(-1, 1, 1)
+        x = (t - mean) / std
+        hh, ww = x.shape[1:]
+        hp, wp = (hh + 31) // 32 * 32, (ww + 31) // 32 * 32
+        padded = torch.zeros((3, hp, wp), dtype=torch.float32)
+        padded[:, :hh, :ww] = x
+        np.save(tag + '_centred.npy', np.ascontiguousarray(centred))
+        np.save(tag + '_image.npy', padded.permute(1, 2, 0).contiguous().numpy())
+        entry.update({'box': [int(v) for v in box], 'out_h': int(hh), 'out_w': int(ww)})
+        result.append(entry)
+    print(json.dumps(result))
+
+
+def npy_expected(kind, shape):
+    n = int(np.prod(shape)) if shape else 1
+    i = np.arange(n)
+    if kind == 'f4':
+        return (i.astype(np.float32) * np.float32(0.25) - np.float32(3)).reshape(shape)
+    if kind == 'u1':
+        return (i % 256).astype(np.uint8).reshape(shape)
+    if kind == 'i4':
+        return (i * 7 - 1000).astype(np.int32).reshape(shape)
+    raise SystemExit('unknown kind ' + kind)
+
+
+def cmd_check_npy(path, kind, shape):
+    a = np.load(path, allow_pickle=False)
+    want = npy_expected(kind, shape)
+    assert a.dtype == want.dtype, (a.dtype, want.dtype)
+    assert a.shape == want.shape, (a.shape, want.shape)
+    assert a.flags['C_CONTIGUOUS']
+    assert np.array_equal(a, want), 'values differ'
+    print('ok', a.dtype, a.shape)
+
+
+def cmd_check_png(path, mode, w, h):
+    im = Image.open(path)
+    im.load()
+    assert im.format == 'PNG', im.format
+    assert im.mode == mode, (im.mode, mode)
+    assert im.size == (w, h), (im.size, (w, h))
+    a = np.asarray(im).astype(np.int64)
+    y, x = np.mgrid[0:h, 0:w]
+    if mode == 'L':
+        want = (x * 7 + y * 13) % 256
+    else:
+        want = np.stack([(x * 7 + y * 13 + c * 50) % 256 for c in range(3)], -1)
+    assert np.array_equal(a, want), 'pixels differ'
+    print('ok', im.mode, im.size)
+
+
+def cmd_voc_palette(n):
+    """get_palette(n) of the SCHP / LIP tools, written out from its definition."""
+    pal = []
+    for j in range(n):
+        lab, i, c = j, 0, [0, 0, 0]
+        while lab:
+            c[0] |= ((lab >> 0) & 1) << (7 - i)
+            c[1] |= ((lab >> 1) & 1) << (7 - i)
+            c[2] |= ((lab >> 2) & 1) << (7 - i)
+            i += 1
+            lab >>= 3
+        pal.append(c)
+    print(json.dumps(pal))
+
+
+def main(argv):
+    if len(argv) < 2:
+        raise SystemExit(__doc__)
+    cmd, args = argv[1], argv[2:]
+    if cmd == 'pngs':
+        cmd_pngs(args[0])
+    elif cmd == 'exif':
+        cmd_exif(args[0])
+    elif cmd == 'multi':
+        cmd_multi(args[0], args[1], args[2:])
+    elif cmd == 'single':
+        cmd_single(args[0], int(args[1]), int(args[2]), args[3:])
+    elif cmd == 'check-npy':
+        shape = tuple(int(v) for v in args[2].split('x')) if len(args) > 2 and args[2] else ()
+        cmd_check_npy(args[0], args[1], shape)
+    elif cmd == 'check-png':
+        cmd_check_png(args[0], args[1], int(args[2]), int(args[3]))
+    elif cmd == 'voc-palette':
+        cmd_voc_palette(int(args[0]))
+    elif cmd == 'textured':
+        w, h, seed = int(args[1]), int(args[2]), int(args[3])
+        Image.fromarray(textured_rgb(w, h, seed), 'RGB').save(args[0])
+    else:
+        raise SystemExit('unknown command ' + cmd + '\n' + __doc__)
+
+
+if __name__ == '__main__':
+    main(sys.argv)
