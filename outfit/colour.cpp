@@ -1,0 +1,406 @@
+// outfit/colour.cpp: sRGB <-> CIELAB, colour naming, dominant colours by k-means in CIELAB.
+#include "outfit/colour.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+
+namespace m2fp {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+// D65 reference white (2° observer), normalised to Y = 1.
+constexpr double kXn = 0.95047, kYn = 1.0, kZn = 1.08883;
+// CIE constants: epsilon = (6/29)^3, kappa = (29/3)^3.
+constexpr double kEps = 216.0 / 24389.0;
+constexpr double kKappa = 24389.0 / 27.0;
+
+double lab_f(double t) { return t > kEps ? std::cbrt(t) : (kKappa * t + 16.0) / 116.0; }
+double lab_f_inv(double f) {
+  const double f3 = f * f * f;
+  return f3 > kEps ? f3 : (116.0 * f - 16.0) / kKappa;
+}
+
+// sRGB byte -> linear, tabulated once (256 entries).
+const std::array<double, 256>& linear_table() {
+  static const std::array<double, 256> table = [] {
+    std::array<double, 256> t{};
+    for (int i = 0; i < 256; ++i) t[i] = srgb_to_linear(i / 255.0);
+    return t;
+  }();
+  return table;
+}
+
+Lab linear_to_lab(double R, double G, double B) {
+  // linear sRGB -> XYZ (IEC 61966-2-1 / Bradford-free D65 matrix)
+  const double X = 0.4124564 * R + 0.3575761 * G + 0.1804375 * B;
+  const double Y = 0.2126729 * R + 0.7151522 * G + 0.0721750 * B;
+  const double Z = 0.0193339 * R + 0.1191920 * G + 0.9503041 * B;
+  const double fx = lab_f(X / kXn), fy = lab_f(Y / kYn), fz = lab_f(Z / kZn);
+  return {116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)};
+}
+
+uint8_t to_byte(double c01) {
+  const double v = std::round(std::clamp(c01, 0.0, 1.0) * 255.0);
+  return static_cast<uint8_t>(v);
+}
+
+// SplitMix64: a tiny generator whose sequence is fixed by its seed on every platform (unlike the
+// standard distributions, whose algorithms are implementation-defined).
+struct SplitMix64 {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
+};
+
+struct LabF {
+  float L, a, b;
+};
+
+inline double dist2(const LabF& p, const Lab& c) {
+  const double dL = p.L - c.L, da = p.a - c.a, db = p.b - c.b;
+  return dL * dL + da * da + db * db;
+}
+
+int nearest(const LabF& p, const std::vector<Lab>& centres) {
+  int best = 0;
+  double best_d = std::numeric_limits<double>::max();
+  for (size_t c = 0; c < centres.size(); ++c) {
+    const double d = dist2(p, centres[c]);
+    if (d < best_d) best_d = d, best = static_cast<int>(c);
+  }
+  return best;
+}
+
+}  // namespace
+
+// ---- conversions ------------------------------------------------------------------------------
+
+double srgb_to_linear(double c) {
+  return c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4);
+}
+
+double linear_to_srgb(double c) {
+  return c <= 0.0031308 ? 12.92 * c : 1.055 * std::pow(c, 1.0 / 2.4) - 0.055;
+}
+
+Lab rgb_to_lab(RGB8 c) {
+  const auto& t = linear_table();
+  return linear_to_lab(t[c.r], t[c.g], t[c.b]);
+}
+
+Lab rgb_to_lab(double r01, double g01, double b01) {
+  return linear_to_lab(srgb_to_linear(r01), srgb_to_linear(g01), srgb_to_linear(b01));
+}
+
+RGB8 lab_to_rgb(const Lab& lab) {
+  const double fy = (lab.L + 16.0) / 116.0;
+  const double fx = fy + lab.a / 500.0;
+  const double fz = fy - lab.b / 200.0;
+  const double X = kXn * lab_f_inv(fx), Y = kYn * lab_f_inv(fy), Z = kZn * lab_f_inv(fz);
+  // XYZ -> linear sRGB (inverse of the matrix above)
+  const double R = 3.2404542 * X - 1.5371385 * Y - 0.4985314 * Z;
+  const double G = -0.9692660 * X + 1.8760108 * Y + 0.0415560 * Z;
+  const double B = 0.0556434 * X - 0.2040259 * Y + 1.0572252 * Z;
+  auto enc = [](double v) { return to_byte(linear_to_srgb(std::clamp(v, 0.0, 1.0))); };
+  return {enc(R), enc(G), enc(B)};
+}
+
+LCh lab_to_lch(const Lab& lab) {
+  LCh out;
+  out.L = lab.L;
+  out.C = std::hypot(lab.a, lab.b);
+  double h = std::atan2(lab.b, lab.a) * 180.0 / kPi;
+  if (h < 0) h += 360.0;
+  if (h >= 360.0) h -= 360.0;
+  out.h = h;
+  return out;
+}
+
+std::string rgb_to_hex(RGB8 c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "#%02X%02X%02X", c.r, c.g, c.b);
+  return buf;
+}
+
+RGB8 hex_to_rgb(const std::string& hex) {
+  std::string s = hex;
+  if (!s.empty() && s[0] == '#') s.erase(0, 1);
+  auto bad = [&]() {
+    return std::invalid_argument("colour '" + hex + "' is not a hex colour of the form #RRGGBB");
+  };
+  if (s.size() != 6) throw bad();
+  uint8_t v[3];
+  for (int i = 0; i < 3; ++i) {
+    int byte = 0;
+    for (int j = 0; j < 2; ++j) {
+      const char ch = s[2 * i + j];
+      int d;
+      if (ch >= '0' && ch <= '9') d = ch - '0';
+      else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
+      else if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
+      else throw bad();
+      byte = byte * 16 + d;
+    }
+    v[i] = static_cast<uint8_t>(byte);
+  }
+  return {v[0], v[1], v[2]};
+}
+
+double delta_e76(const Lab& x, const Lab& y) {
+  return std::sqrt((x.L - y.L) * (x.L - y.L) + (x.a - y.a) * (x.a - y.a) + (x.b - y.b) * (x.b - y.b));
+}
+
+double hue_distance(double h1, double h2) {
+  double d = std::fmod(std::fabs(h1 - h2), 360.0);
+  return d > 180.0 ? 360.0 - d : d;
+}
+
+// ---- naming -----------------------------------------------------------------------------------
+
+const std::vector<std::string>& colour_vocabulary() {
+  static const std::vector<std::string> names = {
+      "black", "charcoal", "grey",  "silver",   "white", "cream",  "beige",  "brown",      "olive", "burgundy",
+      "red",   "pink",     "orange", "yellow", "green", "teal",   "light blue", "blue", "navy",  "purple"};
+  return names;
+}
+
+bool is_achromatic_name(const std::string& n) {
+  return n == "black" || n == "charcoal" || n == "grey" || n == "silver" || n == "white" || n == "cream" ||
+         n == "beige" || n == "brown";
+}
+
+namespace {
+
+// Chromatic hue bands in LCh (hue angle of CIELAB, degrees). A band is [h0, h1); the dark name applies
+// below dark_L, the light name at or above light_L, the base name in between. Reference hues:
+// sRGB red 40°, orange 73°, yellow 103°, green 136°, cyan 196°, blue 306°, magenta 328°.
+struct HueBand {
+  double h0, h1;
+  double dark_L;
+  const char* dark;
+  const char* base;
+  double light_L;
+  const char* light;
+};
+constexpr HueBand kHueBands[] = {
+    {0, 20, 35, "burgundy", "red", 65, "pink"},      // crimson-magenta side of red
+    {20, 45, 35, "burgundy", "red", 72, "pink"},     // red (#FF0000 at 40°), salmon when light
+    {45, 78, 50, "brown", "orange", 101, "orange"},  // orange (#FFA500 at 73°); dark orange is brown
+    {78, 110, 60, "olive", "yellow", 101, "yellow"}, // yellow (#FFFF00 at 103°), mustard; dark is olive
+    {110, 165, -1, "green", "green", 101, "green"},  // green (#00FF00 at 136°)
+    {165, 220, -1, "teal", "teal", 101, "teal"},     // cyan / teal / turquoise (196°)
+    {220, 310, 25, "navy", "blue", 68, "light blue"},// blue (#0000FF at 306°), sky blue (235°)
+    {310, 350, -1, "purple", "purple", 75, "pink"},  // violet, purple, magenta (328°)
+    {350, 360, 35, "burgundy", "red", 65, "pink"},   // pinkish red, hot pink (351°)
+};
+
+// Neutral thresholds: chroma below kNeutralC is judged by lightness only.
+constexpr double kNeutralC = 10.0;
+// Warm, weakly saturated colours (hue 45..115°, chroma below kWarmC) are the browns and beiges.
+constexpr double kWarmC = 35.0;
+
+}  // namespace
+
+std::string name_colour(const Lab& lab) {
+  const LCh c = lab_to_lch(lab);
+  // Very dark: black whatever the (unreliable) hue, unless strongly saturated (deep navy, purple).
+  if (c.L < 15.0 && c.C < 20.0) return "black";
+  // Neutrals: lightness decides; a warm tint on a very light neutral is cream.
+  if (c.C < kNeutralC) {
+    if (c.L < 22.0) return "black";
+    if (c.L < 40.0) return "charcoal";
+    if (c.L < 62.0) return "grey";
+    if (c.L < 85.0) return "silver";
+    if (c.C >= 5.0 && c.h >= 60.0 && c.h < 115.0) return "cream";
+    return "white";
+  }
+  // Warm low-chroma: cream / beige by lightness, olive or brown when dark.
+  if (c.C < kWarmC && c.h >= 45.0 && c.h < 115.0) {
+    if (c.L >= 85.0) return "cream";
+    if (c.L >= 58.0) return "beige";
+    if (c.h >= 95.0) return "olive";
+    return "brown";
+  }
+  // Olive drab: a dull, dark yellow-green.
+  if (c.C < 45.0 && c.L < 58.0 && c.h >= 95.0 && c.h < 130.0) return "olive";
+  for (const HueBand& band : kHueBands) {
+    if (c.h >= band.h0 && c.h < band.h1) {
+      if (c.L < band.dark_L) return band.dark;
+      if (c.L >= band.light_L) return band.light;
+      return band.base;
+    }
+  }
+  return "red";  // h == 360 after rounding cannot happen (lab_to_lch wraps), kept for completeness
+}
+
+ColourShare describe_colour(RGB8 rgb) {
+  ColourShare s;
+  s.lab = rgb_to_lab(rgb);
+  const LCh lch = lab_to_lch(s.lab);
+  s.name = name_colour(s.lab);
+  s.hex = rgb_to_hex(rgb);
+  s.chroma = lch.C;
+  s.hue = lch.h;
+  s.neutral = is_achromatic_name(s.name);
+  s.share = 1.0;
+  s.pixels = 1;
+  return s;
+}
+
+// ---- dominant colours -------------------------------------------------------------------------
+
+std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const DominantColourOptions& opt) {
+  if (opt.max_colours < 1 || opt.max_colours > 8)
+    throw std::invalid_argument("dominant_colours: max_colours must be in 1..8, got " +
+                                std::to_string(opt.max_colours));
+  if (opt.max_samples < 16)
+    throw std::invalid_argument("dominant_colours: max_samples must be >= 16, got " +
+                                std::to_string(opt.max_samples));
+  if (!(opt.min_share >= 0.0 && opt.min_share < 1.0))
+    throw std::invalid_argument("dominant_colours: min_share must be in [0, 1)");
+  if (!(opt.merge_delta_e >= 0.0))
+    throw std::invalid_argument("dominant_colours: merge_delta_e must be >= 0");
+  const size_t n = pixels.size();
+  if (n == 0) return {};
+
+  // All pixels in CIELAB, float to halve the memory: [n] (L, a, b).
+  std::vector<LabF> lab(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Lab l = rgb_to_lab(pixels[i]);
+    lab[i] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
+  }
+
+  // Sub-sample on an even stride: [m] indices into lab, m <= max_samples.
+  const size_t m = std::min(n, static_cast<size_t>(opt.max_samples));
+  std::vector<LabF> sample(m);
+  for (size_t i = 0; i < m; ++i) sample[i] = lab[(i * n) / m];
+
+  // k-means++ seeding: first centre uniform, then each next one with probability ∝ D².
+  SplitMix64 rng{opt.seed};
+  std::vector<Lab> centres;
+  {
+    const LabF& first = sample[rng.next() % m];
+    centres.push_back({first.L, first.a, first.b});
+    std::vector<double> d2(m);
+    for (size_t i = 0; i < m; ++i) d2[i] = dist2(sample[i], centres[0]);
+    while (static_cast<int>(centres.size()) < opt.max_colours) {
+      double total = 0;
+      for (double v : d2) total += v;
+      if (total <= 1e-9) break;  // fewer distinct colours than k
+      double r = rng.uniform() * total;
+      size_t pick = m - 1;
+      for (size_t i = 0; i < m; ++i) {
+        r -= d2[i];
+        if (r < 0) {
+          pick = i;
+          break;
+        }
+      }
+      if (d2[pick] <= 0) break;
+      centres.push_back({sample[pick].L, sample[pick].a, sample[pick].b});
+      for (size_t i = 0; i < m; ++i) d2[i] = std::min(d2[i], dist2(sample[i], centres.back()));
+    }
+  }
+
+  // Lloyd iterations on the sample.
+  std::vector<int> assign(m, -1);
+  for (int it = 0; it < opt.max_iterations; ++it) {
+    bool changed = false;
+    for (size_t i = 0; i < m; ++i) {
+      const int c = nearest(sample[i], centres);
+      if (c != assign[i]) assign[i] = c, changed = true;
+    }
+    std::vector<Lab> sum(centres.size());
+    std::vector<int64_t> cnt(centres.size(), 0);
+    for (size_t i = 0; i < m; ++i) {
+      Lab& s = sum[assign[i]];
+      s.L += sample[i].L, s.a += sample[i].a, s.b += sample[i].b;
+      ++cnt[assign[i]];
+    }
+    for (size_t c = 0; c < centres.size(); ++c)
+      if (cnt[c] > 0) centres[c] = {sum[c].L / cnt[c], sum[c].a / cnt[c], sum[c].b / cnt[c]};
+    if (!changed) break;
+  }
+
+  // Refine on all pixels: assign, recompute centres, then merge near-duplicates and fold tiny clusters
+  // (one change per round, re-assigning after each) until nothing changes. Every round that does
+  // not break removes a centre, and one centre never changes again, so this ends.
+  std::vector<int64_t> count;
+  for (;;) {
+    std::vector<Lab> sum(centres.size());
+    count.assign(centres.size(), 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int c = nearest(lab[i], centres);
+      sum[c].L += lab[i].L, sum[c].a += lab[i].a, sum[c].b += lab[i].b;
+      ++count[c];
+    }
+    std::vector<Lab> kept;
+    std::vector<int64_t> kept_count;
+    for (size_t c = 0; c < centres.size(); ++c) {
+      if (count[c] == 0) continue;  // empty cluster: dropped
+      kept.push_back({sum[c].L / count[c], sum[c].a / count[c], sum[c].b / count[c]});
+      kept_count.push_back(count[c]);
+    }
+    const bool dropped_empty = kept.size() != centres.size();
+    centres = kept;
+    count = kept_count;
+    if (dropped_empty) continue;
+
+    // Merge the closest pair if closer than the threshold.
+    double best = std::numeric_limits<double>::max();
+    size_t bi = 0, bj = 0;
+    for (size_t i = 0; i < centres.size(); ++i)
+      for (size_t j = i + 1; j < centres.size(); ++j) {
+        const double d = delta_e76(centres[i], centres[j]);
+        if (d < best) best = d, bi = i, bj = j;
+      }
+    if (centres.size() > 1 && best < opt.merge_delta_e) {
+      const double wi = static_cast<double>(count[bi]), wj = static_cast<double>(count[bj]);
+      const Lab& a = centres[bi];
+      const Lab& b = centres[bj];
+      centres[bi] = {(a.L * wi + b.L * wj) / (wi + wj), (a.a * wi + b.a * wj) / (wi + wj),
+                     (a.b * wi + b.b * wj) / (wi + wj)};
+      centres.erase(centres.begin() + bj);
+      continue;
+    }
+    // Fold the smallest cluster if below min_share (its pixels go to their nearest other centre).
+    const size_t smallest = std::min_element(count.begin(), count.end()) - count.begin();
+    if (centres.size() > 1 && static_cast<double>(count[smallest]) < opt.min_share * static_cast<double>(n)) {
+      centres.erase(centres.begin() + smallest);
+      continue;
+    }
+    break;
+  }
+
+  std::vector<ColourShare> out;
+  for (size_t c = 0; c < centres.size(); ++c) {
+    ColourShare s;
+    s.lab = centres[c];
+    const LCh lch = lab_to_lch(s.lab);
+    s.name = name_colour(s.lab);
+    s.hex = rgb_to_hex(lab_to_rgb(s.lab));
+    s.chroma = lch.C;
+    s.hue = lch.h;
+    s.neutral = is_achromatic_name(s.name);
+    s.pixels = count[c];
+    s.share = static_cast<double>(count[c]) / static_cast<double>(n);
+    out.push_back(s);
+  }
+  std::sort(out.begin(), out.end(), [](const ColourShare& x, const ColourShare& y) {
+    if (x.pixels != y.pixels) return x.pixels > y.pixels;
+    return x.lab.L < y.lab.L;
+  });
+  return out;
+}
+
+}  // namespace m2fp

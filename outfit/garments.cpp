@@ -1,0 +1,306 @@
+// outfit/garments.cpp: label -> garment table (garments.json) and per-person garment extraction.
+#include "outfit/garments.h"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace m2fp {
+
+const std::vector<std::string>& garment_slots() {
+  static const std::vector<std::string> slots = {"top", "bottom", "one_piece", "outerwear", "shoes", "accessory"};
+  return slots;
+}
+
+namespace {
+
+int slot_rank(const std::string& slot) {
+  const auto& s = garment_slots();
+  return static_cast<int>(std::find(s.begin(), s.end(), slot) - s.begin());
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw OutfitError(std::string("cannot open ") + what + " '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+// ---- the table --------------------------------------------------------------------------------
+
+std::string GarmentTable::normalise(const std::string& name) {
+  std::string out;
+  for (unsigned char ch : name)
+    if (std::isalnum(ch)) out += static_cast<char>(std::tolower(ch));
+  return out;
+}
+
+GarmentTable GarmentTable::parse(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw OutfitError(source + ": not valid JSON: " + e.what());
+  }
+  auto fail = [&](const std::string& where, const std::string& what) {
+    return OutfitError(source + ": " + where + ": " + what);
+  };
+  if (!j.is_object() || !j.contains("garments") || !j["garments"].is_array())
+    throw fail("top level", "expected an object with a \"garments\" array");
+  GarmentTable t;
+  std::set<std::string> seen;
+  const auto& slots = garment_slots();
+  for (size_t i = 0; i < j["garments"].size(); ++i) {
+    const auto& g = j["garments"][i];
+    const std::string where = "garments[" + std::to_string(i) + "]";
+    if (!g.is_object()) throw fail(where, "expected an object");
+    for (const char* key : {"category", "slot"})
+      if (!g.contains(key) || !g[key].is_string() || g[key].get<std::string>().empty())
+        throw fail(where, std::string("missing or empty string \"") + key + "\"");
+    if (!g.contains("labels") || !g["labels"].is_array() || g["labels"].empty())
+      throw fail(where, "\"labels\" must be a non-empty array of class names");
+    GarmentClass gc{g["category"].get<std::string>(), g["slot"].get<std::string>()};
+    if (std::find(slots.begin(), slots.end(), gc.slot) == slots.end())
+      throw fail(where, "unknown slot \"" + gc.slot + "\" (expected top, bottom, one_piece, outerwear, shoes or accessory)");
+    const std::string existing = t.slot_of(gc.category);
+    if (!existing.empty() && existing != gc.slot)
+      throw fail(where, "category \"" + gc.category + "\" already has slot \"" + existing + "\"");
+    for (const auto& label : g["labels"]) {
+      if (!label.is_string()) throw fail(where, "labels must be strings");
+      const std::string key = normalise(label.get<std::string>());
+      if (key.empty()) throw fail(where, "empty label name");
+      if (!seen.insert(key).second)
+        throw fail(where, "label \"" + label.get<std::string>() + "\" is listed twice");
+      t.garments_.emplace_back(key, gc);
+    }
+  }
+  if (j.contains("body")) {
+    if (!j["body"].is_array()) throw fail("body", "expected an array of class names");
+    for (const auto& label : j["body"]) {
+      if (!label.is_string()) throw fail("body", "labels must be strings");
+      const std::string key = normalise(label.get<std::string>());
+      if (!seen.insert(key).second)
+        throw fail("body", "label \"" + label.get<std::string>() + "\" is listed twice");
+      t.body_.push_back(key);
+    }
+  }
+  return t;
+}
+
+GarmentTable GarmentTable::load(const std::string& path) {
+  return parse(read_text_file(path, "garment table"), path);
+}
+
+const GarmentClass* GarmentTable::lookup(const std::string& class_name) const {
+  const std::string key = normalise(class_name);
+  for (const auto& [k, g] : garments_)
+    if (k == key) return &g;
+  return nullptr;
+}
+
+bool GarmentTable::known(const std::string& class_name) const {
+  const std::string key = normalise(class_name);
+  return lookup(class_name) != nullptr || std::find(body_.begin(), body_.end(), key) != body_.end();
+}
+
+std::string GarmentTable::slot_of(const std::string& category) const {
+  for (const auto& [k, g] : garments_)
+    if (g.category == category) return g.slot;
+  return "";
+}
+
+// ---- PersonOutfit helpers ---------------------------------------------------------------------
+
+bool PersonOutfit::has_slot(const std::string& slot) const {
+  return std::any_of(garments.begin(), garments.end(), [&](const Garment& g) { return g.slot == slot; });
+}
+
+bool PersonOutfit::has_category(const std::string& category) const {
+  return std::any_of(garments.begin(), garments.end(), [&](const Garment& g) { return g.category == category; });
+}
+
+const Garment* PersonOutfit::largest_in_slot(const std::string& slot) const {
+  const Garment* best = nullptr;
+  for (const Garment& g : garments)
+    if (g.slot == slot && (!best || g.pixels > best->pixels)) best = &g;
+  return best;
+}
+
+// ---- extraction -------------------------------------------------------------------------------
+
+std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& image, const GarmentTable& table,
+                                          const GarmentOptions& opt) {
+  const int W = parsing.width, H = parsing.height;
+  if (W <= 0 || H <= 0)
+    throw OutfitError("extract_outfits: parsing has no size (" + std::to_string(W) + "x" + std::to_string(H) + ")");
+  const size_t npix = static_cast<size_t>(W) * H;
+  if (parsing.labels.size() != npix)
+    throw OutfitError("extract_outfits: label map has " + std::to_string(parsing.labels.size()) +
+                      " entries, expected " + std::to_string(W) + "x" + std::to_string(H));
+  if (image.width != W || image.height != H)
+    throw OutfitError("extract_outfits: image is " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                      " but the parsing is " + std::to_string(W) + "x" + std::to_string(H));
+  if (image.rgb.size() != npix * 3)
+    throw OutfitError("extract_outfits: image buffer has " + std::to_string(image.rgb.size()) + " bytes, expected " +
+                      std::to_string(npix * 3));
+  if (parsing.class_names.empty()) throw OutfitError("extract_outfits: parsing has no class names");
+
+  const bool single = parsing.single_human || parsing.persons.empty();
+  const int num_persons = single ? 1 : static_cast<int>(parsing.persons.size());
+  if (!single && parsing.person_map.size() != npix)
+    throw OutfitError("extract_outfits: person map has " + std::to_string(parsing.person_map.size()) +
+                      " entries, expected " + std::to_string(npix) + " for " + std::to_string(num_persons) +
+                      " persons");
+
+  // Class index -> garment category index (-1: not a garment): [num_classes]
+  std::vector<std::string> categories;  // category index -> name
+  std::vector<std::string> cat_slot;
+  std::vector<int> cls_to_cat(parsing.class_names.size(), -1);
+  for (size_t c = 0; c < parsing.class_names.size(); ++c) {
+    const GarmentClass* g = table.lookup(parsing.class_names[c]);
+    if (!g) continue;
+    auto it = std::find(categories.begin(), categories.end(), g->category);
+    if (it == categories.end()) {
+      categories.push_back(g->category);
+      cat_slot.push_back(g->slot);
+      it = categories.end() - 1;
+    }
+    cls_to_cat[c] = static_cast<int>(it - categories.begin());
+  }
+  const int ncat = static_cast<int>(categories.size());
+
+  // Person areas and boxes.
+  std::vector<PersonOutfit> outfits(num_persons);
+  if (single) {
+    PersonOutfit& p = outfits[0];
+    p.person = 0;
+    p.score = parsing.persons.empty() ? 1.f : parsing.persons[0].score;
+    int x0 = W, y0 = H, x1 = 0, y1 = 0;
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x)
+        if (parsing.labels[static_cast<size_t>(y) * W + x] != 0) {
+          ++p.area;
+          x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x + 1), y1 = std::max(y1, y + 1);
+        }
+    if (p.area > 0) p.bbox = {x0, y0, x1, y1};
+  } else {
+    for (int k = 0; k < num_persons; ++k) {
+      outfits[k].person = k;
+      outfits[k].score = parsing.persons[k].score;
+      outfits[k].bbox = parsing.persons[k].bbox;
+    }
+    for (size_t i = 0; i < npix; ++i) {
+      const int pm = parsing.person_map[i];
+      if (pm == 0) continue;
+      if (pm > num_persons)
+        throw OutfitError("extract_outfits: person map value " + std::to_string(pm) + " at pixel (" +
+                          std::to_string(i % W) + ", " + std::to_string(i / W) + ") but there are only " +
+                          std::to_string(num_persons) + " persons");
+      ++outfits[pm - 1].area;
+    }
+  }
+
+  // Owner of a garment pixel outside every person mask: the person whose box contains it, nearest
+  // box centre first; -1 if none.
+  auto fallback_person = [&](int x, int y) {
+    int best = -1;
+    double best_d = std::numeric_limits<double>::max();
+    for (int k = 0; k < num_persons; ++k) {
+      const BBox& b = parsing.persons[k].bbox;
+      if (x < b.x0 || x >= b.x1 || y < b.y0 || y >= b.y1) continue;
+      const double cx = 0.5 * (b.x0 + b.x1), cy = 0.5 * (b.y0 + b.y1);
+      const double d = (x + 0.5 - cx) * (x + 0.5 - cx) + (y + 0.5 - cy) * (y + 0.5 - cy);
+      if (d < best_d) best_d = d, best = k;
+    }
+    return best;
+  };
+
+  // Owner person per pixel for garment pixels (-1: not a garment or nobody): [H, W]
+  std::vector<int> owner(npix, -1);
+  std::vector<std::vector<uint32_t>> members(static_cast<size_t>(num_persons) * std::max(ncat, 1));
+  std::vector<std::set<int>> member_classes(members.size());
+  for (int y = 0; y < H; ++y) {
+    for (int x = 0; x < W; ++x) {
+      const size_t i = static_cast<size_t>(y) * W + x;
+      const int cls = parsing.labels[i];
+      if (cls >= static_cast<int>(cls_to_cat.size()))
+        throw OutfitError("extract_outfits: label " + std::to_string(cls) + " at pixel (" + std::to_string(x) + ", " +
+                          std::to_string(y) + ") but there are only " + std::to_string(cls_to_cat.size()) +
+                          " class names");
+      const int cat = cls_to_cat[cls];
+      if (cat < 0) continue;
+      int p = 0;
+      if (!single) {
+        const int pm = parsing.person_map[i];
+        p = pm > 0 ? pm - 1 : fallback_person(x, y);
+        if (p < 0) continue;
+      }
+      owner[i] = p;
+      const size_t key = static_cast<size_t>(p) * ncat + cat;
+      members[key].push_back(static_cast<uint32_t>(i));
+      member_classes[key].insert(cls);
+    }
+  }
+
+  // Same garment (category and owner) at pixel j as at pixel i? Out-of-image neighbours count as same:
+  // a garment cut by the frame is not an edge.
+  auto same = [&](size_t i, int x, int y) {
+    if (x < 0 || y < 0 || x >= W || y >= H) return true;
+    const size_t j = static_cast<size_t>(y) * W + x;
+    return owner[j] == owner[i] && cls_to_cat[parsing.labels[j]] == cls_to_cat[parsing.labels[i]];
+  };
+
+  for (int p = 0; p < num_persons; ++p) {
+    PersonOutfit& outfit = outfits[p];
+    for (int cat = 0; cat < ncat; ++cat) {
+      const auto& idx = members[static_cast<size_t>(p) * ncat + cat];
+      const int64_t count = static_cast<int64_t>(idx.size());
+      if (count == 0 || count < opt.min_pixels) continue;
+      const double share = outfit.area > 0 ? static_cast<double>(count) / outfit.area : 0.0;
+      if (outfit.area > 0 && share < opt.min_share_of_person) continue;
+
+      Garment g;
+      g.category = categories[cat];
+      g.slot = cat_slot[cat];
+      g.person = p;
+      g.pixels = count;
+      g.share_of_person = std::min(share, 1.0);
+      int x0 = W, y0 = H, x1 = 0, y1 = 0;
+      std::vector<RGB8> all, interior;
+      all.reserve(idx.size());
+      for (uint32_t i : idx) {
+        const int x = static_cast<int>(i % W), y = static_cast<int>(i / W);
+        x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x + 1), y1 = std::max(y1, y + 1);
+        const RGB8 c{image.rgb[3 * static_cast<size_t>(i)], image.rgb[3 * static_cast<size_t>(i) + 1],
+                     image.rgb[3 * static_cast<size_t>(i) + 2]};
+        all.push_back(c);
+        if (opt.interior_pixels_only && same(i, x - 1, y) && same(i, x + 1, y) && same(i, x, y - 1) &&
+            same(i, x, y + 1))
+          interior.push_back(c);
+      }
+      g.bbox = {x0, y0, x1, y1};
+      const bool use_interior = opt.interior_pixels_only && interior.size() >= 16 && interior.size() * 4 >= all.size();
+      g.colours = dominant_colours(use_interior ? interior : all, opt.colour);
+      for (int cls : member_classes[static_cast<size_t>(p) * ncat + cat]) g.labels.push_back(parsing.class_names[cls]);
+      outfit.garments.push_back(std::move(g));
+    }
+    std::sort(outfit.garments.begin(), outfit.garments.end(), [](const Garment& a, const Garment& b) {
+      const int ra = slot_rank(a.slot), rb = slot_rank(b.slot);
+      if (ra != rb) return ra < rb;
+      if (a.pixels != b.pixels) return a.pixels > b.pixels;
+      return a.category < b.category;
+    });
+  }
+  return outfits;
+}
+
+}  // namespace m2fp
