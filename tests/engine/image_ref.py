@@ -11,6 +11,8 @@ side compares against the real thing. Run with Debian's /usr/bin/python3 (M2FP_P
   image_ref.py check-npy FILE KIND  FILE written by the C++ test is readable with the documented content
   image_ref.py check-png FILE MODE W H    FILE written by the C++ test opens in PIL with that content
   image_ref.py voc-palette N        prints get_palette(N) (the SCHP/LIP tools' formula) as JSON
+  image_ref.py shapes FILE          FILE lines "h w short max" -> prints "newh neww" per line
+  image_ref.py textured OUT W H SEED  writes the photo-like test picture as PNG
 
 Every output file is named after its case; shapes/boxes go to JSON files beside the arrays.
 """
@@ -364,6 +366,11 @@ def main(argv):
         cmd_check_png(args[0], args[1], int(args[2]), int(args[3]))
     elif cmd == 'voc-palette':
         cmd_voc_palette(int(args[0]))
+    elif cmd == 'shapes':
+        with open(args[0]) as f:
+            for line in f:
+                h, w, short, max_size = (int(v) for v in line.split())
+                print('%d %d' % get_preprocess_shape(h, w, short, max_size))
     elif cmd == 'textured':
         w, h, seed = int(args[1]), int(args[2]), int(args[3])
         Image.fromarray(textured_rgb(w, h, seed), 'RGB').save(args[0])
