@@ -5,9 +5,21 @@
 // "__metadata__": {"key": "string", ...}}, then the raw little-endian tensor bytes; offsets are
 // relative to the first byte after the header.
 //
-// open() validates everything before any tensor is touched: header length bounds, JSON syntax and
-// types, dtype names, shape x dtype size == byte size, offsets inside the data section and not
-// overlapping. Every error is a LoadError whose message names the file (and the key, if any).
+//   file:  [ N : u64 LE ][ header : N bytes of JSON ][ data section : file_size - 8 - N bytes ]
+//                                                     ^ data_ ; tensor t lives in data_[t.begin, t.end)
+//
+// open() validates everything before any tensor is touched: header length bounds
+// (2 <= N <= min(file_size - 8, 100 MiB)), JSON syntax (duplicate keys refused, nesting depth
+// bounded), types, dtype names, shapes (non-negative, no overflow), shape x dtype size == byte size,
+// offsets inside the data section and not overlapping. Every error is a LoadError whose message
+// names the file (and the key, if any), e.g.
+//   "model.safetensors: tensor 'backbone.stem.conv1.weight': data_offsets [0, 100] do not match
+//    shape [64, 3, 3, 3] x F32 = 6912 bytes".
+// Extra fields inside a tensor entry are ignored (as the reference implementation does); holes
+// between tensors and trailing bytes after the last one are allowed.
+//
+// The mapping is MAP_PRIVATE + PROT_READ: nothing is ever written back. If another process
+// truncates the file while it is mapped, touching the lost pages raises SIGBUS (as with any mmap).
 #pragma once
 
 #include <cstddef>
@@ -27,14 +39,20 @@ struct LoadError : std::runtime_error {
 enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
 const char* dtype_name(DType d);   // safetensors spelling: "F32", "I64", ...
 size_t dtype_size(DType d);
+// Parses a safetensors dtype name ("F32", ...). Returns false for a name not in DType.
+bool dtype_from_name(const std::string& name, DType* out);
+
+// "[256, 128, 1, 1]"; "[]" for a scalar.
+std::string shape_to_string(const std::vector<int64_t>& shape);
 
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;      // byte offsets relative to the data section
-  const uint8_t* data = nullptr;    // points into the mapping
-  int64_t numel() const;
+  const uint8_t* data = nullptr;    // points into the mapping (data section + begin)
+  int64_t numel() const;            // product of shape (1 for a scalar); checked at open()
+  uint64_t nbytes() const { return end - begin; }
   std::string shape_str() const;    // "[256, 128, 1, 1]"
 };
 
@@ -46,19 +64,28 @@ class SafetensorsFile {
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
+  static constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // 100 MiB
+  static constexpr int kMaxJsonDepth = 16;                    // a valid header nests 3 deep
+
   const std::string& path() const { return path_; }
   uint64_t file_size() const { return size_; }
+  uint64_t header_size() const { return header_size_; }     // N
+  uint64_t data_size() const { return size_ - 8 - header_size_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  const std::vector<TensorView>& tensors() const { return tensors_; }  // in file order
+  const std::vector<TensorView>& tensors() const { return tensors_; }  // in header order
   const TensorView* find(const std::string& name) const;               // null if absent
   // Tells the kernel the pages of a tensor are no longer needed (after the engine copied or
-  // reordered it), so they stop counting towards the resident set.
+  // reordered it), so they stop counting towards the resident set: madvise(MADV_DONTNEED) on the
+  // whole pages inside [data + begin, data + end). Reading the tensor again afterwards is still
+  // valid (the pages are read back from the file). Throws LoadError if `t` is not from this file.
   void release(const TensorView& t) const;
 
  private:
   SafetensorsFile() = default;
+  void parse_header();              // fills metadata_, tensors_, index_; throws LoadError
   std::string path_;
   uint64_t size_ = 0;
+  uint64_t header_size_ = 0;
   const uint8_t* map_ = nullptr;
   const uint8_t* data_ = nullptr;   // first byte after the header
   std::map<std::string, std::string> metadata_;
