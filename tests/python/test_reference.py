@@ -35,10 +35,16 @@ import m2fp_ref as R  # noqa: E402
 import random_checkpoint  # noqa: E402
 
 PY = sys.executable
-torch.set_num_threads(1)
 
 _TMP = None
 _CKPT = {}
+_THREADS = None
+
+
+def setUpModule():
+    global _THREADS
+    _THREADS = torch.get_num_threads()
+    torch.set_num_threads(1)
 
 
 def _tmpdir():
@@ -49,6 +55,8 @@ def _tmpdir():
 
 
 def tearDownModule():
+    if _THREADS is not None:
+        torch.set_num_threads(_THREADS)
     if _TMP is not None:
         shutil.rmtree(_TMP, ignore_errors=True)
 
@@ -517,6 +525,17 @@ class TestPreprocess(unittest.TestCase):
         prep = R.preprocess_single(small_image(511, 383), target)
         self.assertEqual(tuple(prep['image'].shape), (1, 3, 512, 384))
         self.assertEqual(prep['image_size'], (511, 383))
+
+    def test_exif_orientation_applied(self):
+        img = small_image(30, 50)
+        path = os.path.join(_tmpdir(), 'rotated.jpg')
+        exif = Image.Exif()
+        exif[0x0112] = 6      # "rotate 90 CW to display"
+        Image.fromarray(img).save(path, quality=95, exif=exif)
+        rgb = R.load_rgb(path)
+        self.assertEqual(rgb.shape, (50, 30, 3))
+        plain = np.asarray(Image.open(path).convert('RGB'))
+        self.assertTrue(np.array_equal(rgb, np.rot90(plain, k=-1)))
 
     def test_bad_inputs(self):
         with self.assertRaisesRegex(R.ReferenceError, 'uint8'):
