@@ -8,7 +8,7 @@ side compares against the real thing. Run with Debian's /usr/bin/python3 (M2FP_P
   image_ref.py exif OUT             JPEGs (and a PNG) with EXIF orientation 1..8 + PIL exif_transpose
   image_ref.py multi OUT PNG S:M..  multi-person pre-processing of PNG for each short_edge:max_size
   image_ref.py single OUT W H h,w.. single-person centring on a WxH target for photos of h x w
-  image_ref.py check-npy FILE KIND  FILE written by the C++ test is readable with the documented content
+  image_ref.py check-npy FILE KIND SHAPE [...]  files written by the C++ test read back with that content
   image_ref.py check-png FILE MODE W H    FILE written by the C++ test opens in PIL with that content
   image_ref.py voc-palette N        prints get_palette(N) (the SCHP/LIP tools' formula) as JSON
   image_ref.py shapes FILE          FILE lines "h w short max" -> prints "newh neww" per line
@@ -313,7 +313,7 @@ def cmd_check_npy(path, kind, shape):
     assert a.shape == want.shape, (a.shape, want.shape)
     assert a.flags['C_CONTIGUOUS']
     assert np.array_equal(a, want), 'values differ'
-    print('ok', a.dtype, a.shape)
+    print('ok', os.path.basename(path), a.dtype, a.shape)
 
 
 def cmd_check_png(path, mode, w, h):
@@ -360,8 +360,9 @@ def main(argv):
     elif cmd == 'single':
         cmd_single(args[0], int(args[1]), int(args[2]), args[3:])
     elif cmd == 'check-npy':
-        shape = tuple(int(v) for v in args[2].split('x')) if len(args) > 2 and args[2] else ()
-        cmd_check_npy(args[0], args[1], shape)
+        for i in range(0, len(args), 3):
+            shape = tuple(int(v) for v in args[i + 2].split('x')) if args[i + 2] else ()
+            cmd_check_npy(args[i], args[i + 1], shape)
     elif cmd == 'check-png':
         cmd_check_png(args[0], args[1], int(args[2]), int(args[3]))
     elif cmd == 'voc-palette':

@@ -1,0 +1,54 @@
+// engine/io.h: output writers: numpy .npy tensors, PNG pictures (file or memory), base64.
+//
+// Every file write goes to `path + ".tmp"` first and is renamed over `path` only once it is
+// complete, so a failure (disk full, killed process) never leaves a half-written file under the
+// final name. Errors throw IoError naming the path and the system's reason (errno text).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/image.h"
+
+namespace m2fp {
+
+struct IoError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// numpy .npy format 1.0: magic "\x93NUMPY", version 1.0, little-endian uint16 header length, a
+// Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (...), } padded with
+// spaces to a multiple of 64 bytes and ended by '\n', then the data in C order, little endian.
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const int32_t* data, const std::vector<int64_t>& shape);
+// The header alone (exposed for tests): descr is a numpy dtype string such as "<f4", "|u1", "<i4".
+std::string npy_header(const char* descr, const std::vector<int64_t>& shape);
+
+// PNG encoding with stb_image_write (8-bit; channels 1 = grey, 3 = RGB, 4 = RGBA).
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels);
+inline std::vector<uint8_t> encode_png(const Image& img) {
+  return encode_png(img.rgb.data(), img.width, img.height, 3);
+}
+void write_png_gray8(const std::string& path, const uint8_t* pixels, int width, int height);
+void write_png_rgb(const std::string& path, const uint8_t* rgb, int width, int height);
+inline void write_png_rgb(const std::string& path, const Image& img) {
+  write_png_rgb(path, img.rgb.data(), img.width, img.height);
+}
+
+// Writes bytes atomically (tmp + rename): JSON, PNG bytes, anything.
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+inline void write_file_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+// Standard base64 (RFC 4648 alphabet, '=' padding, no line breaks).
+std::string base64_encode(const uint8_t* data, size_t size);
+inline std::string base64_encode(const std::vector<uint8_t>& v) {
+  return base64_encode(v.data(), v.size());
+}
+
+}  // namespace m2fp
