@@ -119,7 +119,8 @@ LCh lab_to_lch(const Lab& lab) {
   LCh out;
   out.L = lab.L;
   out.C = std::hypot(lab.a, lab.b);
-  double h = std::atan2(lab.b, lab.a) * 180.0 / kPi;
+  // Greys have no hue: rounding noise in a*, b* would otherwise give an arbitrary angle.
+  double h = out.C < 1e-6 ? 0.0 : std::atan2(lab.b, lab.a) * 180.0 / kPi;
   if (h < 0) h += 360.0;
   if (h >= 360.0) h -= 360.0;
   out.h = h;
@@ -217,7 +218,7 @@ std::string name_colour(const Lab& lab) {
   if (c.L < 15.0 && c.C < 20.0) return "black";
   // Neutrals: lightness decides; a warm tint on a very light neutral is cream.
   if (c.C < kNeutralC) {
-    if (c.L < 22.0) return "black";
+    if (c.L < 20.0) return "black";
     if (c.L < 40.0) return "charcoal";
     if (c.L < 62.0) return "grey";
     if (c.L < 85.0) return "silver";

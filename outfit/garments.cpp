@@ -74,12 +74,15 @@ GarmentTable GarmentTable::parse(const std::string& text, const std::string& sou
     const std::string existing = t.slot_of(gc.category);
     if (!existing.empty() && existing != gc.slot)
       throw fail(where, "category \"" + gc.category + "\" already has slot \"" + existing + "\"");
+    std::set<std::string> seen_in_entry;
     for (const auto& label : g["labels"]) {
       if (!label.is_string()) throw fail(where, "labels must be strings");
       const std::string key = normalise(label.get<std::string>());
       if (key.empty()) throw fail(where, "empty label name");
+      if (seen_in_entry.count(key)) continue;  // spellings of one class in one entry ("UpperClothes", "Upper-clothes")
       if (!seen.insert(key).second)
         throw fail(where, "label \"" + label.get<std::string>() + "\" is listed twice");
+      seen_in_entry.insert(key);
       t.garments_.emplace_back(key, gc);
     }
   }

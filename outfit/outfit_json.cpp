@@ -8,7 +8,7 @@ namespace m2fp {
 namespace {
 double round_to(double v, int decimals) {
   const double f = std::pow(10.0, decimals);
-  return std::round(v * f) / f;
+  return std::round(v * f) / f + 0.0;  // + 0.0: no "-0.0" in the files
 }
 nlohmann::json bbox_json(const BBox& b) { return nlohmann::json::array({b.x0, b.y0, b.x1, b.y1}); }
 }  // namespace
