@@ -303,7 +303,7 @@ std::string ModelConfig::summary() const {
   s << ", " << num_queries << " queries, pixel decoder " << enc_layers << " x " << conv_dim << " (" << enc_nheads
     << " heads, FFN " << enc_dim_feedforward << "), transformer decoder " << dec_layers << " x " << hidden_dim << " ("
     << dec_nheads << " heads, FFN " << dec_dim_feedforward << ")";
-  s << (synthetic ? ", SYNTHETIC random weights" : ", trained weights");
+  if (synthetic) s << ", SYNTHETIC random weights";
   if (!source.empty()) s << ", from " << source;
   return s.str();
 }

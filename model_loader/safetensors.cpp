@@ -125,7 +125,8 @@ std::string TensorView::shape_str() const { return shape_to_string(shape); }
 // ---- opening ------------------------------------------------------------------------------------
 
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  FdCloser fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+  FdCloser fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (fd.fd < 0) fail(path, "cannot open: " + errno_str(errno));
   struct stat st {};
   if (::fstat(fd.fd, &st) != 0) fail(path, "cannot stat: " + errno_str(errno));

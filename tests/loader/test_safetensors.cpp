@@ -1,6 +1,7 @@
 // tests/loader/test_safetensors.cpp: SafetensorsFile on valid files and on hostile ones written by
 // the test itself. Every hostile file must give a LoadError naming the file (and the key).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -110,6 +111,10 @@ TEST_F(Safetensors, PathErrors) {
   expect_load_error(missing, {"cannot open", "No such file"});
   expect_load_error(tmp_.path().string(), {"is a directory"});
   expect_load_error(put("zero.safetensors", ""), {"empty file (0 bytes)"});
+  const std::string fifo = tmp_.file("fifo.safetensors");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_load_error(fifo, {"not a regular file"});  // and does not block waiting for a writer
+  expect_load_error("/dev/null", {"not a regular file"});
   expect_load_error(put("seven.safetensors", std::string(7, '\0')), {"file too small (7 bytes)"});
 }
 
@@ -400,6 +405,8 @@ TEST_F(Safetensors, RandomMutationsNeverCrash) {
         }
       }
     }
+    // a fresh inode each time: rewriting a truncated file makes ext4 flush it to disk on close
+    ::unlink(path.c_str());
     write_bytes(path, m);
     try {
       auto f = SafetensorsFile::open(path);
