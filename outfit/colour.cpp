@@ -120,7 +120,7 @@ LCh lab_to_lch(const Lab& lab) {
   out.L = lab.L;
   out.C = std::hypot(lab.a, lab.b);
   // Greys have no hue: rounding noise in a*, b* would otherwise give an arbitrary angle.
-  double h = out.C < 1e-6 ? 0.0 : std::atan2(lab.b, lab.a) * 180.0 / kPi;
+  double h = out.C < 1e-4 ? 0.0 : std::atan2(lab.b, lab.a) * 180.0 / kPi;
   if (h < 0) h += 360.0;
   if (h >= 360.0) h -= 360.0;
   out.h = h;

@@ -356,7 +356,11 @@ std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vec
         rec.rules.push_back(f.rule->id);
       }
     std::stable_sort(complement.begin(), complement.end(), [](const Clause& a, const Clause& b) { return a.score > b.score; });
-    double comp = complement.empty() ? 0.0 : complement[0].score;
+    // Rules that agree reinforce each other (a missing slot the garments also call for beats either
+    // alone): noisy-OR, 1 - prod(1 - score).
+    double miss = 1.0;
+    for (const Clause& c : complement) miss *= 1.0 - c.score;
+    double comp = 1.0 - miss;
     if (complement.empty()) {
       auto it = rules.open_slot_score.find(item.slot);
       comp = it != rules.open_slot_score.end() ? it->second : rules.open_slot_score.at("default");
@@ -389,7 +393,7 @@ std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vec
       if (best_rel && best_rel->condition != "always") {
         rec.rules.push_back(best_rel->id);
         const bool plural = contains(rules.plural_categories, item.category);
-        std::string garment = "your " + best_oc->colour->name + " " + rules.kind_of(*best_oc->garment);
+        const std::string garment = "your " + best_oc->colour->name + " " + rules.kind_of(*best_oc->garment);
         colour_clause = rules.phrases.at("colour");
         colour_clause = replace_all(colour_clause, "{item}", item.name);
         colour_clause = replace_all(colour_clause, "{pair}", plural ? "pair" : "pairs");

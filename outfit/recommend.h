@@ -5,7 +5,8 @@
 // tone on tone, analogous, complementary, triadic, clash: by LCh hue distance), style affinities,
 // occasions, seasons, the factor weights and the phrases of the reasons. recommend() scores every
 // catalogue item on five factors in [0, 1]:
-//   complement  the best fired rule (missing slot, pairing) or the slot's open score
+//   complement  the fired rules (missing slot, pairing) combined as 1 - prod(1 - score), else the
+//               slot's open score
 //   colour      weighted mean harmony of the item's colour with the detected garment colours
 //   style       best affinity of the item's styles with the target styles (requested style, occasion's
 //               styles, or the styles the outfit's garments suggest)
