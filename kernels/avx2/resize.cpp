@@ -2,7 +2,7 @@
 // taps and operation order in kernels/bilinear_taps.h, bit-identical to kernels/ref/resize.cpp).
 //
 // Same structure as kernels/avx512/resize.cpp with 8 lanes: cached column taps, cached
-// horizontally interpolated source rows (gathers), output rows as fma(h0, l0, h1 * l1);
+// horizontally interpolated source rows (permutes or gathers), output rows as fma(h0, l0, h1 * l1);
 // NHWC vectorised over channels. Tails are scalar with the same std::fma sequence.
 #include <immintrin.h>
 
@@ -41,13 +41,29 @@ thread_local ColumnTaps tl_cols;
 
 constexpr int64_t kStreamMinPlane = 1 << 18;  // floats per output plane
 
-void interp_row(const float* row, const ColumnTaps& t, int64_t ow, float* h) {
+// h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow, row of W floats. When the 8
+// outputs' taps lie in a window of 16 inputs (upscales, x2 downscales) they are picked from two
+// loads with permutes; otherwise gathered.
+void interp_row(const float* row, int64_t W, const ColumnTaps& t, int64_t ow, float* h) {
   int64_t x = 0;
   for (; x + 8 <= ow; x += 8) {
     const __m256i j0 = _mm256_loadu_si256((const __m256i*)(t.i0.data() + x));
     const __m256i j1 = _mm256_loadu_si256((const __m256i*)(t.i1.data() + x));
-    const __m256 a = _mm256_i32gather_ps(row, j0, 4);
-    const __m256 b = _mm256_i32gather_ps(row, j1, 4);
+    const int32_t base = t.i0[(size_t)x];
+    __m256 a, b;
+    if (t.i1[(size_t)x + 7] - base < 16 && base + 16 <= W) {
+      const __m256 lo = _mm256_loadu_ps(row + base), hi = _mm256_loadu_ps(row + base + 8);
+      const __m256i r0 = _mm256_sub_epi32(j0, _mm256_set1_epi32(base));
+      const __m256i r1 = _mm256_sub_epi32(j1, _mm256_set1_epi32(base));
+      const __m256i seven = _mm256_set1_epi32(7);
+      a = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, r0), _mm256_permutevar8x32_ps(hi, r0),
+                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(r0, seven)));
+      b = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, r1), _mm256_permutevar8x32_ps(hi, r1),
+                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(r1, seven)));
+    } else {
+      a = _mm256_i32gather_ps(row, j0, 4);
+      b = _mm256_i32gather_ps(row, j1, 4);
+    }
     _mm256_storeu_ps(h + x, _mm256_fmadd_ps(a, _mm256_loadu_ps(t.l0.data() + x),
                                             _mm256_mul_ps(b, _mm256_loadu_ps(t.l1.data() + x))));
   }
@@ -68,7 +84,7 @@ void resize_bilinear_plane_rows(const float* src, int64_t H, int64_t W, float* d
     for (int j = 0; j < 2; ++j)
       if (key[j] == sy) return hb[j];
     const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
-    interp_row(src + sy * W, cols, ow, hb[j]);
+    interp_row(src + sy * W, W, cols, ow, hb[j]);
     key[j] = sy;
     return hb[j];
   };

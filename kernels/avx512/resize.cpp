@@ -3,8 +3,9 @@
 //
 // Planes: the column taps are computed once per (W, ow) and cached per thread; each output row
 // is fma(h0, l0, h1 * l1) of two horizontally interpolated source rows h = fma(a, w0, b * w1)
-// (gathers, 16 outputs at a time). Those rows are cached, so an upscale that reuses a source row
-// for several output rows interpolates it once. NHWC: per output pixel, 16 channels at a time.
+// (16 outputs at a time, from a two-source permute of a 32-input window, or gathers). Those rows
+// are cached, so an upscale that reuses a source row for several output rows interpolates it
+// once. NHWC: per output pixel, 16 channels at a time.
 // GCC 12 reports its own AVX-512 intrinsic headers as -Wmaybe-uninitialized (GCC PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -51,15 +52,25 @@ thread_local ColumnTaps tl_cols;
 
 constexpr int64_t kStreamMinPlane = 1 << 18;  // floats per output plane
 
-// h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow.
-void interp_row(const float* row, const ColumnTaps& t, int64_t ow, float* h) {
+// h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow, row of W floats. When 16
+// outputs' taps lie in a window of 32 inputs (upscales, x2 downscales) they are picked from two
+// loads with one two-source permute each; otherwise (and for the tail) gathered.
+void interp_row(const float* row, int64_t W, const ColumnTaps& t, int64_t ow, float* h) {
   int64_t x = 0;
   for (; x < ow; x += 16) {
     const __mmask16 k = tail_mask(ow - x);
     const __m512i j0 = _mm512_maskz_loadu_epi32(k, t.i0.data() + x);
     const __m512i j1 = _mm512_maskz_loadu_epi32(k, t.i1.data() + x);
-    const __m512 a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, j0, row, 4);
-    const __m512 b = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, j1, row, 4);
+    const int32_t base = t.i0[(size_t)x];
+    __m512 a, b;
+    if (x + 16 <= ow && t.i1[(size_t)x + 15] - base < 32 && base + 32 <= W) {
+      const __m512 lo = _mm512_loadu_ps(row + base), hi = _mm512_loadu_ps(row + base + 16);
+      a = _mm512_permutex2var_ps(lo, _mm512_sub_epi32(j0, _mm512_set1_epi32(base)), hi);
+      b = _mm512_permutex2var_ps(lo, _mm512_sub_epi32(j1, _mm512_set1_epi32(base)), hi);
+    } else {
+      a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, j0, row, 4);
+      b = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, j1, row, 4);
+    }
     const __m512 w0 = _mm512_maskz_loadu_ps(k, t.l0.data() + x);
     const __m512 w1 = _mm512_maskz_loadu_ps(k, t.l1.data() + x);
     _mm512_mask_storeu_ps(h + x, k, _mm512_fmadd_ps(a, w0, _mm512_mul_ps(b, w1)));
@@ -80,7 +91,7 @@ void resize_bilinear_plane_rows(const float* src, int64_t H, int64_t W, float* d
     for (int j = 0; j < 2; ++j)
       if (key[j] == sy) return hb[j];
     const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
-    interp_row(src + sy * W, cols, ow, hb[j]);
+    interp_row(src + sy * W, W, cols, ow, hb[j]);
     key[j] = sy;
     return hb[j];
   };
