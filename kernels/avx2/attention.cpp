@@ -1,0 +1,24 @@
+// kernels/avx2/attention.cpp: one attention head, AVX2 path: tiles of 8 queries (one ymm of
+// lanes), 4 keys per score register block, 8 channels per P.V register block. The body is
+// kernels/attention_simd.h.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/internal.h"
+#include "kernels/avx2/simd_ops.h"
+#include "kernels/attention_simd.h"
+
+namespace m2fp::kern::avx2 {
+
+void attention_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                    int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk, int dh,
+                    float scale, int64_t q0, int64_t q1) {
+  if (q1 <= q0 || dh <= 0) return;
+  if (Lk <= 0) {  // no keys: zeros, as the reference
+    for (int64_t i = q0; i < q1; ++i) std::memset(out + i * ldo, 0, sizeof(float) * dh);
+    return;
+  }
+  attention_range<V8, 4, 8>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1);
+}
+
+}  // namespace m2fp::kern::avx2

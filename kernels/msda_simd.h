@@ -1,0 +1,219 @@
+// kernels/msda_simd.h: the SIMD body of the fused multi-scale deformable attention, shared by the
+// AVX2 (V8) and AVX-512 (V16) paths. Semantics: KernelTable::ms_deform_attn in kernels/kernels.h;
+// the scalar reference is kernels/ref/msda.cpp and this body performs the same float operations
+// in the same order (only exp differs: V::exp instead of std::exp).
+//
+// Per query, three stages (heads x L x P = 96 samples in the model):
+//   1. attention weights aw[heads, L*P] = softmax of the logits of each head (max-subtracted).
+//   2. vectorised over the 2*heads*L*P interleaved (x, y) offsets: sampling location
+//      loc = ref + off / size, pixel coordinate computed exactly as torch's grid_sample CPU kernel
+//      does, g = 2*loc - 1, pix = fma(g + 1, size/2, -0.5); then per coordinate the two bilinear
+//      taps: weights (1 - frac, frac) zeroed when the tap is outside [0, size), and clamped
+//      in-range row offsets (so an excluded tap reads a valid row with weight 0); then, pairing
+//      each y entry with its x entry in registers (dup_odd), the 4 corner weights aw*wy*wx and
+//      the 4 corner row offsets (in floats) of every sample.
+//   3. per head, per chunk of channels held in registers: for each of the L*P samples, the four
+//      corner rows of value are read once and accumulated with their weights (FMA), prefetching
+//      the corners M2FP_MSDA_PREFETCH samples ahead.
+// Include after the ISA's simd_ops.h; everything stays in an anonymous namespace (internal
+// linkage), see kernels/avx2/simd_ops.h.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/internal.h"
+
+namespace m2fp::kern {
+namespace {
+
+#ifndef M2FP_MSDA_PREFETCH
+#define M2FP_MSDA_PREFETCH 4
+#endif
+
+// Stage 3 for one head and one chunk of NV vectors of channels (the last one holding tail_n
+// channels when TAIL). vh = value + h*dh + c0; o = out row + h*dh + c0. For sample s of the head
+// (entry j = 2s of the per-query arrays): corner weights cw[c][j] (attention weight included)
+// and corner row offsets cr[c][j] in floats, corners (y0,x0) (y0,x1) (y1,x0) (y1,x1). The upper
+// and lower corner pairs go to two accumulator sets (shorter FMA dependency chains), added at
+// the end; the scalar reference sums in the same order.
+template <class V, int NV, bool TAIL>
+inline void msda_gather(const float* vh, int LP, const float* const* cw, const int32_t* const* cr,
+                        float* o, int tail_n) {
+  constexpr int W = V::W;
+  typename V::F a0[NV], a1[NV];
+  for (int v = 0; v < NV; ++v) a0[v] = V::zero(), a1[v] = V::zero();
+  auto corner = [&](typename V::F* acc, const float* row, const float* w) {
+    const typename V::F wv = V::bcast(w);
+    for (int v = 0; v < NV; ++v) {
+      const typename V::F x = (TAIL && v == NV - 1) ? V::load_n(row + v * W, tail_n) : V::load(row + v * W);
+      acc[v] = V::fma(wv, x, acc[v]);
+    }
+  };
+  for (int j = 0; j < 2 * LP; j += 2) {
+    if (M2FP_MSDA_PREFETCH > 0 && j + 2 * M2FP_MSDA_PREFETCH < 2 * LP) {
+      const int jp = j + 2 * M2FP_MSDA_PREFETCH;
+      for (int c = 0; c < 4; ++c)
+        for (int v = 0; v < NV * W; v += 16) V::prefetch(vh + cr[c][jp] + v);
+    }
+    corner(a0, vh + cr[0][j], cw[0] + j);
+    corner(a0, vh + cr[1][j], cw[1] + j);
+    corner(a1, vh + cr[2][j], cw[2] + j);
+    corner(a1, vh + cr[3][j], cw[3] + j);
+  }
+  for (int v = 0; v < NV; ++v) {
+    const typename V::F r = V::add(a0[v], a1[v]);
+    if (TAIL && v == NV - 1) V::store_n(o + v * W, r, tail_n);
+    else V::store(o + v * W, r);
+  }
+}
+
+// The last, partial chunk of channels: rem in [1, NVMAX*W) channels -> ceil(rem/W) vectors.
+template <class V, int NV>
+inline void msda_gather_rest(int nv, int tail_n, const float* vh, int LP, const float* const* cw,
+                             const int32_t* const* cr, float* o) {
+  if constexpr (NV >= 1) {
+    if (nv == NV) {
+      if (tail_n == V::W) msda_gather<V, NV, false>(vh, LP, cw, cr, o, tail_n);
+      else msda_gather<V, NV, true>(vh, LP, cw, cr, o, tail_n);
+      return;
+    }
+    msda_gather_rest<V, NV - 1>(nv, tail_n, vh, LP, cw, cr, o);
+  }
+}
+
+template <class V>
+void msda_chunk(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
+                int P, int heads, int dh, const float* ref, const float* offsets,
+                const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+  using F = typename V::F;
+  using I = typename V::I;
+  constexpr int W = V::W;
+  constexpr int NVMAX = 32 / W;  // channels held in registers per pass: 32 (one model head)
+  if (q1 <= q0 || heads <= 0 || dh <= 0) return;
+  const int64_t ld = (int64_t)heads * dh;  // value / out row: [heads*dh]
+  int64_t len_in = 0;
+  for (int l = 0; l < L; ++l) len_in += shapes[2 * l] * shapes[2 * l + 1];
+  if (L <= 0 || P <= 0 || len_in <= 0) {  // nothing to sample: zeros
+    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(float) * ld);
+    return;
+  }
+  if (len_in * ld >= ((int64_t)1 << 31)) {  // row offsets would overflow int32 (> 8 GB of value)
+    ::m2fp::kern::ref::ms_deform_attn(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp,
+                        out, q0, q1);
+    return;
+  }
+  const int LP = L * P, n1 = heads * LP, n2 = 2 * n1;
+  const int n1p = (n1 + W - 1) / W * W, n2p = (n2 + W - 1) / W * W;
+
+  // Per-call tables over the interleaved coordinates j = ((h*L + l)*P + p)*2 + (0 x | 1 y),
+  // padded to n2p: size (W_l or H_l), size/2, upper clamp size+1, size-1 (float); the step of
+  // one pixel and the level's first row, in floats of value (x: ld and 0; y: W_l*ld and
+  // level_start[l]*ld).
+  std::vector<float> fbuf((size_t)4 * n2p + n1p + n2p + 4 * (size_t)n2p);
+  std::vector<int32_t> ibuf((size_t)2 * n2p + 4 * (size_t)n2p);
+  float* t_size = fbuf.data();      // [n2p]
+  float* t_half = t_size + n2p;     // [n2p]
+  float* t_hi = t_half + n2p;       // [n2p]
+  float* t_last = t_hi + n2p;       // [n2p]
+  float* aw = t_last + n2p;         // [n1p] attention weights of one query
+  float* aw2 = aw + n1p;            // [n2p] the same, repeated for the x and y entries
+  float* cw[4] = {aw2 + n2p, aw2 + 2 * n2p, aw2 + 3 * n2p, aw2 + 4 * n2p};  // [4][n2p] corner weights
+  int32_t* t_step = ibuf.data();    // [n2p]
+  int32_t* t_base = t_step + n2p;   // [n2p]
+  int32_t* cr[4] = {t_base + n2p, t_base + 2 * n2p, t_base + 3 * n2p, t_base + 4 * n2p};  // [4][n2p] corner rows
+  for (int j = 0; j < n2p; ++j) {
+    if (j >= n2) {  // padding: harmless values, never used
+      t_size[j] = 1.f, t_half[j] = 0.5f, t_hi[j] = 2.f, t_last[j] = 0.f, t_step[j] = 0, t_base[j] = 0;
+      aw2[j] = 0.f;
+      continue;
+    }
+    const int l = (j / 2 / P) % L;
+    const int64_t Hl = shapes[2 * l], Wl = shapes[2 * l + 1];
+    const bool empty = Hl * Wl == 0;
+    const float size = (float)((j & 1) ? Hl : Wl);
+    t_size[j] = size;
+    t_half[j] = size / 2;
+    t_hi[j] = size + 1.f;
+    t_last[j] = size - 1.f;
+    t_step[j] = empty ? 0 : (int32_t)(((j & 1) ? Wl : 1) * ld);
+    t_base[j] = (empty || !(j & 1)) ? 0 : (int32_t)(level_start[l] * ld);
+  }
+  for (int j = n1; j < n1p; ++j) aw[j] = -100.f;  // padding lanes of the exp pass
+
+  const F one = V::set1(1.f), two = V::set1(2.f), zero = V::zero();
+  const F lo_clamp = V::set1(-2.f), mhalf = V::set1(-0.5f);
+  for (int64_t q = q0; q < q1; ++q) {
+    // 1. attention weights: softmax over the L*P logits of each head.
+    const float* lg = logits + q * ld_qp;
+    for (int h = 0; h < heads; ++h) {
+      const float* x = lg + h * LP;
+      float mx = x[0];
+      for (int t = 1; t < LP; ++t) mx = std::max(mx, x[t]);
+      for (int t = 0; t < LP; ++t) aw[h * LP + t] = x[t] - mx;
+    }
+    for (int j = 0; j < n1p; j += W) V::store(aw + j, V::exp(V::load(aw + j)));
+    for (int h = 0; h < heads; ++h) {
+      const float* w = aw + h * LP;
+      float sum = 0.f;
+      for (int t = 0; t < LP; ++t) sum += w[t];
+      const float inv = 1.f / sum;
+      for (int t = 0; t < LP; ++t) aw2[2 * (h * LP + t)] = aw2[2 * (h * LP + t) + 1] = w[t] * inv;
+    }
+
+    // 2. sampling coordinates, bilinear taps and corner weights/rows, vectorised over the
+    //    interleaved (x, y) entries; a sample's results land in its x (even) entry.
+    const float* off = offsets + q * ld_qp;
+    const F rv = V::pair(ref[2 * q], ref[2 * q + 1]);
+    for (int j = 0; j < n2p; j += W) {
+      const F o = (j + W <= n2) ? V::load(off + j) : V::load_n(off + j, n2 - j);
+      const F size = V::load(t_size + j), last = V::load(t_last + j);
+      const F loc = V::add(rv, V::div(o, size));
+      const F g = V::sub(V::mul(two, loc), one);
+      F x = V::fma(V::add(g, one), V::load(t_half + j), mhalf);
+      x = V::max(x, lo_clamp);  // NaN -> -2 (max returns its second operand)
+      x = V::min(x, V::load(t_hi + j));
+      const F fl = V::floor(x);
+      const F fr = V::sub(x, fl);
+      const F fl1 = V::add(fl, one);
+      // tap weights (0 outside the map) and clamped in-range offsets of the two taps
+      const F wlo = V::where(V::mand(V::ge(fl, zero), V::le(fl, last)), V::sub(one, fr));
+      const F whi = V::where(V::mand(V::ge(fl1, zero), V::le(fl1, last)), fr);
+      const I step = V::loadi(t_step + j), base = V::loadi(t_base + j);
+      const I ilo = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl, last), zero)), step));
+      const I ihi = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl1, last), zero)), step));
+      // corners: weight a*wy*wx ((a*wy) first, as the reference), row offset y part + x part
+      const F a = V::load(aw2 + j);
+      const F ay0 = V::mul(a, V::dup_odd(wlo)), ay1 = V::mul(a, V::dup_odd(whi));
+      V::store(cw[0] + j, V::mul(ay0, wlo));
+      V::store(cw[1] + j, V::mul(ay0, whi));
+      V::store(cw[2] + j, V::mul(ay1, wlo));
+      V::store(cw[3] + j, V::mul(ay1, whi));
+      const I ry0 = V::dup_odd_i(ilo), ry1 = V::dup_odd_i(ihi);
+      V::storei(cr[0] + j, V::addi(ry0, ilo));
+      V::storei(cr[1] + j, V::addi(ry0, ihi));
+      V::storei(cr[2] + j, V::addi(ry1, ilo));
+      V::storei(cr[3] + j, V::addi(ry1, ihi));
+    }
+
+    // 3. weighted bilinear gather, per head and chunk of channels.
+    float* orow = out + q * ld;
+    for (int h = 0; h < heads; ++h) {
+      const int jh = 2 * h * LP;
+      const float* hw[4] = {cw[0] + jh, cw[1] + jh, cw[2] + jh, cw[3] + jh};
+      const int32_t* hr[4] = {cr[0] + jh, cr[1] + jh, cr[2] + jh, cr[3] + jh};
+      int c0 = 0;
+      for (; c0 + NVMAX * W <= dh; c0 += NVMAX * W)
+        msda_gather<V, NVMAX, false>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0, W);
+      if (c0 < dh) {
+        const int rem = dh - c0, nv = (rem + W - 1) / W, tail_n = rem - (nv - 1) * W;
+        msda_gather_rest<V, NVMAX>(nv, tail_n, value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace m2fp::kern
