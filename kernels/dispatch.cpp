@@ -240,9 +240,15 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
 void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                       int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
                       int64_t Lk, int heads, int dh, float scale) {
+  if (Lq <= 0 || heads <= 0) return;
   const KernelTable& t = active();
-  // Work items are (head, block of queries).
-  const int64_t qb = 8, blocks = (Lq + qb - 1) / qb;
+  // Work items are (head, block of queries). The kernels reuse each block of keys for all the
+  // queries of a call while it is in cache, so blocks are large (<= 64 queries, evenly sized)
+  // and only split further (down to 8 queries) until every thread has about two items.
+  const int nt = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  int64_t nb = (Lq + 63) / 64;
+  while (heads * nb < 2 * nt && Lq / (nb + 1) >= 8) ++nb;
+  const int64_t qb = (Lq + nb - 1) / nb, blocks = (Lq + qb - 1) / qb;
   parallel_chunks(heads * blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t h = i / blocks, q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
