@@ -613,6 +613,46 @@ class TestPostprocess(unittest.TestCase):
         self.assertLess(max_diff('single-person (before) vs by hand', res2['semantic'], sem2), 1e-4)
 
 
+def _synth_forward():
+    """tests/python/synth_forward.py (the synthetic-checkpoint engineer's functional forward, written
+    independently from SPEC.md), or None when it is absent or lacks the functions used here."""
+    try:
+        import synth_forward as S
+    except ImportError:
+        return None
+    needed = ('load_checkpoint', 'preprocess', 'backbone', 'pixel_decoder', 'decoder')
+    return S if all(hasattr(S, n) for n in needed) else None
+
+
+@unittest.skipIf(_synth_forward() is None, 'tests/python/synth_forward.py not available')
+class TestAgainstFunctionalForward(unittest.TestCase):
+    """Whole network, float64, against a second implementation written independently with torch.nn.functional
+    only: agreement to ~1e-7 leaves float32 rounding as the only source of difference in the float32 dumps."""
+
+    def test_float64_forward_agrees(self):
+        S = _synth_forward()
+        d = checkpoint('cihp')
+        model, _ = R.load_model(d)
+        model = model.double()
+        sd, cfg = S.load_checkpoint(d)
+        sd = {k: (v.double() if v.is_floating_point() else v) for k, v in sd.items()}
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)   # the functional forward creates some tensors with the default
+        try:
+            x, _ = S.preprocess(Image.fromarray(small_image()), short_edge=64)
+            x = x.double()
+            with torch.no_grad():
+                feats = S.backbone(sd, cfg, x)
+                mf, outs = S.pixel_decoder(sd, cfg, feats)
+                logits, masks = S.decoder(sd, cfg, mf, outs)
+                out = model(x)
+        finally:
+            torch.set_default_dtype(old)
+        self.assertLess(max_diff('f64 pred_logits vs functional forward', out['pred_logits'][0], logits), 1e-6)
+        scale = max(1.0, float(masks.abs().max()))
+        self.assertLess(max_diff('f64 pred_masks vs functional forward', out['pred_masks'][0], masks), 1e-6 * scale)
+
+
 class TestEndToEnd(unittest.TestCase):
     """The whole reference on a small image: wiring checked against functional re-computations from the
     recorded intermediates, and the dump script's files and shapes."""

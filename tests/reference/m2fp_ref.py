@@ -437,6 +437,12 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         return memory, shapes, starts
 
 
+def _float(x: torch.Tensor) -> torch.Tensor:
+    """Upstream casts backbone features with .float() (deformable attention has no half precision); float64
+    is kept so the whole reference can also run in double precision for verification."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 class MSDeformAttnPixelDecoder(nn.Module):
     """input_proj (1x1 conv + GN) per transformer level, deformable encoder, FPN levels down to common_stride,
     mask_features 1x1 conv. Upstream m2fp/m2fp_encoder.py."""
@@ -492,7 +498,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         multi-scale maps [B, D, Hp/32..] [B, D, Hp/16..] [B, D, Hp/8..] for the transformer decoder."""
         srcs, pos = [], []
         for idx, f in enumerate(self.transformer_in_features[::-1]):                # res5, res4, res3
-            x = features[f].float()
+            x = _float(features[f])
             srcs.append(self.input_proj[idx](x))                                       # [B, D, H_l, W_l]
             pos.append(self.pe_layer(x))                                               # [B, D, H_l, W_l]
         y, shapes, starts = self.transformer(srcs, pos, rec)                           # [B, N, D]
@@ -506,7 +512,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             out.append(m)
         fpn_features = self.in_features[:self.num_fpn_levels][::-1]
         for idx, f in enumerate(fpn_features):
-            x = features[f].float()
+            x = _float(features[f])
             cur = self.lateral_convs[idx](x)                                           # [B, D, Hp/4, Wp/4]
             yy = cur + F.interpolate(out[-1], size=cur.shape[-2:], mode='bilinear', align_corners=False)
             yy = self.output_convs[idx](yy)                                            # [B, D, Hp/4, Wp/4]
