@@ -175,9 +175,10 @@ void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
   size_t pos = 2;  // after SOI
   for (;;) {
     if (pos >= n) throw ImageError("JPEG is truncated: it ends before the first scan");
-    if (b[pos] != 0xFF)
-      throw ImageError("corrupt JPEG: expected a marker at byte " + std::to_string(pos) +
-                       ", found " + hex_prefix(b + pos, n - pos, 4));
+    if (b[pos] != 0xFF) {  // junk between segments: PIL and stb_image skip it, so do we
+      ++pos;
+      continue;
+    }
     while (pos < n && b[pos] == 0xFF) ++pos;  // fill bytes
     if (pos >= n) throw ImageError("JPEG is truncated: it ends before the first scan");
     const uint8_t marker = b[pos++];

@@ -245,6 +245,18 @@ TEST_F(ImageHostile, TruncatedFilesThrow) {
   std::printf("  BMP cut by 10 bytes: %s\n", m.c_str());
 }
 
+TEST_F(ImageDecode, JunkBetweenJpegSegmentsIsSkippedLikePil) {
+  // Some writers pad between segments; PIL's marker loop and stb_image skip non-0xff bytes.
+  std::vector<uint8_t> jpg = read_bytes(file("exif_le_6.jpg"));
+  const size_t app0_end = 4 + ((size_t)jpg[4] << 8 | jpg[5]);  // SOI, then APP0 (PIL writes JFIF)
+  ASSERT_EQ(jpg[3], 0xE0);
+  jpg.insert(jpg.begin() + (long)app0_end, {0x00, 0x12, 0x34});
+  const Image img = decode_image(jpg.data(), jpg.size());
+  EXPECT_EQ(img.width, 37);  // the EXIF block after the junk is still found
+  const Diff d = compare(img, read_npy(file("exif_le_6.jpg.npy")));
+  EXPECT_LE(d.max, 3);
+}
+
 TEST_F(ImageHostile, RandomBytesThrow) {
   std::mt19937 rng(42);
   for (int t = 0; t < 200; ++t) {
@@ -264,9 +276,10 @@ std::vector<uint8_t> with_exif(const std::vector<uint8_t>& jpeg, const std::vect
   const size_t len = seg.size() - 2;
   seg[2] = (uint8_t)(len >> 8);
   seg[3] = (uint8_t)len;
-  std::vector<uint8_t> out(jpeg.begin(), jpeg.begin() + 2);
-  out.insert(out.end(), seg.begin(), seg.end());
-  out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
+  std::vector<uint8_t> out(jpeg.size() + seg.size());
+  std::copy(jpeg.begin(), jpeg.begin() + 2, out.begin());
+  std::copy(seg.begin(), seg.end(), out.begin() + 2);
+  std::copy(jpeg.begin() + 2, jpeg.end(), out.begin() + 2 + (long)seg.size());
   return out;
 }
 
