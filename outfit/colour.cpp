@@ -161,6 +161,17 @@ double delta_e76(const Lab& x, const Lab& y) {
   return std::sqrt((x.L - y.L) * (x.L - y.L) + (x.a - y.a) * (x.a - y.a) + (x.b - y.b) * (x.b - y.b));
 }
 
+double delta_e94_textiles(const Lab& x, const Lab& y) {
+  constexpr double kL = 2.0, K1 = 0.048, K2 = 0.014;
+  const double c1 = std::hypot(x.a, x.b), c2 = std::hypot(y.a, y.b);
+  const double dL = x.L - y.L, dC = c1 - c2;
+  const double da = x.a - y.a, db = x.b - y.b;
+  const double dH2 = std::max(0.0, da * da + db * db - dC * dC);  // ΔH² = Δa² + Δb² - ΔC²
+  const double c = std::sqrt(c1 * c2);
+  const double sC = 1.0 + K1 * c, sH = 1.0 + K2 * c;
+  return std::sqrt((dL / kL) * (dL / kL) + (dC / sC) * (dC / sC) + dH2 / (sH * sH));
+}
+
 double hue_distance(double h1, double h2) {
   double d = std::fmod(std::fabs(h1 - h2), 360.0);
   return d > 180.0 ? 360.0 - d : d;
@@ -357,12 +368,14 @@ std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const
     count = kept_count;
     if (dropped_empty) continue;
 
-    // Merge the closest pair if closer than the threshold.
+    // Merge the closest pair if closer than the threshold (ΔE94 textiles), or if both have one name
+    // (distance 0: merged first).
     double best = std::numeric_limits<double>::max();
     size_t bi = 0, bj = 0;
     for (size_t i = 0; i < centres.size(); ++i)
       for (size_t j = i + 1; j < centres.size(); ++j) {
-        const double d = delta_e76(centres[i], centres[j]);
+        const double d = name_colour(centres[i]) == name_colour(centres[j]) ? 0.0
+                                                                             : delta_e94_textiles(centres[i], centres[j]);
         if (d < best) best = d, bi = i, bj = j;
       }
     if (centres.size() > 1 && best < opt.merge_delta_e) {

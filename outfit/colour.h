@@ -51,6 +51,10 @@ std::string rgb_to_hex(RGB8 c);      // "#RRGGBB" (upper case)
 // Parses "#RRGGBB" or "RRGGBB" (either case). Throws std::invalid_argument naming the bad text.
 RGB8 hex_to_rgb(const std::string& hex);
 double delta_e76(const Lab& x, const Lab& y);  // Euclidean distance in CIELAB
+// CIE94 colour difference with the textile parameters (kL = 2, K1 = 0.048, K2 = 0.014), made
+// symmetric by using the geometric mean chroma for the weights. Lightness counts half and chroma
+// differences shrink for saturated colours, so the same fabric in light and in shade stays close.
+double delta_e94_textiles(const Lab& x, const Lab& y);
 // Smallest absolute difference of two hue angles, in [0, 180].
 double hue_distance(double h1, double h2);
 
@@ -68,7 +72,8 @@ struct DominantColourOptions {
   int max_colours = 3;            // k of k-means, 1..8
   int max_samples = 8192;         // k-means runs on at most this many pixels (an even stride)
   int max_iterations = 30;        // Lloyd iterations
-  double merge_delta_e = 12.0;    // centres closer than this (ΔE76) are merged
+  double merge_delta_e = 10.0;    // centres closer than this (ΔE94, textiles) or with the same name are
+                                  // merged: shading splits one fabric into light and dark clusters
   double min_share = 0.05;        // clusters below this share are folded into the nearest other one
   uint64_t seed = 0x6d32667063707021ull;  // k-means++ seeding (fixed: results are reproducible)
 };

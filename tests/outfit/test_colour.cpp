@@ -204,6 +204,28 @@ TEST(DominantColours, MergesNearDuplicatesAndFoldsTinyClusters) {
   EXPECT_TRUE(dominant_colours({}).empty());
 }
 
+TEST(DominantColours, ShadingOfOneFabricIsOneColour) {
+  // One fabric lit from 75 % to 100 %: k-means splits it, the ΔE94 (textiles) merge joins it again.
+  for (const RGB8 base : {RGB8{200, 16, 46}, RGB8{245, 245, 245}, RGB8{47, 93, 168}, RGB8{20, 20, 20}}) {
+    std::vector<RGB8> px;
+    for (int i = 0; i < 3001; ++i) {
+      const double light = 0.75 + 0.25 * (i % 101) / 100.0;
+      px.push_back({static_cast<uint8_t>(std::lround(base.r * light)), static_cast<uint8_t>(std::lround(base.g * light)),
+                    static_cast<uint8_t>(std::lround(base.b * light))});
+    }
+    DominantColourOptions opt;
+    opt.max_colours = 4;
+    const auto cs = dominant_colours(px, opt);
+    std::printf("  %s shaded 75..100 %%: %zu colour(s), first %s %s\n", rgb_to_hex(base).c_str(), cs.size(),
+                cs[0].name.c_str(), cs[0].hex.c_str());
+    EXPECT_EQ(cs.size(), 1u) << rgb_to_hex(base);
+  }
+  EXPECT_LT(delta_e94_textiles(rgb_to_lab({200, 16, 46}), rgb_to_lab({150, 12, 35})), 10.0);
+  EXPECT_GT(delta_e94_textiles(rgb_to_lab({31, 42, 68}), rgb_to_lab({47, 93, 168})), 10.0);  // navy vs blue
+  EXPECT_GT(delta_e94_textiles(rgb_to_lab({128, 128, 128}), rgb_to_lab({248, 248, 248})), 10.0);
+  EXPECT_DOUBLE_EQ(delta_e94_textiles(rgb_to_lab({1, 2, 3}), rgb_to_lab({1, 2, 3})), 0.0);
+}
+
 TEST(DominantColours, IsDeterministic) {
   const auto px = two_colour_pixels(20011, 0.45, {200, 16, 46}, {47, 93, 168});
   DominantColourOptions opt;

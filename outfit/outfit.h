@@ -1,0 +1,41 @@
+// outfit/outfit.h: the outfit library's front door for the CLI and the HTTP server.
+//
+//   OutfitKit kit = OutfitKit::load();                        // garments.json + rules.json
+//   Catalog cat = Catalog::open_or_create(db, kit.seed_catalog());
+//   nlohmann::json j = analyse_outfits(parsing, image, kit, &cat, {.k = 5});   // -> result.json "outfits"
+//
+// Data files live in outfit/data/ of the source tree. outfit_data_dir() finds them: the environment
+// variable M2FP_OUTFIT_DATA if set, else the data/ folder beside this library's sources (known at
+// compile time), so a build tree works without installing anything.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "outfit/catalog.h"
+#include "outfit/garments.h"
+#include "outfit/recommend.h"
+
+namespace m2fp {
+
+std::string outfit_data_dir();
+
+struct OutfitKit {
+  std::string data_dir;
+  GarmentTable garments;
+  Rules rules;
+  GarmentOptions garment_options;
+
+  // Loads data_dir/garments.json and data_dir/rules.json. Throws OutfitError naming the file.
+  static OutfitKit load(const std::string& data_dir = outfit_data_dir());
+  std::string seed_catalog() const { return data_dir + "/seed_catalog.csv"; }
+};
+
+// Garments of every person, with recommendations when a catalogue is given:
+// [{"person", "score", "bbox", "area", "garments": [...], "recommendations": [...]}, ...]
+// (outfit_json.h documents the shapes). Throws OutfitError / std::invalid_argument / CatalogError.
+nlohmann::json analyse_outfits(const Parsing& parsing, const Image& image, const OutfitKit& kit,
+                               const Catalog* catalog, const RecommendOptions& opt = {});
+
+}  // namespace m2fp
