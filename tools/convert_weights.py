@@ -504,12 +504,12 @@ class Checkpoint(object):
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
             raise ConvertError("checkpoint %s is not a readable zip archive (truncated or corrupt?): %s"
                                % (path, e))
+        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+            raise ConvertError("checkpoint %s is a TorchScript archive (torch.jit.save), "
+                               "not a torch.save state dict" % path)
         pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
         pkl = [n for n in pkl if n.count("/") <= 1]
         if not pkl:
-            if any(n.endswith("constants.pkl") for n in names):
-                raise ConvertError("checkpoint %s is a TorchScript archive (torch.jit.save), "
-                                   "not a torch.save state dict" % path)
             raise ConvertError("checkpoint %s has no data.pkl record (not a torch.save archive)" % path)
         if len(pkl) > 1:
             raise ConvertError("checkpoint %s has several data.pkl records: %s" % (path, pkl))
