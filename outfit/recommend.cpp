@@ -290,9 +290,12 @@ std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vec
   std::vector<Fired> pairings;
   for (const auto& p : rules.pairings) {
     const Garment* best = nullptr;
-    for (const Garment& g : outfit.garments)
-      if ((rules.kind_of(g) == p.when || g.category == p.when || g.slot == p.when) && (!best || g.pixels > best->pixels))
-        best = &g;
+    for (const Garment& g : outfit.garments) {
+      // A rule for a category ("pants") applies only when no finer kind ("jeans") was recognised.
+      const std::string kind = rules.kind_of(g);
+      const bool match = kind == p.when || g.slot == p.when || (g.category == p.when && kind == g.category);
+      if (match && (!best || g.pixels > best->pixels)) best = &g;
+    }
     if (best) pairings.push_back({&p, best});
   }
 

@@ -145,6 +145,9 @@ TEST(Recommend, MissingShoesComeFirstWithAReason) {
   EXPECT_NE(recs[0].reason.find("you have no shoes visible"), std::string::npos) << recs[0].reason;
   EXPECT_GT(recs[0].factors.at("complement"), 0.95);  // missing slot + "jeans -> sneakers/boots"
   EXPECT_TRUE(std::find(recs[0].rules.begin(), recs[0].rules.end(), "no_shoes") != recs[0].rules.end());
+  // "pants -> shoes" is for pants of no finer kind: jeans have their own rule.
+  for (const auto& r : recs)
+    EXPECT_TRUE(std::find(r.rules.begin(), r.rules.end(), "pants_shoes") == r.rules.end()) << r.item.sku;
   // Sneakers and boots are what jeans call for: the shoes at the top are among them.
   EXPECT_TRUE(recs[0].item.category == "sneakers" || recs[0].item.category == "boots") << recs[0].item.category;
   EXPECT_NE(recs[0].reason.find("your blue jeans"), std::string::npos) << recs[0].reason;
