@@ -123,13 +123,15 @@ struct MsdaCase {
   Loc loc;
   bool logits_first;  // column order of the qp rows (the kernel must use the pointers)
   uint32_t seed;
+  float logit_scale = 1.f;  // logits ~ N(0, 2*logit_scale): 100 tests the softmax's stability
 
   std::string str() const {
     std::ostringstream s;
     s << "msda{levels=";
     for (auto& l : levels) s << l.first << "x" << l.second << ",";
     s << " P=" << P << " heads=" << heads << " dh=" << dh << " Lq=" << Lq << " loc=" << loc_name(loc)
-      << " logits_first=" << logits_first << " seed=" << seed << "}";
+      << " logits_first=" << logits_first << " logit_scale=" << logit_scale << " seed=" << seed
+      << "}";
     return s.str();
   }
 };
@@ -164,6 +166,8 @@ MsdaData make_msda(const MsdaCase& c) {
   std::mt19937 rng(c.seed);
   d.value = randn((size_t)d.len_in * c.heads * c.dh, rng);
   d.qp = randn((size_t)c.Lq * d.ld_qp, rng, 2.f);  // logits ~ N(0, 2), offsets set below
+  for (int64_t q = 0; q < c.Lq; ++q)
+    for (int i = 0; i < d.n1; ++i) d.qp[q * d.ld_qp + d.logit_col + i] *= c.logit_scale;
   d.ref.resize((size_t)c.Lq * 2);
   std::uniform_real_distribution<float> u01(0.f, 1.f);
   std::uniform_int_distribution<int> pick(0, 1 << 20);
@@ -241,14 +245,20 @@ std::vector<MsdaCase> msda_cases() {
   // every point count with the model's head layout
   for (int P = 1; P <= 4; ++P)
     v.push_back({{{5, 9}, {13, 17}, {26, 34}}, P, 8, 32, 61, Loc::Random, P % 2 == 0, seed++});
+  // large logits (|x| up to ~1000): the softmax must subtract the maximum
+  for (int dh : {7, 32})
+    v.push_back({{{5, 9}, {13, 17}}, 3, 8, dh, 29, Loc::Random, false, seed++, 100.f});
   return v;
 }
 
 TEST(KernelsB_MsDeformAttn, SimdMatchesScalar) {
-  const Tol tol{2e-6, 1e-5};  // only exp differs (SIMD exp <= 2 ulp): ~1e-7 relative
+  // Same float operations in the same order except exp (SIMD exp < 1 ulp vs std::exp): the
+  // attention weights differ by an ulp or two, the outputs by ~1e-7.
+  const Tol tol{1e-6, 2e-6};
   const auto isas = simd_isas();
   if (isas.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
   int n = 0;
+  double worst = 0;
   for (const MsdaCase& c : msda_cases()) {
     const MsdaData d = make_msda(c);
     const std::vector<float> want = run_msda(kern::table_for(Isa::Scalar), d, 0, c.Lq);
@@ -259,6 +269,7 @@ TEST(KernelsB_MsDeformAttn, SimdMatchesScalar) {
       run_msda(kern::table_for(isa), d, 0, 5, &split);
       run_msda(kern::table_for(isa), d, 5, c.Lq, &split);
       const Diff dd = diff(got.data(), want.data(), got.size(), tol);
+      worst = std::max(worst, dd.max_abs);
       EXPECT_EQ(dd.bad, 0u) << kern::isa_name(isa) << " " << report(c.str(), dd, tol, got.size());
       EXPECT_EQ(std::memcmp(got.data(), split.data(), got.size() * sizeof(float)), 0)
           << kern::isa_name(isa) << " split calls differ: " << c.str();
@@ -266,8 +277,10 @@ TEST(KernelsB_MsDeformAttn, SimdMatchesScalar) {
       ++n;
     }
   }
-  std::printf("  ms_deform_attn: %d (case, isa) pairs within atol %g rtol %g of scalar\n", n,
-              tol.atol, tol.rtol);
+  std::string names;
+  for (Isa isa : isas) names += std::string(" ") + kern::isa_name(isa);
+  std::printf("  ms_deform_attn: %d (case, isa) pairs (isas:%s), max|diff| vs scalar %g (atol %g rtol %g)\n",
+              n, names.c_str(), worst, tol.atol, tol.rtol);
 }
 
 // The scalar reference on hand-checkable inputs: a 2x2 map, one head/level/point.
@@ -461,8 +474,10 @@ TEST(KernelsB_Attention, SimdMatchesScalar) {
       ++n;
     }
   }
-  std::printf("  attention_head: %d (case, isa) pairs, max|diff| vs scalar %g (atol %g rtol %g)\n",
-              n, worst, tol.atol, tol.rtol);
+  std::string names;
+  for (Isa isa : isas) names += std::string(" ") + kern::isa_name(isa);
+  std::printf("  attention_head: %d (case, isa) pairs (isas:%s), max|diff| vs scalar %g (atol %g rtol %g)\n",
+              n, names.c_str(), worst, tol.atol, tol.rtol);
 }
 
 // Semantics of the reference itself on small hand-checkable cases.
@@ -710,12 +725,13 @@ const TorchRun& torch_run() {
 
       // multi-scale deformable attention through the threaded entry point
       const std::vector<MsdaCase> mcases = {
-          {{{20, 33}, {40, 66}, {80, 132}}, 4, 8, 32, 300, Loc::Random, false, 501},  // model layout
+          {{{20, 33}, {40, 66}, {80, 132}}, 4, 8, 32, 1000, Loc::Random, false, 501},  // model layout
           {{{13, 17}, {1, 1}}, 3, 3, 13, 41, Loc::Random, true, 502},
           {{{5, 9}, {13, 17}, {26, 34}}, 2, 2, 7, 41, Loc::FarOutside, false, 503},
           {{{5, 9}, {13, 17}, {26, 34}}, 4, 8, 33, 41, Loc::Border, true, 504},
           {{{16, 8}, {4, 2}, {1, 1}}, 4, 2, 32, 41, Loc::Centres, false, 505},
           {{{7, 1}, {1, 3}}, 1, 1, 1, 41, Loc::Random, false, 506},
+          {{{5, 9}, {13, 17}}, 3, 8, 32, 41, Loc::Random, false, 507, 100.f},  // large logits
       };
       for (size_t i = 0; i < mcases.size(); ++i) {
         const MsdaData d = make_msda(mcases[i]);
@@ -726,7 +742,9 @@ const TorchRun& torch_run() {
         write_raw(dir / (n + ".qp.f32"), d.qp.data(), d.qp.size() * 4);
         ParityCase pc;
         pc.name = n, pc.kind = "msda", pc.label = mcases[i].str();
-        pc.tol = {5e-6, 1e-5};
+        // only summation order differs from torch (the taps are computed as grid_sample does);
+        // the naive pix = loc*size - 0.5 already fails this at the model's map sizes
+        pc.tol = {3e-6, 1e-5};
         pc.ours.assign((size_t)mcases[i].Lq * mcases[i].heads * mcases[i].dh, -7.f);
         kern::ms_deform_attn(d.value.data(), d.shapes.data(), d.starts.data(), d.L, mcases[i].P,
                              mcases[i].heads, mcases[i].dh, d.ref.data(), d.offsets(), d.logits(),
