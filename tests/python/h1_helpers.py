@@ -118,7 +118,7 @@ def pickle_state_dict_then_call(module, name, arg):
             + b"us.")
 
 
-def photo_like_image(width=480, height=360):
+def photo_like_image(width=400, height=400):
     """A deterministic picture with a few figures on a gradient (PIL), for forward checks when no
     photo is available."""
     from PIL import Image, ImageDraw

@@ -205,10 +205,14 @@ def decoder(sd, cfg, mask_features, feats):
 
 
 @torch.no_grad()
-def forward(sd, cfg, image):
-    """sd: state dict (float tensors), cfg: "model" section, image: PIL image.
+def forward(sd, cfg, image, x=None):
+    """sd: state dict (float tensors), cfg: "model" section, image: PIL image (multi-person
+    pre-processing), or x: an already normalised [1, 3, H, W] input (H, W multiples of 32).
     Returns dict(pred_logits [Q, C+1], pred_masks [Q, Hp/4, Wp/4], size (nh, nw), padded (Hp, Wp))."""
-    x, size = preprocess(image)
+    if x is None:
+        x, size = preprocess(image)
+    else:
+        size = tuple(x.shape[-2:])
     feats = backbone(sd, cfg, x)
     mask_features, outs = pixel_decoder(sd, cfg, feats)
     logits, masks = decoder(sd, cfg, mask_features, outs)
