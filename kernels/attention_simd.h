@@ -5,7 +5,7 @@
 // Layout: the vector lanes run over QUERIES. Tiles of W queries (8 or 16) are processed against
 // the keys in blocks of KB = 64 keys, with the online (streaming) softmax; the key blocks are the
 // outer loop and the tiles of the call the inner one, so each block of k/v rows is fetched once
-// per call:
+// per call (and prefetched while the previous block is processed):
 //   Qt[dh][W]     = scale * q of the tile, transposed once per tile
 //   S[KB][W]      = scores of the block: S[j] = sum_c k[j][c] * Qt[c] (k[j][c] broadcast, FMA
 //                   over c in order, the same operation sequence as the reference: the scores
@@ -198,11 +198,16 @@ void attention_range(const float* q, int64_t ldq, const float* k, int64_t ldk, c
   }
   for (int64_t kb0 = 0; kb0 < Lk; kb0 += kAttnKB) {
     const int nk = (int)std::min<int64_t>(kAttnKB, Lk - kb0);
-    for (int t = 0; t < ntiles; ++t)
+    const int64_t next = kb0 + kAttnKB;  // the next block's rows are prefetched, a share per tile
+    const int n_next = (int)std::max<int64_t>(0, std::min<int64_t>(kAttnKB, Lk - next));
+    for (int t = 0; t < ntiles; ++t) {
+      for (int j = t * n_next / ntiles; j < (t + 1) * n_next / ntiles; ++j)
+        for (int c = 0; c < dh; c += 16) V::prefetch(k + (next + j) * ldk + c), V::prefetch(v + (next + j) * ldv + c);
       attention_block<V, KT, CT>(k, ldk, v, ldv, dh, kb0, nk, sc.qt.data() + (size_t)t * dh * W,
                                  sc.ot.data() + (size_t)t * dh * W, sc.m.data() + t * W,
                                  sc.l.data() + t * W, sc.row.data() + t * W, sc.real.data() + t * W,
                                  sc.masked[t] != 0, sc);
+    }
   }
   // out = Ot / l, transposed back to rows
   for (int t = 0; t < ntiles; ++t) {

@@ -1,6 +1,6 @@
 // kernels/avx2/attention.cpp: one attention head, AVX2 path: tiles of 8 queries (one ymm of
-// lanes), 4 keys per score register block, 8 channels per P.V register block. The body is
-// kernels/attention_simd.h.
+// lanes), 8 keys per score register block, 8 channels per P.V register block (each 8
+// accumulators + 2 of the 16 ymm registers). The body is kernels/attention_simd.h.
 #include <algorithm>
 #include <cstring>
 
@@ -18,7 +18,7 @@ void attention_head(const float* q, int64_t ldq, const float* k, int64_t ldk, co
     for (int64_t i = q0; i < q1; ++i) std::memset(out + i * ldo, 0, sizeof(float) * dh);
     return;
   }
-  attention_range<V8, 4, 8>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1);
+  attention_range<V8, 8, 8>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1);
 }
 
 }  // namespace m2fp::kern::avx2

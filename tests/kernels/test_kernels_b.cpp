@@ -439,8 +439,9 @@ std::vector<AttnCase> attn_cases() {
 }
 
 TEST(KernelsB_Attention, SimdMatchesScalar) {
-  // Differences: online softmax rescaling, summation order, SIMD exp (<= 2 ulp).
-  const Tol tol{1e-5, 1e-5};
+  // Differences: online softmax rescaling, summation order over keys, SIMD exp (< 1 ulp); the
+  // scores themselves are bit-identical. Observed ~5e-7 on N(0,1) values.
+  const Tol tol{3e-6, 1e-5};
   const auto isas = simd_isas();
   if (isas.empty()) GTEST_SKIP() << "no SIMD path on this CPU";
   int n = 0;
@@ -573,7 +574,7 @@ struct V16e {
 
 TEST(KernelsB_SimdBodies, SixteenLanesAndAvx512BlockingOnAvx2) {
   if (!kern::isa_supported(Isa::Avx2)) GTEST_SKIP() << "no AVX2";
-  const Tol mtol{2e-6, 1e-5}, atol{1e-5, 1e-5};
+  const Tol mtol{1e-6, 2e-6}, atol{3e-6, 1e-5};  // as SimdMatchesScalar
   int n = 0;
   for (const MsdaCase& c : msda_cases()) {
     const MsdaData d = make_msda(c);
@@ -792,7 +793,7 @@ const TorchRun& torch_run() {
         lab << "mha{Lq=" << a.Lq << " Lk=" << a.Lk << " heads=" << a.heads << " dh=" << a.dh
             << " mask=" << mask_name(a.mask) << " large_logits=" << a.large << "}";
         pc.label = lab.str();
-        pc.tol = {1e-5, 1e-5};
+        pc.tol = {3e-6, 1e-5};
         pc.ours.assign((size_t)(a.Lq * E), -7.f);
         kern::masked_attention(q.data(), E, k.data(), E, v.data(), E,
                                mask.empty() ? nullptr : mask.data(), pc.ours.data(), E, a.Lq, a.Lk,
