@@ -3,7 +3,6 @@ an independent safetensors reader, hand-made torch zip archives, running the con
 
 import collections
 import copy
-import io
 import json
 import os
 import struct
@@ -23,7 +22,7 @@ TESTDATA = os.environ.get("M2FP_TESTDATA")
 
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
-import convert_weights  # noqa: E402
+import convert_weights  # noqa: E402,F401  (test modules use h1_helpers.convert_weights)
 
 
 def load_config(path=CIHP_CONFIG):

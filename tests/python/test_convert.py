@@ -7,7 +7,6 @@ Run: /usr/bin/python3 -m unittest discover -s tests/python -p "test_convert.py" 
 import collections
 import glob
 import json
-import math
 import os
 import shutil
 import struct

@@ -7,7 +7,6 @@ Without M2FP_TESTDATA the full-size checkpoints are generated in a temporary fol
 Set M2FP_TEST_IMAGE=photo.png to run the forward checks on a real photo instead of a drawn one."""
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -20,7 +19,6 @@ import h1_helpers as h
 
 try:
     import torch
-    import torch.nn.functional as F
 except ImportError:
     torch = None
 
