@@ -513,7 +513,7 @@ Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tenso
 
 // ---- transformer decoder: 9 layers of masked cross-attention, self-attention and FFN ----------
 ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut& pdo,
-                                   const TensorSink* sink) {
+                                   const TensorSink* sink, const ForwardHooks* hooks) {
   const ModelConfig& c = W.cfg;
   const int D = c.hidden_dim, heads = c.dec_nheads, dh = D / heads, Q = c.num_queries;
   const float scale = 1.f / std::sqrt((float)dh);
@@ -544,6 +544,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     const DecoderLayer& d = W.dec_layers[i];
     const int l = (int)(i % 3);
     const int64_t Lk = Hs[l] * Ws[l];
+    if (hooks && hooks->attention_mask) hooks->attention_mask((int)i, Hs[l], Ws[l], h.attn);
 
     // masked cross-attention to level l (fully masked rows attend everywhere: in the kernel)
     Tensor q = d.cross_q(add(output, qe));                            // [Q, D]
@@ -581,7 +582,8 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
 
 }  // namespace
 
-ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, ForwardTimes* times) const {
+ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, ForwardTimes* times,
+                             const ForwardHooks* hooks) const {
   if (image.shape.size() != 3 || image.shape[2] != 3 || image.shape[0] % 32 || image.shape[1] % 32 ||
       image.shape[0] == 0 || image.shape[1] == 0)
     throw std::invalid_argument("M2FP::forward: expected [Hp, Wp, 3] with Hp, Wp multiples of 32, got " +
@@ -595,7 +597,7 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
   const double t_pixel = ms_since(t0);
   f = Features();  // release the backbone maps
   t0 = Clock::now();
-  ForwardOutputs out = transformer_decoder(*w_, pdo, sink);
+  ForwardOutputs out = transformer_decoder(*w_, pdo, sink, hooks);
   if (times) {
     times->backbone_ms = t_backbone;
     times->pixel_decoder_ms = t_pixel;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/dnn.h"
 #include "engine/tensor.h"
@@ -22,6 +23,15 @@ using TensorSink = std::function<void(const std::string& name, const Tensor& t)>
 struct ForwardOutputs {
   Tensor pred_logits;  // [Q, K+1]          class logits of the last prediction head
   Tensor pred_masks;   // [Q, Hp/4, Wp/4]  mask logits of the last prediction head
+};
+
+// Test and audit hooks into the forward pass.
+struct ForwardHooks {
+  // Called with the attention mask decoder layer `layer` is about to use: [Q, Ht * Wt], 1 = key
+  // excluded (sigmoid(mask) < 0.5). It may inspect or replace it (parity tests substitute the
+  // PyTorch reference's mask so that a rounding-level flip of one bit, a discontinuity of the
+  // model itself, does not hide every later stage from the comparison).
+  std::function<void(int layer, int64_t Ht, int64_t Wt, std::vector<uint8_t>& mask)> attention_mask;
 };
 
 struct ForwardTimes {
@@ -46,7 +56,7 @@ class M2FP {
   // image [Hp, Wp, 3] (Layout::HWC), normalised, Hp and Wp multiples of 32.
   // Safe to call from several threads at once.
   ForwardOutputs forward(const Tensor& image, const TensorSink* sink = nullptr,
-                         ForwardTimes* times = nullptr) const;
+                         ForwardTimes* times = nullptr, const ForwardHooks* hooks = nullptr) const;
 
   struct Weights;
 

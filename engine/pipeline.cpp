@@ -27,7 +27,7 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.preprocess_ms = ms_between(t0, t1);
 
   ForwardTimes ft;
-  ForwardOutputs out = model.forward(pre.image, sink, &ft);
+  ForwardOutputs out = model.forward(pre.image, sink, &ft, opt.hooks);
   r.timings.backbone_ms = ft.backbone_ms;
   r.timings.pixel_decoder_ms = ft.pixel_decoder_ms;
   r.timings.transformer_decoder_ms = ft.transformer_decoder_ms;

@@ -17,6 +17,7 @@ struct ParseOptions {
   int max_size = 1333;         // multi-person resize cap (upstream max_size)
   bool emit_semantic = false;  // hand "semantic" and "labels" to the sink (large)
   DecodeOptions decode;
+  const ForwardHooks* hooks = nullptr;  // tests and audits (see ForwardHooks)
 };
 
 struct StageTimings {

@@ -126,8 +126,64 @@ std::vector<Param> params() {
   return v;
 }
 
+// The reference's attention masks, recomputed from its dumped mask logits exactly as the model
+// does (bilinear resize to the level's size, sigmoid < 0.5), for each decoder layer.
+struct ReferenceMasks {
+  std::string ref_dir;
+  std::map<int, std::vector<uint8_t>> bits;  // layer -> [Q, Ht*Wt]
+  const std::vector<uint8_t>& for_layer(int layer, int64_t Ht, int64_t Wt) {
+    auto& b = bits[layer];
+    if (b.empty()) {
+      const test::Npy m = test::read_npy(ref_dir + "/decoder.masks" + std::to_string(layer) + ".npy");
+      const int64_t Q = m.shape[0], H4 = m.shape[1], W4 = m.shape[2];
+      std::vector<float> small((size_t)(Q * Ht * Wt));
+      kern::resize_bilinear_planes(m.data.data(), Q, H4, W4, small.data(), Ht, Wt);
+      b.resize(small.size());
+      for (size_t i = 0; i < small.size(); ++i) b[i] = 1.f / (1.f + std::exp(-small[i])) < 0.5f;
+    }
+    return b;
+  }
+};
+
+struct EngineRun {
+  Collected got;
+  ParseResult result;
+  int64_t mask_bits = 0, mask_flips = 0;  // attention-mask bits where engine and reference differ
+};
+
+EngineRun run_engine(const Case& c, kern::Isa isa, ReferenceMasks& rm, bool teacher_forced) {
+  EngineRun run;
+  TensorSink sink = collector(&run.got);
+  ForwardHooks hooks;
+  hooks.attention_mask = [&](int layer, int64_t Ht, int64_t Wt, std::vector<uint8_t>& mask) {
+    const std::vector<uint8_t>& want = rm.for_layer(layer, Ht, Wt);
+    EXPECT_EQ(mask.size(), want.size());
+    for (size_t i = 0; i < mask.size() && i < want.size(); ++i) run.mask_flips += mask[i] != want[i];
+    run.mask_bits += (int64_t)mask.size();
+    if (teacher_forced) mask = want;
+  };
+  ParseOptions opt;
+  if (c.short_edge) opt.short_edge = c.short_edge;
+  opt.emit_semantic = true;
+  opt.hooks = &hooks;
+  std::ifstream f(image_path(c), std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  kern::set_active_isa(isa);
+  run.result = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt, &sink);
+  kern::set_active_isa(kern::best_isa());
+  return run;
+}
+
+double label_agreement(const test::Npy& have, const test::Npy& want) {
+  int64_t same = 0;
+  for (size_t i = 0; i < want.data.size(); ++i) same += have.data[i] == want.data[i];
+  return (double)same / std::max<size_t>(1, want.data.size());
+}
+
 class SyntheticParity : public ::testing::TestWithParam<Param> {};
 
+// Stage by stage, with the decoder's attention masks taken from the reference (teacher forcing):
+// every named stage within relative L2 1e-4, labels >= 99.9%, instances equal as sets.
 TEST_P(SyntheticParity, StagesMatchPyTorchReference) {
   const Param& p = GetParam();
   const Case& c = p.c;
@@ -136,29 +192,25 @@ TEST_P(SyntheticParity, StagesMatchPyTorchReference) {
                  << "); run through ctest, whose fixtures write it";
   ASSERT_NO_THROW(prepare(c));
   const std::string ref = case_dir(c) + "/ref";
-  kern::set_active_isa(p.isa);
-
-  Collected got;
-  TensorSink sink = collector(&got);
-  ParseOptions opt;
-  if (c.short_edge) opt.short_edge = c.short_edge;
-  opt.emit_semantic = true;
-  std::ifstream f(image_path(c), std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt, &sink);
-  kern::set_active_isa(kern::best_isa());
+  ReferenceMasks rm{ref, {}};
+  EngineRun run = run_engine(c, p.isa, rm, /*teacher_forced=*/true);
+  const ParseResult& r = run.result;
 
   const nlohmann::json meta = nlohmann::json::parse(std::ifstream(ref + "/meta.json"));
   std::vector<std::string> names = meta.at("names").get<std::vector<std::string>>();
   std::printf("[%s on %s] photo %dx%d, network input %lldx%lld padded to %lldx%lld\n", c.name,
               kern::isa_name(p.isa), c.width, c.height, (long long)r.geometry.nh, (long long)r.geometry.nw,
               (long long)r.geometry.Hp, (long long)r.geometry.Wp);
+  std::printf("  decoder attention masks: engine's own differ from the reference's in %lld of %lld bits "
+              "(replaced by the reference's for this comparison)\n",
+              (long long)run.mask_flips, (long long)run.mask_bits);
+  EXPECT_LE(run.mask_flips, std::max<int64_t>(2, run.mask_bits / 10000));
   std::printf("  %-24s %-20s %12s %12s %12s\n", "stage", "shape", "max|diff|", "rel L2", "ref rms");
   int compared = 0;
   for (const std::string& name : names) {
     const test::Npy want = test::read_npy(ref + "/" + name + ".npy");
-    auto it = got.t.find(name);
-    ASSERT_NE(it, got.t.end()) << "the engine produced no '" << name << "'";
+    auto it = run.got.t.find(name);
+    ASSERT_NE(it, run.got.t.end()) << "the engine produced no '" << name << "'";
     const test::Npy& have = it->second;
     ASSERT_EQ(have.shape, want.shape) << name << ": engine " << test::shape_str(have.shape) << " vs reference "
                                       << test::shape_str(want.shape);
@@ -167,13 +219,29 @@ TEST_P(SyntheticParity, StagesMatchPyTorchReference) {
                 d.max_abs, d.rel_l2, d.ref_rms);
     ++compared;
     if (name == "labels") {
-      int64_t same = 0;
-      for (size_t i = 0; i < want.data.size(); ++i) same += have.data[i] == want.data[i];
-      const double agree = (double)same / want.data.size();
+      const double agree = label_agreement(have, want);
       std::printf("  %-24s %-20s %12.5f%%\n", "labels agreement", "", 100 * agree);
       EXPECT_GE(agree, 0.999) << "label map agreement";
-    } else if (name == "semantic") {
-      EXPECT_LE(d.rel_l2, 1e-3) << name;  // thresholded pastes: a few pixels may flip
+    } else if (name == "semantic" && !r.parsing.single_human) {
+      // Pasted probabilities jump by ~0.5 where p = sigmoid(mask) * score crosses the 0.5 paste
+      // threshold, so a mask logit that differs in the 7th digit can flip a pixel. Such flips must
+      // be rare (<= 0.1% of values, the label-map bound); everywhere else the 1e-4 bound holds.
+      std::vector<float> a2, b2;
+      int64_t flips = 0;
+      for (size_t i = 0; i < want.data.size(); ++i) {
+        if (std::fabs(have.data[i] - want.data[i]) > 1e-3f) {
+          ++flips;
+          continue;
+        }
+        a2.push_back(have.data[i]);
+        b2.push_back(want.data[i]);
+      }
+      const test::Diff d2 = test::compare(a2.data(), b2.data(), (int64_t)b2.size());
+      const double flip_frac = (double)flips / want.data.size();
+      std::printf("  %-24s %-20s %12s %12.3e  (%lld threshold flips, %.4f%%)\n", "semantic w/o flips", "", "",
+                  d2.rel_l2, (long long)flips, 100 * flip_frac);
+      EXPECT_LE(flip_frac, 1e-3) << "semantic: too many paste-threshold flips";
+      EXPECT_LE(d2.rel_l2, 1e-4) << "semantic (away from paste-threshold flips)";
     } else {
       EXPECT_LE(d.rel_l2, 1e-4) << name << " (max |diff| " << d.max_abs << " at flat index " << d.argmax << ")";
     }
@@ -205,6 +273,32 @@ TEST_P(SyntheticParity, StagesMatchPyTorchReference) {
   if (!r.parsing.single_human) {
     EXPECT_GT(want_set.size(), 0u) << "the synthetic model should produce instances (non-trivial test)";
   }
+}
+
+// The engine on its own (no teacher forcing). A mask logit within rounding distance of 0 can flip
+// one attention-mask bit (sigmoid < 0.5 is a hard threshold of the model), and with random weights
+// one flip can move later layers by ~1e-3, so the strict per-stage bounds are checked above with the
+// reference's masks; here the free-running label map must still agree on >= 99% of pixels (a real
+// defect gives far less) and the figures are printed.
+TEST_P(SyntheticParity, FreeRunningLabelsMatch) {
+  const Param& p = GetParam();
+  const Case& c = p.c;
+  if (!fs::exists(model_file(c)) || !fs::exists(model_dir(c) + "/pytorch_model.pt"))
+    GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+  ASSERT_NO_THROW(prepare(c));
+  const std::string ref = case_dir(c) + "/ref";
+  ReferenceMasks rm{ref, {}};
+  EngineRun run = run_engine(c, p.isa, rm, /*teacher_forced=*/false);
+  const test::Npy want = test::read_npy(ref + "/labels.npy");
+  const double agree = label_agreement(run.got.t.at("labels"), want);
+  const test::Npy lw = test::read_npy(ref + "/pred_logits.npy"), mw = test::read_npy(ref + "/pred_masks.npy");
+  const test::Diff dl = test::compare(run.got.t.at("pred_logits").data.data(), lw.data.data(), (int64_t)lw.data.size());
+  const test::Diff dm = test::compare(run.got.t.at("pred_masks").data.data(), mw.data.data(), (int64_t)mw.data.size());
+  std::printf("[%s on %s, free-running] attention-mask bits differing: %lld of %lld; pred_logits rel L2 %.3e, "
+              "pred_masks rel L2 %.3e; labels agreement %.5f%%\n",
+              c.name, kern::isa_name(p.isa), (long long)run.mask_flips, (long long)run.mask_bits, dl.rel_l2,
+              dm.rel_l2, 100 * agree);
+  EXPECT_GE(agree, 0.99);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, SyntheticParity, ::testing::ValuesIn(params()), param_name);
