@@ -48,6 +48,50 @@ bool parse_precision(const std::string& s, Precision* out) {
   return true;
 }
 
+// ---- feature-map layouts ----------------------------------------------------------------------
+namespace {
+
+struct Fmt {
+  dnnl::memory::desc md;
+};
+
+dnnl::memory::desc hwc_md(int64_t H, int64_t W, int64_t C, dt type = dt::f32) {
+  return dnnl::memory::desc({1, C, H, W}, type, tag::nhwc);
+}
+
+// The memory descriptor of a feature map tensor [H, W, C] (HWC or Opaque).
+dnnl::memory::desc md_of(const Tensor& t) {
+  if (t.shape.size() != 3) throw std::invalid_argument("expected a feature map [H, W, C], got " + t.shape_str());
+  if (t.layout == Layout::Opaque) return static_cast<const Fmt*>(t.fmt.get())->md;
+  if (t.layout == Layout::HWC) return hwc_md(t.shape[0], t.shape[1], t.shape[2]);
+  throw std::invalid_argument("expected a feature map tensor (HWC or Opaque layout)");
+}
+
+// A feature map [H, W, C] stored as `md` (HWC when md is plain nhwc f32).
+Tensor map_for(const dnnl::memory::desc& md, int64_t H, int64_t W, int64_t C) {
+  if (md == hwc_md(H, W, C)) return Tensor::empty({H, W, C}, Layout::HWC);
+  Tensor t = Tensor::empty_bytes({H, W, C}, Layout::Opaque, md.get_size());
+  t.fmt = std::make_shared<Fmt>(Fmt{md});
+  return t;
+}
+
+void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to, void* dst) {
+  dnnl::stream s(cpu_engine());
+  dnnl::memory a(from, cpu_engine(), const_cast<void*>(src)), b(to, cpu_engine(), dst);
+  dnnl::reorder(a, b).execute(s, a, b);
+  s.wait();
+}
+
+}  // namespace
+
+Tensor to_hwc(const Tensor& x) {
+  if (x.layout == Layout::HWC) return x;
+  const int64_t H = x.shape[0], W = x.shape[1], C = x.shape[2];
+  Tensor y = Tensor::empty({H, W, C}, Layout::HWC);
+  reorder(md_of(x), x.data(), hwc_md(H, W, C), y.data());
+  return y;
+}
+
 // ---- Conv2d -----------------------------------------------------------------------------------
 struct Conv2d::Impl {
   ConvParams p;
@@ -62,20 +106,20 @@ struct Conv2d::Impl {
     dnnl::memory bias;
   };
   std::mutex mu;
-  std::map<std::tuple<int64_t, int64_t, bool, bool>, std::shared_ptr<Entry>> cache;
+  std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
 
-  std::shared_ptr<Entry> get(int64_t H, int64_t W, bool sum, bool relu) {
+  std::shared_ptr<Entry> get(int64_t H, int64_t W, bool sum, bool relu, bool hwc_out) {
     std::lock_guard<std::mutex> lock(mu);
-    auto key = std::make_tuple(H, W, sum, relu);
+    auto key = std::make_tuple(H, W, sum, relu, hwc_out);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
 
     const dt act = prec == Precision::BF16 ? dt::bf16 : dt::f32;
     const int64_t Ho = p.out_h(H), Wo = p.out_w(W);
-    dnnl::memory::desc src_md({1, p.in_c, H, W}, act, tag::nhwc);
+    dnnl::memory::desc src_md({1, p.in_c, H, W}, act, tag::any);
     dnnl::memory::desc w_md({p.out_c, p.in_c, p.kh, p.kw}, act, tag::any);
     dnnl::memory::desc b_md({p.out_c}, dt::f32, tag::x);
-    dnnl::memory::desc dst_md({1, p.out_c, Ho, Wo}, dt::f32, tag::nhwc);
+    dnnl::memory::desc dst_md({1, p.out_c, Ho, Wo}, dt::f32, hwc_out ? tag::nhwc : tag::any);
     dnnl::post_ops po;
     if (sum) po.append_sum(1.f);
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -95,11 +139,9 @@ struct Conv2d::Impl {
     for (auto& kv : cache)
       if (kv.second->weights.get_desc() == e->pd.weights_desc()) e->weights = kv.second->weights;
     if (!e->weights) {
-      dnnl::stream s(cpu_engine());
-      dnnl::memory src_w({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, cpu_engine(), w.data());
       e->weights = dnnl::memory(e->pd.weights_desc(), cpu_engine());
-      dnnl::reorder(src_w, e->weights).execute(s, src_w, e->weights);
-      s.wait();
+      reorder({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w.data(), e->pd.weights_desc(),
+              e->weights.get_data_handle());
     }
     if (!bias.empty()) e->bias = dnnl::memory(b_md, cpu_engine(), bias.data());
     cache[key] = e;
@@ -117,36 +159,35 @@ void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precis
 }
 
 namespace {
-// fp32 HWC -> bf16 memory of the same logical shape (BF16 precision only).
-dnnl::memory to_bf16(const float* x, const dnnl::memory::dims& dims, std::vector<uint16_t>* buf) {
-  dnnl::memory::desc f_md(dims, dt::f32, tag::nhwc), b_md(dims, dt::bf16, tag::nhwc);
-  buf->resize(b_md.get_size() / 2);
-  dnnl::memory src(f_md, cpu_engine(), const_cast<float*>(x)), dst(b_md, cpu_engine(), buf->data());
-  dnnl::stream s(cpu_engine());
-  dnnl::reorder(src, dst).execute(s, src, dst);
-  s.wait();
-  return dst;
-}
+// Per-thread buffer for inputs that must be converted (layout, or bf16) before a convolution.
+thread_local std::vector<uint8_t> t_src_buf;
 }  // namespace
 
-Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu) const {
+Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bool hwc_out) const {
   if (!impl_) throw std::logic_error("Conv2d used before init");
   if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
     throw std::invalid_argument("Conv2d: expected [H, W, " + std::to_string(p_.in_c) + "], got " +
                                 x.shape_str());
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
-  Tensor y = Tensor::empty({Ho, Wo, p_.out_c}, Layout::HWC);
+  auto e = impl_->get(H, W, residual != nullptr, relu, hwc_out);
+  Tensor y = map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
   if (residual) {
     if (residual->shape != y.shape)
       throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output " + y.shape_str());
-    std::memcpy(y.data(), residual->data(), (size_t)y.numel() * sizeof(float));
+    const dnnl::memory::desc rmd = md_of(*residual);
+    if (rmd == e->pd.dst_desc()) std::memcpy(y.data(), residual->data(), y.bytes);
+    else reorder(rmd, residual->data(), e->pd.dst_desc(), y.data());
   }
-  auto e = impl_->get(H, W, residual != nullptr, relu);
+  // The input in the layout (and data type) the primitive wants.
+  const dnnl::memory::desc xmd = md_of(x);
+  const void* src_ptr = x.data();
+  if (!(xmd == e->pd.src_desc())) {
+    t_src_buf.resize(e->pd.src_desc().get_size());
+    reorder(xmd, x.data(), e->pd.src_desc(), t_src_buf.data());
+    src_ptr = t_src_buf.data();
+  }
   dnnl::stream s(cpu_engine());
-  std::vector<uint16_t> xb;
-  dnnl::memory src = impl_->prec == Precision::BF16
-                         ? to_bf16(x.data(), {1, p_.in_c, H, W}, &xb)
-                         : dnnl::memory(e->pd.src_desc(), cpu_engine(), const_cast<float*>(x.data()));
+  dnnl::memory src(e->pd.src_desc(), cpu_engine(), const_cast<void*>(src_ptr));
   dnnl::memory dst(e->pd.dst_desc(), cpu_engine(), y.data());
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
                                              {DNNL_ARG_WEIGHTS, e->weights},
@@ -296,13 +337,14 @@ void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, i
 Tensor max_pool_3x3_s2(const Tensor& x) {
   const int64_t H = x.shape[0], W = x.shape[1], C = x.shape[2];
   const int64_t Ho = (H + 2 - 3) / 2 + 1, Wo = (W + 2 - 3) / 2 + 1;
-  Tensor y = Tensor::empty({Ho, Wo, C}, Layout::HWC);
-  dnnl::memory::desc src_md({1, C, H, W}, dt::f32, tag::nhwc), dst_md({1, C, Ho, Wo}, dt::f32, tag::nhwc);
+  const dnnl::memory::desc src_md = md_of(x);
+  dnnl::memory::desc dst_any({1, C, Ho, Wo}, dt::f32, tag::any);
   dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
-                                src_md, dst_md, {2, 2}, {3, 3}, {1, 1}, {1, 1});
+                                src_md, dst_any, {2, 2}, {3, 3}, {1, 1}, {1, 1});
   dnnl::pooling_forward::primitive_desc pd(d, cpu_engine());
+  Tensor y = map_for(pd.dst_desc(), Ho, Wo, C);
   dnnl::stream s(cpu_engine());
-  dnnl::memory src(src_md, cpu_engine(), const_cast<float*>(x.data())), dst(dst_md, cpu_engine(), y.data());
+  dnnl::memory src(src_md, cpu_engine(), const_cast<float*>(x.data())), dst(pd.dst_desc(), cpu_engine(), y.data());
   dnnl::pooling_forward(pd).execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   s.wait();
   return y;

@@ -2,9 +2,15 @@
 //
 // Each layer copies its weights once at load (BatchNorm already folded in by the caller), and for
 // every input shape it meets creates the oneDNN primitive once, reorders the weights once into
-// the layout that primitive prefers, and caches both. Activations are channels-last (NHWC) end
-// to end; ReLU and the residual add are fused as post-ops. Layers are safe to call from several
-// threads at once (the cache is locked; scratchpads are per call).
+// the layout that primitive prefers, and caches both. ReLU and the residual add are fused as
+// post-ops. Layers are safe to call from several threads at once (the cache is locked;
+// scratchpads are per call).
+//
+// Layouts: convolutions let oneDNN choose the activation layout (Layout::Opaque tensors, e.g.
+// nChw8c blocks on AVX2, where its blocked 3x3 kernels run ~1.6x faster than on NHWC), so a chain
+// of convolutions (the backbone) never converts; a convolution asked for `hwc_out` writes plain
+// channels-last [H, W, C] for the engine's own kernels (GroupNorm, resize, attention), and
+// to_hwc() converts any feature map.
 //
 // Precision::BF16 runs the convolution/matmul in bfloat16 (weights and activations rounded to
 // bf16, fp32 accumulation, fp32 output) where the CPU has AVX512-BF16; F32 is exact fp32.
@@ -33,9 +39,11 @@ class Conv2d {
  public:
   // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
   void init(const ConvParams& p, const float* w, const float* bias, Precision prec);
-  // x [H, W, in_c] (HWC) -> [Ho, Wo, out_c]. With `residual` (same shape as the output) the
-  // result is conv(x) + residual; ReLU (optional) is applied last.
-  Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false) const;
+  // x [H, W, in_c] (HWC or Opaque) -> [Ho, Wo, out_c], Opaque unless hwc_out. With `residual`
+  // (same logical shape as the output, any layout) the result is conv(x) + residual; ReLU
+  // (optional) is applied last.
+  Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
+                    bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
   int64_t macs(int64_t H, int64_t W) const {
     return p_.out_h(H) * p_.out_w(W) * (int64_t)p_.out_c * p_.in_c * p_.kh * p_.kw;
@@ -69,7 +77,11 @@ void matmul_abt(const float* a, const float* b, float* c, int64_t M, int64_t N, 
 // C[M, N] = A[M, K] . B[K, N], all row-major and dense.
 void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K);
 
-// 3x3 stride-2 pad-1 max-pool on HWC data (the DeepLab stem's pool), -inf padding like PyTorch.
+// 3x3 stride-2 pad-1 max-pool (the DeepLab stem's pool), -inf padding like PyTorch; the output
+// keeps the input's layout.
 Tensor max_pool_3x3_s2(const Tensor& x);
+
+// A feature map [H, W, C] in plain channels-last layout (a no-op for HWC tensors).
+Tensor to_hwc(const Tensor& x);
 
 }  // namespace m2fp::dnn

@@ -313,7 +313,7 @@ double ms_since(Clock::time_point t0) {
 }
 
 void emit(const TensorSink* sink, const std::string& name, const Tensor& t) {
-  if (sink && *sink) (*sink)(name, t);
+  if (sink && *sink) (*sink)(name, t.layout == Layout::Opaque ? dnn::to_hwc(t) : t);
 }
 
 // y = x + a (elementwise, same shape)
@@ -380,6 +380,7 @@ struct Features {
 
 // ---- backbone: DeepLab stem (three 3x3 convs + max-pool), then res2..res5 bottlenecks ---------
 Features backbone(const M2FP::Weights& W, const Tensor& image, const TensorSink* sink) {
+  // Activations stay in the layout oneDNN prefers (Layout::Opaque) through the whole backbone.
   Tensor x = W.stem1(image, nullptr, true);   // [Hp/2, Wp/2, 64]
   x = W.stem2(x, nullptr, true);              // [Hp/2, Wp/2, 64]
   x = W.stem3(x, nullptr, true);              // [Hp/2, Wp/2, 128]
@@ -423,7 +424,7 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
   // pos [N, D] = sine encoding + level embedding; reference points [N, 2].
   Tensor src = Tensor::empty({N, D}), pos = Tensor::empty({N, D}), ref = Tensor::empty({N, 2});
   for (int l = 0; l < L; ++l) {
-    Tensor p = W.input_proj[l](*level_in[l]);  // [H_l, W_l, D]
+    Tensor p = W.input_proj[l](*level_in[l], nullptr, false, /*hwc_out=*/true);  // [H_l, W_l, D]
     group_norm(p, W.input_proj_gn[l], false);
     const int64_t Hl = shapes[l][0], Wl = shapes[l][1], n = Hl * Wl;
     std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
@@ -469,15 +470,15 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
   }
 
   // FPN: stride 4 = layer_1(adapter_1(res2) + upsample(stride 8))
-  Tensor lat = W.adapter_1(f.res2);                                          // [Hp/4, Wp/4, D]
+  Tensor lat = W.adapter_1(f.res2, nullptr, false, /*hwc_out=*/true);        // [Hp/4, Wp/4, D]
   group_norm(lat, W.adapter_1_gn, false);
   const int64_t H4 = lat.shape[0], W4 = lat.shape[1];
   Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
   kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
-  Tensor y = W.layer_1(add(lat, up.data()));                                 // [Hp/4, Wp/4, D]
+  Tensor y = dnn::to_hwc(W.layer_1(add(lat, up.data())));                   // [Hp/4, Wp/4, D]
   group_norm(y, W.layer_1_gn, true);
   emit(sink, "pixel_decoder.s4", y);
-  out.mask_features = W.mask_features(y);                                    // [Hp/4, Wp/4, mask_dim]
+  out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
   emit(sink, "mask_features", out.mask_features);
   return out;
 }

@@ -17,23 +17,32 @@
 
 namespace m2fp {
 
-enum class Layout { Plain, HWC };
+// Plain: row-major as the shape says. HWC: a feature map [H, W, C], channels last.
+// Opaque: a feature map [H, W, C] in a layout oneDNN chose (e.g. nChw8c blocks); only engine/dnn
+// reads it (`fmt` describes it) and dnn::to_hwc() converts it.
+enum class Layout { Plain, HWC, Opaque };
 
 struct Tensor {
   std::vector<int64_t> shape;
   Layout layout = Layout::Plain;
   std::shared_ptr<float> buf;
+  std::shared_ptr<const void> fmt;  // Layout::Opaque only: the oneDNN memory descriptor
+  size_t bytes = 0;                 // allocated size of buf
 
   Tensor() = default;
   static Tensor empty(std::vector<int64_t> shape, Layout layout = Layout::Plain) {
     Tensor t;
     t.shape = std::move(shape);
     t.layout = layout;
-    size_t bytes = ((size_t)t.numel() * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, bytes);
-    if (!p) throw std::bad_alloc();
-    t.buf = std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+    t.allocate((size_t)t.numel() * sizeof(float));
+    return t;
+  }
+  // A tensor whose storage size differs from numel() floats (Layout::Opaque).
+  static Tensor empty_bytes(std::vector<int64_t> shape, Layout layout, size_t nbytes) {
+    Tensor t;
+    t.shape = std::move(shape);
+    t.layout = layout;
+    t.allocate(nbytes);
     return t;
   }
   static Tensor zeros(std::vector<int64_t> shape, Layout layout = Layout::Plain) {
@@ -43,8 +52,9 @@ struct Tensor {
   }
 
   Tensor clone() const {
-    Tensor t = empty(shape, layout);
-    std::memcpy(t.data(), data(), (size_t)numel() * sizeof(float));
+    Tensor t = empty_bytes(shape, layout, bytes);
+    t.fmt = fmt;
+    std::memcpy(t.data(), data(), bytes);
     return t;
   }
 
@@ -61,6 +71,15 @@ struct Tensor {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + "]";
+  }
+
+ private:
+  void allocate(size_t nbytes) {
+    bytes = nbytes;
+    const size_t rounded = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw std::bad_alloc();
+    buf = std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
   }
 };
 

@@ -114,6 +114,9 @@ struct Param {
   kern::Isa isa;
 };
 
+// Readable names in CTest's listing instead of "40-byte object <...>".
+void PrintTo(const Param& p, std::ostream* os) { *os << p.c.name << " on " << kern::isa_name(p.isa); }
+
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
   return std::string(info.param.c.name) + "_" + kern::isa_name(info.param.isa);
 }
