@@ -5,6 +5,12 @@
 // with --dump-tensors, tensors/<name>.npy for every named intermediate (docs/INTERMEDIATES.md).
 // The model is loaded once; a photo that fails is reported and the others are still parsed; the
 // exit status is 1 if any failed.
+//
+// result.json also holds the outfit analysis (outfit/): each entry of "persons" gets its "garments"
+// (category, slot, dominant colours with names), and "outfits" lists per person the garments and the
+// catalogue's recommendations with their reasons. The catalogue: --catalog FILE.db (created from the
+// seed on first use); else the default one (default_catalog_path()) when it exists; else the seed
+// catalogue in memory (no file is written). --no-outfits leaves all of this out.
 #include <omp.h>
 #include <sys/stat.h>
 
@@ -21,6 +27,8 @@
 #include "engine/pipeline.h"
 #include "engine/render.h"
 #include "kernels/kernels.h"
+#include "outfit/outfit.h"
+#include "outfit/outfit_json.h"
 
 namespace fs = std::filesystem;
 
@@ -58,6 +66,42 @@ TensorSink npy_sink(const std::string& dir) {
   };
 }
 
+// The outfit library's tables and a catalogue for `m2fp parse` (see the file comment).
+struct OutfitSetup {
+  std::unique_ptr<OutfitKit> kit;
+  std::unique_ptr<Catalog> catalog;
+  std::string catalog_name;
+  RecommendOptions reco;
+};
+
+OutfitSetup load_outfits(const Args& a) {
+  OutfitSetup s;
+  s.reco.k = a.get_int("k", 5, 0, 50);
+  s.reco.style = a.get("style");
+  s.reco.occasion = a.get("occasion");
+  s.reco.season = a.get("season");
+  s.kit = std::make_unique<OutfitKit>(OutfitKit::load());
+  try {  // the recommender's own validation of style / occasion / season, before any photo
+    recommend(PersonOutfit{}, std::vector<CatalogItem>{}, s.reco, s.kit->rules);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  std::error_code ec;
+  if (a.has("catalog")) {
+    s.catalog_name = a.get("catalog");
+    const fs::path parent = fs::path(s.catalog_name).parent_path();
+    if (!parent.empty()) fs::create_directories(parent, ec);
+    s.catalog = std::make_unique<Catalog>(Catalog::open_or_create(s.catalog_name, s.kit->seed_catalog()));
+  } else if (fs::exists(default_catalog_path(), ec)) {
+    s.catalog_name = default_catalog_path();
+    s.catalog = std::make_unique<Catalog>(Catalog::open(s.catalog_name));
+  } else {
+    s.catalog_name = s.kit->seed_catalog() + " (in memory)";
+    s.catalog = std::make_unique<Catalog>(Catalog::open_or_create(":memory:", s.kit->seed_catalog()));
+  }
+  return s;
+}
+
 std::string unique_dir(const std::string& out, const std::string& stem, std::set<std::string>& used) {
   std::string name = stem.empty() ? "image" : stem;
   for (int k = 2; used.count(name); ++k) name = stem + "-" + std::to_string(k);
@@ -68,8 +112,10 @@ std::string unique_dir(const std::string& out, const std::string& stem, std::set
 }  // namespace
 
 int cmd_parse(int argc, char** argv) {
-  Args a(argc, argv, 2, {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels"},
-         {"dump-tensors", "verbose", "smooth-edges", "help"});
+  Args a(argc, argv, 2,
+         {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels", "catalog", "k", "style",
+          "occasion", "season"},
+         {"dump-tensors", "verbose", "smooth-edges", "no-outfits", "help"});
   if (a.has("help")) return usage(false);
   const std::string model_path = a.require("model"), out_dir = a.require("out");
   ParseOptions opt;
@@ -83,6 +129,9 @@ int cmd_parse(int argc, char** argv) {
     throw UsageError("--precision must be fp32 or bf16, got '" + a.get("precision") + "'");
   set_threads(a.get_int("threads", 0, 0, 1024));
   if (a.positional().empty()) throw UsageError("no IMAGE given");
+
+  OutfitSetup outfits;
+  if (!a.has("no-outfits")) outfits = load_outfits(a);
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -132,6 +181,20 @@ int cmd_parse(int argc, char** argv) {
       j["threads"] = omp_get_max_threads();
       j["timings_ms"] = timings_json(r.timings);
       j["outputs"] = {"labels.png", "labels_color.png", "parsing.png"};
+      if (outfits.kit) {
+        const auto o0 = std::chrono::steady_clock::now();
+        const std::vector<PersonOutfit> po = extract_outfits(p, r.image, outfits.kit->garments,
+                                                             outfits.kit->garment_options);
+        add_person_garments(j, po);
+        const std::vector<CatalogItem> items = outfits.catalog->items();
+        nlohmann::json advice = nlohmann::json::array();
+        for (const PersonOutfit& person : po)
+          advice.push_back(outfit_advice_json(person, recommend(person, items, outfits.reco, outfits.kit->rules)));
+        j["outfits"] = advice;
+        j["catalog"] = {{"path", outfits.catalog_name}, {"items", items.size()}};
+        j["timings_ms"]["outfits"] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o0).count();
+      }
       write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
 
       int parts = 0;

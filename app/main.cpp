@@ -15,13 +15,25 @@ int usage(bool error) {
                "\n"
                "commands:\n"
                "  parse   --model FILE --out DIR [--dump-tensors] [--short-edge 640] [--max-size 1333]\n"
-               "          [--threads N] [--precision fp32|bf16] [--smooth-edges] [--verbose] IMAGE...\n"
-               "          parse photos: DIR/<image>/result.json, labels.png, parsing.png, labels_color.png\n"
+               "          [--threads N] [--precision fp32|bf16] [--smooth-edges] [--verbose]\n"
+               "          [--catalog FILE.db] [--k 5] [--style S] [--occasion O] [--season S] [--no-outfits] IMAGE...\n"
+               "          parse photos: DIR/<image>/result.json (with garments and recommendations per\n"
+               "          person), labels.png, parsing.png, labels_color.png\n"
+               "  serve   --model FILE [--port 5000] [--host 127.0.0.1] [--catalog FILE.db] [--threads N]\n"
+               "          [--workers N] [--queue 8] [--timeout 120] [--max-upload-mb 20] [--max-pixels 50]\n"
+               "          [--cache-mb 256] [--short-edge 640] [--max-size 1333] [--precision fp32|bf16]\n"
+               "          [--http-threads N] [--max-jobs 256] [--web-dir DIR] [--quiet]\n"
+               "          the outfit service: web page at /, POST /predict, /recommend, /jobs; GET /health,\n"
+               "          /metrics (docs/SERVICE.md); --port 0 picks a free port\n"
+               "  catalog import FILE.csv | list [--json] | info   [--catalog FILE.db]\n"
+               "          the product catalogue recommendations come from (SQLite)\n"
                "  info    --model FILE                 configuration, parameter counts\n"
                "  inspect --model FILE [--height H --width W]\n"
                "          layer table: output shapes and multiply-adds per stage for a photo size\n"
                "\n"
-               "environment: M2FP_ISA=scalar|avx2|avx512 forces a kernel path; OMP_NUM_THREADS as --threads\n");
+               "environment: M2FP_ISA=scalar|avx2|avx512 forces a kernel path; OMP_NUM_THREADS as --threads;\n"
+               "  M2FP_CATALOG: the catalogue without --catalog (default data/catalog.db in the current folder,\n"
+               "  created from outfit/data/seed_catalog.csv on first use); M2FP_OUTFIT_DATA: the outfit tables\n");
   return error ? 2 : 0;
 }
 
@@ -36,6 +48,8 @@ int main(int argc, char** argv) {
     if (cmd == "parse") return cmd_parse(argc, argv);
     if (cmd == "info") return cmd_info(argc, argv);
     if (cmd == "inspect") return cmd_inspect(argc, argv);
+    if (cmd == "serve") return cmd_serve(argc, argv);
+    if (cmd == "catalog") return cmd_catalog(argc, argv);
     std::fprintf(stderr, "m2fp: unknown command '%s'\n", cmd.c_str());
     return usage(true);
   } catch (const UsageError& e) {

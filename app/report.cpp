@@ -1,7 +1,11 @@
 // app/report.cpp: JSON for what a parse produced.
 #include "app/report.h"
 
+#include <cstdio>
+
+#include "engine/render.h"
 #include "kernels/kernels.h"
+#include "outfit/outfit_json.h"
 
 namespace m2fp::app {
 
@@ -70,6 +74,40 @@ nlohmann::json parsing_json(const Parsing& p) {
   j["label_fractions"] = fr;
   j["labels_present"] = present;
   return j;
+}
+
+nlohmann::json legend_json(const Parsing& p) {
+  const std::vector<Rgb> palette = parsing_palette(256);
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t c = 1; c < p.label_fractions.size() && c < palette.size(); ++c) {
+    if (!(p.label_fractions[c] > 0)) continue;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "#%02x%02x%02x", palette[c][0], palette[c][1], palette[c][2]);
+    j.push_back({{"id", c},
+                 {"label", c < p.class_names.size() ? p.class_names[c] : std::to_string(c)},
+                 {"color", hex},
+                 {"fraction", p.label_fractions[c]}});
+  }
+  return j;
+}
+
+void add_person_garments(nlohmann::json& parsing, const std::vector<PersonOutfit>& outfits) {
+  nlohmann::json& persons = parsing["persons"];
+  if (!persons.is_array()) persons = nlohmann::json::array();
+  if (persons.empty()) {
+    // Single-person mode: the outfit library treats the whole photo as person 0.
+    for (const PersonOutfit& o : outfits) {
+      nlohmann::json e = to_json(o);
+      e["id"] = o.person;
+      e["parts"] = nlohmann::json::array();
+      persons.push_back(e);
+    }
+    return;
+  }
+  for (nlohmann::json& e : persons) e["garments"] = nlohmann::json::array();
+  for (const PersonOutfit& o : outfits)
+    if (o.person >= 0 && (size_t)o.person < persons.size())
+      persons[(size_t)o.person]["garments"] = to_json(o)["garments"];
 }
 
 nlohmann::json timings_json(const StageTimings& t) {

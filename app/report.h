@@ -2,11 +2,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "engine/m2fp.h"
 #include "engine/pipeline.h"
+#include "outfit/garments.h"
 
 namespace m2fp::app {
 
@@ -15,6 +17,12 @@ nlohmann::json model_json(const M2FP& model, const std::string& model_path);
 nlohmann::json parsing_json(const Parsing& p);
 nlohmann::json timings_json(const StageTimings& t);
 nlohmann::json bbox_json(const BBox& b);
+// Labels present apart from Background, with their palette colour (engine/render.h) and share of the
+// photo: [{"id", "label", "color": "#rrggbb", "fraction"}], by class index.
+nlohmann::json legend_json(const Parsing& p);
+// Adds each person's garments (outfit/outfit_json.h shape) to parsing_json(p)["persons"][k]["garments"].
+// A single-person parsing (no person instances) gets one person entry covering the photo.
+void add_person_garments(nlohmann::json& parsing, const std::vector<PersonOutfit>& outfits);
 // Text said wherever results from random weights are shown.
 extern const char* const kSyntheticWarning;
 

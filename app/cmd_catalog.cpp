@@ -1,0 +1,102 @@
+// app/cmd_catalog.cpp: `m2fp catalog`: a shop's own catalogue in the SQLite database the server and
+// `m2fp parse` recommend from.
+//
+//   m2fp catalog import FILE.csv [--catalog FILE.db]   add / update items (all or nothing)
+//   m2fp catalog list [--catalog FILE.db] [--json]      the items
+//   m2fp catalog info [--catalog FILE.db]               path, item count, counts per slot and source
+//
+// The database is created on first use and seeded from outfit/data/seed_catalog.csv (the library's
+// Catalog::open_or_create); default_catalog_path() says where it lives without --catalog.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "app/args.h"
+#include "app/commands.h"
+#include "outfit/catalog.h"
+#include "outfit/outfit.h"
+#include "outfit/outfit_json.h"
+
+namespace fs = std::filesystem;
+
+namespace m2fp::app {
+
+std::string default_catalog_path() {
+  if (const char* env = std::getenv("M2FP_CATALOG"); env && *env) return env;
+  return "data/catalog.db";
+}
+
+namespace {
+
+Catalog open_catalog(const std::string& path) {
+  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty() && !fs::exists(parent, ec)) {
+    fs::create_directories(parent, ec);
+    if (ec) throw std::runtime_error(parent.string() + ": cannot create the catalogue's folder: " + ec.message());
+  }
+  const OutfitKit kit = OutfitKit::load();
+  return Catalog::open_or_create(path, kit.seed_catalog());
+}
+
+}  // namespace
+
+int cmd_catalog(int argc, char** argv) {
+  if (argc < 3) throw UsageError("catalog needs a sub-command: import FILE.csv | list | info");
+  const std::string sub = argv[2];
+  if (sub == "-h" || sub == "--help") return usage(false);
+  Args a(argc, argv, 3, {"catalog"}, {"json", "help"});
+  if (a.has("help")) return usage(false);
+  const std::string path = a.get("catalog", default_catalog_path());
+
+  if (sub == "import") {
+    if (a.positional().size() != 1) throw UsageError("catalog import takes exactly one FILE.csv");
+    const std::string csv = a.positional()[0];
+    std::error_code ec;
+    if (!fs::is_regular_file(csv, ec)) throw std::runtime_error(csv + ": no such file");
+    Catalog cat = open_catalog(path);
+    const int64_t before = cat.count();
+    try {
+      const ImportResult r = cat.import_csv(csv);
+      std::printf("%s: %lld rows: %lld new, %lld updated; %s now holds %lld items (was %lld)\n", csv.c_str(),
+                  (long long)r.rows, (long long)r.inserted, (long long)r.updated, path.c_str(),
+                  (long long)cat.count(), (long long)before);
+    } catch (const CatalogImportError& e) {
+      std::fprintf(stderr, "m2fp catalog import: %s rejected, the catalogue is unchanged (%lld items):\n", csv.c_str(),
+                   (long long)before);
+      for (const std::string& err : e.errors()) std::fprintf(stderr, "  %s\n", err.c_str());
+      return 1;
+    }
+    return 0;
+  }
+  if (!a.positional().empty()) throw UsageError("catalog " + sub + " takes no positional arguments");
+  if (sub == "list") {
+    Catalog cat = open_catalog(path);
+    const std::vector<CatalogItem> items = cat.items();
+    if (a.has("json")) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const CatalogItem& it : items) j.push_back(to_json(it));
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("%-5s %-14s %-10s %-10s %-10s %8s  %s\n", "id", "sku", "slot", "category", "colour", "price", "name");
+    for (const CatalogItem& it : items)
+      std::printf("%-5lld %-14s %-10s %-10s %-10s %8.2f  %s\n", (long long)it.id, it.sku.c_str(), it.slot.c_str(),
+                  it.category.c_str(), it.colour_name.c_str(), it.price, it.name.c_str());
+    return 0;
+  }
+  if (sub == "info") {
+    Catalog cat = open_catalog(path);
+    const std::vector<CatalogItem> items = cat.items();
+    std::map<std::string, int> slots, sources;
+    for (const CatalogItem& it : items) ++slots[it.slot], ++sources[it.source];
+    std::printf("catalogue: %s\nitems:     %zu\n", fs::absolute(path).string().c_str(), items.size());
+    for (const auto& [s, n] : slots) std::printf("  slot %-10s %d\n", s.c_str(), n);
+    for (const auto& [s, n] : sources) std::printf("  from %s: %d\n", s.c_str(), n);
+    return 0;
+  }
+  throw UsageError("unknown catalog sub-command '" + sub + "' (import FILE.csv | list | info)");
+}
+
+}  // namespace m2fp::app

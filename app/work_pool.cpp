@@ -1,0 +1,76 @@
+// app/work_pool.cpp: worker threads and the bounded task queue.
+#include "app/work_pool.h"
+
+#include <stdexcept>
+
+namespace m2fp::app {
+
+WorkPool::WorkPool(int workers, size_t capacity, std::function<void(int)> thread_init)
+    : capacity_(capacity), init_(std::move(thread_init)) {
+  if (workers < 1) throw std::invalid_argument("WorkPool: workers must be >= 1, got " + std::to_string(workers));
+  threads_.reserve((size_t)workers);
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+WorkPool::~WorkPool() { stop(); }
+
+bool WorkPool::try_submit(Task task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+    // A task for an idle worker never counts against the waiting capacity.
+    const size_t free_workers = (size_t)idle_ > queue_.size() ? (size_t)idle_ - queue_.size() : 0;
+    if (free_workers == 0 && queue_.size() >= capacity_) return false;
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void WorkPool::stop() {
+  std::deque<Task> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    cancelled.swap(queue_);
+  }
+  cv_.notify_all();
+  for (Task& t : cancelled) t(true);
+  for (std::thread& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+size_t WorkPool::depth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+int WorkPool::busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_;
+}
+
+void WorkPool::run(int index) {
+  if (init_) init_(index);
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    ++idle_;
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    --idle_;
+    if (queue_.empty()) return;  // stopping, nothing left
+    Task task = std::move(queue_.front());
+    queue_.pop_front();
+    ++busy_;
+    lock.unlock();
+    try {
+      task(false);  // tasks report their own errors; anything escaping is dropped, not fatal
+    } catch (...) {
+    }
+    lock.lock();
+    --busy_;
+  }
+}
+
+}  // namespace m2fp::app
