@@ -486,12 +486,16 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
 // ---- prediction heads: class logits, mask logits, and the attention mask for the next layer ---
 struct Heads {
   Tensor logits;                // [Q, K+1]
-  Tensor masks;                 // [Q, H4, W4]
+  Tensor masks;                 // [Q, H4, W4] (only when asked for: the last head, or dumps)
   std::vector<uint8_t> attn;    // [Q, Ht*Wt], 1 = key excluded (sigmoid(mask) < 0.5)
 };
 
+// Upstream computes masks = mask_embed . mask_features at stride 4 and resizes them to the next
+// level's size for the attention mask. Bilinear resizing is linear, so resizing mask_features
+// once per level (`mf_small`, [Ht*Wt, mask_dim]) and multiplying there gives the same logits
+// with 4x to 64x fewer multiply-adds; the full-resolution masks are computed only when needed.
 Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor& mask_features,
-                       int64_t Ht, int64_t Wt) {
+                       bool full_masks, const Tensor* mf_small) {
   const ModelConfig& c = W.cfg;
   const int64_t Q = output.shape[0], H4 = mask_features.shape[0], W4 = mask_features.shape[1];
   Tensor dn = output.clone();
@@ -501,11 +505,14 @@ Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tenso
   Tensor me = W.mask_embed[0](dn, true);
   me = W.mask_embed[1](me, true);
   me = W.mask_embed[2](me);                                          // [Q, mask_dim]
-  h.masks = Tensor::empty({Q, H4, W4});
-  dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
-  if (Ht > 0) {
-    std::vector<float> small((size_t)Q * Ht * Wt);
-    kern::resize_bilinear_planes(h.masks.data(), Q, H4, W4, small.data(), Ht, Wt);
+  if (full_masks) {
+    h.masks = Tensor::empty({Q, H4, W4});
+    dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
+  }
+  if (mf_small) {
+    const int64_t n = mf_small->shape[0];
+    std::vector<float> small((size_t)(Q * n));                       // [Q, Ht*Wt] mask logits
+    dnn::matmul_abt(me.data(), mf_small->data(), small.data(), Q, n, c.mask_dim);
     h.attn.resize(small.size());
     for (size_t i = 0; i < small.size(); ++i) h.attn[i] = 1.f / (1.f + std::exp(-small[i])) < 0.5f;
   }
@@ -532,13 +539,22 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     key_in[l] = add(src[l], W.pos_embed(Hs[l], Ws[l]).data());        // [H_l*W_l, D]
   }
 
+  // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
+  const Tensor& mf = pdo.mask_features;
+  Tensor mf_small[3];
+  for (int l = 0; l < 3; ++l) {
+    mf_small[l] = Tensor::empty({Hs[l] * Ws[l], mf.shape[2]});
+    kern::resize_bilinear_nhwc(mf.data(), mf.shape[0], mf.shape[1], mf.shape[2], mf_small[l].data(), Hs[l], Ws[l]);
+  }
+  const bool dump = sink && *sink;
+
   Tensor output = Tensor::empty({Q, D});                              // query features
   std::memcpy(output.data(), W.query_feat.data(), W.query_feat.size() * sizeof(float));
   const float* qe = W.query_embed.data();                             // query positions [Q, D]
 
-  Heads h = prediction_heads(W, output, pdo.mask_features, Hs[0], Ws[0]);
+  Heads h = prediction_heads(W, output, mf, dump, &mf_small[0]);
   emit(sink, "decoder.logits0", h.logits);
-  emit(sink, "decoder.masks0", h.masks);
+  if (dump) emit(sink, "decoder.masks0", h.masks);
 
   Tensor a = Tensor::empty({Q, D});
   for (size_t i = 0; i < W.dec_layers.size(); ++i) {
@@ -572,9 +588,9 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     // heads, with the attention mask for the next layer's level
     const bool last = i + 1 == W.dec_layers.size();
     const int nl = (int)((i + 1) % 3);
-    h = prediction_heads(W, output, pdo.mask_features, last ? 0 : Hs[nl], last ? 0 : Ws[nl]);
+    h = prediction_heads(W, output, mf, last || dump, last ? nullptr : &mf_small[nl]);
     emit(sink, "decoder.logits" + std::to_string(i + 1), h.logits);
-    emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);
+    if (dump) emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);
   }
   emit(sink, "pred_logits", h.logits);
   emit(sink, "pred_masks", h.masks);
