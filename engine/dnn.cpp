@@ -3,6 +3,8 @@
 
 #include <dnnl.hpp>
 
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -26,6 +28,14 @@ dnnl::primitive_attr make_attr(const dnnl::post_ops& po) {
   attr.set_post_ops(po);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
+}
+
+// oneDNN falls back to its (very slow) reference kernels for unusual combinations; say so once.
+void warn_if_reference(const char* impl, const char* what) {
+  static std::atomic<bool> warned{false};
+  if (std::strncmp(impl, "ref", 3) == 0 && !warned.exchange(true))
+    std::fprintf(stderr, "m2fp: warning: oneDNN chose its reference implementation (%s) for a %s; "
+                         "expect it to be slow\n", impl, what);
 }
 
 struct Scratch {
@@ -135,6 +145,7 @@ struct Conv2d::Impl {
     auto e = std::make_shared<Entry>();
     e->pd = dnnl::convolution_forward::primitive_desc(desc, make_attr(po), cpu_engine());
     e->prim = dnnl::convolution_forward(e->pd);
+    warn_if_reference(e->pd.impl_info_str(), "convolution");
     // Weights: reuse an already reordered copy when another shape chose the same layout.
     for (auto& kv : cache)
       if (kv.second->weights.get_desc() == e->pd.weights_desc()) e->weights = kv.second->weights;
@@ -168,8 +179,12 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
     throw std::invalid_argument("Conv2d: expected [H, W, " + std::to_string(p_.in_c) + "], got " +
                                 x.shape_str());
+  // Asked for channels-last output: run in the layouts oneDNN prefers and convert the result
+  // (mixing a plain nhwc destination with a blocked source sends oneDNN 2.6 to its reference
+  // implementation, ~100x slower).
+  if (hwc_out) return to_hwc((*this)(x, residual, relu, false));
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
-  auto e = impl_->get(H, W, residual != nullptr, relu, hwc_out);
+  auto e = impl_->get(H, W, residual != nullptr, relu, false);
   Tensor y = map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
   if (residual) {
     if (residual->shape != y.shape)
@@ -232,6 +247,7 @@ struct Linear::Impl {
     auto e = std::make_shared<Entry>();
     e->pd = dnnl::matmul::primitive_desc(desc, make_attr(po), cpu_engine());
     e->prim = dnnl::matmul(e->pd);
+    warn_if_reference(e->pd.impl_info_str(), "matmul");
     for (auto& kv : cache)
       if (kv.second->weights.get_desc() == e->pd.weights_desc()) e->weights = kv.second->weights;
     if (!e->weights) {
