@@ -92,6 +92,37 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// A layer's weights: one copy per layout its primitives asked for, starting from the plain
+// PyTorch layout. The plain copy is dropped after the first reorder (later layouts are derived
+// from the reordered copy), so a layer holds one copy of its weights in the steady state.
+class WeightStore {
+ public:
+  void init(const dnnl::memory::desc& plain, const void* data) {
+    dnnl::memory m(plain, cpu_engine());
+    std::memcpy(m.get_data_handle(), data, plain.get_size());
+    copies_.assign(1, m);
+    plain_ = true;
+  }
+  // Callers hold the layer's lock.
+  dnnl::memory get(const dnnl::memory::desc& want) {
+    for (const dnnl::memory& m : copies_)
+      if (m.get_desc() == want) return m;
+    dnnl::memory m(want, cpu_engine());
+    const dnnl::memory& from = copies_.front();
+    reorder(from.get_desc(), from.get_data_handle(), want, m.get_data_handle());
+    if (plain_) {
+      copies_.clear();
+      plain_ = false;
+    }
+    copies_.push_back(m);
+    return m;
+  }
+
+ private:
+  std::vector<dnnl::memory> copies_;
+  bool plain_ = false;
+};
+
 }  // namespace
 
 Tensor to_hwc(const Tensor& x) {
@@ -106,7 +137,7 @@ Tensor to_hwc(const Tensor& x) {
 struct Conv2d::Impl {
   ConvParams p;
   Precision prec = Precision::F32;
-  std::vector<float> w;     // [out_c, in_c, kh, kw]
+  WeightStore w;            // [out_c, in_c, kh, kw], as the primitives want them
   std::vector<float> bias;  // [out_c] or empty
 
   struct Entry {
@@ -146,14 +177,7 @@ struct Conv2d::Impl {
     e->pd = dnnl::convolution_forward::primitive_desc(desc, make_attr(po), cpu_engine());
     e->prim = dnnl::convolution_forward(e->pd);
     warn_if_reference(e->pd.impl_info_str(), "convolution");
-    // Weights: reuse an already reordered copy when another shape chose the same layout.
-    for (auto& kv : cache)
-      if (kv.second->weights.get_desc() == e->pd.weights_desc()) e->weights = kv.second->weights;
-    if (!e->weights) {
-      e->weights = dnnl::memory(e->pd.weights_desc(), cpu_engine());
-      reorder({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w.data(), e->pd.weights_desc(),
-              e->weights.get_data_handle());
-    }
+    e->weights = w.get(e->pd.weights_desc());
     if (!bias.empty()) e->bias = dnnl::memory(b_md, cpu_engine(), bias.data());
     cache[key] = e;
     return e;
@@ -165,7 +189,7 @@ void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precis
   impl_ = std::make_shared<Impl>();
   impl_->p = p;
   impl_->prec = prec;
-  impl_->w.assign(w, w + (size_t)p.out_c * p.in_c * p.kh * p.kw);
+  impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w);
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
 }
 
@@ -218,7 +242,7 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
 struct Linear::Impl {
   int in = 0, out = 0;
   Precision prec = Precision::F32;
-  std::vector<float> w;     // [out, in]
+  WeightStore w;            // PyTorch [out, in] = the matmul's [in, out] with strides (1, in)
   std::vector<float> bias;  // [out] or empty
   struct Entry {
     dnnl::matmul prim;
@@ -248,16 +272,7 @@ struct Linear::Impl {
     e->pd = dnnl::matmul::primitive_desc(desc, make_attr(po), cpu_engine());
     e->prim = dnnl::matmul(e->pd);
     warn_if_reference(e->pd.impl_info_str(), "matmul");
-    for (auto& kv : cache)
-      if (kv.second->weights.get_desc() == e->pd.weights_desc()) e->weights = kv.second->weights;
-    if (!e->weights) {
-      dnnl::stream s(cpu_engine());
-      // PyTorch's [out, in] row-major is the matmul's [in, out] with strides (1, in).
-      dnnl::memory src_w({{in, out}, dt::f32, {1, in}}, cpu_engine(), w.data());
-      e->weights = dnnl::memory(e->pd.weights_desc(), cpu_engine());
-      dnnl::reorder(src_w, e->weights).execute(s, src_w, e->weights);
-      s.wait();
-    }
+    e->weights = w.get(e->pd.weights_desc());
     if (!bias.empty()) e->bias = dnnl::memory(b_md, cpu_engine(), bias.data());
     cache[key] = e;
     return e;
@@ -271,7 +286,7 @@ void Linear::init(int in, int out, const float* w, const float* bias, Precision 
   impl_->in = in;
   impl_->out = out;
   impl_->prec = prec;
-  impl_->w.assign(w, w + (size_t)in * out);
+  impl_->w.init({{in, out}, dt::f32, {1, in}}, w);
   if (bias) impl_->bias.assign(bias, bias + out);
 }
 

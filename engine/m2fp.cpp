@@ -186,6 +186,14 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   if (c.enforce_input_project || c.conv_dim != c.hidden_dim)
     throw LoadError(path + ": decoder input projections (enforce_input_project) are not supported");
   WeightBinder b(*file);
+  // Weights are copied as they are bound; the mapped pages of what was copied are released stage
+  // by stage, so the file and the copies are never both resident in full.
+  size_t released = 0;
+  auto release_bound = [&] {
+    const std::vector<std::string> names = b.bound();
+    for (; released < names.size(); ++released)
+      if (const TensorView* t = file->find(names[released])) file->release(*t);
+  };
 
   // ---- backbone -----------------------------------------------------------------------------
   const int stem = c.stem_out_channels;
@@ -212,6 +220,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
     }
     out_c *= 2;
     width *= 2;
+    release_bound();
   }
 
   // ---- pixel decoder ------------------------------------------------------------------------
@@ -251,6 +260,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   W.layer_1 = bind_conv(b, pd + ".layer_1", D, D, 3, 1, false, prec);
   W.layer_1_gn = bind_norm(b, pd + ".layer_1.norm", D);
   W.mask_features = bind_conv(b, pd + ".mask_features", D, c.mask_dim, 1, 0, true, prec);
+  release_bound();
 
   // ---- transformer decoder ------------------------------------------------------------------
   const std::string pr = "sem_seg_head.predictor";
@@ -298,6 +308,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
                     " != pixel decoder mask_dim " + std::to_string(c.mask_dim));
 
   // Everything the engine keeps was copied: the mapped pages are no longer needed.
+  release_bound();
   for (const TensorView& t : file->tensors()) file->release(t);
   return model;
 }
