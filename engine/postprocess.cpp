@@ -120,6 +120,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   uq.erase(std::unique(uq.begin(), uq.end()), uq.end());
   std::vector<MaskStats> stats(Q);
   MaskUpsampler up(h4, w4, g);
+  const kern::KernelTable& k = kern::active();
   const int64_t bandA = band_rows_for(1, W0, 64);
 #pragma omp parallel
   {
@@ -133,13 +134,12 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         const int64_t y1 = std::min(H0, y0 + bandA);
         up.rows(out.pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, rows.data(), s);
         for (int64_t y = y0; y < y1; ++y) {
-          const float* r = rows.data() + (y - y0) * W0;
-          for (int64_t x = 0; x < W0; ++x)
-            if (r[x] > 0.f) {
-              ++st.pos;
-              st.sig_sum += sigmoid(r[x]);
-              grow(st.bbox, (int)x, (int)y);
-            }
+          int64_t first, last;
+          k.mask_row_stats(rows.data() + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          if (first >= 0) {
+            grow(st.bbox, (int)first, (int)y);
+            grow(st.bbox, (int)last, (int)y);
+          }
         }
       }
       stats[q] = st;
@@ -200,67 +200,102 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
   const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
   const int64_t n_bands = (H0 + bandB - 1) / bandB;
+  // A query's mask is > 0 only inside its box (pass A), and everything pass B computes needs
+  // mask > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0), so each band only upsamples the
+  // queries whose box it crosses, and loops only over box columns.
+  auto crosses = [&](int q, int64_t y0, int64_t y1) {
+    const BBox& bb = stats[q].bbox;
+    return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
+  };
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
     std::vector<float> m((size_t)need.size() * bandB * W0);
-    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0);
+    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
     std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < n_bands; ++b) {
       const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB), npx = (y1 - y0) * W0;
       for (size_t j = 0; j < need.size(); ++j)
-        up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
+        if (crosses(need[j], y0, y1))
+          up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
       auto rows_of = [&](int q) { return m.data() + (size_t)slot[q] * bandB * W0; };
+      // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
+      auto box_in_band = [&](int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) {
+        const BBox& bb = stats[q].bbox;
+        *ya = std::max<int64_t>(y0, bb.y0);
+        *yb = std::min<int64_t>(y1, bb.y1);
+        *xa = bb.x0;
+        *xb = bb.x1;
+        return bb.x1 >= 0 && *ya < *yb;
+      };
 
       // semantic map: per class, paste instances in ascending score, average where pasted
       for (int c = 0; c < n_sem; ++c) {
         float* cp = cat.data() + (size_t)c * bandB * W0;
         std::fill(cp, cp + npx, 0.f);
+        if (pasted[c].empty()) {
+          if (opt.emit_semantic) std::memset(semantic.data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
+          continue;
+        }
         std::fill(times.begin(), times.begin() + npx, 0.f);
         for (const Pair& p : pasted[c]) {
+          int64_t ya, yb, xa, xb;
+          if (!box_in_band(p.q, &ya, &yb, &xa, &xb)) continue;
           const float* r = rows_of(p.q);
-          for (int64_t i = 0; i < npx; ++i) {
-            const float v = sigmoid(r[i]) * p.score;
-            if (v > 0.5f) {
-              cp[i] += v;
-              times[i] += 1.f;
-            }
+          for (int64_t y = ya; y < yb; ++y) {
+            const int64_t o = (y - y0) * W0 + xa;
+            k.paste_row(r + o, xb - xa, p.score, cp + o, times.data() + o);
           }
         }
-        if (!pasted[c].empty())
-          for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
+        for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
         if (opt.emit_semantic) std::memcpy(semantic.data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
       }
+      // label = argmax over classes (the first maximum, as torch.argmax)
       uint8_t* lab = res.labels.data() + y0 * W0;
-      for (int64_t i = 0; i < npx; ++i) {
-        int best = 0;
-        float bv = cat[i];
-        for (int c = 1; c < n_sem; ++c) {
-          const float v = cat[(size_t)c * bandB * W0 + i];
-          if (v > bv) bv = v, best = c;
+      float* bv = best_logit.data();
+      std::copy(cat.begin(), cat.begin() + npx, bv);
+      std::fill(lab, lab + npx, 0);
+      for (int c = 1; c < n_sem; ++c) {
+        if (pasted[c].empty()) continue;  // all zeros: never above the running maximum
+        const float* cp = cat.data() + (size_t)c * bandB * W0;
+        for (int64_t i = 0; i < npx; ++i) {
+          const bool gt = cp[i] > bv[i];
+          bv[i] = gt ? cp[i] : bv[i];
+          lab[i] = gt ? (uint8_t)c : lab[i];
         }
-        lab[i] = (uint8_t)best;
       }
 
       // person map: the kept human with the largest mask logit among those covering the pixel
       uint8_t* pm = res.person_map.data() + y0 * W0;
-      for (int64_t i = 0; i < npx; ++i) {
-        float bv = 0.f;
-        int best = 0;
-        for (int64_t h = 0; h < nH && h < 255; ++h) {
-          const float v = rows_of(humans[h].q)[i];
-          if (v > bv) bv = v, best = (int)h + 1;
-        }
-        pm[i] = (uint8_t)best;
+      std::fill(bv, bv + npx, 0.f);
+      for (int64_t h = 0; h < nH && h < 255; ++h) {
+        int64_t ya, yb, xa, xb;
+        if (!box_in_band(humans[h].q, &ya, &yb, &xa, &xb)) continue;
+        const float* r = rows_of(humans[h].q);
+        for (int64_t y = ya; y < yb; ++y)
+          for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i) {
+            const bool gt = r[i] > bv[i];
+            bv[i] = gt ? r[i] : bv[i];
+            pm[i] = gt ? (uint8_t)(h + 1) : pm[i];
+          }
       }
-      // overlap of each part instance with each human instance
+      // overlap of each part instance with each human instance (inside both boxes)
       for (int64_t p = 0; p < nP; ++p) {
+        int64_t pya, pyb, pxa, pxb;
+        if (!box_in_band(parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
         const float* rp = rows_of(parts[p].q);
         for (int64_t h = 0; h < nH; ++h) {
+          int64_t hya, hyb, hxa, hxb;
+          if (!box_in_band(humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
+          const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
+          const int64_t xa = std::max(pxa, hxa), xb = std::min(pxb, hxb);
+          if (ya >= yb || xa >= xb) continue;
           const float* rh = rows_of(humans[h].q);
           int64_t n = 0;
-          for (int64_t i = 0; i < npx; ++i) n += (rp[i] > 0.f) & (rh[i] > 0.f);
+          for (int64_t y = ya; y < yb; ++y)
+            for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i)
+              n += (rp[i] > 0.f) & (rh[i] > 0.f);
           overlap[p * nH + h] += n;
         }
       }

@@ -44,6 +44,9 @@ constexpr int kPilPrecisionBits = 32 - 8 - 2;
   void pil_resample_h_u8(const uint8_t* src, int64_t W, int ch, uint8_t* dst, int64_t ow,         \
                          const int32_t* bounds, const int32_t* coeffs, int ksize, int64_t y0,     \
                          int64_t y1);                                                             \
+  void mask_row_stats(const float* x, int64_t n, int64_t* count, double* sig_sum, int64_t* first,  \
+                      int64_t* last);                                                             \
+  void paste_row(const float* x, int64_t n, float score, float* cat, float* times);               \
   void pil_resample_v_u8(const uint8_t* src, int64_t W, int ch, uint8_t* dst,                     \
                          const int32_t* bounds, const int32_t* coeffs, int ksize, int64_t y0,     \
                          int64_t y1);
@@ -56,7 +59,8 @@ namespace avx512 { M2FP_KERNEL_DECLS }
   KernelTable {                                                                                    \
     isa_value, ns::softmax_rows, ns::layernorm_rows, ns::groupnorm_stats_nhwc, ns::affine_nhwc,   \
         ns::resize_bilinear_plane_rows, ns::resize_bilinear_nhwc_rows, ns::ms_deform_attn,         \
-        ns::attention_head, ns::pil_resample_h_u8, ns::pil_resample_v_u8                           \
+        ns::attention_head, ns::mask_row_stats, ns::paste_row, ns::pil_resample_h_u8,             \
+        ns::pil_resample_v_u8                                                                      \
   }
 
 }  // namespace m2fp::kern

@@ -74,6 +74,15 @@ struct KernelTable {
                          int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk,
                          int dh, float scale, int64_t q0, int64_t q1);
 
+  // Post-processing of mask logits (upstream m2fp_net.py), one row x[n] at a time:
+  // mask_row_stats: *count += #(x > 0); *sig_sum += sum of sigmoid(x) over those; *first / *last
+  //   = the first / last index with x > 0 in this row, -1 if none (written, not accumulated).
+  // paste_row: p = sigmoid(x[i]) * score; where p > 0.5: cat[i] += p, times[i] += 1.
+  // sigmoid(x) = 1 / (1 + exp(-x)) in float (SIMD exp within ~1 ulp of expf).
+  void (*mask_row_stats)(const float* x, int64_t n, int64_t* count, double* sig_sum, int64_t* first,
+                         int64_t* last);
+  void (*paste_row)(const float* x, int64_t n, float score, float* cat, float* times);
+
   // PIL Image.resize(BILINEAR) on uint8 interleaved images, one pass of PIL's separable
   // resampler (triangle filter widened by the scale factor when shrinking, fixed-point
   // coefficients as PIL computes them): horizontal pass src[H, W, ch] -> dst[H, ow, ch] for rows

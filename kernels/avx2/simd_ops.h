@@ -48,6 +48,8 @@ struct V8 {
   static M le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
   static M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static M mand(M a, M b) { return _mm256_and_ps(a, b); }
+  static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static uint32_t bits(M m) { return (uint32_t)_mm256_movemask_ps(m); }  // lane i -> bit i
   static F where(M m, F x) { return _mm256_and_ps(m, x); }                // m ? x : 0
   static F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }    // m ? a : b
 

@@ -45,6 +45,8 @@ struct V16 {
   static M ge(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
   static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static uint32_t bits(M m) { return (uint32_t)m; }  // lane i -> bit i
   static M mand(M a, M b) { return (M)(a & b); }
   static F where(M m, F x) { return _mm512_maskz_mov_ps(m, x); }
   static F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }

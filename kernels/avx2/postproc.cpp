@@ -1,0 +1,18 @@
+// kernels/avx2/postproc.cpp: the avx2 path of the mask post-processing kernels
+// (bodies in kernels/postproc_simd.h).
+#include "kernels/avx2/simd_ops.h"
+#include "kernels/internal.h"
+#include "kernels/postproc_simd.h"
+
+namespace m2fp::kern::avx2 {
+
+void mask_row_stats(const float* x, int64_t n, int64_t* count, double* sig_sum, int64_t* first,
+                    int64_t* last) {
+  mask_row_stats_simd<V8>(x, n, count, sig_sum, first, last);
+}
+
+void paste_row(const float* x, int64_t n, float score, float* cat, float* times) {
+  paste_row_simd<V8>(x, n, score, cat, times);
+}
+
+}  // namespace m2fp::kern::avx2
