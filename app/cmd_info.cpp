@@ -81,6 +81,8 @@ int cmd_inspect(int argc, char** argv) {
   for (const char* s : {"backbone", "pixel_decoder", "transformer_decoder"})
     std::printf("%-20s %12.2f %12.2f\n", s, per_stage[s] / 1e9, 2 * per_stage[s] / 1e9);
   std::printf("%-20s %12.2f %12.2f\n", "total", total / 1e9, 2 * total / 1e9);
+  std::printf("\n(the upstream network's multiply-adds; m2fp.cpp computes the intermediate decoder heads'\n"
+              " attention-mask logits at each level's size, which saves part of the heads' cost)\n");
   return 0;
 }
 
