@@ -12,6 +12,8 @@ PKGS=(
   libcpp-httplib-dev libsqlite3-dev sqlite3
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
+  # AVX-512 kernels tested on machines without AVX-512 (tests/kernels_emu)
+  libsimde-dev
   # PyTorch reference and converter tests (Debian's torch; OpenBLAS for fast fp32 matmul)
   python3 python3-torch python3-numpy python3-pil libopenblas0-pthread
 )
