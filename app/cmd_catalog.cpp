@@ -8,7 +8,6 @@
 // The database is created on first use and seeded from outfit/data/seed_catalog.csv (the library's
 // Catalog::open_or_create); default_catalog_path() says where it lives without --catalog.
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -21,11 +20,6 @@
 namespace fs = std::filesystem;
 
 namespace m2fp::app {
-
-std::string default_catalog_path() {
-  if (const char* env = std::getenv("M2FP_CATALOG"); env && *env) return env;
-  return "data/catalog.db";
-}
 
 namespace {
 

@@ -13,6 +13,7 @@
 #include "app/server.h"
 
 #include <omp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <httplib.h>
@@ -824,6 +825,12 @@ struct Server::Impl {
     http.set_keep_alive_timeout(5);
     http.set_read_timeout(30);
     http.set_write_timeout(30);
+    // cpp-httplib's default sets SO_REUSEPORT too, which lets a second server bind the same port and
+    // silently take half the connections. SO_REUSEADDR alone: restarts work, a port in use is an error.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();

@@ -6,7 +6,7 @@
 namespace m2fp::app {
 
 WorkPool::WorkPool(int workers, size_t capacity, std::function<void(int)> thread_init)
-    : capacity_(capacity), init_(std::move(thread_init)) {
+    : capacity_(capacity), nworkers_(workers), init_(std::move(thread_init)) {
   if (workers < 1) throw std::invalid_argument("WorkPool: workers must be >= 1, got " + std::to_string(workers));
   threads_.reserve((size_t)workers);
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { run(i); });
@@ -18,8 +18,9 @@ bool WorkPool::try_submit(Task task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
-    // A task for an idle worker never counts against the waiting capacity.
-    const size_t free_workers = (size_t)idle_ > queue_.size() ? (size_t)idle_ - queue_.size() : 0;
+    // A task for a free worker (started or not yet) never counts against the waiting capacity.
+    const size_t idle = (size_t)(nworkers_ - busy_);
+    const size_t free_workers = idle > queue_.size() ? idle - queue_.size() : 0;
     if (free_workers == 0 && queue_.size() >= capacity_) return false;
     queue_.push_back(std::move(task));
   }
@@ -56,9 +57,7 @@ void WorkPool::run(int index) {
   if (init_) init_(index);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    ++idle_;
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    --idle_;
     if (queue_.empty()) return;  // stopping, nothing left
     Task task = std::move(queue_.front());
     queue_.pop_front();

@@ -34,19 +34,19 @@ class WorkPool {
 
   size_t depth() const;   // tasks waiting
   int busy() const;       // tasks running
-  int workers() const { return (int)threads_.size(); }
+  int workers() const { return nworkers_; }
   size_t capacity() const { return capacity_; }
 
  private:
   void run(int index);
 
   const size_t capacity_;
+  const int nworkers_;
   std::function<void(int)> init_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;
   int busy_ = 0;
-  int idle_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -8,8 +8,9 @@ PKGS=(
   build-essential cmake pkg-config git ca-certificates
   # engine
   libdnnl-dev libstb-dev nlohmann-json3-dev
-  # service
-  libcpp-httplib-dev libsqlite3-dev sqlite3
+  # service (cpp-httplib's header also needs libssl-dev, zlib1g-dev and libbrotli-dev: its dependencies);
+  # its browser test (Debian's chromium driven by playwright-core under node) and load test (wrk)
+  libcpp-httplib-dev libsqlite3-dev sqlite3 chromium nodejs wrk
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
   # AVX-512 kernels tested on machines without AVX-512 (tests/kernels_emu)
@@ -24,6 +25,9 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm (tests/browser): Debian ships it apart from nodejs; a nodejs from elsewhere (NodeSource) brings
+# its own npm and conflicts with Debian's package, so ask for npm only when there is none.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#PKGS[@]} packages present"
   exit 0

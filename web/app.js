@@ -111,7 +111,8 @@ async function analyse(file) {
     state.sha = r.json.image.sha256;
     let job = r.json;
     for (;;) {
-      if (job.state === 'done') break;
+      if (job.state === 'done' && job.result) break;
+      if (job.state === 'done') { job = await getJSON(job.url); continue; } // answered from the cache at once
       if (job.state === 'failed') throw new Error(job.error ? job.error.error : 'the job failed');
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       if (job.state === 'queued') setProgress(null, `Queued${job.queue_depth ? ` (${job.queue_depth} waiting)` : ''}… ${s} s`);

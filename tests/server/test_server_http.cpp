@@ -1,0 +1,623 @@
+// tests/server/test_server_http.cpp: the HTTP API of `m2fp serve`, in process: a Server on a free port
+// with the synthetic CIHP checkpoint (CTest fixture synth_cihp), spoken to with cpp-httplib's client.
+//
+// Endpoints and their JSON (predict, recommend, jobs, health, metrics, the page), the cache, bad input
+// (empty body, text, truncated JPEG, a PNG header claiming 100000 x 100000, oversize upload by
+// Content-Length and chunked, malformed multipart, missing field, bad options) each answered 4xx with a
+// JSON error while the server keeps serving, and, on a second server whose only worker is held inside
+// the forward pass by an engine hook: queue full (429 + Retry-After), per-request timeout (504),
+// identical photos parsed once, abandoned photos skipped, shutdown answering queued photos 503.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "app/server.h"
+#include "engine/image.h"
+#include "engine/io.h"
+#include "engine/m2fp.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace m2fp;
+using namespace m2fp::app;
+
+namespace {
+
+std::string model_path() { return std::string(M2FP_TESTDATA) + "/cihp_synth.safetensors"; }
+
+std::string scratch(const std::string& name) {
+  const std::string d = std::string(M2FP_BINARY_DIR) + "/tests/server_tmp";
+  fs::create_directories(d);
+  return d + "/" + name;
+}
+
+// A small photo-like picture: a gradient background with a few coloured blocks; `seed` varies it so
+// that different seeds give different bytes (different cache keys).
+Image make_photo(int w, int h, int seed) {
+  Image img = Image::blank(w, h);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = img.row(y) + 3 * x;
+      p[0] = (uint8_t)(40 + (x * 3 + seed * 17) % 160);
+      p[1] = (uint8_t)(60 + (y * 2 + seed * 5) % 150);
+      p[2] = (uint8_t)(90 + ((x + y) + seed * 11) % 120);
+      if (x > w / 3 && x < 2 * w / 3 && y > h / 5) {  // a "person": red top, blue trousers
+        p[0] = y < h / 2 ? 200 : 30;
+        p[1] = y < h / 2 ? 30 : 50;
+        p[2] = y < h / 2 ? 40 : 160;
+      }
+    }
+  return img;
+}
+
+std::string png_of(const Image& img) {
+  const std::vector<uint8_t> v = encode_png(img);
+  return std::string(v.begin(), v.end());
+}
+
+std::string jpeg_of(const Image& img) {
+  std::string out;
+  auto write = [](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append((const char*)data, size); };
+  EXPECT_NE(stbi_write_jpg_to_func(write, &out, img.width, img.height, 3, img.rgb.data(), 90), 0);
+  return out;
+}
+
+uint32_t crc32(const std::string& s) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : s) {
+    c ^= b;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+std::string be32(uint32_t v) {
+  return std::string{(char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v};
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  return be32((uint32_t)data.size()) + type + data + be32(crc32(type + data));
+}
+
+// A valid PNG header (signature, IHDR with correct CRC) claiming 100000 x 100000 RGB, then a tiny IDAT:
+// decoding it would need 30 GB; the server must refuse it from the header.
+std::string huge_png_header() {
+  const std::string ihdr = be32(100000) + be32(100000) + std::string{8, 2, 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + png_chunk("IDAT", std::string(16, '\0')) +
+         png_chunk("IEND", "");
+}
+
+json body_json(const httplib::Result& r) {
+  EXPECT_TRUE(r) << "no response: " << httplib::to_string(r.error());
+  if (!r) return json();
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json") << r->body.substr(0, 200);
+  try {
+    return json::parse(r->body);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "response is not JSON (" << e.what() << "): " << r->body.substr(0, 200);
+    return json();
+  }
+}
+
+// A 4xx answer with a JSON {"error": non-empty, "status": code}.
+void expect_error(const httplib::Result& r, int status, const std::string& needle) {
+  ASSERT_TRUE(r) << "no response: " << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, status) << r->body;
+  const json j = body_json(r);
+  ASSERT_TRUE(j.contains("error")) << r->body;
+  EXPECT_EQ(j["status"], status);
+  const std::string msg = j["error"];
+  EXPECT_NE(msg.find(needle), std::string::npos) << "error '" << msg << "' should mention '" << needle << "'";
+}
+
+httplib::MultipartFormDataItems upload(const std::string& bytes, const std::string& filename = "photo.png",
+                                       const std::string& type = "image/png") {
+  return {{"image", bytes, filename, type}};
+}
+
+bool is_png_of_size(const std::string& bytes, int w, int h) {
+  if (bytes.size() < 24 || bytes.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) return false;
+  auto rd = [&](size_t o) {
+    return (uint32_t)(uint8_t)bytes[o] << 24 | (uint32_t)(uint8_t)bytes[o + 1] << 16 |
+           (uint32_t)(uint8_t)bytes[o + 2] << 8 | (uint8_t)bytes[o + 3];
+  };
+  return (int)rd(16) == w && (int)rd(20) == h;
+}
+
+std::string b64decode(const std::string& s) {
+  static const std::string A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (char c : s) {
+    if (c == '=') break;
+    const size_t v = A.find(c);
+    if (v == std::string::npos) return "";
+    buf = buf << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back((char)(buf >> bits & 0xFF));
+    }
+  }
+  return out;
+}
+
+// A running Server and its listener thread.
+struct Running {
+  std::unique_ptr<Server> server;
+  std::thread thread;
+  explicit Running(const ServeOptions& o) : server(std::make_unique<Server>(o)) {
+    thread = std::thread([this] { server->run(); });
+    httplib::Client c("127.0.0.1", server->port());
+    for (int i = 0; i < 200 && !c.Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ~Running() {
+    server->stop();
+    if (thread.joinable()) thread.join();
+  }
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    c->set_read_timeout(900, 0);
+    c->set_write_timeout(60, 0);
+    c->set_connection_timeout(10, 0);
+    return c;
+  }
+};
+
+ServeOptions base_options() {
+  ServeOptions o;
+  o.model_path = model_path();
+  o.port = 0;
+  o.short_edge = 64;  // small network input: the tests exercise the service, not the network
+  o.max_size = 128;
+  o.threads = 2;
+  o.access_log = false;
+  o.max_upload_bytes = 2u << 20;
+  o.timeout_s = 900;
+  return o;
+}
+
+double metric(const std::string& text, const std::string& sample) {
+  const size_t p = text.find("\n" + sample + " ");
+  if (p == std::string::npos) return -1;
+  return std::stod(text.substr(p + sample.size() + 2));
+}
+
+}  // namespace
+
+class ServerHttp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(model_path())) return;
+    ServeOptions o = base_options();
+    o.catalog_path = scratch("catalog_http.db");
+    fs::remove(o.catalog_path);
+    running_ = new Running(o);
+  }
+  static void TearDownTestSuite() {
+    delete running_;
+    running_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(model_path())) << model_path() << " missing: run the CTest fixture fixture_synthetic_cihp "
+                                          << "(tools/make_synthetic_checkpoint.py --variant cihp --seed 0 ...)";
+    ASSERT_NE(running_, nullptr);
+    cli_ = running_->client();
+  }
+  static Running* running_;
+  std::unique_ptr<httplib::Client> cli_;
+};
+Running* ServerHttp::running_ = nullptr;
+
+TEST_F(ServerHttp, HealthSaysSyntheticAndLimits) {
+  auto r = cli_->Get("/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const json j = body_json(r);
+  EXPECT_EQ(j["status"], "ok");
+  EXPECT_EQ(j["model"]["synthetic"], true);
+  EXPECT_NE(j["model"]["warning"].get<std::string>().find("SYNTHETIC"), std::string::npos);
+  EXPECT_EQ(j["workers"], 1);
+  EXPECT_EQ(j["limits"]["max_upload_bytes"], 2u << 20);
+  EXPECT_GT(j["catalog"]["items"].get<int>(), 100) << "the default catalogue is seeded on first use";
+  EXPECT_FALSE(j["options"]["styles"].empty());
+  EXPECT_FALSE(j["options"]["occasions"].empty());
+}
+
+TEST_F(ServerHttp, ServesThePage) {
+  auto r = cli_->Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(r->body.find("id=\"dropzone\""), std::string::npos);
+  auto js = cli_->Get("/app.js");
+  ASSERT_TRUE(js);
+  EXPECT_EQ(js->status, 200);
+  EXPECT_EQ(js->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
+  auto css = cli_->Get("/style.css");
+  ASSERT_TRUE(css);
+  EXPECT_EQ(css->status, 200);
+  expect_error(cli_->Get("/nothing.js"), 404, "nothing.js");
+  expect_error(cli_->Get("/no/such/endpoint"), 404, "no such endpoint");
+}
+
+TEST_F(ServerHttp, PredictThenCacheHit) {
+  const Image img = make_photo(96, 72, 1);
+  const std::string png = png_of(img);
+  auto r = cli_->Post("/predict", upload(png));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  EXPECT_EQ(r->get_header_value("X-Cache"), "miss");
+  const json j = body_json(r);
+  for (const char* k : {"labels", "masks", "colored_mask", "instances", "persons", "timings_ms", "legend", "image", "model"})
+    EXPECT_TRUE(j.contains(k)) << "missing key " << k;
+  EXPECT_EQ(j["cached"], false);
+  EXPECT_EQ(j["model"]["synthetic"], true);
+  EXPECT_EQ(j["image"]["width"], 96);
+  EXPECT_EQ(j["image"]["height"], 72);
+  EXPECT_EQ(j["image"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_GT(j["timings_ms"]["total"].get<double>(), 0);
+  // one mask per label present, each a 96x72 PNG; labels and masks agree
+  ASSERT_EQ(j["labels"].size(), j["masks"].size());
+  for (const auto& name : j["labels"]) {
+    ASSERT_TRUE(j["masks"].contains(name.get<std::string>())) << name;
+    EXPECT_TRUE(is_png_of_size(b64decode(j["masks"][name.get<std::string>()]), 96, 72)) << name;
+  }
+  EXPECT_TRUE(is_png_of_size(b64decode(j["colored_mask"]), 96, 72));
+  ASSERT_EQ(j["legend"].size(), j["labels"].size());
+  // persons carry their garments; every part instance's person is a valid index
+  for (const auto& p : j["persons"]) EXPECT_TRUE(p.contains("garments") && p["garments"].is_array()) << p.dump();
+  for (const auto& in : j["instances"])
+    if (in["kind"] == "part" && in["person"] >= 0) EXPECT_LT(in["person"].get<int>(), (int)j["persons"].size());
+
+  // the same bytes again, this time as a raw body: a cache hit with the same answer
+  auto r2 = cli_->Post("/predict", png, "image/png");
+  ASSERT_TRUE(r2);
+  ASSERT_EQ(r2->status, 200);
+  EXPECT_EQ(r2->get_header_value("X-Cache"), "hit");
+  const json j2 = body_json(r2);
+  EXPECT_EQ(j2["cached"], true);
+  EXPECT_EQ(j2["labels"], j["labels"]);
+  EXPECT_EQ(j2["colored_mask"], j["colored_mask"]);
+  EXPECT_EQ(j2["instances"], j["instances"]);
+}
+
+TEST_F(ServerHttp, PredictJpegRawBody) {
+  const std::string jpg = jpeg_of(make_photo(80, 100, 2));
+  auto r = cli_->Post("/predict", jpg, "application/octet-stream");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  const json j = body_json(r);
+  EXPECT_EQ(j["image"]["format"], "JPEG");
+  EXPECT_EQ(j["image"]["width"], 80);
+  EXPECT_EQ(j["image"]["height"], 100);
+}
+
+TEST_F(ServerHttp, RecommendPerPersonWithReasons) {
+  const std::string png = png_of(make_photo(96, 72, 1));
+  httplib::MultipartFormDataItems items = upload(png);
+  items.push_back({"k", "3", "", ""});
+  items.push_back({"style", "casual", "", ""});
+  auto r = cli_->Post("/recommend", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  const json j = body_json(r);
+  EXPECT_EQ(j["options"]["k"], 3);
+  EXPECT_EQ(j["options"]["style"], "casual");
+  ASSERT_FALSE(j["persons"].empty()) << "the synthetic model finds persons in this photo";
+  for (const auto& p : j["persons"]) {
+    ASSERT_TRUE(p.contains("garments"));
+    ASSERT_TRUE(p.contains("recommendations"));
+    EXPECT_LE(p["recommendations"].size(), 3u);
+    for (const auto& rec : p["recommendations"]) {
+      EXPECT_FALSE(rec["item"]["name"].get<std::string>().empty());
+      EXPECT_GE(rec["score"].get<double>(), 0.0);
+      EXPECT_LE(rec["score"].get<double>(), 1.0);
+      EXPECT_FALSE(rec["reason"].get<std::string>().empty());
+    }
+  }
+  // By SHA-256 alone (no upload) while the parse is cached, with other options.
+  const std::string sha = j["image"]["sha256"];
+  auto r2 = cli_->Post("/recommend?k=1&occasion=office", httplib::MultipartFormDataItems{{"sha256", sha, "", ""}});
+  ASSERT_TRUE(r2);
+  ASSERT_EQ(r2->status, 200) << r2->body.substr(0, 300);
+  const json j2 = body_json(r2);
+  EXPECT_EQ(j2["cached"], true);
+  EXPECT_EQ(j2["options"]["occasion"], "office");
+  for (const auto& p : j2["persons"]) EXPECT_LE(p["recommendations"].size(), 1u);
+
+  expect_error(cli_->Post("/recommend", httplib::MultipartFormDataItems{{"sha256", std::string(64, 'a'), "", ""}}), 404,
+               "no cached result");
+  expect_error(cli_->Post("/recommend", httplib::MultipartFormDataItems{{"sha256", "xyz", "", ""}}), 400, "sha256");
+  items = upload(png);
+  items.push_back({"style", "gothic", "", ""});
+  expect_error(cli_->Post("/recommend", items), 400, "unknown style 'gothic'");
+  items = upload(png);
+  items.push_back({"k", "many", "", ""});
+  expect_error(cli_->Post("/recommend", items), 400, "k must be an integer");
+}
+
+TEST_F(ServerHttp, AsynchronousJobs) {
+  const std::string png = png_of(make_photo(64, 64, 3));
+  httplib::MultipartFormDataItems items = upload(png);
+  items.push_back({"task", "recommend", "", ""});
+  items.push_back({"k", "2", "", ""});
+  auto r = cli_->Post("/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const json j = body_json(r);
+  const std::string id = j["id"];
+  EXPECT_EQ(r->get_header_value("Location"), "/jobs/" + id);
+  EXPECT_TRUE(j["state"] == "queued" || j["state"] == "running" || j["state"] == "done") << j.dump();
+  json st;
+  for (int i = 0; i < 3000; ++i) {
+    auto g = cli_->Get(("/jobs/" + id).c_str());
+    ASSERT_TRUE(g);
+    ASSERT_EQ(g->status, 200);
+    st = body_json(g);
+    if (st["state"] == "done" || st["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(st["state"], "done") << st.dump().substr(0, 300);
+  EXPECT_EQ(st["task"], "recommend");
+  ASSERT_TRUE(st["result"].contains("persons"));
+  for (const auto& p : st["result"]["persons"]) EXPECT_LE(p["recommendations"].size(), 2u);
+
+  expect_error(cli_->Get("/jobs/0123456789abcdef"), 404, "no job");
+  items = upload(png);
+  items.push_back({"task", "dance", "", ""});
+  expect_error(cli_->Post("/jobs", items), 400, "task must be");
+}
+
+TEST_F(ServerHttp, BadInputIsRefusedAndServingGoesOn) {
+  // empty body
+  expect_error(cli_->Post("/predict", std::string(), "image/png"), 400, "empty upload");
+  // a text file, raw and as the multipart field
+  expect_error(cli_->Post("/predict", "hello, this is not a photo\n", "text/plain"), 415, "not an image");
+  expect_error(cli_->Post("/predict", upload("name,colour\nshirt,red\n", "list.csv", "text/csv")), 415, "not an image");
+  // a GIF: a known format the engine does not take
+  expect_error(cli_->Post("/predict", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00", 13), "image/gif"), 415, "GIF");
+  // a truncated JPEG (the first half of a real one)
+  const std::string jpg = jpeg_of(make_photo(120, 90, 4));
+  expect_error(cli_->Post("/predict", upload(jpg.substr(0, jpg.size() / 2), "cut.jpg", "image/jpeg")), 400, "bad image");
+  // a PNG whose header claims 100000 x 100000: refused from the header, nothing decoded
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error(cli_->Post("/predict", upload(huge_png_header(), "huge.png")), 400, "bad image");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
+  // an upload over the 2 MiB limit: by Content-Length, and chunked (no length known in advance)
+  const std::string big(3u << 20, 'x');
+  expect_error(cli_->Post("/predict", upload(big, "big.png")), 413, "larger than the limit");
+  expect_error(cli_->Post("/predict", big, "image/png"), 413, "larger than the limit");
+  size_t sent = 0;
+  expect_error(cli_->Post(
+                   "/predict",
+                   [&](size_t, httplib::DataSink& sink) {
+                     if (sent >= big.size()) {
+                       sink.done();
+                       return true;
+                     }
+                     sink.write(big.data() + sent, 64 * 1024);
+                     sent += 64 * 1024;
+                     return true;
+                   },
+                   "image/png"),
+               413, "larger than the limit");
+  // malformed multipart: a boundary that never closes, and a part without headers
+  httplib::Headers mh = {{"Content-Type", "multipart/form-data; boundary=XyZ"}};
+  expect_error(cli_->Post("/predict", mh, "--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n\x89PNG",
+                          "multipart/form-data; boundary=XyZ"),
+               400, "multipart");
+  expect_error(cli_->Post("/predict", mh, "this is no multipart body at all", "multipart/form-data; boundary=XyZ"), 400,
+               "multipart");
+  // multipart without the image field
+  expect_error(cli_->Post("/predict", httplib::MultipartFormDataItems{{"photo", png_of(make_photo(8, 8, 0)), "p.png",
+                                                                       "image/png"}}),
+               400, "no field 'image'");
+  // a form-urlencoded body (curl -d)
+  expect_error(cli_->Post("/predict", "a=b", "application/x-www-form-urlencoded"), 415, "form-urlencoded");
+
+  // still serving: health and a real photo
+  auto h = cli_->Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto ok = cli_->Post("/predict", upload(png_of(make_photo(96, 72, 1))));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(ServerHttp, LengthlessPostIsRefused) {
+  // A raw request with neither Content-Length nor chunked framing: its body would only end when the
+  // client closes, so it is refused at once (411) instead of being read until the timeout.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((uint16_t)running_->server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, (sockaddr*)&addr, sizeof addr), 0);
+  const std::string req = "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), (ssize_t)req.size());
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, (size_t)n);
+    const size_t hdr = got.find("\r\n\r\n");
+    if (hdr != std::string::npos && got.find('}', hdr) != std::string::npos) break;
+  }
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 411", 0), 0u) << got;
+  EXPECT_NE(got.find("\"error\""), std::string::npos) << got;
+}
+
+TEST_F(ServerHttp, MetricsInPrometheusText) {
+  cli_->Post("/predict", upload(png_of(make_photo(96, 72, 1))));  // a cache hit by now or a parse
+  cli_->Post("/predict", upload(png_of(make_photo(96, 72, 1))));  // certainly a hit
+  auto r = cli_->Get("/metrics");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u);
+  const std::string& t = r->body;
+  EXPECT_GE(metric(t, "m2fp_http_requests_total{endpoint=\"/predict\",code=\"200\"}"), 2);
+  EXPECT_GE(metric(t, "m2fp_cache_hits_total"), 1);
+  EXPECT_GE(metric(t, "m2fp_engine_duration_seconds_count"), 1);
+  EXPECT_GE(metric(t, "m2fp_http_request_duration_seconds_count{endpoint=\"/predict\"}"), 2);
+  EXPECT_EQ(metric(t, "m2fp_queue_depth"), 0);
+  EXPECT_EQ(metric(t, "m2fp_queue_capacity"), 8);
+  EXPECT_EQ(metric(t, "m2fp_model_synthetic"), 1);
+  EXPECT_NE(t.find("m2fp_http_request_duration_seconds_bucket{endpoint=\"/predict\",le=\"+Inf\"}"), std::string::npos);
+  // raw paths never become labels
+  EXPECT_EQ(t.find("endpoint=\"/no/such/endpoint\""), std::string::npos);
+}
+
+// ---- a server whose only worker can be held inside the forward pass ---------------------------------
+namespace {
+
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [this] { return open; });
+  }
+  void set(bool o) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      open = o;
+    }
+    cv.notify_all();
+  }
+};
+
+json health_of(httplib::Client& c) {
+  auto r = c.Get("/health");
+  return r && r->status == 200 ? json::parse(r->body) : json();
+}
+
+void wait_busy(httplib::Client& c, int busy, size_t depth) {
+  for (int i = 0; i < 6000; ++i) {
+    const json h = health_of(c);
+    if (!h.is_null() && h["busy"] == busy && h["queue"]["depth"] == depth) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL() << "the server never reached busy=" << busy << ", depth=" << depth;
+}
+
+json wait_job(httplib::Client& c, const std::string& id) {
+  json st;
+  for (int i = 0; i < 9000; ++i) {
+    auto g = c.Get(("/jobs/" + id).c_str());
+    if (!g) break;
+    st = json::parse(g->body);
+    if (st["state"] == "done" || st["state"] == "failed") return st;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ADD_FAILURE() << "job " << id << " did not finish: " << st.dump().substr(0, 200);
+  return st;
+}
+
+std::string submit_job(httplib::Client& c, const std::string& png) {
+  auto r = c.Post("/jobs", upload(png));
+  EXPECT_TRUE(r);
+  if (!r) return "";
+  EXPECT_EQ(r->status, 202) << r->body;
+  return json::parse(r->body).value("id", "");
+}
+
+}  // namespace
+
+TEST(ServerQueue, FullQueueTimeoutCoalescingAndShutdown) {
+  ASSERT_TRUE(fs::exists(model_path())) << model_path() << " missing (CTest fixture fixture_synthetic_cihp)";
+  Gate gate;
+  ForwardHooks hooks;
+  hooks.attention_mask = [&gate](int, int64_t, int64_t, std::vector<uint8_t>&) { gate.wait(); };
+  ServeOptions o = base_options();
+  o.catalog_path = scratch("catalog_queue.db");
+  o.workers = 1;
+  o.queue = 1;
+  o.timeout_s = 2;
+  o.hooks = &hooks;
+  auto srv = std::make_unique<Running>(o);
+  auto cli = srv->client();
+  const std::string A = png_of(make_photo(64, 48, 10)), B = png_of(make_photo(64, 48, 11)),
+                    C = png_of(make_photo(64, 48, 12)), D = png_of(make_photo(64, 48, 13));
+
+  // A holds the only worker (asynchronously, so nobody times out on it).
+  const std::string job_a = submit_job(*cli, A);
+  wait_busy(*cli, 1, 0);
+  // B waits in the queue (capacity 1) and gives up after the 2 s request timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error(cli->Post("/predict", upload(B)), 504, "timeout");
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.9);
+  // B is still queued: C finds the queue full.
+  auto rc = cli->Post("/predict", upload(C));
+  expect_error(rc, 429, "queue is full");
+  ASSERT_TRUE(rc);
+  ASSERT_TRUE(rc->has_header("Retry-After"));
+  EXPECT_GE(std::stoi(rc->get_header_value("Retry-After")), 1);
+  // A again joins the parse in flight instead of queueing (so: a timeout, not a 429).
+  expect_error(cli->Post("/predict", upload(A)), 504, "timeout");
+
+  gate.set(true);
+  const json ja = wait_job(*cli, job_a);
+  EXPECT_EQ(ja["state"], "done");
+  wait_busy(*cli, 0, 0);
+  auto m = cli->Get("/metrics");
+  ASSERT_TRUE(m);
+  // Only A went through the engine: B was abandoned before a worker was free and skipped.
+  EXPECT_EQ(metric(m->body, "m2fp_engine_duration_seconds_count"), 1) << m->body;
+  EXPECT_EQ(metric(m->body, "m2fp_rejected_total{reason=\"queue_full\"}"), 1);
+  EXPECT_EQ(metric(m->body, "m2fp_rejected_total{reason=\"timeout\"}"), 2);
+
+  // Two jobs for the same new photo while the worker is held: parsed once.
+  gate.set(false);
+  const std::string d1 = submit_job(*cli, D);
+  wait_busy(*cli, 1, 0);
+  const std::string d2 = submit_job(*cli, D);
+  gate.set(true);
+  EXPECT_EQ(wait_job(*cli, d1)["state"], "done");
+  EXPECT_EQ(wait_job(*cli, d2)["state"], "done");
+  m = cli->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(metric(m->body, "m2fp_engine_duration_seconds_count"), 2) << "D parsed once for two jobs";
+
+  // Shutdown: a queued photo is answered 503, the running one finishes.
+  gate.set(false);
+  const std::string job_b = submit_job(*cli, B);
+  wait_busy(*cli, 1, 0);
+  auto queued = std::async(std::launch::async, [&] {
+    auto c2 = srv->client();
+    auto r = c2->Post("/predict", upload(C));
+    return std::make_pair(r ? r->status : -1, r ? r->body : std::string());
+  });
+  wait_busy(*cli, 1, 1);
+  std::thread stopper([&] { srv->server->stop(); });
+  const auto [status, body] = queued.get();
+  EXPECT_EQ(status, 503) << body;
+  EXPECT_NE(body.find("shutting down"), std::string::npos) << body;
+  gate.set(true);
+  stopper.join();
+  srv.reset();
+}
