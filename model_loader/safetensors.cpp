@@ -3,11 +3,13 @@
 #include "model_loader/safetensors.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -68,6 +70,98 @@ bool as_nonneg_i64(const json& v, int64_t* out) {
   return true;
 }
 
+// ---- SIGBUS guard for mappings whose file shrinks underneath them --------------------------------
+// A fixed table of live mappings (the handler cannot take locks or allocate). A slot is claimed by
+// compare-and-swap on `lo`; the handler only reads it.
+struct GuardSlot {
+  std::atomic<uintptr_t> lo{0}, hi{0};    // [lo, hi): the whole mapping, page-rounded
+  std::atomic<int> faulted{0};
+  std::atomic<uint64_t> fault_offset{0};  // file offset of the first lost byte touched
+};
+constexpr int kGuardSlots = 256;
+GuardSlot g_guard[kGuardSlots];
+struct sigaction g_prev_sigbus;
+std::atomic<bool> g_guard_installed{false};
+uintptr_t g_page_size = 4096;
+
+void on_sigbus(int sig, siginfo_t* si, void* uctx) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
+  if (si->si_code > 0) {  // a fault, not kill(): is it in one of our mappings?
+    for (GuardSlot& s : g_guard) {
+      const uintptr_t lo = s.lo.load(std::memory_order_acquire);
+      const uintptr_t hi = s.hi.load(std::memory_order_acquire);
+      if (lo == 0 || a < lo || a >= hi) continue;
+      // Zero pages from the faulting page to the end of the mapping (all of it lies past the new
+      // end of file); the faulting instruction then reads zeros. mmap is a plain system call.
+      const uintptr_t page = a & ~(g_page_size - 1);
+      void* r = ::mmap(reinterpret_cast<void*>(page), hi - page, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      if (r != MAP_FAILED) {
+        if (!s.faulted.exchange(1)) s.fault_offset.store(a - lo);
+        return;
+      }
+      break;  // could not patch: fall through to the default action
+    }
+  }
+  // Not ours: hand it to whoever had SIGBUS before us.
+  if (g_prev_sigbus.sa_flags & SA_SIGINFO) {
+    if (g_prev_sigbus.sa_sigaction) {
+      g_prev_sigbus.sa_sigaction(sig, si, uctx);
+      return;
+    }
+  } else if (g_prev_sigbus.sa_handler != SIG_DFL && g_prev_sigbus.sa_handler != SIG_IGN) {
+    g_prev_sigbus.sa_handler(sig);
+    return;
+  }
+  // Default action: die with SIGBUS (a fault re-executes the instruction; kill() needs a raise).
+  ::signal(SIGBUS, SIG_DFL);
+  if (si->si_code <= 0) ::raise(SIGBUS);
+}
+
+void install_sigbus_guard() {
+  if (g_guard_installed.load()) return;
+  static std::atomic_flag busy = ATOMIC_FLAG_INIT;
+  while (busy.test_and_set()) {
+  }
+  if (!g_guard_installed.load()) {
+    g_page_size = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(SIGBUS, &sa, &g_prev_sigbus) == 0) g_guard_installed.store(true);
+  }
+  busy.clear();
+}
+
+// Registers [lo, hi); returns the slot or -1 when the table is full (the mapping is then not
+// guarded: a truncation raises SIGBUS as with any mmap).
+int guard_mapping(const uint8_t* lo, uint64_t size) {
+  install_sigbus_guard();
+  if (!g_guard_installed.load()) return -1;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(lo);
+  const uintptr_t b = (a + size + g_page_size - 1) & ~(g_page_size - 1);
+  for (int i = 0; i < kGuardSlots; ++i) {
+    uintptr_t expect = 0;
+    GuardSlot& s = g_guard[i];
+    if (s.lo.load() != 0) continue;
+    s.faulted.store(0);
+    s.fault_offset.store(0);
+    s.hi.store(b, std::memory_order_release);
+    if (s.lo.compare_exchange_strong(expect, a, std::memory_order_acq_rel)) return i;
+  }
+  return -1;
+}
+
+void unguard_mapping(int slot) {
+  if (slot < 0) return;
+  g_guard[slot].lo.store(0, std::memory_order_release);
+}
+
+int64_t mtime_ns(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 }  // namespace
 
 // ---- dtypes and views ---------------------------------------------------------------------------
@@ -124,6 +218,23 @@ std::string TensorView::shape_str() const { return shape_to_string(shape); }
 
 // ---- opening ------------------------------------------------------------------------------------
 
+std::unique_ptr<SafetensorsFile> SafetensorsFile::from_bytes(const uint8_t* bytes, size_t size,
+                                                             const std::string& name) {
+  if (!bytes && size) fail(name, "null data");
+  if (size == 0) fail(name, "empty file (0 bytes), not a safetensors file");
+  if (size < 8) {
+    fail(name, "file too small (" + std::to_string(size) +
+                   " bytes): a safetensors file starts with an 8-byte header length");
+  }
+  std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
+  f->path_ = name;
+  f->owned_.assign(bytes, bytes + size);
+  f->size_ = size;
+  f->map_ = f->owned_.data();
+  f->parse_header();
+  return f;
+}
+
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
   FdCloser fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
@@ -143,17 +254,47 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   void* m = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd.fd, 0);
   if (m == MAP_FAILED) fail(path, "mmap failed: " + errno_str(errno));
 
-  // From here on the destructor unmaps, also when parse_header() throws.
+  // From here on the destructor unmaps (and closes the descriptor), also when parse_header() throws.
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
   f->size_ = size;
   f->map_ = static_cast<const uint8_t*>(m);
-  f->parse_header();
+  f->mapped_ = true;
+  f->fd_ = fd.fd;
+  fd.fd = -1;
+  f->mtime_ns_ = mtime_ns(st);
+  f->guard_slot_ = guard_mapping(f->map_, size);
+  try {
+    f->parse_header();
+  } catch (const LoadError&) {
+    f->check_unchanged();  // a header read from lost pages: say so rather than "bad JSON"
+    throw;
+  }
+  f->check_unchanged();
   return f;
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(const_cast<uint8_t*>(map_), static_cast<size_t>(size_));
+  unguard_mapping(guard_slot_);
+  if (mapped_ && map_) ::munmap(const_cast<uint8_t*>(map_), static_cast<size_t>(size_));
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SafetensorsFile::check_unchanged() const {
+  if (!mapped_) return;
+  if (guard_slot_ >= 0 && g_guard[guard_slot_].faulted.load()) {
+    fail(path_, "the file was truncated while it was being read (" + std::to_string(size_) +
+                    " bytes at open, byte " + std::to_string(g_guard[guard_slot_].fault_offset.load()) +
+                    " no longer readable): wait until it is completely written and load it again");
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) fail(path_, "cannot stat: " + errno_str(errno));
+  const uint64_t now = static_cast<uint64_t>(st.st_size);
+  if (now != size_ || mtime_ns(st) != mtime_ns_) {
+    fail(path_, "the file changed while it was being read (" + std::to_string(size_) + " bytes at open, " +
+                    std::to_string(now) + " now" + (now == size_ ? ", modified in place" : "") +
+                    "): wait until it is completely written and load it again");
+  }
 }
 
 void SafetensorsFile::parse_header() {
@@ -348,6 +489,8 @@ void SafetensorsFile::release(const TensorView& t) const {
   if (t.end < t.begin || lo < data_ || lo > map_ + size_ || t.end - t.begin > static_cast<uint64_t>(map_ + size_ - lo)) {
     fail(path_, "release: tensor " + quote(t.name) + " does not lie in this file's mapping");
   }
+  check_unchanged();
+  if (!mapped_) return;  // from_bytes(): nothing to hand back
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t a = reinterpret_cast<uintptr_t>(lo);
   const uintptr_t b = a + (t.end - t.begin);

@@ -18,8 +18,21 @@
 // Extra fields inside a tensor entry are ignored (as the reference implementation does); holes
 // between tensors and trailing bytes after the last one are allowed.
 //
-// The mapping is MAP_PRIVATE + PROT_READ: nothing is ever written back. If another process
-// truncates the file while it is mapped, touching the lost pages raises SIGBUS (as with any mmap).
+// The mapping is MAP_PRIVATE + PROT_READ: nothing is ever written back. A file truncated or
+// rewritten in place by another process while it is mapped (e.g. `cp new.safetensors model.safetensors`
+// during a load) is detected instead of crashing the process:
+//   - touching a page past the new end of the file raises SIGBUS; a process-wide SIGBUS handler
+//     (installed at the first open(), chaining to any previous handler for faults elsewhere)
+//     replaces the lost pages of OUR mappings with zero pages and marks the file damaged, so the
+//     reader continues with zeros instead of dying;
+//   - check_unchanged() (called by release() and at the end of open()) throws LoadError when the
+//     file was damaged that way or when its size or modification time differ from open()'s.
+// So a loader that copies what it needs and then release()s every tensor (M2FP::load does) either
+// gets the weights of one consistent file or a LoadError, never SIGBUS and never silently mixed
+// weights. Trade-off against reading the file into memory: no second copy of the weights in memory
+// and no read of tensors that are never used, for a signal handler and a change check. A same-size
+// rewrite within one tick of the file-system clock (a few ms) keeps the same mtime and is missed.
+// Replacing the file by rename (an atomic update) is harmless: the mapping keeps the old inode.
 #pragma once
 
 #include <cstddef>
@@ -60,6 +73,9 @@ class SafetensorsFile {
  public:
   // Maps `path` read-only and validates the header. Throws LoadError.
   static std::unique_ptr<SafetensorsFile> open(const std::string& path);
+  // The same validation on an in-memory copy of a file's bytes (fuzzing, uploads); `name` stands
+  // for the path in messages. Nothing is mapped: release() only checks its argument.
+  static std::unique_ptr<SafetensorsFile> from_bytes(const uint8_t* bytes, size_t size, const std::string& name);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -77,8 +93,13 @@ class SafetensorsFile {
   // Tells the kernel the pages of a tensor are no longer needed (after the engine copied or
   // reordered it), so they stop counting towards the resident set: madvise(MADV_DONTNEED) on the
   // whole pages inside [data + begin, data + end). Reading the tensor again afterwards is still
-  // valid (the pages are read back from the file). Throws LoadError if `t` is not from this file.
+  // valid (the pages are read back from the file). Throws LoadError if `t` is not from this file,
+  // or (check_unchanged) if the file changed since open().
   void release(const TensorView& t) const;
+  // Throws LoadError if the mapped file was truncated or rewritten since open() (a page could not
+  // be read, or its size or modification time changed): the bytes read from it may be zeros or a
+  // mix of two files. No-op for from_bytes().
+  void check_unchanged() const;
 
  private:
   SafetensorsFile() = default;
@@ -87,6 +108,11 @@ class SafetensorsFile {
   uint64_t size_ = 0;
   uint64_t header_size_ = 0;
   const uint8_t* map_ = nullptr;
+  bool mapped_ = false;             // map_ is an mmap of fd_ (else it points into owned_)
+  int fd_ = -1;                     // kept open for check_unchanged() (fstat)
+  int64_t mtime_ns_ = 0;            // modification time at open()
+  int guard_slot_ = -1;             // SIGBUS guard registration (-1: none)
+  std::vector<uint8_t> owned_;      // from_bytes(): the bytes
   const uint8_t* data_ = nullptr;   // first byte after the header
   std::map<std::string, std::string> metadata_;
   std::vector<TensorView> tensors_;
