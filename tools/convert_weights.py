@@ -171,8 +171,8 @@ def backbone_layout(bb):
     norm = bb.get("norm", "BN")
     if norm not in ("BN", "nnSyncBN", "GN"):
         raise ConvertError("configuration: '%s.norm' must be BN, nnSyncBN or GN, got %r" % (w, norm))
-    res4_dil = bb.get("res4_dilation", 1)
-    res5_dil = bb.get("res5_dilation", 1)
+    res4_dil = _positive(_get(bb, "res4_dilation", int, w), w + ".res4_dilation") if "res4_dilation" in bb else 1
+    res5_dil = _positive(_get(bb, "res5_dilation", int, w), w + ".res5_dilation") if "res5_dilation" in bb else 1
     if stem_out % 2:
         raise ConvertError("configuration: '%s.stem_out_channels' must be even" % w)
 
