@@ -219,9 +219,9 @@ def main(argv=None):
     print('cpu %s; photo %s %dx%d -> %dx%d, padded %dx%d; %d runs after %d warm-up each'
           % (cpp['cpu'], image, cpp['width'], cpp['height'], cpp['input_size'][0], cpp['input_size'][1],
              cpp['padded_size'][0], cpp['padded_size'][1], a.runs, a.warmup))
-    print('load average: PyTorch %.2f -> %.2f, m2fp.cpp %.2f -> %.2f (%d online CPUs)'
+    print('load average: PyTorch %.2f -> %.2f, m2fp.cpp %.2f -> %.2f (%d online CPUs; m2fp.cpp got %.2f cores on average)'
           % (py['load_average'][0], py['load_average'][1], cpp['load_average'][0], cpp['load_average'][1],
-             cpp['online_cpus']))
+             cpp['online_cpus'], cpp['cores_used']))
     print('torch BLAS: built %s; loaded %s; torch.mm 1024^3 %.1f GFLOP/s on %d thread(s); ATen CPU capability %s'
           % (', '.join(blas['build_blas']) or '?', ', '.join(blas['loaded_libs']) or 'none', blas['sgemm_1024_gflops'],
              a.threads, blas['cpu_capability']))

@@ -103,13 +103,20 @@ class TestBenchE2E(BenchTestBase):
         self.assertEqual(r['input_size'], [64, 102])   # short edge 50 -> 64, 80 * 64 / 50 = 102.4
         self.assertEqual(r['padded_size'], [64, 128])
         self.assertEqual(len(r['load_average']), 2)
-        # the source tree's commit (HEAD may move on while the tests run: others commit in this tree)
-        self.assertRegex(r['commit'], r'^([0-9a-f]{7,40}(\+dirty)?|unknown)$')
-        git = shutil.which('git')
-        if git and r['commit'] != 'unknown':
-            p = subprocess.run([git, '-C', ROOT, 'cat-file', '-e', r['commit'].split('+')[0] + '^{commit}'])
-            self.assertEqual(p.returncode, 0, '%s is not a commit of %s' % (r['commit'], ROOT))
-        for s in ('median ms', 'GFLOP/s', 'peak RSS', 'threads:    2', 'precision:  fp32', 'target ms',
+        # the commit bench_e2e was built from and the source tree's now (HEAD may move on between the build and
+        # this run: others commit in this tree)
+        for key in ('commit', 'source_tree_commit'):
+            c = r[key]
+            self.assertRegex(c, r'^([0-9a-f]{7,40}(\+dirty)?|unknown)$', key)
+            git = shutil.which('git')
+            if git and c != 'unknown':
+                p = subprocess.run([git, '-C', ROOT, 'cat-file', '-e', c.split('+')[0] + '^{commit}'])
+                self.assertEqual(p.returncode, 0, '%s %s is not a commit of %s' % (key, c, ROOT))
+        if r['commit'] != r['source_tree_commit']:
+            self.assertIn('WARNING:    the source tree is now at', self.proc.stdout)
+        self.assertGreater(r['cores_used'], 0)
+        self.assertLess(r['cores_used'], 2.5)   # 2 threads (+ a little for the OS accounting)
+        for s in ('median ms', 'GFLOP/s', 'peak RSS', 'threads:    2', 'cpu use:', 'precision:  fp32', 'target ms',
                   'padded 64x128', 'the targets are for the issue-4 photo'):
             self.assertIn(s, self.proc.stdout)
 
@@ -191,9 +198,13 @@ class TestBenchE2EOptions(BenchTestBase):
         if p.returncode == 0:
             self.assertIn('precision:  bf16', p.stdout)
             self.assertIn('1400', p.stdout)  # the bf16 total target
-        else:
+        else:   # e.g. no bf16 kernels in oneDNN for this CPU: a clear message naming the photo and the run
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn('bench_e2e: error:', p.stderr)
+            self.assertIn('(parsing %s, run 1)' % self.image, p.stderr)   # --warmup 0: the first timed run
+            with open('/proc/cpuinfo') as f:
+                if ' avx512f' not in f.read():
+                    self.assertIn('--precision bf16 on a CPU without AVX-512', p.stderr)
 
     def test_usage_errors(self):
         cases = [
