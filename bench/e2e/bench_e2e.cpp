@@ -398,6 +398,7 @@ int run(const Options& o) {
   const double load_avg_start = load_average();
   std::vector<StageTimings> warm, runs;
   double cpu_s_runs = 0, wall_s_runs = 0;  // process CPU time and wall time of the timed runs
+  std::vector<double> hwm_after_run, rss_after_run;  // MB after each parse, warm-ups first (growth = leak or fragmentation)
   m2fp::PostprocessGeometry geo;
   int img_w = 0, img_h = 0;
   size_t n_instances = 0, n_persons = 0;
@@ -422,6 +423,8 @@ int run(const Options& o) {
     }
     benchmark::DoNotOptimize(r.parsing.labels.data());
     (i < o.warmup ? warm : runs).push_back(r.timings);
+    hwm_after_run.push_back(proc_status_mb("VmHWM"));
+    rss_after_run.push_back(proc_status_mb("VmRSS"));
     geo = r.geometry;
     img_w = r.image.width;
     img_h = r.image.height;
@@ -513,6 +516,13 @@ int run(const Options& o) {
   std::printf("memory:     at start %.0f MB; after model load VmHWM %.0f MB (anonymous %.0f + file-backed %.0f now);"
               " after the runs VmRSS %.0f MB (anonymous %.0f + file-backed %.0f)\n",
               rss_start, hwm_after_load, anon_after_load, file_after_load, rss_now, anon_now, file_now);
+  {
+    std::string h;
+    for (size_t i = 0; i < hwm_after_run.size(); ++i)
+      h += (i ? " " : "") + std::to_string((int)std::lround(hwm_after_run[i])) + "/" +
+           std::to_string((int)std::lround(rss_after_run[i]));
+    std::printf("per parse:  VmHWM/VmRSS MB after each parse (warm-ups first): %s\n", h.c_str());
+  }
   if (!reference_size)
     std::printf("note:       the targets are for the issue-4 photo (548x342 -> padded 640x1056); this input is %lldx%lld\n",
                 (long long)geo.Hp, (long long)geo.Wp);
@@ -580,7 +590,9 @@ int run(const Options& o) {
                       {"rss_end", rss_now},
                       {"rss_anon_end", anon_now},
                       {"rss_file_end", file_now},
-                      {"target_peak_rss", kTargetPeakRssMb}};
+                      {"target_peak_rss", kTargetPeakRssMb},
+                      {"hwm_after_each_parse", hwm_after_run},
+                      {"rss_after_each_parse", rss_after_run}};
     j["environment"] = env_json();
     if (o.peak_gflops > 0) j["peak_gflops"] = o.peak_gflops;
     m2fp::write_file_atomic(o.json, j.dump(1) + "\n");

@@ -180,6 +180,12 @@ class TestBenchE2E(BenchTestBase):
         self.assertGreater(mem['hwm_after_load'], 200)
         self.assertGreaterEqual(mem['peak_rss'] + 1, mem['hwm_after_load'])
         self.assertGreaterEqual(mem['vm_hwm'] + 1, mem['rss_end'])
+        hwm, rss = mem['hwm_after_each_parse'], mem['rss_after_each_parse']
+        self.assertEqual((len(hwm), len(rss)), (5, 5))   # 1 warm-up + 4 runs
+        self.assertEqual(hwm, sorted(hwm))                # a high-water mark never falls
+        self.assertTrue(all(r <= h + 1 for r, h in zip(rss, hwm)))
+        self.assertAlmostEqual(hwm[-1], mem['vm_hwm'], delta=1)
+        self.assertIn('per parse:  VmHWM/VmRSS MB after each parse', self.proc.stdout)
 
 
 class TestBenchE2EOptions(BenchTestBase):
