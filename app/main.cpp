@@ -1,6 +1,4 @@
 // app/main.cpp: the `m2fp` command: sub-command dispatch and error reporting.
-#include <malloc.h>
-
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -43,9 +41,6 @@ int usage(bool error) {
 
 int main(int argc, char** argv) {
   using namespace m2fp::app;
-  // Large buffers (feature maps, masks) always come from mmap and go back to the system when
-  // freed; glibc's adaptive threshold would otherwise keep up to 32 MB blocks on the heap.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   if (argc < 2) return usage(true);
   const std::string cmd = argv[1];
   try {

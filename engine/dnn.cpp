@@ -58,6 +58,22 @@ bool parse_precision(const std::string& s, Precision* out) {
   return true;
 }
 
+bool bf16_available() {
+  static const bool ok = [] {
+    try {
+      dnnl::memory::desc src({1, 16, 8, 8}, dt::bf16, tag::any), w({16, 16, 3, 3}, dt::bf16, tag::any),
+          dst({1, 16, 8, 8}, dt::f32, tag::any);
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        src, w, dst, {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
+      return std::strncmp(pd.impl_info_str(), "ref", 3) != 0;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
 // ---- feature-map layouts ----------------------------------------------------------------------
 namespace {
 

@@ -28,6 +28,8 @@ namespace m2fp::dnn {
 enum class Precision { F32, BF16 };
 const char* precision_name(Precision p);
 bool parse_precision(const std::string& s, Precision* out);
+// Whether oneDNN can run bfloat16 convolutions on this CPU (it cannot below AVX-512).
+bool bf16_available();
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;

@@ -13,6 +13,8 @@
 // m2fp/m2fp_decoder.py}, maskdino/{ms_deform_attn.py, maskdino_encoder.py, position_encoding.py}.
 #include "engine/m2fp.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -170,6 +172,13 @@ dnn::Precision M2FP::precision() const { return w_->precision; }
 int M2FP::num_classes() const { return w_->cfg.num_classes; }
 
 std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt) {
+  // Large buffers (feature maps, masks) always come from mmap and go back to the system when
+  // freed; glibc's adaptive threshold would otherwise keep blocks of up to 32 MB on the heap and
+  // the process's resident set would only grow. Process-wide, set once by whoever loads a model.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  if (opt.precision == dnn::Precision::BF16 && !dnn::bf16_available())
+    throw LoadError("--precision bf16 is not available on this CPU: oneDNN 2.6 has bfloat16 convolutions and "
+                    "matrix products only for AVX-512 CPUs (AVX512-BF16 for full speed); use fp32");
   auto file = SafetensorsFile::open(path);
   std::unique_ptr<M2FP> model(new M2FP());
   model->w_ = std::make_unique<Weights>();
