@@ -336,14 +336,18 @@ void emit(const TensorSink* sink, const std::string& name, const Tensor& t) {
   if (sink && *sink) (*sink)(name, t.layout == Layout::Opaque ? dnn::to_hwc(t) : t);
 }
 
-// y = x + a (elementwise, same shape)
-Tensor add(const Tensor& x, const float* a) {
-  Tensor y = Tensor::empty(x.shape, x.layout);
+// y = x + a (elementwise, same number of elements; y may be x)
+void add_into(const Tensor& x, const float* a, Tensor& y) {
   const int64_t n = x.numel();
   const float* xp = x.data();
   float* yp = y.data();
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) yp[i] = xp[i] + a[i];
+}
+
+Tensor add(const Tensor& x, const float* a) {
+  Tensor y = Tensor::empty(x.shape, x.layout);
+  add_into(x, a, y);
   return y;
 }
 
@@ -428,10 +432,11 @@ struct PixelDecoderOut {
 
 // ---- pixel decoder: 6 multi-scale deformable attention layers over res5, res4, res3, then the
 // ---- FPN step to stride 4 and the mask features -----------------------------------------------
-PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const TensorSink* sink) {
+// Takes the backbone maps by value and drops each as soon as it has been read.
+PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSink* sink) {
   const ModelConfig& c = W.cfg;
   const int D = c.conv_dim, L = 3, P = 4, heads = c.enc_nheads, dh = D / heads;
-  const Tensor* level_in[3] = {&f.res5, &f.res4, &f.res3};
+  Tensor* level_in[3] = {&f.res5, &f.res4, &f.res3};
   int64_t shapes[3][2], start[3], N = 0;
   for (int l = 0; l < L; ++l) {
     shapes[l][0] = level_in[l]->shape[0];
@@ -445,6 +450,7 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
   Tensor src = Tensor::empty({N, D}), pos = Tensor::empty({N, D}), ref = Tensor::empty({N, 2});
   for (int l = 0; l < L; ++l) {
     Tensor p = W.input_proj[l](*level_in[l], nullptr, false, /*hwc_out=*/true);  // [H_l, W_l, D]
+    *level_in[l] = Tensor();
     group_norm(p, W.input_proj_gn[l], false);
     const int64_t Hl = shapes[l][0], Wl = shapes[l][1], n = Hl * Wl;
     std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
@@ -462,25 +468,31 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
   emit(sink, "encoder.src", src);
   emit(sink, "encoder.pos", pos);
 
-  const int n_off = heads * L * P * 2;
-  Tensor value = Tensor::empty({N, D}), qp = Tensor::empty({N, n_off + heads * L * P});
-  Tensor attn = Tensor::empty({N, D});
+  const int n_off = heads * L * P * 2, F = c.enc_dim_feedforward;
+  const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
+  Tensor q = Tensor::empty({N, D}), value = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
+  Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
+  Tensor hidden = Tensor::empty({ffn_rows, F});
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
     const EncoderLayer& e = W.enc_layers[i];
     // self-attention (multi-scale deformable): queries src + pos, values src
-    Tensor q = add(src, pos.data());                                         // [N, D]
+    add_into(src, pos.data(), q);                                            // q = src + pos [N, D]
     e.value_proj.forward(src.data(), D, N, value.data(), D);                 // [N, D]
     e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
     kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
                          qp.data() + n_off, qp.shape[1], attn.data(), N);   // [N, D]
-    Tensor a = e.output_proj(attn);                                          // [N, D]
+    e.output_proj.forward(attn.data(), D, N, a.data(), D);                  // [N, D]
     layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
-    // feed-forward
-    Tensor h = e.linear1(src, true);                                         // [N, F]
-    Tensor o = e.linear2(h);                                                 // [N, D]
-    layer_norm(src, &o, e.norm2);                                            // src = norm2(src + o)
+    // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows
+    for (int64_t r0 = 0; r0 < N; r0 += ffn_rows) {
+      const int64_t rows = std::min(ffn_rows, N - r0);
+      e.linear1.forward(src.data() + r0 * D, D, rows, hidden.data(), F, /*relu=*/true);  // [rows, F]
+      e.linear2.forward(hidden.data(), F, rows, a.data() + r0 * D, D);                   // [rows, D]
+    }
+    layer_norm(src, &a, e.norm2);                                            // src = norm2(src + a)
     emit(sink, "encoder.layer" + std::to_string(i), src);
   }
+  q = value = attn = qp = a = hidden = Tensor();
 
   PixelDecoderOut out;
   const char* names[3] = {"pixel_decoder.s32", "pixel_decoder.s16", "pixel_decoder.s8"};
@@ -491,11 +503,16 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, const Features& f, const T
 
   // FPN: stride 4 = layer_1(adapter_1(res2) + upsample(stride 8))
   Tensor lat = W.adapter_1(f.res2, nullptr, false, /*hwc_out=*/true);        // [Hp/4, Wp/4, D]
+  f.res2 = Tensor();
   group_norm(lat, W.adapter_1_gn, false);
   const int64_t H4 = lat.shape[0], W4 = lat.shape[1];
-  Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
-  kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
-  Tensor y = dnn::to_hwc(W.layer_1(add(lat, up.data())));                   // [Hp/4, Wp/4, D]
+  {
+    Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
+    kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
+    add_into(lat, up.data(), lat);                                           // lat += upsampled s8
+  }
+  Tensor y = dnn::to_hwc(W.layer_1(lat));                                    // [Hp/4, Wp/4, D]
+  lat = Tensor();
   group_norm(y, W.layer_1_gn, true);
   emit(sink, "pixel_decoder.s4", y);
   out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
@@ -630,9 +647,8 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
   Features f = backbone(*w_, image, sink);
   const double t_backbone = ms_since(t0);
   t0 = Clock::now();
-  PixelDecoderOut pdo = pixel_decoder(*w_, f, sink);
+  PixelDecoderOut pdo = pixel_decoder(*w_, std::move(f), sink);
   const double t_pixel = ms_since(t0);
-  f = Features();  // release the backbone maps
   t0 = Clock::now();
   ForwardOutputs out = transformer_decoder(*w_, pdo, sink, hooks);
   if (times) {
