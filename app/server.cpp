@@ -116,12 +116,15 @@ thread_local Clock::time_point t_request_start = Clock::now();
 
 // ---- the work -----------------------------------------------------------------------------------
 
-// One photo parsed: what the cache keeps. `predict` is the /predict body less the per-request keys
-// (model, cached, queue and request times).
+// One photo parsed: what the cache keeps. `predict_text` is the /predict body, serialised once, less
+// the per-request keys (model, cached, timings_ms), which predict_text() splices in front: a cache hit
+// costs a string copy, not a JSON walk over megabytes of base64.
 struct Analysis {
-  json predict;
+  std::string predict_text;          // {"colored_mask": ..., "masks": {...}, ...}
+  json meta;                         // labels, legend, image (for /recommend)
+  json timings;                      // the engine's stage timings (ms)
   std::vector<PersonOutfit> outfits;
-  size_t cost = 0;  // approximate bytes, for the cache budget
+  size_t cost = 0;                   // approximate bytes, for the cache budget
 };
 using AnalysisPtr = std::shared_ptr<const Analysis>;
 
@@ -306,19 +309,16 @@ struct Server::Impl {
     add_person_garments(j, a->outfits);
     // labels present (Background left out) and one black/white PNG mask per label
     json labels = json::array(), masks = json::object();
-    size_t cost = 16384;
     std::vector<uint8_t> mask((size_t)p.width * p.height);
     for (size_t c = 1; c < p.label_fractions.size(); ++c) {
       if (!(p.label_fractions[c] > 0)) continue;
       const std::string name = c < p.class_names.size() ? p.class_names[c] : std::to_string(c);
       for (size_t i = 0; i < mask.size(); ++i) mask[i] = p.labels[i] == c ? 255 : 0;
       std::string b64 = base64_encode(encode_png(mask.data(), p.width, p.height, 1));
-      cost += b64.size() + name.size() + 64;
       labels.push_back(name);
       masks[name] = std::move(b64);
     }
     std::string colored = base64_encode(encode_png(colorize_labels(p.labels, p.width, p.height)));
-    cost += colored.size();
     const auto t2 = Clock::now();
 
     j["labels"] = labels;
@@ -336,10 +336,10 @@ struct Server::Impl {
     t["outfits"] = ms_between(t0, t1);
     t["encode"] = ms_between(t1, t2);
     t["engine"] = r.timings.total_ms + ms_between(t0, t2);
-    j["timings_ms"] = t;
-    cost += 512 * (j["instances"].size() + j["persons"].size()) + 1024 * a->outfits.size();
-    a->predict = std::move(j);
-    a->cost = cost;
+    a->timings = t;
+    a->meta = {{"labels", j["labels"]}, {"legend", j["legend"]}, {"image", j["image"]}};
+    a->predict_text = j.dump();
+    a->cost = a->predict_text.size() + a->meta.dump().size() + 1024 * (a->outfits.size() + 4);
     return a;
   }
 
@@ -558,13 +558,21 @@ struct Server::Impl {
   }
 
   // ---- responses --------------------------------------------------------------------------------------
-  json predict_body(const Analysis& a, bool cached, double queue_ms, Clock::time_point t0) const {
-    json j = a.predict;
-    j["model"] = model_j;
-    j["cached"] = cached;
-    j["timings_ms"]["queue_wait"] = cached ? 0.0 : queue_ms;
-    j["timings_ms"]["request"] = ms_between(t0, Clock::now());
-    return j;
+  // The /predict body: the per-request keys, then the cached text's keys.
+  std::string predict_text(const Analysis& a, bool cached, double queue_ms, Clock::time_point t0) const {
+    json head;
+    head["model"] = model_j;
+    head["cached"] = cached;
+    json t = a.timings;
+    t["queue_wait"] = cached ? 0.0 : queue_ms;
+    t["request"] = ms_between(t0, Clock::now());
+    head["timings_ms"] = std::move(t);
+    std::string out = head.dump();
+    out.pop_back();  // the closing brace: the analysis's keys follow
+    out.reserve(out.size() + a.predict_text.size() + 1);
+    out += ',';
+    out.append(a.predict_text, 1, std::string::npos);
+    return out;
   }
 
   json recommend_body(const Analysis& a, const RecommendOptions& ro, bool cached, double queue_ms,
@@ -577,13 +585,13 @@ struct Server::Impl {
     j["persons"] = std::move(persons);
     j["options"] = {{"style", ro.style}, {"occasion", ro.occasion}, {"season", ro.season}, {"k", ro.k}};
     if (ro.max_price > 0) j["options"]["max_price"] = ro.max_price;
-    j["labels"] = a.predict["labels"];
-    j["legend"] = a.predict["legend"];
-    j["image"] = a.predict["image"];
+    j["labels"] = a.meta["labels"];
+    j["legend"] = a.meta["legend"];
+    j["image"] = a.meta["image"];
     j["catalog"] = {{"path", catalog_path}, {"items", items_now->size()}};
     j["model"] = model_j;
     j["cached"] = cached;
-    json t = a.predict["timings_ms"];
+    json t = a.timings;
     t["recommend"] = ms_between(r0, Clock::now());
     t["queue_wait"] = cached ? 0.0 : queue_ms;
     t["request"] = ms_between(t0, Clock::now());
@@ -619,7 +627,8 @@ struct Server::Impl {
       double queue_ms = 0;
       AnalysisPtr a = obtain(up, deadline_from(t0), &cached, &queue_ms);
       res.set_header("X-Cache", cached ? "hit" : "miss");
-      send_json(res, 200, predict_body(*a, cached, queue_ms, t0));
+      res.status = 200;
+      res.set_content(predict_text(*a, cached, queue_ms, t0), "application/json");
     });
   }
 
@@ -746,9 +755,17 @@ struct Server::Impl {
                 {"age_ms", ms_between(job->created, Clock::now())}};
       if (state == "queued") j["queue_depth"] = pool->depth();
       if (state == "failed") j["error"] = {{"error", job->error}, {"status", job->status}};
-      if (state == "done")
-        j["result"] = job->task == "recommend" ? recommend_body(*job->analysis, job->reco, job->cached, job->queue_ms, t0)
-                                               : predict_body(*job->analysis, job->cached, job->queue_ms, t0);
+      if (state == "done" && job->task == "recommend")
+        j["result"] = recommend_body(*job->analysis, job->reco, job->cached, job->queue_ms, t0);
+      if (state == "done" && job->task == "predict") {
+        // {"id": ..., "result": <the /predict body>}
+        std::string text = j.dump();
+        text.pop_back();
+        text += ",\"result\":" + predict_text(*job->analysis, job->cached, job->queue_ms, t0) + "}";
+        res.status = 200;
+        res.set_content(text, "application/json");
+        return;
+      }
       send_json(res, 200, j);
     });
   }
@@ -821,6 +838,9 @@ struct Server::Impl {
         opt.http_threads > 0 ? (size_t)opt.http_threads : (size_t)(2 * (opt.workers + opt.queue) + 8);
     http.new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
     http.set_payload_max_length(opt.max_upload_bytes);
+    // Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm holds the
+    // body back until the client's delayed ACK (~40 ms on Linux) on every small keep-alive answer.
+    http.set_tcp_nodelay(true);
     http.set_keep_alive_max_count(1000);
     http.set_keep_alive_timeout(5);
     http.set_read_timeout(30);

@@ -126,8 +126,13 @@ class ServeProcess(unittest.TestCase):
                 self.assertLessEqual(len(p["recommendations"]), 2)
                 for rec in p["recommendations"]:
                     self.assertTrue(rec["reason"])
-            code, out = http(s.url + "/metrics")
-            self.assertEqual(code, 200)
+            # counted by the access logger just after the answer went out: allow it a moment
+            for _ in range(100):
+                code, out = http(s.url + "/metrics")
+                self.assertEqual(code, 200)
+                if b'm2fp_http_requests_total{endpoint="/recommend",code="200"} 1' in out:
+                    break
+                time.sleep(0.05)
             self.assertIn(b'm2fp_http_requests_total{endpoint="/recommend",code="200"} 1', out)
         finally:
             rc, err = s.stop()
