@@ -443,18 +443,19 @@ TEST_F(ServerHttp, BadInputIsRefusedAndServingGoesOn) {
   EXPECT_EQ(ok->status, 200);
 }
 
-TEST_F(ServerHttp, LengthlessPostIsRefused) {
-  // A raw request with neither Content-Length nor chunked framing: its body would only end when the
-  // client closes, so it is refused at once (411) instead of being read until the timeout.
+// A raw HTTP/1.1 exchange on a fresh connection: the status line and the JSON body.
+std::string raw_exchange(int port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
+  if (fd < 0) return "socket failed";
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons((uint16_t)running_->server->port());
+  addr.sin_port = htons((uint16_t)port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, (sockaddr*)&addr, sizeof addr), 0);
-  const std::string req = "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n\r\n";
-  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), (ssize_t)req.size());
+  if (::connect(fd, (sockaddr*)&addr, sizeof addr) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  ::send(fd, request.data(), request.size(), 0);
   timeval tv{30, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string got;
@@ -467,8 +468,26 @@ TEST_F(ServerHttp, LengthlessPostIsRefused) {
     if (hdr != std::string::npos && got.find('}', hdr) != std::string::npos) break;
   }
   ::close(fd);
+  return got;
+}
+
+TEST_F(ServerHttp, PostWithoutLengthOrChunking) {
+  // No Content-Length and no chunked framing: no body (RFC 9112). Our routes answer at once (here:
+  // an empty upload) instead of reading until the client closes; other paths are refused with 411.
+  const int port = running_->server->port();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string got = raw_exchange(port, "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
+  EXPECT_NE(got.find("empty upload"), std::string::npos) << got;
+  got = raw_exchange(port, "POST /elsewhere HTTP/1.1\r\nHost: test\r\n\r\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 411", 0), 0u) << got;
   EXPECT_NE(got.find("\"error\""), std::string::npos) << got;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  // curl -X POST 'URL/recommend?sha256=...' sends no body at all: options from the query string.
+  const std::string sha(64, 'b');
+  got = raw_exchange(port, "POST /recommend?sha256=" + sha + "&k=1 HTTP/1.1\r\nHost: test\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 404", 0), 0u) << got;
+  EXPECT_NE(got.find("no cached result"), std::string::npos) << got;
 }
 
 TEST_F(ServerHttp, MetricsInPrometheusText) {
