@@ -1,0 +1,6 @@
+/* fuzz/stb_image_impl.c: stb_image's implementation compiled into the fuzz targets, so that its
+ * decoders are instrumented (coverage feedback for libFuzzer, ASan and UBSan checks inside them).
+ * The engine links Debian's prebuilt libstb; in a fuzz binary these definitions take precedence.
+ * The header is the one libstb was built from (Debian's libstb-dev ships both). */
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb_image.h>
