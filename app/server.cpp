@@ -20,9 +20,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -67,9 +70,11 @@ struct HttpError : std::runtime_error {
   HttpError(int s, const std::string& m, double retry = 0) : std::runtime_error(m), status(s), retry_after_s(retry) {}
 };
 
+// Strings from the request (a path, a field's value) may be any bytes: invalid UTF-8 is written as
+// U+FFFD instead of making dump() throw (in an error handler that would end the process).
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& msg) {
@@ -82,8 +87,19 @@ std::string route_of(const std::string& method, const std::string& path) {
   for (const char* r : kExact)
     if (path == r) return r;
   if (path.rfind("/jobs/", 0) == 0) return "/jobs/{id}";
-  if (method == "GET" && find_web_asset(path.substr(1))) return "/static";
+  // An unparsable request line leaves the path empty (fuzz/regressions/http/request_line_http21).
+  if (method == "GET" && path.size() > 1 && find_web_asset(path.substr(1))) return "/static";
   return "other";
+}
+
+// A request's method or path for the access log: control bytes and non-ASCII as '?', at most 200
+// characters (no forged log lines, no terminal escapes).
+std::string printable(const std::string& s) {
+  std::string out = s.substr(0, 200);
+  for (char& c : out)
+    if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f) c = '?';
+  if (s.size() > 200) out += "...";
+  return out;
 }
 
 const char* reason_of(int status) {
@@ -198,6 +214,64 @@ bool is_hex64(const std::string& s) {
          });
 }
 
+// A request id the client chose (X-Request-Id), echoed on the answer and in the access log so that
+// a client, a load balancer and the server's log can match answers to requests. Only short tokens
+// of [A-Za-z0-9._:-] are taken (no header injection, no log forging); anything else is ignored.
+std::string request_id_of(const httplib::Request& req) {
+  std::string id = req.get_header_value("X-Request-Id");
+  if (id.empty() || id.size() > 128) return "";
+  for (char c : id)
+    if (!(std::isalnum((unsigned char)c) || c == '.' || c == '_' || c == ':' || c == '-')) return "";
+  return id;
+}
+
+// A connection without a socket (Server::handle_raw): reads the given bytes, collects the answer.
+class StringStream : public httplib::Stream {
+ public:
+  explicit StringStream(const std::string& in) : in_(in) {}
+  bool is_readable() const override { return pos_ < in_.size(); }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size() - pos_);
+    std::memcpy(ptr, in_.data() + pos_, n);
+    pos_ += n;
+    return (ssize_t)n;
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out.append(ptr, size);
+    return (ssize_t)size;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
+  socket_t socket() const override { return INVALID_SOCKET; }
+  bool at_end() const { return pos_ >= in_.size(); }
+
+  std::string out;
+
+ private:
+  const std::string& in_;
+  size_t pos_ = 0;
+};
+
+// cpp-httplib's server with its per-request entry point opened up for StringStream: the same
+// process_request() a socket's handler thread calls for each request of a keep-alive connection.
+class HttpServer : public httplib::Server {
+ public:
+  std::vector<std::string> handle_buffer(const std::string& bytes) {
+    std::vector<std::string> answers;
+    StringStream strm(bytes);
+    for (size_t n = 0; n < keep_alive_max_count_ && !strm.at_end(); ++n) {
+      bool closed = false;
+      const bool last = n + 1 == keep_alive_max_count_;
+      const bool ok = process_request(strm, last, closed, [](httplib::Request&) {});
+      answers.push_back(std::move(strm.out));
+      strm.out.clear();
+      if (!ok || closed) break;
+    }
+    return answers;
+  }
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -229,8 +303,14 @@ struct Server::Impl {
   std::mutex engine_time_mu;
   double engine_s_avg = 0;  // running mean, for Retry-After
 
-  httplib::Server http;
+  HttpServer http;
   int bound_port = -1;
+
+  // The model file as it was when loaded (its weights are copied into memory then; the file is not
+  // read again): /health reports whether it has changed on disk since.
+  struct stat model_stat {};
+  bool model_stat_ok = false;
+  std::atomic<bool> model_change_logged{false};
   std::atomic<bool> stopping{false};
 
   explicit Impl(const ServeOptions& o) : opt(o), cache(o.cache_bytes, o.cache_entries) {}
@@ -246,8 +326,17 @@ struct Server::Impl {
     const int total = opt.threads > 0 ? opt.threads : omp_get_max_threads();
     threads_per_worker = std::max(1, total / opt.workers);
 
-    model = M2FP::load(opt.model_path, lo);
-    model_j = model_json(*model, opt.model_path);
+    if (opt.engine_stub) {
+      model_j = {{"file", opt.model_path}, {"summary", "stub engine (tests)"}, {"stub", true}, {"synthetic", true},
+                 {"warning", kSyntheticWarning}};
+    } else {
+      struct stat before;
+      const bool before_ok = ::stat(opt.model_path.c_str(), &before) == 0;
+      model = M2FP::load(opt.model_path, lo);
+      model_j = model_json(*model, opt.model_path);
+      model_stat_ok = before_ok;
+      model_stat = before;
+    }
     kit = OutfitKit::load();
     catalog_path = opt.catalog_path.empty() ? default_catalog_path() : opt.catalog_path;
     {
@@ -297,7 +386,9 @@ struct Server::Impl {
     po.max_size = opt.max_size;
     po.decode.max_pixels = opt.max_pixels;
     po.hooks = opt.hooks;
-    ParseResult r = parse_image_bytes(*model, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), po);
+    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+    ParseResult r = opt.engine_stub ? opt.engine_stub(data, bytes.size(), po)
+                                    : parse_image_bytes(*model, data, bytes.size(), po);
     const Parsing& p = r.parsing;
 
     auto a = std::make_shared<Analysis>();
@@ -762,7 +853,7 @@ struct Server::Impl {
         j["result"] = recommend_body(*job->analysis, job->reco, job->cached, job->queue_ms, t0);
       if (state == "done" && job->task == "predict") {
         // {"id": ..., "result": <the /predict body>}
-        std::string text = j.dump();
+        std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
         text.pop_back();
         text += ",\"result\":" + predict_text(*job->analysis, job->cached, job->queue_ms, t0) + "}";
         res.status = 200;
@@ -773,6 +864,47 @@ struct Server::Impl {
     });
   }
 
+  bool synthetic() const { return model ? model->config().synthetic : true; }
+
+  // The model file now versus when it was loaded. The server keeps serving the weights it loaded
+  // (they are in memory: a file truncated, rewritten or replaced underneath cannot hurt it) and says
+  // so here, once in the log too, so that an operator knows a restart is needed to use the new file.
+  json model_file_status() {
+    json j = {{"path", opt.model_path}};
+    if (!model) {
+      j["state"] = "stub";
+      return j;
+    }
+    j["loaded_bytes"] = model_stat_ok ? (int64_t)model_stat.st_size : -1;
+    struct stat now;
+    std::string state, what;
+    if (::stat(opt.model_path.c_str(), &now) != 0) {
+      state = "missing";
+      what = std::string("cannot be read any more (") + std::strerror(errno) + ")";
+    } else if (!model_stat_ok) {
+      state = "unknown";
+    } else if (now.st_dev != model_stat.st_dev || now.st_ino != model_stat.st_ino ||
+               now.st_size != model_stat.st_size || now.st_mtim.tv_sec != model_stat.st_mtim.tv_sec ||
+               now.st_mtim.tv_nsec != model_stat.st_mtim.tv_nsec) {
+      state = "changed";
+      what = "has changed (" + std::to_string((int64_t)model_stat.st_size) + " bytes when loaded, " +
+             std::to_string((int64_t)now.st_size) + " now" +
+             (now.st_ino != model_stat.st_ino ? ", another file" : "") + ")";
+    } else {
+      state = "unchanged";
+    }
+    j["state"] = state;
+    if (!what.empty()) {
+      const std::string note = "the model file " + what +
+                               "; this server keeps serving the weights it loaded at start "
+                               "(they are held in memory); restart it to load the new file";
+      j["note"] = note;
+      if (!model_change_logged.exchange(true))
+        std::fprintf(stderr, "m2fp serve: %s: %s\n", opt.model_path.c_str(), note.c_str());
+    }
+    return j;
+  }
+
   json health() {
     const auto cs = cache.stats();
     const auto items_now = catalog_items();
@@ -780,6 +912,7 @@ struct Server::Impl {
     for (const auto& kv : kit.rules.occasions) occasions.push_back(kv.first);
     return {{"status", stopping ? "stopping" : "ok"},
             {"model", model_j},
+            {"model_file", model_file_status()},
             {"workers", pool->workers()},
             {"threads_per_worker", threads_per_worker},
             {"busy", pool->busy()},
@@ -809,7 +942,7 @@ struct Server::Impl {
     g.cache_misses = cs.misses;
     g.cache_evictions = cs.evictions;
     g.uptime_s = ms_between(started, Clock::now()) / 1000;
-    g.synthetic = model->config().synthetic;
+    g.synthetic = synthetic();
     g.jobs = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}};
     std::lock_guard<std::mutex> lock(jobs_mu);
     for (auto& kv : jobs) {
@@ -857,6 +990,12 @@ struct Server::Impl {
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
+      const std::string rid = request_id_of(req);
+      if (!rid.empty()) res.set_header("X-Request-Id", rid);
+      // Range requests are not supported (RFC 9110 allows ignoring them): cpp-httplib 0.11 would slice
+      // every routed answer, JSON and errors included, into a 206 or a multipart/byteranges body
+      // (fuzz/regressions/http/range_on_error). The request object is cpp-httplib's own, not const.
+      const_cast<httplib::Request&>(req).ranges.clear();
       const std::string te = req.get_header_value("Transfer-Encoding");
       if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") && !req.has_header("Content-Length") &&
           te.find("chunked") == std::string::npos && req.path != "/predict" && req.path != "/recommend" &&
@@ -873,9 +1012,12 @@ struct Server::Impl {
 
     // Errors cpp-httplib answers itself (unknown route, unreadable or malformed body, too large) get
     // the same JSON shape as ours; answers that already have a body are left as they are.
+    // cpp-httplib calls the error handler and the logger outside its exception guard: anything thrown
+    // there would end the process (std::terminate), so neither may throw.
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
                                                                         httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      try {
       std::string msg;
       if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path + " (see GET /health)";
       else if (res.status == 413)
@@ -889,6 +1031,11 @@ struct Server::Impl {
                   : "the request could not be read (bad request line, headers or body)";
       else msg = reason_of(res.status);
       send_error(res, res.status, msg);
+      } catch (...) {
+        res.set_content("{\"error\":\"" + std::string(reason_of(res.status)) + "\",\"status\":" +
+                            std::to_string(res.status) + "}",
+                        "application/json");
+      }
       return httplib::Server::HandlerResponse::Handled;
     }));
 
@@ -904,11 +1051,18 @@ struct Server::Impl {
     });
 
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double s = ms_between(t_request_start, Clock::now()) / 1000;
-      metrics.request(route_of(req.method, req.path), res.status, s);
-      if (opt.access_log)
-        std::fprintf(stderr, "%s %s %s %d %zu %.1f ms\n", req.remote_addr.c_str(), req.method.c_str(),
-                     req.path.c_str(), res.status, res.body.size(), s * 1000);
+      try {
+        const double s = ms_between(t_request_start, Clock::now()) / 1000;
+        metrics.request(route_of(req.method, req.path), res.status, s);
+        if (opt.access_log) {
+          const std::string rid = request_id_of(req);
+          std::fprintf(stderr, "%s %s %s %d %zu %.1f ms%s%s\n", req.remote_addr.c_str(), printable(req.method).c_str(),
+                       printable(req.path).c_str(), res.status, res.body.size(), s * 1000, rid.empty() ? "" : " id=",
+                       rid.c_str());
+        }
+      } catch (...) {
+        // a request that cannot be counted or logged is still answered
+      }
     });
 
     http.Get("/", [this](const httplib::Request&, httplib::Response& res) { handle_asset("index.html", res); });
@@ -950,7 +1104,7 @@ struct Server::Impl {
 Server::Server(const ServeOptions& opt) : impl_(std::make_unique<Impl>(opt)) {
   impl_->load();
   impl_->routes();
-  impl_->bind();
+  if (opt.listen) impl_->bind();
 }
 
 Server::~Server() { stop(); }
@@ -963,7 +1117,14 @@ std::string Server::url() const {
   return "http://" + host + ":" + std::to_string(impl_->bound_port);
 }
 
-bool Server::run() { return impl_->http.listen_after_bind(); }
+bool Server::run() {
+  if (impl_->bound_port < 0) throw std::logic_error("Server::run: constructed with listen = false");
+  return impl_->http.listen_after_bind();
+}
+
+std::vector<std::string> Server::handle_raw(const std::string& request_bytes) {
+  return impl_->http.handle_buffer(request_bytes);
+}
 
 void Server::stop() {
   if (!impl_) return;
@@ -972,7 +1133,7 @@ void Server::stop() {
   if (impl_->pool) impl_->pool->stop();
 }
 
-bool Server::synthetic() const { return impl_->model->config().synthetic; }
+bool Server::synthetic() const { return impl_->synthetic(); }
 
 std::string Server::describe() const {
   const Impl& m = *impl_;
@@ -980,7 +1141,7 @@ std::string Server::describe() const {
   std::snprintf(buf, sizeof buf,
                 "model %s (%s%s); %d worker%s x %d threads, queue %d, cache %s, upload limit %s, timeout %g s; "
                 "catalogue %s",
-                m.opt.model_path.c_str(), m.model->config().summary().c_str(),
+                m.opt.model_path.c_str(), m.model ? m.model->config().summary().c_str() : "stub engine",
                 "", m.opt.workers, m.opt.workers > 1 ? "s" : "",
                 m.threads_per_worker, m.opt.queue, m.opt.cache_bytes ? human_bytes(m.opt.cache_bytes).c_str() : "off",
                 human_bytes(m.opt.max_upload_bytes).c_str(), m.opt.timeout_s, m.catalog_path.c_str());

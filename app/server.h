@@ -17,11 +17,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace m2fp {
 struct ForwardHooks;
+struct ParseOptions;
+struct ParseResult;
 }
 
 namespace m2fp::app {
@@ -47,6 +51,11 @@ struct ServeOptions {
   std::string web_dir;                      // serve the page from this folder instead of the embedded copy
   bool access_log = true;                   // one stderr line per request
   const ForwardHooks* hooks = nullptr;      // engine hooks (tests hold a worker busy with one)
+  // Tests and fuzzing (fuzz/fuzz_http.cpp): when set, no model file is read and this stands in for
+  // parse_image_bytes on the worker threads (it must throw ImageError for a bad photo, as that does);
+  // the model is reported as {"stub": true, "synthetic": true}.
+  std::function<ParseResult(const uint8_t* bytes, size_t size, const ParseOptions& opt)> engine_stub;
+  bool listen = true;                       // false: no socket is opened (handle_raw() only; port() -1)
 };
 
 class Server {
@@ -64,8 +73,14 @@ class Server {
   bool run();
   // Stops listening, answers queued photos with 503, lets running ones finish. Thread-safe, idempotent.
   void stop();
-  std::string describe() const;
-  bool synthetic() const;        // the model's weights are synthetic (random)  // one line: model, workers x threads, queue, cache, catalogue
+  // Handles raw HTTP/1.1 bytes (one request, or several pipelined on one keep-alive connection)
+  // exactly as if they had arrived on a connection: cpp-httplib's request parsing, our pre-routing,
+  // routes, body reading (multipart, chunked, limits), error answers and the access log; returns the
+  // bytes that would have been written back, one string per request handled (empty where the bytes
+  // ended before a complete request). No socket is involved (fuzzing and tests).
+  std::vector<std::string> handle_raw(const std::string& request_bytes);
+  std::string describe() const;  // one line: model, workers x threads, queue, cache, catalogue
+  bool synthetic() const;        // the model's weights are synthetic (random)
 
  private:
   struct Impl;

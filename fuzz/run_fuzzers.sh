@@ -6,7 +6,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS   seconds of fuzzing per target (default 60; 0 = replay seeds and regressions only)
-#   FUZZ_TARGETS   targets to run (default: "image exif safetensors config")
+#   FUZZ_TARGETS   targets to run (default: "image exif safetensors config http")
 #   FUZZ_JOBS      targets fuzzed at the same time (default 1; each uses one core)
 #   FUZZ_WORK      working folder: grown corpora, logs, crash artifacts (default BUILD_DIR/fuzz-work)
 # Exit status: 0 when no target found anything; 1 otherwise (the crash input is kept under
@@ -15,19 +15,19 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-fuzz}
 SECONDS_PER=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-image exif safetensors config}
+TARGETS=${FUZZ_TARGETS:-image exif safetensors config http}
 JOBS=${FUZZ_JOBS:-1}
 WORK=${FUZZ_WORK:-$BUILD/fuzz-work}
 mkdir -p "$WORK"
 
 max_len() {
   case $1 in
-    image) echo 16384 ;; safetensors) echo 8192 ;; config) echo 4096 ;; exif) echo 1024 ;; *) echo 4096 ;;
+    image) echo 16384 ;; safetensors | http) echo 8192 ;; config) echo 4096 ;; exif) echo 1024 ;; *) echo 4096 ;;
   esac
 }
 dict_of() {
   case $1 in
-    image | exif) echo fuzz/dict/image.dict ;; *) echo fuzz/dict/json.dict ;;
+    image | exif) echo fuzz/dict/image.dict ;; http) echo fuzz/dict/http.dict ;; *) echo fuzz/dict/json.dict ;;
   esac
 }
 
