@@ -139,6 +139,36 @@ class WeightStore {
   bool plain_ = false;
 };
 
+// One cached primitive of a layer for one input shape: the primitive, its descriptor, the
+// layer's weights in the layout it wants, and the bias.
+template <class Prim>
+struct PrimEntry {
+  typename Prim::primitive_desc pd;
+  Prim prim;
+  dnnl::memory weights, bias;
+
+  PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
+            const dnnl::memory::desc& b_md, const char* what)
+      : pd(d, make_attr(po), cpu_engine()), prim(pd) {
+    warn_if_reference(pd.impl_info_str(), what);
+    weights = w.get(pd.weights_desc());
+    if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
+  }
+
+  // src and dst already in pd's layouts; the scratchpad is per thread.
+  void execute(const void* src, void* dst) const {
+    dnnl::stream s(cpu_engine());
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
+        {DNNL_ARG_WEIGHTS, weights},
+        {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), cpu_engine(), dst)},
+        {DNNL_ARG_SCRATCHPAD, t_scratch.get(pd.scratchpad_desc())}};
+    if (bias) args[DNNL_ARG_BIAS] = bias;
+    prim.execute(s, args);
+    s.wait();
+  }
+};
+
 }  // namespace
 
 Tensor to_hwc(const Tensor& x) {
@@ -156,12 +186,7 @@ struct Conv2d::Impl {
   WeightStore w;            // [out_c, in_c, kh, kw], as the primitives want them
   std::vector<float> bias;  // [out_c] or empty
 
-  struct Entry {
-    dnnl::convolution_forward prim;
-    dnnl::convolution_forward::primitive_desc pd;
-    dnnl::memory weights;   // reordered to pd.weights_desc()
-    dnnl::memory bias;
-  };
+  using Entry = PrimEntry<dnnl::convolution_forward>;
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
 
@@ -189,12 +214,7 @@ struct Conv2d::Impl {
                     : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
                                                       dnnl::algorithm::convolution_direct, src_md,
                                                       w_md, b_md, dst_md, strides, dil, pad, pad);
-    auto e = std::make_shared<Entry>();
-    e->pd = dnnl::convolution_forward::primitive_desc(desc, make_attr(po), cpu_engine());
-    e->prim = dnnl::convolution_forward(e->pd);
-    warn_if_reference(e->pd.impl_info_str(), "convolution");
-    e->weights = w.get(e->pd.weights_desc());
-    if (!bias.empty()) e->bias = dnnl::memory(b_md, cpu_engine(), bias.data());
+    auto e = std::make_shared<Entry>(desc, po, w, bias, b_md, "convolution");
     cache[key] = e;
     return e;
   }
@@ -241,16 +261,7 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
     reorder(xmd, x.data(), e->pd.src_desc(), t_src_buf.data());
     src_ptr = t_src_buf.data();
   }
-  dnnl::stream s(cpu_engine());
-  dnnl::memory src(e->pd.src_desc(), cpu_engine(), const_cast<void*>(src_ptr));
-  dnnl::memory dst(e->pd.dst_desc(), cpu_engine(), y.data());
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
-                                             {DNNL_ARG_WEIGHTS, e->weights},
-                                             {DNNL_ARG_DST, dst},
-                                             {DNNL_ARG_SCRATCHPAD, t_scratch.get(e->pd.scratchpad_desc())}};
-  if (e->bias) args[DNNL_ARG_BIAS] = e->bias;
-  e->prim.execute(s, args);
-  s.wait();
+  e->execute(src_ptr, y.data());
   return y;
 }
 
@@ -260,11 +271,7 @@ struct Linear::Impl {
   Precision prec = Precision::F32;
   WeightStore w;            // PyTorch [out, in] = the matmul's [in, out] with strides (1, in)
   std::vector<float> bias;  // [out] or empty
-  struct Entry {
-    dnnl::matmul prim;
-    dnnl::matmul::primitive_desc pd;
-    dnnl::memory weights, bias;
-  };
+  using Entry = PrimEntry<dnnl::matmul>;
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::shared_ptr<Entry>> cache;
 
@@ -284,12 +291,7 @@ struct Linear::Impl {
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     auto desc = bias.empty() ? dnnl::matmul::desc(src_md, w_md, dst_md)
                              : dnnl::matmul::desc(src_md, w_md, b_md, dst_md);
-    auto e = std::make_shared<Entry>();
-    e->pd = dnnl::matmul::primitive_desc(desc, make_attr(po), cpu_engine());
-    e->prim = dnnl::matmul(e->pd);
-    warn_if_reference(e->pd.impl_info_str(), "matmul");
-    e->weights = w.get(e->pd.weights_desc());
-    if (!bias.empty()) e->bias = dnnl::memory(b_md, cpu_engine(), bias.data());
+    auto e = std::make_shared<Entry>(desc, po, w, bias, b_md, "matmul");
     cache[key] = e;
     return e;
   }
@@ -310,25 +312,13 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   if (!impl_) throw std::logic_error("Linear used before init");
   if (M == 0) return;
   auto e = impl_->get(M, ldx, ldy, relu);
-  dnnl::stream s(cpu_engine());
-  std::vector<uint16_t> xb;
-  dnnl::memory src;
-  if (impl_->prec == Precision::BF16) {
-    dnnl::memory f({{M, in_}, dt::f32, {ldx, 1}}, cpu_engine(), const_cast<float*>(x));
-    xb.resize((size_t)M * in_);
-    src = dnnl::memory(e->pd.src_desc(), cpu_engine(), xb.data());
-    dnnl::reorder(f, src).execute(s, f, src);
-  } else {
-    src = dnnl::memory(e->pd.src_desc(), cpu_engine(), const_cast<float*>(x));
+  const void* src = x;
+  if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
+    t_src_buf.resize(e->pd.src_desc().get_size());
+    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), t_src_buf.data());
+    src = t_src_buf.data();
   }
-  dnnl::memory dst(e->pd.dst_desc(), cpu_engine(), y);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
-                                             {DNNL_ARG_WEIGHTS, e->weights},
-                                             {DNNL_ARG_DST, dst},
-                                             {DNNL_ARG_SCRATCHPAD, t_scratch.get(e->pd.scratchpad_desc())}};
-  if (e->bias) args[DNNL_ARG_BIAS] = e->bias;
-  e->prim.execute(s, args);
-  s.wait();
+  e->execute(src, y);
 }
 
 Tensor Linear::operator()(const Tensor& x, bool relu) const {

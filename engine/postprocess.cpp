@@ -304,26 +304,20 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
 
   // Instances (parts, then humans, each by descending score) and persons.
   const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
-  for (const Pair& p : parts) {
+  auto instance_of = [&](const Pair& p, Instance::Kind kind) {
     Instance in;
-    in.kind = Instance::Kind::Part;
+    in.kind = kind;
     in.category_id = p.c;
     in.label = label_of(p.c);
     in.score = p.score;
     in.area = stats[p.q].pos;
     in.bbox = finished(stats[p.q].bbox);
     in.query = p.q;
-    res.instances.push_back(in);
-  }
+    return in;
+  };
+  for (const Pair& p : parts) res.instances.push_back(instance_of(p, Instance::Kind::Part));
   for (const Pair& p : humans) {
-    Instance in;
-    in.kind = Instance::Kind::Human;
-    in.category_id = p.c;
-    in.label = label_of(p.c);
-    in.score = p.score;
-    in.area = stats[p.q].pos;
-    in.bbox = finished(stats[p.q].bbox);
-    in.query = p.q;
+    const Instance in = instance_of(p, Instance::Kind::Human);
     Person person;
     person.instance = (int)res.instances.size();
     person.score = in.score;
