@@ -155,6 +155,8 @@ struct JpegScan {
   const uint8_t* exif = nullptr;  // TIFF block (after "Exif\0\0")
   size_t exif_size = 0;
   bool has_eoi = false;
+  bool progressive = false;        // SOF2
+  bool huffman[2][4] = {};         // [DC, AC][table id] defined by a DHT segment so far
   std::string error;  // structural problem found after the frame header (reported after the size check)
 };
 
@@ -169,6 +171,90 @@ JpegScan scan_jpeg(const uint8_t* b, size_t n) {
     out.error = e.what();
   }
   return out;
+}
+
+// Huffman tables, as Debian's stb_image 2.27 (libstb) uses them; its memory-safety bugs fixed in
+// stb 2.28 are kept away by refusing the files that reach them (found by fuzz/fuzz_image):
+//   - more than 256 codes in a table: stbi__build_huffman writes past its 257/256-entry arrays;
+//   - code lengths whose slow decoding path (codes over 9 bits) maps a code to a symbol index
+//     outside 0..255: stbi__jpeg_huff_decode reads values[index] out of bounds;
+//   - a scan that uses a table no DHT defined: stb decodes with uninitialised tables.
+// huffman_indices_ok() rebuilds stb's tables (stbi__build_huffman) for one table's 16 code counts
+// (total <= 256) and checks every 16-bit look-ahead its slow path can meet.
+bool huffman_indices_ok(const int count[16]) {
+  uint8_t size[257];
+  int k = 0;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < count[i]; ++j) size[k++] = (uint8_t)(i + 1);
+  size[k] = 0;
+  int delta[18] = {};
+  uint32_t maxcode[18] = {};
+  uint32_t code = 0;
+  k = 0;
+  for (int j = 1; j <= 16; ++j) {
+    delta[j] = k - (int)code;
+    if (size[k] == j) {
+      while (size[k] == j) ++code, ++k;
+      if (code - 1 >= (1u << j)) return true;  // stb refuses these lengths ("bad code lengths")
+    }
+    maxcode[j] = code << (16 - j);
+    code <<= 1;
+  }
+  // stb: t = the next 16 bits. Codes of up to 9 bits are looked up directly; in a canonical code
+  // they fill [0, maxcode[9]) of the 16-bit space, so the slow path sees t >= maxcode[9]: there
+  // k = the first of 10..16 with t < maxcode[k] (none: error), symbol index = (t >> (16 - k)) + delta[k].
+  uint32_t lo = maxcode[9];
+  for (int j = 10; j <= 16; ++j) {
+    const uint32_t hi = std::min<uint32_t>(maxcode[j], 65536);
+    if (hi > lo) {
+      const long first = (long)(lo >> (16 - j)) + delta[j], last = (long)((hi - 1) >> (16 - j)) + delta[j];
+      if (first < 0 || last > 255) return false;
+      lo = hi;
+    }
+  }
+  return true;
+}
+
+// A DHT segment: tables of a class/id byte, 16 code counts and that many symbols. The walk is
+// stb's: tables are read while the segment has bytes left, and one may run past the segment's end
+// (stb reads on into what follows, zeros past the end of the file). `seg` = the offset of the
+// segment's length field, `len` its value.
+void check_dht(const uint8_t* b, size_t n, size_t seg, size_t len, JpegScan& out) {
+  auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };
+  const std::string where = "corrupt JPEG: a Huffman table (DHT segment at byte " + std::to_string(seg - 2) + ")";
+  size_t q = seg + 2;
+  for (long left = (long)len - 2; left > 0;) {
+    const int tc = at(q) >> 4, th = at(q) & 15;
+    int count[16], codes = 0;
+    for (int i = 0; i < 16; ++i) codes += count[i] = at(q + 1 + i);
+    if (codes > 256)
+      throw ImageError(where + " declares " + std::to_string(codes) + " codes, at most 256 exist");
+    if (!huffman_indices_ok(count))
+      throw ImageError(where + " has code lengths that map codes past its 256 symbols");
+    if (tc <= 1 && th <= 3) out.huffman[tc][th] = true;  // stb refuses other ids itself
+    q += 17 + (size_t)codes;
+    left -= 17 + codes;
+  }
+}
+
+// A scan header (SOS payload): every Huffman table the scan decodes with must have been defined.
+void check_sos(const uint8_t* p, size_t plen, size_t at, const JpegScan& out) {
+  if (plen < 1) return;
+  const size_t ns = p[0];
+  if (plen < 1 + 2 * ns + 3) return;  // stb refuses a short header itself
+  const int ss = p[1 + 2 * ns], se = p[2 + 2 * ns], ah = p[3 + 2 * ns] >> 4;
+  const bool dc = ss == 0 && (!out.progressive || ah == 0);  // DC refinement reads raw bits
+  const bool ac = !out.progressive || ss > 0;
+  (void)se;
+  for (size_t i = 0; i < ns; ++i) {
+    const int td = p[2 + 2 * i] >> 4, ta = p[2 + 2 * i] & 15;
+    const char* missing = dc && td <= 3 && !out.huffman[0][td] ? "DC" : ac && ta <= 3 && !out.huffman[1][ta] ? "AC" : nullptr;
+    if (missing)
+      throw ImageError("corrupt JPEG: the scan at byte " + std::to_string(at) + " uses " + missing + " Huffman table " +
+                       std::to_string(std::string(missing) == "DC" ? td : ta) +
+                       ", which no DHT segment defines (Motion-JPEG frames that rely on default tables are not "
+                       "supported)");
+  }
 }
 
 void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
@@ -203,15 +289,41 @@ void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
       out.height = (int64_t)payload[1] << 8 | payload[2];
       out.width = (int64_t)payload[3] << 8 | payload[4];
       out.has_frame = true;
+      out.progressive = marker == 0xC2;
     }
     if (marker == 0xE1 && !out.exif && plen >= 6 && std::memcmp(payload, "Exif\0\0", 6) == 0) {
       out.exif = payload + 6;  // PIL keeps the first Exif APP1
       out.exif_size = plen - 6;
     }
+    if (marker == 0xC4) check_dht(b, n, pos, len, out);
+    if (marker == 0xDA && out.has_frame) check_sos(payload, plen, pos - 2, out);
     pos += len;
     if (marker == 0xDA) break;  // start of scan: entropy-coded data follows
   }
   if (!out.has_frame) throw ImageError("corrupt JPEG: no frame header before the first scan");
+  // The markers after the first scan, as stb_image meets them (progressive files define Huffman
+  // tables between scans): entropy-coded data, where 0xff is stuffed as ff 00 and restart markers
+  // ff d0..d7 have no length, then segments up to the end-of-image marker.
+  for (size_t i = pos; i < n;) {
+    if (b[i] != 0xFF) {
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < n && b[j] == 0xFF) ++j;  // fill bytes
+    if (j >= n) break;
+    const uint8_t m = b[j];
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+      i = j + 1;
+      continue;
+    }
+    if (m == 0xD9 || j + 3 > n) break;
+    const size_t len = (size_t)b[j + 1] << 8 | b[j + 2];
+    if (m == 0xC4) check_dht(b, n, j + 1, len, out);  // even one that runs past the end: stb reads it
+    if (len < 2 || j + 1 + len > n) break;            // stb_image fails there itself
+    if (m == 0xDA) check_sos(b + j + 3, len - 2, j - 1, out);
+    i = j + 1 + len;
+  }
   // Entropy-coded data never contains ff d9 (0xff bytes are stuffed as ff 00), so the first ff d9
   // after the first scan header is the end-of-image marker (progressive files have more scans
   // before it).
@@ -528,6 +640,8 @@ Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) 
     throw ImageError(std::string("cannot read the ") + fname + " header: " +
                      stb_reason() + " (" +
                      std::to_string(size) + " bytes)");
+  // stb_image reports a top-down BMP's height as stored: negative (it decodes it the right way up).
+  if (fmt == ImageFormat::Bmp && ih < 0) ih = -ih;
   if (iw != w || ih != h)
     throw ImageError(std::string("corrupt ") + fname + ": header sizes disagree (" +
                      std::to_string(w) + "x" + std::to_string(h) + " vs " + std::to_string(iw) +
