@@ -11,11 +11,27 @@
 // catalogue's recommendations with their reasons. The catalogue: --catalog FILE.db (created from the
 // seed on first use); else the default one (default_catalog_path()) when it exists; else the seed
 // catalogue in memory (no file is written). --no-outfits leaves all of this out.
+//
+// Faults (tests/cli/test_cli.py):
+//   - every file is written to a temporary name and renamed (engine/io.h), result.json last, so a
+//     folder with result.json holds a complete set. Before an image is parsed, the outputs a previous
+//     run left in its folder are removed; if the image fails, what this run wrote for it is removed:
+//     a failed image leaves nothing behind;
+//   - an output that cannot be written (folder not writable, disk full) stops the run: the other
+//     images would fail the same way after their forward pass. Exit status 1, the images not parsed
+//     are named;
+//   - SIGTERM, SIGINT or SIGHUP: the image being parsed is finished (outputs complete), the rest
+//     are skipped and named, exit status 128 + signal. A second signal ends the process at once (the
+//     default action): only temporary "*.tmp" files can be left then, never a truncated output.
 #include <omp.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -27,6 +43,7 @@
 #include "engine/pipeline.h"
 #include "engine/render.h"
 #include "kernels/kernels.h"
+#include <dnnl.hpp>
 #include "outfit/outfit.h"
 #include "outfit/outfit_json.h"
 
@@ -40,6 +57,60 @@ void set_threads(int n) {
 
 namespace {
 
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// SIGTERM / SIGINT / SIGHUP handlers for the duration of a parse run: the first signal asks the loop
+// to stop after the current image (SA_RESETHAND: a second one gets the default action).
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~StopSignals() {
+    for (int i = 0; i < 3; ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  static int pending() { return g_stop_signal; }
+
+ private:
+  static constexpr int kSignals[3] = {SIGTERM, SIGINT, SIGHUP};
+  struct sigaction old_[3];
+};
+
+// The files of one image's folder: removed before it is parsed (a previous run's) and, if it
+// fails, what this run wrote. Only names m2fp writes are touched.
+struct ImageOutputs {
+  std::string dir;
+  bool dir_created = false;
+  std::vector<std::string> written;
+
+  // result.json first: from then on the folder no longer claims to be complete.
+  void remove_previous() const {
+    std::error_code ec;
+    for (const char* f : {"result.json", "labels.png", "labels_color.png", "parsing.png"})
+      fs::remove(dir + "/" + f, ec);
+    const std::string t = dir + "/tensors";
+    if (fs::is_directory(t, ec)) {
+      for (const auto& e : fs::directory_iterator(t, ec))
+        if (e.path().extension() == ".npy") fs::remove(e.path(), ec);
+      fs::remove(t, ec);  // only if empty
+    }
+  }
+  void remove_written() const {
+    std::error_code ec;
+    for (auto it = written.rbegin(); it != written.rend(); ++it) fs::remove(*it, ec);
+    fs::remove(dir + "/tensors", ec);  // only if empty
+    if (dir_created) fs::remove(dir, ec);
+  }
+};
+
 std::vector<uint8_t> read_file(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory");
@@ -51,9 +122,10 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 // Writes every named intermediate as DIR/<name>.npy, feature maps as [C, H, W].
-TensorSink npy_sink(const std::string& dir) {
-  return [dir](const std::string& name, const Tensor& t) {
+TensorSink npy_sink(const std::string& dir, std::vector<std::string>* written) {
+  return [dir, written](const std::string& name, const Tensor& t) {
     const std::string path = dir + "/" + name + ".npy";
+    written->push_back(path);
     if (t.layout == Layout::HWC && t.shape.size() == 3) {
       const int64_t H = t.shape[0], W = t.shape[1], C = t.shape[2];
       std::vector<float> chw((size_t)t.numel());
@@ -127,6 +199,13 @@ int cmd_parse(int argc, char** argv) {
   LoadOptions lo;
   if (!dnn::parse_precision(a.get("precision", "fp32"), &lo.precision))
     throw UsageError("--precision must be fp32 or bf16, got '" + a.get("precision") + "'");
+  // oneDNN has bf16 convolutions and matmuls from AVX-512 (avx512_core, emulated there; native with
+  // AVX512-BF16) on; below that every image would fail with "could not create a primitive descriptor".
+  if (lo.precision == dnn::Precision::BF16 &&
+      (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & static_cast<unsigned>(dnnl::cpu_isa::avx512_core)) !=
+          static_cast<unsigned>(dnnl::cpu_isa::avx512_core))
+    throw UsageError("--precision bf16 needs a CPU with AVX-512 (oneDNN runs bf16 from avx512_core on, natively "
+                     "with AVX512-BF16); this CPU has none: use --precision fp32");
   set_threads(a.get_int("threads", 0, 0, 1024));
   if (a.positional().empty()) throw UsageError("no IMAGE given");
 
@@ -135,7 +214,11 @@ int cmd_parse(int argc, char** argv) {
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
-  if (ec) throw std::runtime_error(out_dir + ": cannot create output folder: " + ec.message());
+  if (ec) throw IoError(out_dir + ": cannot create the output folder: " + ec.message());
+  if (!fs::is_directory(out_dir, ec)) throw IoError(out_dir + ": not a folder (--out)");
+  if (::access(out_dir.c_str(), W_OK | X_OK) != 0)
+    throw IoError(out_dir + ": the output folder is not writable: " + std::strerror(errno));
+  StopSignals stop_signals;  // from here on, SIGTERM finishes the current image first
 
   auto t0 = std::chrono::steady_clock::now();
   auto model = M2FP::load(model_path, lo);
@@ -148,27 +231,42 @@ int cmd_parse(int argc, char** argv) {
                  dnn::precision_name(lo.precision), omp_get_max_threads());
 
   int failed = 0;
+  size_t done = 0;  // images handled (parsed or failed)
+  std::string stop_reason;
   std::set<std::string> used;
-  for (const std::string& path : a.positional()) {
-    const std::string dir = unique_dir(out_dir, fs::path(path).stem().string(), used);
+  const std::vector<std::string>& images = a.positional();
+  for (; done < images.size(); ++done) {
+    if (const int sig = StopSignals::pending()) {
+      stop_reason = std::string("interrupted by ") + (sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP");
+      break;
+    }
+    const std::string& path = images[done];
+    ImageOutputs outs;
+    outs.dir = unique_dir(out_dir, fs::path(path).stem().string(), used);
+    const std::string& dir = outs.dir;
     try {
       std::vector<uint8_t> bytes = read_file(path);
+      outs.dir_created = !fs::exists(dir, ec);
       fs::create_directories(dir, ec);
-      if (ec) throw std::runtime_error(dir + ": cannot create folder: " + ec.message());
+      if (ec) throw IoError(dir + ": cannot create folder: " + ec.message());
+      outs.remove_previous();
       TensorSink sink;
       if (dump) {
         fs::create_directories(dir + "/tensors", ec);
-        if (ec) throw std::runtime_error(dir + "/tensors: cannot create folder: " + ec.message());
-        sink = npy_sink(dir + "/tensors");
+        if (ec) throw IoError(dir + "/tensors: cannot create folder: " + ec.message());
+        sink = npy_sink(dir + "/tensors", &outs.written);
       }
       ParseResult r = parse_image_bytes(*model, bytes.data(), bytes.size(), opt, dump ? &sink : nullptr);
       const Parsing& p = r.parsing;
 
+      outs.written.push_back(dir + "/labels.png");
       write_png_gray8(dir + "/labels.png", p.labels.data(), p.width, p.height);
+      outs.written.push_back(dir + "/labels_color.png");
       write_png_rgb(dir + "/labels_color.png", colorize_labels(p.labels, p.width, p.height));
       RenderOptions ro;
       ro.smooth_edges = a.has("smooth-edges");
       ro.person_boxes = !p.persons.empty();
+      outs.written.push_back(dir + "/parsing.png");
       write_png_rgb(dir + "/parsing.png", render_parsing(r.image, p, ro));
 
       nlohmann::json j = parsing_json(p);
@@ -195,6 +293,7 @@ int cmd_parse(int argc, char** argv) {
         j["timings_ms"]["outfits"] =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o0).count();
       }
+      outs.written.push_back(dir + "/result.json");
       write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
 
       int parts = 0;
@@ -203,13 +302,28 @@ int cmd_parse(int argc, char** argv) {
                   p.height, (int)p.persons.size(), parts, j["labels_present"].size(), r.timings.total_ms,
                   dir.c_str());
       std::fflush(stdout);
+    } catch (const IoError& e) {  // the output side: the next images would fail the same way
+      ++failed;
+      outs.remove_written();
+      std::fprintf(stderr, "m2fp: %s: %s (nothing written for it)\n", path.c_str(), e.what());
+      stop_reason = "stopped: the outputs cannot be written";
+      ++done;
+      break;
     } catch (const std::exception& e) {
       ++failed;
+      outs.remove_written();
       std::fprintf(stderr, "m2fp: %s: %s\n", path.c_str(), e.what());
     }
   }
-  if (failed) std::fprintf(stderr, "m2fp: %d of %zu images failed\n", failed, a.positional().size());
-  return failed ? 1 : 0;
+  if (done < images.size()) {
+    std::string rest;
+    for (size_t i = done; i < images.size(); ++i) rest += (i > done ? ", " : "") + images[i];
+    std::fprintf(stderr, "m2fp: %s after %zu of %zu images; not parsed: %s\n", stop_reason.c_str(), done,
+                 images.size(), rest.c_str());
+  }
+  if (failed) std::fprintf(stderr, "m2fp: %d of %zu images failed\n", failed, images.size());
+  if (done < images.size() && StopSignals::pending()) return 128 + StopSignals::pending();
+  return failed || done < images.size() ? 1 : 0;
 }
 
 }  // namespace m2fp::app
