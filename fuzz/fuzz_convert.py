@@ -473,16 +473,21 @@ def judge(rc, stderr, events, out, out_existed):
             return "converted", "exit 0 but no output file"
         bad = check_safetensors(out)
         return "converted", ("exit 0 but " + bad) if bad else None
+    # stderr: notes about what was read (dtype notes, skipped tensors), then one error line (the
+    # checkpoint/configuration mismatch lists its problems on indented lines after it)
     lines = stderr.strip().splitlines()
-    if not lines or not lines[0].startswith("convert_weights.py: error: "):
-        return "bad-message", "exit %d without a 'convert_weights.py: error:' line: %r" % (rc, stderr[:300])
+    errors = [l for l in lines if l.startswith("convert_weights.py: error: ")]
+    before = lines[:lines.index(errors[0])] if errors else lines
+    if len(errors) != 1 or any(not l.startswith(("note: ", "skipping ")) for l in before):
+        return "bad-message", "exit %d without one 'convert_weights.py: error:' line after notes: %r" % (
+            rc, stderr[-300:])
     if "Traceback" in stderr:
         return "traceback", "traceback on stderr"
-    if lines[0].startswith("convert_weights.py: error: unexpected "):
-        return "unexpected", "catch-all error (an input the converter did not foresee): " + lines[0][:300]
+    if errors[0].startswith("convert_weights.py: error: unexpected "):
+        return "unexpected", "catch-all error (an input the converter did not foresee): " + errors[0][:300]
     if os.path.exists(out) and not out_existed:
         return "leftover", "failed but wrote the output file"
-    words = lines[0][len("convert_weights.py: error: "):]
+    words = errors[0][len("convert_weights.py: error: "):]
     # category: the message without the file names and numbers
     cat = " ".join(w for w in words.split()[:8] if "/" not in w and not any(ch.isdigit() for ch in w))
     return cat[:70], None
@@ -582,8 +587,8 @@ def main(argv=None):
                     os.remove(out)
                 crc, cerr = run_cli(pt, cp, out, args.cli_python)
                 cli_runs += 1
-                if (crc == 0) != (rc == 0) or "Traceback" in cerr or (crc != 0 and not cerr.startswith(
-                        "convert_weights.py: error: ")):
+                if (crc == 0) != (rc == 0) or "Traceback" in cerr or (crc != 0 and "\nconvert_weights.py: error: "
+                                                                       not in "\n" + cerr):
                     problem = "process run differs: exit %d, stderr %r (in process: %s)" % (crc, cerr[:300], rc)
             if args.verbose:
                 print("  %5d %-10s %-24s %s" % (it, seed_name, "+".join(kinds), problem or outcome))

@@ -210,6 +210,30 @@ Geometry geometry(const ModelConfig& c) {
 }
 
 void validate(const ModelConfig& c) {
+  // Upper bounds: far above any M2FP model, low enough that everything derived from the values
+  // (tensor tables, element counts in int64, layer cost tables) stays small and exact. A hostile
+  // file with transformer_enc_layers 10^9 made expected_tensors() allocate without bound and a
+  // hidden_dim of 2 * 10^9 overflowed count_parameters() (found by fuzz/fuzz_config). Checked
+  // first: the checks below compute with these values.
+  const int kMaxWidth = 65536, kMaxLayers = 1000, kMaxCount = 100000;
+  const std::pair<const char*, int64_t> widths[] = {
+      {"model.backbone.stem_out_channels", c.stem_out_channels},
+      {"model.backbone.res2_out_channels", c.res2_out_channels},
+      {"model.backbone.width_per_group * num_groups", (int64_t)c.width_per_group * c.num_groups},
+      {"model.encoder.conv_dim", c.conv_dim},
+      {"model.encoder.mask_dim", c.mask_dim},
+      {"model.encoder.transformer_dim_feedforward", c.enc_dim_feedforward},
+      {"model.decoder.hidden_dim", c.hidden_dim},
+      {"model.decoder.dim_feedforward", c.dec_dim_feedforward},
+      {"model.input_single_human.sizes", std::max(c.single_human_size[0], c.single_human_size[1])}};
+  for (const auto& [key, v] : widths) require(v <= kMaxWidth, key, "must be at most " + std::to_string(kMaxWidth));
+  require(c.num_groups <= kMaxWidth, "model.backbone.num_groups", "must be at most " + std::to_string(kMaxWidth));
+  for (int m : c.res5_multi_grid) require(m <= 64, "model.backbone.res5_multi_grid", "entries must be at most 64");
+  require(c.enc_layers <= kMaxLayers, "model.encoder.transformer_enc_layers",
+          "must be at most " + std::to_string(kMaxLayers));
+  require(c.dec_layers <= kMaxLayers, "model.decoder.dec_layers", "must be at most " + std::to_string(kMaxLayers));
+  require(c.num_queries <= kMaxCount, "model.decoder.num_queries", "must be at most " + std::to_string(kMaxCount));
+  require(c.num_classes <= kMaxCount, "model.decoder.num_classes", "must be at most " + std::to_string(kMaxCount));
   // backbone
   require(!blocks_for_depth(c.depth).empty(), "model.backbone.depth",
           std::to_string(c.depth) + " is not one of 50, 101, 152");

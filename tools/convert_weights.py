@@ -57,6 +57,7 @@ import argparse
 import collections
 import io
 import json
+import lzma
 import math
 import os
 import pickle
@@ -64,6 +65,7 @@ import struct
 import sys
 import time
 import zipfile
+import zlib
 
 CONVERTER_VERSION = "m2fp convert_weights.py 1.0"
 
@@ -123,10 +125,20 @@ def _get(section, key, kind, where):
     return value
 
 
-def _positive(value, where):
+def _positive(value, where, at_most=65536):
+    """value in [1, at_most]. The bounds are far above any M2FP model and keep the tensor table
+    small: transformer_enc_layers = 10**9 made expected_tensors() run out of time and memory."""
     if value <= 0:
         raise ConvertError("configuration: '%s' must be positive, got %d" % (where, value))
+    if value > at_most:
+        raise ConvertError("configuration: '%s' must be at most %d, got %d" % (where, at_most, value))
     return value
+
+
+MAX_LAYERS = 1000
+MAX_COUNT = 100000
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+              RuntimeError, zlib.error, lzma.LZMAError)   # zipfile and its decompressors (bz2: OSError)
 
 
 def _feature_list(section, key, where):
@@ -186,6 +198,7 @@ def backbone_layout(bb):
     cin, cout, mid, stride = stem_out, res2_out, groups * width, 4
     if mid % groups:
         raise ConvertError("configuration: bottleneck width not divisible by num_groups")
+    _positive(mid, w + ".width_per_group * num_groups")
     last_stage = max(STAGE_INDEX[f] for f in out_features)
     for idx, stage in enumerate(range(2, last_stage + 1)):
         dilation = res4_dil if stage == 4 else res5_dil if stage == 5 else 1
@@ -212,6 +225,8 @@ def pixel_decoder_layout(enc, backbone_shapes):
     nheads = _positive(_get(enc, "transformer_nheads", int, w), w + ".transformer_nheads")
     ffn = _positive(_get(enc, "transformer_dim_feedforward", int, w), w + ".transformer_dim_feedforward")
     layers = _get(enc, "transformer_enc_layers", int, w)
+    if layers > MAX_LAYERS:
+        raise ConvertError("configuration: '%s.transformer_enc_layers' must be at most %d" % (w, MAX_LAYERS))
     conv_dim = _positive(_get(enc, "conv_dim", int, w), w + ".conv_dim")
     mask_dim = _positive(_get(enc, "mask_dim", int, w), w + ".mask_dim")
     common_stride = _positive(_get(enc, "common_stride", int, w), w + ".common_stride")
@@ -285,12 +300,14 @@ def pixel_decoder_layout(enc, backbone_shapes):
 def transformer_decoder_layout(dec, in_channels, pixel_mask_dim):
     """MultiScaleMaskedTransformerDecoder (mask classification)."""
     w = "model.decoder"
-    num_classes = _positive(_get(dec, "num_classes", int, w), w + ".num_classes")
+    num_classes = _positive(_get(dec, "num_classes", int, w), w + ".num_classes", MAX_COUNT)
     hidden = _positive(_get(dec, "hidden_dim", int, w), w + ".hidden_dim")
-    queries = _positive(_get(dec, "num_queries", int, w), w + ".num_queries")
+    queries = _positive(_get(dec, "num_queries", int, w), w + ".num_queries", MAX_COUNT)
     nheads = _positive(_get(dec, "nheads", int, w), w + ".nheads")
     ffn = _positive(_get(dec, "dim_feedforward", int, w), w + ".dim_feedforward")
     layers = _get(dec, "dec_layers", int, w)
+    if layers > MAX_LAYERS:
+        raise ConvertError("configuration: '%s.dec_layers' must be at most %d" % (w, MAX_LAYERS))
     mask_dim = _positive(_get(dec, "mask_dim", int, w), w + ".mask_dim")
     enforce_proj = dec.get("enforce_input_project", False)
     if layers < 0:
@@ -501,7 +518,7 @@ class Checkpoint(object):
         try:
             self.zip = zipfile.ZipFile(path)
             names = self.zip.namelist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        except ZIP_ERRORS as e:
             raise ConvertError("checkpoint %s is not a readable zip archive (truncated or corrupt?): %s"
                                % (path, e))
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
@@ -536,7 +553,7 @@ class Checkpoint(object):
             if optional:
                 return None
             raise ConvertError("checkpoint %s: record %s is missing" % (self.path, full))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        except ZIP_ERRORS as e:
             raise ConvertError("checkpoint %s: cannot read record %s (truncated or corrupt?): %s"
                                % (self.path, full, e))
 
