@@ -11,6 +11,10 @@ PKGS=(
   # service (cpp-httplib's header also needs libssl-dev, zlib1g-dev and libbrotli-dev: its dependencies);
   # its browser test (Debian's chromium driven by playwright-core under node) and load test (wrk)
   libcpp-httplib-dev libsqlite3-dev sqlite3 chromium nodejs wrk
+  # the service behind a load balancer and batch parsing across machines (deploy/, docs/SCALING.md):
+  # nginx (run by the tests with a prefix of their own, never as a system service), GNU parallel,
+  # PyYAML to read the Kubernetes manifest in its test
+  nginx parallel python3-yaml
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
   # AVX-512 kernels tested on machines without AVX-512 (tests/kernels_emu)

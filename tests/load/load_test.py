@@ -249,6 +249,8 @@ def main():
                   f"load average {os.getloadavg()[0]:.2f}", flush=True)
             all_ids = []
             for clients, total in zip(levels, totals):
+                # the previous /metrics request is counted just after its answer went out: let it land
+                time.sleep(0.3)
                 before = kit.metrics_total(server.url)
                 sampler.reset()
                 results, seconds = run_level(server, payloads, clients, total, args.max_seconds, f"L{clients}")

@@ -175,16 +175,24 @@ class Serve:
             self.proc.wait()
             raise
         finally:
+            if not self.log.closed:
+                self.log.close()
+                self.proc.stdout.close()
+        return self.proc.returncode
+
+    def close(self):
+        """Stops it if it still runs (SIGTERM), else just closes its files (it was killed)."""
+        if self.proc.poll() is None:
+            self.stop()
+        elif not self.log.closed:
             self.log.close()
             self.proc.stdout.close()
-        return self.proc.returncode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.stop()
+        self.close()
 
 
 def metrics_total(url):
