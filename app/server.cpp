@@ -272,6 +272,8 @@ std::string request_id_of(const httplib::Request& req) {
   return id;
 }
 
+constexpr int kListenBacklog = 1024;
+
 // A connection without a socket (Server::handle_raw): reads the given bytes, collects the answer.
 class StringStream : public httplib::Stream {
  public:
@@ -304,6 +306,12 @@ class StringStream : public httplib::Stream {
 // process_request() a socket's handler thread calls for each request of a keep-alive connection.
 class HttpServer : public httplib::Server {
  public:
+  // Linux: listen() on a listening socket only changes its backlog (capped by net.core.somaxconn).
+  void set_listen_backlog(int n) {
+    if (::listen(svr_sock_, n) != 0)
+      std::fprintf(stderr, "m2fp serve: warning: cannot deepen the listen queue: %s\n", std::strerror(errno));
+  }
+
   std::vector<std::string> handle_buffer(const std::string& bytes) {
     std::vector<std::string> answers;
     StringStream strm(bytes);
@@ -1186,6 +1194,10 @@ struct Server::Impl {
                                  " (address in use, or not a local address?)");
       bound_port = opt.port;
     }
+    // cpp-httplib 0.11 listens with a backlog of 5: a burst of more new connections than that overflows
+    // the accept queue, and the kernel drops handshakes (clients stall for a SYN retransmission, or
+    // are reset: tests/load lost a request to it at 16 clients). listen() again sets a deeper queue.
+    http.set_listen_backlog(kListenBacklog);
   }
 };
 

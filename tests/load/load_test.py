@@ -96,6 +96,19 @@ class Payloads:
         return "POST", "/predict", body, {"Content-Type": ctype}
 
 
+def listen_overflows():
+    """The kernel's count of connections dropped because an accept queue was full (all sockets)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+        for names, values in zip(lines[::2], lines[1::2]):
+            if names.startswith("TcpExt:"):
+                return int(dict(zip(names.split()[1:], values.split()[1:]))["ListenOverflows"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return -1
+
+
 def percentile(xs, q):
     if not xs:
         return float("nan")
@@ -234,6 +247,7 @@ def main():
 
     failures = []
     report = {"levels": [], "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}}
+    overflows_before = listen_overflows()
     with tempfile.TemporaryDirectory(prefix="m2fp_load_") as tmp:
         log = os.path.join(tmp, "serve.log")
         serve_args = ["--workers", str(args.workers), "--threads", str(args.threads), "--queue", str(args.queue),
@@ -280,6 +294,7 @@ def main():
             sampler.stop_flag = True
             rc = server.stop()
         report["server"]["final"] = final
+        report["listen_overflows"] = listen_overflows() - overflows_before
         report["server"]["exit"] = rc
         # the access log: every id exactly once
         counts = collections.Counter()
@@ -292,7 +307,8 @@ def main():
         report["access_log"] = {"ids": len(all_ids), "missing": missing[:20], "twice": twice[:20]}
         print(f"  access log: {len(all_ids)} request ids, {len(missing)} missing, {len(twice)} more than once; "
               f"server peak RSS (VmHWM) {final['VmHWM'] / 1024:.0f} MB, {final['Threads']} threads at the end; "
-              f"healthy after: {ok_health}; exit status {rc}")
+              f"healthy after: {ok_health}; exit status {rc}; accept-queue overflows (kernel) "
+              f"{report['listen_overflows']}")
         if missing or twice:
             failures.append(f"access log: missing {missing[:5]}, twice {twice[:5]}")
         if final["VmHWM"] > 1536 * 1024:
