@@ -1,5 +1,5 @@
-// kernels/avx2/simd_ops.h: 8-lane float vector operations (AVX2 + FMA) for the shared SIMD kernel
-// bodies (kernels/msda_simd.h, kernels/attention_simd.h).
+// kernels/avx2/simd_ops.h: 8-lane vector operations (AVX2 + FMA) for the shared SIMD kernel bodies
+// (kernels/*_simd.h: msda, attention, postproc, softmax, norms, resize, pil_resample).
 //
 // Everything is in an anonymous namespace on purpose: this header is included from translation
 // units compiled with different ISA flags (kernels/avx2/ and kernels/avx512/), and internal
@@ -9,16 +9,21 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
+
+#include "kernels/exp_simd.h"
 
 namespace m2fp::kern {
 namespace {
 
 // V8: one __m256 of 8 floats. Masks (M) are float vectors with all-ones / all-zero lanes.
+// I holds 8 int32, D the 4 doubles of half a vector.
 struct V8 {
   static constexpr int W = 8;
   using F = __m256;
   using I = __m256i;
   using M = __m256;
+  using D = __m256d;
 
   static F zero() { return _mm256_setzero_ps(); }
   static F set1(float x) { return _mm256_set1_ps(x); }
@@ -32,6 +37,9 @@ struct V8 {
   // First n lanes from p (the others are 0; lanes >= n are not read).
   static F load_n(const float* p, int n) { return _mm256_maskload_ps(p, tail(n)); }
   static void store_n(float* p, F x, int n) { _mm256_maskstore_ps(p, tail(n), x); }
+  static M tail_m(int n) { return _mm256_castsi256_ps(tail(n)); }
+  // Non-temporal store; p must be 32-byte aligned (W * 4 bytes). Callers end with _mm_sfence().
+  static void stream(float* p, F x) { _mm256_stream_ps(p, x); }
 
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
@@ -71,37 +79,94 @@ struct V8 {
     return _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
   }
 
+  // Horizontal sum and max of the 8 lanes: (lo + hi) of the halves, then pairs of the 4 left.
+  static float hsum(F v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(F v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+
+  // doubles: lanes [0, 4) / [4, 8) of a float vector widened (exact), or 4 floats from memory
+  static D zero_d() { return _mm256_setzero_pd(); }
+  static D cvt_lo(F x) { return _mm256_cvtps_pd(_mm256_castps256_ps128(x)); }
+  static D cvt_hi(F x) { return _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)); }
+  static D load_half_cvt(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static D load_d(const double* p) { return _mm256_loadu_pd(p); }
+  static void store_d(double* p, D x) { _mm256_storeu_pd(p, x); }
+  static D add_d(D a, D b) { return _mm256_add_pd(a, b); }
+  static D fma_d(D a, D b, D c) { return _mm256_fmadd_pd(a, b, c); }
+  static double hsum_d(D v) {  // (lo + hi) of the halves, then the pair
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+
   static I cvtt(F x) { return _mm256_cvttps_epi32(x); }
+  static I set1i(int32_t x) { return _mm256_set1_epi32(x); }
   static I loadi(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void storei(int32_t* p, I x) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x); }
+  static I loadi_n(const int32_t* p, int n) { return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), tail(n)); }
+  static void storei_n(int32_t* p, I x, int n) { _mm256_maskstore_epi32(reinterpret_cast<int*>(p), tail(n), x); }
   static I addi(I a, I b) { return _mm256_add_epi32(a, b); }
-  static I muli(I a, I b) { return _mm256_mullo_epi32(a, b); }
+  static I subi(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static I muli(I a, I b) { return _mm256_mullo_epi32(a, b); }  // low 32 bits (wraps)
+  static I maxi(I a, I b) { return _mm256_max_epi32(a, b); }
+  static I mini(I a, I b) { return _mm256_min_epi32(a, b); }
+  template <int S>
+  static I srai(I x) { return _mm256_srai_epi32(x, S); }
 
-  // exp(x), Cephes-style: x = n ln2 + r with |r| <= ln2/2 (two-constant Cody-Waite split with
-  // FMA), exp(r) by the degree-7 Cephes minimax polynomial, times 2^n built in the exponent field.
-  // Domain: x < -87.3365 (below FLT_MIN) returns exactly 0, so -inf gives 0; x > 88.0 is clamped
-  // to 88.0 (callers only pass x <= 0); NaN is not propagated. Max error against exp computed in
-  // double, over 3.6 million inputs spread over [-87.3, 88]: 0.99 ulp
-  // (tests/kernels/test_kernels_b.cpp, KernelsB_SimdExp, which allows 2.5 ulp).
-  static F exp(F x) {
-    const F under = lt(x, set1(-87.3365478515625f));
-    x = min(x, set1(88.0f));
-    x = max(x, set1(-87.3365478515625f));
-    const F n = round(_mm256_mul_ps(x, set1(1.44269504088896341f)));
-    F r = _mm256_fnmadd_ps(n, set1(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-    F y = set1(1.9875691500e-4f);
-    y = fma(y, r, set1(1.3981999507e-3f));
-    y = fma(y, r, set1(8.3334519073e-3f));
-    y = fma(y, r, set1(4.1665795894e-2f));
-    y = fma(y, r, set1(1.6666665459e-1f));
-    y = fma(y, r, set1(5.0000001201e-1f));
-    y = fma(y, _mm256_mul_ps(r, r), r);
-    y = add(y, set1(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    y = mul(y, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(under, y);
+  // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
+  static F gather(const float* p, I idx) { return _mm256_i32gather_ps(p, idx, 4); }
+  static F gather_n(const float* p, I idx, int n) {
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, idx, tail_m(n), 4);
   }
+  static I gatheri(const int32_t* p, I idx) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(p), idx, 4); }
+  static I gatheri_n(const int32_t* p, I idx, int n) {
+    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(p), idx, tail(n), 4);
+  }
+  // Lane i = (lo, hi)[idx[i]], idx in [0, 16): one permute per source, blended on idx > 7.
+  static F permute2(F lo, F hi, I idx) {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx),
+                            _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7))));
+  }
+
+  // Bytes: 8 (or the first n) bytes zero-extended to int32 lanes; the low byte of each lane
+  // stored as 8 (or n) bytes. AVX2 has no byte-masked load/store: the _n forms go through a
+  // zeroed 8-byte copy and never touch bytes past p + n.
+  static I load_u8(const uint8_t* p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I load_u8_n(const uint8_t* p, int n) {
+    uint64_t t = 0;
+    std::memcpy(&t, p, (size_t)n);
+    return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)t));
+  }
+  static __m128i pack_u8(I x) {  // byte 0 of each dword -> the low 8 bytes
+    const __m256i shuf = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(x, shuf), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+    return _mm256_castsi256_si128(v);
+  }
+  static void store_u8(uint8_t* p, I x) { _mm_storel_epi64(reinterpret_cast<__m128i*>(p), pack_u8(x)); }
+  static void store_u8_n(uint8_t* p, I x, int n) {
+    const uint64_t t = (uint64_t)_mm_cvtsi128_si64(pack_u8(x));
+    std::memcpy(p, &t, (size_t)n);
+  }
+
+  // y * 2^n for integral n in [-126, 127]: 2^n built in the exponent field (exact).
+  static F mul_pow2(F y, F n) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+  }
+  // exp(x): kernels/exp_simd.h (domain, NaN, error).
+  static F exp(F x) { return exp_cephes<V8>(x); }
 
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 };

@@ -1,11 +1,13 @@
-// kernels/avx512/simd_ops.h: 16-lane float vector operations (AVX-512 F/BW/VL/DQ) for the shared
-// SIMD kernel bodies (kernels/msda_simd.h, kernels/attention_simd.h). Same interface as V8 in
-// kernels/avx2/simd_ops.h; masks (M) are __mmask16. Anonymous namespace: see the note there.
+// kernels/avx512/simd_ops.h: 16-lane vector operations (AVX-512 F/BW/VL/DQ) for the shared SIMD
+// kernel bodies (kernels/*_simd.h). Same interface as V8 in kernels/avx2/simd_ops.h; masks (M) are
+// __mmask16, D is 8 doubles. Anonymous namespace: see the note there.
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstdint>
+
+#include "kernels/exp_simd.h"
 
 // GCC 12 reports -Wmaybe-uninitialized inside its own avx512fintrin.h for intrinsics that start
 // from an undefined register (_mm512_max_ps, _mm512_cvttps_epi32, ...): a known false positive.
@@ -21,6 +23,7 @@ struct V16 {
   using F = __m512;
   using I = __m512i;
   using M = __mmask16;
+  using D = __m512d;
 
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float x) { return _mm512_set1_ps(x); }
@@ -30,6 +33,9 @@ struct V16 {
   static M tail(int n) { return n >= 16 ? (M)0xFFFF : (M)((1u << n) - 1u); }
   static F load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(tail(n), p); }
   static void store_n(float* p, F x, int n) { _mm512_mask_storeu_ps(p, tail(n), x); }
+  static M tail_m(int n) { return tail(n); }
+  // Non-temporal store; p must be 64-byte aligned (W * 4 bytes). Callers end with _mm_sfence().
+  static void stream(float* p, F x) { _mm512_stream_ps(p, x); }
 
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
@@ -62,32 +68,58 @@ struct V16 {
 
   static bool any_nonzero(F x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0; }
 
+  // Horizontal sum and max of the 16 lanes (GCC's reduction order: halves, quarters, pairs).
+  static float hsum(F v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(F v) { return _mm512_reduce_max_ps(v); }
+
+  // doubles: lanes [0, 8) / [8, 16) of a float vector widened (exact), or 8 floats from memory
+  static D zero_d() { return _mm512_setzero_pd(); }
+  static D cvt_lo(F x) { return _mm512_cvtps_pd(_mm512_castps512_ps256(x)); }
+  static D cvt_hi(F x) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)); }
+  static D load_half_cvt(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  static D load_d(const double* p) { return _mm512_loadu_pd(p); }
+  static void store_d(double* p, D x) { _mm512_storeu_pd(p, x); }
+  static D add_d(D a, D b) { return _mm512_add_pd(a, b); }
+  static D fma_d(D a, D b, D c) { return _mm512_fmadd_pd(a, b, c); }
+  static double hsum_d(D v) { return _mm512_reduce_add_pd(v); }
+
   static I cvtt(F x) { return _mm512_cvttps_epi32(x); }
+  static I set1i(int32_t x) { return _mm512_set1_epi32(x); }
   static I loadi(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void storei(int32_t* p, I x) { _mm512_storeu_si512(p, x); }
+  static I loadi_n(const int32_t* p, int n) { return _mm512_maskz_loadu_epi32(tail(n), p); }
+  static void storei_n(int32_t* p, I x, int n) { _mm512_mask_storeu_epi32(p, tail(n), x); }
   static I addi(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I subi(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I muli(I a, I b) { return _mm512_mullo_epi32(a, b); }
+  static I maxi(I a, I b) { return _mm512_max_epi32(a, b); }
+  static I mini(I a, I b) { return _mm512_min_epi32(a, b); }
+  template <int S>
+  static I srai(I x) { return _mm512_srai_epi32(x, S); }
 
-  // exp(x): the same algorithm and constants as V8::exp (so both paths round identically);
-  // 2^n is applied with vscalefps. Domain and error: see V8::exp.
-  static F exp(F x) {
-    const M under = lt(x, set1(-87.3365478515625f));
-    x = min(x, set1(88.0f));
-    x = max(x, set1(-87.3365478515625f));
-    const F n = round(_mm512_mul_ps(x, set1(1.44269504088896341f)));
-    F r = _mm512_fnmadd_ps(n, set1(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), r);
-    F y = set1(1.9875691500e-4f);
-    y = fma(y, r, set1(1.3981999507e-3f));
-    y = fma(y, r, set1(8.3334519073e-3f));
-    y = fma(y, r, set1(4.1665795894e-2f));
-    y = fma(y, r, set1(1.6666665459e-1f));
-    y = fma(y, r, set1(5.0000001201e-1f));
-    y = fma(y, _mm512_mul_ps(r, r), r);
-    y = add(y, set1(1.0f));
-    y = _mm512_scalef_ps(y, n);
-    return _mm512_maskz_mov_ps((M)~under, y);
+  // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
+  static F gather(const float* p, I idx) { return gather_n(p, idx, W); }
+  static F gather_n(const float* p, I idx, int n) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail(n), idx, p, 4);
   }
+  static I gatheri(const int32_t* p, I idx) { return gatheri_n(p, idx, W); }
+  static I gatheri_n(const int32_t* p, I idx, int n) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tail(n), idx, p, 4);
+  }
+  // Lane i = (lo, hi)[idx[i]], idx in [0, 32): one two-source permute.
+  static F permute2(F lo, F hi, I idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
+
+  // Bytes: 16 (or the first n) bytes zero-extended to int32 lanes; the low byte of each lane
+  // stored as 16 (or n) bytes.
+  static I load_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static I load_u8_n(const uint8_t* p, int n) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(tail(n), p)); }
+  static void store_u8(uint8_t* p, I x) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(x)); }
+  static void store_u8_n(uint8_t* p, I x, int n) { _mm_mask_storeu_epi8(p, tail(n), _mm512_cvtepi32_epi8(x)); }
+
+  // y * 2^n for integral n: vscalefps (exact, one rounding).
+  static F mul_pow2(F y, F n) { return _mm512_scalef_ps(y, n); }
+  // exp(x): kernels/exp_simd.h (domain, NaN, error); the same roundings as V8::exp.
+  static F exp(F x) { return exp_cephes<V16>(x); }
 
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 };

@@ -205,6 +205,13 @@ TEST(KernelsA_Softmax, StabilityMaskingAndSums) {
     std::vector<float> all(19, -INFINITY);
     T.softmax_rows(all.data(), 1, 19);
     for (float v : all) EXPECT_TRUE(std::isnan(v)) << isa_str(isa);
+    // A NaN logit, in a full vector or in the tail, makes the whole row NaN (as the reference).
+    for (int at : {0, 9, 17}) {
+      std::vector<float> r(19, 1.f);
+      r[(size_t)at] = NAN;
+      T.softmax_rows(r.data(), 1, 19);
+      for (float v : r) EXPECT_TRUE(std::isnan(v)) << isa_str(isa) << " NaN at " << at;
+    }
   }
 }
 

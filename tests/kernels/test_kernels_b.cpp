@@ -654,6 +654,14 @@ TEST(KernelsB_SimdExp, AccuracyAndDomain) {
   EXPECT_EQ(ys[5], 0.f);
   EXPECT_NEAR(ys[6], std::exp(1.0), 3e-7);
   EXPECT_NEAR(ys[7], std::exp(-1.0), 1e-7);
+  // NaN gives NaN (as std::exp), whichever lane; the other lanes are unaffected
+  const float nans[8] = {NAN, 0.f, -NAN, -INFINITY, 2.f, NAN, -100.f, NAN};
+  V8::store(ys, V8::exp(V8::load(nans)));
+  for (int i : {0, 2, 5, 7}) EXPECT_TRUE(std::isnan(ys[i])) << "lane " << i;
+  EXPECT_EQ(ys[1], 1.f);
+  EXPECT_EQ(ys[3], 0.f);
+  EXPECT_NEAR(ys[4], std::exp(2.0), 1e-6);
+  EXPECT_EQ(ys[6], 0.f);
 }
 
 // ---- sine position encoding ------------------------------------------------------------------
