@@ -411,10 +411,6 @@ int run(const Options& o) {
     } catch (const std::exception& e) {
       std::string msg = std::string(e.what()) + " (parsing " + o.image + ", " + (i < o.warmup ? "warm-up" : "run") +
                         " " + std::to_string(i < o.warmup ? i + 1 : i - o.warmup + 1) + ")";
-      if (model->precision() == m2fp::dnn::Precision::BF16 && !cpu_has_flag("avx512f"))
-        msg += "; note: --precision bf16 on a CPU without AVX-512: oneDNN " + onednn_version() +
-               " has bf16 convolutions and matmuls only for AVX-512 CPUs (native with AVX512-BF16, emulated on "
-               "avx512_core)";
       throw std::runtime_error(msg);
     }
     if (i >= o.warmup) {
