@@ -15,6 +15,8 @@ side compares against the real thing. Run with Debian's /usr/bin/python3 (M2FP_P
   image_ref.py textured OUT W H SEED  writes the photo-like test picture as PNG
 
 Every output file is named after its case; shapes/boxes go to JSON files beside the arrays.
+The pre-processing itself (multi, single, shapes) is tests/reference/m2fp_ref.py's, the one the
+end-to-end parity tests use; it is imported only by those commands (it loads torch).
 """
 import json
 import os
@@ -25,8 +27,19 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps
 
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
+
+def m2fp_ref():
+    """tests/reference/m2fp_ref.py (upstream pre-processing), imported on first use."""
+    ref_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'reference')
+    if ref_dir not in sys.path:
+        sys.path.insert(0, ref_dir)
+    import m2fp_ref as ref
+    return ref
+
+
+def hwc(image):
+    """m2fp_ref's padded network input [1, 3, Hp, Wp] -> float32 [Hp, Wp, 3] numpy (the engine's layout)."""
+    return image[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def smooth_rgb(w, h, seed=0):
@@ -159,105 +172,28 @@ def cmd_exif(out):
     print(json.dumps(result))
 
 
-def get_preprocess_shape(oldh, oldw, short_edge_length, max_size):
-    """The upstream pipeline's _get_preprocess_shape, transcribed."""
-    h, w = oldh, oldw
-    size = short_edge_length * 1.0
-    scale = size / min(h, w)
-    if h < w:
-        newh, neww = size, scale * w
-    else:
-        newh, neww = scale * h, size
-    if max(newh, neww) > max_size:
-        scale = max_size * 1.0 / max(newh, neww)
-        newh = newh * scale
-        neww = neww * scale
-    return int(newh + 0.5), int(neww + 0.5)
-
-
-def normalise_pad(chw):
-    """(x - mean) / std on a float32 [3, h, w] torch tensor, zero padded to 32 -> HWC numpy."""
-    import torch
-    mean = torch.tensor(MEAN, dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(STD, dtype=torch.float32).view(-1, 1, 1)
-    x = (chw - mean) / std
-    h, w = x.shape[1:]
-    hp, wp = (h + 31) // 32 * 32, (w + 31) // 32 * 32
-    padded = torch.zeros((3, hp, wp), dtype=torch.float32)
-    padded[:, :h, :w] = x
-    return padded.permute(1, 2, 0).contiguous().numpy()
-
-
 def cmd_multi(out, png, cases):
     import torch
     torch.set_num_threads(1)
-    img = Image.open(png).convert('RGB')
-    w, h = img.size
+    ref = m2fp_ref()
+    rgb = np.asarray(Image.open(png).convert('RGB'))
     result = []
     for case in cases:
         short, max_size = (int(v) for v in case.split(':'))
-        nh, nw = get_preprocess_shape(h, w, short, max_size)
-        resized = img.resize((nw, nh), Image.BILINEAR)   # T.Resize((nh, nw)) on a PIL image
-        arr = np.asarray(resized)
-        # T.ToTensor(): uint8 HWC -> float32 CHW / 255; then the pipeline's * 255.
-        t = torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
-        t = t * 255.
+        p = ref.preprocess_multi(rgb, short, max_size)
+        nh, nw = p['image_size']
         tag = os.path.join(out, 'multi_%d_%d' % (short, max_size))
-        np.save(tag + '_resized.npy', arr)
-        np.save(tag + '_input.npy', t.numpy())
-        np.save(tag + '_image.npy', normalise_pad(t))
+        np.save(tag + '_resized.npy', p['resized'])          # uint8 [nh, nw, 3] after PIL BILINEAR
+        np.save(tag + '_input.npy', p['input'].numpy())      # float32 [3, nh, nw], ToTensor() * 255
+        np.save(tag + '_image.npy', hwc(p['image']))         # float32 [Hp, Wp, 3] normalised, padded
         result.append({'short_edge': short, 'max_size': max_size, 'nh': nh, 'nw': nw})
     print(json.dumps(result))
-
-
-def center_to_target_size_test(img, target_size):
-    """Upstream parsing_utils.center_to_target_size_test transcribed (int() truncations, the pad
-    value 128, PadTransform's early return when pad_left == pad_top == 0)."""
-    src_h, src_w = img.shape[0], img.shape[1]
-    trg_h, trg_w = target_size[1], target_size[0]
-    new_h, new_w = 0, 0
-    resize = False
-    if src_h > trg_h and src_w > trg_w:
-        if src_h > src_w:
-            new_h = trg_h
-            new_w = int(new_h * src_w / src_h)
-            if new_w > trg_w:
-                new_w = trg_w
-                new_h = int(new_w * src_h / src_w)
-        elif src_w > src_h:
-            new_w = trg_w
-            new_h = int(new_w * src_h / src_w)
-            if new_h > trg_h:
-                new_h = trg_h
-                new_w = int(new_h * src_w / src_h)
-        resize = True
-    elif src_h > trg_h and src_w <= trg_w:
-        new_h = trg_h
-        new_w = int(new_h * src_w / src_h)
-        resize = True
-    elif src_h <= trg_h and src_w > trg_w:
-        new_w = trg_w
-        new_h = int(new_w * src_h / src_w)
-        resize = True
-    else:
-        new_h, new_w = src_h, src_w
-    x0 = int((trg_w - new_w) / 2)
-    y0 = int((trg_h - new_h) / 2)
-    box = [x0, y0, new_w + x0, new_h + y0]
-    out = img
-    if resize:
-        out = np.asarray(Image.fromarray(out).resize((new_w, new_h), Image.BILINEAR))
-    pad_left, pad_top = x0, y0
-    if not (pad_left == 0 and pad_top == 0):
-        pad_right, pad_bottom = trg_w - new_w - pad_left, trg_h - new_h - pad_top
-        out = np.pad(out, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)), 'constant',
-                     constant_values=128)
-    return out, box
 
 
 def cmd_single(out, tw, th, sizes):
     import torch
     torch.set_num_threads(1)
+    ref = m2fp_ref()
     result = []
     for k, s in enumerate(sizes):
         h, w = (int(v) for v in s.split(','))
@@ -266,8 +202,8 @@ def cmd_single(out, tw, th, sizes):
         Image.fromarray(img, 'RGB').save(tag + '.png')
         entry = {'h': h, 'w': w, 'upstream_fails': False}
         try:
-            centred, box = center_to_target_size_test(img, [tw, th])
-        except ValueError as e:  # PIL refuses the 0x0 resize of upstream's square-photo branch
+            centred, box = ref.center_to_target_size_test(img, [tw, th])
+        except ref.ReferenceError as e:  # upstream: PIL refuses the 0x0 resize of the square-photo branch
             entry['upstream_fails'] = True
             entry['upstream_error'] = str(e)
             # Expectation: a photo one pixel wider would fit the same way (see preprocess.h).
@@ -279,17 +215,10 @@ def cmd_single(out, tw, th, sizes):
                                  'constant', constant_values=128)
             box = [x0, y0, x0 + side, y0 + side]
         # The model: torch.as_tensor(uint8 CHW) - float32 mean, / std, ImageList zero pad.
-        t = torch.as_tensor(np.ascontiguousarray(centred.transpose(2, 0, 1)))
-        mean = torch.tensor(MEAN, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(STD, dtype=torch.float32).view(-1, 1, 1)
-        x = (t - mean) / std
-        hh, ww = x.shape[1:]
-        hp, wp = (hh + 31) // 32 * 32, (ww + 31) // 32 * 32
-        padded = torch.zeros((3, hp, wp), dtype=torch.float32)
-        padded[:, :hh, :ww] = x
+        image = ref.normalize_and_pad(torch.as_tensor(np.ascontiguousarray(centred.transpose(2, 0, 1))))
         np.save(tag + '_centred.npy', np.ascontiguousarray(centred))
-        np.save(tag + '_image.npy', padded.permute(1, 2, 0).contiguous().numpy())
-        entry.update({'box': [int(v) for v in box], 'out_h': int(hh), 'out_w': int(ww)})
+        np.save(tag + '_image.npy', hwc(image))
+        entry.update({'box': [int(v) for v in box], 'out_h': int(centred.shape[0]), 'out_w': int(centred.shape[1])})
         result.append(entry)
     print(json.dumps(result))
 
@@ -368,10 +297,11 @@ def main(argv):
     elif cmd == 'voc-palette':
         cmd_voc_palette(int(args[0]))
     elif cmd == 'shapes':
+        ref = m2fp_ref()
         with open(args[0]) as f:
             for line in f:
                 h, w, short, max_size = (int(v) for v in line.split())
-                print('%d %d' % get_preprocess_shape(h, w, short, max_size))
+                print('%d %d' % ref.get_preprocess_shape(h, w, short, max_size))
     elif cmd == 'textured':
         w, h, seed = int(args[1]), int(args[2]), int(args[3])
         Image.fromarray(textured_rgb(w, h, seed), 'RGB').save(args[0])

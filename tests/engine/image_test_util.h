@@ -1,6 +1,6 @@
-// tests/engine/image_test_util.h: helpers shared by test_image.cpp, test_preprocess.cpp and
-// test_render.cpp: temporary folders, running tests/engine/image_ref.py with M2FP_PYTHON, a small
-// .npy reader and file I/O.
+// tests/engine/image_test_util.h: helpers shared by the engine tests (test_image.cpp,
+// test_preprocess.cpp, test_render.cpp, test_io.cpp; test_util.h builds on it): temporary folders,
+// running tests/engine/image_ref.py with M2FP_PYTHON, file I/O and the engine tests' one .npy reader.
 #pragma once
 
 #include <cstdio>
@@ -63,7 +63,8 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& b) 
   if (!f) throw std::runtime_error("cannot write " + path);
 }
 
-// A .npy file as numpy wrote it (C order, little endian): descr such as "<f4" or "|u1".
+// A .npy file as numpy wrote it (C order, little endian): descr "<f4", "<f8", "|u1", "<i4" or
+// "<i8"; data holds the raw element bytes.
 struct Npy {
   std::string descr;
   std::vector<int64_t> shape;
@@ -80,6 +81,25 @@ struct Npy {
   const uint8_t* u8() const {
     if (descr != "|u1") throw std::runtime_error("npy is " + descr + ", not |u1");
     return data.data();
+  }
+  // Every element converted to float, whatever the stored dtype.
+  std::vector<float> to_f32() const {
+    std::vector<float> out((size_t)numel());
+    auto conv = [&](auto tag) {
+      using T = decltype(tag);
+      for (size_t i = 0; i < out.size(); ++i) {
+        T v;
+        std::memcpy(&v, data.data() + i * sizeof(T), sizeof(T));
+        out[i] = (float)v;
+      }
+    };
+    if (descr == "<f4") conv(float{});
+    else if (descr == "<f8") conv(double{});
+    else if (descr == "|u1") conv(uint8_t{});
+    else if (descr == "<i4") conv(int32_t{});
+    else if (descr == "<i8") conv(int64_t{});
+    else throw std::runtime_error("npy dtype " + descr + " cannot be converted");
+    return out;
   }
   std::string shape_str() const {
     std::string s = "[";
@@ -120,7 +140,10 @@ inline Npy read_npy(const std::string& path) {
     a.shape.push_back(std::stoll(h.substr(s, t - s)));
     s = t;
   }
-  const size_t elem = a.descr == "|u1" || a.descr == "<u1" ? 1 : a.descr == "<f8" || a.descr == "<i8" ? 8 : 4;
+  if (a.descr == "<u1") a.descr = "|u1";
+  const size_t elem = a.descr == "|u1" ? 1 : a.descr == "<f4" || a.descr == "<i4" ? 4
+                    : a.descr == "<f8" || a.descr == "<i8" ? 8 : 0;
+  if (elem == 0) throw std::runtime_error(path + ": unsupported dtype " + a.descr);
   a.data.assign(b.begin() + (long)(off + hlen), b.end());
   if (a.data.size() != (size_t)a.numel() * elem)
     throw std::runtime_error(path + ": " + std::to_string(a.data.size()) + " data bytes for shape " + a.shape_str());

@@ -1,5 +1,5 @@
-// tests/engine/test_util.h: helpers shared by the engine tests: .npy reading, synthetic photos,
-// the reference dumps, error statistics.
+// tests/engine/test_util.h: helpers shared by the engine tests: reference dumps read as float
+// tensors (.npy parsing is image_test_util.h's), synthetic photos, error statistics.
 #pragma once
 
 #include <cmath>
@@ -12,67 +12,19 @@
 #include <vector>
 
 #include "engine/image.h"
+#include "image_test_util.h"
 
 namespace m2fp::test {
 
+// A float tensor: a reference dump read back (any stored dtype converted), or an engine tensor.
 struct Npy {
   std::vector<int64_t> shape;
-  std::vector<float> data;  // converted to float whatever the stored dtype (<f4, <f8, |u1, <i4, <i8)
+  std::vector<float> data;
 };
 
 inline Npy read_npy(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  char magic[8];
-  f.read(magic, 8);
-  if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw std::runtime_error(path + ": not a .npy file");
-  uint32_t hlen = 0;
-  if (magic[6] == 1) {
-    uint16_t h16;
-    f.read(reinterpret_cast<char*>(&h16), 2);
-    hlen = h16;
-  } else {
-    f.read(reinterpret_cast<char*>(&hlen), 4);
-  }
-  std::string header(hlen, '\0');
-  f.read(&header[0], hlen);
-  auto field = [&](const std::string& key) {
-    size_t p = header.find("'" + key + "'");
-    if (p == std::string::npos) throw std::runtime_error(path + ": header lacks " + key);
-    return header.substr(header.find(':', p) + 1);
-  };
-  std::string descr = field("descr");
-  descr = descr.substr(descr.find('\'') + 1);
-  descr = descr.substr(0, descr.find('\''));
-  if (field("fortran_order").find("True") < 8) throw std::runtime_error(path + ": fortran order");
-  std::string sh = field("shape");
-  sh = sh.substr(sh.find('(') + 1, sh.find(')') - sh.find('(') - 1);
-  Npy n;
-  int64_t count = 1;
-  for (size_t i = 0; i < sh.size();) {
-    while (i < sh.size() && (sh[i] == ' ' || sh[i] == ',')) ++i;
-    if (i >= sh.size()) break;
-    size_t j = i;
-    while (j < sh.size() && isdigit((unsigned char)sh[j])) ++j;
-    n.shape.push_back(std::stoll(sh.substr(i, j - i)));
-    count *= n.shape.back();
-    i = j;
-  }
-  n.data.resize((size_t)count);
-  auto read_as = [&](auto tag) {
-    using T = decltype(tag);
-    std::vector<T> raw((size_t)count);
-    f.read(reinterpret_cast<char*>(raw.data()), (std::streamsize)(raw.size() * sizeof(T)));
-    if (!f) throw std::runtime_error(path + ": truncated data");
-    for (int64_t i = 0; i < count; ++i) n.data[i] = (float)raw[i];
-  };
-  if (descr == "<f4") read_as(float{});
-  else if (descr == "<f8") read_as(double{});
-  else if (descr == "|u1") read_as(uint8_t{});
-  else if (descr == "<i4") read_as(int32_t{});
-  else if (descr == "<i8") read_as(int64_t{});
-  else throw std::runtime_error(path + ": unsupported dtype " + descr);
-  return n;
+  const testutil::Npy raw = testutil::read_npy(path);  // the engine tests' one .npy parser
+  return Npy{raw.shape, raw.to_f32()};
 }
 
 inline std::string shape_str(const std::vector<int64_t>& s) {

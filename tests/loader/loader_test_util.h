@@ -1,5 +1,6 @@
-// tests/loader/loader_test_util.h: helpers shared by the loader tests: a temporary directory,
-// safetensors byte builders, and an "expect LoadError naming the file" check.
+// tests/loader/loader_test_util.h: helpers shared by the loader tests: a temporary directory (and a
+// fixture base writing files into it), safetensors byte builders, and an "expect LoadError naming
+// the file" check.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -46,6 +47,18 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!f) throw std::runtime_error("cannot write " + path);
 }
+
+// Fixture base of the loader tests: a fresh temporary directory per test.
+class TempFileTest : public ::testing::Test {
+ protected:
+  // Writes `bytes` to the file `name` in the temp dir and returns its path.
+  std::string put(const std::string& name, const std::string& bytes) {
+    std::string p = tmp_.file(name);
+    write_bytes(p, bytes);
+    return p;
+  }
+  TempDir tmp_;
+};
 
 inline std::string u64le(uint64_t n) {
   std::string s(8, '\0');

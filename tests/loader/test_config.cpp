@@ -413,15 +413,7 @@ TEST(ExpectedTensors, OtherKnobs) {
 
 // ---- metadata and binding on small files -----------------------------------------------------------
 
-class LoaderFiles : public ::testing::Test {
- protected:
-  std::string put(const std::string& name, const std::string& bytes) {
-    std::string p = tmp_.file(name);
-    write_bytes(p, bytes);
-    return p;
-  }
-  TempDir tmp_;
-};
+class LoaderFiles : public TempFileTest {};
 
 TEST_F(LoaderFiles, ReadModelConfigFromMetadata) {
   const std::string model = cihp_model().dump();

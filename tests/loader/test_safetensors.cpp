@@ -20,16 +20,7 @@ using namespace m2fp_test;
 
 namespace {
 
-class Safetensors : public ::testing::Test {
- protected:
-  // Writes `bytes` to a fresh file in the temp dir and returns its path.
-  std::string put(const std::string& name, const std::string& bytes) {
-    std::string p = tmp_.file(name);
-    write_bytes(p, bytes);
-    return p;
-  }
-  TempDir tmp_;
-};
+class Safetensors : public TempFileTest {};
 
 // ---- valid files ------------------------------------------------------------------------------
 

@@ -25,13 +25,8 @@ using namespace m2fp_test;
 
 namespace {
 
-class SafetensorsFaults : public ::testing::Test {
+class SafetensorsFaults : public TempFileTest {
  protected:
-  std::string put(const std::string& name, const std::string& bytes) {
-    std::string p = tmp_.file(name);
-    write_bytes(p, bytes);
-    return p;
-  }
   // A file with one `mib` MiB F32 tensor "big" (value i % 251 + 1, never 0) after a small one.
   std::string big_file(const std::string& name, int mib) {
     const int64_t n = static_cast<int64_t>(mib) << 18;
@@ -44,7 +39,6 @@ class SafetensorsFaults : public ::testing::Test {
     std::vector<float> s{1.f, 2.f};
     return put(name, st_bytes(h.dump(), raw(s) + raw(v)));
   }
-  TempDir tmp_;
 };
 
 std::string error_of(const std::function<void()>& f) {

@@ -862,7 +862,7 @@ def preprocess_multi(rgb: np.ndarray, short_edge: int = 640, max_size: int = 133
     resized = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))           # uint8 [nh, nw, 3]
     x = torch.from_numpy(resized.copy()).permute(2, 0, 1).contiguous()                      # uint8 [3, nh, nw]
     x = x.to(torch.float32).div(255) * 255.                                                 # as ToTensor() * 255.
-    return {'input': x, 'image': normalize_and_pad(x), 'image_size': (nh, nw),
+    return {'input': x, 'image': normalize_and_pad(x), 'image_size': (nh, nw), 'resized': resized,
             'height': h0, 'width': w0, 'crop_box': None}
 
 

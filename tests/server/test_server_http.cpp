@@ -32,6 +32,7 @@
 #include "engine/image.h"
 #include "engine/io.h"
 #include "engine/m2fp.h"
+#include "tests/server/server_test_util.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -521,22 +522,7 @@ TEST_F(ServerHttp, MetricsInPrometheusText) {
 // ---- a server whose only worker can be held inside the forward pass ---------------------------------
 namespace {
 
-struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-  void wait() {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [this] { return open; });
-  }
-  void set(bool o) {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      open = o;
-    }
-    cv.notify_all();
-  }
-};
+using m2fp::test::Gate;  // tests/server/server_test_util.h
 
 json health_of(httplib::Client& c) {
   auto r = c.Get("/health");

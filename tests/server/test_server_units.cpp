@@ -20,9 +20,11 @@
 #include "app/sha256.h"
 #include "app/web_assets.h"
 #include "app/work_pool.h"
+#include "tests/server/server_test_util.h"
 
 using namespace m2fp;
 using namespace m2fp::app;
+using m2fp::test::Gate;
 
 // ---- SHA-256 ----------------------------------------------------------------------------------------
 // FIPS 180-4 / NIST "Examples with intermediate values" (SHA256.pdf, SHA2_Additional.pdf).
@@ -148,24 +150,6 @@ TEST(WorkPool, RunsEveryTaskOnInitialisedWorkers) {
   EXPECT_EQ(inited, (std::set<int>{0, 1, 2}));
 }
 
-// Blocks tasks until opened.
-struct Gate {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = false;
-  void wait() {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [this] { return open; });
-  }
-  void release() {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      open = true;
-    }
-    cv.notify_all();
-  }
-};
-
 TEST(WorkPool, RefusesBeyondCapacityAndCancelsWaitingOnStop) {
   Gate gate;
   std::atomic<int> ran{0}, cancelled{0};
@@ -188,7 +172,7 @@ TEST(WorkPool, RefusesBeyondCapacityAndCancelsWaitingOnStop) {
   std::thread stopper([&] { pool.stop(); });  // cancels the 2 waiting, waits for the running one
   for (int i = 0; i < 400 && cancelled < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(cancelled.load(), 2);
-  gate.release();
+  gate.set(true);
   stopper.join();
   EXPECT_EQ(ran.load(), 1);
   EXPECT_FALSE(pool.try_submit(task)) << "a stopped pool takes nothing";
@@ -203,7 +187,7 @@ TEST(WorkPool, ZeroCapacityAcceptsOnlyForAnIdleWorker) {
   }
   for (int i = 0; i < 400 && pool.busy() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_FALSE(pool.try_submit([](bool) {}));
-  gate.release();
+  gate.set(true);
   pool.stop();
   EXPECT_THROW(WorkPool(0, 1), std::invalid_argument);
 }
