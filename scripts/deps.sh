@@ -19,6 +19,9 @@ PKGS=(
   libgtest-dev libbenchmark-dev
   # AVX-512 kernels tested on machines without AVX-512 (tests/kernels_emu)
   libsimde-dev
+  # fuzzing (fuzz/, scripts/test.sh stage fuzz): clang with libFuzzer and the sanitizer runtimes,
+  # LLVM's OpenMP for the clang build
+  clang libclang-rt-14-dev libomp-dev
   # PyTorch reference and converter tests (Debian's torch; OpenBLAS for fast fp32 matmul)
   python3 python3-torch python3-numpy python3-pil libopenblas0-pthread
 )
