@@ -7,6 +7,8 @@
 //   paste cat / times         equal, except where p = sigmoid(x) * score is within 1e-5 of 0.5
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -95,7 +97,10 @@ TEST(KernelsPost, PasteRowMatchesReference) {
             continue;
           }
           ASSERT_EQ(t1[i], t0[i]) << kern::isa_name(isa) << " n=" << n << " i=" << i << " x=" << x[i];
-          ASSERT_NEAR(cat1[i], cat0[i], 2e-7f) << kern::isa_name(isa) << " n=" << n << " i=" << i;
+          // cat = 0.25 + sigmoid(x) * score, up to 1.25: the SIMD exp (<= 1 ulp) and the sum's rounding
+          // give a few ulps of the sum (4 ulps allowed; 2 seen under -O1, where no FMA is contracted).
+          ASSERT_NEAR(cat1[i], cat0[i], 4 * FLT_EPSILON * std::max(1.f, std::fabs(cat0[i])))
+              << kern::isa_name(isa) << " n=" << n << " i=" << i;
           ++checked;
         }
       }
