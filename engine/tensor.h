@@ -1,6 +1,6 @@
 // engine/tensor.h: the engine's one tensor type.
 //
-// A Tensor is a float32 buffer (64-byte aligned, shared ownership) with a shape. Feature maps are
+// A Tensor is a float32 buffer (64-byte aligned, shared ownership, from engine/buffer_pool.h) with a shape. Feature maps are
 // channels-last: shape {H, W, C} with Layout::HWC (what oneDNN's NHWC convolutions read and write);
 // token matrices are {rows, C} with Layout::Plain. Dumps (--dump-tensors, parity tests) convert HWC
 // to PyTorch's [C, H, W] so a dumped tensor compares directly with the reference.
@@ -14,6 +14,8 @@
 #include <new>
 #include <string>
 #include <vector>
+
+#include "engine/buffer_pool.h"
 
 namespace m2fp {
 
@@ -76,10 +78,13 @@ struct Tensor {
  private:
   void allocate(size_t nbytes) {
     bytes = nbytes;
-    const size_t rounded = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (!p) throw std::bad_alloc();
-    buf = std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+    void* p = pool::allocate(nbytes);  // large blocks are reused across forward passes
+    try {
+      buf = std::shared_ptr<float>(static_cast<float*>(p), [nbytes](float* q) { pool::release(q, nbytes); });
+    } catch (...) {
+      pool::release(p, nbytes);
+      throw;
+    }
   }
 };
 

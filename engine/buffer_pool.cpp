@@ -1,0 +1,188 @@
+// engine/buffer_pool.cpp: see buffer_pool.h.
+#include "engine/buffer_pool.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define M2FP_POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define M2FP_POOL_ASAN 1
+#endif
+#endif
+
+namespace m2fp::pool {
+namespace {
+
+constexpr size_t kLarge = 256 << 10;   // smaller blocks: malloc's own bins do well
+constexpr size_t kGranule = 64 << 10;  // large sizes rounded up to this (a page multiple)
+
+struct Block {
+  void* p;
+  size_t size;     // mapped size
+  uint64_t freed;  // sequence number of its release (the oldest go first)
+};
+
+size_t default_limit() {
+  const char* e = std::getenv("M2FP_BUFFER_POOL_MB");
+  if (e && *e) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(e, &end, 10);
+    if (end && *end == '\0' && mb <= (1ull << 20)) return (size_t)mb << 20;
+  }
+  return size_t(512) << 20;
+}
+
+struct Pool {
+  std::mutex mu;
+  std::vector<Block> cached;                  // free blocks kept for reuse
+  std::unordered_map<void*, size_t> in_use;   // large blocks handed out -> mapped size
+  size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
+  size_t limit = default_limit(), hits = 0, misses = 0;
+  uint64_t seq = 0;
+
+  void drop(size_t i) {
+    ::munmap(cached[i].p, cached[i].size);
+    cached_bytes -= cached[i].size;
+    cached[i] = cached.back();
+    cached.pop_back();
+  }
+  size_t oldest() const {
+    size_t o = 0;
+    for (size_t i = 1; i < cached.size(); ++i)
+      if (cached[i].freed < cached[o].freed) o = i;
+    return o;
+  }
+  // Drops the oldest blocks until the cache holds at most `cap` bytes.
+  void shrink_to(size_t cap) {
+    while (cached_bytes > cap && !cached.empty()) drop(oldest());
+  }
+};
+
+Pool& the_pool() {
+  static Pool* p = new Pool();  // never destroyed: tensors may be freed during static destruction
+  return *p;
+}
+
+size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
+
+void* map_block(size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  if (size >= (size_t(4) << 20)) ::madvise(p, size, MADV_HUGEPAGE);  // fewer faults on first touch
+  return p;
+}
+
+}  // namespace
+
+void* allocate(size_t bytes) {
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kLarge) {
+    const size_t size = rounded(bytes);
+    Pool& P = the_pool();
+    std::lock_guard<std::mutex> l(P.mu);
+    // A cached block of the same size, or up to 1/8 larger (the smallest such). Blocks are never
+    // split: split blocks fragment, and the resident set grew parse after parse when they were.
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < P.cached.size(); ++i)
+      if (P.cached[i].size >= size && P.cached[i].size <= size + size / 8 &&
+          (best == SIZE_MAX || P.cached[i].size < P.cached[best].size))
+        best = i;
+    void* p = nullptr;
+    size_t got = size;
+    if (best != SIZE_MAX) {
+      p = P.cached[best].p;
+      got = P.cached[best].size;
+      P.cached_bytes -= got;
+      P.cached[best] = P.cached.back();
+      P.cached.pop_back();
+      ++P.hits;
+    } else {
+      ++P.misses;
+      // Mapped memory (in use + cached) stays within 1.5x the most ever in use: cached blocks
+      // that do not fit what is asked now make room, the oldest first.
+      P.max_in_use = std::max(P.max_in_use, P.in_use_bytes + size);
+      const size_t budget = P.max_in_use + P.max_in_use / 2;
+      while (!P.cached.empty() && P.cached_bytes + P.in_use_bytes + size > budget) P.drop(P.oldest());
+      p = map_block(size);
+      if (!p) {  // the cache may hold what is missing
+        P.shrink_to(0);
+        p = map_block(size);
+        if (!p) throw std::bad_alloc();
+      }
+    }
+    try {
+      P.in_use.emplace(p, got);
+    } catch (...) {
+      ::munmap(p, got);
+      throw;
+    }
+    P.in_use_bytes += got;
+    P.max_in_use = std::max(P.max_in_use, P.in_use_bytes);
+    return p;
+  }
+#endif
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void release(void* p, size_t bytes) noexcept {
+  if (!p) return;
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kLarge) {
+    Pool& P = the_pool();
+    std::lock_guard<std::mutex> l(P.mu);
+    auto it = P.in_use.find(p);
+    const size_t size = it != P.in_use.end() ? it->second : rounded(bytes);
+    if (it != P.in_use.end()) P.in_use.erase(it);
+    P.in_use_bytes -= std::min(P.in_use_bytes, size);
+    if (size > P.limit) {
+      ::munmap(p, size);
+      return;
+    }
+    try {
+      P.cached.push_back(Block{p, size, ++P.seq});
+    } catch (...) {
+      ::munmap(p, size);
+      return;
+    }
+    P.cached_bytes += size;
+    P.shrink_to(P.limit);
+    return;
+  }
+#endif
+  (void)bytes;
+  std::free(p);
+}
+
+Stats stats() {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses};
+}
+
+size_t set_limit(size_t bytes) {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  const size_t old = P.limit;
+  P.limit = bytes;
+  P.shrink_to(bytes);
+  return old;
+}
+
+void trim() {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  P.shrink_to(0);
+}
+
+}  // namespace m2fp::pool
