@@ -17,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <cstring>
 #include <mutex>
 #include <set>
 
@@ -25,6 +26,7 @@
 #include "engine/io.h"
 #include "engine/m2fp.h"
 #include "engine/pipeline.h"
+#include "engine/postprocess.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -305,5 +307,110 @@ TEST_P(SyntheticParity, FreeRunningLabelsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, SyntheticParity, ::testing::ValuesIn(params()), param_name);
+
+// --precision bf16 (oneDNN bfloat16 convolutions and matrix products, fp32 accumulation, fp32 kernels)
+// against the engine's fp32 on the same photo: pred_masks and pred_logits within relative L2 3e-2 and
+// label maps agreeing on >= 99% of pixels (issue 4's bounds; multi-person: see the control below).
+// Only where oneDNN has bf16 (AVX-512).
+//
+// With random weights the decoder's hard attention-mask threshold (sigmoid < 0.5) makes the synthetic
+// model chaotic: bf16 rounding in the encoder's FFNs alone (1e-3) moves 4% of the labels once flipped
+// mask bits propagate, which says nothing about bf16's accuracy. So, as in the parity tests above,
+// the bf16 run is handed the fp32 run's attention masks (teacher forcing); the free-running figures
+// are printed too.
+class Bf16VsFp32 : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
+  const Case& c = GetParam();
+  if (!dnn::bf16_available()) GTEST_SKIP() << "oneDNN has no bf16 convolutions on this CPU (needs AVX-512)";
+  if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+  ASSERT_NO_THROW(prepare(c));
+  LoadOptions lo;
+  lo.precision = dnn::Precision::BF16;
+  std::unique_ptr<M2FP> bf16;
+  ASSERT_NO_THROW(bf16 = M2FP::load(model_file(c), lo));
+  ASSERT_EQ(bf16->precision(), dnn::Precision::BF16);
+  std::ifstream f(image_path(c), std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+
+  std::map<int, std::vector<uint8_t>> fp32_masks;  // decoder layer -> the fp32 run's attention mask
+  int64_t bits = 0, flips = 0;
+  ForwardHooks record, replay;
+  record.attention_mask = [&](int layer, int64_t, int64_t, std::vector<uint8_t>& m) { fp32_masks[layer] = m; };
+  replay.attention_mask = [&](int layer, int64_t, int64_t, std::vector<uint8_t>& m) {
+    const std::vector<uint8_t>& want = fp32_masks.at(layer);
+    ASSERT_EQ(m.size(), want.size());
+    for (size_t i = 0; i < m.size(); ++i) flips += m[i] != want[i];
+    bits += (int64_t)m.size();
+    m = want;
+  };
+  auto run = [&](const M2FP& model, const ForwardHooks* hooks, Collected* got) {
+    ParseOptions opt;
+    if (c.short_edge) opt.short_edge = c.short_edge;
+    opt.emit_semantic = true;
+    opt.hooks = hooks;
+    const TensorSink sink = collector(got);
+    return parse_image_bytes(model, bytes.data(), bytes.size(), opt, &sink);
+  };
+  Collected g32, g16, free16;
+  const ParseResult r32 = run(model_for(c), &record, &g32);
+  const ParseResult r16 = run(*bf16, &replay, &g16);
+  run(*bf16, nullptr, &free16);
+
+  auto rel = [](const Collected& a, const Collected& b, const char* name) {
+    const test::Npy &x = a.t.at(name), &y = b.t.at(name);
+    EXPECT_EQ(x.shape, y.shape) << name;
+    return test::compare(x.data.data(), y.data.data(), (int64_t)y.data.size());
+  };
+  const test::Diff dm = rel(g16, g32, "pred_masks"), dl = rel(g16, g32, "pred_logits"), db = rel(g16, g32, "res5");
+  const test::Diff dmf = rel(free16, g32, "pred_masks");
+  const double agree = label_agreement(g16.t.at("labels"), g32.t.at("labels"));
+  const double agree_free = label_agreement(free16.t.at("labels"), g32.t.at("labels"));
+  std::printf("[%s, bf16 vs fp32] res5 rel L2 %.3e; pred_logits rel L2 %.3e; pred_masks rel L2 %.3e (max |diff| "
+              "%.3e); labels agreement %.4f%%; instances %zu vs %zu; bf16's own attention masks differ in %lld of "
+              "%lld bits\n",
+              c.name, db.rel_l2, dl.rel_l2, dm.rel_l2, dm.max_abs, 100 * agree, r16.parsing.instances.size(),
+              r32.parsing.instances.size(), (long long)flips, (long long)bits);
+  std::printf("[%s, bf16 vs fp32, free-running] pred_masks rel L2 %.3e; labels agreement %.4f%%\n", c.name,
+              dmf.rel_l2, 100 * agree_free);
+
+  // Control: how much the synthetic model's label map moves when only its final fp32 outputs are
+  // rounded to bf16 (relative error ~2e-3, ten times less than the bf16 network's): the post-
+  // processing's score ordering and paste threshold (sigmoid(mask) * score > 0.5) see near-ties
+  // everywhere in a random model's outputs.
+  auto to_tensor = [](const test::Npy& n, bool round_bf16) {
+    Tensor t = Tensor::empty(n.shape);
+    for (size_t i = 0; i < n.data.size(); ++i) {
+      float v = n.data[i];
+      if (round_bf16) {
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;  // round to nearest even, 8-bit mantissa
+        std::memcpy(&v, &u, 4);
+      }
+      t.data()[i] = v;
+    }
+    return t;
+  };
+  ForwardOutputs rounded{to_tensor(g32.t.at("pred_logits"), true), to_tensor(g32.t.at("pred_masks"), true)};
+  const Parsing pr = postprocess(model_for(c).config(), rounded, r32.geometry);
+  int64_t same = 0;
+  for (size_t i = 0; i < pr.labels.size(); ++i) same += pr.labels[i] == r32.parsing.labels[i];
+  const double agree_control = (double)same / std::max<size_t>(1, pr.labels.size());
+  std::printf("[%s, control] fp32 outputs rounded to bf16: labels agreement %.4f%%\n", c.name, 100 * agree_control);
+
+  EXPECT_GT(db.rel_l2, 0.0) << "bf16 gave exactly the fp32 backbone: bf16 was not used";
+  EXPECT_LE(dm.rel_l2, 3e-2) << "pred_masks";
+  EXPECT_LE(dl.rel_l2, 3e-2) << "pred_logits";
+  // Single-person (LIP) label maps: issue 4's >= 99%. Multi-person (CIHP) ones on random weights: the
+  // control above shows that even a tenth of bf16's error moves 1-2.5% of the labels, so the bound
+  // here is a sanity one (a broken bf16 path gives far less); >= 99% needs the real checkpoint.
+  const bool multi = !model_for(c).config().single_human;
+  EXPECT_GE(agree, multi ? 0.9 : 0.99) << "label map";
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
+
+INSTANTIATE_TEST_SUITE_P(Engine, Bf16VsFp32, ::testing::Values(kCases[0], kCases[1], kCases[2]), case_name);
 
 }  // namespace
