@@ -551,7 +551,12 @@ Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tenso
     std::vector<float> small((size_t)(Q * n));                       // [Q, Ht*Wt] mask logits
     dnn::matmul_abt(me.data(), mf_small->data(), small.data(), Q, n, c.mask_dim);
     h.attn.resize(small.size());
-    for (size_t i = 0; i < small.size(); ++i) h.attn[i] = 1.f / (1.f + std::exp(-small[i])) < 0.5f;
+    // sigmoid(x) < 0.5 exactly as upstream computes it in float: x >= 0 never is, x < -1e-3 always
+    // is (1 + exp(1e-3) > 2.0019); only the few logits in between (and NaN) need the exp.
+    for (size_t i = 0; i < small.size(); ++i) {
+      const float x = small[i];
+      h.attn[i] = x < -1e-3f ? 1 : x >= 0.f ? 0 : 1.f / (1.f + std::exp(-x)) < 0.5f;
+    }
   }
   return h;
 }
