@@ -122,20 +122,31 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   MaskUpsampler up(h4, w4, g);
   const kern::KernelTable& k = kern::active();
   const int64_t bandA = band_rows_for(1, W0, 64);
+  // When the selected queries' full-resolution masks fit in opt.keep_mask_bytes (by default photos
+  // up to ~0.25 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a
+  // second time; larger photos upsample again band by band (bounded memory). Same results either way.
+  const bool keep = (double)uq.size() * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
+  Tensor full;                       // [uq.size(), H0, W0] when keep
+  std::vector<int> uslot(Q, -1);     // query -> its plane in `full`
+  if (keep) {
+    full = Tensor::empty({(int64_t)uq.size(), H0, W0});
+    for (size_t u = 0; u < uq.size(); ++u) uslot[uq[u]] = (int)u;
+  }
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
-    std::vector<float> rows((size_t)bandA * W0);
+    std::vector<float> rows(keep ? 0 : (size_t)bandA * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
-        up.rows(out.pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, rows.data(), s);
+        float* band = keep ? full.data() + ((int64_t)u * H0 + y0) * W0 : rows.data();
+        up.rows(out.pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
-          k.mask_row_stats(rows.data() + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -210,16 +221,20 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
-    std::vector<float> m((size_t)need.size() * bandB * W0);
+    std::vector<float> m(keep ? 0 : (size_t)need.size() * bandB * W0);
     std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
     std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < n_bands; ++b) {
       const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB), npx = (y1 - y0) * W0;
-      for (size_t j = 0; j < need.size(); ++j)
-        if (crosses(need[j], y0, y1))
-          up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
-      auto rows_of = [&](int q) { return m.data() + (size_t)slot[q] * bandB * W0; };
+      if (!keep)
+        for (size_t j = 0; j < need.size(); ++j)
+          if (crosses(need[j], y0, y1))
+            up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
+      // query q's rows y0.. of this band, W0 floats each
+      auto rows_of = [&](int q) -> const float* {
+        return keep ? full.data() + ((int64_t)uslot[q] * H0 + y0) * W0 : m.data() + (size_t)slot[q] * bandB * W0;
+      };
       // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
       auto box_in_band = [&](int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) {
         const BBox& bb = stats[q].bbox;

@@ -33,6 +33,9 @@ struct PostprocessOptions {
   // C x H0 x W0 floats, so only for dumps and parity tests.
   bool emit_semantic = false;
   int band_rows = 32;  // output rows per band
+  // Multi-person: the selected queries' full-resolution masks are kept between the two passes
+  // (instead of being upsampled twice) when they take at most this many bytes; 0 = never.
+  double keep_mask_bytes = 96.0 * (1 << 20);
 };
 
 Parsing postprocess(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,

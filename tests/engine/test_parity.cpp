@@ -409,6 +409,47 @@ TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
   EXPECT_GE(agree, multi ? 0.9 : 0.99) << "label map";
 }
 
+// Multi-person post-processing keeps the full-resolution masks between its two passes for small
+// photos and upsamples them again band by band for large ones: both, at several band heights, must
+// give the same parsing, bit for bit.
+TEST(Postprocess, KeptAndBandedMasksGiveTheSameParsing) {
+  const Case& c = kCases[0];
+  if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+  ASSERT_NO_THROW(prepare(c));
+  std::ifstream f(image_path(c), std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ParseOptions opt;
+  opt.short_edge = c.short_edge;
+  Collected got;
+  const TensorSink sink = collector(&got);
+  const ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt, &sink);
+  auto tensor = [](const test::Npy& n) {
+    Tensor t = Tensor::empty(n.shape);
+    std::copy(n.data.begin(), n.data.end(), t.data());
+    return t;
+  };
+  const ForwardOutputs out{tensor(got.t.at("pred_logits")), tensor(got.t.at("pred_masks"))};
+  PostprocessOptions kept;
+  const Parsing want = postprocess(model_for(c).config(), out, r.geometry, kept);
+  EXPECT_EQ(want.labels, r.parsing.labels);
+  ASSERT_GT(want.instances.size(), 0u);
+  for (int band : {1, 7, 32, 1000}) {
+    PostprocessOptions banded;
+    banded.keep_mask_bytes = 0;
+    banded.band_rows = band;
+    const Parsing got2 = postprocess(model_for(c).config(), out, r.geometry, banded);
+    EXPECT_EQ(got2.labels, want.labels) << "band " << band;
+    EXPECT_EQ(got2.person_map, want.person_map) << "band " << band;
+    ASSERT_EQ(got2.instances.size(), want.instances.size()) << "band " << band;
+    for (size_t i = 0; i < want.instances.size(); ++i) {
+      const Instance &a = got2.instances[i], &b = want.instances[i];
+      EXPECT_EQ(std::tie(a.category_id, a.query, a.area, a.person), std::tie(b.category_id, b.query, b.area, b.person))
+          << "band " << band << " instance " << i;
+      EXPECT_EQ(a.score, b.score) << "band " << band << " instance " << i;
+    }
+  }
+}
+
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(Engine, Bf16VsFp32, ::testing::Values(kCases[0], kCases[1], kCases[2]), case_name);
