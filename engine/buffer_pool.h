@@ -29,6 +29,8 @@ struct Stats {
   size_t misses = 0;         // large allocations that needed new memory
 };
 Stats stats();
+// False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).
+bool active();
 // Sets the cap (releasing what is over it); returns the old one.
 size_t set_limit(size_t bytes);
 // Releases every cached block to the system.

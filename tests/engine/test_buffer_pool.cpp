@@ -1,0 +1,92 @@
+// tests/engine/test_buffer_pool.cpp: engine/buffer_pool.h, the allocator behind every Tensor.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "engine/buffer_pool.h"
+#include "engine/tensor.h"
+
+using namespace m2fp;
+
+namespace {
+
+bool aligned64(const void* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
+
+TEST(BufferPool, BlocksAreAlignedAndWritable) {
+  for (size_t bytes : {size_t(0), size_t(1), size_t(100), size_t(300) << 10, size_t(5) << 20}) {
+    void* p = pool::allocate(bytes);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(aligned64(p)) << bytes;
+    std::memset(p, 0x5a, bytes);
+    pool::release(p, bytes);
+  }
+  pool::release(nullptr, 1 << 20);  // a no-op, like free(nullptr)
+}
+
+TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOnly) {
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  pool::trim();
+  const size_t mb = size_t(1) << 20;
+  void* a = pool::allocate(mb);
+  std::memset(a, 1, mb);
+  pool::release(a, mb);
+  EXPECT_EQ(pool::stats().cached_bytes, mb);
+  const pool::Stats s0 = pool::stats();
+  void* b = pool::allocate(mb - 1000);  // rounds to the same size: the cached block
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(pool::stats().hits, s0.hits + 1);
+  EXPECT_EQ(pool::stats().cached_bytes, 0u);
+  pool::release(b, mb - 1000);
+  void* c = pool::allocate(mb / 2);  // half the size: a 1 MB block would waste more than 1/8
+  EXPECT_NE(c, a);
+  EXPECT_EQ(pool::stats().misses, s0.misses + 1);
+  std::memset(c, 2, mb / 2);
+  pool::release(c, mb / 2);
+  pool::trim();
+  EXPECT_EQ(pool::stats().cached_bytes, 0u);
+  EXPECT_EQ(pool::stats().cached_blocks, 0u);
+}
+
+TEST(BufferPool, CapAndSmallBlocks) {
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  pool::trim();
+  const size_t old = pool::set_limit(0);  // off: every block goes back at once
+  void* a = pool::allocate(size_t(2) << 20);
+  pool::release(a, size_t(2) << 20);
+  EXPECT_EQ(pool::stats().cached_bytes, 0u);
+  pool::set_limit(size_t(3) << 20);  // room for one 2 MB block, not two
+  void* x = pool::allocate(size_t(2) << 20);
+  void* y = pool::allocate(size_t(2) << 20);
+  pool::release(x, size_t(2) << 20);
+  pool::release(y, size_t(2) << 20);  // over the cap: the oldest (x) goes
+  EXPECT_EQ(pool::stats().cached_bytes, size_t(2) << 20);
+  EXPECT_EQ(pool::allocate(size_t(2) << 20), y);
+  pool::release(y, size_t(2) << 20);
+  void* s = pool::allocate(1000);  // small blocks are malloc's, never cached
+  pool::release(s, 1000);
+  EXPECT_EQ(pool::stats().cached_bytes, size_t(2) << 20);
+  pool::set_limit(old);
+  pool::trim();
+}
+
+TEST(BufferPool, TensorsReleaseIntoThePool) {
+  pool::trim();
+  const pool::Stats s0 = pool::stats();
+  float* first = nullptr;
+  {
+    Tensor t = Tensor::zeros({256, 1024});  // 1 MB
+    first = t.data();
+    EXPECT_TRUE(aligned64(first));
+    EXPECT_EQ(t.data()[256 * 1024 - 1], 0.f);
+  }
+  Tensor u = Tensor::zeros({256, 1024});
+  EXPECT_EQ(u.data()[0], 0.f);  // zeros() clears a reused block
+  if (pool::active()) {
+    EXPECT_EQ(u.data(), first);
+    EXPECT_EQ(pool::stats().hits, s0.hits + 1);
+  }
+}
+
+}  // namespace
