@@ -118,6 +118,7 @@ struct Param {
 
 // Readable names in CTest's listing instead of "40-byte object <...>".
 void PrintTo(const Param& p, std::ostream* os) { *os << p.c.name << " on " << kern::isa_name(p.isa); }
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
   return std::string(info.param.c.name) + "_" + kern::isa_name(info.param.isa);
