@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/buffer_pool.h"
 #include "engine/io.h"
 #include "engine/m2fp.h"
 #include "engine/pipeline.h"
@@ -268,6 +269,12 @@ double process_cpu_seconds() {
          1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
+long minor_faults() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return ru.ru_minflt;
+}
+
 double ru_maxrss_mb() {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
@@ -402,7 +409,13 @@ int run(const Options& o) {
   m2fp::PostprocessGeometry geo;
   int img_w = 0, img_h = 0;
   size_t n_instances = 0, n_persons = 0;
+  long faults0 = 0;      // minor page faults and buffer-pool counters at the first timed run
+  m2fp::pool::Stats pool0;
   for (int i = 0; i < o.warmup + o.runs; ++i) {
+    if (i == o.warmup) {
+      faults0 = minor_faults();
+      pool0 = m2fp::pool::stats();
+    }
     const double cpu0 = process_cpu_seconds();
     const auto w0 = Clock::now();
     m2fp::ParseResult r;
@@ -518,6 +531,14 @@ int run(const Options& o) {
       h += (i ? " " : "") + std::to_string((int)std::lround(hwm_after_run[i])) + "/" +
            std::to_string((int)std::lround(rss_after_run[i]));
     std::printf("per parse:  VmHWM/VmRSS MB after each parse (warm-ups first): %s\n", h.c_str());
+  }
+  {
+    const m2fp::pool::Stats ps = m2fp::pool::stats();
+    std::printf("faults:     %.0f minor page faults per timed parse; buffer pool (engine/buffer_pool.h, %s): %.0f hits,"
+                " %.0f misses per parse, %.0f MB cached now\n",
+                (double)(minor_faults() - faults0) / o.runs, m2fp::pool::active() ? "on" : "off",
+                (double)(ps.hits - pool0.hits) / o.runs, (double)(ps.misses - pool0.misses) / o.runs,
+                ps.cached_bytes / 1048576.0);
   }
   if (!reference_size)
     std::printf("note:       the targets are for the issue-4 photo (548x342 -> padded 640x1056); this input is %lldx%lld\n",
