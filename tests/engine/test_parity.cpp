@@ -13,11 +13,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <cstring>
 #include <mutex>
 #include <set>
 
@@ -172,18 +172,27 @@ EngineRun run_engine(const Case& c, kern::Isa isa, ReferenceMasks& rm, bool teac
   if (c.short_edge) opt.short_edge = c.short_edge;
   opt.emit_semantic = true;
   opt.hooks = &hooks;
-  std::ifstream f(image_path(c), std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
   kern::set_active_isa(isa);
   run.result = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt, &sink);
   kern::set_active_isa(kern::best_isa());
   return run;
 }
 
-double label_agreement(const test::Npy& have, const test::Npy& want) {
+// Share of equal elements (label maps as engine/reference dumps or as Parsing::labels).
+template <class V>
+double agreement(const V& have, const V& want) {
   int64_t same = 0;
-  for (size_t i = 0; i < want.data.size(); ++i) same += have.data[i] == want.data[i];
-  return (double)same / std::max<size_t>(1, want.data.size());
+  for (size_t i = 0; i < want.size(); ++i) same += have[i] == want[i];
+  return (double)same / std::max<size_t>(1, want.size());
+}
+double label_agreement(const test::Npy& have, const test::Npy& want) { return agreement(have.data, want.data); }
+
+// A dump read back as an engine tensor (Layout::Plain, same shape).
+Tensor to_tensor(const test::Npy& n) {
+  Tensor t = Tensor::empty(n.shape);
+  std::copy(n.data.begin(), n.data.end(), t.data());
+  return t;
 }
 
 class SyntheticParity : public ::testing::TestWithParam<Param> {};
@@ -331,8 +340,7 @@ TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
   std::unique_ptr<M2FP> bf16;
   ASSERT_NO_THROW(bf16 = M2FP::load(model_file(c), lo));
   ASSERT_EQ(bf16->precision(), dnn::Precision::BF16);
-  std::ifstream f(image_path(c), std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
 
   std::map<int, std::vector<uint8_t>> fp32_masks;  // decoder layer -> the fp32 run's attention mask
   int64_t bits = 0, flips = 0;
@@ -379,25 +387,19 @@ TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
   // rounded to bf16 (relative error ~2e-3, ten times less than the bf16 network's): the post-
   // processing's score ordering and paste threshold (sigmoid(mask) * score > 0.5) see near-ties
   // everywhere in a random model's outputs.
-  auto to_tensor = [](const test::Npy& n, bool round_bf16) {
-    Tensor t = Tensor::empty(n.shape);
-    for (size_t i = 0; i < n.data.size(); ++i) {
-      float v = n.data[i];
-      if (round_bf16) {
-        uint32_t u;
-        std::memcpy(&u, &v, 4);
-        u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;  // round to nearest even, 8-bit mantissa
-        std::memcpy(&v, &u, 4);
-      }
-      t.data()[i] = v;
+  auto rounded_to_bf16 = [](const test::Npy& n) {
+    Tensor t = to_tensor(n);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, t.data() + i, 4);
+      u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;  // round to nearest even, 8-bit mantissa
+      std::memcpy(t.data() + i, &u, 4);
     }
     return t;
   };
-  ForwardOutputs rounded{to_tensor(g32.t.at("pred_logits"), true), to_tensor(g32.t.at("pred_masks"), true)};
+  const ForwardOutputs rounded{rounded_to_bf16(g32.t.at("pred_logits")), rounded_to_bf16(g32.t.at("pred_masks"))};
   const Parsing pr = postprocess(model_for(c).config(), rounded, r32.geometry);
-  int64_t same = 0;
-  for (size_t i = 0; i < pr.labels.size(); ++i) same += pr.labels[i] == r32.parsing.labels[i];
-  const double agree_control = (double)same / std::max<size_t>(1, pr.labels.size());
+  const double agree_control = agreement(pr.labels, r32.parsing.labels);
   std::printf("[%s, control] fp32 outputs rounded to bf16: labels agreement %.4f%%\n", c.name, 100 * agree_control);
 
   EXPECT_GT(db.rel_l2, 0.0) << "bf16 gave exactly the fp32 backbone: bf16 was not used";
@@ -417,19 +419,13 @@ TEST(Postprocess, KeptAndBandedMasksGiveTheSameParsing) {
   const Case& c = kCases[0];
   if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
   ASSERT_NO_THROW(prepare(c));
-  std::ifstream f(image_path(c), std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
   ParseOptions opt;
   opt.short_edge = c.short_edge;
   Collected got;
   const TensorSink sink = collector(&got);
   const ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt, &sink);
-  auto tensor = [](const test::Npy& n) {
-    Tensor t = Tensor::empty(n.shape);
-    std::copy(n.data.begin(), n.data.end(), t.data());
-    return t;
-  };
-  const ForwardOutputs out{tensor(got.t.at("pred_logits")), tensor(got.t.at("pred_masks"))};
+  const ForwardOutputs out{to_tensor(got.t.at("pred_logits")), to_tensor(got.t.at("pred_masks"))};
   PostprocessOptions kept;
   const Parsing want = postprocess(model_for(c).config(), out, r.geometry, kept);
   EXPECT_EQ(want.labels, r.parsing.labels);
