@@ -2,14 +2,14 @@
 //
 // A forward pass allocates and frees the same few hundred feature maps every time (~1.6 GB for a
 // 640x1056 input). Taken fresh from the kernel each time, every page is faulted in and zeroed again:
-// 400k page faults and ~0.6 s of system time per parse on the development machine. The pool keeps
+// 400k page faults and ~2.9 s of extra time per parse on the development machine. The pool keeps
 // freed blocks of 256 KiB and more and hands them out again for requests of the same size (or up
 // to 1/8 smaller), so from the second parse on feature maps reuse pages that are already mapped. What
 // is mapped (in use + cached) stays within 3x the most ever in use at once, and the cache within its cap.
 //
 // Cap: M2FP_BUFFER_POOL_MB (default 400, chosen so that a 640x1056 parse misses the pool ~15 times
-// and peaks under 800 MB; 0 turns the pool off: every block goes back at once). The
-// blocks freed longest ago are released first when the cap is passed. Thread-safe. Built with
+// and peaks under 800 MB; 0 turns the pool off: every block goes back at once). The blocks freed
+// longest ago are released first when the cap is passed. Thread-safe. Built with
 // AddressSanitizer, every block comes from aligned_alloc, so ASan sees each use after free.
 #pragma once
 

@@ -1,8 +1,8 @@
 // engine/tensor.h: the engine's one tensor type.
 //
-// A Tensor is a float32 buffer (64-byte aligned, shared ownership, from engine/buffer_pool.h) with a shape. Feature maps are
-// channels-last: shape {H, W, C} with Layout::HWC (what oneDNN's NHWC convolutions read and write);
-// token matrices are {rows, C} with Layout::Plain. Dumps (--dump-tensors, parity tests) convert HWC
+// A Tensor is a float32 buffer (64-byte aligned, shared ownership, from engine/buffer_pool.h) with
+// a shape. Feature maps are channels-last: shape {H, W, C} with Layout::HWC (what oneDNN's NHWC
+// convolutions read and write); token matrices are {rows, C} with Layout::Plain. Dumps (--dump-tensors, parity tests) convert HWC
 // to PyTorch's [C, H, W] so a dumped tensor compares directly with the reference.
 #pragma once
 
