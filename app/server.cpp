@@ -210,51 +210,6 @@ std::string random_id() {
   return buf;
 }
 
-// The width and height a PNG, JPEG or BMP header claims, read without decoding anything (PNG: IHDR;
-// JPEG: the marker walk to the first SOFn; BMP: the info header). false when they cannot be found:
-// the decoder then says what is wrong.
-bool header_size(const std::string& b, ImageFormat f, int64_t* w, int64_t* h) {
-  const auto* p = reinterpret_cast<const uint8_t*>(b.data());
-  const size_t n = b.size();
-  auto be16 = [p](size_t i) { return (int64_t)p[i] << 8 | p[i + 1]; };
-  auto be32 = [p](size_t i) { return (int64_t)p[i] << 24 | (int64_t)p[i + 1] << 16 | (int64_t)p[i + 2] << 8 | p[i + 3]; };
-  auto le32 = [p](size_t i) { return (int32_t)((uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 | (uint32_t)p[i + 3] << 24); };
-  if (f == ImageFormat::Png) {
-    if (n < 24 || std::memcmp(p + 12, "IHDR", 4) != 0) return false;
-    *w = be32(16), *h = be32(20);
-    return true;
-  }
-  if (f == ImageFormat::Bmp) {
-    if (n < 26) return false;
-    if (le32(14) == 12) *w = p[18] | p[19] << 8, *h = p[20] | p[21] << 8;  // OS/2 core header
-    else *w = std::abs((int64_t)le32(18)), *h = std::abs((int64_t)le32(22));
-    return true;
-  }
-  if (f == ImageFormat::Jpeg) {
-    for (size_t i = 2; i + 4 <= n;) {
-      if (p[i] != 0xFF) return false;
-      const uint8_t m = p[i + 1];
-      if (m == 0xFF) {  // fill byte
-        ++i;
-        continue;
-      }
-      if (m == 0x01 || (m >= 0xD0 && m <= 0xD9)) {  // markers without a length
-        i += 2;
-        continue;
-      }
-      const int64_t len = be16(i + 2);
-      if (len < 2) return false;
-      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // SOFn
-        if (i + 9 > n) return false;
-        *h = be16(i + 5), *w = be16(i + 7);
-        return true;
-      }
-      i += 2 + (size_t)len;
-    }
-  }
-  return false;
-}
-
 bool is_hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -694,8 +649,10 @@ struct Server::Impl {
     // A header claiming more than --max-pixels is refused here, before the photo takes a place in the
     // queue (found by tests/load: such uploads waited behind real photos and got 429). The worker's
     // decode_image makes this check again, with every other one; this is only the early answer.
-    int64_t hw = 0, hh = 0;
-    if (header_size(bytes, up.format, &hw, &hh) && (uint64_t)hw * (uint64_t)hh > (uint64_t)opt.max_pixels)
+    ImageHeader head;
+    const int64_t hw = read_image_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &head) ? head.width : 0;
+    const int64_t hh = head.height;
+    if ((uint64_t)hw * (uint64_t)hh > (uint64_t)opt.max_pixels)
       throw HttpError(400, "bad image: its header says " + std::to_string(hw) + "x" + std::to_string(hh) + " = " +
                                std::to_string((uint64_t)hw * (uint64_t)hh) + " pixels, more than the limit of " +
                                std::to_string(opt.max_pixels) + " (--max-pixels)");

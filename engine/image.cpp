@@ -582,6 +582,28 @@ Image apply_exif_orientation(const Image& img, int orientation) {
   return out;
 }
 
+bool read_image_header(const uint8_t* bytes, size_t size, ImageHeader* out) {
+  ImageHeader h;
+  h.format = sniff_image_format(bytes, size);
+  try {
+    if (h.format == ImageFormat::Png) {
+      png_dims(bytes, size, &h.width, &h.height);
+    } else if (h.format == ImageFormat::Jpeg) {
+      const JpegScan s = scan_jpeg(bytes, size);
+      h.width = s.width;
+      h.height = s.height;
+    } else if (h.format == ImageFormat::Bmp) {
+      bmp_dims(bytes, size, &h.width, &h.height);
+    } else {
+      return false;
+    }
+  } catch (const ImageError&) {
+    return false;
+  }
+  *out = h;
+  return true;
+}
+
 Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) {
   if (!bytes || size == 0) throw ImageError("empty input: 0 bytes, not an image");
   const ImageFormat fmt = sniff_image_format(bytes, size);

@@ -52,6 +52,16 @@ enum class ImageFormat { Unknown, Png, Jpeg, Bmp, Gif, WebP, Tiff, Psd, Hdr, Pnm
 ImageFormat sniff_image_format(const uint8_t* bytes, size_t size);
 const char* image_format_name(ImageFormat f);
 
+// The format and the width and height its header claims, read without decoding any pixel (PNG: IHDR;
+// JPEG: the marker walk to the first frame header; BMP: the info header). false when the bytes are
+// no PNG/JPEG/BMP or the header cannot be read: decode_image then says what is wrong. The sizes are
+// the ones decode_image checks against DecodeOptions (before EXIF rotation).
+struct ImageHeader {
+  ImageFormat format = ImageFormat::Unknown;
+  int64_t width = 0, height = 0;
+};
+bool read_image_header(const uint8_t* bytes, size_t size, ImageHeader* out);
+
 // Decodes PNG, JPEG or BMP bytes to RGB (grey replicated, alpha dropped as PIL's convert('RGB')),
 // honouring the EXIF orientation as PIL's ImageOps.exif_transpose does. Throws ImageError.
 Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt = {});
