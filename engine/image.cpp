@@ -1,15 +1,21 @@
-// engine/image.cpp: PNG/JPEG/BMP decoding with stb_image, EXIF orientation, PIL-compatible RGB.
+// engine/image.cpp: PNG/BMP decoding with stb_image, JPEG with libjpeg-turbo, EXIF orientation,
+// PIL-compatible RGB.
 //
 // libstb (Debian libstb-dev) already contains stb_image's implementation: only the header here.
-// Order of checks for untrusted bytes: magic bytes -> header dimensions (stbi_info, nothing
-// decoded yet) -> container structure (JPEG markers and EXIF, BMP size) -> pixels.
+// JPEG goes to libjpeg-turbo, the library Pillow decodes with (Debian's python3-pil links the same
+// libjpeg62-turbo), so JPEG pixels are upstream's bit for bit; stb_image's own JPEG decoder is never
+// reached (stb 2.27's has memory-safety bugs and undefined shifts on corrupt data: fuzz/README.md).
+// Order of checks for untrusted bytes: magic bytes -> header dimensions (nothing decoded yet) ->
+// container structure (JPEG markers and EXIF, PNG chunks, BMP size) -> pixels.
 #include "engine/image.h"
 
+#include <jpeglib.h>
 #include <stb_image.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -147,16 +153,15 @@ int parse_exif_tiff_orientation(const uint8_t* tiff, size_t size) {
 
 namespace {
 
-// JPEG container walk: finds the first APP1 Exif payload and checks that an end-of-image marker
-// follows the first scan (stb_image decodes a truncated stream without complaint).
+// JPEG container walk: finds the frame size and the first APP1 Exif payload, and checks that an
+// end-of-image marker follows the first scan (libjpeg decodes a truncated stream with a warning,
+// padding it with grey).
 struct JpegScan {
   int64_t width = 0, height = 0;  // from the first frame header (SOFn)
   bool has_frame = false;
   const uint8_t* exif = nullptr;  // TIFF block (after "Exif\0\0")
   size_t exif_size = 0;
   bool has_eoi = false;
-  bool progressive = false;        // SOF2
-  bool huffman[2][4] = {};         // [DC, AC][table id] defined by a DHT segment so far
   std::string error;  // structural problem found after the frame header (reported after the size check)
 };
 
@@ -171,90 +176,6 @@ JpegScan scan_jpeg(const uint8_t* b, size_t n) {
     out.error = e.what();
   }
   return out;
-}
-
-// Huffman tables, as Debian's stb_image 2.27 (libstb) uses them; its memory-safety bugs fixed in
-// stb 2.28 are kept away by refusing the files that reach them (found by fuzz/fuzz_image):
-//   - more than 256 codes in a table: stbi__build_huffman writes past its 257/256-entry arrays;
-//   - code lengths whose slow decoding path (codes over 9 bits) maps a code to a symbol index
-//     outside 0..255: stbi__jpeg_huff_decode reads values[index] out of bounds;
-//   - a scan that uses a table no DHT defined: stb decodes with uninitialised tables.
-// huffman_indices_ok() rebuilds stb's tables (stbi__build_huffman) for one table's 16 code counts
-// (total <= 256) and checks every 16-bit look-ahead its slow path can meet.
-bool huffman_indices_ok(const int count[16]) {
-  uint8_t size[257];
-  int k = 0;
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < count[i]; ++j) size[k++] = (uint8_t)(i + 1);
-  size[k] = 0;
-  int delta[18] = {};
-  uint32_t maxcode[18] = {};
-  uint32_t code = 0;
-  k = 0;
-  for (int j = 1; j <= 16; ++j) {
-    delta[j] = k - (int)code;
-    if (size[k] == j) {
-      while (size[k] == j) ++code, ++k;
-      if (code - 1 >= (1u << j)) return true;  // stb refuses these lengths ("bad code lengths")
-    }
-    maxcode[j] = code << (16 - j);
-    code <<= 1;
-  }
-  // stb: t = the next 16 bits. Codes of up to 9 bits are looked up directly; in a canonical code
-  // they fill [0, maxcode[9]) of the 16-bit space, so the slow path sees t >= maxcode[9]: there
-  // k = the first of 10..16 with t < maxcode[k] (none: error), symbol index = (t >> (16 - k)) + delta[k].
-  uint32_t lo = maxcode[9];
-  for (int j = 10; j <= 16; ++j) {
-    const uint32_t hi = std::min<uint32_t>(maxcode[j], 65536);
-    if (hi > lo) {
-      const long first = (long)(lo >> (16 - j)) + delta[j], last = (long)((hi - 1) >> (16 - j)) + delta[j];
-      if (first < 0 || last > 255) return false;
-      lo = hi;
-    }
-  }
-  return true;
-}
-
-// A DHT segment: tables of a class/id byte, 16 code counts and that many symbols. The walk is
-// stb's: tables are read while the segment has bytes left, and one may run past the segment's end
-// (stb reads on into what follows, zeros past the end of the file). `seg` = the offset of the
-// segment's length field, `len` its value.
-void check_dht(const uint8_t* b, size_t n, size_t seg, size_t len, JpegScan& out) {
-  auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };
-  const std::string where = "corrupt JPEG: a Huffman table (DHT segment at byte " + std::to_string(seg - 2) + ")";
-  size_t q = seg + 2;
-  for (long left = (long)len - 2; left > 0;) {
-    const int tc = at(q) >> 4, th = at(q) & 15;
-    int count[16], codes = 0;
-    for (int i = 0; i < 16; ++i) codes += count[i] = at(q + 1 + i);
-    if (codes > 256)
-      throw ImageError(where + " declares " + std::to_string(codes) + " codes, at most 256 exist");
-    if (!huffman_indices_ok(count))
-      throw ImageError(where + " has code lengths that map codes past its 256 symbols");
-    if (tc <= 1 && th <= 3) out.huffman[tc][th] = true;  // stb refuses other ids itself
-    q += 17 + (size_t)codes;
-    left -= 17 + codes;
-  }
-}
-
-// A scan header (SOS payload): every Huffman table the scan decodes with must have been defined.
-void check_sos(const uint8_t* p, size_t plen, size_t at, const JpegScan& out) {
-  if (plen < 1) return;
-  const size_t ns = p[0];
-  if (plen < 1 + 2 * ns + 3) return;  // stb refuses a short header itself
-  const int ss = p[1 + 2 * ns], se = p[2 + 2 * ns], ah = p[3 + 2 * ns] >> 4;
-  const bool dc = ss == 0 && (!out.progressive || ah == 0);  // DC refinement reads raw bits
-  const bool ac = !out.progressive || ss > 0;
-  (void)se;
-  for (size_t i = 0; i < ns; ++i) {
-    const int td = p[2 + 2 * i] >> 4, ta = p[2 + 2 * i] & 15;
-    const char* missing = dc && td <= 3 && !out.huffman[0][td] ? "DC" : ac && ta <= 3 && !out.huffman[1][ta] ? "AC" : nullptr;
-    if (missing)
-      throw ImageError("corrupt JPEG: the scan at byte " + std::to_string(at) + " uses " + missing + " Huffman table " +
-                       std::to_string(std::string(missing) == "DC" ? td : ta) +
-                       ", which no DHT segment defines (Motion-JPEG frames that rely on default tables are not "
-                       "supported)");
-  }
 }
 
 void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
@@ -289,41 +210,15 @@ void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
       out.height = (int64_t)payload[1] << 8 | payload[2];
       out.width = (int64_t)payload[3] << 8 | payload[4];
       out.has_frame = true;
-      out.progressive = marker == 0xC2;
     }
     if (marker == 0xE1 && !out.exif && plen >= 6 && std::memcmp(payload, "Exif\0\0", 6) == 0) {
       out.exif = payload + 6;  // PIL keeps the first Exif APP1
       out.exif_size = plen - 6;
     }
-    if (marker == 0xC4) check_dht(b, n, pos, len, out);
-    if (marker == 0xDA && out.has_frame) check_sos(payload, plen, pos - 2, out);
     pos += len;
     if (marker == 0xDA) break;  // start of scan: entropy-coded data follows
   }
   if (!out.has_frame) throw ImageError("corrupt JPEG: no frame header before the first scan");
-  // The markers after the first scan, as stb_image meets them (progressive files define Huffman
-  // tables between scans): entropy-coded data, where 0xff is stuffed as ff 00 and restart markers
-  // ff d0..d7 have no length, then segments up to the end-of-image marker.
-  for (size_t i = pos; i < n;) {
-    if (b[i] != 0xFF) {
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < n && b[j] == 0xFF) ++j;  // fill bytes
-    if (j >= n) break;
-    const uint8_t m = b[j];
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
-      i = j + 1;
-      continue;
-    }
-    if (m == 0xD9 || j + 3 > n) break;
-    const size_t len = (size_t)b[j + 1] << 8 | b[j + 2];
-    if (m == 0xC4) check_dht(b, n, j + 1, len, out);  // even one that runs past the end: stb reads it
-    if (len < 2 || j + 1 + len > n) break;            // stb_image fails there itself
-    if (m == 0xDA) check_sos(b + j + 3, len - 2, j - 1, out);
-    i = j + 1 + len;
-  }
   // Entropy-coded data never contains ff d9 (0xff bytes are stuffed as ff 00), so the first ff d9
   // after the first scan header is the end-of-image marker (progressive files have more scans
   // before it).
@@ -479,6 +374,152 @@ void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
                        "x" + std::to_string(h) + " image needs and some slack (a compression bomb?)");
     throw ImageError("corrupt PNG pixel data: " + why + " (" + std::to_string(idat.size()) + " compressed bytes)");
   }
+}
+
+// ---- JPEG pixels: libjpeg-turbo, decoded as Pillow decodes them ---------------------------------
+// Pillow's JpegDecode uses the library's defaults (islow IDCT, fancy upsampling) and asks for RGB
+// (YCbCr and RGB files), L (grey files; convert('RGB') replicates it) or CMYK (4-component files, read
+// with Adobe's inverted convention, "CMYK;I", then Pillow's cmyk2rgb). It silences warnings (corrupt
+// entropy-coded data is decoded through); errors become ImageError here.
+// libjpeg reports errors by longjmp out of its own C frames back to jpeg_decode_rgb(), which holds
+// only trivially destructible locals: nothing C++ is skipped.
+constexpr int kMaxJpegScans = 1000;  // a progressive file has ~10; thousands of tiny scans only cost time
+
+struct JpegErrorManager {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jpeg_error_exit(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErrorManager*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+void jpeg_ignore_message(j_common_ptr, int) {}
+
+void jpeg_limit_scans(j_common_ptr c) {
+  auto* d = reinterpret_cast<j_decompress_ptr>(c);
+  if (d->is_decompressor && d->input_scan_number > kMaxJpegScans) {
+    auto* e = reinterpret_cast<JpegErrorManager*>(c->err);
+    std::snprintf(e->message, sizeof e->message, "more than %d scans", kMaxJpegScans);
+    std::longjmp(e->jump, 1);
+  }
+}
+
+// Pillow's cmyk2rgb (Convert.c) on inverted ("CMYK;I") samples: v = 255 - stored.
+inline uint8_t pil_mul_div255(int a, int b) {
+  const int t = a * b + 128;
+  return (uint8_t)(((t >> 8) + t) >> 8);
+}
+
+// Decodes a JPEG whose header walk gave w x h into rgb [h, w, 3]. false with `why` on failure.
+bool jpeg_decode_rgb(const uint8_t* bytes, size_t size, int w, int h, uint8_t* rgb, char* why, size_t why_size) {
+  jpeg_decompress_struct cinfo;
+  JpegErrorManager err;
+  jpeg_progress_mgr progress;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_error_exit;
+  err.pub.emit_message = jpeg_ignore_message;
+  err.message[0] = 0;
+  if (setjmp(err.jump)) {
+    std::snprintf(why, why_size, "%s", err.message);
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  jpeg_create_decompress(&cinfo);
+  progress.progress_monitor = jpeg_limit_scans;
+  cinfo.progress = &progress;
+  jpeg_mem_src(&cinfo, bytes, (unsigned long)size);
+  jpeg_read_header(&cinfo, TRUE);
+  if ((int64_t)cinfo.image_width != w || (int64_t)cinfo.image_height != h) {
+    std::snprintf(why, why_size, "header sizes disagree (%dx%d vs %ux%u)", w, h, cinfo.image_width,
+                  cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
+  switch (cinfo.jpeg_color_space) {
+    case JCS_GRAYSCALE: cinfo.out_color_space = JCS_GRAYSCALE; break;
+    case JCS_CMYK:
+    case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; break;
+    case JCS_RGB:
+    case JCS_YCbCr: cinfo.out_color_space = JCS_RGB; break;
+    default:
+      std::snprintf(why, why_size, "%d colour components (1, 3 or 4 are supported)", cinfo.num_components);
+      jpeg_destroy_decompress(&cinfo);
+      return false;
+  }
+  jpeg_start_decompress(&cinfo);
+  const int comps = cinfo.output_components;
+  JSAMPARRAY row = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE,
+                                              (JDIMENSION)w * (JDIMENSION)comps, 1);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    uint8_t* d = rgb + (size_t)cinfo.output_scanline * (size_t)w * 3;
+    if (jpeg_read_scanlines(&cinfo, row, 1) != 1) break;  // suspension cannot happen with a memory source
+    const uint8_t* s = row[0];
+    if (comps == 3) {
+      std::memcpy(d, s, (size_t)w * 3);
+    } else if (comps == 1) {
+      for (int x = 0; x < w; ++x) d[3 * x] = d[3 * x + 1] = d[3 * x + 2] = s[x];
+    } else {
+      for (int x = 0; x < w; ++x, s += 4) {
+        const int nk = s[3];  // 255 - (255 - stored k)
+        for (int c = 0; c < 3; ++c) {
+          const int v = nk - pil_mul_div255(255 - s[c], nk);
+          d[3 * x + c] = (uint8_t)(v < 0 ? 0 : v);
+        }
+      }
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// PNG and BMP: stb_image's own header check must agree with the sizes read above.
+void check_stb_header(const uint8_t* bytes, size_t size, ImageFormat fmt, int w, int h) {
+  const char* fname = image_format_name(fmt);
+  int iw = 0, ih = 0, icomp = 0;
+  if (!stbi_info_from_memory(bytes, (int)size, &iw, &ih, &icomp))
+    throw ImageError(std::string("cannot read the ") + fname + " header: " + stb_reason() + " (" +
+                     std::to_string(size) + " bytes)");
+  // stb_image reports a top-down BMP's height as stored: negative (it decodes it the right way up).
+  if (fmt == ImageFormat::Bmp && ih < 0) ih = -ih;
+  if (iw != w || ih != h)
+    throw ImageError(std::string("corrupt ") + fname + ": header sizes disagree (" + std::to_string(w) + "x" +
+                     std::to_string(h) + " vs " + std::to_string(iw) + "x" + std::to_string(ih) + ")");
+}
+
+// PNG and BMP pixels, converted to 3 channels by stb (grey replicated, alpha dropped, 16 -> 8 bits).
+Image decode_stb_pixels(const uint8_t* bytes, size_t size, ImageFormat fmt, int w, int h) {
+  const char* fname = image_format_name(fmt);
+  int dw = 0, dh = 0, dcomp = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pix(stbi_load_from_memory(bytes, (int)size, &dw, &dh, &dcomp, 3),
+                                                stbi_image_free);
+  if (!pix)
+    throw ImageError(std::string("cannot decode the ") + std::to_string(w) + "x" + std::to_string(h) + " " + fname +
+                     ": " + stb_reason() + " (the " + std::to_string(size) + "-byte file is truncated or corrupt)");
+  if (dw != w || dh != h)
+    throw ImageError(std::string(fname) + " decoded to " + std::to_string(dw) + "x" + std::to_string(dh) +
+                     " but its header says " + std::to_string(w) + "x" + std::to_string(h));
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.assign(pix.get(), pix.get() + (size_t)w * h * 3);
+  return img;
+}
+
+Image decode_jpeg_pixels(const uint8_t* bytes, size_t size, int w, int h) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize((size_t)w * h * 3);
+  char why[JMSG_LENGTH_MAX + 64];
+  if (!jpeg_decode_rgb(bytes, size, w, h, img.rgb.data(), why, sizeof why))
+    throw ImageError("cannot decode the " + std::to_string(w) + "x" + std::to_string(h) + " JPEG: " + why +
+                     " (the " + std::to_string(size) + "-byte file is corrupt or unsupported)");
+  return img;
 }
 
 }  // namespace
@@ -657,17 +698,7 @@ Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) 
   } else {
     check_bmp_size(bytes, size, w, h);
   }
-  int iw = 0, ih = 0, icomp = 0;
-  if (!stbi_info_from_memory(bytes, (int)size, &iw, &ih, &icomp))
-    throw ImageError(std::string("cannot read the ") + fname + " header: " +
-                     stb_reason() + " (" +
-                     std::to_string(size) + " bytes)");
-  // stb_image reports a top-down BMP's height as stored: negative (it decodes it the right way up).
-  if (fmt == ImageFormat::Bmp && ih < 0) ih = -ih;
-  if (iw != w || ih != h)
-    throw ImageError(std::string("corrupt ") + fname + ": header sizes disagree (" +
-                     std::to_string(w) + "x" + std::to_string(h) + " vs " + std::to_string(iw) +
-                     "x" + std::to_string(ih) + ")");
+  if (fmt != ImageFormat::Jpeg) check_stb_header(bytes, size, fmt, w, h);
   if (fmt == ImageFormat::Png) check_png_data(bytes, size, w, h);
   int orientation = 1;
   if (exif && opt.apply_exif_orientation) {
@@ -679,23 +710,9 @@ Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) 
     }
   }
 
-  // 3. Pixels, converted to 3 channels by stb (grey replicated, alpha dropped, 16 -> 8 bits).
-  int dw = 0, dh = 0, dcomp = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pix(
-      stbi_load_from_memory(bytes, (int)size, &dw, &dh, &dcomp, 3), stbi_image_free);
-  if (!pix)
-    throw ImageError(std::string("cannot decode the ") + std::to_string(w) + "x" +
-                     std::to_string(h) + " " + fname + ": " + stb_reason() +
-                     " (the " + std::to_string(size) + "-byte file is truncated or corrupt)");
-  if (dw != w || dh != h)
-    throw ImageError(std::string(fname) + " decoded to " + std::to_string(dw) + "x" +
-                     std::to_string(dh) + " but its header says " + std::to_string(w) + "x" +
-                     std::to_string(h));
-  Image img;
-  img.width = w;
-  img.height = h;
-  img.rgb.assign(pix.get(), pix.get() + (size_t)px * 3);
-  pix.reset();
+  // 3. Pixels: JPEG by libjpeg-turbo, PNG and BMP by stb (grey replicated, alpha dropped, 16 -> 8
+  //    bits).
+  Image img = fmt == ImageFormat::Jpeg ? decode_jpeg_pixels(bytes, size, w, h) : decode_stb_pixels(bytes, size, fmt, w, h);
   return orientation == 1 ? img : apply_exif_orientation(img, orientation);
 }
 

@@ -1,11 +1,12 @@
 // engine/image.h: decoded images (8-bit RGB, interleaved) and the decoder front door.
 //
 // What the decoder promises (the upstream pipeline decodes with PIL: Image.open, ImageOps.exif_transpose,
-// convert('RGB'); this file replicates that with stb_image):
+// convert('RGB'); this file replicates that: JPEG with libjpeg-turbo, the library Pillow links, so JPEG
+// pixels are PIL's bit for bit; PNG and BMP with stb_image):
 //   - accepted formats: PNG, JPEG, BMP, recognised by their magic bytes; every other format stb_image
 //     knows (GIF, PSD, HDR, PNM, PIC, TGA) and common ones it does not (WebP, TIFF, HEIF) are refused
 //     with a message that names the format;
-//   - the header dimensions are checked (stbi_info) BEFORE anything is decoded: zero or absurd sides
+//   - the header dimensions are checked BEFORE anything is decoded: zero or absurd sides
 //     and more than DecodeOptions::max_pixels are refused;
 //   - RGB output like PIL's convert('RGB'): grey replicated, alpha dropped, palettes expanded,
 //     1/2/4-bit grey scaled to 0..255. 16-bit PNGs keep the high byte (stb_image's conversion;

@@ -6,6 +6,8 @@ side compares against the real thing. Run with Debian's /usr/bin/python3 (M2FP_P
 
   image_ref.py pngs OUT             PNG/BMP variants + their PIL convert('RGB') pixels (*.npy)
   image_ref.py exif OUT             JPEGs (and a PNG) with EXIF orientation 1..8 + PIL exif_transpose
+  image_ref.py jpegs OUT            JPEG variants (subsampling, progressive, restart markers, grey, CMYK,
+                                    odd sizes) + their PIL convert('RGB') pixels; prints the names
   image_ref.py multi OUT PNG S:M..  multi-person pre-processing of PNG for each short_edge:max_size
   image_ref.py single OUT W H h,w.. single-person centring on a WxH target for photos of h x w
   image_ref.py check-npy FILE KIND SHAPE [...]  files written by the C++ test read back with that content
@@ -172,6 +174,31 @@ def cmd_exif(out):
     print(json.dumps(result))
 
 
+def cmd_jpegs(out):
+    """JPEG encodings the decoder must read exactly as PIL does (the same libjpeg-turbo underneath)."""
+    w, h = 67, 45  # no multiple of the 8x8 / 16x16 blocks: edge blocks and chroma upsampling at the border
+    rgb = Image.fromarray(textured_rgb(w, h, 3), 'RGB')
+    variants = {
+        'q90_420.jpg': (rgb, dict(quality=90, subsampling=2)),
+        'q75_422.jpg': (rgb, dict(quality=75, subsampling=1)),
+        'q95_444.jpg': (rgb, dict(quality=95, subsampling=0)),
+        'progressive.jpg': (rgb, dict(quality=85, progressive=True)),
+        'optimized.jpg': (rgb, dict(quality=80, optimize=True)),
+        'restart.jpg': (rgb, dict(quality=85, restart_marker_blocks=3)),
+        'grey.jpg': (rgb.convert('L'), dict(quality=90)),
+        'cmyk.jpg': (rgb.convert('CMYK'), dict(quality=90)),
+        'tall_1x17.jpg': (Image.fromarray(textured_rgb(1, 17, 4), 'RGB'), dict(quality=90)),
+    }
+    names = []
+    for name, (im, kw) in sorted(variants.items()):
+        path = os.path.join(out, name)
+        im.save(path, **kw)
+        back = Image.open(path)
+        save_expected(path, np.asarray(back.convert('RGB')))
+        names.append(name)
+    print(json.dumps(names))
+
+
 def cmd_multi(out, png, cases):
     import torch
     torch.set_num_threads(1)
@@ -284,6 +311,8 @@ def main(argv):
         cmd_pngs(args[0])
     elif cmd == 'exif':
         cmd_exif(args[0])
+    elif cmd == 'jpegs':
+        cmd_jpegs(args[0])
     elif cmd == 'multi':
         cmd_multi(args[0], args[1], args[2:])
     elif cmd == 'single':
