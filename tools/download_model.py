@@ -354,6 +354,9 @@ def download(name, out_dir, endpoint, revision="master", timeout=30.0, retries=3
     except Exception as e:   # an input the converter did not foresee: its message, no traceback
         raise DownloadError("conversion of %s failed: unexpected %s: %s (run tools/convert_weights.py "
                             "%s -o %s --traceback for details)" % (folder, type(e).__name__, e, folder, out))
+    if convert_weights.load_configuration(os.path.join(folder, "configuration.json"))[1]:
+        print("note: this checkpoint is SYNTHETIC (random weights: its configuration.json has "
+              "m2fp_synthetic), not the trained model")
     return out
 
 

@@ -285,6 +285,7 @@ class Download(unittest.TestCase):
         self.assertIn("1 other file in the listing not needed, skipped", r.stdout)
         self.assertIn("done: %s" % os.path.join(self.dir, "m2fp_cihp.safetensors"), r.stdout)
         self.assertIn("pytorch_model.pt: 100%", r.stderr)      # stderr is not a terminal: plain lines
+        self.assertIn("this checkpoint is SYNTHETIC", r.stdout)
         self.assertEqual(sorted(self.server.file_requests()),
                          [("configuration.json", None), ("pytorch_model.pt", None)])
         self.assertTrue(all(m == CIHP_ID for m, _, _ in self.server.requests))
@@ -390,6 +391,18 @@ class Failures(unittest.TestCase):
         self.assertLess(r.seconds, 10)
         self.assertFalse(os.path.exists(out))
         print("  [expected failure, %.1f s] %s" % (r.seconds, r.stderr.strip().splitlines()[-1]))
+
+    def test_silent_server_times_out(self):
+        """A server that accepts the connection and never answers: --timeout bounds the wait."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            endpoint = "http://127.0.0.1:%d" % s.getsockname()[1]
+            r = run_tool(["cihp", "-o", os.path.join(scratch(), "models"), "--timeout", "1"],
+                         endpoint=endpoint)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot reach %s: timed out" % endpoint, r.stderr)
+        self.assertLess(r.seconds, 10)
 
     def test_usage_errors_exit_2(self):
         tmp = scratch()
