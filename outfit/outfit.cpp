@@ -10,10 +10,7 @@ namespace m2fp {
 
 std::string outfit_data_dir() {
   if (const char* env = std::getenv("M2FP_OUTFIT_DATA"); env && *env) return env;
-  // __FILE__ is this source file's path as the build system passed it (absolute under CMake).
-  std::string here = __FILE__;
-  const size_t slash = here.find_last_of('/');
-  return (slash == std::string::npos ? std::string(".") : here.substr(0, slash)) + "/data";
+  return M2FP_OUTFIT_DATA_DIR;  // the source tree's outfit/data, set by CMakeLists.txt
 }
 
 OutfitKit OutfitKit::load(const std::string& data_dir) {
