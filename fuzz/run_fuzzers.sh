@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets of a fuzz build (fuzz/README.md): first every seed and every saved
-# regression input once (a crash there fails at once), then FUZZ_SECONDS of fuzzing per target.
+# regression input once (a crash there fails at once: deterministic, what the test gate runs), then,
+# only when FUZZ_SECONDS is set, that many seconds of fresh random fuzzing per target
+# (scripts/fuzz.sh SECONDS, on demand, never part of the gate).
 #
 #   fuzz/run_fuzzers.sh [BUILD_DIR]            (default build-fuzz)
 #
 # Environment:
-#   FUZZ_SECONDS   seconds of fuzzing per target (default 60; 0 = replay seeds and regressions only)
+#   FUZZ_SECONDS   seconds of fuzzing per target (default 0: replay seeds and regressions only)
 #   FUZZ_TARGETS   targets to run (default: "image exif safetensors config http")
 #   FUZZ_JOBS      targets fuzzed at the same time (default 1; each uses one core)
 #   FUZZ_WORK      working folder: grown corpora, logs, crash artifacts (default BUILD_DIR/fuzz-work)
@@ -14,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-fuzz}
-SECONDS_PER=${FUZZ_SECONDS:-60}
+SECONDS_PER=${FUZZ_SECONDS:-0}
 TARGETS=${FUZZ_TARGETS:-image exif safetensors config http}
 JOBS=${FUZZ_JOBS:-1}
 WORK=${FUZZ_WORK:-$BUILD/fuzz-work}
