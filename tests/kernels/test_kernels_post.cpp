@@ -45,7 +45,7 @@ std::vector<kern::Isa> simd_paths() {
 const int64_t kLengths[] = {1, 2, 7, 8, 9, 13, 15, 16, 17, 31, 33, 127, 255, 548, 1000, 4000};
 
 TEST(KernelsPost, MaskRowStatsMatchesReference) {
-  const kern::KernelTable& ref = kern::scalar_table();
+  const kern::KernelTable& ref = kern::table_for(kern::Isa::Scalar);
   int checked = 0;
   for (kern::Isa isa : simd_paths())
     for (int64_t n : kLengths)
@@ -81,7 +81,7 @@ TEST(KernelsPost, MaskRowStatsMatchesReference) {
 }
 
 TEST(KernelsPost, PasteRowMatchesReference) {
-  const kern::KernelTable& ref = kern::scalar_table();
+  const kern::KernelTable& ref = kern::table_for(kern::Isa::Scalar);
   int borderline = 0, checked = 0;
   for (kern::Isa isa : simd_paths())
     for (int64_t n : kLengths)
