@@ -1,8 +1,9 @@
 // tests/kernels_emu/test_real_dispatch.cpp: the REAL kernel library's dispatch (m2fp_kernels, not
 // the emulated test build): AVX-512 is reported exactly when the CPU has AVX-512 F/BW/VL/DQ and the
 // OS saves the ZMM/opmask state, which is checked here independently through libgcc's CPU model
-// (__builtin_cpu_supports, which also reads XCR0); and M2FP_ISA forcing an unsupported or unknown
-// path is refused with a clear error instead of running AVX-512 code on a CPU without it.
+// (__builtin_cpu_supports, which also reads XCR0), as is every field of kern::cpu_features(); and
+// M2FP_ISA forcing an unsupported or unknown path is refused with a clear error instead of running
+// AVX-512 code on a CPU without it.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
