@@ -90,60 +90,106 @@ int64_t band_rows_for(int64_t planes, int64_t W0, int requested) {
   return std::max<int64_t>(1, std::min<int64_t>(requested, budget / std::max<int64_t>(1, planes * W0)));
 }
 
-// ---- multi-person (parsing_on) ----------------------------------------------------------------
-Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
-                          const PostprocessOptions& opt, const TensorSink* sink) {
-  const int64_t Q = out.pred_logits.shape[0], K1 = out.pred_logits.shape[1], K = K1 - 1;
-  const int64_t h4 = out.pred_masks.shape[1], w4 = out.pred_masks.shape[2];
-  const int human = cfg.num_parsing;                 // class index of "Human" (CIHP: 20)
-  const int n_sem = cfg.num_parsing;                 // semantic map channels (classes < num_parsing)
-  const float thr = cfg.parsing_ins_score_thr;
-  const int64_t H0 = g.H0, W0 = g.W0;
+// Common to both modes: the fraction of pixels per label, then the semantic map and the labels to
+// the tensor sink when asked.
+void finish_parsing(const ModelConfig& cfg, const PostprocessOptions& opt, const TensorSink* sink,
+                    const Tensor& semantic, Parsing& res) {
+  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
+  if (opt.emit_semantic && sink && *sink) {
+    (*sink)("semantic", semantic);
+    const int64_t H0 = res.height, W0 = res.width;
+    Tensor l = Tensor::empty({H0, W0});
+    for (int64_t i = 0; i < H0 * W0; ++i) l.data()[i] = res.labels[i];
+    (*sink)("labels", l);
+  }
+}
 
-  // Class scores: softmax over K+1, drop "no object"; top 100 (query, class) pairs.
-  Tensor prob = out.pred_logits.clone();
-  kern::softmax_rows(prob.data(), Q, K1);
-  std::vector<int64_t> idx((size_t)(Q * K));
-  std::iota(idx.begin(), idx.end(), 0);
-  auto score_of = [&](int64_t i) { return prob.data()[(i / K) * K1 + i % K]; };
-  const int64_t topk = std::min<int64_t>(100, Q * K);
-  std::partial_sort(idx.begin(), idx.begin() + topk, idx.end(), [&](int64_t a, int64_t b) {
-    const float sa = score_of(a), sb = score_of(b);
+// ---- multi-person (parsing_on) ----------------------------------------------------------------
+
+// A (query, class) pair and its final score (class probability x mask score).
+struct Pair {
+  int q, c;
+  float score;
+};
+
+// Class scores: softmax over the K+1 classes of each query, "no object" (the last) dropped; the
+// top 100 (query, class) pairs by score, ties by pair index i = q*K + c.
+struct ClassScores {
+  Tensor prob;  // [Q, K+1]
+  int64_t K = 0, K1 = 0;
+  std::vector<int64_t> top;  // pair indices, best first
+  float score(int64_t i) const { return prob.data()[(i / K) * K1 + i % K]; }
+};
+
+ClassScores class_scores(const Tensor& pred_logits) {
+  const int64_t Q = pred_logits.shape[0];
+  ClassScores s;
+  s.K1 = pred_logits.shape[1];
+  s.K = s.K1 - 1;
+  s.prob = pred_logits.clone();
+  kern::softmax_rows(s.prob.data(), Q, s.K1);
+  s.top.resize((size_t)(Q * s.K));
+  std::iota(s.top.begin(), s.top.end(), 0);
+  const int64_t topk = std::min<int64_t>(100, Q * s.K);
+  std::partial_sort(s.top.begin(), s.top.begin() + topk, s.top.end(), [&](int64_t a, int64_t b) {
+    const float sa = s.score(a), sb = s.score(b);
     return sa != sb ? sa > sb : a < b;
   });
-  idx.resize(topk);
+  s.top.resize(topk);
+  return s;
+}
 
-  // Pass A: per selected query, the foreground statistics of its full-resolution mask.
+// The queries of the top pairs, ascending, each once.
+std::vector<int> selected_queries(const ClassScores& s) {
   std::vector<int> uq;
-  for (int64_t i : idx) uq.push_back((int)(i / K));
+  for (int64_t i : s.top) uq.push_back((int)(i / s.K));
   std::sort(uq.begin(), uq.end());
   uq.erase(std::unique(uq.begin(), uq.end()), uq.end());
+  return uq;
+}
+
+// When the selected queries' full-resolution masks fit in opt.keep_mask_bytes (by default photos
+// up to ~0.25 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a
+// second time; larger photos upsample again band by band (bounded memory). Same results either way.
+struct KeptMasks {
+  bool keep = false;
+  Tensor full;            // [uq.size(), H0, W0] when keep
+  std::vector<int> slot;  // query -> its plane in `full`
+};
+
+KeptMasks kept_masks(const std::vector<int>& uq, int64_t Q, int64_t H0, int64_t W0,
+                     const PostprocessOptions& opt) {
+  KeptMasks kept;
+  kept.keep = (double)uq.size() * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
+  kept.slot.assign(Q, -1);
+  if (kept.keep) {
+    kept.full = Tensor::empty({(int64_t)uq.size(), H0, W0});
+    for (size_t u = 0; u < uq.size(); ++u) kept.slot[uq[u]] = (int)u;
+  }
+  return kept;
+}
+
+// Pass A: per selected query, the foreground statistics of its full-resolution mask (stats[q];
+// the other queries' stay empty), keeping the mask in `kept` when kept.keep.
+std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<int>& uq,
+                                  const MaskUpsampler& up, KeptMasks& kept) {
+  const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
+  const int64_t H0 = up.H0(), W0 = up.W0();
   std::vector<MaskStats> stats(Q);
-  MaskUpsampler up(h4, w4, g);
   const kern::KernelTable& k = kern::active();
   const int64_t bandA = band_rows_for(1, W0, 64);
-  // When the selected queries' full-resolution masks fit in opt.keep_mask_bytes (by default photos
-  // up to ~0.25 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a
-  // second time; larger photos upsample again band by band (bounded memory). Same results either way.
-  const bool keep = (double)uq.size() * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
-  Tensor full;                       // [uq.size(), H0, W0] when keep
-  std::vector<int> uslot(Q, -1);     // query -> its plane in `full`
-  if (keep) {
-    full = Tensor::empty({(int64_t)uq.size(), H0, W0});
-    for (size_t u = 0; u < uq.size(); ++u) uslot[uq[u]] = (int)u;
-  }
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
-    std::vector<float> rows(keep ? 0 : (size_t)bandA * W0);
+    std::vector<float> rows(kept.keep ? 0 : (size_t)bandA * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
-        float* band = keep ? full.data() + ((int64_t)u * H0 + y0) * W0 : rows.data();
-        up.rows(out.pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
+        float* band = kept.keep ? kept.full.data() + ((int64_t)u * H0 + y0) * W0 : rows.data();
+        up.rows(pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
           k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
@@ -156,168 +202,179 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       stats[q] = st;
     }
   }
+  return stats;
+}
 
-  // Final scores and the three roles a pair can have.
-  struct Pair {
-    int q, c;
-    float score;
-  };
-  std::vector<Pair> parts, humans;
-  std::vector<std::vector<Pair>> pasted(n_sem);
-  for (int64_t i : idx) {
-    const int q = (int)(i / K), c = (int)(i % K);
+// The three roles a top pair can have, by its final score: a part instance, a human instance,
+// pasted into the semantic map of its class.
+struct Roles {
+  std::vector<Pair> parts, humans;        // descending score
+  std::vector<std::vector<Pair>> pasted;  // [n_sem], each ascending score (upstream's paste order)
+};
+
+Roles roles(const ModelConfig& cfg, const ClassScores& s, const std::vector<MaskStats>& stats) {
+  const int human = cfg.num_parsing;  // class index of "Human" (CIHP: 20)
+  const int n_sem = cfg.num_parsing;  // semantic map channels (classes < num_parsing)
+  const float thr = cfg.parsing_ins_score_thr;
+  Roles r;
+  r.pasted.resize(n_sem);
+  for (int64_t i : s.top) {
+    const int q = (int)(i / s.K), c = (int)(i % s.K);
     const MaskStats& st = stats[q];
     const float mask_score = (float)(st.sig_sum / ((double)st.pos + 1e-6));
-    const Pair p{q, c, score_of(i) * mask_score};
+    const Pair p{q, c, s.score(i) * mask_score};
     if (c == human) {
-      if (p.score > 0.1f) humans.push_back(p);
+      if (p.score > 0.1f) r.humans.push_back(p);
     } else {
-      if (c != 0 && p.score >= 0.1f) parts.push_back(p);
-      if (c < n_sem && p.score >= thr) pasted[c].push_back(p);
+      if (c != 0 && p.score >= 0.1f) r.parts.push_back(p);
+      if (c < n_sem && p.score >= thr) r.pasted[c].push_back(p);
     }
   }
   auto by_score_desc = [](const Pair& a, const Pair& b) {
     return a.score != b.score ? a.score > b.score : a.q < b.q;
   };
-  std::sort(parts.begin(), parts.end(), by_score_desc);
-  std::sort(humans.begin(), humans.end(), by_score_desc);
-  for (auto& v : pasted)  // upstream pastes in ascending score order
+  std::sort(r.parts.begin(), r.parts.end(), by_score_desc);
+  std::sort(r.humans.begin(), r.humans.end(), by_score_desc);
+  for (auto& v : r.pasted)
     std::stable_sort(v.begin(), v.end(), [](const Pair& a, const Pair& b) { return a.score < b.score; });
+  return r;
+}
 
-  // Queries whose full-resolution rows pass B needs, and their slot in the band buffer.
-  std::vector<int> slot(Q, -1), need;
+// The queries whose full-resolution rows pass B needs (pasted, then parts, then humans, each once)
+// and their slot in the band buffer (slot[q], -1 when not needed).
+std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slot) {
+  std::vector<int> need;
+  slot->assign(Q, -1);
   auto want = [&](int q) {
-    if (slot[q] < 0) {
-      slot[q] = (int)need.size();
+    if ((*slot)[q] < 0) {
+      (*slot)[q] = (int)need.size();
       need.push_back(q);
     }
   };
-  for (auto& v : pasted)
+  for (auto& v : r.pasted)
     for (auto& p : v) want(p.q);
-  for (auto& p : parts) want(p.q);
-  for (auto& p : humans) want(p.q);
+  for (auto& p : r.parts) want(p.q);
+  for (auto& p : r.humans) want(p.q);
+  return need;
+}
 
-  // Pass B: bands of output rows: semantic paste + argmax, person map, part/person overlaps.
-  Parsing res;
-  res.width = (int)W0;
-  res.height = (int)H0;
-  res.class_names = cfg.classes;
-  res.labels.assign((size_t)(H0 * W0), 0);
-  res.person_map.assign((size_t)(H0 * W0), 0);
-  Tensor semantic;
-  if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
-  const int64_t nP = (int64_t)parts.size(), nH = (int64_t)humans.size();
-  const int T = omp_get_max_threads();
-  std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
-  const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
-  const int64_t n_bands = (H0 + bandB - 1) / bandB;
-  // A query's mask is > 0 only inside its box (pass A), and everything pass B computes needs
-  // mask > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0), so each band only upsamples the
-  // queries whose box it crosses, and loops only over box columns.
-  auto crosses = [&](int q, int64_t y0, int64_t y1) {
+// Pass B's view of one band of output rows [y0, y1): where a needed query's rows are (kept from
+// pass A, or upsampled for this band into the band buffer) and which part of its box is inside.
+struct BandView {
+  int64_t y0, y1, W0, H0, bandB;
+  const KeptMasks& kept;
+  const std::vector<int>& slot;  // query -> its plane in `m` (when not kept)
+  const float* m;                // [need.size(), bandB, W0] (when not kept)
+  const std::vector<MaskStats>& stats;
+
+  // query q's rows y0.. of this band, W0 floats each
+  const float* rows_of(int q) const {
+    return kept.keep ? kept.full.data() + ((int64_t)kept.slot[q] * H0 + y0) * W0
+                     : m + (size_t)slot[q] * bandB * W0;
+  }
+  // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
+  bool box_in_band(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
-    return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
-  };
-#pragma omp parallel
-  {
-    MaskUpsampler::Scratch s;
-    std::vector<float> m(keep ? 0 : (size_t)need.size() * bandB * W0);
-    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
-    std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < n_bands; ++b) {
-      const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB), npx = (y1 - y0) * W0;
-      if (!keep)
-        for (size_t j = 0; j < need.size(); ++j)
-          if (crosses(need[j], y0, y1))
-            up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
-      // query q's rows y0.. of this band, W0 floats each
-      auto rows_of = [&](int q) -> const float* {
-        return keep ? full.data() + ((int64_t)uslot[q] * H0 + y0) * W0 : m.data() + (size_t)slot[q] * bandB * W0;
-      };
-      // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
-      auto box_in_band = [&](int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) {
-        const BBox& bb = stats[q].bbox;
-        *ya = std::max<int64_t>(y0, bb.y0);
-        *yb = std::min<int64_t>(y1, bb.y1);
-        *xa = bb.x0;
-        *xb = bb.x1;
-        return bb.x1 >= 0 && *ya < *yb;
-      };
+    *ya = std::max<int64_t>(y0, bb.y0);
+    *yb = std::min<int64_t>(y1, bb.y1);
+    *xa = bb.x0;
+    *xb = bb.x1;
+    return bb.x1 >= 0 && *ya < *yb;
+  }
+};
 
-      // semantic map: per class, paste instances in ascending score, average where pasted
-      for (int c = 0; c < n_sem; ++c) {
-        float* cp = cat.data() + (size_t)c * bandB * W0;
-        std::fill(cp, cp + npx, 0.f);
-        if (pasted[c].empty()) {
-          if (opt.emit_semantic) std::memset(semantic.data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
-          continue;
-        }
-        std::fill(times.begin(), times.begin() + npx, 0.f);
-        for (const Pair& p : pasted[c]) {
-          int64_t ya, yb, xa, xb;
-          if (!box_in_band(p.q, &ya, &yb, &xa, &xb)) continue;
-          const float* r = rows_of(p.q);
-          for (int64_t y = ya; y < yb; ++y) {
-            const int64_t o = (y - y0) * W0 + xa;
-            k.paste_row(r + o, xb - xa, p.score, cp + o, times.data() + o);
-          }
-        }
-        for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
-        if (opt.emit_semantic) std::memcpy(semantic.data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
-      }
-      // label = argmax over classes (the first maximum, as torch.argmax)
-      uint8_t* lab = res.labels.data() + y0 * W0;
-      float* bv = best_logit.data();
-      std::copy(cat.begin(), cat.begin() + npx, bv);
-      std::fill(lab, lab + npx, 0);
-      for (int c = 1; c < n_sem; ++c) {
-        if (pasted[c].empty()) continue;  // all zeros: never above the running maximum
-        const float* cp = cat.data() + (size_t)c * bandB * W0;
-        for (int64_t i = 0; i < npx; ++i) {
-          const bool gt = cp[i] > bv[i];
-          bv[i] = gt ? cp[i] : bv[i];
-          lab[i] = gt ? (uint8_t)c : lab[i];
-        }
-      }
-
-      // person map: the kept human with the largest mask logit among those covering the pixel
-      uint8_t* pm = res.person_map.data() + y0 * W0;
-      std::fill(bv, bv + npx, 0.f);
-      for (int64_t h = 0; h < nH && h < 255; ++h) {
-        int64_t ya, yb, xa, xb;
-        if (!box_in_band(humans[h].q, &ya, &yb, &xa, &xb)) continue;
-        const float* r = rows_of(humans[h].q);
-        for (int64_t y = ya; y < yb; ++y)
-          for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i) {
-            const bool gt = r[i] > bv[i];
-            bv[i] = gt ? r[i] : bv[i];
-            pm[i] = gt ? (uint8_t)(h + 1) : pm[i];
-          }
-      }
-      // overlap of each part instance with each human instance (inside both boxes)
-      for (int64_t p = 0; p < nP; ++p) {
-        int64_t pya, pyb, pxa, pxb;
-        if (!box_in_band(parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
-        const float* rp = rows_of(parts[p].q);
-        for (int64_t h = 0; h < nH; ++h) {
-          int64_t hya, hyb, hxa, hxb;
-          if (!box_in_band(humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
-          const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
-          const int64_t xa = std::max(pxa, hxa), xb = std::min(pxb, hxb);
-          if (ya >= yb || xa >= xb) continue;
-          const float* rh = rows_of(humans[h].q);
-          int64_t n = 0;
-          for (int64_t y = ya; y < yb; ++y)
-            for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i)
-              n += (rp[i] > 0.f) & (rh[i] > 0.f);
-          overlap[p * nH + h] += n;
-        }
+// Semantic map of one band: per class, paste instances in ascending score and average where
+// pasted (cat [n_sem, bandB*W0], times scratch), written to `semantic` when given; then the label
+// = argmax over classes (the first maximum, as torch.argmax), with best_logit as scratch.
+void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k, float* cat,
+                   float* times, float* best_logit, Tensor* semantic, uint8_t* lab) {
+  const int n_sem = (int)r.pasted.size();
+  const int64_t y0 = v.y0, W0 = v.W0, H0 = v.H0, npx = (v.y1 - y0) * W0;
+  for (int c = 0; c < n_sem; ++c) {
+    float* cp = cat + (size_t)c * v.bandB * W0;
+    std::fill(cp, cp + npx, 0.f);
+    if (r.pasted[c].empty()) {
+      if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
+      continue;
+    }
+    std::fill(times, times + npx, 0.f);
+    for (const Pair& p : r.pasted[c]) {
+      int64_t ya, yb, xa, xb;
+      if (!v.box_in_band(p.q, &ya, &yb, &xa, &xb)) continue;
+      const float* rows = v.rows_of(p.q);
+      for (int64_t y = ya; y < yb; ++y) {
+        const int64_t o = (y - y0) * W0 + xa;
+        k.paste_row(rows + o, xb - xa, p.score, cp + o, times + o);
       }
     }
+    for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
+    if (semantic) std::memcpy(semantic->data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
   }
+  float* bv = best_logit;
+  std::copy(cat, cat + npx, bv);
+  std::fill(lab, lab + npx, 0);
+  for (int c = 1; c < n_sem; ++c) {
+    if (r.pasted[c].empty()) continue;  // all zeros: never above the running maximum
+    const float* cp = cat + (size_t)c * v.bandB * W0;
+    for (int64_t i = 0; i < npx; ++i) {
+      const bool gt = cp[i] > bv[i];
+      bv[i] = gt ? cp[i] : bv[i];
+      lab[i] = gt ? (uint8_t)c : lab[i];
+    }
+  }
+}
 
-  // Instances (parts, then humans, each by descending score) and persons.
+// Person map of one band: the kept human with the largest mask logit among those covering the
+// pixel (1-based, 0 = none; at most 255), with best_logit as scratch.
+void person_band(const BandView& v, const std::vector<Pair>& humans, float* best_logit,
+                 uint8_t* pm) {
+  const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0, nH = (int64_t)humans.size();
+  float* bv = best_logit;
+  std::fill(bv, bv + npx, 0.f);
+  for (int64_t h = 0; h < nH && h < 255; ++h) {
+    int64_t ya, yb, xa, xb;
+    if (!v.box_in_band(humans[h].q, &ya, &yb, &xa, &xb)) continue;
+    const float* r = v.rows_of(humans[h].q);
+    for (int64_t y = ya; y < yb; ++y)
+      for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i) {
+        const bool gt = r[i] > bv[i];
+        bv[i] = gt ? r[i] : bv[i];
+        pm[i] = gt ? (uint8_t)(h + 1) : pm[i];
+      }
+  }
+}
+
+// Overlap of each part instance with each human instance in one band (pixels where both masks
+// are > 0, inside both boxes), added to overlap [parts, humans].
+void overlap_band(const BandView& v, const Roles& r, int64_t* overlap) {
+  const int64_t y0 = v.y0, W0 = v.W0;
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
+  for (int64_t p = 0; p < nP; ++p) {
+    int64_t pya, pyb, pxa, pxb;
+    if (!v.box_in_band(r.parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
+    const float* rp = v.rows_of(r.parts[p].q);
+    for (int64_t h = 0; h < nH; ++h) {
+      int64_t hya, hyb, hxa, hxb;
+      if (!v.box_in_band(r.humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
+      const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
+      const int64_t xa = std::max(pxa, hxa), xb = std::min(pxb, hxb);
+      if (ya >= yb || xa >= xb) continue;
+      const float* rh = v.rows_of(r.humans[h].q);
+      int64_t n = 0;
+      for (int64_t y = ya; y < yb; ++y)
+        for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i)
+          n += (rp[i] > 0.f) & (rh[i] > 0.f);
+      overlap[p * nH + h] += n;
+    }
+  }
+}
+
+// Instances (parts, then humans, each by descending score) and persons; each part goes to the
+// human it overlaps most (overlap_t: per-thread [parts, humans] pixel counts).
+void instances_and_persons(const ModelConfig& cfg, const Roles& r,
+                           const std::vector<MaskStats>& stats,
+                           const std::vector<std::vector<int64_t>>& overlap_t, Parsing& res) {
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
   auto instance_of = [&](const Pair& p, Instance::Kind kind) {
     Instance in;
@@ -330,8 +387,8 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     in.query = p.q;
     return in;
   };
-  for (const Pair& p : parts) res.instances.push_back(instance_of(p, Instance::Kind::Part));
-  for (const Pair& p : humans) {
+  for (const Pair& p : r.parts) res.instances.push_back(instance_of(p, Instance::Kind::Part));
+  for (const Pair& p : r.humans) {
     const Instance in = instance_of(p, Instance::Kind::Human);
     Person person;
     person.instance = (int)res.instances.size();
@@ -346,19 +403,75 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     int who = -1;
     for (int64_t h = 0; h < nH; ++h) {
       int64_t n = 0;
-      for (int t = 0; t < T; ++t) n += overlap_t[t][p * nH + h];
+      for (const std::vector<int64_t>& o : overlap_t) n += o[p * nH + h];
       if (n > best) best = n, who = (int)h;
     }
     res.instances[p].person = who;
     if (who >= 0) res.persons[who].parts.push_back((int)p);
   }
-  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
-  if (opt.emit_semantic && sink && *sink) {
-    (*sink)("semantic", semantic);
-    Tensor l = Tensor::empty({H0, W0});
-    for (int64_t i = 0; i < H0 * W0; ++i) l.data()[i] = res.labels[i];
-    (*sink)("labels", l);
+}
+
+Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
+                          const PostprocessOptions& opt, const TensorSink* sink) {
+  const int64_t Q = out.pred_logits.shape[0];
+  const int64_t h4 = out.pred_masks.shape[1], w4 = out.pred_masks.shape[2];
+  const int n_sem = cfg.num_parsing;
+  const int64_t H0 = g.H0, W0 = g.W0;
+
+  const ClassScores scores = class_scores(out.pred_logits);
+  const std::vector<int> uq = selected_queries(scores);
+  MaskUpsampler up(h4, w4, g);
+  KeptMasks kept = kept_masks(uq, Q, H0, W0, opt);
+  const std::vector<MaskStats> stats = mask_stats(out.pred_masks, uq, up, kept);
+  const Roles r = roles(cfg, scores, stats);
+  std::vector<int> slot;
+  const std::vector<int> need = needed_queries(r, Q, &slot);
+
+  // Pass B: bands of output rows: semantic paste + argmax, person map, part/person overlaps.
+  Parsing res;
+  res.width = (int)W0;
+  res.height = (int)H0;
+  res.class_names = cfg.classes;
+  res.labels.assign((size_t)(H0 * W0), 0);
+  res.person_map.assign((size_t)(H0 * W0), 0);
+  Tensor semantic;
+  if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
+  const int T = omp_get_max_threads();
+  std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
+  const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
+  const int64_t n_bands = (H0 + bandB - 1) / bandB;
+  const kern::KernelTable& k = kern::active();
+  // A query's mask is > 0 only inside its box (pass A), and everything pass B computes needs
+  // mask > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0), so each band only upsamples the
+  // queries whose box it crosses, and loops only over box columns.
+  auto crosses = [&](int q, int64_t y0, int64_t y1) {
+    const BBox& bb = stats[q].bbox;
+    return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
+  };
+#pragma omp parallel
+  {
+    MaskUpsampler::Scratch s;
+    std::vector<float> m(kept.keep ? 0 : (size_t)need.size() * bandB * W0);
+    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+    std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_bands; ++b) {
+      const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
+      if (!kept.keep)
+        for (size_t j = 0; j < need.size(); ++j)
+          if (crosses(need[j], y0, y1))
+            up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
+      const BandView v{y0, y1, W0, H0, bandB, kept, slot, m.data(), stats};
+      semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
+                    opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0);
+      person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
+      overlap_band(v, r, overlap.data());
+    }
   }
+
+  instances_and_persons(cfg, r, stats, overlap_t, res);
+  finish_parsing(cfg, opt, sink, semantic, res);
   return res;
 }
 
@@ -449,13 +562,7 @@ Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, co
       }
     }
   }
-  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
-  if (opt.emit_semantic && sink && *sink) {
-    (*sink)("semantic", semantic);
-    Tensor l = Tensor::empty({H0, W0});
-    for (int64_t i = 0; i < H0 * W0; ++i) l.data()[i] = res.labels[i];
-    (*sink)("labels", l);
-  }
+  finish_parsing(cfg, opt, sink, semantic, res);
   return res;
 }
 

@@ -3,7 +3,7 @@
 // resize kernels so all paths use bit-identical indices and weights.
 //
 // What PyTorch 1.13's CPU kernel computes (checked against torch on this machine, see
-// tests/kernels/kernels_a_reference.py and the probe notes in test_kernels_a.cpp):
+// tests/kernels/parity/test_parity_torch_pillow.cpp and torch_pillow_reference.py):
 //   scale = (float)in / (float)out                                   (float)
 //   src   = max(0, (double)scale * (o + 0.5) - 0.5)                   (double)
 //   i0    = (int64)src,  i1 = i0 + (i0 < in - 1),  l1 = (float)(src - i0),  l0 = 1.f - l1

@@ -8,7 +8,7 @@
 // x <= 0), so n stays in [-126, 127] and 2^n is a normal float; NaN gives NaN (the clamps take the
 // constant as the first operand, and max/min return the second one on NaN), as std::exp. Max
 // error against exp computed in double, over 3.6 million inputs spread over [-87.3, 88]: 0.99 ulp
-// (tests/kernels/test_kernels_b.cpp, KernelsB_SimdExp, which allows 2.5 ulp).
+// (tests/kernels/test_simd_bodies.cpp, SimdExp, which allows 2.5 ulp).
 // Anonymous namespace: see kernels/avx2/simd_ops.h.
 #pragma once
 

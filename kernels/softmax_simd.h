@@ -8,8 +8,8 @@
 // sum's conversion and the final multiply. Tails use masked loads/stores, so every element goes
 // through the same vector exp. V::exp (simd_ops.h): Cephes range reduction and polynomial, < 1 ulp
 // measured, exactly 0 below -87.34 (so -inf logits give 0), NaN stays NaN (so a row of -inf gives
-// NaN, as torch.softmax and the reference do). ExpAccuracy in tests/kernels/test_kernels_a.cpp
-// prints the error over [-87, -18].
+// NaN, as torch.softmax and the reference do). Softmax.ExpAccuracy in
+// tests/kernels/test_softmax.cpp prints the error over [-87, -18].
 // Include after the ISA's simd_ops.h (anonymous namespace, see kernels/avx2/simd_ops.h).
 #pragma once
 

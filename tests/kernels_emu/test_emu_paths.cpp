@@ -60,7 +60,7 @@ Cmp compare(const std::vector<float>& got, const std::vector<float>& want, doubl
 TEST(EmuPaths, MsDeformAttnChannelChunks) {
   const auto isas = simd_isas();
   if (isas.empty()) GTEST_SKIP() << "no SIMD path";
-  const double atol = 1e-6, rtol = 2e-6;  // as KernelsB_MsDeformAttn.SimdMatchesScalar
+  const double atol = 1e-6, rtol = 2e-6;  // as MsDeformAttn.SimdMatchesScalar
   const std::vector<std::pair<int64_t, int64_t>> levels = {{5, 9}, {13, 17}, {3, 4}};
   const int L = 3, P = 4, LP = L * P;
   const int64_t Lq = 23;
@@ -109,7 +109,7 @@ TEST(EmuPaths, MsDeformAttnChannelChunks) {
 TEST(EmuPaths, AttentionTileSplitsAndNoKeys) {
   const auto isas = simd_isas();
   if (isas.empty()) GTEST_SKIP() << "no SIMD path";
-  const double atol = 3e-6, rtol = 1e-5;  // as KernelsB_Attention.SimdMatchesScalar
+  const double atol = 3e-6, rtol = 1e-5;  // as Attention.SimdMatchesScalar
   double worst = 0;
   int n = 0;
   uint32_t seed = 950;

@@ -1,14 +1,16 @@
 // tests/kernels_emu/test_real_dispatch.cpp: the REAL kernel library's dispatch (m2fp_kernels, not
 // the emulated test build): AVX-512 is reported exactly when the CPU has AVX-512 F/BW/VL/DQ and the
 // OS saves the ZMM/opmask state, which is checked here independently through libgcc's CPU model
-// (__builtin_cpu_supports, which also reads XCR0); and M2FP_ISA forcing an unsupported or unknown
-// path is refused with a clear error instead of running AVX-512 code on a CPU without it.
+// (__builtin_cpu_supports, which also reads XCR0), as is every field of kern::cpu_features(); and
+// M2FP_ISA forcing an unsupported or unknown path is refused with a clear error instead of running
+// AVX-512 code on a CPU without it.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
 namespace kern = m2fp::kern;
@@ -50,6 +52,21 @@ TEST(RealDispatch, ReportsTheCpu) {
   EXPECT_EQ(kern::isa_supported(Isa::Avx512), cpu_has_avx512());
   EXPECT_EQ(kern::best_isa(), cpu_has_avx512() ? Isa::Avx512 : cpu_has_avx2() ? Isa::Avx2 : Isa::Scalar);
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) EXPECT_EQ(kern::table_for(isa).isa, isa);
+}
+
+// kern::cpu_features() (cpuid + XCR0) against libgcc's CPU model, which also requires the OS to
+// save the ymm / zmm state before it reports AVX2 / AVX-512 features.
+TEST(RealDispatch, CpuFeaturesMatchLibgcc) {
+  const kern::CpuFeatures& f = kern::cpu_features();
+  __builtin_cpu_init();
+  EXPECT_EQ(f.avx2 && f.os_avx, (bool)__builtin_cpu_supports("avx2"));
+  EXPECT_EQ(f.fma && f.os_avx, (bool)__builtin_cpu_supports("fma"));
+  EXPECT_EQ(f.avx512f && f.os_avx512, (bool)__builtin_cpu_supports("avx512f"));
+  EXPECT_EQ(f.avx512bw && f.os_avx512, (bool)__builtin_cpu_supports("avx512bw"));
+  EXPECT_EQ(f.avx512vl && f.os_avx512, (bool)__builtin_cpu_supports("avx512vl"));
+  EXPECT_EQ(f.avx512dq && f.os_avx512, (bool)__builtin_cpu_supports("avx512dq"));
+  EXPECT_EQ(f.avx512bf16 && f.os_avx512, (bool)__builtin_cpu_supports("avx512bf16"));
+  EXPECT_EQ(&f, &kern::cpu_features());  // read once
 }
 
 // One test for the whole M2FP_ISA sequence: active_isa() caches the first successful choice.

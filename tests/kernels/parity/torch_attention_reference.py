@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch references for the kernels of tests/kernels/test_kernels_b.cpp (semantic parity).
+"""PyTorch references for the kernels of tests/kernels/parity/test_parity_torch_attention.cpp (semantic parity).
 
-Usage: kernels_b_torch_ref.py DIR
+Usage: torch_attention_reference.py DIR
 
 DIR/manifest.json lists the cases written by the C++ test; every array is a raw little-endian
 file in DIR (float32 ``.f32``, int64 ``.i64``, uint8 ``.u8``). For each case this script computes
@@ -117,7 +117,7 @@ def run_pos(c):
 
 def main():
     if len(sys.argv) != 2:
-        sys.exit('usage: kernels_b_torch_ref.py DIR')
+        sys.exit('usage: torch_attention_reference.py DIR')
     d = sys.argv[1]
     torch.set_num_threads(1)
     with open(os.path.join(d, 'manifest.json')) as f:
@@ -133,7 +133,7 @@ def main():
             else:
                 sys.exit('unknown case kind %r in %s' % (c['kind'], c['name']))
             write(os.path.join(d, c['name'] + '.out.f32'), out)
-    print('kernels_b_torch_ref: %d cases written' % len(cases))
+    print('torch_attention_reference: %d cases written' % len(cases))
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch / Pillow reference outputs for tests/kernels/test_kernels_a.cpp (parity test).
+"""PyTorch / Pillow reference outputs for tests/kernels/parity/test_parity_torch_pillow.cpp.
 
-Usage: kernels_a_reference.py DIR
+Usage: torch_pillow_reference.py DIR
 
 DIR/cases.txt has one case per line, `op name k=v ...`; the inputs are raw little-endian files
 DIR/<name>.<part>.bin written by the C++ test (float32, or uint8 for PIL). For each case this script
@@ -83,7 +83,7 @@ def main():
             raise SystemExit(f"unknown op {op!r} in cases.txt")
         y.contiguous().numpy().astype(np.float32).tofile(d / f"{name}.out.bin")
         n += 1
-    print(f"kernels_a_reference.py: wrote {n} reference outputs "
+    print(f"torch_pillow_reference.py: wrote {n} reference outputs "
           f"(torch {torch.__version__}, Pillow {PIL.__version__})")
 
 

@@ -1,4 +1,4 @@
-// tests/kernels/test_kernels_post.cpp: the mask post-processing kernels (mask_row_stats,
+// tests/kernels/test_postproc.cpp: the mask post-processing kernels (mask_row_stats,
 // paste_row) of every SIMD path against the scalar reference, at awkward lengths, with logits
 // spread over [-30, 30], exact zeros, tiny values of both signs and lengths that leave every
 // possible tail.
@@ -13,12 +13,15 @@
 #include <random>
 #include <vector>
 
-#include "kernels/internal.h"
 #include "kernels/kernels.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace kern = m2fp::kern;
+using kern::Isa;
 
 namespace {
+
+using namespace kern::ktest;
 
 std::vector<float> logits(int64_t n, uint32_t seed) {
   std::mt19937 g(seed);
@@ -35,19 +38,12 @@ std::vector<float> logits(int64_t n, uint32_t seed) {
   return x;
 }
 
-std::vector<kern::Isa> simd_paths() {
-  std::vector<kern::Isa> v;
-  for (kern::Isa i : {kern::Isa::Avx2, kern::Isa::Avx512})
-    if (kern::isa_supported(i)) v.push_back(i);
-  return v;
-}
-
 const int64_t kLengths[] = {1, 2, 7, 8, 9, 13, 15, 16, 17, 31, 33, 127, 255, 548, 1000, 4000};
 
-TEST(KernelsPost, MaskRowStatsMatchesReference) {
-  const kern::KernelTable& ref = kern::scalar_table();
+TEST(Postproc, MaskRowStatsMatchesReference) {
+  const kern::KernelTable& ref = kern::table_for(Isa::Scalar);
   int checked = 0;
-  for (kern::Isa isa : simd_paths())
+  for (Isa isa : simd_isas())
     for (int64_t n : kLengths)
       for (uint32_t seed = 0; seed < 4; ++seed) {
         const std::vector<float> x = logits(n, seed * 131 + (uint32_t)n);
@@ -77,13 +73,13 @@ TEST(KernelsPost, MaskRowStatsMatchesReference) {
   EXPECT_EQ(c2, 0);
   EXPECT_EQ(f2, -1);
   EXPECT_EQ(l2, -1);
-  std::printf("[KernelsPost] mask_row_stats: %d SIMD rows checked against the reference\n", checked);
+  std::printf("[Postproc] mask_row_stats: %d SIMD rows checked against the reference\n", checked);
 }
 
-TEST(KernelsPost, PasteRowMatchesReference) {
-  const kern::KernelTable& ref = kern::scalar_table();
+TEST(Postproc, PasteRowMatchesReference) {
+  const kern::KernelTable& ref = kern::table_for(Isa::Scalar);
   int borderline = 0, checked = 0;
-  for (kern::Isa isa : simd_paths())
+  for (Isa isa : simd_isas())
     for (int64_t n : kLengths)
       for (float score : {0.5f, 0.51f, 0.77f, 1.0f}) {
         const std::vector<float> x = logits(n, (uint32_t)n * 7 + (uint32_t)(score * 100));
@@ -113,7 +109,7 @@ TEST(KernelsPost, PasteRowMatchesReference) {
   EXPECT_EQ(times[2], 1.f);                     // sigmoid(1) * 0.8 = 0.5849
   EXPECT_NEAR(cat[2], 0.8f / (1.f + std::exp(-1.f)), 1e-7f);
   EXPECT_EQ(times[3], 0.f);
-  std::printf("[KernelsPost] paste_row: %d SIMD values checked, %d borderline skipped\n", checked, borderline);
+  std::printf("[Postproc] paste_row: %d SIMD values checked, %d borderline skipped\n", checked, borderline);
 }
 
 }  // namespace

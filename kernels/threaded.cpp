@@ -1,0 +1,163 @@
+// kernels/threaded.cpp: the threaded entry points of kernels.h. Each splits rows, pixels or
+// (head, query block) items over the OpenMP pool (the same pool oneDNN uses) and calls the active
+// path's single-threaded chunk functions (kern::active(), chosen in kernels/dispatch.cpp).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/internal.h"
+
+namespace m2fp::kern {
+namespace {
+// Static split of [0, n) over the pool; each thread gets one contiguous chunk.
+template <class F>
+void parallel_chunks(int64_t n, int64_t min_chunk, F&& fn) {
+  if (n <= 0) return;
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  nt = (int)std::max<int64_t>(1, std::min<int64_t>(nt, n / std::max<int64_t>(1, min_chunk)));
+  if (nt == 1) {
+    fn(0, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t b = n * t / T, e = n * (t + 1) / T;
+    if (b < e) fn(b, e);
+  }
+}
+
+// GroupNorm's per-channel affine from the statistics: sums holds T per-thread blocks
+// [sum[C], sumsq[C]] (groupnorm_stats_nhwc over disjoint pixel ranges); each group of C/G channels
+// over HW pixels gets its mean and biased variance in double, then
+// scale[c] = gamma[c] * rstd and shift[c] = beta[c] - mean * rstd * gamma[c].
+void groupnorm_affine(const double* sums, int T, int64_t HW, int64_t C, int64_t G,
+                      const float* gamma, const float* beta, float eps, float* scale, float* shift) {
+  const int64_t cg = C / G;
+  for (int64_t g = 0; g < G; ++g) {
+    double s = 0, ss = 0;
+    for (int t = 0; t < T; ++t)
+      for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+        s += sums[(size_t)t * 2 * C + c];
+        ss += sums[(size_t)t * 2 * C + C + c];
+      }
+    const double n = (double)HW * cg;
+    const double mean = s / n;
+    const double var = std::max(0.0, ss / n - mean * mean);
+    const double rstd = 1.0 / std::sqrt(var + eps);
+    for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
+      scale[c] = (float)(gamma[c] * rstd);
+      shift[c] = (float)(beta[c] - mean * rstd * gamma[c]);
+    }
+  }
+}
+
+}  // namespace
+
+void softmax_rows(float* x, int64_t rows, int64_t n) {
+  const KernelTable& k = active();
+  parallel_chunks(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, n)),
+                  [&](int64_t b, int64_t e) { k.softmax_rows(x + b * n, e - b, n); });
+}
+
+void layernorm_rows(const float* x, const float* residual, const float* gamma, const float* beta,
+                    float* y, int64_t rows, int64_t C, float eps) {
+  const KernelTable& k = active();
+  parallel_chunks(rows, 16, [&](int64_t b, int64_t e) {
+    k.layernorm_rows(x + b * C, residual ? residual + b * C : nullptr, gamma, beta, y + b * C, e - b,
+                     C, eps);
+  });
+}
+
+void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                    const float* beta, float eps, bool relu) {
+  if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
+  const KernelTable& k = active();
+  const int T = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  std::vector<double> sums((size_t)T * 2 * C, 0.0);
+  parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
+    double* s = sums.data() + (size_t)omp_get_thread_num() * 2 * C;
+    k.groupnorm_stats_nhwc(x + b * C, e - b, C, s, s + C);
+  });
+  std::vector<float> scale(C), shift(C);
+  groupnorm_affine(sums.data(), T, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
+  parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
+    k.affine_nhwc(x + b * C, y + b * C, e - b, C, scale.data(), shift.data(), relu);
+  });
+}
+
+void resize_bilinear_planes(const float* src, int64_t planes, int64_t H, int64_t W, float* dst,
+                            int64_t oh, int64_t ow) {
+  const KernelTable& k = active();
+  // Work items are (plane, block of output rows) so small plane counts still use every thread.
+  const int64_t rb = 16, blocks = (oh + rb - 1) / rb;
+  parallel_chunks(planes * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t p = i / blocks, y0 = (i % blocks) * rb, y1 = std::min(oh, y0 + rb);
+      k.resize_bilinear_plane_rows(src + p * H * W, H, W, dst + p * oh * ow + y0 * ow, oh, ow, y0, y1);
+    }
+  });
+}
+
+void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
+                          int64_t ow) {
+  const KernelTable& k = active();
+  parallel_chunks(oh, 1, [&](int64_t b, int64_t e) {
+    k.resize_bilinear_nhwc_rows(src, H, W, C, dst + b * ow * C, oh, ow, b, e);
+  });
+}
+
+void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
+                    int P, int heads, int dh, const float* ref, const float* offsets,
+                    const float* logits, int64_t ld_qp, float* out, int64_t Lq) {
+  const KernelTable& k = active();
+  parallel_chunks(Lq, 64, [&](int64_t b, int64_t e) {
+    k.ms_deform_attn(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, b, e);
+  });
+}
+
+void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                      int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
+                      int64_t Lk, int heads, int dh, float scale) {
+  if (Lq <= 0 || heads <= 0) return;
+  const KernelTable& t = active();
+  // Work items are (head, block of queries). The kernels reuse each block of keys for all the
+  // queries of a call while it is in cache, so blocks are large (<= 64 queries, evenly sized)
+  // and only split further (down to 8 queries) until every thread has about two items.
+  const int nt = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  int64_t nb = (Lq + 63) / 64;
+  while (heads * nb < 2 * nt && Lq / (nb + 1) >= 8) ++nb;
+  const int64_t qb = (Lq + nb - 1) / nb, blocks = (Lq + qb - 1) / qb;
+  parallel_chunks(heads * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t h = i / blocks, q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
+      t.attention_head(q + h * dh, ldq, k + h * dh, ldk, v + h * dh, ldv, mask, out + h * dh, ldo,
+                       Lk, dh, scale, q0, q1);
+    }
+  });
+}
+
+void resize_pil_bilinear_u8(const uint8_t* src, int64_t H, int64_t W, int ch, uint8_t* dst,
+                            int64_t oh, int64_t ow) {
+  const KernelTable& k = active();
+  std::vector<int32_t> xb, xc, yb, yc;
+  const int kx = pil_bilinear_coeffs(W, ow, &xb, &xc);
+  const int ky = pil_bilinear_coeffs(H, oh, &yb, &yc);
+  // PIL only resamples the input rows the vertical pass will read.
+  const int64_t ymin = yb[0];
+  const int64_t ymax = yb[2 * (oh - 1)] + yb[2 * (oh - 1) + 1];
+  std::vector<uint8_t> tmp((size_t)(ymax - ymin) * ow * ch);
+  parallel_chunks(ymax - ymin, 8, [&](int64_t b, int64_t e) {
+    k.pil_resample_h_u8(src + (ymin * W) * ch, W, ch, tmp.data(), ow, xb.data(), xc.data(), kx, b, e);
+  });
+  // Shift the vertical bounds to the temporary's first row.
+  for (int64_t i = 0; i < oh; ++i) yb[2 * i] -= (int32_t)ymin;
+  parallel_chunks(oh, 8, [&](int64_t b, int64_t e) {
+    k.pil_resample_v_u8(tmp.data(), ow, ch, dst, yb.data(), yc.data(), ky, b, e);
+  });
+}
+
+}  // namespace m2fp::kern
