@@ -9,7 +9,8 @@
 # when scripts/fetch_demo_image.sh has run): `m2fp parse --dump-tensors` on every ISA path the CPU has
 # (result.json, labels.png, parsing.png, labels_color.png, every tensors/*.npy) and the /predict answer
 # of `m2fp serve`. Values that differ between runs by nature (timings_ms, request ids) are removed
-# from the JSON documents; nothing else is touched.
+# from the JSON documents and the checkout's absolute path is written <ROOT> (two checkouts compare
+# equal); nothing else is touched.
 set -euo pipefail
 BUILD=${1:?usage: snapshot_outputs.sh BUILD_DIR OUT_DIR}
 OUT=${2:?usage: snapshot_outputs.sh BUILD_DIR OUT_DIR}
@@ -27,13 +28,16 @@ done
 
 # Strips run-dependent values from a JSON document, in place.
 normalise() {
-  "$PY" - "$@" <<'PYEOF'
-import json, sys
+  ROOT=$ROOT "$PY" - "$@" <<'PYEOF'
+import json, os, sys
+root = os.environ['ROOT']
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if k not in ('timings_ms', 'request_id', 'queue_ms')}
     if isinstance(v, list):
         return [strip(x) for x in v]
+    if isinstance(v, str):
+        return v.replace(root, '<ROOT>')
     return v
 for path in sys.argv[1:]:
     with open(path) as f:
