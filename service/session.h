@@ -1,7 +1,10 @@
 // service/session.h: one parse session: the model, its precision, the parse options and the OpenMP
 // threads; photo bytes (or a photo file) in, a ParseResult out. Every front door parses through it.
 //
-//   Session s(SessionOptions{.model_path = "m.safetensors", .precision = dnn::Precision::BF16});
+//   SessionOptions so;
+//   so.model_path = "m.safetensors";
+//   so.precision = parse_precision("bf16");
+//   Session s(so);
 //   ParseResult r = s.parse(bytes.data(), bytes.size());
 //
 // Precision: whether bf16 can run is decided once, by the engine when it loads the model
