@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <new>
 #include <string>
 #include <vector>
 
