@@ -37,7 +37,7 @@ struct ServeOptions {
   std::string model_path;
   std::string host = "127.0.0.1";
   int port = 5000;                          // 0: any free port (Server::port() says which)
-  std::string catalog_path;                 // SQLite catalogue; "" = default_catalog_path()
+  std::string catalog_path;                 // SQLite catalogue; "" = service::default_catalog_path()
   dnn::Precision precision = dnn::Precision::F32;
   int threads = 0;                          // OpenMP threads for the engine in all; 0 = all cores
   int workers = 1;                          // engine workers sharing the model
