@@ -1,6 +1,8 @@
-// app/args.h: a small command-line parser: --key value, --key=value, --flag, positionals.
+// app/args.h: the command-line parser of `m2fp` and bench_e2e: --key value, --key=value, --flag,
+// positionals; typed getters whose errors name the option.
 #pragma once
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -72,6 +74,31 @@ class Args {
     if (n < lo || n > hi)
       throw UsageError("--" + k + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
     return (int)n;
+  }
+  double get_nonnegative(const std::string& k, double def) const {
+    if (!has(k)) return def;
+    const std::string v = get(k);
+    size_t used = 0;
+    double d = -1;
+    try {
+      d = std::stod(v, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (v.empty() || used != v.size() || !(d >= 0) || !std::isfinite(d))
+      throw UsageError("--" + k + " expects a non-negative number, got '" + v + "'");
+    return d;
+  }
+  // The value converted by `parse` (e.g. service::parse_precision), whose std::invalid_argument
+  // message follows the option's name: "--precision must be fp32 or bf16, got 'fp8'".
+  template <class Parse>
+  auto get_parsed(const std::string& k, const std::string& def, Parse parse) const -> decltype(parse(def)) {
+    const std::string v = get(k, def);
+    try {
+      return parse(v);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError("--" + k + " " + e.what());
+    }
   }
   const std::vector<std::string>& positional() const { return pos_; }
 

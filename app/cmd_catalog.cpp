@@ -5,8 +5,8 @@
 //   m2fp catalog list [--catalog FILE.db] [--json]      the items
 //   m2fp catalog info [--catalog FILE.db]               path, item count, counts per slot and source
 //
-// The database is created on first use and seeded from outfit/data/seed_catalog.csv (the library's
-// Catalog::open_or_create); default_catalog_path() says where it lives without --catalog.
+// The database is created on first use and seeded from outfit/data/seed_catalog.csv
+// (service::open_catalog); service::default_catalog_path() says where it lives without --catalog.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -16,6 +16,7 @@
 #include "outfit/catalog.h"
 #include "outfit/outfit.h"
 #include "outfit/outfit_json.h"
+#include "service/outfits.h"
 
 namespace fs = std::filesystem;
 
@@ -23,16 +24,7 @@ namespace m2fp::app {
 
 namespace {
 
-Catalog open_catalog(const std::string& path) {
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty() && !fs::exists(parent, ec)) {
-    fs::create_directories(parent, ec);
-    if (ec) throw std::runtime_error(parent.string() + ": cannot create the catalogue's folder: " + ec.message());
-  }
-  const OutfitKit kit = OutfitKit::load();
-  return Catalog::open_or_create(path, kit.seed_catalog());
-}
+Catalog open_catalog(const std::string& path) { return service::open_catalog(path, OutfitKit::load()); }
 
 }  // namespace
 
@@ -42,7 +34,7 @@ int cmd_catalog(int argc, char** argv) {
   if (sub == "-h" || sub == "--help") return usage(false);
   Args a(argc, argv, 3, {"catalog"}, {"json", "help"});
   if (a.has("help")) return usage(false);
-  const std::string path = a.get("catalog", default_catalog_path());
+  const std::string path = a.get("catalog", service::default_catalog_path());
 
   if (sub == "import") {
     if (a.positional().size() != 1) throw UsageError("catalog import takes exactly one FILE.csv");

@@ -5,11 +5,11 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "app/report.h"
 #include "engine/m2fp.h"
 #include "engine/preprocess.h"
 #include "model_loader/config.h"
 #include "model_loader/safetensors.h"
+#include "service/report.h"
 
 namespace m2fp::app {
 
@@ -22,7 +22,7 @@ int cmd_info(int argc, char** argv) {
   const ParamCount pc = count_parameters(*file);
   std::printf("model:      %s\n", path.c_str());
   std::printf("summary:    %s\n", c.summary().c_str());
-  std::printf("weights:    %s\n", c.synthetic ? kSyntheticWarning : "converted checkpoint (not synthetic)");
+  std::printf("weights:    %s\n", c.synthetic ? service::kSyntheticWarning : "converted checkpoint (not synthetic)");
   if (!c.source.empty()) std::printf("source:     %s\n", c.source.c_str());
   std::printf("mode:       %s\n", c.single_human ? "single-person (semantic parsing)" : "multi-person (instance parsing)");
   std::printf("backbone:   DeepLab ResNet-%d, stem %d, res2 %d channels\n", c.depth, c.stem_out_channels,

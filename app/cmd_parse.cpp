@@ -9,8 +9,10 @@
 // result.json also holds the outfit analysis (outfit/): each entry of "persons" gets its "garments"
 // (category, slot, dominant colours with names), and "outfits" lists per person the garments and the
 // catalogue's recommendations with their reasons. The catalogue: --catalog FILE.db (created from the
-// seed on first use); else the default one (default_catalog_path()) when it exists; else the seed
-// catalogue in memory (no file is written). --no-outfits leaves all of this out.
+// seed on first use); else the default one (service::default_catalog_path()) when it exists; else the
+// seed catalogue in memory (no file is written). --no-outfits leaves all of this out.
+//
+// Each photo prints one line: size, persons, parts, labels, the kernel ISA, milliseconds, its folder.
 //
 // Faults (tests/cli/test_cli.py):
 //   - every file is written to a temporary name and renamed (engine/io.h), result.json last, so a
@@ -23,7 +25,6 @@
 //   - SIGTERM, SIGINT or SIGHUP: the image being parsed is finished (outputs complete), the rest
 //     are skipped and named, exit status 128 + signal. A second signal ends the process at once (the
 //     default action): only temporary "*.tmp" files can be left then, never a truncated output.
-#include <omp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,27 +34,21 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "app/report.h"
 #include "engine/io.h"
-#include "engine/pipeline.h"
-#include "engine/render.h"
 #include "kernels/kernels.h"
-#include <dnnl.hpp>
 #include "outfit/outfit.h"
-#include "outfit/outfit_json.h"
+#include "service/outfits.h"
+#include "service/render.h"
+#include "service/report.h"
+#include "service/session.h"
 
 namespace fs = std::filesystem;
 
 namespace m2fp::app {
-
-void set_threads(int n) {
-  if (n > 0) omp_set_num_threads(n);
-}
 
 namespace {
 
@@ -111,16 +106,6 @@ struct ImageOutputs {
   }
 };
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) throw std::runtime_error(path + ": read error");
-  return bytes;
-}
-
 // Writes every named intermediate as DIR/<name>.npy, feature maps as [C, H, W].
 TensorSink npy_sink(const std::string& dir, std::vector<std::string>* written) {
   return [dir, written](const std::string& name, const Tensor& t) {
@@ -138,7 +123,8 @@ TensorSink npy_sink(const std::string& dir, std::vector<std::string>* written) {
   };
 }
 
-// The outfit library's tables and a catalogue for `m2fp parse` (see the file comment).
+// The outfit tables, the catalogue and the recommendation options for `m2fp parse` (see the file
+// comment).
 struct OutfitSetup {
   std::unique_ptr<OutfitKit> kit;
   std::unique_ptr<Catalog> catalog;
@@ -153,23 +139,21 @@ OutfitSetup load_outfits(const Args& a) {
   s.reco.occasion = a.get("occasion");
   s.reco.season = a.get("season");
   s.kit = std::make_unique<OutfitKit>(OutfitKit::load());
-  try {  // the recommender's own validation of style / occasion / season, before any photo
-    recommend(PersonOutfit{}, std::vector<CatalogItem>{}, s.reco, s.kit->rules);
+  try {  // style / occasion / season, before any photo
+    check_recommend_options(s.reco, s.kit->rules);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
   std::error_code ec;
   if (a.has("catalog")) {
     s.catalog_name = a.get("catalog");
-    const fs::path parent = fs::path(s.catalog_name).parent_path();
-    if (!parent.empty()) fs::create_directories(parent, ec);
-    s.catalog = std::make_unique<Catalog>(Catalog::open_or_create(s.catalog_name, s.kit->seed_catalog()));
-  } else if (fs::exists(default_catalog_path(), ec)) {
-    s.catalog_name = default_catalog_path();
+    s.catalog = std::make_unique<Catalog>(service::open_catalog(s.catalog_name, *s.kit));
+  } else if (fs::exists(service::default_catalog_path(), ec)) {
+    s.catalog_name = service::default_catalog_path();
     s.catalog = std::make_unique<Catalog>(Catalog::open(s.catalog_name));
   } else {
     s.catalog_name = s.kit->seed_catalog() + " (in memory)";
-    s.catalog = std::make_unique<Catalog>(Catalog::open_or_create(":memory:", s.kit->seed_catalog()));
+    s.catalog = std::make_unique<Catalog>(service::open_catalog(":memory:", *s.kit));
   }
   return s;
 }
@@ -190,23 +174,15 @@ int cmd_parse(int argc, char** argv) {
          {"dump-tensors", "verbose", "smooth-edges", "no-outfits", "help"});
   if (a.has("help")) return usage(false);
   const std::string model_path = a.require("model"), out_dir = a.require("out");
-  ParseOptions opt;
-  opt.short_edge = a.get_int("short-edge", 640, 32, 4096);
-  opt.max_size = a.get_int("max-size", 1333, 32, 8192);
-  opt.decode.max_pixels = (int64_t)a.get_int("max-pixels", 50, 1, 1000) * 1000000;
   const bool dump = a.has("dump-tensors"), verbose = a.has("verbose");
-  opt.emit_semantic = dump;
-  LoadOptions lo;
-  if (!dnn::parse_precision(a.get("precision", "fp32"), &lo.precision))
-    throw UsageError("--precision must be fp32 or bf16, got '" + a.get("precision") + "'");
-  // oneDNN has bf16 convolutions and matmuls from AVX-512 (avx512_core, emulated there; native with
-  // AVX512-BF16) on; below that every image would fail with "could not create a primitive descriptor".
-  if (lo.precision == dnn::Precision::BF16 &&
-      (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & static_cast<unsigned>(dnnl::cpu_isa::avx512_core)) !=
-          static_cast<unsigned>(dnnl::cpu_isa::avx512_core))
-    throw UsageError("--precision bf16 needs a CPU with AVX-512 (oneDNN runs bf16 from avx512_core on, natively "
-                     "with AVX512-BF16); this CPU has none: use --precision fp32");
-  set_threads(a.get_int("threads", 0, 0, 1024));
+  service::SessionOptions so;
+  so.model_path = model_path;
+  so.parse.short_edge = a.get_int("short-edge", 640, 32, 4096);
+  so.parse.max_size = a.get_int("max-size", 1333, 32, 8192);
+  so.parse.decode.max_pixels = (int64_t)a.get_int("max-pixels", 50, 1, 1000) * 1000000;
+  so.parse.emit_semantic = dump;
+  so.precision = a.get_parsed("precision", "fp32", service::parse_precision);
+  service::set_threads(a.get_int("threads", 0, 0, 1024));
   if (a.positional().empty()) throw UsageError("no IMAGE given");
 
   OutfitSetup outfits;
@@ -220,15 +196,18 @@ int cmd_parse(int argc, char** argv) {
     throw IoError(out_dir + ": the output folder is not writable: " + std::strerror(errno));
   StopSignals stop_signals;  // from here on, SIGTERM finishes the current image first
 
-  auto t0 = std::chrono::steady_clock::now();
-  auto model = M2FP::load(model_path, lo);
-  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  const ModelConfig& cfg = model->config();
-  if (cfg.synthetic) std::fprintf(stderr, "m2fp: WARNING: %s\n", kSyntheticWarning);
+  std::unique_ptr<service::Session> session;
+  try {
+    session = std::make_unique<service::Session>(so);
+  } catch (const service::PrecisionUnavailable& e) {
+    throw UsageError(std::string("--precision bf16: ") + e.what());
+  }
+  if (session->synthetic()) std::fprintf(stderr, "m2fp: WARNING: %s\n", service::kSyntheticWarning);
+  const char* isa = kern::isa_name(kern::active_isa());
   if (verbose)
     std::fprintf(stderr, "m2fp: model %s (%s), loaded in %.0f ms; isa %s, precision %s, threads %d\n",
-                 model_path.c_str(), cfg.summary().c_str(), load_ms, kern::isa_name(kern::active_isa()),
-                 dnn::precision_name(lo.precision), omp_get_max_threads());
+                 model_path.c_str(), session->summary().c_str(), session->load_ms(), isa,
+                 dnn::precision_name(session->precision()), service::threads());
 
   int failed = 0;
   size_t done = 0;  // images handled (parsed or failed)
@@ -245,7 +224,7 @@ int cmd_parse(int argc, char** argv) {
     outs.dir = unique_dir(out_dir, fs::path(path).stem().string(), used);
     const std::string& dir = outs.dir;
     try {
-      std::vector<uint8_t> bytes = read_file(path);
+      std::vector<uint8_t> bytes = service::read_photo_file(path);
       outs.dir_created = !fs::exists(dir, ec);
       fs::create_directories(dir, ec);
       if (ec) throw IoError(dir + ": cannot create folder: " + ec.message());
@@ -256,39 +235,36 @@ int cmd_parse(int argc, char** argv) {
         if (ec) throw IoError(dir + "/tensors: cannot create folder: " + ec.message());
         sink = npy_sink(dir + "/tensors", &outs.written);
       }
-      ParseResult r = parse_image_bytes(*model, bytes.data(), bytes.size(), opt, dump ? &sink : nullptr);
+      ParseResult r = session->parse(bytes.data(), bytes.size(), dump ? &sink : nullptr);
       const Parsing& p = r.parsing;
 
       outs.written.push_back(dir + "/labels.png");
       write_png_gray8(dir + "/labels.png", p.labels.data(), p.width, p.height);
       outs.written.push_back(dir + "/labels_color.png");
-      write_png_rgb(dir + "/labels_color.png", colorize_labels(p.labels, p.width, p.height));
-      RenderOptions ro;
+      write_png_rgb(dir + "/labels_color.png", service::colorize_labels(p.labels, p.width, p.height));
+      service::RenderOptions ro;
       ro.smooth_edges = a.has("smooth-edges");
       ro.person_boxes = !p.persons.empty();
       outs.written.push_back(dir + "/parsing.png");
-      write_png_rgb(dir + "/parsing.png", render_parsing(r.image, p, ro));
+      write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, p, ro));
 
-      nlohmann::json j = parsing_json(p);
+      nlohmann::json j = service::parsing_json(p);
       j["image"] = {{"file", path},
                     {"width", r.image.width},
                     {"height", r.image.height},
                     {"network_input", {{"height", r.geometry.nh}, {"width", r.geometry.nw}}},
                     {"padded", {{"height", r.geometry.Hp}, {"width", r.geometry.Wp}}}};
-      j["model"] = model_json(*model, model_path);
-      j["threads"] = omp_get_max_threads();
-      j["timings_ms"] = timings_json(r.timings);
+      j["model"] = session->model_json();
+      j["threads"] = service::threads();
+      j["timings_ms"] = service::timings_json(r.timings);
       j["outputs"] = {"labels.png", "labels_color.png", "parsing.png"};
       if (outfits.kit) {
         const auto o0 = std::chrono::steady_clock::now();
         const std::vector<PersonOutfit> po = extract_outfits(p, r.image, outfits.kit->garments,
                                                              outfits.kit->garment_options);
-        add_person_garments(j, po);
+        service::add_person_garments(j, po);
         const std::vector<CatalogItem> items = outfits.catalog->items();
-        nlohmann::json advice = nlohmann::json::array();
-        for (const PersonOutfit& person : po)
-          advice.push_back(outfit_advice_json(person, recommend(person, items, outfits.reco, outfits.kit->rules)));
-        j["outfits"] = advice;
+        j["outfits"] = advise_outfits(po, &items, outfits.reco, outfits.kit->rules);
         j["catalog"] = {{"path", outfits.catalog_name}, {"items", items.size()}};
         j["timings_ms"]["outfits"] =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o0).count();
@@ -298,8 +274,8 @@ int cmd_parse(int argc, char** argv) {
 
       int parts = 0;
       for (const Instance& in : p.instances) parts += in.kind == Instance::Kind::Part;
-      std::printf("%s: %dx%d, %d persons, %d parts, %zu labels, %.0f ms -> %s\n", path.c_str(), p.width,
-                  p.height, (int)p.persons.size(), parts, j["labels_present"].size(), r.timings.total_ms,
+      std::printf("%s: %dx%d, %d persons, %d parts, %zu labels, isa %s, %.0f ms -> %s\n", path.c_str(), p.width,
+                  p.height, (int)p.persons.size(), parts, j["labels_present"].size(), isa, r.timings.total_ms,
                   dir.c_str());
       std::fflush(stdout);
     } catch (const IoError& e) {  // the output side: the next images would fail the same way

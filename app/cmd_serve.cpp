@@ -1,4 +1,4 @@
-// app/cmd_serve.cpp: `m2fp serve`: the outfit service (app/server.h; docs/SERVICE.md).
+// app/cmd_serve.cpp: `m2fp serve`: the outfit service (app/server/server.h; docs/SERVICE.md).
 //
 // SIGINT / SIGTERM stop it cleanly: a dedicated thread waits for them (sigwait) with the signals
 // blocked everywhere else, then stops the listener; queued photos are answered 503, running ones finish.
@@ -11,8 +11,8 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "app/report.h"
-#include "app/server.h"
+#include "app/server/server.h"
+#include "service/report.h"
 
 namespace m2fp::app {
 
@@ -38,7 +38,7 @@ int cmd_serve(int argc, char** argv) {
   o.cache_bytes = (size_t)a.get_int("cache-mb", 256, 0, 65536) << 20;
   o.short_edge = a.get_int("short-edge", 640, 32, 4096);
   o.max_size = a.get_int("max-size", 1333, 32, 8192);
-  o.precision = a.get("precision", "fp32");
+  o.precision = a.get_parsed("precision", "fp32", service::parse_precision);
   o.web_dir = a.get("web-dir");
   o.max_jobs = a.get_int("max-jobs", 256, 1, 100000);
   o.access_log = !a.has("quiet");
@@ -53,7 +53,7 @@ int cmd_serve(int argc, char** argv) {
 
   Server server(o);
   std::fprintf(stderr, "m2fp serve: %s\n", server.describe().c_str());
-  if (server.synthetic()) std::fprintf(stderr, "m2fp serve: WARNING: %s\n", kSyntheticWarning);
+  if (server.synthetic()) std::fprintf(stderr, "m2fp serve: WARNING: %s\n", service::kSyntheticWarning);
   std::printf("m2fp serve: listening on %s\n", server.url().c_str());
   std::fflush(stdout);
 

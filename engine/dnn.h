@@ -30,6 +30,10 @@ const char* precision_name(Precision p);
 bool parse_precision(const std::string& s, Precision* out);
 // Whether oneDNN can run bfloat16 convolutions on this CPU (it cannot below AVX-512).
 bool bf16_available();
+// oneDNN's version ("2.6.0") and the instruction set it runs on this CPU ("avx512_core", ...), for
+// reports.
+std::string onednn_version();
+const char* onednn_isa();
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;

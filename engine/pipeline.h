@@ -1,5 +1,6 @@
 // engine/pipeline.h: one photo through the whole engine: decode -> pre-process -> network ->
-// post-process, with per-stage timings. The CLI, the HTTP server and the benchmarks all call this.
+// post-process, with per-stage timings. The application layer's parse session (service/session.h)
+// calls this for every front door.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +37,5 @@ struct ParseResult {
 // Decodes `bytes` (PNG, JPEG, BMP) and parses the photo. Throws ImageError for bad images.
 ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t size,
                               const ParseOptions& opt = {}, const TensorSink* sink = nullptr);
-// Parses an already decoded photo (timings.decode_ms = 0).
-ParseResult parse_image(const M2FP& model, Image image, const ParseOptions& opt = {},
-                        const TensorSink* sink = nullptr);
 
 }  // namespace m2fp

@@ -1,4 +1,4 @@
-// fuzz/fuzz_http.cpp: the HTTP request handling of `m2fp serve` (app/server.cpp) on raw request bytes.
+// fuzz/fuzz_http.cpp: the HTTP request handling of `m2fp serve` (app/server/) on raw request bytes.
 //
 // One Server (ServeOptions::listen = false, so no socket) with a stub engine (decode_image, then a
 // made-up parsing of the photo: no model, microseconds per photo) takes the input through
@@ -33,7 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/server.h"
+#include "app/server/server.h"
 #include "engine/image.h"
 #include "engine/pipeline.h"
 

@@ -1,4 +1,4 @@
-// outfit/outfit.cpp: data directory lookup, the kit of tables, one-call analysis.
+// outfit/outfit.cpp: data directory lookup, the kit of tables, every person's advice.
 #include "outfit/outfit.h"
 
 #include <cstdlib>
@@ -24,18 +24,11 @@ OutfitKit OutfitKit::load(const std::string& data_dir) {
   return kit;
 }
 
-nlohmann::json analyse_outfits(const Parsing& parsing, const Image& image, const OutfitKit& kit, const Catalog* catalog,
-                               const RecommendOptions& opt) {
-  const std::vector<PersonOutfit> outfits = extract_outfits(parsing, image, kit.garments, kit.garment_options);
-  std::vector<CatalogItem> items;
-  if (catalog) items = catalog->items();
+nlohmann::json advise_outfits(const std::vector<PersonOutfit>& persons, const std::vector<CatalogItem>* items,
+                              const RecommendOptions& opt, const Rules& rules) {
   nlohmann::json out = nlohmann::json::array();
-  for (const PersonOutfit& p : outfits) {
-    if (catalog)
-      out.push_back(outfit_advice_json(p, recommend(p, items, opt, kit.rules)));
-    else
-      out.push_back(to_json(p));
-  }
+  for (const PersonOutfit& p : persons)
+    out.push_back(items ? outfit_advice_json(p, recommend(p, *items, opt, rules)) : to_json(p));
   return out;
 }
 

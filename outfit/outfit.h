@@ -2,7 +2,8 @@
 //
 //   OutfitKit kit = OutfitKit::load();                        // garments.json + rules.json
 //   Catalog cat = Catalog::open_or_create(db, kit.seed_catalog());
-//   nlohmann::json j = analyse_outfits(parsing, image, kit, &cat, {.k = 5});   // -> result.json "outfits"
+//   std::vector<PersonOutfit> persons = extract_outfits(parsing, image, kit.garments, kit.garment_options);
+//   nlohmann::json j = advise_outfits(persons, &items, {.k = 5}, kit.rules);  // -> result.json "outfits"
 //
 // Data files live in outfit/data/ of the source tree. outfit_data_dir() finds them: the environment
 // variable M2FP_OUTFIT_DATA if set, else the data/ folder beside this library's sources (known at
@@ -32,10 +33,10 @@ struct OutfitKit {
   std::string seed_catalog() const { return data_dir + "/seed_catalog.csv"; }
 };
 
-// Garments of every person, with recommendations when a catalogue is given:
+// Every person's garments, with recommendations from `items` when given:
 // [{"person", "score", "bbox", "area", "garments": [...], "recommendations": [...]}, ...]
-// (outfit_json.h documents the shapes). Throws OutfitError / std::invalid_argument / CatalogError.
-nlohmann::json analyse_outfits(const Parsing& parsing, const Image& image, const OutfitKit& kit,
-                               const Catalog* catalog, const RecommendOptions& opt = {});
+// (outfit_json.h documents the shapes). Throws std::invalid_argument for bad options (recommend()).
+nlohmann::json advise_outfits(const std::vector<PersonOutfit>& persons, const std::vector<CatalogItem>* items,
+                              const RecommendOptions& opt, const Rules& rules);
 
 }  // namespace m2fp

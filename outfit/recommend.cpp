@@ -255,18 +255,26 @@ std::string capitalise(std::string s) {
 
 }  // namespace
 
-std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vector<CatalogItem>& items,
-                                      const RecommendOptions& opt, const Rules& rules) {
-  if (opt.k < 0) throw std::invalid_argument("recommend: k must be >= 0, got " + std::to_string(opt.k));
+void check_recommend_options(const RecommendOptions& opt, const Rules& rules) {
+  if (opt.k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(opt.k));
   if (!opt.style.empty() && !contains(rules.styles, opt.style))
-    throw std::invalid_argument("recommend: unknown style '" + opt.style + "' (known: " + join(rules.styles, ", ") + ")");
+    throw std::invalid_argument("unknown style '" + opt.style + "' (known: " + join(rules.styles, ", ") + ")");
   if (!opt.occasion.empty() && !rules.occasions.count(opt.occasion)) {
     std::vector<std::string> known;
     for (const auto& [o, s] : rules.occasions) known.push_back(o);
-    throw std::invalid_argument("recommend: unknown occasion '" + opt.occasion + "' (known: " + join(known, ", ") + ")");
+    throw std::invalid_argument("unknown occasion '" + opt.occasion + "' (known: " + join(known, ", ") + ")");
   }
   if (!opt.season.empty() && !contains(rules.seasons, opt.season))
-    throw std::invalid_argument("recommend: unknown season '" + opt.season + "' (known: " + join(rules.seasons, ", ") + ")");
+    throw std::invalid_argument("unknown season '" + opt.season + "' (known: " + join(rules.seasons, ", ") + ")");
+}
+
+std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vector<CatalogItem>& items,
+                                      const RecommendOptions& opt, const Rules& rules) {
+  try {
+    check_recommend_options(opt, rules);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("recommend: ") + e.what());
+  }
   if (opt.k == 0) return {};
   const int per_category = opt.max_per_category >= 0 ? opt.max_per_category : rules.max_per_category;
 

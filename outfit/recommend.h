@@ -104,7 +104,11 @@ struct Recommendation {
   std::vector<std::string> rules;         // ids of the rules that fired (missing, pairing, harmony)
 };
 
-// Throws std::invalid_argument for an unknown style / occasion / season or a negative k.
+// Throws std::invalid_argument for an unknown style / occasion / season or a negative k, with a
+// message for the person who chose them ("unknown style 'x' (known: casual, ...)").
+void check_recommend_options(const RecommendOptions& opt, const Rules& rules);
+
+// Throws std::invalid_argument as check_recommend_options(), its message prefixed "recommend: ".
 std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vector<CatalogItem>& items,
                                       const RecommendOptions& opt, const Rules& rules);
 std::vector<Recommendation> recommend(const PersonOutfit& outfit, const Catalog& catalog,

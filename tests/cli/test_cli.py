@@ -217,9 +217,15 @@ class ParseOutputs(CliCase):
                           [self.photos["walk.png"], dup, self.photos["small.bmp"], self.photos["wide.png"]])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(sorted(os.listdir(out)), ["small", "walk", "walk-2", "wide"])
+        isas = set()
         for d in os.listdir(out):
-            self.assert_complete(os.path.join(out, d))
+            isas.add(self.assert_complete(os.path.join(out, d))["model"]["isa"])
         self.assertEqual(len(r.stdout.strip().splitlines()), 4, r.stdout)
+        # every summary line names the kernel ISA the photos were parsed with
+        self.assertEqual(len(isas), 1, isas)
+        isa = isas.pop()
+        for line in r.stdout.strip().splitlines():
+            self.assertIn(", isa %s, " % isa, line)
 
     def test_rerun_replaces_previous_outputs(self):
         out = os.path.join(self.tmp, "out")
@@ -409,10 +415,12 @@ class Precision(CliCase):
             print("  --precision bf16: parsed (%s AVX512-BF16), %.0f ms" % (
                 "with" if avx512bf16 else "WITHOUT", res["timings_ms"]["total"]))
         else:
-            # refused before the model is loaded, with the reason, on a CPU without AVX-512
+            # refused when the engine loads the model, before any weights are read, with its reason, on a
+            # CPU without AVX-512
             self.assertNotIn("avx512f", flags)
             self.assertEqual(r.returncode, 2, r.stderr)
-            self.assertIn("--precision bf16 needs a CPU with AVX-512", r.stderr)
+            self.assertIn("--precision bf16: ", r.stderr)
+            self.assertIn("AVX-512", r.stderr)
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             print("  --precision bf16 refused: %s" % r.stderr.strip())
 

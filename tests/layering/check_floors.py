@@ -19,6 +19,7 @@ FLOORS = [
     ('model_loader', 2),
     ('engine', 3),
     ('outfit', 4),
+    ('service', 5),
     ('app', 6),
 ]
 BESIDE = {'tests', 'bench', 'fuzz', 'examples', 'tools', 'build', 'docs', 'scripts', 'deploy', 'web',

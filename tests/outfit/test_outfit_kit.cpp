@@ -75,9 +75,11 @@ TEST(OutfitKit, AnalysesTwoPersonsIntoAdvice) {
   RecommendOptions opt;
   opt.k = 4;
   const auto t0 = std::chrono::steady_clock::now();
-  const nlohmann::json j = analyse_outfits(cv.parsing, cv.image, kit, &cat, opt);
+  const std::vector<PersonOutfit> persons = extract_outfits(cv.parsing, cv.image, kit.garments, kit.garment_options);
+  const std::vector<CatalogItem> items = cat.items();
+  const nlohmann::json j = advise_outfits(persons, &items, opt, kit.rules);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("  analyse_outfits (161x203, 2 persons, %lld catalogue items): %.1f ms\n",
+  std::printf("  extract_outfits + advise_outfits (161x203, 2 persons, %lld catalogue items): %.1f ms\n",
               static_cast<long long>(cat.count()), ms);
   std::printf("%s\n", j.dump(2).c_str());
 
@@ -108,7 +110,7 @@ TEST(OutfitKit, AnalysesTwoPersonsIntoAdvice) {
     EXPECT_NE(r["item"]["slot"], "one_piece");
   }
   // Without a catalogue: garments only.
-  const nlohmann::json g = analyse_outfits(cv.parsing, cv.image, kit, nullptr);
+  const nlohmann::json g = advise_outfits(persons, nullptr, opt, kit.rules);
   EXPECT_FALSE(g[0].contains("recommendations"));
   EXPECT_EQ(g[0]["garments"], a["garments"]);
 }

@@ -28,11 +28,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "app/server.h"
+#include "app/server/server.h"
 #include "engine/image.h"
 #include "engine/io.h"
 #include "engine/m2fp.h"
-#include "tests/server/server_test_util.h"
+#include "tests/service/service_test_util.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -522,7 +522,7 @@ TEST_F(ServerHttp, MetricsInPrometheusText) {
 // ---- a server whose only worker can be held inside the forward pass ---------------------------------
 namespace {
 
-using m2fp::test::Gate;  // tests/server/server_test_util.h
+using m2fp::test::Gate;  // tests/service/service_test_util.h
 
 json health_of(httplib::Client& c) {
   auto r = c.Get("/health");

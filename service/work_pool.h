@@ -1,4 +1,4 @@
-// app/work_pool.h: a fixed pool of worker threads behind a bounded queue.
+// service/work_pool.h: a fixed pool of worker threads behind a bounded queue.
 //
 // The HTTP server runs every engine call here: N workers share one model, each thread set up once by
 // `thread_init(worker_index)` (the server sets that thread's OpenMP thread count there). A task is
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 class WorkPool {
  public:
@@ -51,4 +51,4 @@ class WorkPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

@@ -1,5 +1,5 @@
-// engine/render.cpp: palettes, label colouring, the overlay picture with its legend.
-#include "engine/render.h"
+// service/render.cpp: palettes, label colouring, the overlay picture with its legend.
+#include "service/render.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include <stb_easy_font.h>
 #pragma GCC diagnostic pop
 
-namespace m2fp {
+namespace m2fp::service {
 namespace {
 
 // CIHP/LIP label_colours (see render.h), RGB.
@@ -276,4 +276,4 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
   return out;
 }
 
-}  // namespace m2fp
+}  // namespace m2fp::service

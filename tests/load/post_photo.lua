@@ -1,4 +1,4 @@
--- tests/server/load/post_photo.lua: wrk script that POSTs a photo to m2fp serve.
+-- tests/load/post_photo.lua: wrk script that POSTs a photo to m2fp serve.
 --   PHOTO   the file to send (raw body, Content-Type image/png or image/jpeg by extension)
 --   PATHQ   the request path (default /predict)
 --   UNIQUE  "1": append a counter after the file's bytes so every request has a new SHA-256 (decoders

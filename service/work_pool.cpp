@@ -1,9 +1,9 @@
-// app/work_pool.cpp: worker threads and the bounded task queue.
-#include "app/work_pool.h"
+// service/work_pool.cpp: worker threads and the bounded task queue.
+#include "service/work_pool.h"
 
 #include <stdexcept>
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 WorkPool::WorkPool(int workers, size_t capacity, std::function<void(int)> thread_init)
     : capacity_(capacity), nworkers_(workers), init_(std::move(thread_init)) {
@@ -72,4 +72,4 @@ void WorkPool::run(int index) {
   }
 }
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

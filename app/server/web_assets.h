@@ -1,4 +1,4 @@
-// app/web_assets.h: the web page's files (web/), embedded in the binary at build time by
+// app/server/web_assets.h: the web page's files (web/), embedded in the binary at build time by
 // cmake/embed_web_assets.cmake so `m2fp serve` needs no files beside it.
 #pragma once
 

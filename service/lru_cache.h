@@ -1,4 +1,4 @@
-// app/lru_cache.h: a thread-safe least-recently-used cache bounded by total bytes and entries.
+// service/lru_cache.h: a thread-safe least-recently-used cache bounded by total bytes and entries.
 //
 // The server keeps one parse per (photo SHA-256, parse options) here. Values are shared_ptr<const V>
 // so a reader keeps its value alive after an eviction. Each entry's cost in bytes is given by the
@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 template <class V>
 class LruCache {
@@ -84,4 +84,4 @@ class LruCache {
   uint64_t hits_ = 0, misses_ = 0, evictions_ = 0;
 };
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

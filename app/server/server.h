@@ -1,4 +1,4 @@
-// app/server.h: the outfit service behind `m2fp serve` (docs/SERVICE.md documents the HTTP API).
+// app/server/server.h: the outfit service behind `m2fp serve` (docs/SERVICE.md documents the HTTP API).
 //
 //   GET  /                 the web page (web/, embedded in the binary at build time)
 //   POST /predict          photo -> labels, per-label masks, coloured mask, instances, persons + garments
@@ -7,12 +7,18 @@
 //   GET  /health           model, workers, queue, cache, catalogue, limits
 //   GET  /metrics          Prometheus text
 //
-// Shape: cpp-httplib's own thread pool runs the handlers; every engine call goes to a WorkPool of
-// `workers` threads sharing one M2FP (each with threads/workers OpenMP threads) behind a bounded queue
-// (429 + Retry-After when full). Handlers wait for their photo with a deadline (504 after timeout_s).
-// Results are cached by the photo's SHA-256 and the parse options (LRU, bounded in bytes); identical
-// photos in flight at the same time are parsed once. Uploads are limited in size (413) and in pixels
-// (decode_image checks the header before decoding). Every error is a JSON {"error", "status"} body.
+// Shape: cpp-httplib's own thread pool runs the handlers; every engine call goes to the parse queue
+// (service/parse_queue.h): `workers` threads sharing one parse session (each with threads/workers
+// OpenMP threads) behind a bounded queue (429 + Retry-After when full). Handlers wait for their photo
+// with a deadline (504 after timeout_s). Results are cached by the photo's SHA-256 and the parse
+// options (LRU, bounded in bytes); identical photos in flight at the same time are parsed once.
+// Uploads are limited in size (413) and in pixels (the header is checked before decoding). Every
+// error is a JSON {"error", "status"} body.
+//
+// The rooms of app/server/: http (transport, errors, access log), routes (the endpoints), request
+// (decoding bodies and uploads), results (answers from an analysis), jobs (POST /jobs), status
+// (/health, /metrics gauges, the model file), catalog_watch (the catalogue, re-read on change),
+// metrics (Prometheus text), web_assets (the embedded page); server_impl.h wires them together.
 #pragma once
 
 #include <cstddef>
@@ -22,11 +28,8 @@
 #include <string>
 #include <vector>
 
-namespace m2fp {
-struct ForwardHooks;
-struct ParseOptions;
-struct ParseResult;
-}
+#include "engine/dnn.h"
+#include "service/session.h"
 
 namespace m2fp::app {
 
@@ -34,8 +37,8 @@ struct ServeOptions {
   std::string model_path;
   std::string host = "127.0.0.1";
   int port = 5000;                          // 0: any free port (Server::port() says which)
-  std::string catalog_path;                 // SQLite catalogue; "" = default_catalog_path()
-  std::string precision = "fp32";           // fp32 | bf16
+  std::string catalog_path;                 // SQLite catalogue; "" = service::default_catalog_path()
+  dnn::Precision precision = dnn::Precision::F32;
   int threads = 0;                          // OpenMP threads for the engine in all; 0 = all cores
   int workers = 1;                          // engine workers sharing the model
   int queue = 8;                            // photos that may wait for a worker
@@ -52,9 +55,9 @@ struct ServeOptions {
   bool access_log = true;                   // one stderr line per request
   const ForwardHooks* hooks = nullptr;      // engine hooks (tests hold a worker busy with one)
   // Tests and fuzzing (fuzz/fuzz_http.cpp): when set, no model file is read and this stands in for
-  // parse_image_bytes on the worker threads (it must throw ImageError for a bad photo, as that does);
-  // the model is reported as {"stub": true, "synthetic": true}.
-  std::function<ParseResult(const uint8_t* bytes, size_t size, const ParseOptions& opt)> engine_stub;
+  // the engine on the worker threads (service::EngineStub); the model is reported as
+  // {"stub": true, "synthetic": true}.
+  service::EngineStub engine_stub;
   bool listen = true;                       // false: no socket is opened (handle_raw() only; port() -1)
 };
 

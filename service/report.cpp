@@ -1,13 +1,13 @@
-// app/report.cpp: JSON for what a parse produced.
-#include "app/report.h"
+// service/report.cpp: JSON for what a parse produced.
+#include "service/report.h"
 
 #include <cstdio>
 
-#include "engine/render.h"
+#include "service/render.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit_json.h"
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 const char* const kSyntheticWarning =
     "SYNTHETIC WEIGHTS: this model has random weights (tools/make_synthetic_checkpoint.py), not the "
@@ -120,4 +120,4 @@ nlohmann::json timings_json(const StageTimings& t) {
           {"total", t.total_ms}};
 }
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

@@ -1,5 +1,5 @@
-// app/metrics.cpp: counters, histograms and the Prometheus text format.
-#include "app/metrics.h"
+// app/server/metrics.cpp: counters, histograms and the Prometheus text format.
+#include "app/server/metrics.h"
 
 #include <cmath>
 #include <cstdio>

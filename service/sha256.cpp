@@ -1,11 +1,11 @@
-// app/sha256.cpp: SHA-256 through OpenSSL's one-shot EVP_Digest.
-#include "app/sha256.h"
+// service/sha256.cpp: SHA-256 through OpenSSL's one-shot EVP_Digest.
+#include "service/sha256.h"
 
 #include <openssl/evp.h>
 
 #include <stdexcept>
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 std::array<uint8_t, 32> sha256(const void* data, size_t size) {
   std::array<uint8_t, 32> out{};
@@ -26,4 +26,4 @@ std::string sha256_hex(const void* data, size_t size) {
   return s;
 }
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

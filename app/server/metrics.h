@@ -1,4 +1,4 @@
-// app/metrics.h: the server's counters and latency histograms, written in the Prometheus text
+// app/server/metrics.h: the server's counters and latency histograms, written in the Prometheus text
 // exposition format (version 0.0.4) by GET /metrics.
 //
 //   m2fp_http_requests_total{endpoint,code}        counter   requests answered, by route and status

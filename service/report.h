@@ -1,4 +1,4 @@
-// app/report.h: JSON for what a parse produced (result.json, HTTP responses).
+// service/report.h: JSON for what a parse produced (result.json, HTTP responses).
 #pragma once
 
 #include <string>
@@ -10,14 +10,14 @@
 #include "engine/pipeline.h"
 #include "outfit/garments.h"
 
-namespace m2fp::app {
+namespace m2fp::service {
 
 nlohmann::json model_json(const M2FP& model, const std::string& model_path);
 // instances, persons, label_fractions, labels_present
 nlohmann::json parsing_json(const Parsing& p);
 nlohmann::json timings_json(const StageTimings& t);
 nlohmann::json bbox_json(const BBox& b);
-// Labels present apart from Background, with their palette colour (engine/render.h) and share of the
+// Labels present apart from Background, with their palette colour (service/render.h) and share of the
 // photo: [{"id", "label", "color": "#rrggbb", "fraction"}], by class index.
 nlohmann::json legend_json(const Parsing& p);
 // Adds each person's garments (outfit/outfit_json.h shape) to parsing_json(p)["persons"][k]["garments"].
@@ -26,4 +26,4 @@ void add_person_garments(nlohmann::json& parsing, const std::vector<PersonOutfit
 // Text said wherever results from random weights are shown.
 extern const char* const kSyntheticWarning;
 
-}  // namespace m2fp::app
+}  // namespace m2fp::service

@@ -1,5 +1,5 @@
-// tests/server/server_test_util.h: helpers shared by the server tests (test_server_units.cpp,
-// test_server_http.cpp).
+// tests/service/service_test_util.h: helpers shared by the tests of the application layer and the
+// server above it (test_service_units.cpp, test_server_http.cpp).
 #pragma once
 
 #include <condition_variable>

@@ -1,4 +1,4 @@
-// engine/render.h: the coloured parsing pictures (label map colours, overlay with legend).
+// service/render.h: the coloured parsing pictures (label map colours, overlay with legend).
 //
 // Palette: the CIHP/LIP visualisation colours of the dataset authors' tools (CIHP_PGN and the
 // Graphonomy/CIHP parsing demos: `label_colours`, 20 entries, RGB):
@@ -19,7 +19,7 @@
 #include "engine/image.h"
 #include "engine/parsing.h"
 
-namespace m2fp {
+namespace m2fp::service {
 
 using Rgb = std::array<uint8_t, 3>;
 
@@ -61,4 +61,4 @@ int text_height(int scale);
 void draw_text(Image& img, int x, int y, const std::string& text, Rgb color, int scale);
 void fill_rect(Image& img, int x0, int y0, int x1, int y1, Rgb color);  // [x0, x1) x [y0, y1), clipped
 
-}  // namespace m2fp
+}  // namespace m2fp::service

@@ -10,10 +10,10 @@
 
 #include "engine/image.h"
 #include "engine/io.h"
-#include "engine/render.h"
-#include "image_test_util.h"
+#include "service/render.h"
+#include "engine/image_test_util.h"
 
-namespace m2fp {
+namespace m2fp::service {
 namespace {
 
 TEST(Palette, CihpTableThenVocColourMap) {
@@ -210,4 +210,4 @@ TEST(Text, DrawsInsideItsBox) {
 }
 
 }  // namespace
-}  // namespace m2fp
+}  // namespace m2fp::service

@@ -1,0 +1,35 @@
+// service/analysis.h: one photo parsed and analysed, as the parse queue's cache keeps it: the parsing
+// rendered once (masks and coloured mask as base64 PNG, legend, persons with garments), the persons'
+// garments for recommendations asked later, and the stage timings.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "outfit/outfit.h"
+#include "service/session.h"
+
+namespace m2fp::service {
+
+struct Analysis {
+  // The /predict body less the per-request keys (model, cached, timings_ms), serialised once: an
+  // answer from the cache costs a string copy, not a JSON walk over megabytes of base64.
+  // {"colored_mask", "masks": {label: base64 PNG}, "labels", "legend", "image", "instances", "persons", ...}
+  std::string predict_text;
+  nlohmann::json meta;      // {"labels", "legend", "image"} (for recommendation answers)
+  nlohmann::json timings;   // the engine's stage timings plus outfits, encode and engine (ms)
+  std::vector<PersonOutfit> outfits;
+  size_t cost = 0;          // approximate bytes, for the cache budget
+};
+using AnalysisPtr = std::shared_ptr<const Analysis>;
+
+// Parses the photo with the session, extracts every person's garments and renders the result.
+// `sha` is the photo's SHA-256 (reported in "image"). Throws as Session::parse.
+std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit& kit, const std::string& bytes,
+                                        const std::string& sha);
+
+}  // namespace m2fp::service

@@ -1,0 +1,135 @@
+// service/parse_queue.cpp: the cache, in-flight sharing, the bounded queue and its workers.
+#include "service/parse_queue.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace m2fp::service {
+namespace {
+double ms_between(ParseQueue::Clock::time_point a, ParseQueue::Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+}  // namespace
+
+ParseQueue::ParseQueue(const Session& session, const OutfitKit& kit, const ParseQueueOptions& opt,
+                       QueueEvents events)
+    : session_(session), kit_(kit), events_(std::move(events)), cache_(opt.cache_bytes, opt.cache_entries) {
+  const int tpw = opt.threads_per_worker;
+  pool_ = std::make_unique<WorkPool>(opt.workers, opt.capacity, [tpw](int) { set_threads(tpw); });
+}
+
+ParseQueue::~ParseQueue() { stop(); }
+
+void ParseQueue::stop() {
+  stopping_ = true;
+  pool_->stop();
+}
+
+std::string ParseQueue::key_of(const std::string& sha) const {
+  const ParseOptions& po = session_.options().parse;
+  return sha + "|short_edge=" + std::to_string(po.short_edge) + "|max_size=" + std::to_string(po.max_size) +
+         "|max_pixels=" + std::to_string(po.decode.max_pixels);
+}
+
+AnalysisPtr ParseQueue::cached(const std::string& sha) { return cache_.get(key_of(sha)); }
+
+void ParseQueue::work(const std::shared_ptr<Pending>& p, bool cancelled) {
+  Outcome out;
+  const auto start = Clock::now();
+  out.queue_ms = ms_between(p->enqueued, start);
+  if (cancelled) {
+    out.status = 503;
+    out.error = "the server is shutting down";
+  } else if (p->waiters.load() <= 0) {
+    out.status = 504;
+    out.error = "every request for this photo gave up before a worker was free";
+  } else {
+    p->state = 1;
+    events_.queue_wait(out.queue_ms / 1000);
+    try {
+      std::shared_ptr<Analysis> a = analyse_photo(session_, kit_, *p->bytes, p->sha);
+      out.analysis = a;
+      cache_.put(p->key, a, a->cost);
+    } catch (const ImageError& e) {
+      out.status = 400;
+      out.error = std::string("bad image: ") + e.what();
+    } catch (const std::bad_alloc&) {
+      out.status = 503;
+      out.error = "out of memory while parsing this photo";
+    } catch (const std::exception& e) {
+      out.status = 500;
+      out.error = std::string("parsing failed: ") + e.what();
+    }
+    out.engine_ms = ms_between(start, Clock::now());
+    events_.engine(out.engine_ms / 1000);
+    std::lock_guard<std::mutex> lock(engine_time_mu_);
+    engine_s_avg_ = engine_s_avg_ == 0 ? out.engine_ms / 1000 : 0.8 * engine_s_avg_ + 0.2 * out.engine_ms / 1000;
+  }
+  {
+    std::lock_guard<std::mutex> lock(inflight_mu_);
+    auto it = inflight_.find(p->key);
+    if (it != inflight_.end() && it->second == p) inflight_.erase(it);
+  }
+  p->bytes.reset();
+  p->state = 2;
+  p->promise.set_value(std::move(out));
+}
+
+double ParseQueue::retry_after_s() {
+  std::lock_guard<std::mutex> lock(engine_time_mu_);
+  const double per = engine_s_avg_ > 0 ? engine_s_avg_ : 5.0;
+  const double s = std::ceil(per * (double)(pool_->depth() + 1) / pool_->workers());
+  return std::clamp(s, 1.0, 600.0);
+}
+
+std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared_ptr<const std::string> bytes) {
+  const std::string key = key_of(sha);
+  std::lock_guard<std::mutex> lock(inflight_mu_);
+  auto it = inflight_.find(key);
+  if (it != inflight_.end()) {
+    ++it->second->waiters;
+    return it->second;
+  }
+  auto p = std::make_shared<Pending>();
+  p->key = key;
+  p->sha = sha;
+  p->bytes = std::move(bytes);
+  p->future = p->promise.get_future().share();
+  p->waiters = 1;
+  inflight_[key] = p;
+  if (!pool_->try_submit([this, p](bool cancelled) { work(p, cancelled); })) {
+    inflight_.erase(key);
+    if (stopping_) throw Refusal(503, "the server is shutting down");
+    events_.rejected("queue_full");
+    const double retry = retry_after_s();
+    throw Refusal(429,
+                  "the engine queue is full (" + std::to_string(pool_->depth()) + " photos waiting for " +
+                      std::to_string(pool_->workers()) + " workers); retry after " + std::to_string((int)retry) +
+                      " s",
+                  retry);
+  }
+  return p;
+}
+
+AnalysisPtr ParseQueue::obtain(const std::string& sha, std::shared_ptr<const std::string> bytes,
+                               Clock::time_point deadline, double timeout_s, bool* was_cached, double* queue_ms) {
+  if (AnalysisPtr a = cached(sha)) {
+    *was_cached = true;
+    return a;
+  }
+  *was_cached = false;
+  std::shared_ptr<Pending> p = acquire(sha, std::move(bytes));
+  if (p->future.wait_until(deadline) != std::future_status::ready) {
+    --p->waiters;
+    events_.rejected("timeout");
+    throw Refusal(504, "no result within the request timeout of " + std::to_string((int)timeout_s) +
+                           " s (the photo is " + (p->state == 1 ? "being parsed" : "still queued") +
+                           "; its result will be cached if it completes)");
+  }
+  const Outcome& out = p->future.get();
+  if (out.status != 200) throw Refusal(out.status, out.error);
+  *queue_ms = out.queue_ms;
+  return out.analysis;
+}
+
+}  // namespace m2fp::service

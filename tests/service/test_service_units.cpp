@@ -1,0 +1,239 @@
+// tests/service/test_service_units.cpp: the application layer's building blocks: SHA-256 (FIPS 180-4
+// example vectors), the byte-bounded LRU cache, the bounded worker pool, and the JSON reports shared by
+// `m2fp parse` and the server (legend, garments merged into persons).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "service/lru_cache.h"
+#include "service/report.h"
+#include "service/sha256.h"
+#include "service/work_pool.h"
+#include "tests/service/service_test_util.h"
+
+using namespace m2fp;
+using namespace m2fp::service;
+using m2fp::test::Gate;
+
+// ---- SHA-256 ----------------------------------------------------------------------------------------
+// FIPS 180-4 / NIST "Examples with intermediate values" (SHA256.pdf, SHA2_Additional.pdf).
+TEST(Sha256, FipsExampleVectors) {
+  struct V {
+    std::string msg, hex;
+  } vs[] = {
+      {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+      {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+      {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+      {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+       "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+  };
+  for (const V& v : vs) EXPECT_EQ(sha256_hex(v.msg), v.hex) << "message '" << v.msg << "'";
+}
+
+TEST(Sha256, OneMillionA) {
+  const std::string m(1000000, 'a');
+  EXPECT_EQ(sha256_hex(m), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, BinaryAndAwkwardLengths) {
+  // Lengths around the 64-byte block and the 56-byte padding boundary, with NUL bytes: the digest
+  // must depend on every byte (no C-string truncation) and differ between neighbours.
+  std::set<std::string> seen;
+  for (size_t n : {0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129}) {
+    std::string m(n, '\0');
+    for (size_t i = 0; i < n; ++i) m[i] = (char)(i * 7);
+    const std::string h = sha256_hex(m);
+    ASSERT_EQ(h.size(), 64u);
+    EXPECT_TRUE(seen.insert(h).second) << "collision at length " << n;
+  }
+  // 0x00 is hashed: "\0" differs from "".
+  EXPECT_NE(sha256_hex(std::string(1, '\0')), sha256_hex(std::string()));
+}
+
+// ---- LRU cache --------------------------------------------------------------------------------------
+TEST(LruCache, EvictsLeastRecentlyUsedByBytes) {
+  LruCache<int> c(100, 1000);
+  c.put("a", std::make_shared<int>(1), 40);
+  c.put("b", std::make_shared<int>(2), 40);
+  ASSERT_TRUE(c.get("a"));  // a is now more recent than b
+  c.put("c", std::make_shared<int>(3), 40);  // 120 > 100: b goes
+  EXPECT_TRUE(c.get("a"));
+  EXPECT_FALSE(c.get("b"));
+  EXPECT_TRUE(c.get("c"));
+  const auto s = c.stats();
+  EXPECT_EQ(s.entries, 2u);
+  EXPECT_EQ(s.bytes, 80u);
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.hits, 3u);
+  EXPECT_EQ(s.misses, 1u);
+}
+
+TEST(LruCache, EntryBoundReplaceAndOversize) {
+  LruCache<std::string> c(1 << 20, 2);
+  c.put("x", std::make_shared<std::string>("1"), 10);
+  c.put("y", std::make_shared<std::string>("2"), 10);
+  c.put("x", std::make_shared<std::string>("1b"), 30);  // replace: no eviction, bytes updated
+  EXPECT_EQ(c.stats().entries, 2u);
+  EXPECT_EQ(c.stats().bytes, 40u);
+  EXPECT_EQ(*c.get("x"), "1b");
+  c.put("z", std::make_shared<std::string>("3"), 10);  // 3 entries > 2: y (least recent) goes
+  EXPECT_FALSE(c.get("y"));
+  EXPECT_FALSE(c.put("huge", std::make_shared<std::string>("h"), (1 << 20) + 1));
+  EXPECT_FALSE(c.get("huge"));
+  EXPECT_TRUE(c.get("x"));
+  EXPECT_TRUE(c.get("z"));
+}
+
+TEST(LruCache, DisabledStoresNothingAndReadersKeepValues) {
+  LruCache<int> off(0, 100);
+  EXPECT_FALSE(off.put("a", std::make_shared<int>(1), 1));
+  EXPECT_FALSE(off.get("a"));
+  LruCache<int> c(10, 10);
+  c.put("a", std::make_shared<int>(7), 10);
+  auto held = c.get("a");
+  c.put("b", std::make_shared<int>(8), 10);  // evicts a
+  EXPECT_FALSE(c.get("a"));
+  ASSERT_TRUE(held);
+  EXPECT_EQ(*held, 7);  // the reader's copy outlives the eviction
+}
+
+TEST(LruCache, ConcurrentUse) {
+  LruCache<int> c(64, 1000);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&c, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string k = std::to_string((i * 7 + t) % 50);
+        if (!c.get(k)) c.put(k, std::make_shared<int>(i), 1 + i % 5);
+      }
+    });
+  for (auto& t : ts) t.join();
+  const auto s = c.stats();
+  EXPECT_LE(s.bytes, 64u);
+  EXPECT_EQ(s.hits + s.misses, 8000u);
+}
+
+// ---- worker pool ------------------------------------------------------------------------------------
+TEST(WorkPool, RunsEveryTaskOnInitialisedWorkers) {
+  std::mutex mu;
+  std::set<int> inited;
+  std::atomic<int> ran{0};
+  thread_local int my_index = -1;
+  {
+    WorkPool pool(3, 100, [&](int i) {
+      my_index = i;
+      std::lock_guard<std::mutex> lock(mu);
+      inited.insert(i);
+    });
+    EXPECT_EQ(pool.workers(), 3);
+    for (int i = 0; i < 50; ++i)
+      ASSERT_TRUE(pool.try_submit([&](bool cancelled) {
+        EXPECT_FALSE(cancelled);
+        EXPECT_GE(my_index, 0);  // ran on a worker that was set up
+        ++ran;
+      }));
+    for (int i = 0; i < 500 && ran < 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ran.load(), 50);
+  EXPECT_EQ(inited, (std::set<int>{0, 1, 2}));
+}
+
+TEST(WorkPool, RefusesBeyondCapacityAndCancelsWaitingOnStop) {
+  Gate gate;
+  std::atomic<int> ran{0}, cancelled{0};
+  auto task = [&](bool c) {
+    if (c) {
+      ++cancelled;
+      return;
+    }
+    gate.wait();
+    ++ran;
+  };
+  WorkPool pool(1, 2);
+  ASSERT_TRUE(pool.try_submit(task));  // taken by the worker
+  for (int i = 0; i < 400 && pool.busy() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(pool.busy(), 1);
+  EXPECT_TRUE(pool.try_submit(task));  // waiting 1
+  EXPECT_TRUE(pool.try_submit(task));  // waiting 2 = capacity
+  EXPECT_FALSE(pool.try_submit(task)) << "a third waiting task must be refused";
+  EXPECT_EQ(pool.depth(), 2u);
+  std::thread stopper([&] { pool.stop(); });  // cancels the 2 waiting, waits for the running one
+  for (int i = 0; i < 400 && cancelled < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(cancelled.load(), 2);
+  gate.set(true);
+  stopper.join();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_FALSE(pool.try_submit(task)) << "a stopped pool takes nothing";
+}
+
+TEST(WorkPool, ZeroCapacityAcceptsOnlyForAnIdleWorker) {
+  Gate gate;
+  WorkPool pool(1, 0);
+  for (int i = 0; i < 400 && pool.busy() == 0 && pool.depth() == 0; ++i) {
+    if (i == 0) ASSERT_TRUE(pool.try_submit([&](bool c) { if (!c) gate.wait(); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (int i = 0; i < 400 && pool.busy() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_FALSE(pool.try_submit([](bool) {}));
+  gate.set(true);
+  pool.stop();
+  EXPECT_THROW(WorkPool(0, 1), std::invalid_argument);
+}
+
+TEST(WorkPool, ThrowingTaskDoesNotKillTheWorker) {
+  std::promise<void> done;
+  WorkPool pool(1, 4);
+  ASSERT_TRUE(pool.try_submit([](bool) { throw std::runtime_error("boom"); }));
+  ASSERT_TRUE(pool.try_submit([&](bool) { done.set_value(); }));
+  EXPECT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+// ---- JSON shared with m2fp parse ---------------------------------------------------------------------
+TEST(Report, LegendAndGarmentsInPersons) {
+  Parsing p;
+  p.width = 4;
+  p.height = 1;
+  p.class_names = {"Background", "Hat", "Hair"};
+  p.labels = {0, 2, 2, 0};
+  p.label_fractions = {0.5, 0.0, 0.5};
+  p.persons.resize(2);
+  nlohmann::json leg = legend_json(p);
+  ASSERT_EQ(leg.size(), 1u);  // Background and absent labels left out
+  EXPECT_EQ(leg[0]["label"], "Hair");
+  EXPECT_EQ(leg[0]["id"], 2);
+  EXPECT_EQ(leg[0]["color"], "#ff0000");  // CIHP palette entry 2
+  EXPECT_DOUBLE_EQ(leg[0]["fraction"].get<double>(), 0.5);
+
+  nlohmann::json j = parsing_json(p);
+  PersonOutfit o;
+  o.person = 1;
+  Garment g;
+  g.category = "hat";
+  g.slot = "accessory";
+  g.person = 1;
+  o.garments.push_back(g);
+  add_person_garments(j, {o});
+  ASSERT_EQ(j["persons"].size(), 2u);
+  EXPECT_TRUE(j["persons"][0]["garments"].empty());
+  ASSERT_EQ(j["persons"][1]["garments"].size(), 1u);
+  EXPECT_EQ(j["persons"][1]["garments"][0]["category"], "hat");
+
+  // Single-person parsing: no person instances, the outfit library's person 0 becomes the entry.
+  Parsing sp = p;
+  sp.persons.clear();
+  nlohmann::json js = parsing_json(sp);
+  o.person = 0;
+  add_person_garments(js, {o});
+  ASSERT_EQ(js["persons"].size(), 1u);
+  EXPECT_EQ(js["persons"][0]["id"], 0);
+  EXPECT_EQ(js["persons"][0]["garments"][0]["category"], "hat");
+}
