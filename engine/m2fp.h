@@ -44,8 +44,9 @@ struct LoadOptions {
 
 class M2FP {
  public:
-  // Maps and validates the safetensors file, binds every tensor by name and shape (errors name the
-  // file and the key), folds BatchNorm into the convolutions and copies the weights it keeps.
+  // Maps and validates the safetensors file, binds every tensor of the configuration's table
+  // (model_loader/config.h: expected_tensors) by name, dtype and shape, each exactly once (errors
+  // name the file and the key), folds BatchNorm into the convolutions and copies the weights it keeps.
   static std::unique_ptr<M2FP> load(const std::string& path, const LoadOptions& opt = {});
   ~M2FP();
 

@@ -212,7 +212,7 @@ class TestBenchE2EOptions(BenchTestBase):
             if has_avx512:   # oneDNN took bf16 at load but a run failed: the message names the photo and run
                 self.assertIn('(parsing %s, run 1)' % self.image, p.stderr)   # --warmup 0: the first timed run
             else:
-                self.assertIn('--precision bf16 is not available on this CPU', p.stderr)
+                self.assertIn('bf16 precision is not available on this CPU', p.stderr)
                 self.assertIn('only for AVX-512 CPUs', p.stderr)
                 self.assertIn('use fp32', p.stderr)
 
