@@ -1,6 +1,6 @@
 // engine/m2fp_weights.h: the layers of the M2FP network as M2FP::load builds them from the
-// checkpoint, read by the forward pass (both in engine/m2fp.cpp). Each field names the PyTorch key
-// it comes from.
+// checkpoint (engine/m2fp.cpp), shared by the forward pass (engine/m2fp.cpp) and the cost table
+// (engine/inspect.cpp). Each field names the PyTorch key it comes from.
 #pragma once
 
 #include <cstdint>
