@@ -49,8 +49,8 @@ int cmd_info(int argc, char** argv) {
 int cmd_inspect(int argc, char** argv) {
   Args a(argc, argv, 2, {"model", "height", "width", "short-edge", "max-size"}, {"help"});
   if (a.has("help")) return usage(false);
-  auto file = SafetensorsFile::open(a.require("model"));
-  const ModelConfig c = read_model_config(*file);
+  const auto model = M2FP::load(a.require("model"));
+  const ModelConfig& c = model->config();
   // The padded network input for a photo of --height x --width (default: 548 x 342 -> 640 x 1056).
   int64_t Hp, Wp;
   if (c.single_human) {
@@ -65,7 +65,7 @@ int cmd_inspect(int argc, char** argv) {
     std::printf("photo %dx%d -> resized %dx%d -> padded %lldx%lld (h x w)\n\n", h, w, nh, nw, (long long)Hp,
                 (long long)Wp);
   }
-  const auto rows = layer_costs(c, Hp, Wp);
+  const auto rows = model->layer_costs(Hp, Wp);
   std::map<std::string, double> per_stage;
   double total = 0;
   std::printf("%-20s %-58s %-22s %12s\n", "stage", "layer", "output", "GMAC");

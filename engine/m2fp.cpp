@@ -5,8 +5,9 @@
 //     -> pixel decoder (6 deformable layers)     multi-scale maps at strides 32, 16, 8 + mask_features (stride 4)
 //     -> transformer decoder (9 masked layers)   100 queries -> class logits [100, K+1], mask logits [100, Hp/4, Wp/4]
 //
-// Dimension key: Hp, Wp padded input size; H_l, W_l size of feature level l; N = sum H_l*W_l
-// encoder tokens; Q = 100 queries; D = 256 model width; heads x dh = 8 x 32; K classes.
+// Dimension key: Hp, Wp padded input size; H_l, W_l size of feature level l (L = 3 levels, P = 4
+// sampling points each); N = sum H_l*W_l encoder tokens; Q = 100 queries; D = 256 model width;
+// heads x dh = 8 x 32; K classes.
 // Feature maps are channels-last [H, W, C], so a map is also its token matrix [H*W, C].
 // Every intermediate is handed to the TensorSink under its name from docs/INTERMEDIATES.md.
 // Upstream: modelscope/models/cv/image_human_parsing/{backbone/deeplab_resnet.py, m2fp/m2fp_encoder.py,
@@ -15,116 +16,52 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <stdexcept>
 
+#include "engine/m2fp_weights.h"
 #include "kernels/kernels.h"
 #include "model_loader/safetensors.h"
 
 namespace m2fp {
 
-// =================================================================================================
-// Weights, mirroring the checkpoint. Each field names the PyTorch key it comes from.
-// =================================================================================================
 using dnn::Conv2d;
 using dnn::Linear;
 
-struct Norm {                      // LayerNorm / GroupNorm affine parameters
-  std::vector<float> gamma, beta;  // [C]  <key>.weight, <key>.bias
-};
-
-struct Bottleneck {                // backbone.res{s}.{b}
-  Conv2d conv1;                    // .conv1 1x1 in->w, BN folded (.conv1.norm.*)
-  Conv2d conv2;                    // .conv2 3x3 w->w, stride s on the first block of res3..res5
-  Conv2d conv3;                    // .conv3 1x1 w->out
-  Conv2d shortcut;                 // .shortcut 1x1 in->out (first block of a stage only)
-  bool has_shortcut = false;
-};
-
-struct EncoderLayer {              // sem_seg_head.pixel_decoder.transformer.encoder.layers.{i}
-  Linear value_proj;               // .self_attn.value_proj            [D, D]
-  Linear query_proj;               // .self_attn.sampling_offsets [heads*L*P*2, D] ++ .attention_weights [heads*L*P, D]
-  Linear output_proj;              // .self_attn.output_proj           [D, D]
-  Norm norm1;                      // .norm1
-  Linear linear1, linear2;         // .linear1 [F, D], .linear2 [D, F]  (F = 1024)
-  Norm norm2;                      // .norm2
-};
-
-struct DecoderLayer {              // sem_seg_head.predictor.transformer_*_layers.{i}
-  Linear cross_q, cross_k, cross_v;  // cross_attention_layers.{i}.multihead_attn.in_proj_{weight,bias} rows [0,D), [D,2D), [2D,3D)
-  Linear cross_out;                  // .multihead_attn.out_proj
-  Norm cross_norm;                   // .norm
-  Linear self_qk, self_v;            // self_attention_layers.{i}.self_attn.in_proj_* rows [0,2D) (q and k share their input), [2D,3D)
-  Linear self_out;                   // .self_attn.out_proj
-  Norm self_norm;                    // .norm
-  Linear ffn1, ffn2;                 // ffn_layers.{i}.linear1 [F, D], .linear2 [D, F]  (F = 2048)
-  Norm ffn_norm;                     // .norm
-};
-
-struct M2FP::Weights {
-  ModelConfig cfg;
-  dnn::Precision precision = dnn::Precision::F32;
-
-  // backbone.*
-  Conv2d stem1, stem2, stem3;                  // backbone.stem.conv{1,2,3} (BN folded)
-  std::vector<Bottleneck> stages[4];           // backbone.res2 .. res5
-
-  // sem_seg_head.pixel_decoder.*
-  Conv2d input_proj[3];                        // .input_proj.{l}.0 1x1 (bias), l = 0: res5, 1: res4, 2: res3
-  Norm input_proj_gn[3];                       // .input_proj.{l}.1 GroupNorm(32)
-  std::vector<float> enc_level_embed;          // .transformer.level_embed [3, D]
-  std::vector<EncoderLayer> enc_layers;        // .transformer.encoder.layers.{i}
-  Conv2d adapter_1;                            // .adapter_1 1x1 (no bias) on res2
-  Norm adapter_1_gn;                           // .adapter_1.norm
-  Conv2d layer_1;                              // .layer_1 3x3 (no bias)
-  Norm layer_1_gn;                             // .layer_1.norm (then ReLU)
-  Conv2d mask_features;                        // .mask_features 1x1 (bias)
-
-  // sem_seg_head.predictor.*
-  std::vector<DecoderLayer> dec_layers;
-  Norm decoder_norm;                           // .decoder_norm
-  std::vector<float> query_feat, query_embed;  // .query_feat.weight, .query_embed.weight [Q, D]
-  std::vector<float> dec_level_embed;          // .level_embed.weight [3, D]
-  Linear class_embed;                          // .class_embed [K+1, D]
-  Linear mask_embed[3];                        // .mask_embed.layers.{0,1,2} [D, D]
-
-  // Sine position encodings per (H, W), computed once per size.
-  mutable std::mutex pos_mu;
-  mutable std::map<std::pair<int64_t, int64_t>, Tensor> pos_cache;
-  const Tensor& pos_embed(int64_t H, int64_t W) const;
-};
-
 // =================================================================================================
-// Loading: bind by name, check shapes, fold BatchNorm.
+// Loading: every weight taken by name from the checkpoint's tensor table (model_loader/config.h,
+// expected_tensors), whose shapes give the layer sizes; BatchNorm folded into the convolutions.
 // =================================================================================================
 namespace {
 
 constexpr float kNormEps = 1e-5f;
 
-std::vector<float> copy_of(const float* p, int64_t n) { return std::vector<float>(p, p + n); }
+std::vector<float> copy_of(const Weight& w) { return std::vector<float>(w.data, w.data + w.numel()); }
 
-Norm bind_norm(WeightBinder& b, const std::string& key, int64_t C) {
-  return {copy_of(b.f32(key + ".weight", {C}), C), copy_of(b.f32(key + ".bias", {C}), C)};
+Norm bind_norm(NetworkBinder& b, const std::string& key) {
+  return {copy_of(b.f32(key + ".weight")), copy_of(b.f32(key + ".bias"))};
 }
 
 // Conv2d (no bias) + BatchNorm2d at `key` (".norm" child), folded: w' = w * g / sqrt(v + eps),
 // b' = beta - mean * g / sqrt(v + eps).
-Conv2d bind_conv_bn(WeightBinder& b, const std::string& key, int in_c, int out_c, int k, int stride,
-                    int pad, int dilation, dnn::Precision prec) {
-  const float* w = b.f32(key + ".weight", {out_c, in_c, k, k});
-  const float* g = b.f32(key + ".norm.weight", {out_c});
-  const float* beta = b.f32(key + ".norm.bias", {out_c});
-  const float* mean = b.f32(key + ".norm.running_mean", {out_c});
-  const float* var = b.f32(key + ".norm.running_var", {out_c});
+Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pad, int dilation,
+                    dnn::Precision prec) {
+  const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
+  const float* g = b.f32(key + ".norm.weight").data;
+  const float* beta = b.f32(key + ".norm.bias").data;
+  const float* mean = b.f32(key + ".norm.running_mean").data;
+  const float* var = b.f32(key + ".norm.running_var").data;
+  b.unused(key + ".norm.num_batches_tracked");  // a training counter
+  const int out_c = w.dim(0), in_c = w.dim(1), k = w.dim(2);
   const int64_t per_out = (int64_t)in_c * k * k;
   std::vector<float> wf((size_t)out_c * per_out), bf(out_c);
   for (int o = 0; o < out_c; ++o) {
     const double s = (double)g[o] / std::sqrt((double)var[o] + kNormEps);
-    for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(w[o * per_out + i] * s);
+    for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(w.data[o * per_out + i] * s);
     bf[o] = (float)(beta[o] - mean[o] * s);
   }
   Conv2d c;
@@ -132,35 +69,27 @@ Conv2d bind_conv_bn(WeightBinder& b, const std::string& key, int in_c, int out_c
   return c;
 }
 
-Conv2d bind_conv(WeightBinder& b, const std::string& key, int in_c, int out_c, int k, int pad,
-                 bool bias, dnn::Precision prec) {
-  const float* w = b.f32(key + ".weight", {out_c, in_c, k, k});
-  const float* bp = bias ? b.f32(key + ".bias", {out_c}) : nullptr;
+Conv2d bind_conv(NetworkBinder& b, const std::string& key, int pad, bool bias, dnn::Precision prec) {
+  const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
+  const float* bp = bias ? b.f32(key + ".bias").data : nullptr;
   Conv2d c;
-  c.init({in_c, out_c, k, k, 1, pad, 1}, w, bp, prec);
+  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec);
   return c;
 }
 
-Linear bind_linear(WeightBinder& b, const std::string& key, int in, int out, dnn::Precision prec) {
+Linear bind_linear(NetworkBinder& b, const std::string& key, dnn::Precision prec) {
+  const Weight w = b.f32(key + ".weight");  // [out, in]
   Linear l;
-  l.init(in, out, b.f32(key + ".weight", {out, in}), b.f32(key + ".bias", {out}), prec);
+  l.init(w.dim(1), w.dim(0), w.data, b.f32(key + ".bias").data, prec);
   return l;
 }
 
 // Rows [r0, r1) of a packed [rows, in] weight and its bias, as one Linear.
-Linear slice_linear(const float* w, const float* bias, int in, int r0, int r1, dnn::Precision prec) {
+Linear slice_linear(const Weight& w, const Weight& bias, int r0, int r1, dnn::Precision prec) {
+  const int in = w.dim(1);
   Linear l;
-  l.init(in, r1 - r0, w + (size_t)r0 * in, bias + r0, prec);
+  l.init(in, r1 - r0, w.data + (size_t)r0 * in, bias.data + r0, prec);
   return l;
-}
-
-std::vector<int> blocks_per_stage(int depth) {
-  switch (depth) {
-    case 50: return {3, 4, 6, 3};
-    case 101: return {3, 4, 23, 3};
-    case 152: return {3, 8, 36, 3};
-  }
-  throw LoadError("unsupported backbone depth " + std::to_string(depth) + " (50, 101 or 152)");
 }
 
 }  // namespace
@@ -172,12 +101,14 @@ dnn::Precision M2FP::precision() const { return w_->precision; }
 int M2FP::num_classes() const { return w_->cfg.num_classes; }
 
 std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt) {
-  // Large buffers (feature maps, masks) always come from mmap and go back to the system when
-  // freed; glibc's adaptive threshold would otherwise keep blocks of up to 32 MB on the heap and
-  // the process's resident set would only grow. Process-wide, set once by whoever loads a model.
+  // Tensors of 256 KiB and more come from engine/buffer_pool.h (mapped, reused across parses). Other
+  // heap blocks of 1 MB and more (weight copies, oneDNN's scratchpads, temporary vectors) are mapped
+  // by glibc and go back to the system when freed: its adaptive threshold would otherwise keep blocks
+  // of up to 32 MB on the heap and the resident set would only grow. Process-wide, set once by
+  // whoever loads a model.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   if (opt.precision == dnn::Precision::BF16 && !dnn::bf16_available())
-    throw LoadError("--precision bf16 is not available on this CPU: oneDNN 2.6 has bfloat16 convolutions and "
+    throw LoadError("bf16 precision is not available on this CPU: oneDNN 2.6 has bfloat16 convolutions and "
                     "matrix products only for AVX-512 CPUs (AVX512-BF16 for full speed); use fp32");
   auto file = SafetensorsFile::open(path);
   std::unique_ptr<M2FP> model(new M2FP());
@@ -189,12 +120,17 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   const auto prec = opt.precision;
   const auto fp32 = dnn::Precision::F32;  // small layers whose precision matters stay fp32
   if (c.num_groups != 1) throw LoadError(path + ": grouped bottlenecks (num_groups > 1) are not supported");
-  if (c.transformer_in_features.size() != 3)
-    throw LoadError(path + ": the pixel decoder needs exactly 3 transformer_in_features");
+  // The pixel decoder below: deformable attention over res5, res4, res3, one FPN level from res2.
+  std::vector<std::string> levels = c.transformer_in_features;
+  std::sort(levels.begin(), levels.end());
+  const bool fpn_res2 = c.common_stride == 4 && std::count(c.enc_in_features.begin(), c.enc_in_features.end(), "res2");
+  if (levels != std::vector<std::string>{"res3", "res4", "res5"} || !fpn_res2)
+    throw LoadError(path + ": the pixel decoder is built for transformer_in_features res3, res4, res5 and one "
+                           "FPN level from res2 (in_features with res2, common_stride 4)");
   if (c.pre_norm) throw LoadError(path + ": pre_norm decoders are not supported");
   if (c.enforce_input_project || c.conv_dim != c.hidden_dim)
     throw LoadError(path + ": decoder input projections (enforce_input_project) are not supported");
-  WeightBinder b(*file);
+  NetworkBinder b(*file, c);
   // Weights are copied as they are bound; the mapped pages of what was copied are released stage
   // by stage, so the file and the copies are never both resident in full.
   size_t released = 0;
@@ -205,12 +141,10 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   };
 
   // ---- backbone -----------------------------------------------------------------------------
-  const int stem = c.stem_out_channels;
-  W.stem1 = bind_conv_bn(b, "backbone.stem.conv1", 3, stem / 2, 3, 2, 1, 1, prec);
-  W.stem2 = bind_conv_bn(b, "backbone.stem.conv2", stem / 2, stem / 2, 3, 1, 1, 1, prec);
-  W.stem3 = bind_conv_bn(b, "backbone.stem.conv3", stem / 2, stem, 3, 1, 1, 1, prec);
-  const std::vector<int> nblocks = blocks_per_stage(c.depth);
-  int in_c = stem, out_c = c.res2_out_channels, width = c.num_groups * c.width_per_group;
+  W.stem1 = bind_conv_bn(b, "backbone.stem.conv1", 2, 1, 1, prec);
+  W.stem2 = bind_conv_bn(b, "backbone.stem.conv2", 1, 1, 1, prec);
+  W.stem3 = bind_conv_bn(b, "backbone.stem.conv3", 1, 1, 1, prec);
+  const std::vector<int> nblocks = c.stage_blocks();  // res2..res5: the transformer levels reach res5
   for (int s = 0; s < 4; ++s) {
     const int dilation = s == 2 ? c.res4_dilation : s == 3 ? c.res5_dilation : 1;
     for (int i = 0; i < nblocks[s]; ++i) {
@@ -219,102 +153,92 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
       const int d = s == 3 ? dilation * c.res5_multi_grid.at(i % c.res5_multi_grid.size()) : dilation;
       const int s1 = c.stride_in_1x1 ? stride : 1, s3 = c.stride_in_1x1 ? 1 : stride;
       Bottleneck blk;
-      blk.conv1 = bind_conv_bn(b, key + ".conv1", in_c, width, 1, s1, 0, 1, prec);
-      blk.conv2 = bind_conv_bn(b, key + ".conv2", width, width, 3, s3, d, d, prec);
-      blk.conv3 = bind_conv_bn(b, key + ".conv3", width, out_c, 1, 1, 0, 1, prec);
-      blk.has_shortcut = in_c != out_c;
-      if (blk.has_shortcut) blk.shortcut = bind_conv_bn(b, key + ".shortcut", in_c, out_c, 1, stride, 0, 1, prec);
+      blk.has_shortcut = b.has(key + ".shortcut.weight");  // first block of a stage
+      if (blk.has_shortcut) blk.shortcut = bind_conv_bn(b, key + ".shortcut", stride, 0, 1, prec);
+      blk.conv1 = bind_conv_bn(b, key + ".conv1", s1, 0, 1, prec);
+      blk.conv2 = bind_conv_bn(b, key + ".conv2", s3, d, d, prec);
+      blk.conv3 = bind_conv_bn(b, key + ".conv3", 1, 0, 1, prec);
       W.stages[s].push_back(std::move(blk));
-      in_c = out_c;
     }
-    out_c *= 2;
-    width *= 2;
     release_bound();
   }
 
   // ---- pixel decoder ------------------------------------------------------------------------
-  const int D = c.conv_dim, L = 3, P = 4, Hh = c.enc_nheads;
   const std::string pd = "sem_seg_head.pixel_decoder";
-  const int res_c[4] = {c.res2_out_channels, c.res2_out_channels * 2, c.res2_out_channels * 4,
-                        c.res2_out_channels * 8};
-  for (int l = 0; l < 3; ++l) {  // level 0 = res5, 1 = res4, 2 = res3
+  W.enc_levels = (int)c.transformer_in_features.size();
+  W.enc_points = c.enc_n_points;
+  for (int l = 0; l < W.enc_levels; ++l) {  // level 0 = res5, 1 = res4, 2 = res3
     const std::string key = pd + ".input_proj." + std::to_string(l);
-    W.input_proj[l] = bind_conv(b, key + ".0", res_c[3 - l], D, 1, 0, true, prec);
-    W.input_proj_gn[l] = bind_norm(b, key + ".1", D);
+    W.input_proj.push_back(bind_conv(b, key + ".0", 0, true, prec));
+    W.input_proj_gn.push_back(bind_norm(b, key + ".1"));
   }
-  W.enc_level_embed = copy_of(b.f32(pd + ".transformer.level_embed", {L, D}), L * D);
+  W.enc_level_embed = copy_of(b.f32(pd + ".transformer.level_embed"));
   for (int i = 0; i < c.enc_layers; ++i) {
     const std::string key = pd + ".transformer.encoder.layers." + std::to_string(i);
     EncoderLayer e;
-    e.value_proj = bind_linear(b, key + ".self_attn.value_proj", D, D, fp32);
     // sampling_offsets and attention_weights read the same query: one GEMM, rows concatenated.
-    const int n_off = Hh * L * P * 2, n_att = Hh * L * P;
-    const float* ow = b.f32(key + ".self_attn.sampling_offsets.weight", {n_off, D});
-    const float* ob = b.f32(key + ".self_attn.sampling_offsets.bias", {n_off});
-    const float* aw = b.f32(key + ".self_attn.attention_weights.weight", {n_att, D});
-    const float* ab = b.f32(key + ".self_attn.attention_weights.bias", {n_att});
-    std::vector<float> qw(ow, ow + (size_t)n_off * D), qb(ob, ob + n_off);
-    qw.insert(qw.end(), aw, aw + (size_t)n_att * D);
-    qb.insert(qb.end(), ab, ab + n_att);
-    e.query_proj.init(D, n_off + n_att, qw.data(), qb.data(), fp32);
-    e.output_proj = bind_linear(b, key + ".self_attn.output_proj", D, D, fp32);
-    e.norm1 = bind_norm(b, key + ".norm1", D);
-    e.linear1 = bind_linear(b, key + ".linear1", D, c.enc_dim_feedforward, prec);
-    e.linear2 = bind_linear(b, key + ".linear2", c.enc_dim_feedforward, D, prec);
-    e.norm2 = bind_norm(b, key + ".norm2", D);
+    const Weight ow = b.f32(key + ".self_attn.sampling_offsets.weight");  // [heads*L*P*2, D]
+    const Weight ob = b.f32(key + ".self_attn.sampling_offsets.bias");
+    const Weight aw = b.f32(key + ".self_attn.attention_weights.weight");  // [heads*L*P, D]
+    const Weight ab = b.f32(key + ".self_attn.attention_weights.bias");
+    std::vector<float> qw = copy_of(ow), qb = copy_of(ob);
+    qw.insert(qw.end(), aw.data, aw.data + aw.numel());
+    qb.insert(qb.end(), ab.data, ab.data + ab.numel());
+    e.query_proj.init(ow.dim(1), ow.dim(0) + aw.dim(0), qw.data(), qb.data(), fp32);
+    e.value_proj = bind_linear(b, key + ".self_attn.value_proj", fp32);
+    e.output_proj = bind_linear(b, key + ".self_attn.output_proj", fp32);
+    e.norm1 = bind_norm(b, key + ".norm1");
+    e.linear1 = bind_linear(b, key + ".linear1", prec);
+    e.linear2 = bind_linear(b, key + ".linear2", prec);
+    e.norm2 = bind_norm(b, key + ".norm2");
     W.enc_layers.push_back(std::move(e));
   }
-  W.adapter_1 = bind_conv(b, pd + ".adapter_1", c.res2_out_channels, D, 1, 0, false, prec);
-  W.adapter_1_gn = bind_norm(b, pd + ".adapter_1.norm", D);
-  W.layer_1 = bind_conv(b, pd + ".layer_1", D, D, 3, 1, false, prec);
-  W.layer_1_gn = bind_norm(b, pd + ".layer_1.norm", D);
-  W.mask_features = bind_conv(b, pd + ".mask_features", D, c.mask_dim, 1, 0, true, prec);
+  W.mask_features = bind_conv(b, pd + ".mask_features", 0, true, prec);
+  W.adapter_1 = bind_conv(b, pd + ".adapter_1", 0, false, prec);
+  W.adapter_1_gn = bind_norm(b, pd + ".adapter_1.norm");
+  W.layer_1 = bind_conv(b, pd + ".layer_1", 1, false, prec);
+  W.layer_1_gn = bind_norm(b, pd + ".layer_1.norm");
   release_bound();
 
   // ---- transformer decoder ------------------------------------------------------------------
   const std::string pr = "sem_seg_head.predictor";
-  const int Q = c.num_queries, Dd = c.hidden_dim, F = c.dec_dim_feedforward;
+  const int Dd = c.hidden_dim;
+  W.dec_layers.resize(c.dec_layers);
   for (int i = 0; i < c.dec_layers; ++i) {
-    const std::string n = std::to_string(i);
-    DecoderLayer d;
-    {
-      const std::string key = pr + ".transformer_cross_attention_layers." + n;
-      const float* w = b.f32(key + ".multihead_attn.in_proj_weight", {3 * Dd, Dd});
-      const float* bi = b.f32(key + ".multihead_attn.in_proj_bias", {3 * Dd});
-      d.cross_q = slice_linear(w, bi, Dd, 0, Dd, fp32);
-      d.cross_k = slice_linear(w, bi, Dd, Dd, 2 * Dd, fp32);
-      d.cross_v = slice_linear(w, bi, Dd, 2 * Dd, 3 * Dd, fp32);
-      d.cross_out = bind_linear(b, key + ".multihead_attn.out_proj", Dd, Dd, fp32);
-      d.cross_norm = bind_norm(b, key + ".norm", Dd);
-    }
-    {
-      const std::string key = pr + ".transformer_self_attention_layers." + n;
-      const float* w = b.f32(key + ".self_attn.in_proj_weight", {3 * Dd, Dd});
-      const float* bi = b.f32(key + ".self_attn.in_proj_bias", {3 * Dd});
-      d.self_qk = slice_linear(w, bi, Dd, 0, 2 * Dd, fp32);
-      d.self_v = slice_linear(w, bi, Dd, 2 * Dd, 3 * Dd, fp32);
-      d.self_out = bind_linear(b, key + ".self_attn.out_proj", Dd, Dd, fp32);
-      d.self_norm = bind_norm(b, key + ".norm", Dd);
-    }
-    {
-      const std::string key = pr + ".transformer_ffn_layers." + n;
-      d.ffn1 = bind_linear(b, key + ".linear1", Dd, F, fp32);
-      d.ffn2 = bind_linear(b, key + ".linear2", F, Dd, fp32);
-      d.ffn_norm = bind_norm(b, key + ".norm", Dd);
-    }
-    W.dec_layers.push_back(std::move(d));
+    const std::string key = pr + ".transformer_self_attention_layers." + std::to_string(i);
+    DecoderLayer& d = W.dec_layers[i];
+    const Weight w = b.f32(key + ".self_attn.in_proj_weight");  // [3D, D] = q ++ k ++ v
+    const Weight bi = b.f32(key + ".self_attn.in_proj_bias");
+    d.self_qk = slice_linear(w, bi, 0, 2 * Dd, fp32);
+    d.self_v = slice_linear(w, bi, 2 * Dd, 3 * Dd, fp32);
+    d.self_out = bind_linear(b, key + ".self_attn.out_proj", fp32);
+    d.self_norm = bind_norm(b, key + ".norm");
   }
-  W.decoder_norm = bind_norm(b, pr + ".decoder_norm", Dd);
-  W.query_feat = copy_of(b.f32(pr + ".query_feat.weight", {Q, Dd}), (int64_t)Q * Dd);
-  W.query_embed = copy_of(b.f32(pr + ".query_embed.weight", {Q, Dd}), (int64_t)Q * Dd);
-  W.dec_level_embed = copy_of(b.f32(pr + ".level_embed.weight", {3, Dd}), 3 * Dd);
-  W.class_embed = bind_linear(b, pr + ".class_embed", Dd, c.num_classes + 1, fp32);
-  for (int i = 0; i < 3; ++i)
-    W.mask_embed[i] = bind_linear(b, pr + ".mask_embed.layers." + std::to_string(i), Dd,
-                                  i == 2 ? c.dec_mask_dim : Dd, fp32);
-  if (c.dec_mask_dim != c.mask_dim)
-    throw LoadError(path + ": decoder mask_dim " + std::to_string(c.dec_mask_dim) +
-                    " != pixel decoder mask_dim " + std::to_string(c.mask_dim));
+  for (int i = 0; i < c.dec_layers; ++i) {
+    const std::string key = pr + ".transformer_cross_attention_layers." + std::to_string(i);
+    DecoderLayer& d = W.dec_layers[i];
+    const Weight w = b.f32(key + ".multihead_attn.in_proj_weight");  // [3D, D] = q ++ k ++ v
+    const Weight bi = b.f32(key + ".multihead_attn.in_proj_bias");
+    d.cross_q = slice_linear(w, bi, 0, Dd, fp32);
+    d.cross_k = slice_linear(w, bi, Dd, 2 * Dd, fp32);
+    d.cross_v = slice_linear(w, bi, 2 * Dd, 3 * Dd, fp32);
+    d.cross_out = bind_linear(b, key + ".multihead_attn.out_proj", fp32);
+    d.cross_norm = bind_norm(b, key + ".norm");
+  }
+  for (int i = 0; i < c.dec_layers; ++i) {
+    const std::string key = pr + ".transformer_ffn_layers." + std::to_string(i);
+    DecoderLayer& d = W.dec_layers[i];
+    d.ffn1 = bind_linear(b, key + ".linear1", fp32);
+    d.ffn2 = bind_linear(b, key + ".linear2", fp32);
+    d.ffn_norm = bind_norm(b, key + ".norm");
+  }
+  W.decoder_norm = bind_norm(b, pr + ".decoder_norm");
+  W.query_feat = copy_of(b.f32(pr + ".query_feat.weight"));
+  W.query_embed = copy_of(b.f32(pr + ".query_embed.weight"));
+  W.dec_level_embed = copy_of(b.f32(pr + ".level_embed.weight"));
+  W.class_embed = bind_linear(b, pr + ".class_embed", fp32);
+  for (int i = 0; i < 3; ++i) W.mask_embed[i] = bind_linear(b, pr + ".mask_embed.layers." + std::to_string(i), fp32);
+  b.finish();
 
   // Everything the engine keeps was copied: the mapped pages are no longer needed.
   release_bound();
@@ -426,7 +350,7 @@ Features backbone(const M2FP::Weights& W, const Tensor& image, const TensorSink*
 }
 
 struct PixelDecoderOut {
-  Tensor maps[3];        // strides 32, 16, 8: [H_l, W_l, D]
+  Tensor maps[kDecoderFeatureLevels];  // strides 32, 16, 8: [H_l, W_l, D]
   Tensor mask_features;  // [Hp/4, Wp/4, D]
 };
 
@@ -435,9 +359,9 @@ struct PixelDecoderOut {
 // Takes the backbone maps by value and drops each as soon as it has been read.
 PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSink* sink) {
   const ModelConfig& c = W.cfg;
-  const int D = c.conv_dim, L = 3, P = 4, heads = c.enc_nheads, dh = D / heads;
-  Tensor* level_in[3] = {&f.res5, &f.res4, &f.res3};
-  int64_t shapes[3][2], start[3], N = 0;
+  const int D = c.conv_dim, L = W.enc_levels, P = W.enc_points, heads = c.enc_nheads, dh = D / heads;
+  Tensor* level_in[kDecoderFeatureLevels] = {&f.res5, &f.res4, &f.res3};  // L = 3 (checked at load)
+  int64_t shapes[kDecoderFeatureLevels][2], start[kDecoderFeatureLevels], N = 0;
   for (int l = 0; l < L; ++l) {
     shapes[l][0] = level_in[l]->shape[0];
     shapes[l][1] = level_in[l]->shape[1];
@@ -495,7 +419,7 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   q = value = attn = qp = a = hidden = Tensor();
 
   PixelDecoderOut out;
-  const char* names[3] = {"pixel_decoder.s32", "pixel_decoder.s16", "pixel_decoder.s8"};
+  const char* names[kDecoderFeatureLevels] = {"pixel_decoder.s32", "pixel_decoder.s16", "pixel_decoder.s8"};
   for (int l = 0; l < L; ++l) {
     out.maps[l] = rows_as_map(src, start[l], shapes[l][0], shapes[l][1]);
     emit(sink, names[l], out.maps[l]);
@@ -567,11 +491,12 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   const ModelConfig& c = W.cfg;
   const int D = c.hidden_dim, heads = c.dec_nheads, dh = D / heads, Q = c.num_queries;
   const float scale = 1.f / std::sqrt((float)dh);
+  constexpr int NL = kDecoderFeatureLevels;  // levels, read in turn: strides 32, 16, 8
 
   // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l.
-  Tensor src[3], key_in[3];
-  int64_t Hs[3], Ws[3];
-  for (int l = 0; l < 3; ++l) {
+  Tensor src[NL], key_in[NL];
+  int64_t Hs[NL], Ws[NL];
+  for (int l = 0; l < NL; ++l) {
     Hs[l] = pdo.maps[l].shape[0];
     Ws[l] = pdo.maps[l].shape[1];
     Tensor flat = pdo.maps[l];
@@ -583,8 +508,8 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
 
   // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
   const Tensor& mf = pdo.mask_features;
-  Tensor mf_small[3];
-  for (int l = 0; l < 3; ++l) {
+  Tensor mf_small[NL];
+  for (int l = 0; l < NL; ++l) {
     mf_small[l] = Tensor::empty({Hs[l] * Ws[l], mf.shape[2]});
     kern::resize_bilinear_nhwc(mf.data(), mf.shape[0], mf.shape[1], mf.shape[2], mf_small[l].data(), Hs[l], Ws[l]);
   }
@@ -601,7 +526,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   Tensor a = Tensor::empty({Q, D});
   for (size_t i = 0; i < W.dec_layers.size(); ++i) {
     const DecoderLayer& d = W.dec_layers[i];
-    const int l = (int)(i % 3);
+    const int l = (int)(i % NL);
     const int64_t Lk = Hs[l] * Ws[l];
     if (hooks && hooks->attention_mask) hooks->attention_mask((int)i, Hs[l], Ws[l], h.attn);
 
@@ -629,7 +554,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
 
     // heads, with the attention mask for the next layer's level
     const bool last = i + 1 == W.dec_layers.size();
-    const int nl = (int)((i + 1) % 3);
+    const int nl = (int)((i + 1) % NL);
     h = prediction_heads(W, output, mf, last || dump, last ? nullptr : &mf_small[nl]);
     emit(sink, "decoder.logits" + std::to_string(i + 1), h.logits);
     if (dump) emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);

@@ -38,14 +38,21 @@ struct ForwardTimes {
   double backbone_ms = 0, pixel_decoder_ms = 0, transformer_decoder_ms = 0;
 };
 
+// One row of the layer table: a layer (or a stage's blocks) with its output shape and multiply-adds.
+struct LayerCost {
+  std::string stage, name, out_shape;
+  double macs = 0;
+};
+
 struct LoadOptions {
   dnn::Precision precision = dnn::Precision::F32;
 };
 
 class M2FP {
  public:
-  // Maps and validates the safetensors file, binds every tensor by name and shape (errors name the
-  // file and the key), folds BatchNorm into the convolutions and copies the weights it keeps.
+  // Maps and validates the safetensors file, binds every tensor of the configuration's table
+  // (model_loader/config.h: expected_tensors) by name, dtype and shape, each exactly once (errors
+  // name the file and the key), folds BatchNorm into the convolutions and copies the weights it keeps.
   static std::unique_ptr<M2FP> load(const std::string& path, const LoadOptions& opt = {});
   ~M2FP();
 
@@ -58,18 +65,15 @@ class M2FP {
   ForwardOutputs forward(const Tensor& image, const TensorSink* sink = nullptr,
                          ForwardTimes* times = nullptr, const ForwardHooks* hooks = nullptr) const;
 
+  // Multiply-adds per layer for an Hp x Wp input, from the loaded layers in the order forward()
+  // runs them (`m2fp inspect`, GFLOP/s figures). engine/inspect.cpp.
+  std::vector<LayerCost> layer_costs(int64_t Hp, int64_t Wp) const;
+
   struct Weights;
 
  private:
   M2FP();
   std::unique_ptr<Weights> w_;
 };
-
-// Multiply-adds per stage for an Hp x Wp input (for `m2fp inspect` and GFLOP/s figures).
-struct LayerCost {
-  std::string stage, name, out_shape;
-  double macs = 0;
-};
-std::vector<LayerCost> layer_costs(const ModelConfig& cfg, int64_t Hp, int64_t Wp);
 
 }  // namespace m2fp

@@ -1,9 +1,11 @@
 // engine/tensor.h: the engine's one tensor type.
 //
 // A Tensor is a float32 buffer (64-byte aligned, shared ownership, from engine/buffer_pool.h) with
-// a shape. Feature maps are channels-last: shape {H, W, C} with Layout::HWC (what oneDNN's NHWC
-// convolutions read and write); token matrices are {rows, C} with Layout::Plain. Dumps (--dump-tensors, parity tests) convert HWC
-// to PyTorch's [C, H, W] so a dumped tensor compares directly with the reference.
+// a shape. Feature maps have shape {H, W, C}: Layout::HWC (plain channels-last, what the engine's
+// own kernels read and write) or Layout::Opaque (a blocked layout oneDNN chose for a chain of
+// convolutions, see engine/dnn.h); token matrices are {rows, C} with Layout::Plain. Dumps
+// (--dump-tensors, parity tests) convert feature maps to PyTorch's [C, H, W] so a dumped tensor
+// compares directly with the reference.
 #pragma once
 
 #include <cstdint>

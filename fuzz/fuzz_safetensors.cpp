@@ -2,7 +2,7 @@
 // SafetensorsFile::from_bytes (the validation open() uses, without a file): the header length,
 // JSON (duplicates, depth, NUL bytes), entries, offsets and overlaps; every exposed tensor byte is
 // read. When the metadata holds an "m2fp.config", the configuration is parsed and every tensor the
-// network expects is bound by name, dtype and shape (WeightBinder), as M2FP::load does.
+// network expects is bound by name, dtype and shape through NetworkBinder, as M2FP::load does.
 //
 // Findings: crashes, ASan/UBSan reports, exceptions other than LoadError, broken invariants.
 #include <cstddef>
@@ -44,23 +44,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   (void)cfg.summary();
   (void)m2fp::count_parameters(*f);
-  m2fp::WeightBinder b(*f);
+  // Every tensor of the configuration's table, through the binder M2FP::load uses.
+  m2fp::NetworkBinder b(*f, cfg);
+  bool all_bound = true;
   for (const m2fp::ExpectedTensor& e : m2fp::expected_tensors(cfg)) {
     try {
       if (e.dtype == m2fp::DType::F32) {
-        const float* p = b.f32(e.name, e.shape);
+        const m2fp::Weight w = b.f32(e.name);
         const m2fp::TensorView* t = f->find(e.name);
-        check(t && reinterpret_cast<const uint8_t*>(p) == t->data);
+        check(t && reinterpret_cast<const uint8_t*>(w.data) == t->data && w.shape == t->shape);
         float s = 0;
-        for (int64_t i = 0; i < t->numel(); ++i) s += p[i];
+        for (int64_t i = 0; i < t->numel(); ++i) s += w.data[i];
         volatile float fs = s;
         (void)fs;
       } else {
-        (void)b.tensor(e.name, e.shape, e.dtype);
+        b.unused(e.name);
       }
     } catch (const m2fp::LoadError&) {
+      all_bound = false;
     }
   }
-  (void)b.unbound();
+  if (all_bound) b.finish();  // every entry was bound: must not throw
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace m2fp {
 
@@ -566,9 +567,9 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg) {
   layer_norm(pr + "decoder_norm", h);
   add(pr + "query_feat.weight", {cfg.num_queries, h});
   add(pr + "query_embed.weight", {cfg.num_queries, h});
-  add(pr + "level_embed.weight", {3, h});
+  add(pr + "level_embed.weight", {kDecoderFeatureLevels, h});
   if (d != h || cfg.enforce_input_project) {  // 1x1 conv with bias per level
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < kDecoderFeatureLevels; ++i) {
       add(pr + "input_proj." + std::to_string(i) + ".weight", {h, d, 1, 1});
       add(pr + "input_proj." + std::to_string(i) + ".bias", {h});
     }
@@ -661,6 +662,47 @@ std::vector<std::string> WeightBinder::unbound() const {
     if (!b.count(t.name)) out.push_back(t.name);
   }
   return out;
+}
+
+// ---- NetworkBinder ---------------------------------------------------------------------------------
+
+NetworkBinder::NetworkBinder(const SafetensorsFile& file, const ModelConfig& cfg)
+    : binder_(file), table_(expected_tensors(cfg)), bound_(table_.size(), false) {
+  for (size_t i = 0; i < table_.size(); ++i) index_.emplace(table_[i].name, i);
+}
+
+bool NetworkBinder::has(const std::string& name) const { return index_.count(name) != 0; }
+
+size_t NetworkBinder::row(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    throw LoadError(binder_.file().path() + ": tensor '" + name +
+                    "' is not part of the network for this configuration (model.* in 'm2fp.config')");
+  }
+  if (bound_[it->second]) throw std::logic_error("NetworkBinder: tensor '" + name + "' bound twice");
+  return it->second;
+}
+
+Weight NetworkBinder::f32(const std::string& name) {
+  const size_t i = row(name);
+  Weight w{binder_.f32(name, table_[i].shape), table_[i].shape};
+  bound_[i] = true;
+  return w;
+}
+
+void NetworkBinder::unused(const std::string& name) {
+  const size_t i = row(name);
+  binder_.tensor(name, table_[i].shape, table_[i].dtype);
+  bound_[i] = true;
+}
+
+void NetworkBinder::finish() const {
+  for (size_t i = 0; i < table_.size(); ++i) {
+    if (!bound_[i]) {
+      throw LoadError(binder_.file().path() + ": tensor '" + table_[i].name +
+                      "' belongs to a layer of this configuration that the engine does not build");
+    }
+  }
 }
 
 }  // namespace m2fp

@@ -1,10 +1,12 @@
 // model_loader/config.h: the M2FP configuration (ModelScope configuration.json, "model" section),
 // as stored by tools/convert_weights.py in the safetensors metadata under "m2fp.config", and
-// everything derived from it: the tensor names/shapes the network reads, parameter counts.
+// everything derived from it: the tensor names/shapes the network reads (the one table the engine
+// binds through), parameter counts.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,8 @@ struct ExpectedTensor {
   DType dtype = DType::F32;
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& cfg);
+// The transformer decoder always reads 3 feature levels (upstream num_feature_levels).
+constexpr int kDecoderFeatureLevels = 3;
 
 // Element counts per component. Learnable parameters are counted per component; BatchNorm
 // buffers (running_mean, running_var, num_batches_tracked) separately. CIHP: 63,124,118 parameters.
@@ -103,6 +107,45 @@ class WeightBinder {
  private:
   const SafetensorsFile& file_;
   std::vector<std::string> bound_;
+};
+
+// A float32 tensor bound from the file: its data and its shape (the table's, which the file's equals).
+struct Weight {
+  const float* data = nullptr;
+  std::vector<int64_t> shape;
+  int dim(size_t i) const { return static_cast<int>(shape.at(i)); }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+// Binds the network of one configuration: the tensors of expected_tensors(cfg), each by name, with
+// the table's dtype and shape (WeightBinder's checks and errors), each exactly once. M2FP::load takes
+// every weight through it, so the table is the one list of what the network reads.
+class NetworkBinder {
+ public:
+  NetworkBinder(const SafetensorsFile& file, const ModelConfig& cfg);
+  // The float32 tensor `name`. Throws LoadError if the table has no such entry (the configuration
+  // builds no such layer) or WeightBinder refuses the file's tensor; std::logic_error if it was
+  // bound before.
+  Weight f32(const std::string& name);
+  // A tensor the forward pass does not read (BatchNorm's num_batches_tracked): checked like the
+  // others and counted as bound.
+  void unused(const std::string& name);
+  bool has(const std::string& name) const;  // whether the table holds `name`
+  // Throws LoadError naming the first table entry that was never bound (a layer of this
+  // configuration that the engine does not build).
+  void finish() const;
+  std::vector<std::string> bound() const { return binder_.bound(); }  // in binding order
+
+ private:
+  size_t row(const std::string& name) const;  // the table row of `name`, not bound yet
+  WeightBinder binder_;
+  std::vector<ExpectedTensor> table_;
+  std::map<std::string, size_t> index_;  // name -> row of table_
+  std::vector<bool> bound_;              // per row of table_
 };
 
 }  // namespace m2fp

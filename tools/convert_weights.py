@@ -104,6 +104,8 @@ class Expected(collections.namedtuple("Expected", "name shape dtype")):
     """One tensor the network reads: name, shape (tuple), safetensors dtype."""
 
 
+# Bottleneck blocks of res2..res5 per backbone depth: the one copy in Python (the generator and the
+# reference, tests/reference/m2fp_ref.py, import it); C++: model_loader/config.cpp.
 RESNET_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_INDEX = {"res2": 2, "res3": 3, "res4": 4, "res5": 5}
 DEFORM_ATTN_POINTS = 4      # MSDeformAttnTransformerEncoderOnly(enc_n_points=4)

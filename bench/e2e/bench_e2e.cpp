@@ -9,7 +9,7 @@
 // Loads the model once, parses the photo --warmup times untimed (oneDNN creates and caches its
 // primitives and weight reorders for the input shape on the first call; that cold run is printed
 // separately), then --runs times, and prints per stage the median / min / mean +- std
-// milliseconds, GFLOP and GFLOP/s (layer_costs() multiply-adds x 2 / median time), the targets of
+// milliseconds, GFLOP and GFLOP/s (M2FP::layer_costs() multiply-adds x 2 / median time), the targets of
 // issue 4 beside the measured figures, peak RSS, and the run's context: threads, kernel ISA,
 // oneDNN ISA, precision, CPU, the commit it was built from (and a warning when the source tree
 // has moved on since), load average. --json writes the same (plus every run) for
@@ -373,7 +373,7 @@ int run(const Options& o) {
   // ---- GFLOP per stage for this input size
   std::map<std::string, double> gflop;
   double gflop_total = 0;
-  for (const m2fp::LayerCost& c : m2fp::layer_costs(cfg, geo.Hp, geo.Wp)) {
+  for (const m2fp::LayerCost& c : model->layer_costs(geo.Hp, geo.Wp)) {
     gflop[c.stage] += 2 * c.macs / 1e9;
     gflop_total += 2 * c.macs / 1e9;
   }

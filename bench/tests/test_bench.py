@@ -213,9 +213,9 @@ class TestBenchE2EOptions(BenchTestBase):
                 self.assertIn('(parsing %s, run 1)' % self.image, p.stderr)   # --warmup 0: the first timed run
             else:
                 self.assertIn('--precision bf16: ', p.stderr)   # the engine's reason follows
-                self.assertIn('not available on this CPU', p.stderr)
-                self.assertIn('AVX-512', p.stderr)
-                self.assertIn('fp32', p.stderr)
+                self.assertIn('bf16 precision is not available on this CPU', p.stderr)
+                self.assertIn('only for AVX-512 CPUs', p.stderr)
+                self.assertIn('use fp32', p.stderr)
 
     def test_usage_errors(self):
         cases = [

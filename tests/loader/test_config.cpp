@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 
 #include "model_loader/config.h"
 #include "model_loader/safetensors.h"
@@ -522,6 +523,47 @@ TEST_F(LoaderFiles, WeightBinderRefusesMisalignedFloats) {
               std::string::npos)
         << e.what();
   }
+}
+
+TEST_F(LoaderFiles, NetworkBinderBindsTheTableEachEntryOnce) {
+  // a CIHP configuration with two of its tensors (one mis-shaped) and one that is not in its table
+  const ModelConfig c = m2fp::parse_model_config(read_text(kCihpConfigPath));
+  std::vector<float> w(64 * 3 * 3 * 3, 0.5f), g(32, 1.f), x(2, 2.f);
+  ojson h;
+  h["backbone.stem.conv1.weight"] = entry("F32", {64, 3, 3, 3}, 0, 4 * w.size());
+  h["backbone.stem.conv1.norm.weight"] = entry("F32", {32}, 4 * w.size(), 4 * (w.size() + g.size()));
+  h["extra"] = entry("F32", {2}, 4 * (w.size() + g.size()), 4 * (w.size() + g.size() + x.size()));
+  const std::string path = put("network.safetensors", st_bytes(h.dump(), raw(w) + raw(g) + raw(x)));
+  auto f = SafetensorsFile::open(path);
+  m2fp::NetworkBinder b(*f, c);
+
+  EXPECT_TRUE(b.has("backbone.stem.conv1.weight"));
+  EXPECT_FALSE(b.has("extra"));
+  const m2fp::Weight conv = b.f32("backbone.stem.conv1.weight");
+  EXPECT_EQ(conv.shape, (std::vector<int64_t>{64, 3, 3, 3}));  // from the table
+  EXPECT_EQ(conv.dim(0), 64);
+  EXPECT_EQ(conv.numel(), 64 * 27);
+  EXPECT_EQ(conv.data[5], 0.5f);
+  EXPECT_THROW(b.f32("backbone.stem.conv1.weight"), std::logic_error);  // bound twice
+
+  auto expect_msg = [&](auto&& fn, const std::string& want) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error, expected: " << want;
+    } catch (const LoadError& e) {
+      EXPECT_EQ(std::string(e.what()), want);
+    }
+  };
+  expect_msg([&] { b.f32("extra"); },
+             path + ": tensor 'extra' is not part of the network for this configuration (model.* in 'm2fp.config')");
+  expect_msg([&] { b.f32("backbone.stem.conv1.norm.weight"); },
+             path + ": tensor 'backbone.stem.conv1.norm.weight': expected [64], file has [32]");
+  expect_msg([&] { b.unused("backbone.stem.conv1.norm.num_batches_tracked"); },
+             path + ": tensor 'backbone.stem.conv1.norm.num_batches_tracked' not found (expected [] I64)");
+  // a refused tensor does not count as bound: finish() names the first entry not bound
+  expect_msg([&] { b.finish(); }, path + ": tensor 'backbone.stem.conv1.norm.weight' belongs to a layer of this "
+                                         "configuration that the engine does not build");
+  EXPECT_EQ(b.bound(), (std::vector<std::string>{"backbone.stem.conv1.weight"}));
 }
 
 // ---- the synthetic checkpoints written by the ctest fixtures --------------------------------------

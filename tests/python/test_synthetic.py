@@ -1,6 +1,6 @@
 """Tests of tools/make_synthetic_checkpoint.py: exact upstream layout, configuration, determinism,
-weight statistics, and outputs that are not degenerate (checked with the functional torch forward
-in synth_forward.py).
+weight statistics, and outputs that are not degenerate (checked with the reference forward,
+tests/reference/m2fp_ref.py, through synth_forward.py).
 
 Run: M2FP_TESTDATA=<build>/testdata /usr/bin/python3 -m unittest discover -s tests/python -p "test_synthetic.py" -v
 Without M2FP_TESTDATA the full-size checkpoints are generated in a temporary folder (about 20 s each).
@@ -169,21 +169,19 @@ class Outputs(unittest.TestCase):
         _, sd, cfg = full_checkpoint("cihp")
         image, source = h.forward_image()
         t0 = time.time()
-        out = sf.forward(sd, cfg["model"], image)
+        out = sf.run(sf.reference(sd, cfg["model"]), image)
         dt = time.time() - t0
         st = sf.head_statistics(out, human_class=20)
-        inst = sf.instances(out, (image.size[1], image.size[0]))
-        parts = [r for r in inst if r[0] == "part"]
-        humans = [r for r in inst if r[0] == "human"]
-        strong = [r for r in parts if r[2] >= 0.5]
+        parts = [r for r in out["instances"] if r["kind"] == "part"]
+        humans = [r for r in out["instances"] if r["kind"] == "human"]
+        strong = [r for r in parts if r["score"] >= 0.5]
         print("  CIHP seed 0 on %s (%dx%d, forward %.1f s): %s" % (source, image.size[0], image.size[1], dt,
                                                                  json.dumps(st)))
         print("  instances: %d parts over classes %s, %d humans (best %.3f), %d parts with score >= 0.5"
-              % (len(parts), sorted({r[1] for r in parts}), len(humans), max([r[2] for r in humans] or [0]),
-                 len(strong)))
-        for name in ("res2", "res3", "res4", "res5"):
-            f = out["features"][name]
-            spatial = float(f.var((2, 3)).mean())
+              % (len(parts), sorted({r["category_id"] for r in parts}), len(humans),
+                 max([r["score"] for r in humans] or [0]), len(strong)))
+        for name, f in out["features"].items():
+            spatial = float(f.var((1, 2)).mean())
             self.assertGreater(spatial, 0.05, "%s is nearly constant over the image" % name)
             self.assertLess(float(f.abs().max()), 1e3, name)
         self.assertGreaterEqual(st["queries_top_prob_gt_0.5"], 30)
@@ -192,8 +190,8 @@ class Outputs(unittest.TestCase):
         self.assertTrue(1.0 < st["mask_logit_std"] < 20.0, st["mask_logit_std"])
         self.assertTrue(0.1 < st["mask_positive_fraction_mean"] < 0.9)
         self.assertGreaterEqual(st["queries_with_mixed_sign_masks"], 50)
-        self.assertGreaterEqual(len({r[1] for r in parts}), 5)
-        self.assertTrue(any(r[2] > 0.1 for r in humans), "no human instance with score > 0.1")
+        self.assertGreaterEqual(len({r["category_id"] for r in parts}), 5)
+        self.assertTrue(any(r["score"] > 0.1 for r in humans), "no human instance with score > 0.1")
         self.assertGreaterEqual(len(strong), 5, "too few part instances reach the semantic map")
 
     def test_lip_semantic_map(self):
@@ -203,10 +201,10 @@ class Outputs(unittest.TestCase):
         import numpy as np
         from PIL import Image
         arr = np.asarray(image.resize((384, 512), Image.BILINEAR), dtype=np.float32)
-        x = (torch.from_numpy(arr.copy()).permute(2, 0, 1) - sf.MEAN) / sf.STD
-        out = sf.forward(sd, cfg["model"], None, x=x[None])
-        probs = out["pred_logits"].softmax(-1)[:, :-1]                      # [Q, 20]
-        sem = torch.einsum("qc,qhw->chw", probs, out["pred_masks"].sigmoid())
+        x = sf.R.normalize_and_pad(torch.from_numpy(arr.copy()).permute(2, 0, 1))   # [1, 3, 512, 384]
+        with torch.no_grad():
+            out = sf.reference(sd, cfg["model"]).model(x)
+        sem = sf.R.semantic_inference(out["pred_logits"][0], out["pred_masks"][0])   # [20, 128, 96]
         labels = sem.argmax(0)
         counts = torch.bincount(labels.flatten(), minlength=20).float() / labels.numel()
         present = [(i, round(float(c), 3)) for i, c in enumerate(counts) if c >= 0.01]

@@ -27,6 +27,7 @@ import fnmatch
 import json
 import math
 import os
+import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -35,6 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'tools'))
+from convert_weights import RESNET_BLOCKS, STAGE_INDEX  # noqa: E402  (the one depth -> blocks table)
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -197,14 +201,12 @@ class DeeplabResNet(nn.Module):
             out_features = list(cfg['out_features'])
         except KeyError as e:
             raise ReferenceError('configuration model.backbone lacks key %s' % e) from None
-        blocks_per_stage = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
-        if depth not in blocks_per_stage:
+        if depth not in RESNET_BLOCKS:
             raise ReferenceError('backbone.depth %d is not one of 50, 101, 152' % depth)
-        stage_index = {'res2': 2, 'res3': 3, 'res4': 4, 'res5': 5}
         for f in out_features:
-            if f not in stage_index:
+            if f not in STAGE_INDEX:
                 raise ReferenceError('backbone.out_features holds %r (expected res2..res5)' % (f,))
-        max_stage = max(stage_index[f] for f in out_features)
+        max_stage = max(STAGE_INDEX[f] for f in out_features)
 
         self.stem = DeepLabStem(3, stem_out, norm)
         self._out_features = out_features
@@ -215,7 +217,7 @@ class DeeplabResNet(nn.Module):
         stride_now = self.stem.stride
         for idx, s in enumerate(range(2, max_stage + 1)):
             dilation = res4_dilation if s == 4 else res5_dilation if s == 5 else 1
-            n = blocks_per_stage[depth][idx]
+            n = RESNET_BLOCKS[depth][idx]
             first_stride = 1 if idx == 0 or dilation > 1 else 2
             if s == 5:
                 if len(multi_grid) != n:
