@@ -373,7 +373,7 @@ int run(const Options& o) {
   // ---- GFLOP per stage for this input size
   std::map<std::string, double> gflop;
   double gflop_total = 0;
-  for (const m2fp::LayerCost& c : model->layer_costs(geo.Hp, geo.Wp)) {
+  for (const m2fp::LayerCost& c : session->model()->layer_costs(geo.Hp, geo.Wp)) {
     gflop[c.stage] += 2 * c.macs / 1e9;
     gflop_total += 2 * c.macs / 1e9;
   }
