@@ -4,8 +4,10 @@ model file truncated, rewritten or replaced while it is loaded, SIGTERM while se
 parsed. Every case must end with a clear message and an exit status, never a crash (a signal, a
 sanitizer report, an uncaught exception), and must leave no truncated output behind.
 
-Run by CTest (tests/CMakeLists.txt: cli_tests) as
+Run by CTest (tests/CMakeLists.txt: cli_basics, cli_faults) as
     M2FP_BIN=<build>/m2fp M2FP_TESTDATA=<build>/testdata /usr/bin/python3 -m unittest discover -s tests/cli -v
+M2FP_CLI_TIER=quick runs only the classes marked QUICK (the quick tier: outputs, info and inspect),
+M2FP_CLI_TIER=rest the others; unset, all of them.
 The synthetic CIHP checkpoint ($M2FP_TESTDATA/cihp_synth.safetensors) comes from the CTest fixture.
 Photos are drawn here with Pillow. Cases that need root (a read-only or a tiny tmpfs mount) are
 skipped with a message where mounting is not allowed.
@@ -63,6 +65,20 @@ def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
     return path
+
+
+def load_tests(loader, standard_tests, pattern):
+    """M2FP_CLI_TIER=quick|rest splits the classes by their QUICK attribute; every class is in one."""
+    tier = os.environ.get("M2FP_CLI_TIER", "")
+    if tier not in ("", "quick", "rest"):
+        raise ValueError("M2FP_CLI_TIER must be quick or rest, got %r" % tier)
+    suite = unittest.TestSuite()
+    for group in standard_tests:
+        for case in group:
+            quick = getattr(type(case), "QUICK", False)
+            if not tier or (tier == "quick") == quick:
+                suite.addTest(case)
+    return suite
 
 
 def can_mount():
@@ -167,6 +183,8 @@ class CliCase(unittest.TestCase):
 # ---- outputs -------------------------------------------------------------------------------------
 
 class ParseOutputs(CliCase):
+    QUICK = True
+
 
     def test_every_promised_file(self):
         out = os.path.join(self.tmp, "out")
@@ -241,6 +259,7 @@ class ParseOutputs(CliCase):
 # ---- bad inputs and usage ------------------------------------------------------------------------
 
 class BadInputs(CliCase):
+
 
     def test_one_bad_photo_among_good_ones(self):
         out = os.path.join(self.tmp, "out")
@@ -367,6 +386,8 @@ class BadInputs(CliCase):
 
 
 class InfoInspect(CliCase):
+    QUICK = True
+
 
     def test_info(self):
         r = self.run_m2fp(["info", "--model", MODEL])
