@@ -2,6 +2,8 @@
 // with known answers: label map + per-class scores + photo.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "outfit/outfit.h"
 #include "service/refine.h"
 #include "service/session.h"
@@ -176,6 +178,40 @@ TEST(Refine, ShippedTableIsTheBuiltInOne) {
     EXPECT_EQ(t.small[i].bottom, d.small[i].bottom);
     EXPECT_EQ(t.small[i].min_score, d.small[i].min_score);
     EXPECT_EQ(t.small[i].max_area_face, d.small[i].max_area_face);
+  }
+}
+
+// The engine keeps the per-class scores only when asked, and asking changes nothing else: same
+// labels, persons, instances and fractions; each pixel's label has the highest (quantised) score.
+TEST(Refine, KeepingScoresLeavesTheParsingAsItWas) {
+  for (const char* variant : {"cihp", "lip"}) {
+    const std::string model = std::string(M2FP_TESTDATA) + "/" + variant + "_synth.safetensors";
+    const std::string photo = std::string(M2FP_TESTDATA) + (std::string(variant) == "cihp"
+                                                                 ? "/parity/cihp_portrait/photo.png"
+                                                                 : "/parity/lip_small/photo.png");
+    if (!std::filesystem::exists(model) || !std::filesystem::exists(photo)) GTEST_SKIP() << model << " missing";
+    SessionOptions so;
+    so.model_path = model;
+    so.parse.short_edge = 96;
+    so.parse.max_size = 160;
+    Session s(so);
+    const std::vector<uint8_t> bytes = read_photo_file(photo);
+    const ParseResult a = s.parse(bytes.data(), bytes.size());
+    const ParseResult b = s.parse(bytes.data(), bytes.size(), nullptr, true);
+    EXPECT_TRUE(a.parsing.scores.empty());
+    EXPECT_EQ(a.parsing.score_classes, 0);
+    EXPECT_EQ(a.parsing.labels, b.parsing.labels) << variant;
+    EXPECT_EQ(a.parsing.person_map, b.parsing.person_map) << variant;
+    EXPECT_EQ(a.parsing.label_fractions, b.parsing.label_fractions) << variant;
+    ASSERT_EQ(a.parsing.instances.size(), b.parsing.instances.size());
+    for (size_t i = 0; i < a.parsing.instances.size(); ++i) EXPECT_EQ(a.parsing.instances[i].score, b.parsing.instances[i].score);
+    const Parsing& p = b.parsing;
+    ASSERT_GT(p.score_classes, 0);
+    ASSERT_EQ(p.scores.size(), (size_t)p.score_classes * p.width * p.height);
+    int64_t worse = 0;
+    for (int64_t i = 0; i < (int64_t)p.width * p.height; ++i)
+      for (int c = 0; c < p.score_classes; ++c) worse += p.score_at(c, i) > p.score_at(p.labels[i], i);
+    EXPECT_EQ(worse, 0) << variant;
   }
 }
 
