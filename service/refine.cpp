@@ -108,14 +108,16 @@ RefineChange refine_small(Parsing& p, const std::vector<uint8_t>& own, const std
   std::vector<int64_t> stack;
   std::vector<int64_t> blob;
   std::vector<uint8_t> seen;
+  // every person's boxes per class, in one pass before anything is relabelled (the anchors' classes
+  // are never relabelled into anyway)
+  std::vector<std::vector<Box>> boxes(n_owners + 1, std::vector<Box>(p.class_names.size()));
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const int64_t i = (int64_t)y * W + x;
+      if (own[i] != 0 && p.labels[i] < p.class_names.size()) boxes[own[i]][p.labels[i]].add(x, y);
+    }
   for (int k = 1; k <= n_owners; ++k) {
-    // the person's boxes per class, at the start (before this person's windows relabel anything)
-    std::vector<Box> box(p.class_names.size());
-    for (int y = 0; y < H; ++y)
-      for (int x = 0; x < W; ++x) {
-        const int64_t i = (int64_t)y * W + x;
-        if (own[i] == k && p.labels[i] < box.size()) box[p.labels[i]].add(x, y);
-      }
+    const std::vector<Box>& box = boxes[k];
     if (face < 0 || box[face].empty()) continue;  // no face: nothing to size the windows from
     const Box fb = box[face];
     const double fw = fb.x1 - fb.x0, fh = fb.y1 - fb.y0;

@@ -105,6 +105,28 @@ TEST(Refine, DarkRegionOutsideEveryPersonIsUntouched) {
   EXPECT_EQ(c.p.labels, before);
 }
 
+TEST(Refine, DarkPixelsOfAnotherPersonAreNotGivenThisPersonsGarment) {
+  Case c = dark_sleeve();
+  c.person(2, 22, 5, 26, 35);  // the sleeve's right half belongs to a second person with no garment
+  const auto ch = refine_parsing(c.p, c.photo, parse_refine("dark"), kTable);
+  EXPECT_EQ(ch[0].pixels, 20);
+  EXPECT_EQ(ch[0].per_person.at(0), 20);
+  EXPECT_EQ(ch[0].per_person.count(1), 0u);
+  EXPECT_EQ(c.count(kUpper, 20, 15, 22, 25), 20);
+  EXPECT_EQ(c.count(kBg, 22, 15, 24, 25), 20);
+}
+
+Case hat_blob(double hat);
+
+TEST(Refine, ScarfUnderTheChin) {
+  Case c = hat_blob(0.0);
+  const int kScarf = 11;
+  c.fill_scores(kScarf, 14, 25, 26, 29, 0.25);  // 48 pixels under the face, Background's 0.5 wins there
+  const auto ch = refine_parsing(c.p, c.photo, parse_refine("small"), kTable);
+  EXPECT_EQ(ch[0].per_class.at("Scarf"), 48);
+  EXPECT_EQ(c.count(kScarf, 14, 25, 26, 29), 48);
+}
+
 TEST(Refine, DarkSleeveWithAScoreBeyondTheMarginIsUntouched) {
   Case c = dark_sleeve();
   c.fill_scores(kUpper, 20, 15, 24, 25, 0.3);  // 0.5 - 0.3 > 0.15
