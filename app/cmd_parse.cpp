@@ -42,6 +42,7 @@
 #include "kernels/kernels.h"
 #include "outfit/outfit.h"
 #include "service/outfits.h"
+#include "service/refine.h"
 #include "service/render.h"
 #include "service/report.h"
 #include "service/session.h"
@@ -170,7 +171,7 @@ std::string unique_dir(const std::string& out, const std::string& stem, std::set
 int cmd_parse(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels", "catalog", "k", "style",
-          "occasion", "season"},
+          "occasion", "season", "refine"},
          {"dump-tensors", "verbose", "smooth-edges", "no-outfits", "help"});
   if (a.has("help")) return usage(false);
   const std::string model_path = a.require("model"), out_dir = a.require("out");
@@ -183,12 +184,23 @@ int cmd_parse(int argc, char** argv) {
   so.parse.emit_semantic = dump;
   so.precision = a.get_parsed("precision", "fp32", service::parse_precision);
   service::set_threads(a.get_int("threads", 0, 0, 1024));
+  // --refine dark,small: the service's refinements (service/refine.h), off by default
+  const service::RefineRequest refine = a.get_parsed("refine", "", service::parse_refine);
+  so.parse.keep_scores = refine.any();
   if (a.positional().empty()) throw UsageError("no IMAGE given");
+  std::error_code ec;
 
   OutfitSetup outfits;
   if (!a.has("no-outfits")) outfits = load_outfits(a);
+  RefineTable refine_table = RefineTable::defaults();
+  if (refine.any()) {
+    if (outfits.kit) {
+      refine_table = outfits.kit->refine;
+    } else if (fs::exists(outfit_data_dir() + "/refine.json", ec)) {
+      refine_table = RefineTable::load(outfit_data_dir() + "/refine.json");
+    }
+  }
 
-  std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw IoError(out_dir + ": cannot create the output folder: " + ec.message());
   if (!fs::is_directory(out_dir, ec)) throw IoError(out_dir + ": not a folder (--out)");
@@ -236,6 +248,11 @@ int cmd_parse(int argc, char** argv) {
         sink = npy_sink(dir + "/tensors", &outs.written);
       }
       ParseResult r = session->parse(bytes.data(), bytes.size(), dump ? &sink : nullptr);
+      nlohmann::json refinements;
+      if (refine.any()) {  // before every output: labels, pictures, garments and advice see the refined map
+        refinements = service::refinements_json(refine, service::refine_parsing(r.parsing, r.image, refine, refine_table));
+        r.parsing.scores = std::vector<uint8_t>();
+      }
       const Parsing& p = r.parsing;
 
       outs.written.push_back(dir + "/labels.png");
@@ -254,6 +271,7 @@ int cmd_parse(int argc, char** argv) {
                     {"height", r.image.height},
                     {"network_input", {{"height", r.geometry.nh}, {"width", r.geometry.nw}}},
                     {"padded", {{"height", r.geometry.Hp}, {"width", r.geometry.Wp}}}};
+      if (refine.any()) j["refinements"] = refinements;
       j["model"] = session->model_json();
       j["threads"] = service::threads();
       j["timings_ms"] = service::timings_json(r.timings);

@@ -16,7 +16,7 @@ int usage(bool error) {
                "commands:\n"
                "  parse   --model FILE --out DIR [--dump-tensors] [--short-edge 640] [--max-size 1333]\n"
                "          [--threads N] [--precision fp32|bf16] [--smooth-edges] [--verbose]\n"
-               "          [--catalog FILE.db] [--k 5] [--style S] [--occasion O] [--season S] [--no-outfits] IMAGE...\n"
+               "          [--refine dark,small] [--catalog FILE.db] [--k 5] [--style S] [--occasion O] [--season S] [--no-outfits] IMAGE...\n"
                "          parse photos: DIR/<image>/result.json (with garments and recommendations per\n"
                "          person), labels.png, parsing.png, labels_color.png\n"
                "  serve   --model FILE [--port 5000] [--host 127.0.0.1] [--catalog FILE.db] [--threads N]\n"

@@ -44,6 +44,12 @@ struct Parsing {
   std::vector<Instance> instances;
   std::vector<Person> persons;
   std::vector<double> label_fractions;    // per class: share of pixels with that label
+  // The semantic map's per-class scores, kept only when asked (PostprocessOptions::keep_scores, for
+  // the service's refinements): [score_classes, height, width], each score clamped to [0, 1] and
+  // stored as round(score * 255). Empty by default (no cost when not asked).
+  int score_classes = 0;
+  std::vector<uint8_t> scores;
+  uint8_t score_at(int c, int64_t i) const { return scores[(size_t)c * width * height + i]; }
 };
 
 }  // namespace m2fp

@@ -43,6 +43,7 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.geometry.crop_box = pre.crop_box;
   PostprocessOptions po;
   po.emit_semantic = opt.emit_semantic;
+  po.keep_scores = opt.keep_scores;
   r.parsing = postprocess(cfg, out, r.geometry, po, sink);
   auto t3 = Clock::now();
   r.timings.postprocess_ms = ms_between(t2, t3);

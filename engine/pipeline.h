@@ -17,6 +17,7 @@ struct ParseOptions {
   int short_edge = 640;        // multi-person resize (upstream min_size)
   int max_size = 1333;         // multi-person resize cap (upstream max_size)
   bool emit_semantic = false;  // hand "semantic" and "labels" to the sink (large)
+  bool keep_scores = false;    // keep the per-class scores in Parsing::scores (PostprocessOptions)
   DecodeOptions decode;
   const ForwardHooks* hooks = nullptr;  // tests and audits (see ForwardHooks)
 };

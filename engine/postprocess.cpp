@@ -16,6 +16,11 @@ namespace {
 
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
+// Parsing::scores' quantisation of one band of one class's scores.
+void quantise_scores(const float* s, int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = (uint8_t)std::lround(std::clamp(s[i], 0.f, 1.f) * 255.f);
+}
+
 // Mask logits of one query at the original resolution, a band of rows at a time:
 //   quarter [h4, w4] -> padded [Hp, Wp] -> crop box -> original [H0, W0]
 // each step F.interpolate(bilinear, align_corners=False), as upstream. Only the padded-size rows
@@ -287,7 +292,7 @@ struct BandView {
 // pasted (cat [n_sem, bandB*W0], times scratch), written to `semantic` when given; then the label
 // = argmax over classes (the first maximum, as torch.argmax), with best_logit as scratch.
 void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k, float* cat,
-                   float* times, float* best_logit, Tensor* semantic, uint8_t* lab) {
+                   float* times, float* best_logit, Tensor* semantic, uint8_t* lab, uint8_t* scores) {
   const int n_sem = (int)r.pasted.size();
   const int64_t y0 = v.y0, W0 = v.W0, H0 = v.H0, npx = (v.y1 - y0) * W0;
   for (int c = 0; c < n_sem; ++c) {
@@ -309,6 +314,7 @@ void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k
     }
     for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
     if (semantic) std::memcpy(semantic->data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
+    if (scores) quantise_scores(cp, npx, scores + (c * H0 + y0) * W0);
   }
   float* bv = best_logit;
   std::copy(cat, cat + npx, bv);
@@ -436,6 +442,10 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   res.person_map.assign((size_t)(H0 * W0), 0);
   Tensor semantic;
   if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
+  if (opt.keep_scores) {
+    res.score_classes = n_sem;
+    res.scores.assign((size_t)n_sem * H0 * W0, 0);
+  }
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const int T = omp_get_max_threads();
   std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
@@ -464,7 +474,8 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
             up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
       const BandView v{y0, y1, W0, H0, bandB, kept, slot, m.data(), stats};
       semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
-                    opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0);
+                    opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
+                    opt.keep_scores ? res.scores.data() : nullptr);
       person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
       overlap_band(v, r, overlap.data());
     }
@@ -499,6 +510,10 @@ Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, co
   res.labels.assign((size_t)(H0 * W0), 0);
   Tensor semantic;
   if (opt.emit_semantic) semantic = Tensor::empty({K, H0, W0});
+  if (opt.keep_scores) {
+    res.score_classes = (int)K;
+    res.scores.assign((size_t)K * H0 * W0, 0);
+  }
   const bool masks_first = cfg.sem_seg_postprocess_before_inference || cfg.parsing_on;
 
   auto argmax_band = [&](const float* sem /*[K, npx], row stride ld*/, int64_t ld, int64_t y0, int64_t npx) {
@@ -512,6 +527,8 @@ Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, co
     if (opt.emit_semantic)
       for (int64_t c = 0; c < K; ++c)
         std::memcpy(semantic.data() + (c * H0 * W0) + y0 * W0, sem + c * ld, npx * sizeof(float));
+    if (opt.keep_scores)
+      for (int64_t c = 0; c < K; ++c) quantise_scores(sem + c * ld, npx, res.scores.data() + c * H0 * W0 + y0 * W0);
   };
 
   if (!masks_first) {

@@ -32,6 +32,9 @@ struct PostprocessOptions {
   // Hand the full [C, H0, W0] semantic map to the sink as "semantic" (and "labels"); costs
   // C x H0 x W0 floats, so only for dumps and parity tests.
   bool emit_semantic = false;
+  // Keep the semantic map's per-class scores in Parsing::scores (uint8, C x H0 x W0 bytes): for the
+  // service's refinements only; the label map and everything else are the same either way.
+  bool keep_scores = false;
   int band_rows = 32;  // output rows per band
   // Multi-person: the selected queries' full-resolution masks are kept between the two passes
   // (instead of being upsampled twice) when they take at most this many bytes; 0 = never.

@@ -72,6 +72,11 @@ m2fp::ParseResult stub_engine(const uint8_t* bytes, size_t size, const m2fp::Par
       p.person_map[(size_t)y * w + x] = c ? 1 : 0;
       ++count[c];
     }
+  if (opt.keep_scores) {  // refine= asks for the per-class scores: the argmax's, one-hot
+    p.score_classes = 20;
+    p.scores.assign((size_t)20 * w * h, 0);
+    for (size_t i = 0; i < p.labels.size(); ++i) p.scores[(size_t)p.labels[i] * w * h + i] = 255;
+  }
   p.label_fractions.assign(p.class_names.size(), 0.0);
   for (size_t c = 0; c < count.size(); ++c) p.label_fractions[c] = (double)count[c] / std::max(1, w * h);
   m2fp::Instance human;

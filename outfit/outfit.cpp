@@ -21,6 +21,7 @@ OutfitKit OutfitKit::load(const std::string& data_dir) {
   kit.data_dir = data_dir;
   kit.garments = GarmentTable::load(data_dir + "/garments.json");
   kit.rules = Rules::load(data_dir + "/rules.json");
+  if (::stat((data_dir + "/refine.json").c_str(), &sb) == 0) kit.refine = RefineTable::load(data_dir + "/refine.json");
   return kit;
 }
 

@@ -17,6 +17,7 @@
 #include "outfit/catalog.h"
 #include "outfit/garments.h"
 #include "outfit/recommend.h"
+#include "outfit/refine_table.h"
 
 namespace m2fp {
 
@@ -27,8 +28,10 @@ struct OutfitKit {
   GarmentTable garments;
   Rules rules;
   GarmentOptions garment_options;
+  RefineTable refine = RefineTable::defaults();  // data_dir/refine.json when present
 
-  // Loads data_dir/garments.json and data_dir/rules.json. Throws OutfitError naming the file.
+  // Loads data_dir/garments.json, data_dir/rules.json and data_dir/refine.json (built-in values
+  // when that file is absent). Throws OutfitError naming the file.
   static OutfitKit load(const std::string& data_dir = outfit_data_dir());
   std::string seed_catalog() const { return data_dir + "/seed_catalog.csv"; }
 };

@@ -9,18 +9,30 @@
 
 namespace m2fp::service {
 
+std::string AnalysisOptions::key() const {
+  std::string k;
+  if (refine.any()) k += "|refine=" + refine.spelled();
+  if (smooth_edges) k += "|smooth_edges=1";
+  return k;
+}
+
 std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit& kit, const std::string& bytes,
-                                        const std::string& sha) {
+                                        const std::string& sha, const AnalysisOptions& opt) {
   using Clock = std::chrono::steady_clock;
   auto ms_between = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
   };
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  ParseResult r = session.parse(data, bytes.size());
+  ParseResult r = session.parse(data, bytes.size(), nullptr, opt.refine.any());
   const Parsing& p = r.parsing;
 
   auto a = std::make_shared<Analysis>();
   const auto t0 = Clock::now();
+  nlohmann::json refinements;
+  if (opt.refine.any()) {
+    refinements = refinements_json(opt.refine, refine_parsing(r.parsing, r.image, opt.refine, kit.refine));
+    r.parsing.scores = std::vector<uint8_t>();  // not needed any further
+  }
   a->outfits = extract_outfits(p, r.image, kit.garments, kit.garment_options);
   const auto t1 = Clock::now();
 
@@ -37,12 +49,17 @@ std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit&
     labels.push_back(name);
     masks[name] = std::move(b64);
   }
-  std::string colored = base64_encode(encode_png(colorize_labels(p.labels, p.width, p.height)));
+  const std::vector<uint8_t> smoothed =
+      opt.smooth_edges ? smooth_label_edges(p.labels.data(), p.width, p.height) : std::vector<uint8_t>();
+  std::string colored =
+      base64_encode(encode_png(colorize_labels(opt.smooth_edges ? smoothed : p.labels, p.width, p.height)));
   const auto t2 = Clock::now();
 
   j["labels"] = labels;
   j["masks"] = std::move(masks);
   j["colored_mask"] = std::move(colored);
+  if (opt.refine.any()) j["refinements"] = std::move(refinements);
+  if (opt.smooth_edges) j["smooth_edges"] = true;
   j["legend"] = legend_json(p);
   j["image"] = {{"width", p.width},
                 {"height", p.height},

@@ -11,9 +11,17 @@
 #include <nlohmann/json.hpp>
 
 #include "outfit/outfit.h"
+#include "service/refine.h"
 #include "service/session.h"
 
 namespace m2fp::service {
+
+// Per-request options that change the answer (part of the parse queue's cache key).
+struct AnalysisOptions {
+  RefineRequest refine;       // service/refine.h; none by default (the model's own answer)
+  bool smooth_edges = false;  // colored_mask from smooth_label_edges() of the labels (service/render.h)
+  std::string key() const;    // "" for the defaults, else "|refine=...|smooth_edges=1"
+};
 
 struct Analysis {
   // The /predict body less the per-request keys (model, cached, timings_ms), serialised once: an
@@ -29,7 +37,9 @@ using AnalysisPtr = std::shared_ptr<const Analysis>;
 
 // Parses the photo with the session, extracts every person's garments and renders the result.
 // `sha` is the photo's SHA-256 (reported in "image"). Throws as Session::parse.
+// With refinements asked, garments and colours come from the refined labels, and the answer has
+// "refinements" (refinements_json).
 std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit& kit, const std::string& bytes,
-                                        const std::string& sha);
+                                        const std::string& sha, const AnalysisOptions& opt = {});
 
 }  // namespace m2fp::service

@@ -25,13 +25,15 @@ void ParseQueue::stop() {
   pool_->stop();
 }
 
-std::string ParseQueue::key_of(const std::string& sha) const {
+std::string ParseQueue::key_of(const std::string& sha, const AnalysisOptions& ao) const {
   const ParseOptions& po = session_.options().parse;
   return sha + "|short_edge=" + std::to_string(po.short_edge) + "|max_size=" + std::to_string(po.max_size) +
-         "|max_pixels=" + std::to_string(po.decode.max_pixels);
+         "|max_pixels=" + std::to_string(po.decode.max_pixels) + ao.key();
 }
 
-AnalysisPtr ParseQueue::cached(const std::string& sha) { return cache_.get(key_of(sha)); }
+AnalysisPtr ParseQueue::cached(const std::string& sha, const AnalysisOptions& ao) {
+  return cache_.get(key_of(sha, ao));
+}
 
 void ParseQueue::work(const std::shared_ptr<Pending>& p, bool cancelled) {
   Outcome out;
@@ -47,7 +49,7 @@ void ParseQueue::work(const std::shared_ptr<Pending>& p, bool cancelled) {
     p->state = 1;
     events_.queue_wait(out.queue_ms / 1000);
     try {
-      std::shared_ptr<Analysis> a = analyse_photo(session_, kit_, *p->bytes, p->sha);
+      std::shared_ptr<Analysis> a = analyse_photo(session_, kit_, *p->bytes, p->sha, p->opts);
       out.analysis = a;
       cache_.put(p->key, a, a->cost);
     } catch (const ImageError& e) {
@@ -82,8 +84,9 @@ double ParseQueue::retry_after_s() {
   return std::clamp(s, 1.0, 600.0);
 }
 
-std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared_ptr<const std::string> bytes) {
-  const std::string key = key_of(sha);
+std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared_ptr<const std::string> bytes,
+                                             const AnalysisOptions& ao) {
+  const std::string key = key_of(sha, ao);
   std::lock_guard<std::mutex> lock(inflight_mu_);
   auto it = inflight_.find(key);
   if (it != inflight_.end()) {
@@ -93,6 +96,7 @@ std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared
   auto p = std::make_shared<Pending>();
   p->key = key;
   p->sha = sha;
+  p->opts = ao;
   p->bytes = std::move(bytes);
   p->future = p->promise.get_future().share();
   p->waiters = 1;
@@ -112,13 +116,14 @@ std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared
 }
 
 AnalysisPtr ParseQueue::obtain(const std::string& sha, std::shared_ptr<const std::string> bytes,
-                               Clock::time_point deadline, double timeout_s, bool* was_cached, double* queue_ms) {
-  if (AnalysisPtr a = cached(sha)) {
+                               Clock::time_point deadline, double timeout_s, bool* was_cached, double* queue_ms,
+                               const AnalysisOptions& ao) {
+  if (AnalysisPtr a = cached(sha, ao)) {
     *was_cached = true;
     return a;
   }
   *was_cached = false;
-  std::shared_ptr<Pending> p = acquire(sha, std::move(bytes));
+  std::shared_ptr<Pending> p = acquire(sha, std::move(bytes), ao);
   if (p->future.wait_until(deadline) != std::future_status::ready) {
     --p->waiters;
     events_.rejected("timeout");

@@ -45,6 +45,7 @@ struct Outcome {
 // A photo queued or being parsed; everyone interested in the same key waits on `future`.
 struct Pending {
   std::string key, sha;
+  AnalysisOptions opts;
   std::shared_ptr<const std::string> bytes;
   std::promise<Outcome> promise;
   std::shared_future<Outcome> future;
@@ -75,14 +76,15 @@ class ParseQueue {
   ~ParseQueue();  // stop()
 
   // The cached analysis of the photo with this SHA-256, or null.
-  AnalysisPtr cached(const std::string& sha);
+  AnalysisPtr cached(const std::string& sha, const AnalysisOptions& ao = {});
   // The photo's pending parse: the one in flight for it, or a new one queued. Throws Refusal (429
   // queue full, 503 stopping).
-  std::shared_ptr<Pending> acquire(const std::string& sha, std::shared_ptr<const std::string> bytes);
+  std::shared_ptr<Pending> acquire(const std::string& sha, std::shared_ptr<const std::string> bytes,
+                                   const AnalysisOptions& ao = {});
   // The photo's analysis: cached (*was_cached), or parsed, waiting at most until `deadline` (Refusal
   // 504 then, naming timeout_s) or the parse's failure as a Refusal.
   AnalysisPtr obtain(const std::string& sha, std::shared_ptr<const std::string> bytes, Clock::time_point deadline,
-                     double timeout_s, bool* was_cached, double* queue_ms);
+                     double timeout_s, bool* was_cached, double* queue_ms, const AnalysisOptions& ao = {});
   // Seconds until a place in the queue is likely free (the Retry-After of a 429).
   double retry_after_s();
   // Stops taking photos, answers the waiting ones 503, lets running ones finish. Idempotent.
@@ -92,7 +94,7 @@ class ParseQueue {
   LruCache<Analysis>::Stats cache_stats() const { return cache_.stats(); }
 
  private:
-  std::string key_of(const std::string& sha) const;
+  std::string key_of(const std::string& sha, const AnalysisOptions& ao) const;
   void work(const std::shared_ptr<Pending>& p, bool cancelled);
 
   const Session& session_;

@@ -48,9 +48,11 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
 
 Session::~Session() = default;
 
-ParseResult Session::parse(const uint8_t* bytes, size_t size, const TensorSink* sink) const {
-  if (opt_.engine_stub) return opt_.engine_stub(bytes, size, opt_.parse);
-  return parse_image_bytes(*model_, bytes, size, opt_.parse, sink);
+ParseResult Session::parse(const uint8_t* bytes, size_t size, const TensorSink* sink, bool keep_scores) const {
+  ParseOptions po = opt_.parse;
+  po.keep_scores = po.keep_scores || keep_scores;
+  if (opt_.engine_stub) return opt_.engine_stub(bytes, size, po);
+  return parse_image_bytes(*model_, bytes, size, po, sink);
 }
 
 dnn::Precision Session::precision() const { return model_ ? model_->precision() : opt_.precision; }

@@ -67,7 +67,9 @@ class Session {
 
   // Decodes and parses one photo. Throws ImageError for bad photo bytes. Safe to call from several
   // threads at once.
-  ParseResult parse(const uint8_t* bytes, size_t size, const TensorSink* sink = nullptr) const;
+  // keep_scores: the parsing also keeps the per-class scores (Parsing::scores) the refinements read.
+  ParseResult parse(const uint8_t* bytes, size_t size, const TensorSink* sink = nullptr,
+                    bool keep_scores = false) const;
 
   const SessionOptions& options() const { return opt_; }
   const M2FP* model() const { return model_.get(); }  // null for a stub

@@ -104,6 +104,7 @@ async function analyse(file) {
   try {
     const form = new FormData();
     form.append('task', 'predict');
+    if ($('refine').checked) form.append('refine', 'dark,small');
     form.append('image', file, file.name);
     setProgress(0, 'Uploading…');
     const r = await postForm('/jobs', form, (p) => setProgress(p * 0.25, `Uploading ${p.toFixed(0)} %`));
@@ -195,6 +196,7 @@ function drawOverlay() {
 function recoForm(withImage) {
   const f = new FormData();
   for (const k of ['style', 'occasion', 'season', 'k']) if ($(k).value !== '') f.append(k, $(k).value);
+  if ($('refine').checked) f.append('refine', 'dark,small');
   if (withImage) f.append('image', state.file, state.file.name);
   else f.append('sha256', state.sha);
   return f;

@@ -145,4 +145,18 @@ bool is_hex64(const std::string& s) {
          });
 }
 
+service::AnalysisOptions read_analysis_options(const httplib::Request& req, const Body& b) {
+  service::AnalysisOptions ao;
+  try {
+    ao.refine = service::parse_refine(field(req, b, "refine"));
+  } catch (const service::OptionError& e) {
+    throw HttpError(400, std::string("refine ") + e.what());
+  }
+  const std::string s = field(req, b, "smooth_edges");
+  if (s == "1" || s == "true" || s == "yes" || s == "on") ao.smooth_edges = true;
+  else if (!(s.empty() || s == "0" || s == "false" || s == "no" || s == "off"))
+    throw HttpError(400, "smooth_edges must be 1 or 0 (true/false, yes/no, on/off), got '" + s + "'");
+  return ao;
+}
+
 }  // namespace m2fp::app

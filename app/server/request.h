@@ -13,6 +13,7 @@
 
 #include "engine/image.h"
 #include "outfit/recommend.h"
+#include "service/analysis.h"
 
 namespace m2fp::app {
 
@@ -47,6 +48,9 @@ std::string field(const httplib::Request& req, const Body& b, const std::string&
 Upload read_upload(const httplib::Request& req, Body& b, int64_t max_pixels);
 // style, occasion, season, k, max_price; 400 for values the rules do not know.
 RecommendOptions read_reco(const httplib::Request& req, const Body& b, const Rules& rules);
+// refine (dark, small, "dark,small", all, none) and smooth_edges (1/0, true/false, yes/no, on/off);
+// 400 for other values. Both default to off: the model's own answer.
+service::AnalysisOptions read_analysis_options(const httplib::Request& req, const Body& b);
 // A SHA-256 as 64 lower-case hex digits.
 bool is_hex64(const std::string& s);
 

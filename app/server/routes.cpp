@@ -49,10 +49,12 @@ void Server::Impl::handle_predict(const httplib::Request& req, httplib::Response
   const auto t0 = request_start();
   guarded(res, [&] {
     Body body = read_body(req, reader, opt.max_upload_bytes);
+    const service::AnalysisOptions ao = read_analysis_options(req, body);
     const Upload up = read_upload(req, body, opt.max_pixels);
     bool cached = false;
     double queue_ms = 0;
-    service::AnalysisPtr a = queue->obtain(up.sha, up.bytes, deadline_from(t0), opt.timeout_s, &cached, &queue_ms);
+    service::AnalysisPtr a =
+        queue->obtain(up.sha, up.bytes, deadline_from(t0), opt.timeout_s, &cached, &queue_ms, ao);
     res.set_header("X-Cache", cached ? "hit" : "miss");
     res.status = 200;
     res.set_content(predict_text(*a, cached, queue_ms, t0), "application/json");
@@ -65,6 +67,7 @@ void Server::Impl::handle_recommend(const httplib::Request& req, httplib::Respon
   guarded(res, [&] {
     Body body = read_body(req, reader, opt.max_upload_bytes);
     const RecommendOptions ro = read_reco(req, body, kit.rules);
+    const service::AnalysisOptions ao = read_analysis_options(req, body);
     service::AnalysisPtr a;
     bool cached = false;
     double queue_ms = 0;
@@ -72,12 +75,12 @@ void Server::Impl::handle_recommend(const httplib::Request& req, httplib::Respon
     if (!sha.empty() && !body.has_image()) {
       // A photo parsed before: no upload needed while its result is in the cache.
       if (!is_hex64(sha)) throw HttpError(400, "sha256 must be 64 lower-case hex digits");
-      a = queue->cached(sha);
+      a = queue->cached(sha, ao);
       if (!a) throw HttpError(404, "no cached result for sha256 " + sha + ": upload the photo (field 'image')");
       cached = true;
     } else {
       const Upload up = read_upload(req, body, opt.max_pixels);
-      a = queue->obtain(up.sha, up.bytes, deadline_from(t0), opt.timeout_s, &cached, &queue_ms);
+      a = queue->obtain(up.sha, up.bytes, deadline_from(t0), opt.timeout_s, &cached, &queue_ms, ao);
     }
     res.set_header("X-Cache", cached ? "hit" : "miss");
     send_json(res, 200, recommend_body(*a, ro, cached, queue_ms, t0));
@@ -95,17 +98,18 @@ void Server::Impl::handle_job_submit(const httplib::Request& req, httplib::Respo
     auto job = std::make_shared<Job>();
     job->task = task;
     if (task == "recommend") job->reco = read_reco(req, body, kit.rules);
+    const service::AnalysisOptions ao = read_analysis_options(req, body);
     const Upload up = read_upload(req, body, opt.max_pixels);
     size_t kept = 0;
     if (!jobs.make_room(&kept))
       throw HttpError(429, "too many unfinished jobs (" + std::to_string(kept) + ")", queue->retry_after_s());
-    if (service::AnalysisPtr a = queue->cached(up.sha)) {
+    if (service::AnalysisPtr a = queue->cached(up.sha, ao)) {
       job->analysis = a;
       job->cached = true;
       job->status = 200;
       job->finished = Job::Clock::now();
     } else {
-      job->pending = queue->acquire(up.sha, up.bytes);  // the job stays a waiter until it is collected
+      job->pending = queue->acquire(up.sha, up.bytes, ao);  // the job stays a waiter until it is collected
     }
     const std::string state = jobs.add(job);
     res.set_header("Location", "/jobs/" + job->id);

@@ -255,6 +255,34 @@ class ParseOutputs(CliCase):
         self.assertFalse(os.path.exists(os.path.join(out, "walk", "tensors")))
         self.assert_complete(os.path.join(out, "walk"))
 
+    def test_refine_is_an_option(self):
+        # --refine dark,small: result.json records what each refinement changed; without it the outputs
+        # are the model's own (no "refinements" key), and a refinement that changed nothing leaves
+        # every output byte-identical.
+        plain, refined = os.path.join(self.tmp, "plain"), os.path.join(self.tmp, "refined")
+        src = self.photos["walk.png"]
+        self.assertEqual(self.run_m2fp(["parse", "--model", MODEL, "--out", plain] + FAST + [src]).returncode, 0)
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", refined, "--refine", "dark,small"] + FAST + [src])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(plain, "walk", "result.json")) as f:
+            a = json.load(f)
+        with open(os.path.join(refined, "walk", "result.json")) as f:
+            b = json.load(f)
+        self.assertNotIn("refinements", a)
+        ref = b["refinements"]
+        self.assertEqual(ref["requested"], ["dark", "small"])
+        self.assertEqual([c["name"] for c in ref["changes"]], ["dark", "small"])
+        for c in ref["changes"]:
+            self.assertEqual(c["pixels"], sum(c["per_class"].values()))
+            self.assertEqual(c["pixels"], sum(p["pixels"] for p in c["per_person"]))
+        if sum(c["pixels"] for c in ref["changes"]) == 0:
+            for f in ("labels.png", "labels_color.png", "parsing.png"):
+                with open(os.path.join(plain, "walk", f), "rb") as x, open(os.path.join(refined, "walk", f), "rb") as y:
+                    self.assertEqual(x.read(), y.read(), f)
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", refined, "--refine", "hats"] + FAST + [src])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--refine must be a comma-separated list of dark, small", r.stderr)
+
 
 # ---- bad inputs and usage ------------------------------------------------------------------------
 

@@ -301,6 +301,42 @@ TEST_F(ServerHttp, PredictThenCacheHit) {
   EXPECT_EQ(j2["instances"], j["instances"]);
 }
 
+TEST_F(ServerHttp, RefineAndSmoothEdgesArePerRequestOptions) {
+  const std::string png = png_of(make_photo(88, 66, 7));
+  auto plain = cli_->Post("/predict", upload(png));
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200) << plain->body.substr(0, 300);
+  const json a = body_json(plain);
+  EXPECT_FALSE(a.contains("refinements"));
+  EXPECT_FALSE(a.contains("smooth_edges"));
+  // refine= is part of the cache key: the same photo with refinements is parsed again
+  auto ref = cli_->Post("/predict?refine=dark,small", upload(png));
+  ASSERT_TRUE(ref);
+  ASSERT_EQ(ref->status, 200) << ref->body.substr(0, 300);
+  EXPECT_EQ(ref->get_header_value("X-Cache"), "miss");
+  const json b = body_json(ref);
+  ASSERT_TRUE(b.contains("refinements"));
+  EXPECT_EQ(b["refinements"]["requested"], json::array({"dark", "small"}));
+  ASSERT_EQ(b["refinements"]["changes"].size(), 2u);
+  if (b["refinements"]["changes"][0]["pixels"] == 0 && b["refinements"]["changes"][1]["pixels"] == 0)
+    EXPECT_EQ(b["colored_mask"], a["colored_mask"]);
+  // the same options spelled otherwise: a cache hit
+  auto again = cli_->Post("/predict?refine=small,dark", upload(png));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->get_header_value("X-Cache"), "hit");
+  // smooth_edges=1: its own cache entry, marked in the answer, the same labels
+  auto sm = cli_->Post("/predict?smooth_edges=1", upload(png));
+  ASSERT_TRUE(sm);
+  ASSERT_EQ(sm->status, 200);
+  EXPECT_EQ(sm->get_header_value("X-Cache"), "miss");
+  const json c = body_json(sm);
+  EXPECT_EQ(c["smooth_edges"], true);
+  EXPECT_EQ(c["labels"], a["labels"]);
+  EXPECT_TRUE(is_png_of_size(b64decode(c["colored_mask"]), 88, 66));
+  expect_error(cli_->Post("/predict?refine=hats", upload(png)), 400, "refine must be");
+  expect_error(cli_->Post("/predict?smooth_edges=maybe", upload(png)), 400, "smooth_edges must be");
+}
+
 TEST_F(ServerHttp, PredictJpegRawBody) {
   const std::string jpg = jpeg_of(make_photo(80, 100, 2));
   auto r = cli_->Post("/predict", jpg, "application/octet-stream");
