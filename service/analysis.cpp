@@ -35,6 +35,7 @@ std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit&
   const auto t2 = Clock::now();
 
   j["colored_mask"] = std::move(colored);
+  j["labels_png"] = base64_encode(labels_png(p));  // the palette labels.png (docs/OUTPUTS.md)
   j["legend"] = legend_json(p);
   j["image"] = {{"width", p.width},
                 {"height", p.height},
