@@ -77,8 +77,8 @@ def run(args, cwd=None, env=None, timeout=900):
 class Serve:
     """`m2fp serve` on a free port; the port comes from its first stdout line."""
 
-    def __init__(self, extra, cwd=None, env=None):
-        self.proc = subprocess.Popen([BIN, "serve", "--model", CIHP, "--port", "0", "--quiet"] + FAST + extra,
+    def __init__(self, extra, cwd=None, env=None, model=CIHP):
+        self.proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", "0", "--quiet"] + FAST + extra,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
         line = self.proc.stdout.readline()
         if "listening on " not in line:
@@ -233,6 +233,28 @@ class SeedClient(unittest.TestCase):
         finally:
             rc, err = s.stop()
         self.assertEqual(rc, 0, err)
+
+    def test_single_person_model_one_mask_per_class(self):
+        """Single-person (LIP) model: ModelScope's semantic branch, one mask per class present
+        (ascending ids, Background included), the masks partitioning the photo."""
+        import base64
+        import requests
+        d = fresh_dir("seed_client_lip")
+        s = Serve(["--catalog", os.path.join(d, "c.db")], model=LIP)
+        try:
+            r = requests.post(s.url + "/predict", files={"image": ("p.png", photo_png(4))}).json()
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        classes = r["model"]["classes"]
+        self.assertEqual(r["labels"], sorted(r["labels"], key=classes.index))
+        self.assertEqual(len(set(r["labels"])), len(r["labels"]))
+        total = np.zeros((72, 96), int)
+        for mask, score in zip(r["masks"], r["scores"]):
+            m = np.array(Image.open(io.BytesIO(base64.b64decode(mask)))) == 255
+            total += m
+            self.assertTrue(0.0 < score < 1.0, score)
+        self.assertTrue(np.all(total == 1), "one class per pixel")
 
 
 @unittest.skipUnless(os.path.exists(BIN), f"{BIN} not built")
