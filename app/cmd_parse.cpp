@@ -41,6 +41,7 @@
 #include "engine/io.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit.h"
+#include "service/masks.h"
 #include "service/outfits.h"
 #include "service/refine.h"
 #include "service/render.h"
@@ -90,8 +91,14 @@ struct ImageOutputs {
   // result.json first: from then on the folder no longer claims to be complete.
   void remove_previous() const {
     std::error_code ec;
-    for (const char* f : {"result.json", "labels.png", "labels_color.png", "parsing.png"})
+    for (const char* f : {"result.json", "labels.png", "labels_color.png", "parsing.png", "persons.png"})
       fs::remove(dir + "/" + f, ec);
+    const std::string m = dir + "/masks";
+    if (fs::is_directory(m, ec)) {
+      for (const auto& e : fs::directory_iterator(m, ec))
+        if (e.path().extension() == ".png") fs::remove(e.path(), ec);
+      fs::remove(m, ec);  // only if empty
+    }
     const std::string t = dir + "/tensors";
     if (fs::is_directory(t, ec)) {
       for (const auto& e : fs::directory_iterator(t, ec))
@@ -171,11 +178,19 @@ std::string unique_dir(const std::string& out, const std::string& stem, std::set
 int cmd_parse(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels", "catalog", "k", "style",
-          "occasion", "season", "refine"},
+          "occasion", "season", "refine", "label-set", "masks", "mask-dilate"},
          {"dump-tensors", "verbose", "smooth-edges", "no-outfits", "help"});
   if (a.has("help")) return usage(false);
   const std::string model_path = a.require("model"), out_dir = a.require("out");
   const bool dump = a.has("dump-tensors"), verbose = a.has("verbose");
+  const service::LabelSet label_set = a.get_parsed("label-set", "cihp", service::parse_label_set);
+  const int mask_dilate = a.get_int("mask-dilate", 0, 0, 256);
+  std::vector<std::string> union_names;
+  try {
+    union_names = service::parse_union_names(a.get("masks"), service::cihp_classes());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--masks: ") + e.what());
+  }
   service::SessionOptions so;
   so.model_path = model_path;
   so.parse.short_edge = a.get_int("short-edge", 640, 32, 4096);
@@ -256,7 +271,25 @@ int cmd_parse(int argc, char** argv) {
       const Parsing& p = r.parsing;
 
       outs.written.push_back(dir + "/labels.png");
-      write_png_gray8(dir + "/labels.png", p.labels.data(), p.width, p.height);
+      const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
+      write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
+      if (!p.single_human) {
+        outs.written.push_back(dir + "/persons.png");
+        const std::vector<uint8_t> persons_png = service::persons_png(p);
+        write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
+      }
+      std::vector<std::string> mask_files;
+      if (!union_names.empty()) {
+        fs::create_directories(dir + "/masks", ec);
+        if (ec) throw IoError(dir + "/masks: cannot create folder: " + ec.message());
+        for (const std::string& n : union_names) {
+          const std::vector<uint8_t> m = service::union_mask(p, n, mask_dilate);
+          const std::string f = "masks/" + n + ".png";
+          outs.written.push_back(dir + "/" + f);
+          write_png_gray8(dir + "/" + f, m.data(), p.width, p.height);
+          mask_files.push_back(f);
+        }
+      }
       outs.written.push_back(dir + "/labels_color.png");
       write_png_rgb(dir + "/labels_color.png", service::colorize_labels(p.labels, p.width, p.height));
       service::RenderOptions ro;
@@ -276,6 +309,18 @@ int cmd_parse(int argc, char** argv) {
       j["threads"] = service::threads();
       j["timings_ms"] = service::timings_json(r.timings);
       j["outputs"] = {"labels.png", "labels_color.png", "parsing.png"};
+      if (!p.single_human) j["outputs"].push_back("persons.png");
+      for (const std::string& f : mask_files) j["outputs"].push_back(f);
+      j["label_set"] = {{"name", service::label_set_name(label_set)},
+                        {"classes", service::label_set_classes(label_set, p.class_names)}};
+      if (label_set != service::LabelSet::Cihp)
+        for (auto& e : j["instances"]) {
+          const int id = e["kind"] == "human" ? -1 : service::map_label(label_set, e["category_id"].get<int>());
+          e["set_category_id"] = id;
+          e["set_label"] = id > 0 ? nlohmann::json(service::label_set_classes(label_set, p.class_names)[(size_t)id])
+                                  : nlohmann::json(nullptr);
+        }
+      if (!mask_files.empty()) j["masks"] = {{"names", union_names}, {"dilate", mask_dilate}, {"files", mask_files}};
       if (outfits.kit) {
         const auto o0 = std::chrono::steady_clock::now();
         const std::vector<PersonOutfit> po = extract_outfits(p, r.image, outfits.kit->garments,

@@ -156,6 +156,57 @@ std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, in
   return std::move(sink.bytes);
 }
 
+namespace {
+uint32_t png_crc(const uint8_t* p, size_t n, uint32_t c = 0xffffffffu) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+  return c;
+}
+void put_be32(uint8_t* p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+// stb writes the signature then IHDR (13 bytes of data) at byte 8; rewrite its bit depth and
+// colour type (bytes 24, 25 of the file) and its CRC. The filtered bytes stay valid when the bytes
+// per pixel do not change (gray8 -> palette8, gray+alpha 8 -> gray16).
+void patch_ihdr(std::vector<uint8_t>& png, uint8_t depth, uint8_t colour_type) {
+  png[24] = depth;
+  png[25] = colour_type;
+  put_be32(png.data() + 29, png_crc(png.data() + 12, 17) ^ 0xffffffffu);
+}
+}  // namespace
+
+std::vector<uint8_t> encode_png_palette(const uint8_t* indices, int width, int height,
+                                        const std::vector<std::array<uint8_t, 3>>& palette) {
+  if (palette.empty() || palette.size() > 256) throw IoError("encode_png_palette: 1 to 256 colours");
+  std::vector<uint8_t> png = encode_png(indices, width, height, 1);
+  patch_ihdr(png, 8, 3);
+  std::vector<uint8_t> chunk(12 + 3 * palette.size());
+  put_be32(chunk.data(), (uint32_t)(3 * palette.size()));
+  std::memcpy(chunk.data() + 4, "PLTE", 4);
+  for (size_t i = 0; i < palette.size(); ++i)
+    for (int k = 0; k < 3; ++k) chunk[8 + 3 * i + k] = palette[i][k];
+  put_be32(chunk.data() + 8 + 3 * palette.size(), png_crc(chunk.data() + 4, 4 + 3 * palette.size()) ^ 0xffffffffu);
+  png.insert(png.begin() + 33, chunk.begin(), chunk.end());  // right after IHDR
+  return png;
+}
+
+std::vector<uint8_t> encode_png_gray16(const uint16_t* values, int width, int height) {
+  if (width <= 0 || height <= 0 || !values) throw IoError("encode_png_gray16: invalid image");
+  std::vector<uint8_t> be((size_t)width * height * 2);
+  for (size_t i = 0; i < (size_t)width * height; ++i) be[2 * i] = (uint8_t)(values[i] >> 8), be[2 * i + 1] = (uint8_t)values[i];
+  std::vector<uint8_t> png = encode_png(be.data(), width, height, 2);
+  patch_ihdr(png, 16, 0);
+  return png;
+}
+
 void write_png_gray8(const std::string& path, const uint8_t* pixels, int width, int height) {
   write_png_file(path, pixels, width, height, 1);
 }

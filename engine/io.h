@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,12 @@ std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, in
 inline std::vector<uint8_t> encode_png(const Image& img) {
   return encode_png(img.rgb.data(), img.width, img.height, 3);
 }
+// An 8-bit palette ('P') PNG: pixel values are palette indices (kept as written), `palette` RGB
+// triples (at most 256) in a PLTE chunk.
+std::vector<uint8_t> encode_png_palette(const uint8_t* indices, int width, int height,
+                                        const std::vector<std::array<uint8_t, 3>>& palette);
+// A 16-bit greyscale PNG of `values` [height * width].
+std::vector<uint8_t> encode_png_gray16(const uint16_t* values, int width, int height);
 void write_png_gray8(const std::string& path, const uint8_t* pixels, int width, int height);
 void write_png_rgb(const std::string& path, const uint8_t* rgb, int width, int height);
 inline void write_png_rgb(const std::string& path, const Image& img) {

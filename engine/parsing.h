@@ -25,6 +25,16 @@ struct Instance {
   BBox bbox;
   int query = -1;      // decoder query the mask comes from
   int person = -1;     // parts: index into Parsing::persons, -1 if unassigned
+  // The mask (> 0 at original size) inside bbox, computed in the same pass as the label map:
+  // (bbox.y1 - bbox.y0) rows of (bbox.x1 - bbox.x0 + 7) / 8 bytes, pixel x - bbox.x0 at bit
+  // (x - bbox.x0) % 8 (least significant first) of byte (x - bbox.x0) / 8. Empty for an empty mask
+  // and in single-person mode (no instances). Its set bits number `area`.
+  std::vector<uint8_t> mask_bits;
+  bool mask_at(int x, int y) const {
+    if (x < bbox.x0 || x >= bbox.x1 || y < bbox.y0 || y >= bbox.y1 || mask_bits.empty()) return false;
+    const int stride = (bbox.x1 - bbox.x0 + 7) / 8, dx = x - bbox.x0;
+    return (mask_bits[(size_t)(y - bbox.y0) * stride + dx / 8] >> (dx % 8)) & 1;
+  }
 };
 
 struct Person {
@@ -50,6 +60,9 @@ struct Parsing {
   int score_classes = 0;
   std::vector<uint8_t> scores;
   uint8_t score_at(int c, int64_t i) const { return scores[(size_t)c * width * height + i]; }
+  // Single-person mode: per class, the sum of sigmoid(semantic[c]) over the pixels labelled c,
+  // divided by (their count + 1) (ModelScope's pipeline score); empty in multi-person mode.
+  std::vector<double> semantic_scores;
 };
 
 }  // namespace m2fp

@@ -375,11 +375,32 @@ void overlap_band(const BandView& v, const Roles& r, int64_t* overlap) {
   }
 }
 
+// The bit masks of the part and human instances (bits[j]: parts then humans, in Roles order) in
+// one band: mask > 0 inside the query's box (Instance::mask_bits layout). Bands write disjoint rows.
+void mask_bits_band(const BandView& v, const Roles& r, std::vector<std::vector<uint8_t>>& bits) {
+  const int64_t y0 = v.y0, W0 = v.W0, nP = (int64_t)r.parts.size();
+  for (size_t j = 0; j < bits.size(); ++j) {
+    const int q = (int64_t)j < nP ? r.parts[j].q : r.humans[j - nP].q;
+    int64_t ya, yb, xa, xb;
+    if (!v.box_in_band(q, &ya, &yb, &xa, &xb)) continue;
+    const BBox& bb = v.stats[q].bbox;
+    const int64_t stride = (bb.x1 - bb.x0 + 7) / 8;
+    const float* rows = v.rows_of(q);
+    for (int64_t y = ya; y < yb; ++y) {
+      const float* row = rows + (y - y0) * W0;
+      uint8_t* out = bits[j].data() + (y - bb.y0) * stride;
+      for (int64_t x = xa; x < xb; ++x)
+        if (row[x] > 0.f) out[(x - xa) >> 3] |= (uint8_t)(1u << ((x - xa) & 7));
+    }
+  }
+}
+
 // Instances (parts, then humans, each by descending score) and persons; each part goes to the
 // human it overlaps most (overlap_t: per-thread [parts, humans] pixel counts).
 void instances_and_persons(const ModelConfig& cfg, const Roles& r,
                            const std::vector<MaskStats>& stats,
-                           const std::vector<std::vector<int64_t>>& overlap_t, Parsing& res) {
+                           const std::vector<std::vector<int64_t>>& overlap_t,
+                           std::vector<std::vector<uint8_t>>& bits, Parsing& res) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
   auto instance_of = [&](const Pair& p, Instance::Kind kind) {
@@ -393,15 +414,19 @@ void instances_and_persons(const ModelConfig& cfg, const Roles& r,
     in.query = p.q;
     return in;
   };
-  for (const Pair& p : r.parts) res.instances.push_back(instance_of(p, Instance::Kind::Part));
+  for (const Pair& p : r.parts) {
+    res.instances.push_back(instance_of(p, Instance::Kind::Part));
+    res.instances.back().mask_bits = std::move(bits[res.instances.size() - 1]);
+  }
   for (const Pair& p : r.humans) {
-    const Instance in = instance_of(p, Instance::Kind::Human);
+    Instance in = instance_of(p, Instance::Kind::Human);
+    in.mask_bits = std::move(bits[res.instances.size()]);
     Person person;
     person.instance = (int)res.instances.size();
     person.score = in.score;
     person.bbox = in.bbox;
     person.area = in.area;
-    res.instances.push_back(in);
+    res.instances.push_back(std::move(in));
     res.persons.push_back(person);
   }
   for (int64_t p = 0; p < nP; ++p) {
@@ -452,6 +477,11 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
   const int64_t n_bands = (H0 + bandB - 1) / bandB;
   const kern::KernelTable& k = kern::active();
+  std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
+  for (int64_t j = 0; j < nP + nH; ++j) {
+    const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
+    if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
+  }
   // A query's mask is > 0 only inside its box (pass A), and everything pass B computes needs
   // mask > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0), so each band only upsamples the
   // queries whose box it crosses, and loops only over box columns.
@@ -478,10 +508,11 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
                     opt.keep_scores ? res.scores.data() : nullptr);
       person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
       overlap_band(v, r, overlap.data());
+      mask_bits_band(v, r, bits);
     }
   }
 
-  instances_and_persons(cfg, r, stats, overlap_t, res);
+  instances_and_persons(cfg, r, stats, overlap_t, bits, res);
   finish_parsing(cfg, opt, sink, semantic, res);
   return res;
 }
@@ -516,14 +547,19 @@ Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, co
   }
   const bool masks_first = cfg.sem_seg_postprocess_before_inference || cfg.parsing_on;
 
+  std::vector<double> sig_sum((size_t)K, 0.0);
   auto argmax_band = [&](const float* sem /*[K, npx], row stride ld*/, int64_t ld, int64_t y0, int64_t npx) {
+    std::vector<double> local((size_t)K, 0.0);
     for (int64_t i = 0; i < npx; ++i) {
       int best = 0;
       float bv = sem[i];
       for (int64_t c = 1; c < K; ++c)
         if (sem[c * ld + i] > bv) bv = sem[c * ld + i], best = (int)c;
       res.labels[y0 * W0 + i] = (uint8_t)best;
+      local[(size_t)best] += sigmoid(bv);
     }
+#pragma omp critical(m2fp_semantic_scores)
+    for (int64_t c = 0; c < K; ++c) sig_sum[(size_t)c] += local[(size_t)c];
     if (opt.emit_semantic)
       for (int64_t c = 0; c < K; ++c)
         std::memcpy(semantic.data() + (c * H0 * W0) + y0 * W0, sem + c * ld, npx * sizeof(float));
@@ -580,6 +616,11 @@ Parsing postprocess_single(const ModelConfig& cfg, const ForwardOutputs& out, co
     }
   }
   finish_parsing(cfg, opt, sink, semantic, res);
+  res.semantic_scores.assign((size_t)K, 0.0);
+  for (int64_t c = 0; c < K; ++c) {
+    const double count = res.label_fractions.size() > (size_t)c ? res.label_fractions[(size_t)c] * (double)(H0 * W0) : 0.0;
+    res.semantic_scores[(size_t)c] = sig_sum[(size_t)c] / (std::round(count) + 1.0);
+  }
   return res;
 }
 

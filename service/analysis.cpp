@@ -38,28 +38,21 @@ std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit&
 
   nlohmann::json j = parsing_json(p);
   add_person_garments(j, a->outfits);
-  // labels present (Background left out) and one black/white PNG mask per label
-  nlohmann::json labels = nlohmann::json::array(), masks = nlohmann::json::object();
-  std::vector<uint8_t> mask((size_t)p.width * p.height);
-  for (size_t c = 1; c < p.label_fractions.size(); ++c) {
-    if (!(p.label_fractions[c] > 0)) continue;
-    const std::string name = c < p.class_names.size() ? p.class_names[c] : std::to_string(c);
-    for (size_t i = 0; i < mask.size(); ++i) mask[i] = p.labels[i] == c ? 255 : 0;
-    std::string b64 = base64_encode(encode_png(mask.data(), p.width, p.height, 1));
-    labels.push_back(name);
-    masks[name] = std::move(b64);
-  }
+  // labels present (Background left out)
+  nlohmann::json labels = nlohmann::json::array();
+  for (size_t c = 1; c < p.label_fractions.size(); ++c)
+    if (p.label_fractions[c] > 0) labels.push_back(c < p.class_names.size() ? p.class_names[c] : std::to_string(c));
+  a->modelscope_text = modelscope_answer(p, MaskFormat::Png).dump();
   const std::vector<uint8_t> smoothed =
       opt.smooth_edges ? smooth_label_edges(p.labels.data(), p.width, p.height) : std::vector<uint8_t>();
   std::string colored =
       base64_encode(encode_png(colorize_labels(opt.smooth_edges ? smoothed : p.labels, p.width, p.height)));
   const auto t2 = Clock::now();
 
-  j["labels"] = labels;
-  j["masks"] = std::move(masks);
   j["colored_mask"] = std::move(colored);
   if (opt.refine.any()) j["refinements"] = std::move(refinements);
   if (opt.smooth_edges) j["smooth_edges"] = true;
+  j["labels_png"] = base64_encode(labels_png(p));  // the palette labels.png (docs/OUTPUTS.md)
   j["legend"] = legend_json(p);
   j["image"] = {{"width", p.width},
                 {"height", p.height},
@@ -72,10 +65,30 @@ std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit&
   t["encode"] = ms_between(t1, t2);
   t["engine"] = r.timings.total_ms + ms_between(t0, t2);
   a->timings = t;
-  a->meta = {{"labels", j["labels"]}, {"legend", j["legend"]}, {"image", j["image"]}};
+  a->meta = {{"labels", labels}, {"legend", j["legend"]}, {"image", j["image"]}};
   a->predict_text = j.dump();
-  a->cost = a->predict_text.size() + a->meta.dump().size() + 1024 * (a->outfits.size() + 4);
+  size_t parsing_bytes = p.labels.size() + p.person_map.size();
+  for (const Instance& in : p.instances) parsing_bytes += in.mask_bits.size() + sizeof(Instance);
+  a->parsing = std::make_shared<const Parsing>(std::move(r.parsing));
+  a->cost = a->predict_text.size() + a->modelscope_text.size() + parsing_bytes + a->meta.dump().size() +
+            1024 * (a->outfits.size() + 4);
   return a;
+}
+
+std::string predict_masks_text(const Analysis& a, const PredictForm& form) {
+  if (form.is_default() || !a.parsing) return a.modelscope_text;
+  const Parsing& p = *a.parsing;
+  nlohmann::json j = modelscope_answer(p, form.format, form.label_set);
+  if (form.label_set != LabelSet::Cihp) j["label_set"] = label_set_name(form.label_set);
+  if (!form.masks_union.empty()) {
+    nlohmann::json u = nlohmann::json::object();
+    for (const std::string& n : form.masks_union) {
+      const std::vector<uint8_t> m = union_mask(p, n, form.dilate);
+      u[n] = base64_encode(encode_png(m.data(), p.width, p.height, 1));
+    }
+    j["masks_union"] = std::move(u);
+  }
+  return j.dump();
 }
 
 }  // namespace m2fp::service

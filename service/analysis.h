@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "outfit/outfit.h"
+#include "service/masks.h"
 #include "service/refine.h"
 #include "service/session.h"
 
@@ -26,14 +27,29 @@ struct AnalysisOptions {
 struct Analysis {
   // The /predict body less the per-request keys (model, cached, timings_ms), serialised once: an
   // answer from the cache costs a string copy, not a JSON walk over megabytes of base64.
-  // {"colored_mask", "masks": {label: base64 PNG}, "labels", "legend", "image", "instances", "persons", ...}
+  // {"colored_mask", "legend", "image", "instances", "persons", ...}: everything but the ModelScope
+  // keys (masks, labels, scores), which depend on the request's form (predict_masks_text).
   std::string predict_text;
+  std::string modelscope_text;  // {"masks", "labels", "scores"}: the default form (PNG masks, CIHP)
+  std::shared_ptr<const Parsing> parsing;  // for the other forms, union masks
   nlohmann::json meta;      // {"labels", "legend", "image"} (for recommendation answers)
   nlohmann::json timings;   // the engine's stage timings plus outfits, encode and engine (ms)
   std::vector<PersonOutfit> outfits;
   size_t cost = 0;          // approximate bytes, for the cache budget
 };
 using AnalysisPtr = std::shared_ptr<const Analysis>;
+
+// How a /predict answer wants its masks: ModelScope's masks in `format` and `label_set` ids, and
+// the named union masks (masks_union, base64 0/255 PNG, dilated by `dilate`).
+struct PredictForm {
+  MaskFormat format = MaskFormat::Png;
+  LabelSet label_set = LabelSet::Cihp;
+  std::vector<std::string> masks_union;
+  int dilate = 0;
+  bool is_default() const { return format == MaskFormat::Png && label_set == LabelSet::Cihp && masks_union.empty(); }
+};
+// The ModelScope keys (and "masks_union", "label_set" when asked) as a JSON object's text.
+std::string predict_masks_text(const Analysis& a, const PredictForm& form);
 
 // Parses the photo with the session, extracts every person's garments and renders the result.
 // `sha` is the photo's SHA-256 (reported in "image"). Throws as Session::parse.

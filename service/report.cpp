@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "service/masks.h"
 #include "service/render.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit_json.h"
@@ -43,6 +44,7 @@ nlohmann::json parsing_json(const Parsing& p) {
     e["bbox"] = bbox_json(in.bbox);
     e["query"] = in.query;
     if (in.kind == Instance::Kind::Part) e["person"] = in.person;
+    e["mask"] = instance_rle(in, p.width, p.height);
     j["instances"].push_back(e);
   }
   j["persons"] = nlohmann::json::array();

@@ -26,12 +26,15 @@ void add_request_keys(nlohmann::json& j, const nlohmann::json& model, nlohmann::
 }  // namespace
 
 std::string Server::Impl::predict_text(const service::Analysis& a, bool cached, double queue_ms,
-                                       Clock::time_point t0) const {
+                                       Clock::time_point t0, const service::PredictForm& form) const {
   nlohmann::json head;
   add_request_keys(head, session->model_json(), a.timings, cached, queue_ms, t0);
   std::string out = head.dump();
-  out.pop_back();  // the closing brace: the analysis's keys follow
-  out.reserve(out.size() + a.predict_text.size() + 1);
+  out.pop_back();  // the closing brace: the ModelScope keys and the analysis's keys follow
+  const std::string ms = service::predict_masks_text(a, form);
+  out.reserve(out.size() + ms.size() + a.predict_text.size() + 2);
+  out += ',';
+  out.append(ms, 1, ms.size() - 2);
   out += ',';
   out.append(a.predict_text, 1, std::string::npos);
   return out;

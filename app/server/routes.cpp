@@ -51,13 +51,26 @@ void Server::Impl::handle_predict(const httplib::Request& req, httplib::Response
     Body body = read_body(req, reader, opt.max_upload_bytes);
     const service::AnalysisOptions ao = read_analysis_options(req, body);
     const Upload up = read_upload(req, body, opt.max_pixels);
+    service::PredictForm form;
+    try {
+      form.format = service::parse_mask_format(field(req, body, "mask_format"));
+      form.label_set = service::parse_label_set(field(req, body, "label_set"));
+      form.masks_union = service::parse_union_names(field(req, body, "masks_union"), session->model() ? session->model()->config().classes : service::cihp_classes());
+      const std::string d = field(req, body, "mask_dilate");
+      form.dilate = d.empty() ? 0 : std::stoi(d);
+      if (form.dilate < 0 || form.dilate > 256) throw std::invalid_argument("mask_dilate must be 0..256");
+    } catch (const std::invalid_argument& e) {
+      throw HttpError(400, e.what());
+    } catch (const std::out_of_range&) {
+      throw HttpError(400, "mask_dilate out of range");
+    }
     bool cached = false;
     double queue_ms = 0;
     service::AnalysisPtr a =
         queue->obtain(up.sha, up.bytes, deadline_from(t0), opt.timeout_s, &cached, &queue_ms, ao);
     res.set_header("X-Cache", cached ? "hit" : "miss");
     res.status = 200;
-    res.set_content(predict_text(*a, cached, queue_ms, t0), "application/json");
+    res.set_content(predict_text(*a, cached, queue_ms, t0, form), "application/json");
   });
 }
 

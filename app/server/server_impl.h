@@ -58,7 +58,8 @@ struct Server::Impl {
 
   // ---- results.cpp: answers from an analysis
   // The /predict body: the per-request keys (model, cached, timings_ms), then the analysis's.
-  std::string predict_text(const service::Analysis& a, bool cached, double queue_ms, Clock::time_point t0) const;
+  std::string predict_text(const service::Analysis& a, bool cached, double queue_ms, Clock::time_point t0,
+                          const service::PredictForm& form = {}) const;
   // The /recommend body: every person's garments and suggestions from the catalogue as it is now.
   nlohmann::json recommend_body(const service::Analysis& a, const RecommendOptions& ro, bool cached, double queue_ms,
                                 Clock::time_point t0);

@@ -134,6 +134,7 @@ try {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1280, height: 900 },
+    acceptDownloads: true,
   });
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(TIMEOUT_MS);
@@ -234,6 +235,42 @@ try {
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state));
   const errText = await page.locator('#error').textContent();
   check(errText.includes('not an image'), `a text file is refused on the page ("${errText}")`);
+  check(!(await page.locator('#result').isHidden()) && (await page.locator('#persons .person').count()) >= 1,
+    'an error keeps the previous result on the page');
+
+  // Who is who: persons numbered on the photo, a hovered card highlights that person's mask.
+  const pixels = () => page.evaluate(() => {
+    const c = document.getElementById('overlay');
+    return { focus: c.dataset.focus, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 0)) };
+  });
+  const before = await pixels();
+  await page.hover('#persons .person >> nth=0');
+  const hovered = await pixels();
+  const diff = (a, b) => a.data.reduce((n, v, i) => n + (Math.abs(v - b.data[i]) > 10 ? 1 : 0), 0);
+  check(hovered.focus === 'person:0' && diff(before, hovered) > 0, `hovering person 1 highlights its mask (${diff(before, hovered)} px change)`);
+  await page.mouse.move(0, 0);
+  // Legend isolation: clicking an entry shows that label alone; clicking again shows all.
+  await page.click('#legend li[data-label] >> nth=0');
+  const isolated = await pixels();
+  const id = await page.getAttribute('#legend li[data-label] >> nth=0', 'data-label');
+  check(isolated.focus === `label:${id}` && (await page.locator('#legend li.active').count()) === 1, `legend entry isolates label ${id}`);
+  await page.click('#legend li[data-label] >> nth=0');
+  check((await pixels()).focus === '', 'a second click shows every label again');
+  // Downloads: labels.png (palette PNG of ids), the coloured picture and the JSON.
+  const dls = await page.evaluate(() => Array.from(document.querySelectorAll('#downloads a')).map((a) => [a.getAttribute('download'), a.href.slice(0, 40)]));
+  check(dls.length === 3 && dls[0][0] === 'labels.png' && dls[0][1].startsWith('data:image/png;base64,iVBOR') &&
+        dls[2][0] === 'result.json' && dls[2][1].startsWith('blob:'), `download links ${JSON.stringify(dls.map((d) => d[0]))}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#downloads a >> nth=2')]);
+  const saved = path.join(ART, 'downloaded_result.json');
+  await download.saveAs(saved);
+  const dj = JSON.parse(fs.readFileSync(saved, 'utf8'));
+  check(Array.isArray(dj.masks) && Array.isArray(dj.labels) && dj.masks.length === dj.labels.length, 'the JSON download is the /predict answer (masks/labels lists)');
+  // zh / en switch: interface and label names.
+  await page.click('#lang');
+  const zh = await page.evaluate(() => ({ drop: document.querySelector('#dropzone .big').textContent, legend: document.getElementById('legend').textContent, lang: document.documentElement.lang }));
+  check(zh.lang === 'zh-CN' && zh.drop === '把照片拖到这里' && /[\u4e00-\u9fff]/.test(zh.legend), `zh switch (${zh.drop} · ${zh.legend.slice(0, 20)})`);
+  await page.click('#lang');
+  check((await page.locator('#dropzone .big').textContent()) === 'Drop a photo here', 'back to English');
 
   const unexpected = consoleErrors.filter((e) => !e.includes('415') && !e.includes('Unsupported Media Type'));
   check(unexpected.length === 0, `no script errors${unexpected.length ? ': ' + unexpected.join(' | ') : ''}`);

@@ -36,7 +36,7 @@ MODEL = os.path.join(TESTDATA, "cihp_synth.safetensors")
 FAST = ["--short-edge", "96", "--max-size", "160", "--threads", "2"]
 CRASH_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "terminate called", "Segmentation fault",
                  "core dumped", "Assertion", "Traceback")
-OUTPUT_FILES = ("result.json", "labels.png", "labels_color.png", "parsing.png")
+OUTPUT_FILES = ("result.json", "labels.png", "labels_color.png", "parsing.png", "persons.png")
 
 
 def photo(width, height, seed=0):
@@ -140,8 +140,8 @@ class CliCase(unittest.TestCase):
             self.assertNotIn(m, stderr, stderr[-3000:])
 
     def assert_complete(self, d):
-        """A complete output folder: result.json (the contract's keys), labels.png (8-bit, photo
-        size), labels_color.png (photo size), parsing.png (the photo, maybe enlarged, and a legend);
+        """A complete output folder: result.json (the contract's keys), labels.png (8-bit palette
+        of class ids, photo size), persons.png, labels_color.png (photo size), parsing.png (the photo, maybe enlarged, and a legend);
         returns the result."""
         for f in OUTPUT_FILES:
             self.assertTrue(os.path.isfile(os.path.join(d, f)), "%s missing in %s" % (f, d))
@@ -150,7 +150,8 @@ class CliCase(unittest.TestCase):
             res = json.load(f)
         w, h = res["image"]["width"], res["image"]["height"]
         with Image.open(os.path.join(d, "labels.png")) as lab:
-            self.assertEqual((lab.mode, lab.size), ("L", (w, h)))
+            # issue 11: a palette image whose values are the class ids (was plain greyscale "L")
+            self.assertEqual((lab.mode, lab.size), ("P", (w, h)))
         with Image.open(os.path.join(d, "labels_color.png")) as im:
             im.load()
             self.assertEqual((im.mode, im.size), ("RGB", (w, h)))

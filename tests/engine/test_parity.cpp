@@ -443,7 +443,40 @@ TEST(Postprocess, KeptAndBandedMasksGiveTheSameParsing) {
       EXPECT_EQ(std::tie(a.category_id, a.query, a.area, a.person), std::tie(b.category_id, b.query, b.area, b.person))
           << "band " << band << " instance " << i;
       EXPECT_EQ(a.score, b.score) << "band " << band << " instance " << i;
+      EXPECT_EQ(a.mask_bits, b.mask_bits) << "band " << band << " instance " << i;
     }
+  }
+  // every instance's bit mask holds `area` pixels, inside its box
+  for (const Instance& in : want.instances) {
+    int64_t n = 0;
+    for (uint8_t byte : in.mask_bits) n += __builtin_popcount(byte);
+    EXPECT_EQ(n, in.area) << in.label << " query " << in.query;
+  }
+}
+
+// ModelScope's pipeline answer is the instances with score > 0 in order (parts then humans): the
+// post-processing run on the reference's own pred_logits / pred_masks gives the reference's
+// instances in the same order with scores within 1e-4 (tests/cli/test_outputs.py compares the masks).
+TEST(Postprocess, ReferenceTensorsGiveTheReferenceInstances) {
+  const Case& c = kCases[0];
+  if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+  ASSERT_NO_THROW(prepare(c));
+  const std::string ref = case_dir(c) + "/ref";
+  const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
+  ParseOptions opt;
+  opt.short_edge = c.short_edge;
+  const ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt);
+  const ForwardOutputs out{to_tensor(test::read_npy(ref + "/pred_logits.npy")),
+                           to_tensor(test::read_npy(ref + "/pred_masks.npy"))};
+  const Parsing p = postprocess(model_for(c).config(), out, r.geometry);
+  const nlohmann::json inst = nlohmann::json::parse(std::ifstream(ref + "/instances.json"));
+  ASSERT_EQ(p.instances.size(), inst.size());
+  for (size_t i = 0; i < inst.size(); ++i) {
+    const Instance& in = p.instances[i];
+    EXPECT_EQ(in.kind == Instance::Kind::Human ? "human" : "part", inst[i].at("kind").get<std::string>()) << i;
+    EXPECT_EQ(in.category_id, inst[i].at("category_id").get<int>()) << i;
+    EXPECT_NEAR(in.score, inst[i].at("score").get<double>(), 1e-4) << i;
+    EXPECT_NEAR((double)in.area, inst[i].at("area").get<double>(), std::max(2.0, 1e-3 * (double)in.area)) << i;
   }
 }
 

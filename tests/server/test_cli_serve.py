@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 
+import numpy as np
 from PIL import Image
 
 BIN = os.environ.get("M2FP_BIN", "build/m2fp")
@@ -76,8 +77,8 @@ def run(args, cwd=None, env=None, timeout=900):
 class Serve:
     """`m2fp serve` on a free port; the port comes from its first stdout line."""
 
-    def __init__(self, extra, cwd=None, env=None):
-        self.proc = subprocess.Popen([BIN, "serve", "--model", CIHP, "--port", "0", "--quiet"] + FAST + extra,
+    def __init__(self, extra, cwd=None, env=None, model=CIHP):
+        self.proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", "0", "--quiet"] + FAST + extra,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
         line = self.proc.stdout.readline()
         if "listening on " not in line:
@@ -191,6 +192,69 @@ class ServeProcess(unittest.TestCase):
             self.assertEqual(after, before + 1)
         finally:
             s.stop()
+
+
+@unittest.skipUnless(os.path.exists(BIN), f"{BIN} not built")
+class SeedClient(unittest.TestCase):
+    """The seed article's client against `m2fp serve`, unchanged apart from base64-decoding the masks
+    (issue 11: /predict answers in ModelScope's masks/labels/scores form)."""
+
+    def test_seed_client_zip_masks_labels(self):
+        import base64
+        import requests  # Debian's python3-requests, as the article's client uses
+        d = fresh_dir("seed_client")
+        path = os.path.join(d, "photo.png")
+        with open(path, "wb") as f:
+            f.write(photo_png(3))
+        s = Serve(["--catalog", os.path.join(d, "c.db")])
+        try:
+            url = s.url + "/predict"
+            # ---- the client, as the article has it ----
+            with open(path, "rb") as f:
+                result = requests.post(url, files={"image": f}).json()
+            masks = result["masks"]
+            labels = result["labels"]
+            self.assertTrue(masks, "the synthetic model finds instances in this photo")
+            first = masks[0]  # was a KeyError with the old dict-keyed form
+            seen = []
+            for mask, label in zip(masks, labels):
+                m = np.array(Image.open(io.BytesIO(base64.b64decode(mask))))
+                self.assertEqual(m.shape, (72, 96))
+                self.assertTrue(set(np.unique(m).tolist()) <= {0, 255}, label)
+                seen.append(label)
+            # ---- end of the client ----
+            self.assertIsInstance(first, str)
+            self.assertEqual(len(result["scores"]), len(masks))
+            self.assertEqual(seen, labels)
+            self.assertEqual(labels, [i["label"] for i in result["instances"] if i["score"] > 0])
+            r = requests.post(url, files={"image": open(path, "rb")}, data={"mask_format": "rle"}).json()
+            self.assertEqual(r["labels"], labels)
+            self.assertEqual([m["size"] for m in r["masks"]], [[72, 96]] * len(labels))
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+
+    def test_single_person_model_one_mask_per_class(self):
+        """Single-person (LIP) model: ModelScope's semantic branch, one mask per class present
+        (ascending ids, Background included), the masks partitioning the photo."""
+        import base64
+        import requests
+        d = fresh_dir("seed_client_lip")
+        s = Serve(["--catalog", os.path.join(d, "c.db")], model=LIP)
+        try:
+            r = requests.post(s.url + "/predict", files={"image": ("p.png", photo_png(4))}).json()
+        finally:
+            rc, err = s.stop()
+        self.assertEqual(rc, 0, err)
+        classes = r["model"]["classes"]
+        self.assertEqual(r["labels"], sorted(r["labels"], key=classes.index))
+        self.assertEqual(len(set(r["labels"])), len(r["labels"]))
+        total = np.zeros((72, 96), int)
+        for mask, score in zip(r["masks"], r["scores"]):
+            m = np.array(Image.open(io.BytesIO(base64.b64decode(mask)))) == 255
+            total += m
+            self.assertTrue(0.0 < score < 1.0, score)
+        self.assertTrue(np.all(total == 1), "one class per pixel")
 
 
 @unittest.skipUnless(os.path.exists(BIN), f"{BIN} not built")

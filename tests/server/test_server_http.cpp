@@ -268,7 +268,8 @@ TEST_F(ServerHttp, PredictThenCacheHit) {
   ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
   EXPECT_EQ(r->get_header_value("X-Cache"), "miss");
   const json j = body_json(r);
-  for (const char* k : {"labels", "masks", "colored_mask", "instances", "persons", "timings_ms", "legend", "image", "model"})
+  for (const char* k : {"labels", "masks", "scores", "colored_mask", "instances", "persons", "timings_ms", "legend",
+                        "image", "model", "labels_present"})
     EXPECT_TRUE(j.contains(k)) << "missing key " << k;
   EXPECT_EQ(j["cached"], false);
   EXPECT_EQ(j["model"]["synthetic"], true);
@@ -276,14 +277,24 @@ TEST_F(ServerHttp, PredictThenCacheHit) {
   EXPECT_EQ(j["image"]["height"], 72);
   EXPECT_EQ(j["image"]["sha256"].get<std::string>().size(), 64u);
   EXPECT_GT(j["timings_ms"]["total"].get<double>(), 0);
-  // one mask per label present, each a 96x72 PNG; labels and masks agree
+  // Issue 11 changed this deliberately: masks/labels/scores are ModelScope's aligned lists (one entry
+  // per part then human instance with score > 0), no longer a dict keyed by label.
+  ASSERT_TRUE(j["masks"].is_array());
   ASSERT_EQ(j["labels"].size(), j["masks"].size());
-  for (const auto& name : j["labels"]) {
-    ASSERT_TRUE(j["masks"].contains(name.get<std::string>())) << name;
-    EXPECT_TRUE(is_png_of_size(b64decode(j["masks"][name.get<std::string>()]), 96, 72)) << name;
+  ASSERT_EQ(j["scores"].size(), j["masks"].size());
+  size_t kept = 0;
+  for (const auto& in : j["instances"]) kept += in["score"].get<double>() > 0;
+  EXPECT_EQ(j["masks"].size(), kept);
+  for (size_t i = 0; i < j["masks"].size(); ++i) {
+    EXPECT_TRUE(is_png_of_size(b64decode(j["masks"][i]), 96, 72)) << j["labels"][i];
+    EXPECT_GT(j["scores"][i].get<double>(), 0.0);
   }
   EXPECT_TRUE(is_png_of_size(b64decode(j["colored_mask"]), 96, 72));
-  ASSERT_EQ(j["legend"].size(), j["labels"].size());
+  // the legend: the labels present but Background
+  size_t fg = 0;
+  for (const auto& n : j["labels_present"]) fg += n != "Background";
+  ASSERT_EQ(j["legend"].size(), fg);
+  for (const auto& in : j["instances"]) EXPECT_EQ(in["mask"]["size"], json({72, 96})) << in.dump();
   // persons carry their garments; every part instance's person is a valid index
   for (const auto& p : j["persons"]) EXPECT_TRUE(p.contains("garments") && p["garments"].is_array()) << p.dump();
   for (const auto& in : j["instances"])
@@ -299,6 +310,24 @@ TEST_F(ServerHttp, PredictThenCacheHit) {
   EXPECT_EQ(j2["labels"], j["labels"]);
   EXPECT_EQ(j2["colored_mask"], j["colored_mask"]);
   EXPECT_EQ(j2["instances"], j["instances"]);
+
+  // the other forms, from the cache: COCO RLE, no masks, ATR labels, union masks
+  auto rle = body_json(cli_->Post("/predict?mask_format=rle&masks_union=upper_body,label:Hair%2BFace", upload(png)));
+  ASSERT_EQ(rle["masks"].size(), j["masks"].size());
+  for (size_t i = 0; i < rle["masks"].size(); ++i) {
+    EXPECT_EQ(rle["masks"][i]["size"], json({72, 96}));
+    EXPECT_TRUE(rle["masks"][i]["counts"].is_string());
+  }
+  EXPECT_EQ(rle["labels"], j["labels"]);
+  EXPECT_TRUE(is_png_of_size(b64decode(rle["masks_union"]["upper_body"]), 96, 72));
+  EXPECT_TRUE(is_png_of_size(b64decode(rle["masks_union"]["label:Hair+Face"]), 96, 72));
+  auto none = body_json(cli_->Post("/predict?mask_format=none&label_set=atr", upload(png)));
+  EXPECT_FALSE(none.contains("masks"));
+  EXPECT_EQ(none["label_set"], "atr");
+  EXPECT_EQ(none["labels"].size(), none["scores"].size());
+  expect_error(cli_->Post("/predict?mask_format=jpeg", upload(png)), 400, "mask_format");
+  expect_error(cli_->Post("/predict?label_set=pascal", upload(png)), 400, "label set");
+  expect_error(cli_->Post("/predict?masks_union=shirt", upload(png)), 400, "unknown mask");
 }
 
 TEST_F(ServerHttp, RefineAndSmoothEdgesArePerRequestOptions) {

@@ -1,0 +1,316 @@
+// service/masks.cpp: see masks.h; the label set tables and union masks are documented in docs/LABELS.md.
+#include "service/masks.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "engine/io.h"
+#include "service/render.h"
+
+namespace m2fp::service {
+
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
+  // Column-major runs, alternating zeros and ones, starting with zeros.
+  std::vector<uint32_t> runs;
+  uint32_t run = 0;
+  bool cur = false;
+  auto push = [&](bool v, uint32_t n) {
+    if (n == 0) return;
+    if (v != cur) {
+      runs.push_back(run);
+      run = 0;
+      cur = v;
+    }
+    run += n;
+  };
+  const BBox& b = in.bbox;
+  const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
+  const int stride = empty ? 0 : (b.x1 - b.x0 + 7) / 8;
+  for (int x = 0; x < width; ++x) {
+    if (empty || x < b.x0 || x >= b.x1) {
+      push(false, (uint32_t)height);
+      continue;
+    }
+    push(false, (uint32_t)b.y0);
+    const int dx = x - b.x0;
+    for (int y = b.y0; y < b.y1; ++y)
+      push((in.mask_bits[(size_t)(y - b.y0) * stride + dx / 8] >> (dx % 8)) & 1, 1);
+    push(false, (uint32_t)(height - b.y1));
+  }
+  runs.push_back(run);
+  return runs;
+}
+
+std::string rle_counts_string(const std::vector<uint32_t>& runs) {
+  // COCO's rleToString: each count (less the count two before it, from the third on) in 5-bit
+  // groups, least significant first, 0x20 = more follows, 0x10 = sign of the last group, + 48.
+  std::string s;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    long long x = runs[i];
+    if (i > 2) x -= (long long)runs[i - 2];
+    bool more = true;
+    while (more) {
+      char c = (char)(x & 0x1f);
+      x >>= 5;
+      more = (c & 0x10) ? x != -1 : x != 0;
+      if (more) c |= 0x20;
+      s.push_back((char)(c + 48));
+    }
+  }
+  return s;
+}
+
+nlohmann::json instance_rle(const Instance& in, int width, int height) {
+  return {{"size", {height, width}}, {"counts", rle_counts_string(instance_runs(in, width, height))}};
+}
+
+std::vector<uint8_t> instance_mask(const Instance& in, int width, int height) {
+  std::vector<uint8_t> m((size_t)width * height, 0);
+  const BBox& b = in.bbox;
+  if (in.mask_bits.empty()) return m;
+  const int stride = (b.x1 - b.x0 + 7) / 8;
+  for (int y = b.y0; y < b.y1; ++y)
+    for (int x = b.x0; x < b.x1; ++x)
+      if ((in.mask_bits[(size_t)(y - b.y0) * stride + (x - b.x0) / 8] >> ((x - b.x0) % 8)) & 1)
+        m[(size_t)y * width + x] = 255;
+  return m;
+}
+
+MaskFormat parse_mask_format(const std::string& s) {
+  if (s.empty() || s == "png") return MaskFormat::Png;
+  if (s == "rle") return MaskFormat::Rle;
+  if (s == "none") return MaskFormat::None;
+  throw std::invalid_argument("mask_format must be png, rle or none, got '" + s + "'");
+}
+
+LabelSet parse_label_set(const std::string& s) {
+  if (s.empty() || s == "cihp") return LabelSet::Cihp;
+  if (s == "lip") return LabelSet::Lip;
+  if (s == "atr") return LabelSet::Atr;
+  throw std::invalid_argument("label set must be cihp, lip or atr, got '" + s + "'");
+}
+
+const char* label_set_name(LabelSet s) {
+  return s == LabelSet::Lip ? "lip" : s == LabelSet::Atr ? "atr" : "cihp";
+}
+
+namespace {
+// docs/LABELS.md has these tables with the reasons.
+const char* const kLip[20] = {"Background", "Hat", "Hair", "Glove", "Sunglasses", "Upper-clothes", "Dress",
+                              "Coat", "Socks", "Pants", "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm",
+                              "Right-arm", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe"};
+const char* const kAtr[18] = {"Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants",
+                              "Dress", "Belt", "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg",
+                              "Left-arm", "Right-arm", "Bag", "Scarf"};
+// CIHP id -> LIP id: the same ids, Torso-skin (10) has no LIP class (LIP's 10 is Jumpsuits).
+const int kCihpToLip[20] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+// CIHP id -> ATR id: Coat merges into Upper-clothes; Glove, Socks and Torso-skin have none.
+const int kCihpToAtr[20] = {0, 1, 2, 0, 3, 4, 7, 4, 0, 6, 0, 17, 5, 11, 14, 15, 12, 13, 9, 10};
+}  // namespace
+
+const std::vector<std::string>& cihp_classes() {
+  static const std::vector<std::string> c = {"Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes",
+                                             "Dress", "Coat", "Socks", "Pants", "Torso-skin", "Scarf", "Skirt",
+                                             "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg", "Left-shoe",
+                                             "Right-shoe", "Human"};
+  return c;
+}
+
+std::vector<std::string> label_set_classes(LabelSet s, const std::vector<std::string>& model_classes) {
+  if (s == LabelSet::Lip) return {std::begin(kLip), std::end(kLip)};
+  if (s == LabelSet::Atr) return {std::begin(kAtr), std::end(kAtr)};
+  return model_classes;
+}
+
+int map_label(LabelSet s, int id) {
+  if (s == LabelSet::Cihp) return id;
+  if (id < 0 || id >= 20) return 0;
+  return s == LabelSet::Lip ? kCihpToLip[id] : kCihpToAtr[id];
+}
+
+std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s) {
+  if (s == LabelSet::Cihp) return labels;
+  uint8_t t[256];
+  for (int i = 0; i < 256; ++i) t[i] = (uint8_t)map_label(s, i);
+  std::vector<uint8_t> out(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) out[i] = t[labels[i]];
+  return out;
+}
+
+namespace {
+nlohmann::json mask_value(const std::vector<uint8_t>& m, int w, int h) {
+  return base64_encode(encode_png(m.data(), w, h, 1));
+}
+nlohmann::json rle_of_bytes(const std::vector<uint8_t>& m, int w, int h) {
+  std::vector<uint32_t> runs;
+  uint32_t run = 0;
+  bool cur = false;
+  for (int x = 0; x < w; ++x)
+    for (int y = 0; y < h; ++y) {
+      const bool v = m[(size_t)y * w + x] != 0;
+      if (v != cur) runs.push_back(run), run = 0, cur = v;
+      ++run;
+    }
+  runs.push_back(run);
+  return {{"size", {h, w}}, {"counts", rle_counts_string(runs)}};
+}
+}  // namespace
+
+nlohmann::json modelscope_answer(const Parsing& p, MaskFormat fmt, LabelSet set) {
+  nlohmann::json masks = nlohmann::json::array(), labels = nlohmann::json::array(),
+                 scores = nlohmann::json::array();
+  const std::vector<std::string> names = label_set_classes(set, p.class_names);
+  if (p.single_human) {
+    const std::vector<uint8_t> lab = map_labels(p.labels, set);
+    int64_t count[256] = {0};
+    for (uint8_t l : lab) ++count[l];
+    for (int c = 0; c < 256; ++c) {
+      if (!count[c]) continue;
+      labels.push_back(c < (int)names.size() ? names[c] : std::to_string(c));
+      // With a label set other than CIHP, classes merge: their score is not upstream's; keep the
+      // CIHP score when the class maps from exactly one CIHP class with that id, else null.
+      if (set == LabelSet::Cihp && (size_t)c < p.semantic_scores.size()) scores.push_back(p.semantic_scores[c]);
+      else scores.push_back(nullptr);
+      if (fmt == MaskFormat::None) continue;
+      std::vector<uint8_t> m(lab.size());
+      for (size_t i = 0; i < lab.size(); ++i) m[i] = lab[i] == c ? 255 : 0;
+      masks.push_back(fmt == MaskFormat::Png ? mask_value(m, p.width, p.height) : rle_of_bytes(m, p.width, p.height));
+    }
+  } else {
+    for (const Instance& in : p.instances) {
+      if (!(in.score > 0.f)) continue;
+      std::string label = in.label;
+      if (in.kind == Instance::Kind::Part && set != LabelSet::Cihp) {
+        const int id = map_label(set, in.category_id);
+        if (id == 0) continue;
+        label = names[(size_t)id];
+      }
+      labels.push_back(label);
+      scores.push_back(in.score);
+      if (fmt == MaskFormat::Png) masks.push_back(mask_value(instance_mask(in, p.width, p.height), p.width, p.height));
+      else if (fmt == MaskFormat::Rle) masks.push_back(instance_rle(in, p.width, p.height));
+    }
+  }
+  nlohmann::json j;
+  if (fmt != MaskFormat::None) j["masks"] = std::move(masks);
+  j["labels"] = std::move(labels);
+  j["scores"] = std::move(scores);
+  return j;
+}
+
+std::vector<uint8_t> persons_png(const Parsing& p) {
+  const size_t n = (size_t)p.width * p.height;
+  if (p.persons.size() <= 255) {
+    std::vector<uint8_t> m = p.person_map;
+    m.resize(n, 0);
+    return encode_png(m.data(), p.width, p.height, 1);
+  }
+  // More than 255 persons: the engine's map holds the first 255; the others take the pixels of
+  // their masks that nobody claimed, in order.
+  std::vector<uint16_t> m(n, 0);
+  for (size_t i = 0; i < n && i < p.person_map.size(); ++i) m[i] = p.person_map[i];
+  for (size_t k = 255; k < p.persons.size(); ++k) {
+    const Instance& in = p.instances[(size_t)p.persons[k].instance];
+    for (int y = in.bbox.y0; y < in.bbox.y1; ++y)
+      for (int x = in.bbox.x0; x < in.bbox.x1; ++x)
+        if (!m[(size_t)y * p.width + x] && in.mask_at(x, y)) m[(size_t)y * p.width + x] = (uint16_t)(k + 1);
+  }
+  return encode_png_gray16(m.data(), p.width, p.height);
+}
+
+std::vector<uint8_t> labels_png(const Parsing& p, LabelSet set) {
+  const std::vector<Rgb> pal = parsing_palette(256);
+  std::vector<std::array<uint8_t, 3>> palette(pal.begin(), pal.end());
+  const std::vector<uint8_t> lab = map_labels(p.labels, set);
+  return encode_png_palette(lab.data(), p.width, p.height, palette);
+}
+
+std::vector<std::string> union_mask_names() {
+  return {"upper_body", "lower_body", "dresses", "agnostic", "clothes", "hair", "face", "skin"};
+}
+
+namespace {
+int class_id(const std::vector<std::string>& classes, const std::string& name) {
+  for (size_t c = 0; c < classes.size(); ++c)
+    if (classes[c] == name) return (int)c;
+  throw std::invalid_argument("unknown class name '" + name + "' in a union mask");
+}
+}  // namespace
+
+std::vector<int> union_mask_classes(const std::string& name, const std::vector<std::string>& classes) {
+  std::vector<std::string> ns;
+  if (name == "upper_body") ns = {"UpperClothes", "Coat"};
+  else if (name == "lower_body") ns = {"Pants", "Skirt"};
+  else if (name == "dresses") ns = {"Dress", "UpperClothes", "Coat", "Pants", "Skirt"};
+  else if (name == "agnostic") ns = {"UpperClothes", "Coat", "Dress", "Torso-skin", "Left-arm", "Right-arm", "Scarf", "Glove"};
+  else if (name == "clothes") ns = {"Hat", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks", "Pants", "Scarf", "Skirt", "Left-shoe", "Right-shoe"};
+  else if (name == "hair") ns = {"Hair"};
+  else if (name == "face") ns = {"Face"};
+  else if (name == "skin") ns = {"Torso-skin", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg"};
+  else if (name.rfind("label:", 0) == 0) {
+    std::string rest = name.substr(6);
+    size_t a = 0;
+    while (a <= rest.size()) {
+      const size_t b = std::min(rest.find('+', a), rest.size());
+      if (b == a) throw std::invalid_argument("empty class name in '" + name + "'");
+      ns.push_back(rest.substr(a, b - a));
+      a = b + 1;
+    }
+  } else {
+    throw std::invalid_argument("unknown mask '" + name +
+                                "' (upper_body, lower_body, dresses, agnostic, clothes, hair, face, skin, label:Name+Name)");
+  }
+  std::vector<int> ids;
+  for (const std::string& n : ns) ids.push_back(class_id(classes, n));
+  return ids;
+}
+
+std::vector<std::string> parse_union_names(const std::string& csv, const std::vector<std::string>& classes) {
+  std::vector<std::string> names;
+  size_t a = 0;
+  while (a < csv.size()) {
+    const size_t b = std::min(csv.find(',', a), csv.size());
+    if (b > a) {
+      const std::string n = csv.substr(a, b - a);
+      union_mask_classes(n, classes);  // throws for an unknown name
+      names.push_back(n);
+    }
+    a = b + 1;
+  }
+  return names;
+}
+
+std::vector<uint8_t> union_mask(const Parsing& p, const std::string& name, int dilate) {
+  if (dilate < 0) throw std::invalid_argument("mask dilation must be >= 0");
+  bool in[256] = {false};
+  for (int c : union_mask_classes(name, p.class_names)) in[c] = true;
+  const int w = p.width, h = p.height;
+  std::vector<uint8_t> m((size_t)w * h);
+  for (size_t i = 0; i < m.size(); ++i) m[i] = in[p.labels[i]] ? 255 : 0;
+  if (dilate == 0) return m;
+  // square dilation, separable: rows then columns
+  std::vector<uint8_t> t(m.size(), 0);
+  for (int y = 0; y < h; ++y) {
+    int last = -1000000000;  // last set x seen
+    for (int x = 0; x < w + dilate; ++x) {
+      if (x < w && m[(size_t)y * w + x]) last = x;
+      const int ox = x - dilate;
+      if (ox >= 0 && ox < w) {
+        // any set pixel in [ox - dilate, ox + dilate]: the last set up to x = ox + dilate
+        if (last >= ox - dilate) t[(size_t)y * w + ox] = 255;
+      }
+    }
+  }
+  std::vector<uint8_t> o(m.size(), 0);
+  for (int x = 0; x < w; ++x) {
+    int last = -1000000000;
+    for (int y = 0; y < h + dilate; ++y) {
+      if (y < h && t[(size_t)y * w + x]) last = y;
+      const int oy = y - dilate;
+      if (oy >= 0 && oy < h && last >= oy - dilate) o[(size_t)oy * w + x] = 255;
+    }
+  }
+  return o;
+}
+
+}  // namespace m2fp::service
