@@ -25,8 +25,10 @@ std::string installed_data_dir(const std::string& file) {
   const size_t slash = file.rfind('/');
   if (file.empty() || file[0] != '/' || slash == std::string::npos) return "";
   const std::string dir = file.substr(0, slash);
-  for (const char* up : {"/../share/m2fp/outfit", "/../../share/m2fp/outfit"})
-    if (is_dir(dir + up)) return dir + up;
+  for (const char* up : {"/../share/m2fp/outfit", "/../../share/m2fp/outfit"}) {
+    char real[PATH_MAX];
+    if (is_dir(dir + up) && ::realpath((dir + up).c_str(), real)) return real;
+  }
   return "";
 }
 
