@@ -46,6 +46,7 @@
 #include "service/refine.h"
 #include "service/render.h"
 #include "service/report.h"
+#include "service/result_doc.h"
 #include "service/session.h"
 
 namespace fs = std::filesystem;
@@ -132,38 +133,18 @@ TensorSink npy_sink(const std::string& dir, std::vector<std::string>* written) {
 }
 
 // The outfit tables, the catalogue and the recommendation options for `m2fp parse` (see the file
-// comment).
-struct OutfitSetup {
-  std::unique_ptr<OutfitKit> kit;
-  std::unique_ptr<Catalog> catalog;
-  std::string catalog_name;
+// comment; service::load_outfit_setup chooses the catalogue).
+service::OutfitSetup load_outfits(const Args& a) {
   RecommendOptions reco;
-};
-
-OutfitSetup load_outfits(const Args& a) {
-  OutfitSetup s;
-  s.reco.k = a.get_int("k", 5, 0, 50);
-  s.reco.style = a.get("style");
-  s.reco.occasion = a.get("occasion");
-  s.reco.season = a.get("season");
-  s.kit = std::make_unique<OutfitKit>(OutfitKit::load());
-  try {  // style / occasion / season, before any photo
-    check_recommend_options(s.reco, s.kit->rules);
-  } catch (const std::invalid_argument& e) {
+  reco.k = a.get_int("k", 5, 0, 50);
+  reco.style = a.get("style");
+  reco.occasion = a.get("occasion");
+  reco.season = a.get("season");
+  try {
+    return service::load_outfit_setup(a.has("catalog") ? a.get("catalog") : std::string(), reco);
+  } catch (const std::invalid_argument& e) {  // style / occasion / season
     throw UsageError(e.what());
   }
-  std::error_code ec;
-  if (a.has("catalog")) {
-    s.catalog_name = a.get("catalog");
-    s.catalog = std::make_unique<Catalog>(service::open_catalog(s.catalog_name, *s.kit));
-  } else if (fs::exists(service::default_catalog_path(), ec)) {
-    s.catalog_name = service::default_catalog_path();
-    s.catalog = std::make_unique<Catalog>(Catalog::open(s.catalog_name));
-  } else {
-    s.catalog_name = s.kit->seed_catalog() + " (in memory)";
-    s.catalog = std::make_unique<Catalog>(service::open_catalog(":memory:", *s.kit));
-  }
-  return s;
 }
 
 std::string unique_dir(const std::string& out, const std::string& stem, std::set<std::string>& used) {
@@ -205,7 +186,7 @@ int cmd_parse(int argc, char** argv) {
   if (a.positional().empty()) throw UsageError("no IMAGE given");
   std::error_code ec;
 
-  OutfitSetup outfits;
+  service::OutfitSetup outfits;
   if (!a.has("no-outfits")) outfits = load_outfits(a);
   RefineTable refine_table = RefineTable::defaults();
   if (refine.any()) {
@@ -298,19 +279,11 @@ int cmd_parse(int argc, char** argv) {
       outs.written.push_back(dir + "/parsing.png");
       write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, p, ro));
 
-      nlohmann::json j = service::parsing_json(p);
-      j["image"] = {{"file", path},
-                    {"width", r.image.width},
-                    {"height", r.image.height},
-                    {"network_input", {{"height", r.geometry.nh}, {"width", r.geometry.nw}}},
-                    {"padded", {{"height", r.geometry.Hp}, {"width", r.geometry.Wp}}}};
+      std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
+      if (!p.single_human) outputs.push_back("persons.png");
+      outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
+      nlohmann::json j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
       if (refine.any()) j["refinements"] = refinements;
-      j["model"] = session->model_json();
-      j["threads"] = service::threads();
-      j["timings_ms"] = service::timings_json(r.timings);
-      j["outputs"] = {"labels.png", "labels_color.png", "parsing.png"};
-      if (!p.single_human) j["outputs"].push_back("persons.png");
-      for (const std::string& f : mask_files) j["outputs"].push_back(f);
       j["label_set"] = {{"name", service::label_set_name(label_set)},
                         {"classes", service::label_set_classes(label_set, p.class_names)}};
       if (label_set != service::LabelSet::Cihp)
@@ -321,17 +294,6 @@ int cmd_parse(int argc, char** argv) {
                                   : nlohmann::json(nullptr);
         }
       if (!mask_files.empty()) j["masks"] = {{"names", union_names}, {"dilate", mask_dilate}, {"files", mask_files}};
-      if (outfits.kit) {
-        const auto o0 = std::chrono::steady_clock::now();
-        const std::vector<PersonOutfit> po = extract_outfits(p, r.image, outfits.kit->garments,
-                                                             outfits.kit->garment_options);
-        service::add_person_garments(j, po);
-        const std::vector<CatalogItem> items = outfits.catalog->items();
-        j["outfits"] = advise_outfits(po, &items, outfits.reco, outfits.kit->rules);
-        j["catalog"] = {{"path", outfits.catalog_name}, {"items", items.size()}};
-        j["timings_ms"]["outfits"] =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o0).count();
-      }
       outs.written.push_back(dir + "/result.json");
       write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
 

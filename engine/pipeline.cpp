@@ -60,4 +60,8 @@ ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t si
   return run(model, std::move(img), opt, sink, t0, ms_between(t0, Clock::now()));
 }
 
+ParseResult parse_image(const M2FP& model, Image image, const ParseOptions& opt, const TensorSink* sink) {
+  return run(model, std::move(image), opt, sink, Clock::now(), 0.0);
+}
+
 }  // namespace m2fp

@@ -39,4 +39,8 @@ struct ParseResult {
 ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t size,
                               const ParseOptions& opt = {}, const TensorSink* sink = nullptr);
 
+// Parses an already-decoded photo (a caller's own pixels: the C API's m2fp_parse_rgb). decode_ms is 0.
+ParseResult parse_image(const M2FP& model, Image image, const ParseOptions& opt = {},
+                        const TensorSink* sink = nullptr);
+
 }  // namespace m2fp

@@ -1,15 +1,55 @@
 // outfit/outfit.cpp: data directory lookup, the kit of tables, every person's advice.
 #include "outfit/outfit.h"
 
-#include <cstdlib>
+#include <dlfcn.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "outfit/outfit_json.h"
 
 namespace m2fp {
 
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat sb;
+  return ::stat(p.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+// <prefix>/share/m2fp/outfit for a binary or library installed in <prefix>/bin, <prefix>/lib or
+// <prefix>/lib/<multiarch>; "" when `file` is in no such tree (a build folder).
+std::string installed_data_dir(const std::string& file) {
+  const size_t slash = file.rfind('/');
+  if (file.empty() || file[0] != '/' || slash == std::string::npos) return "";
+  const std::string dir = file.substr(0, slash);
+  for (const char* up : {"/../share/m2fp/outfit", "/../../share/m2fp/outfit"}) {
+    char real[PATH_MAX];
+    if (is_dir(dir + up) && ::realpath((dir + up).c_str(), real)) return real;
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string outfit_data_dir() {
   if (const char* env = std::getenv("M2FP_OUTFIT_DATA"); env && *env) return env;
+  // An installed tree: beside the shared library holding this code (libm2fp.so), else beside the
+  // running program (bin/m2fp).
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&outfit_data_dir), &info) && info.dli_fname) {
+    char real[PATH_MAX];
+    if (::realpath(info.dli_fname, real))
+      if (std::string d = installed_data_dir(real); !d.empty()) return d;
+  }
+  char exe[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    if (std::string d = installed_data_dir(exe); !d.empty()) return d;
+  }
   return M2FP_OUTFIT_DATA_DIR;  // the source tree's outfit/data, set by CMakeLists.txt
 }
 

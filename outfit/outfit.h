@@ -6,8 +6,9 @@
 //   nlohmann::json j = advise_outfits(persons, &items, {.k = 5}, kit.rules);  // -> result.json "outfits"
 //
 // Data files live in outfit/data/ of the source tree. outfit_data_dir() finds them: the environment
-// variable M2FP_OUTFIT_DATA if set, else the data/ folder beside this library's sources (known at
-// compile time), so a build tree works without installing anything.
+// variable M2FP_OUTFIT_DATA if set; else, in an installed tree, <prefix>/share/m2fp/outfit beside the
+// library (libm2fp.so) or the program (bin/m2fp); else the data/ folder beside this library's sources
+// (known at compile time), so a build tree works without installing anything.
 #pragma once
 
 #include <string>

@@ -24,6 +24,8 @@ PKGS=(
   clang libclang-rt-14-dev libomp-dev
   # PyTorch reference and converter tests (Debian's torch; OpenBLAS for fast fp32 matmul)
   python3 python3-torch python3-numpy python3-pil libopenblas0-pthread
+  # the Python package's tests against an installed tree (tests/install)
+  python3-pytest
 )
 
 if [ "${M2FP_SKIP_APT:-0}" = 1 ]; then exit 0; fi

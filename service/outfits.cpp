@@ -56,4 +56,23 @@ Catalog open_catalog(const std::string& path, const OutfitKit& kit) {
   }
 }
 
+OutfitSetup load_outfit_setup(const std::string& catalog, const RecommendOptions& reco) {
+  OutfitSetup s;
+  s.reco = reco;
+  s.kit = std::make_unique<OutfitKit>(OutfitKit::load());
+  check_recommend_options(s.reco, s.kit->rules);  // style / occasion / season, before any photo
+  std::error_code ec;
+  if (!catalog.empty()) {
+    s.catalog_name = catalog;
+    s.catalog = std::make_unique<Catalog>(open_catalog(s.catalog_name, *s.kit));
+  } else if (fs::exists(default_catalog_path(), ec)) {
+    s.catalog_name = default_catalog_path();
+    s.catalog = std::make_unique<Catalog>(Catalog::open(s.catalog_name));
+  } else {
+    s.catalog_name = s.kit->seed_catalog() + " (in memory)";
+    s.catalog = std::make_unique<Catalog>(open_catalog(":memory:", *s.kit));
+  }
+  return s;
+}
+
 }  // namespace m2fp::service

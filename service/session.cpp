@@ -55,6 +55,11 @@ ParseResult Session::parse(const uint8_t* bytes, size_t size, const TensorSink* 
   return parse_image_bytes(*model_, bytes, size, po, sink);
 }
 
+ParseResult Session::parse_image(Image image, const TensorSink* sink) const {
+  if (opt_.engine_stub) throw std::logic_error("a stub session parses photo bytes only");
+  return m2fp::parse_image(*model_, std::move(image), opt_.parse, sink);
+}
+
 dnn::Precision Session::precision() const { return model_ ? model_->precision() : opt_.precision; }
 
 bool Session::synthetic() const { return model_ ? model_->config().synthetic : true; }

@@ -21,6 +21,7 @@ FLOORS = [
     ('outfit', 4),
     ('service', 5),
     ('app', 6),
+    ('capi', 6),
 ]
 BESIDE = {'tests', 'bench', 'fuzz', 'examples', 'tools', 'build', 'docs', 'scripts', 'deploy', 'web',
           'cmake', 'include', 'python', 'data', 'out'}
