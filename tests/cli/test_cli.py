@@ -7,7 +7,7 @@ sanitizer report, an uncaught exception), and must leave no truncated output beh
 Run by CTest (tests/CMakeLists.txt: cli_basics, cli_faults) as
     M2FP_BIN=<build>/m2fp M2FP_TESTDATA=<build>/testdata /usr/bin/python3 -m unittest discover -s tests/cli -v
 M2FP_CLI_TIER=quick runs only the classes marked QUICK (the quick tier: outputs, info and inspect),
-M2FP_CLI_TIER=rest the others; unset, all of them.
+M2FP_CLI_TIER=rest the others; unset, all of them (tests/CMakeLists.txt: cli_basics, cli_faults).
 The synthetic CIHP checkpoint ($M2FP_TESTDATA/cihp_synth.safetensors) comes from the CTest fixture.
 Photos are drawn here with Pillow. Cases that need root (a read-only or a tiny tmpfs mount) are
 skipped with a message where mounting is not allowed.

@@ -199,6 +199,18 @@ class SyntheticParity : public ::testing::TestWithParam<Param> {};
 
 // Stage by stage, with the decoder's attention masks taken from the reference (teacher forcing):
 // every named stage within relative L2 1e-4, labels >= 99.9%, instances equal as sets.
+// The CIHP parity photos and their reference dumps, written once per build tree: the CTest fixture
+// fixture_parity_cihp runs this alone, for tests that read them without running the engine's parity
+// tests first (tests/cli/test_outputs.py).
+TEST(ParityData, CihpPhotosAndReferenceDumps) {
+  for (const Case& c : kCases) {
+    if (std::string(c.model) != "cihp") continue;
+    ASSERT_TRUE(fs::exists(model_file(c))) << model_file(c) << " missing (ctest fixture_synthetic_cihp)";
+    prepare(c);
+    EXPECT_TRUE(fs::exists(case_dir(c) + "/ref/meta.json")) << c.name;
+  }
+}
+
 TEST_P(SyntheticParity, StagesMatchPyTorchReference) {
   const Param& p = GetParam();
   const Case& c = p.c;
