@@ -9,8 +9,8 @@
 #             processes, a short converter fuzz loop) and the web page in headless chromium.
 #   sanitize  the same code built with AddressSanitizer + UndefinedBehaviorSanitizer (GCC,
 #             -DM2FP_SANITIZE=ON, M2FP_ASAN_DIR, default build-asan): the kernel, loader, engine,
-#             outfit and command-line tests (engine parity on two cases of the best ISA only: the
-#             rest is the release stage's).
+#             outfit, application-layer (test_service) and command-line tests (engine parity on two
+#             cases of the best ISA only: the rest is the release stage's).
 #   fuzz      the libFuzzer targets (clang, -DM2FP_FUZZ=ON, M2FP_FUZZ_DIR, default build-fuzz): every
 #             committed seed and regression input replayed, under ASan + UBSan. Deterministic: no
 #             fresh random fuzzing here (that is scripts/fuzz.sh, on demand). fuzz/README.md.
@@ -45,7 +45,7 @@ for stage in $STAGES; do
       # -O1 -g1: quicker to build than -O2 -g, line numbers in the reports.
       cmake -S . -B "$ASAN_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
         -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DM2FP_SANITIZE=ON -DM2FP_BUILD_BENCH=OFF
-      cmake --build "$ASAN_BUILD" -j"$JOBS" --target test_kernels test_kernels_parity test_loader test_engine test_outfit m2fp
+      cmake --build "$ASAN_BUILD" -j"$JOBS" --target test_kernels test_kernels_parity test_loader test_engine test_outfit test_service m2fp
       # Leaks are checked; the suppressions are third-party allocations kept until exit (see the file).
       export ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=0
       export LSAN_OPTIONS=suppressions=$PWD/scripts/sanitizers/lsan.supp:print_suppressions=0
@@ -53,7 +53,7 @@ for stage in $STAGES; do
       # Labels: one per GoogleTest binary, "cli" for the command-line tests. The scalar-path parity
       # runs and three of the five parity cases are the release stage's (minutes under ASan).
       ctest --test-dir "$ASAN_BUILD" --output-on-failure -j"$JOBS" --timeout 1800 \
-        -L '^(test_kernels|test_kernels_parity|test_loader|test_engine|test_outfit|cli)$' \
+        -L '^(test_kernels|test_kernels_parity|test_loader|test_engine|test_outfit|test_service|cli)$' \
         -E 'SyntheticParity.*(_scalar|cihp_portrait|lip_large|lip_quirk)'
       unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
       end sanitize
