@@ -304,6 +304,21 @@ void SafetensorsFile::parse_header() {
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | map_[i];
   const uint64_t room = size_ - 8;
+  // An impossible header length from a file that starts like a PyTorch checkpoint (a zip archive:
+  // torch.save since 1.6, ModelScope's pytorch_model.pt; or a bare pickle stream: older torch.save)
+  // is that checkpoint given unconverted: say what to do instead of quoting the number.
+  if (n < 2 || n > room || n > kMaxHeaderBytes) {
+    const char* kind = nullptr;
+    if (map_[0] == 'P' && map_[1] == 'K' && map_[2] == 3 && map_[3] == 4)
+      kind = "a PyTorch checkpoint (zip archive, e.g. ModelScope's pytorch_model.pt)";
+    else if (map_[0] == 0x80 && map_[1] >= 2 && map_[1] <= 5)
+      kind = "a PyTorch checkpoint (pickle stream)";
+    if (kind) {
+      fail(path, std::string("is ") + kind +
+                     ", not a safetensors file: convert it first with `python3 tools/convert_weights.py "
+                     "MODEL_FOLDER -o model.safetensors` (README, 'Using the real checkpoint')");
+    }
+  }
   if (n < 2) {
     fail(path, "header length " + std::to_string(n) + " is too small (at least 2 bytes: \"{}\")");
   }
