@@ -300,14 +300,15 @@ static std::unique_ptr<sqlite3, void (*)(sqlite3*)> open_db(const std::string& p
   return db;
 }
 
-Catalog Catalog::open_or_create(const std::string& db_path, const std::string& seed_csv) {
+Catalog Catalog::open_or_create(const std::string& db_path, const std::string& seed_csv,
+                                const CatalogVocabulary* vocab) {
   Catalog c;
   c.path_ = db_path;
   auto db = open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   c.db_.reset(db.release());
   c.create_schema();
   if (c.meta("seeded_from").empty() && c.count() == 0 && !seed_csv.empty()) {
-    c.import_csv(seed_csv);
+    c.import_csv(seed_csv, vocab);
     c.set_meta("seeded_from", seed_csv);
   }
   return c;
@@ -379,9 +380,81 @@ std::optional<CatalogItem> Catalog::find_sku(const std::string& sku) const {
   return read_item(st);
 }
 
-ImportResult Catalog::import_csv(const std::string& csv_path) { return import_csv_text(read_file(csv_path), csv_path); }
+ImportResult Catalog::import_csv(const std::string& csv_path, const CatalogVocabulary* vocab) {
+  return import_csv_text(read_file(csv_path), csv_path, vocab);
+}
 
-ImportResult Catalog::import_csv_text(const std::string& text, const std::string& source) {
+namespace {
+
+bool listed(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// Checks names against a CatalogVocabulary, extended by the names the catalogue already holds.
+class NameCheck {
+ public:
+  NameCheck(const CatalogVocabulary* vocab, const std::vector<CatalogItem>& held) : v_(vocab) {
+    if (!v_) return;
+    for (const CatalogItem& it : held) {
+      held_categories_[it.slot].insert(it.category);
+      held_styles_.insert(it.styles.begin(), it.styles.end());
+      held_colours_.insert(it.colours.begin(), it.colours.end());
+    }
+  }
+  // "" if fine (or new and allowed: noted), else the problem.
+  std::string category(const std::string& cat, const std::string& slot) {
+    if (!v_ || v_->categories.empty() || cat.empty()) return "";
+    auto in_slot = v_->categories.find(slot);
+    if ((in_slot != v_->categories.end() && listed(in_slot->second, cat)) || held_categories_[slot].count(cat))
+      return "";
+    for (const auto& [other, cats] : v_->categories)
+      if (listed(cats, cat)) return "'" + cat + "' is a " + other + " category, not " + slot;
+    const std::vector<std::string> known = in_slot != v_->categories.end() ? in_slot->second : std::vector<std::string>{};
+    return unknown("category", cat, " for slot " + slot + " (known: " + joined(known) + ")");
+  }
+  std::string style(const std::string& s) {
+    if (!v_ || v_->styles.empty() || listed(v_->styles, s) || held_styles_.count(s)) return "";
+    auto occ = v_->occasions.find(s);
+    if (occ != v_->occasions.end())
+      return "'" + s + "' is an occasion, not a style (occasion " + s + " matches the styles " + joined(occ->second) +
+             "; list those)";
+    return unknown("style", s, " (known: " + joined(v_->styles) + ")");
+  }
+  std::string colour(const std::string& c) {
+    if (!v_ || v_->colours.empty() || listed(v_->colours, c) || held_colours_.count(c)) return "";
+    return unknown("colour", c, " (known: " + joined(v_->colours) + ")");
+  }
+  bool season_known(const std::string& s) const {
+    if (!v_ || v_->seasons.empty()) return listed(kSeasons(), s);
+    return s == "all" || listed(v_->seasons, s);
+  }
+  std::string seasons_text() const {
+    if (!v_ || v_->seasons.empty()) return "spring, summer, autumn, winter, all";
+    return joined(v_->seasons) + ", all";
+  }
+  std::vector<std::string> new_names;
+
+ private:
+  std::string unknown(const std::string& what, const std::string& name, const std::string& known) {
+    if (v_->allow_new) {
+      const std::string n = what + " '" + name + "'";
+      if (!listed(new_names, n)) new_names.push_back(n);
+      return "";
+    }
+    return "'" + name + "' is not a known " + what + known;
+  }
+  const CatalogVocabulary* v_;
+  std::map<std::string, std::set<std::string>> held_categories_;
+  std::set<std::string> held_styles_, held_colours_;
+};
+
+}  // namespace
+
+ImportResult Catalog::import_csv_text(const std::string& text, const std::string& source, const CatalogVocabulary* vocab) {
   const std::vector<CsvRecord> records = parse_csv(text, source);
   if (records.empty()) throw CatalogImportError(source + ": empty file (expected a header row)", {source + ": empty file"});
 
@@ -409,6 +482,7 @@ ImportResult Catalog::import_csv_text(const std::string& text, const std::string
   }
 
   // Rows: validate everything first, write nothing until all rows are good.
+  NameCheck names(vocab, vocab ? items() : std::vector<CatalogItem>{});
   std::vector<CatalogItem> rows;
   std::set<std::string> skus;
   for (size_t r = 1; r < records.size(); ++r) {
@@ -436,8 +510,11 @@ ImportResult Catalog::import_csv_text(const std::string& text, const std::string
     it.slot = lower(field("slot"));
     if (std::find(kSlots().begin(), kSlots().end(), it.slot) == kSlots().end())
       bad("slot", "'" + field("slot") + "' is not one of top, bottom, one_piece, outerwear, shoes, accessory");
+    if (is_token(it.category) && std::find(kSlots().begin(), kSlots().end(), it.slot) != kSlots().end())
+      if (const std::string why = names.category(it.category, it.slot); !why.empty()) bad("category", why);
     it.colour_name = lower(field("colour"));
     if (!is_token(it.colour_name)) bad("colour", "'" + field("colour") + "' is not a colour name");
+    else if (const std::string why = names.colour(it.colour_name); !why.empty()) bad("colour", why);
     try {
       it.colour_hex = rgb_to_hex(hex_to_rgb(field("hex")));
     } catch (const std::invalid_argument&) {
@@ -445,6 +522,8 @@ ImportResult Catalog::import_csv_text(const std::string& text, const std::string
     }
     for (const auto& c : split_list(lower(field("colours")))) {
       if (!is_token(c)) bad("colours", "'" + c + "' is not a colour name");
+      else if (c != it.colour_name)
+        if (const std::string why = names.colour(c); !why.empty()) bad("colours", why);
       if (std::find(it.colours.begin(), it.colours.end(), c) == it.colours.end()) it.colours.push_back(c);
     }
     if (!it.colour_name.empty()) {
@@ -455,11 +534,12 @@ ImportResult Catalog::import_csv_text(const std::string& text, const std::string
     if (it.styles.empty()) bad("styles", "empty (at least one style such as casual, business, street, sport, formal)");
     for (const auto& s : it.styles)
       if (!is_token(s)) bad("styles", "'" + s + "' is not a style name");
+      else if (const std::string why = names.style(s); !why.empty()) bad("styles", why);
     if (split_list(field("seasons")).empty()) bad("seasons", "empty (use 'all' for all seasons)");
     for (auto s : split_list(lower(field("seasons")))) {
       if (s == "fall") s = "autumn";
-      if (std::find(kSeasons().begin(), kSeasons().end(), s) == kSeasons().end())
-        bad("seasons", "'" + s + "' is not one of spring, summer, autumn, winter, all");
+      if (!names.season_known(s))
+        bad("seasons", "'" + s + "' is not one of " + names.seasons_text());
       else if (std::find(it.seasons.begin(), it.seasons.end(), s) == it.seasons.end())
         it.seasons.push_back(s);
     }
@@ -480,6 +560,7 @@ ImportResult Catalog::import_csv_text(const std::string& text, const std::string
 
   ImportResult result;
   result.rows = static_cast<int64_t>(rows.size());
+  result.new_names = names.new_names;
   exec(db_.get(), "BEGIN IMMEDIATE");
   try {
     Stmt exists(db_.get(), "SELECT 1 FROM items WHERE sku = ?1");

@@ -12,12 +12,18 @@
 //   sku, name, category, slot, colour, hex, colours, styles, seasons, price, popularity
 // List fields (colours, styles, seasons) are separated by ';'. slot is one of top, bottom, one_piece,
 // outerwear, shoes, accessory; seasons are spring, summer, autumn (or fall), winter, all; price >= 0;
-// popularity in [0, 100]. An import is all or nothing: any bad row throws CatalogImportError listing
+// popularity in [0, 100]. With a CatalogVocabulary (what `m2fp catalog import` and the seeding pass:
+// OutfitKit::catalog_vocabulary(), from the outfit tables), category, colour, colours, styles and
+// seasons must also be names the tables know (an item with an unknown one could never match a rule),
+// and the category must belong to the row's slot; names the catalogue already holds count as known.
+// allow_new accepts unknown names on purpose (ImportResult::new_names lists them); a known category
+// in another slot stays an error. An import is all or nothing: any bad row throws CatalogImportError listing
 // every problem as "FILE:LINE: column 'NAME': ..." and leaves the database untouched. Rows whose sku
 // is already in the catalogue update that item.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -75,6 +81,17 @@ struct ImportResult {
   int64_t rows = 0;       // data rows read
   int64_t inserted = 0;   // new skus
   int64_t updated = 0;    // skus already present, overwritten
+  std::vector<std::string> new_names;  // with allow_new: "category 'kimono'" etc., each once
+};
+
+// The names an import accepts. An empty list (or map) leaves that column unchecked.
+struct CatalogVocabulary {
+  std::map<std::string, std::vector<std::string>> categories;  // slot -> the categories it holds
+  std::vector<std::string> styles;                             // item styles
+  std::map<std::string, std::vector<std::string>> occasions;   // occasion -> its styles (for hints)
+  std::vector<std::string> seasons;                            // besides "all" (and "fall" = autumn)
+  std::vector<std::string> colours;                            // colour and colours
+  bool allow_new = false;
 };
 
 class Catalog {
@@ -82,7 +99,8 @@ class Catalog {
   // Opens the database at `db_path` (":memory:" for a private in-memory one), creating the file and
   // schema if needed. When the catalogue has never been seeded and holds no items, imports `seed_csv`
   // (skipped if seed_csv is empty). Throws CatalogError / CatalogImportError.
-  static Catalog open_or_create(const std::string& db_path, const std::string& seed_csv);
+  static Catalog open_or_create(const std::string& db_path, const std::string& seed_csv,
+                                const CatalogVocabulary* vocab = nullptr);
   // Opens an existing catalogue; throws CatalogError if the file does not exist or is not one.
   static Catalog open(const std::string& db_path);
 
@@ -90,9 +108,11 @@ class Catalog {
   Catalog& operator=(Catalog&&) noexcept;
   ~Catalog();
 
-  ImportResult import_csv(const std::string& csv_path);
+  // `vocab`: the names accepted (see the file comment); null: any well-formed name.
+  ImportResult import_csv(const std::string& csv_path, const CatalogVocabulary* vocab = nullptr);
   // Same from text; `source` names it in errors and in items.source.
-  ImportResult import_csv_text(const std::string& text, const std::string& source);
+  ImportResult import_csv_text(const std::string& text, const std::string& source,
+                               const CatalogVocabulary* vocab = nullptr);
 
   int64_t count() const;
   std::vector<CatalogItem> items() const;                        // by id

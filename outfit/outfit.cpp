@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include "outfit/colour.h"
 #include "outfit/outfit_json.h"
 
 namespace m2fp {
@@ -63,6 +64,16 @@ OutfitKit OutfitKit::load(const std::string& data_dir) {
   kit.rules = Rules::load(data_dir + "/rules.json");
   if (::stat((data_dir + "/refine.json").c_str(), &sb) == 0) kit.refine = RefineTable::load(data_dir + "/refine.json");
   return kit;
+}
+
+CatalogVocabulary OutfitKit::catalog_vocabulary() const {
+  CatalogVocabulary v;
+  v.categories = rules.catalogue_categories;
+  v.styles = rules.styles;
+  v.occasions = rules.occasions;
+  v.seasons = rules.seasons;
+  v.colours = colour_vocabulary();
+  return v;
 }
 
 nlohmann::json advise_outfits(const std::vector<PersonOutfit>& persons, const std::vector<CatalogItem>* items,

@@ -35,6 +35,9 @@ struct OutfitKit {
   // when that file is absent). Throws OutfitError naming the file.
   static OutfitKit load(const std::string& data_dir = outfit_data_dir());
   std::string seed_catalog() const { return data_dir + "/seed_catalog.csv"; }
+  // The names a catalogue import accepts: rules.json's catalogue_categories, styles, occasions and
+  // seasons, and the colour names (colour_vocabulary()). allow_new is false.
+  CatalogVocabulary catalog_vocabulary() const;
 };
 
 // Every person's garments, with recommendations from `items` when given:

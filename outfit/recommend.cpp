@@ -194,6 +194,22 @@ Rules Rules::parse(const std::string& text, const std::string& source) {
   }
   r.seasons = rd.strings(rd.at(j, "seasons", ""), "seasons");
 
+  // The catalogue's categories per slot (optional: without it, imports leave categories unchecked).
+  // Every category a pairing suggests must be one of them, or that rule could never fire.
+  if (j.contains("catalogue_categories")) {
+    for (const auto& [slot, list] : rd.at(j, "catalogue_categories", "").items()) {
+      check_slot(slot, "catalogue_categories");
+      r.catalogue_categories[slot] = rd.strings(list, "catalogue_categories." + slot);
+    }
+    for (const auto& p : r.pairings)
+      for (const auto& c : p.suggest) {
+        bool found = false;
+        for (const auto& [slot, cats] : r.catalogue_categories) found = found || contains(cats, c);
+        if (!found)
+          throw rd.error("pairings." + p.id, "suggests \"" + c + "\", which no slot of catalogue_categories lists");
+      }
+  }
+
   r.plural_categories = rd.strings(rd.at(j, "plural_categories", ""), "plural_categories");
   const json& phrases = rd.at(j, "phrases", "");
   for (const char* key : {"colour", "style_requested", "style_occasion", "style_inferred", "season", "popular"})
@@ -347,6 +363,9 @@ std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vec
       continue;
     if (item.slot == "accessory" && categories.count(item.category)) continue;
     if (opt.max_price > 0 && item.price > opt.max_price) continue;
+    // A season asked for: items not made for it (nor for all seasons) are not suggested at all (a
+    // 5 % factor let summer sandals lead a winter request).
+    if (!opt.season.empty() && !item.fits_season(opt.season)) continue;
 
     Recommendation rec;
     rec.item = item;
@@ -434,10 +453,9 @@ std::vector<Recommendation> recommend(const PersonOutfit& outfit, const std::vec
 
     // season
     std::string season_clause;
-    if (!opt.season.empty()) {
-      const bool fits = item.fits_season(opt.season);
-      rec.factors["season"] = fits ? 1.0 : 0.0;
-      if (fits) season_clause = replace_all(rules.phrases.at("season"), "{season}", opt.season);
+    if (!opt.season.empty()) {  // the item fits (others were left out above)
+      rec.factors["season"] = 1.0;
+      season_clause = replace_all(rules.phrases.at("season"), "{season}", opt.season);
     }
 
     rec.factors["popularity"] = std::clamp(item.popularity / 100.0, 0.0, 1.0);

@@ -10,7 +10,8 @@
 //   colour      weighted mean harmony of the item's colour with the detected garment colours
 //   style       best affinity of the item's styles with the target styles (requested style, occasion's
 //               styles, or the styles the outfit's garments suggest)
-//   season      1 if the item is made for the requested season (or all seasons), else 0
+//   season      1 when a season is requested: items not made for it (nor for "all") are left out
+//               altogether, so an out-of-season item is never suggested
 //   popularity  catalogue popularity / 100
 // and ranks by the weighted mean of the factors that apply (no colours detected, no style target or
 // no season requested: that factor is left out). Items for slots the person already fills are skipped.
@@ -72,6 +73,9 @@ struct Rules {
   std::map<std::string, std::vector<std::string>> occasions;
   std::map<std::string, std::vector<std::string>> kind_styles;
   std::vector<std::string> seasons;
+  // slot -> the catalogue categories it holds ("catalogue_categories"; empty when the file has none):
+  // what a catalogue import accepts (OutfitKit::catalog_vocabulary()).
+  std::map<std::string, std::vector<std::string>> catalogue_categories;
 
   std::vector<std::string> plural_categories;
   std::map<std::string, std::string> phrases;

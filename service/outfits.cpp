@@ -48,7 +48,8 @@ Catalog open_catalog(const std::string& path, const OutfitKit& kit) {
   if (!parent.empty()) fs::create_directories(parent, ec);  // a failure shows in the reason below
   const bool existed = path == ":memory:" || fs::exists(path, ec);
   try {
-    return Catalog::open_or_create(path, kit.seed_catalog());
+    const CatalogVocabulary vocab = kit.catalog_vocabulary();  // the seed is held to the tables too
+    return Catalog::open_or_create(path, kit.seed_catalog(), &vocab);
   } catch (const std::exception& e) {
     if (!existed)
       for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(path + suffix, ec);

@@ -10,6 +10,7 @@
 
 #include "outfit/catalog.h"
 #include "outfit/colour.h"
+#include "outfit/outfit.h"
 #include "outfit_test_util.h"
 
 namespace m2fp {
@@ -242,6 +243,93 @@ TEST(Catalog, BadHeadersAndFiles) {
   EXPECT_THROW(c.import_csv("/nonexistent/shop.csv"), CatalogError);
   // A header-only file imports nothing, successfully.
   EXPECT_EQ(c.import_csv_text(kHeader, "empty.csv").rows, 0);
+}
+
+// Issue 12 point 9: names the outfit tables do not know can never match a rule; an import checks
+// them against the tables (OutfitKit::catalog_vocabulary()) and lists the allowed values.
+const CatalogVocabulary& vocabulary() {
+  static const CatalogVocabulary v = OutfitKit::load(test::data_dir()).catalog_vocabulary();
+  return v;
+}
+
+TEST(CatalogNames, TheSeedCatalogueUsesOnlyKnownNames) {
+  const CatalogVocabulary& v = vocabulary();
+  ASSERT_EQ(v.categories.size(), 6u);  // one list per slot
+  Catalog c = Catalog::open_or_create(":memory:", "");
+  const ImportResult r = c.import_csv(seed_csv(), &v);
+  EXPECT_GT(r.rows, 300);
+  EXPECT_TRUE(r.new_names.empty());
+}
+
+TEST(CatalogNames, UnknownNamesAreRejectedWithTheAllowedList) {
+  Catalog c = Catalog::open_or_create(":memory:", "");
+  const std::string bad = std::string(kHeader) +
+      "N-1,Kimono,kimono,one_piece,red,#C8102E,red,casual,all,10,10\n"          // line 2: category
+      "N-2,Blue Jeans,jeans,top,blue,#0000FF,blue,casual,all,10,10\n"           // line 3: jeans are bottoms
+      "N-3,Gold Belt,belt,accessory,gold,#D4AF37,gold;copper,casual,all,10,10\n" // line 4: colours
+      "N-4,Boho Skirt,skirt,bottom,red,#C8102E,red,boho,all,10,10\n"            // line 5: style
+      "N-5,Office Shirt,shirt,top,white,#FFFFFF,white,office,all,10,10\n"       // line 6: an occasion
+      "N-6,Rain Boots,boots,shoes,black,#000000,black,casual,monsoon,10,10\n"   // line 7: season
+      "N-7,Fine,boots,shoes,black,#000000,black;navy,casual,fall;winter,10,10\n";// line 8: fine
+  try {
+    c.import_csv_text(bad, "names.csv", &vocabulary());
+    FAIL() << "unknown names imported";
+  } catch (const CatalogImportError& e) {
+    const std::string msg = e.what();
+    std::printf("  %s\n", msg.c_str());
+    for (const char* needle :
+         {"names.csv:2: column 'category': 'kimono' is not a known category for slot one_piece (known: dress, jumpsuit)",
+          "names.csv:3: column 'category': 'jeans' is a bottom category, not top",
+          "names.csv:4: column 'colour': 'gold' is not a known colour (known: black, charcoal, grey",
+          "names.csv:4: column 'colours': 'copper' is not a known colour",
+          "names.csv:5: column 'styles': 'boho' is not a known style (known: casual, business, street, sport, formal)",
+          "names.csv:6: column 'styles': 'office' is an occasion, not a style (occasion office matches the styles business",
+          "names.csv:7: column 'seasons': 'monsoon' is not one of spring, summer, autumn, winter, all"})
+      EXPECT_NE(msg.find(needle), std::string::npos) << "missing: " << needle;
+    EXPECT_EQ(e.errors().size(), 7u);  // the primary colour once (not again in colours); line 8 has none
+  }
+  EXPECT_EQ(c.count(), 0);
+  // Without a vocabulary (the library's plain import) the same names are only checked for form.
+  EXPECT_EQ(c.import_csv_text(bad.substr(0, bad.find("N-6")), "free.csv").rows, 5);
+}
+
+TEST(CatalogNames, AllowNewAcceptsAndListsThemAndTheyStayKnown) {
+  Catalog c = Catalog::open_or_create(":memory:", "");
+  CatalogVocabulary v = vocabulary();
+  v.allow_new = true;
+  const std::string text = std::string(kHeader) +
+      "K-1,Kimono,kimono,one_piece,gold,#D4AF37,gold;red,boho,winter,80,40\n"
+      "K-2,Kimono Two,kimono,one_piece,gold,#D4AF37,gold,boho,all,80,40\n";
+  const ImportResult r = c.import_csv_text(text, "new.csv", &v);
+  EXPECT_EQ(r.inserted, 2);
+  EXPECT_EQ(r.new_names, (std::vector<std::string>{"category 'kimono'", "colour 'gold'", "style 'boho'"}));
+  // A known category in the wrong slot is a mistake, not a new name: still refused.
+  EXPECT_THROW(c.import_csv_text(std::string(kHeader) + "K-3,Jeans,jeans,top,blue,#0000FF,blue,casual,all,1,1\n",
+                                 "slot.csv", &v),
+               CatalogImportError);
+  // Once in the catalogue, the names are known to it: updating those items needs no --allow-new.
+  const ImportResult again = c.import_csv_text(text, "again.csv", &vocabulary());
+  EXPECT_EQ(again.updated, 2);
+  EXPECT_TRUE(again.new_names.empty());
+}
+
+TEST(CatalogNames, APairingSuggestingAnUnlistedCategoryIsARulesError) {
+  std::ifstream in(test::data_file("rules.json"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  const std::string from = "\"suggest\": [\"clutch\"]", to = "\"suggest\": [\"purse\"]";
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), to);
+  try {
+    Rules::parse(text, "rules.json");
+    FAIL() << "accepted";
+  } catch (const OutfitError& e) {
+    EXPECT_NE(std::string(e.what()).find("suggests \"purse\", which no slot of catalogue_categories lists"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Catalog, OpenRefusesMissingOrForeignFiles) {

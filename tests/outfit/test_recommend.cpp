@@ -293,12 +293,16 @@ TEST(Recommend, RequestedStyleAndSeasonSteerTheChoice) {
   print(g, "white top + blue jeans, occasion gym");
   for (const auto& r : g) EXPECT_TRUE(r.item.has_style("sport")) << r.item.name;
 
-  // Season: winter items only score the season factor when they fit.
+  // Season: only items made for winter (or all seasons) are suggested.
   RecommendOptions winter;
   winter.k = 10;
   winter.season = "winter";
-  for (const auto& r : recommend(top_and_jeans(), seed_items(), winter, rules()))
-    EXPECT_EQ(r.factors.at("season"), r.item.fits_season("winter") ? 1.0 : 0.0);
+  const auto w = recommend(top_and_jeans(), seed_items(), winter, rules());
+  EXPECT_EQ(w.size(), 10u);
+  for (const auto& r : w) {
+    EXPECT_TRUE(r.item.fits_season("winter")) << r.item.name;
+    EXPECT_EQ(r.factors.at("season"), 1.0);
+  }
 
   // Unknown values are errors.
   RecommendOptions bad;
@@ -310,6 +314,32 @@ TEST(Recommend, RequestedStyleAndSeasonSteerTheChoice) {
   bad = {};
   bad.season = "monsoon";
   EXPECT_THROW(recommend(o, seed_items(), bad, rules()), std::invalid_argument);
+}
+
+// Issue 12 point 9: a navy dress without shoes asked for winter was offered summer sandals first
+// (the season weighed 5 %). Out-of-season items are now left out; the same request without a
+// season still ranks sandals, so the test shows the season is what removes them.
+TEST(Recommend, AnOutOfSeasonItemIsNeverSuggested) {
+  const PersonOutfit dress = outfit({garment("dress", "one_piece", "#1F2A44", 5000)});
+  RecommendOptions any;
+  any.k = 8;
+  const auto all_year = recommend(dress, seed_items(), any, rules());
+  bool summer_only = false;
+  for (const auto& r : all_year) summer_only = summer_only || !r.item.fits_season("winter");
+  EXPECT_TRUE(summer_only) << "the seed catalogue should offer summer-only shoes without a season";
+
+  for (const char* season : {"winter", "summer", "spring", "autumn"}) {
+    RecommendOptions opt = any;
+    opt.season = season;
+    const auto recs = recommend(dress, seed_items(), opt, rules());
+    print(recs, (std::string("navy dress, no shoes, season ") + season).c_str());
+    ASSERT_FALSE(recs.empty()) << season;
+    for (const auto& r : recs) {
+      EXPECT_TRUE(r.item.fits_season(season)) << season << ": " << r.item.name;
+      EXPECT_NE(r.reason.find(std::string("made for ") + season), std::string::npos) << r.reason;
+    }
+    if (std::string(season) == "winter") EXPECT_NE(recs[0].item.category, "sandals") << recs[0].item.name;
+  }
 }
 
 TEST(Recommend, AnEmptyOutfitGetsTheBasicsAndPriceLimitsHold) {
