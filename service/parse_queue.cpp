@@ -107,9 +107,10 @@ std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared
     events_.rejected("queue_full");
     const double retry = retry_after_s();
     throw Refusal(429,
-                  "the engine queue is full (" + std::to_string(pool_->depth()) + " photos waiting for " +
-                      std::to_string(pool_->workers()) + " workers); retry after " + std::to_string((int)retry) +
-                      " s",
+                  "the engine queue is full (" + std::to_string(pool_->depth()) +
+                      (pool_->depth() == 1 ? " photo" : " photos") + " waiting for " +
+                      std::to_string(pool_->workers()) + (pool_->workers() == 1 ? " worker" : " workers") +
+                      "); retry after " + std::to_string((int)retry) + " s",
                   retry);
   }
   return p;
