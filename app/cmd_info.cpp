@@ -13,9 +13,39 @@
 
 namespace m2fp::app {
 
+namespace {
+
+const OptionSpec kModelOption = {
+    "model", "FILE", "", "the converted model (.safetensors; tools/convert_weights.py converts a PyTorch checkpoint); required"};
+
+const CommandSpec& info_spec() {
+  static const CommandSpec spec = {"m2fp info --model FILE",
+                                   "A model file's configuration (mode, backbone, decoder, classes), whether its weights "
+                                   "are synthetic,\nand its parameter counts per component.",
+                                   {kModelOption},
+                                   ""};
+  return spec;
+}
+
+const CommandSpec& inspect_spec() {
+  static const CommandSpec spec = {
+      "m2fp inspect --model FILE [--height H --width W]",
+      "The layer table: every layer's output shape and multiply-adds per stage for a photo of the given size\n"
+      "(single-person models: their fixed input size).",
+      {kModelOption,
+       {"height", "PX", "342", "the photo's height in pixels, 1..100000 (multi-person models)"},
+       {"width", "PX", "548", "the photo's width in pixels, 1..100000 (multi-person models)"},
+       {"short-edge", "PX", "640", "the short edge the photo is resized to, in pixels, 32..4096 (as m2fp parse)"},
+       {"max-size", "PX", "1333", "the long edge's limit after resizing, in pixels, 32..8192 (as m2fp parse)"}},
+      ""};
+  return spec;
+}
+
+}  // namespace
+
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {"model"}, {"help"});
-  if (a.has("help")) return usage(false);
+  Args a(argc, argv, 2, info_spec());
+  if (a.has("help")) return print_help(info_spec());
   const std::string path = a.require("model");
   auto file = SafetensorsFile::open(path);
   const ModelConfig c = read_model_config(*file);
@@ -47,8 +77,8 @@ int cmd_info(int argc, char** argv) {
 }
 
 int cmd_inspect(int argc, char** argv) {
-  Args a(argc, argv, 2, {"model", "height", "width", "short-edge", "max-size"}, {"help"});
-  if (a.has("help")) return usage(false);
+  Args a(argc, argv, 2, inspect_spec());
+  if (a.has("help")) return print_help(inspect_spec());
   const auto model = M2FP::load(a.require("model"));
   const ModelConfig& c = model->config();
   // The padded network input for a photo of --height x --width (default: 548 x 342 -> 640 x 1056).

@@ -1,5 +1,10 @@
 // app/cmd_parse.cpp: `m2fp parse`: photos in, parsings out (SPEC section 8).
 //
+// IMAGE arguments are files or folders. A folder stands for the photos in it (service/photo_folder.h:
+// sorted, sub-folders with --recursive; what is skipped is noted on stderr, not counted as a failure);
+// a photo found in DIR as DIR/a/b.jpg writes to OUT/a/b/, a file named directly to OUT/<stem>/. A
+// folder without any photo is an error (exit status 1) after the other arguments are parsed.
+//
 // For each IMAGE: DIR/<stem>/result.json, labels.png (class index per pixel), parsing.png (the
 // labels over the photo with a legend), labels_color.png (the label map in palette colours) and,
 // with --dump-tensors, tensors/<name>.npy for every named intermediate (docs/INTERMEDIATES.md).
@@ -43,6 +48,7 @@
 #include "outfit/outfit.h"
 #include "service/masks.h"
 #include "service/outfits.h"
+#include "service/photo_folder.h"
 #include "service/refine.h"
 #include "service/render.h"
 #include "service/report.h"
@@ -86,8 +92,18 @@ class StopSignals {
 // fails, what this run wrote. Only names m2fp writes are touched.
 struct ImageOutputs {
   std::string dir;
-  bool dir_created = false;
+  std::vector<std::string> created;  // folders this run created for it, the deepest first
   std::vector<std::string> written;
+
+  // Creates dir and the parents it lacks (a photo found as DIR/a/b.jpg writes to OUT/a/b), noting
+  // which were new so that a failure removes them again.
+  void create(const std::string& out_dir) {
+    std::error_code ec;
+    for (fs::path p = dir; !p.empty() && p != fs::path(out_dir) && !fs::exists(p, ec); p = p.parent_path())
+      created.push_back(p.string());
+    fs::create_directories(dir, ec);
+    if (ec) throw IoError(dir + ": cannot create folder: " + ec.message());
+  }
 
   // result.json first: from then on the folder no longer claims to be complete.
   void remove_previous() const {
@@ -111,7 +127,8 @@ struct ImageOutputs {
     std::error_code ec;
     for (auto it = written.rbegin(); it != written.rend(); ++it) fs::remove(*it, ec);
     fs::remove(dir + "/tensors", ec);  // only if empty
-    if (dir_created) fs::remove(dir, ec);
+    fs::remove(dir + "/masks", ec);    // only if empty
+    for (const std::string& d : created) fs::remove(d, ec);  // only if empty
   }
 };
 
@@ -148,20 +165,65 @@ service::OutfitSetup load_outfits(const Args& a) {
 }
 
 std::string unique_dir(const std::string& out, const std::string& stem, std::set<std::string>& used) {
-  std::string name = stem.empty() ? "image" : stem;
-  for (int k = 2; used.count(name); ++k) name = stem + "-" + std::to_string(k);
+  const std::string base = stem.empty() ? "image" : stem;
+  std::string name = base;
+  for (int k = 2; used.count(name); ++k) name = base + "-" + std::to_string(k);
   used.insert(name);
   return out + "/" + name;
+}
+
+const char* plural(size_t n, const char* one, const char* many) { return n == 1 ? one : many; }
+
+// A photo to parse: its path and its output folder's name under --out ("walk", or "a/b" for a
+// photo found in a folder as a/b.jpg).
+struct Photo {
+  std::string path, name;
+};
+
+// `m2fp parse --help`. The defaults are those the getters below use (Args checks them).
+const CommandSpec& parse_spec() {
+  static const CommandSpec spec = {
+      "m2fp parse --model FILE --out DIR [options] IMAGE|FOLDER...",
+      "Parses photos (JPEG, PNG, BMP) and writes, per photo, OUT/<name>/result.json (instances, persons with their\n"
+      "garments and colours, outfit suggestions), labels.png (palette, class id per pixel), persons.png,\n"
+      "parsing.png, labels_color.png and the requested masks (docs/OUTPUTS.md, docs/LABELS.md). A FOLDER\n"
+      "stands for the photos in it, sorted by name (OUT/<relative path without extension>/); files that are\n"
+      "not photos are skipped and named on stderr. The model is loaded once; a photo that fails is reported\n"
+      "and the others are still parsed; the exit status is 1 if any failed, 2 for a usage error.",
+      {
+          {"model", "FILE", "", "the converted model (.safetensors); a PyTorch checkpoint (pytorch_model.pt) must be converted with tools/convert_weights.py first; required"},
+          {"out", "DIR", "", "the output folder, created if needed; one sub-folder per photo; required"},
+          {"recursive", "", "", "parse the photos in the sub-folders of a FOLDER too (OUT/<sub-folder>/<name>/)"},
+          {"short-edge", "PX", "640", "multi-person models: the photo is resized so its short edge has this many pixels, 32..4096"},
+          {"max-size", "PX", "1333", "multi-person models: ... unless its long edge would exceed this many pixels, 32..8192"},
+          {"max-pixels", "MPX", "50", "the largest photo in megapixels (millions of pixels), 1..1000, checked on the header before decoding"},
+          {"threads", "N", "0", "OpenMP threads, 0..1024; 0: OMP_NUM_THREADS, else every core"},
+          {"precision", "fp32|bf16", "fp32", "the convolutions' arithmetic; bf16 needs AVX512-BF16 (see m2fp --version)"},
+          {"refine", "LIST", "", "comma-separated refinements on top of the model's answer: dark (dark clothes taken for background), small (small items missed) (docs/OUTPUTS.md)"},
+          {"label-set", "cihp|lip|atr", "cihp", "the class ids of labels.png and result.json's set_category_id (docs/LABELS.md)"},
+          {"masks", "NAME[,NAME...]", "", "also write masks/<NAME>.png (0/255), the union of a group of classes: upper_body, lower_body, dresses, agnostic, clothes, hair, face, skin, or label:Name+Name (docs/LABELS.md)"},
+          {"mask-dilate", "PX", "0", "grow each mask by this many pixels, 0..256"},
+          {"smooth-edges", "", "", "parsing.png only: a 3x3 majority filter on the label edges before colouring (removes isolated pixels and one-pixel spurs; labels.png stays exact)"},
+          {"dump-tensors", "", "", "also write every named intermediate as tensors/<name>.npy (docs/INTERMEDIATES.md)"},
+          {"catalog", "FILE.db", "", "the SQLite catalogue suggestions come from (created from the seed catalogue on first use); without it $M2FP_CATALOG or data/catalog.db when it exists, else the seed catalogue in memory"},
+          {"k", "N", "5", "suggestions per person, 0..50"},
+          {"style", "NAME", "", "suggest for this style: casual, business, street, sport, formal (outfit/data/rules.json)"},
+          {"occasion", "NAME", "", "suggest for this occasion: office, interview, wedding, party, date, weekend, travel, gym"},
+          {"season", "NAME", "", "suggest only items made for this season: spring, summer, autumn, winter"},
+          {"no-outfits", "", "", "leave the garments and suggestions out of result.json"},
+          {"verbose", "", "", "print the model, ISA, precision and threads before parsing"},
+      },
+      "Each photo prints one line: size, persons, parts, labels, the kernel ISA, milliseconds, its folder.\n"
+      "environment: M2FP_ISA=scalar|avx2|avx512 forces a kernel path; OMP_NUM_THREADS as --threads;\n"
+      "M2FP_CATALOG the catalogue without --catalog; M2FP_OUTFIT_DATA the outfit tables."};
+  return spec;
 }
 
 }  // namespace
 
 int cmd_parse(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"model", "out", "short-edge", "max-size", "threads", "precision", "max-pixels", "catalog", "k", "style",
-          "occasion", "season", "refine", "label-set", "masks", "mask-dilate"},
-         {"dump-tensors", "verbose", "smooth-edges", "no-outfits", "help"});
-  if (a.has("help")) return usage(false);
+  Args a(argc, argv, 2, parse_spec());
+  if (a.has("help")) return print_help(parse_spec());
   const std::string model_path = a.require("model"), out_dir = a.require("out");
   const bool dump = a.has("dump-tensors"), verbose = a.has("verbose");
   const service::LabelSet label_set = a.get_parsed("label-set", "cihp", service::parse_label_set);
@@ -185,6 +247,30 @@ int cmd_parse(int argc, char** argv) {
   so.parse.keep_scores = refine.any();
   if (a.positional().empty()) throw UsageError("no IMAGE given");
   std::error_code ec;
+
+  // The photos: files as given, folders expanded (before the model is loaded: a folder that cannot
+  // be listed costs no load). Skipped files are noted now; a folder without photos fails at the end.
+  std::vector<Photo> images;
+  std::vector<std::string> empty_folders;
+  size_t skipped = 0;
+  for (const std::string& arg : a.positional()) {
+    if (!fs::is_directory(arg, ec)) {
+      images.push_back({arg, fs::path(arg).stem().string()});
+      continue;
+    }
+    const service::PhotoFolder folder = service::list_photo_folder(arg, a.has("recursive"), out_dir);
+    for (const service::SkippedFile& f : folder.skipped)
+      std::fprintf(stderr, "m2fp: skipped %s: %s\n", f.path.c_str(), f.reason.c_str());
+    skipped += folder.skipped.size();
+    if (folder.photos.empty()) empty_folders.push_back(arg);
+    for (const service::FolderPhoto& p : folder.photos)
+      images.push_back({p.path, (fs::path(p.rel).parent_path() / fs::path(p.rel).stem()).string()});
+  }
+  if (images.empty()) {
+    std::string which;
+    for (const std::string& d : empty_folders) which += (which.empty() ? "" : ", ") + d;
+    throw std::runtime_error("no photos to parse: none in " + which);
+  }
 
   service::OutfitSetup outfits;
   if (!a.has("no-outfits")) outfits = load_outfits(a);
@@ -221,21 +307,18 @@ int cmd_parse(int argc, char** argv) {
   size_t done = 0;  // images handled (parsed or failed)
   std::string stop_reason;
   std::set<std::string> used;
-  const std::vector<std::string>& images = a.positional();
   for (; done < images.size(); ++done) {
     if (const int sig = StopSignals::pending()) {
       stop_reason = std::string("interrupted by ") + (sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP");
       break;
     }
-    const std::string& path = images[done];
+    const std::string& path = images[done].path;
     ImageOutputs outs;
-    outs.dir = unique_dir(out_dir, fs::path(path).stem().string(), used);
+    outs.dir = unique_dir(out_dir, images[done].name, used);
     const std::string& dir = outs.dir;
     try {
       std::vector<uint8_t> bytes = service::read_photo_file(path);
-      outs.dir_created = !fs::exists(dir, ec);
-      fs::create_directories(dir, ec);
-      if (ec) throw IoError(dir + ": cannot create folder: " + ec.message());
+      outs.create(out_dir);
       outs.remove_previous();
       TensorSink sink;
       if (dump) {
@@ -299,9 +382,11 @@ int cmd_parse(int argc, char** argv) {
 
       int parts = 0;
       for (const Instance& in : p.instances) parts += in.kind == Instance::Kind::Part;
-      std::printf("%s: %dx%d, %d persons, %d parts, %zu labels, isa %s, %.0f ms -> %s\n", path.c_str(), p.width,
-                  p.height, (int)p.persons.size(), parts, j["labels_present"].size(), isa, r.timings.total_ms,
-                  dir.c_str());
+      const size_t labels = j["labels_present"].size();
+      std::printf("%s: %dx%d, %zu %s, %d %s, %zu %s, isa %s, %.0f ms -> %s\n", path.c_str(), p.width, p.height,
+                  p.persons.size(), plural(p.persons.size(), "person", "persons"), parts,
+                  plural((size_t)parts, "part", "parts"), labels, plural(labels, "label", "labels"), isa,
+                  r.timings.total_ms, dir.c_str());
       std::fflush(stdout);
     } catch (const IoError& e) {  // the output side: the next images would fail the same way
       ++failed;
@@ -318,13 +403,18 @@ int cmd_parse(int argc, char** argv) {
   }
   if (done < images.size()) {
     std::string rest;
-    for (size_t i = done; i < images.size(); ++i) rest += (i > done ? ", " : "") + images[i];
-    std::fprintf(stderr, "m2fp: %s after %zu of %zu images; not parsed: %s\n", stop_reason.c_str(), done,
-                 images.size(), rest.c_str());
+    for (size_t i = done; i < images.size(); ++i) rest += (i > done ? ", " : "") + images[i].path;
+    std::fprintf(stderr, "m2fp: %s after %zu of %zu %s; not parsed: %s\n", stop_reason.c_str(), done,
+                 images.size(), plural(images.size(), "image", "images"), rest.c_str());
   }
-  if (failed) std::fprintf(stderr, "m2fp: %d of %zu images failed\n", failed, images.size());
+  if (failed)
+    std::fprintf(stderr, "m2fp: %d of %zu %s failed\n", failed, images.size(), plural(images.size(), "image", "images"));
+  if (skipped)
+    std::fprintf(stderr, "m2fp: %zu %s in the folders skipped (not photos; named above)\n", skipped,
+                 plural(skipped, "file", "files"));
+  for (const std::string& d : empty_folders) std::fprintf(stderr, "m2fp: %s: no photos in this folder\n", d.c_str());
   if (done < images.size() && StopSignals::pending()) return 128 + StopSignals::pending();
-  return failed || done < images.size() ? 1 : 0;
+  return failed || done < images.size() || !empty_folders.empty() ? 1 : 0;
 }
 
 }  // namespace m2fp::app

@@ -16,12 +16,43 @@
 
 namespace m2fp::app {
 
+namespace {
+
+// `m2fp serve --help`. The defaults are those the getters below use (Args checks them).
+const CommandSpec& serve_spec() {
+  static const CommandSpec spec = {
+      "m2fp serve --model FILE [options]",
+      "The outfit service: the web page at /, POST /predict, /recommend and /jobs; GET /health and /metrics\n"
+      "(docs/SERVICE.md). SIGINT or SIGTERM stops it: queued photos are answered 503, running ones finish.",
+      {
+          {"model", "FILE", "", "the converted model (.safetensors; tools/convert_weights.py converts a PyTorch checkpoint); required"},
+          {"host", "ADDR", "127.0.0.1", "the address to listen on (0.0.0.0: every interface)"},
+          {"port", "N", "5000", "the TCP port, 0..65535; 0 picks a free one (printed on the 'listening on' line)"},
+          {"catalog", "FILE.db", "", "the SQLite catalogue recommendations come from; without it $M2FP_CATALOG, else data/catalog.db in the current folder (created from the seed catalogue on first use)"},
+          {"threads", "N", "0", "OpenMP threads for the engine, all workers together, 0..1024; 0: every core"},
+          {"workers", "N", "1", "photos parsed at the same time (engine workers sharing one model), 1..64"},
+          {"queue", "N", "8", "photos that may wait for a worker, 0..10000; beyond it: 429 with Retry-After"},
+          {"timeout", "SECONDS", "120", "how long a request waits for the engine, 1..86400 seconds; then 504"},
+          {"max-upload-mb", "MB", "20", "the request body limit in MiB, 1..1024; above it: 413"},
+          {"max-pixels", "MPX", "50", "the largest photo in megapixels (millions of pixels), 1..1000, checked on the header before decoding; above it: 400"},
+          {"cache-mb", "MB", "256", "the result cache in MiB (keyed by the photo's SHA-256 and the options), 0..65536; 0: off"},
+          {"short-edge", "PX", "640", "multi-person models: the photo is resized so its short edge has this many pixels, 32..4096"},
+          {"max-size", "PX", "1333", "multi-person models: ... unless its long edge would exceed this many pixels, 32..8192"},
+          {"precision", "fp32|bf16", "fp32", "the convolutions' arithmetic; bf16 needs AVX512-BF16 (see m2fp --version)"},
+          {"http-threads", "N", "0", "HTTP handler threads, 0..1024; 0: 2 x (workers + queue) + 8"},
+          {"max-jobs", "N", "256", "asynchronous jobs (POST /jobs) kept until collected, 1..100000; finished ones are dropped first"},
+          {"web-dir", "DIR", "", "serve the page from this folder instead of the copy built into the binary"},
+          {"quiet", "", "", "no access log (one stderr line per request otherwise)"},
+      },
+      "deploy/systemd/m2fp.service runs it as a hardened system service (docs/SERVICE.md)."};
+  return spec;
+}
+
+}  // namespace
+
 int cmd_serve(int argc, char** argv) {
-  Args a(argc, argv, 2,
-         {"model", "port", "host", "catalog", "threads", "workers", "queue", "http-threads", "max-upload-mb",
-          "max-pixels", "timeout", "cache-mb", "short-edge", "max-size", "precision", "web-dir", "max-jobs"},
-         {"quiet", "help"});
-  if (a.has("help")) return usage(false);
+  Args a(argc, argv, 2, serve_spec());
+  if (a.has("help")) return print_help(serve_spec());
   if (!a.positional().empty()) throw UsageError("unexpected argument '" + a.positional()[0] + "'");
   ServeOptions o;
   o.model_path = a.require("model");
