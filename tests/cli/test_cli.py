@@ -309,7 +309,6 @@ class BadInputs(CliCase):
             "cut.jpg": "JPEG is truncated",
             "empty.png": "empty input",
             "anim.gif": "unsupported image format GIF",
-            "folder.png": "is a directory",
             "missing.png": "No such file or directory",
         }
         out = os.path.join(self.tmp, "out")
@@ -395,8 +394,21 @@ class BadInputs(CliCase):
         with open(MODEL, "rb") as f, open(cut, "wb") as g:
             g.write(f.read(1 << 20))
         text = write(os.path.join(self.tmp, "model.txt"), b"not a model\n")
+        # issue 12 point 8: the unconverted ModelScope checkpoint (a torch.save zip) and an older
+        # torch.save pickle stream point at the converter, not at a header length
+        import pickle
+        import zipfile
+        pt_zip = os.path.join(self.tmp, "pytorch_model.pt")
+        with zipfile.ZipFile(pt_zip, "w") as z:
+            z.writestr("archive/data.pkl", pickle.dumps({"model": {}}, protocol=2))
+            z.writestr("archive/version", "3\n")
+        pt_pickle = write(os.path.join(self.tmp, "legacy.pth"), pickle.dumps({"state_dict": {}}, protocol=2) + bytes(64))
         out = os.path.join(self.tmp, "out")
         cases = [
+            (pt_zip, "is a PyTorch checkpoint (zip archive, e.g. ModelScope's pytorch_model.pt), not a safetensors "
+                     "file: convert it first with `python3 tools/convert_weights.py"),
+            (pt_pickle, "is a PyTorch checkpoint (pickle stream), not a safetensors file: convert it first with "
+                        "`python3 tools/convert_weights.py"),
             (os.path.join(self.tmp, "none.safetensors"), "cannot open: No such file or directory"),
             (self.tmp, "is a directory"),
             (text, "header length"),
@@ -412,6 +424,185 @@ class BadInputs(CliCase):
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             print("  %-40s %s" % (os.path.basename(model), r.stderr.strip()[:120]))
         self.assertFalse(os.path.exists(os.path.join(out, "walk")))
+
+
+class ParseFolder(CliCase):
+    """issue 12 point 2: `m2fp parse DIR` parses the photos of a folder (sorted; --recursive), names
+    what it skipped and why, and writes each photo to its own sub-folder of --out."""
+
+    def make_folder(self):
+        d = os.path.join(self.tmp, "photos")
+        os.makedirs(os.path.join(d, "sub", "deeper"))
+        shutil.copy(self.photos["walk.png"], os.path.join(d, "b_walk.png"))
+        shutil.copy(self.photos["small.bmp"], os.path.join(d, "a_small.bmp"))
+        # a JPEG without its extension: photos are recognised by their bytes, not their names
+        shutil.copy(self.photos["street.jpg"], os.path.join(d, "sub", "street"))
+        shutil.copy(self.photos["wide.png"], os.path.join(d, "sub", "deeper", "wide.PNG"))
+        write(os.path.join(d, "notes.txt"), b"these are not pixels\n")
+        write(os.path.join(d, "empty.jpg"), b"")
+        shutil.copy(self.bad["anim.gif"], os.path.join(d, "anim.gif"))
+        os.symlink(os.path.join(self.tmp, "nowhere.jpg"), os.path.join(d, "dangling.jpg"))  # unreadable
+        os.mkfifo(os.path.join(d, "pipe.png"))  # never opened: listing a folder must not hang on it
+        return d
+
+    def skipped(self, stderr):
+        return {l.split(": ", 2)[1][len("skipped "):]: l.split(": ", 2)[2]
+                for l in stderr.splitlines() if l.startswith("m2fp: skipped ")}
+
+    def test_folder_then_recursive(self):
+        d = self.make_folder()
+        out = os.path.join(self.tmp, "out")
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", out] + FAST + [d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # sorted by name, one line each, one folder each
+        lines = r.stdout.strip().splitlines()
+        self.assertEqual([l.split(":")[0] for l in lines], [os.path.join(d, "a_small.bmp"), os.path.join(d, "b_walk.png")])
+        self.assertEqual(sorted(os.listdir(out)), ["a_small", "b_walk"])
+        for n in ("a_small", "b_walk"):
+            self.assert_complete(os.path.join(out, n))
+        skipped = self.skipped(r.stderr)
+        j = lambda *p: os.path.join(d, *p)
+        self.assertEqual(skipped, {
+            j("anim.gif"): "GIF is not supported (JPEG, PNG, BMP)",
+            j("dangling.jpg"): "unreadable: No such file or directory",
+            j("empty.jpg"): "empty file",
+            j("notes.txt"): "not an image",
+            j("pipe.png"): "not a regular file",
+            j("sub"): "a sub-folder (--recursive parses sub-folders)",
+        })
+        self.assertIn("m2fp: 6 files in the folders skipped (not photos; named above)", r.stderr)
+        print("\n".join("  " + l for l in r.stderr.splitlines() if "skipped" in l))
+
+        # --recursive: the sub-folders too, at their relative paths under --out; the photos found by
+        # their bytes whatever their names; the first run's output folders are outputs, not photos
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", out, "--recursive"] + FAST + [d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([l.split(":")[0] for l in r.stdout.strip().splitlines()],
+                         [j("a_small.bmp"), j("b_walk.png"), j("sub", "deeper", "wide.PNG"), j("sub", "street")])
+        for n in ("a_small", "b_walk", "sub/street", "sub/deeper/wide"):
+            self.assert_complete(os.path.join(out, n))
+        self.assertNotIn(j("sub"), self.skipped(r.stderr))
+        self.assertIn("m2fp: 5 files in the folders skipped", r.stderr)
+
+    def test_output_inside_the_folder_and_empty_folders(self):
+        d = self.make_folder()
+        # --out inside the folder it parses, recursively: its outputs are never taken for photos
+        out = os.path.join(d, "sub", "parsed")
+        for _ in range(2):
+            r = self.run_m2fp(["parse", "--model", MODEL, "--out", out, "--recursive"] + FAST +
+                              [os.path.join(d, "sub")])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(len(r.stdout.strip().splitlines()), 2, r.stdout)
+        # a folder without photos: exit status 1 with its name; before the model is even loaded when
+        # nothing else is given
+        empty = os.path.join(self.tmp, "empty")
+        os.makedirs(empty)
+        write(os.path.join(empty, "readme.txt"), b"no photos here\n")
+        out2 = os.path.join(self.tmp, "out2")
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", out2] + FAST + [empty])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("m2fp parse: error: no photos to parse: none in %s" % empty, r.stderr)
+        self.assertNotIn("SYNTHETIC", r.stderr)  # the model was not loaded
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", out2] + FAST + [empty, self.photos["walk.png"]])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("m2fp: %s: no photos in this folder" % empty, r.stderr)
+        self.assert_complete(os.path.join(out2, "walk"))
+        # the same as a bad file given by name: "1 of 1 image failed" (no "1 images")
+        r = self.run_m2fp(["parse", "--model", MODEL, "--out", out2] + FAST + [self.bad["notes.txt"]])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("m2fp: 1 of 1 image failed", r.stderr)
+
+
+class SelfExplaining(CliCase):
+    """issue 12 point 8: --version, every command's --help with every option's meaning and default."""
+    QUICK = True
+
+    COMMANDS = ("parse", "serve", "catalog", "info", "inspect")
+
+    def test_version(self):
+        for flag in ("--version", "version", "-V"):
+            r = self.run_m2fp([flag])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = r.stdout.splitlines()
+            self.assertRegex(lines[0], r"^m2fp \d+\.\d+\.\d+ \(commit [0-9A-Za-z._-]+, \w+ build\)$")
+            self.assertNotIn("commit )", lines[0])
+            self.assertRegex(lines[1], r"^oneDNN \d+\.\d+\.\d+ \(convolutions and matmuls; runs \S+ on this CPU\)$")
+            self.assertRegex(lines[2], r"^kernels: (scalar|avx2|avx512) on this CPU")
+        print("  " + "\n  ".join(r.stdout.splitlines()))
+        # the ISA it names is the one parse uses; M2FP_ISA forces it
+        r = subprocess.run([BIN, "--version"], stdout=subprocess.PIPE, universal_newlines=True,
+                           env=dict(os.environ, M2FP_ISA="scalar"))
+        self.assertIn("kernels: scalar on this CPU (forced by M2FP_ISA", r.stdout)
+        r = self.run_m2fp(["--version", "extra"])
+        self.assertEqual(r.returncode, 2)
+
+    def help_options(self, cmd):
+        r = self.run_m2fp([cmd, "--help"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        self.assertTrue(r.stdout.startswith("usage: m2fp %s " % cmd), r.stdout[:200])
+        # "  --name VALUE" entries, each followed by its meaning (and "default: ..." for valued ones)
+        entries, lines = {}, r.stdout.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("  --"):
+                head = line.split()
+                body = []
+                for nxt in lines[i + 1:]:
+                    if not nxt.startswith("      "):
+                        break
+                    body.append(nxt.strip())
+                entries[head[0][2:]] = (head[1] if len(head) > 1 else None, body)
+        return r.stdout, entries
+
+    def test_every_command_lists_its_options_with_meaning_and_default(self):
+        for cmd in self.COMMANDS:
+            text, entries = self.help_options(cmd)
+            self.assertIn("help", entries)
+            for name, (value, body) in entries.items():
+                self.assertTrue(body and len(body[0]) > 10, "%s --%s has no meaning" % (cmd, name))
+                if value and not " ".join(body).endswith("required"):
+                    self.assertTrue(body[-1].startswith("default: "), "%s --%s: %s" % (cmd, name, body))
+                # the parser knows every option the help lists (a value where it takes one)
+                if name != "help":
+                    args = [cmd] + (["import"] if cmd == "catalog" else []) + ["--" + name] + (["1"] if value else [])
+                    r = self.run_m2fp(args + ["--no-such-option"])
+                    self.assertIn("unknown option --no-such-option", r.stderr, (cmd, name, r.stderr))
+            print("  m2fp %s --help: %d options" % (cmd, len(entries)))
+        # defaults and units as the issue asked, for a few that matter
+        _, parse = self.help_options("parse")
+        self.assertEqual(parse["short-edge"], ("PX", parse["short-edge"][1]))
+        self.assertEqual(parse["short-edge"][1][-1], "default: 640")
+        self.assertIn("megapixels", " ".join(parse["max-pixels"][1]))
+        self.assertEqual(parse["max-pixels"][1][-1], "default: 50")
+        self.assertIn("recursive", parse)
+        _, serve = self.help_options("serve")
+        self.assertEqual(serve["port"][1][-1], "default: 5000")
+        self.assertIn("seconds", " ".join(serve["timeout"][1]))
+        self.assertIn("MiB", " ".join(serve["max-upload-mb"][1]))
+        # `m2fp --help` points at them; a usage error names the command's help
+        r = self.run_m2fp(["--help"])
+        self.assertIn("`m2fp <command> --help` lists the command's options", r.stdout)
+        r = self.run_m2fp(["parse", "--bogus"])
+        self.assertIn("(see m2fp parse --help)", r.stderr)
+        self.assertEqual(r.returncode, 2)
+
+    def test_catalog_import_checks_names(self):
+        db = os.path.join(self.tmp, "shop.db")
+        csv = write(os.path.join(self.tmp, "new.csv"),
+                    b"sku,name,category,slot,colour,hex,colours,styles,seasons,price,popularity\n"
+                    b"K-1,Silk Kimono,kimono,one_piece,red,#C8102E,red,boho,winter,80,40\n")
+        r = self.run_m2fp(["catalog", "import", csv, "--catalog", db])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("column 'category': 'kimono' is not a known category for slot one_piece (known: dress, jumpsuit)",
+                      r.stderr)
+        self.assertIn("column 'styles': 'boho' is not a known style (known: casual, business, street, sport, formal)",
+                      r.stderr)
+        self.assertIn("--allow-new accepts them on purpose", r.stderr)
+        r = self.run_m2fp(["catalog", "import", csv, "--catalog", db, "--allow-new"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 row: 1 new, 0 updated", r.stdout)
+        self.assertIn("new category 'kimono', accepted by --allow-new", r.stdout)
+        self.assertIn("new style 'boho', accepted by --allow-new", r.stdout)
 
 
 class InfoInspect(CliCase):
