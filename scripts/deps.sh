@@ -15,6 +15,8 @@ PKGS=(
   # nginx (run by the tests with a prefix of their own, never as a system service), GNU parallel,
   # PyYAML to read the Kubernetes manifest in its test
   nginx parallel python3-yaml
+  # systemd-analyze verify on deploy/systemd/m2fp.service (tests/systemd; systemd is not started)
+  systemd
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
   # AVX-512 kernels tested on machines without AVX-512 (tests/kernels_emu)
