@@ -46,6 +46,7 @@ const CommandSpec& inspect_spec() {
 int cmd_info(int argc, char** argv) {
   Args a(argc, argv, 2, info_spec());
   if (a.has("help")) return print_help(info_spec());
+  if (!a.positional().empty()) throw UsageError("unexpected argument '" + a.positional()[0] + "'");
   const std::string path = a.require("model");
   auto file = SafetensorsFile::open(path);
   const ModelConfig c = read_model_config(*file);
@@ -79,6 +80,7 @@ int cmd_info(int argc, char** argv) {
 int cmd_inspect(int argc, char** argv) {
   Args a(argc, argv, 2, inspect_spec());
   if (a.has("help")) return print_help(inspect_spec());
+  if (!a.positional().empty()) throw UsageError("unexpected argument '" + a.positional()[0] + "'");
   const auto model = M2FP::load(a.require("model"));
   const ModelConfig& c = model->config();
   // The padded network input for a photo of --height x --width (default: 548 x 342 -> 640 x 1056).

@@ -410,8 +410,8 @@ int cmd_parse(int argc, char** argv) {
   if (failed)
     std::fprintf(stderr, "m2fp: %d of %zu %s failed\n", failed, images.size(), plural(images.size(), "image", "images"));
   if (skipped)
-    std::fprintf(stderr, "m2fp: %zu %s in the folders skipped (not photos; named above)\n", skipped,
-                 plural(skipped, "file", "files"));
+    std::fprintf(stderr, "m2fp: %zu %s of the folders skipped, not photos (named above)\n", skipped,
+                 plural(skipped, "entry", "entries"));
   for (const std::string& d : empty_folders) std::fprintf(stderr, "m2fp: %s: no photos in this folder\n", d.c_str());
   if (done < images.size() && StopSignals::pending()) return 128 + StopSignals::pending();
   return failed || done < images.size() || !empty_folders.empty() ? 1 : 0;

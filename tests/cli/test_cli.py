@@ -377,6 +377,7 @@ class BadInputs(CliCase):
             (["parse", "--model", MODEL, "--out", out, "--dump-tensors=1", photo_], "takes no value"),
             (["parse", "--model"], "needs a value"),
             (["info"], "missing required option --model"),
+            (["info", "--model", MODEL, "extra"], "unexpected argument 'extra'"),
             (["inspect", "--model", MODEL, "--height", "0"], "--height must be in"),
             (["frobnicate"], "unknown command 'frobnicate'"),
             ([], "usage: m2fp"),
@@ -470,7 +471,7 @@ class ParseFolder(CliCase):
             j("pipe.png"): "not a regular file",
             j("sub"): "a sub-folder (--recursive parses sub-folders)",
         })
-        self.assertIn("m2fp: 6 files in the folders skipped (not photos; named above)", r.stderr)
+        self.assertIn("m2fp: 6 entries of the folders skipped, not photos (named above)", r.stderr)
         print("\n".join("  " + l for l in r.stderr.splitlines() if "skipped" in l))
 
         # --recursive: the sub-folders too, at their relative paths under --out; the photos found by
@@ -482,7 +483,7 @@ class ParseFolder(CliCase):
         for n in ("a_small", "b_walk", "sub/street", "sub/deeper/wide"):
             self.assert_complete(os.path.join(out, n))
         self.assertNotIn(j("sub"), self.skipped(r.stderr))
-        self.assertIn("m2fp: 5 files in the folders skipped", r.stderr)
+        self.assertIn("m2fp: 5 entries of the folders skipped", r.stderr)
 
     def test_output_inside_the_folder_and_empty_folders(self):
         d = self.make_folder()
