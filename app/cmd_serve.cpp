@@ -33,7 +33,7 @@ int cmd_serve(int argc, char** argv) {
   o.queue = a.get_int("queue", 8, 0, 10000);
   o.http_threads = a.get_int("http-threads", 0, 0, 1024);
   o.max_upload_bytes = (size_t)a.get_int("max-upload-mb", 20, 1, 1024) << 20;
-  o.max_pixels = (int64_t)a.get_int("max-pixels", 50, 1, 1000) * 1000000;
+  o.max_pixels = (int64_t)a.get_int("max-pixels", 24, 1, 1000) * 1000000;  // megapixels (docs/SERVICE.md)
   o.timeout_s = a.get_int("timeout", 120, 1, 86400);
   o.cache_bytes = (size_t)a.get_int("cache-mb", 256, 0, 65536) << 20;
   o.short_edge = a.get_int("short-edge", 640, 32, 4096);
