@@ -3,7 +3,9 @@
 //   GET  /                 the web page (web/, embedded in the binary at build time)
 //   POST /predict          photo -> labels, per-label masks, coloured mask, instances, persons + garments
 //   POST /recommend        photo (or the SHA-256 of one already parsed) -> per person garments + suggestions
+//   POST /batch            several photos (one field "image" each) -> {"results": [/predict answer or error...]}
 //   POST /jobs             the same work asynchronously: 202 + id;  GET /jobs/{id}: state and result
+//   GET  /openapi.json     the API in OpenAPI 3.1 (docs/openapi.json, embedded at build time)
 //   GET  /health           model, workers, queue, cache, catalogue, limits
 //   GET  /metrics          Prometheus text
 //
