@@ -34,7 +34,7 @@ const CommandSpec& serve_spec() {
           {"queue", "N", "8", "photos that may wait for a worker, 0..10000; beyond it: 429 with Retry-After"},
           {"timeout", "SECONDS", "120", "how long a request waits for the engine, 1..86400 seconds; then 504"},
           {"max-upload-mb", "MB", "20", "the request body limit in MiB, 1..1024; above it: 413"},
-          {"max-pixels", "MPX", "50", "the largest photo in megapixels (millions of pixels), 1..1000, checked on the header before decoding; above it: 400"},
+          {"max-pixels", "MPX", "24", "the largest photo in megapixels (millions of pixels), 1..1000, checked on the header before decoding; above it: 400"},
           {"cache-mb", "MB", "256", "the result cache in MiB (keyed by the photo's SHA-256 and the options), 0..65536; 0: off"},
           {"short-edge", "PX", "640", "multi-person models: the photo is resized so its short edge has this many pixels, 32..4096"},
           {"max-size", "PX", "1333", "multi-person models: ... unless its long edge would exceed this many pixels, 32..8192"},
@@ -64,7 +64,7 @@ int cmd_serve(int argc, char** argv) {
   o.queue = a.get_int("queue", 8, 0, 10000);
   o.http_threads = a.get_int("http-threads", 0, 0, 1024);
   o.max_upload_bytes = (size_t)a.get_int("max-upload-mb", 20, 1, 1024) << 20;
-  o.max_pixels = (int64_t)a.get_int("max-pixels", 50, 1, 1000) * 1000000;
+  o.max_pixels = (int64_t)a.get_int("max-pixels", 24, 1, 1000) * 1000000;  // megapixels (docs/SERVICE.md)
   o.timeout_s = a.get_int("timeout", 120, 1, 86400);
   o.cache_bytes = (size_t)a.get_int("cache-mb", 256, 0, 65536) << 20;
   o.short_edge = a.get_int("short-edge", 640, 32, 4096);

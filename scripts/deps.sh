@@ -28,6 +28,8 @@ PKGS=(
   python3 python3-torch python3-numpy python3-pil libopenblas0-pthread
   # the Python package's tests against an installed tree (tests/install)
   python3-pytest
+  # the OpenAPI description and real answers validated against it (tests/server/test_openapi.py)
+  python3-jsonschema
 )
 
 if [ "${M2FP_SKIP_APT:-0}" = 1 ]; then exit 0; fi

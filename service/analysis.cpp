@@ -23,7 +23,7 @@ std::shared_ptr<Analysis> analyse_photo(const Session& session, const OutfitKit&
     return std::chrono::duration<double, std::milli>(b - a).count();
   };
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  ParseResult r = session.parse(data, bytes.size(), nullptr, opt.refine.any());
+  ParseResult r = session.parse_resized(data, bytes.size(), opt.short_edge, opt.max_size, opt.refine.any());
   const Parsing& p = r.parsing;
 
   auto a = std::make_shared<Analysis>();

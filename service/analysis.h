@@ -21,6 +21,9 @@ namespace m2fp::service {
 struct AnalysisOptions {
   RefineRequest refine;       // service/refine.h; none by default (the model's own answer)
   bool smooth_edges = false;  // colored_mask from smooth_label_edges() of the labels (service/render.h)
+  // The network's resize for this photo (multi-person models; SPEC section 1); 0: the session's.
+  // The parse queue's key holds the values in effect (ParseQueue::key_of), not these.
+  int short_edge = 0, max_size = 0;
   std::string key() const;    // "" for the defaults, else "|refine=...|smooth_edges=1"
 };
 

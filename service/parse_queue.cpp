@@ -11,6 +11,26 @@ double ms_between(ParseQueue::Clock::time_point a, ParseQueue::Clock::time_point
 }
 }  // namespace
 
+void MedianWindow::add(double v) {
+  if (samples_.size() < window_) {
+    samples_.push_back(v);
+  } else {
+    samples_[next_] = v;
+    next_ = (next_ + 1) % window_;
+  }
+}
+
+double MedianWindow::median() const {
+  if (samples_.empty()) return 0;
+  std::vector<double> s = samples_;
+  const size_t mid = s.size() / 2;
+  std::nth_element(s.begin(), s.begin() + (long)mid, s.end());
+  if (s.size() % 2) return s[mid];
+  const double hi = s[mid];
+  const double lo = *std::max_element(s.begin(), s.begin() + (long)mid);
+  return (lo + hi) / 2;
+}
+
 ParseQueue::ParseQueue(const Session& session, const OutfitKit& kit, const ParseQueueOptions& opt,
                        QueueEvents events)
     : session_(session), kit_(kit), events_(std::move(events)), cache_(opt.cache_bytes, opt.cache_entries) {
@@ -27,7 +47,9 @@ void ParseQueue::stop() {
 
 std::string ParseQueue::key_of(const std::string& sha, const AnalysisOptions& ao) const {
   const ParseOptions& po = session_.options().parse;
-  return sha + "|short_edge=" + std::to_string(po.short_edge) + "|max_size=" + std::to_string(po.max_size) +
+  const int short_edge = ao.short_edge > 0 ? ao.short_edge : po.short_edge;
+  const int max_size = ao.max_size > 0 ? ao.max_size : po.max_size;
+  return sha + "|short_edge=" + std::to_string(short_edge) + "|max_size=" + std::to_string(max_size) +
          "|max_pixels=" + std::to_string(po.decode.max_pixels) + ao.key();
 }
 
@@ -64,8 +86,10 @@ void ParseQueue::work(const std::shared_ptr<Pending>& p, bool cancelled) {
     }
     out.engine_ms = ms_between(start, Clock::now());
     events_.engine(out.engine_ms / 1000);
-    std::lock_guard<std::mutex> lock(engine_time_mu_);
-    engine_s_avg_ = engine_s_avg_ == 0 ? out.engine_ms / 1000 : 0.8 * engine_s_avg_ + 0.2 * out.engine_ms / 1000;
+    if (out.status == 200) {  // a photo refused in milliseconds says nothing about the next one's time
+      std::lock_guard<std::mutex> lock(engine_time_mu_);
+      engine_s_.add(out.engine_ms / 1000);
+    }
   }
   {
     std::lock_guard<std::mutex> lock(inflight_mu_);
@@ -77,43 +101,70 @@ void ParseQueue::work(const std::shared_ptr<Pending>& p, bool cancelled) {
   p->promise.set_value(std::move(out));
 }
 
-double ParseQueue::retry_after_s() {
+double ParseQueue::typical_engine_s() {
   std::lock_guard<std::mutex> lock(engine_time_mu_);
-  const double per = engine_s_avg_ > 0 ? engine_s_avg_ : 5.0;
-  const double s = std::ceil(per * (double)(pool_->depth() + 1) / pool_->workers());
+  return engine_s_.median();
+}
+
+double ParseQueue::retry_after_s(size_t places) {
+  const double median = typical_engine_s();
+  const double per = median > 0 ? median : 5.0;
+  const double s = std::ceil(per * (double)(pool_->depth() + std::max<size_t>(places, 1)) / pool_->workers());
   return std::clamp(s, 1.0, 600.0);
 }
 
 std::shared_ptr<Pending> ParseQueue::acquire(const std::string& sha, std::shared_ptr<const std::string> bytes,
                                              const AnalysisOptions& ao) {
-  const std::string key = key_of(sha, ao);
+  return acquire_all({PhotoRef{sha, std::move(bytes)}}, ao)[0];
+}
+
+std::vector<std::shared_ptr<Pending>> ParseQueue::acquire_all(const std::vector<PhotoRef>& photos,
+                                                              const AnalysisOptions& ao) {
+  std::vector<std::shared_ptr<Pending>> out;
+  out.reserve(photos.size());
+  std::vector<std::shared_ptr<Pending>> fresh;  // the parses this call queues
   std::lock_guard<std::mutex> lock(inflight_mu_);
-  auto it = inflight_.find(key);
-  if (it != inflight_.end()) {
-    ++it->second->waiters;
-    return it->second;
+  for (const PhotoRef& ph : photos) {
+    const std::string key = key_of(ph.sha, ao);
+    auto it = inflight_.find(key);
+    if (it != inflight_.end()) {  // in flight already, or earlier in this batch
+      ++it->second->waiters;
+      out.push_back(it->second);
+      continue;
+    }
+    auto p = std::make_shared<Pending>();
+    p->key = key;
+    p->sha = ph.sha;
+    p->opts = ao;
+    p->bytes = ph.bytes;
+    p->future = p->promise.get_future().share();
+    p->waiters = 1;
+    inflight_[key] = p;
+    out.push_back(p);
+    fresh.push_back(p);
   }
-  auto p = std::make_shared<Pending>();
-  p->key = key;
-  p->sha = sha;
-  p->opts = ao;
-  p->bytes = std::move(bytes);
-  p->future = p->promise.get_future().share();
-  p->waiters = 1;
-  inflight_[key] = p;
-  if (!pool_->try_submit([this, p](bool cancelled) { work(p, cancelled); })) {
-    inflight_.erase(key);
+  std::vector<WorkPool::Task> tasks;
+  tasks.reserve(fresh.size());
+  for (const auto& p : fresh) tasks.push_back([this, p](bool cancelled) { work(p, cancelled); });
+  if (!tasks.empty() && !pool_->try_submit_all(std::move(tasks))) {
+    // Nothing was queued: undo the joins and the new entries.
+    for (const auto& p : out) --p->waiters;
+    for (const auto& p : fresh) inflight_.erase(p->key);
     if (stopping_) throw Refusal(503, "the server is shutting down");
     events_.rejected("queue_full");
-    const double retry = retry_after_s();
+    const double retry = retry_after_s(fresh.size());
+    const std::string waiting = std::to_string(pool_->depth()) + (pool_->depth() == 1 ? " photo" : " photos") +
+                                " waiting for " + std::to_string(pool_->workers()) +
+                                (pool_->workers() == 1 ? " worker" : " workers");
     throw Refusal(429,
-                  "the engine queue is full (" + std::to_string(pool_->depth()) +
-                      (pool_->depth() == 1 ? " photo" : " photos") + " waiting for " +
-                      std::to_string(pool_->workers()) + (pool_->workers() == 1 ? " worker" : " workers") +
-                      "); retry after " + std::to_string((int)retry) + " s",
+                  (fresh.size() == 1 ? "the engine queue is full (" + waiting + ")"
+                                     : "the engine queue has no room for the " + std::to_string(fresh.size()) +
+                                           " photos of this batch (" + waiting + ", " +
+                                           std::to_string(pool_->free_places()) + " places free)") +
+                      "; retry after " + std::to_string((int)retry) + " s",
                   retry);
   }
-  return p;
+  return out;
 }
 
 AnalysisPtr ParseQueue::obtain(const std::string& sha, std::shared_ptr<const std::string> bytes,
@@ -124,7 +175,11 @@ AnalysisPtr ParseQueue::obtain(const std::string& sha, std::shared_ptr<const std
     return a;
   }
   *was_cached = false;
-  std::shared_ptr<Pending> p = acquire(sha, std::move(bytes), ao);
+  return await(acquire(sha, std::move(bytes), ao), deadline, timeout_s, queue_ms);
+}
+
+AnalysisPtr ParseQueue::await(const std::shared_ptr<Pending>& p, Clock::time_point deadline, double timeout_s,
+                              double* queue_ms) {
   if (p->future.wait_until(deadline) != std::future_status::ready) {
     --p->waiters;
     events_.rejected("timeout");

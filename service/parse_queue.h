@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "outfit/outfit.h"
 #include "service/analysis.h"
@@ -61,6 +62,26 @@ struct ParseQueueOptions {
   size_t cache_bytes = 256u << 20, cache_entries = 512;  // cache budget; 0 bytes disables it
 };
 
+// One photo for acquire_all: its SHA-256 and its bytes.
+struct PhotoRef {
+  std::string sha;
+  std::shared_ptr<const std::string> bytes;
+};
+
+// The median of the last `window` samples: a typical per-photo engine time that one outlier (a huge
+// photo, a cold start) does not inflate, unlike a mean. 0 before the first sample.
+class MedianWindow {
+ public:
+  explicit MedianWindow(size_t window = 31) : window_(window == 0 ? 1 : window) {}
+  void add(double v);
+  double median() const;  // of an even count: the mean of the middle two
+  size_t count() const { return samples_.size(); }
+
+ private:
+  size_t window_, next_ = 0;
+  std::vector<double> samples_;
+};
+
 // What the queue reports as it works (the server's metrics).
 struct QueueEvents {
   std::function<void(double seconds)> queue_wait;  // a photo waited this long for a worker
@@ -81,12 +102,28 @@ class ParseQueue {
   // queue full, 503 stopping).
   std::shared_ptr<Pending> acquire(const std::string& sha, std::shared_ptr<const std::string> bytes,
                                    const AnalysisOptions& ao = {});
+  // Every photo's pending parse, all or none (a batch): photos in flight, and repeats within the
+  // batch, join one parse; every other photo takes one place in the queue. Throws Refusal 429 (its
+  // Retry-After sized for the places needed) when they do not all fit, 503 when stopping; nothing
+  // is queued then. Cached photos are the caller's to answer before (see cached()).
+  std::vector<std::shared_ptr<Pending>> acquire_all(const std::vector<PhotoRef>& photos,
+                                                    const AnalysisOptions& ao = {});
+  // Waits for a pending parse until `deadline`: its analysis, or a Refusal (504 naming timeout_s,
+  // after which the caller is no longer one of its waiters; or the parse's failure).
+  AnalysisPtr await(const std::shared_ptr<Pending>& p, Clock::time_point deadline, double timeout_s,
+                    double* queue_ms);
   // The photo's analysis: cached (*was_cached), or parsed, waiting at most until `deadline` (Refusal
   // 504 then, naming timeout_s) or the parse's failure as a Refusal.
   AnalysisPtr obtain(const std::string& sha, std::shared_ptr<const std::string> bytes, Clock::time_point deadline,
                      double timeout_s, bool* was_cached, double* queue_ms, const AnalysisOptions& ao = {});
-  // Seconds until a place in the queue is likely free (the Retry-After of a 429).
-  double retry_after_s();
+  // Seconds until `places` places in the queue are likely free (the Retry-After of a 429): the
+  // median engine time of the last photos (5 s before any) times the photos ahead plus `places`,
+  // divided by the workers; 1 to 600.
+  double retry_after_s(size_t places = 1);
+  // The median engine time per photo of the last successful parses (0 before any), in seconds.
+  double typical_engine_s();
+  // The cache key of a photo with these options (the session's resize when ao leaves it 0).
+  std::string key_of(const std::string& sha, const AnalysisOptions& ao) const;
   // Stops taking photos, answers the waiting ones 503, lets running ones finish. Idempotent.
   void stop();
 
@@ -94,7 +131,6 @@ class ParseQueue {
   LruCache<Analysis>::Stats cache_stats() const { return cache_.stats(); }
 
  private:
-  std::string key_of(const std::string& sha, const AnalysisOptions& ao) const;
   void work(const std::shared_ptr<Pending>& p, bool cancelled);
 
   const Session& session_;
@@ -104,7 +140,7 @@ class ParseQueue {
   std::mutex inflight_mu_;
   std::unordered_map<std::string, std::shared_ptr<Pending>> inflight_;
   std::mutex engine_time_mu_;
-  double engine_s_avg_ = 0;  // running mean, for Retry-After
+  MedianWindow engine_s_;  // successful parses' engine times, for Retry-After
   std::atomic<bool> stopping_{false};
   std::unique_ptr<WorkPool> pool_;  // last: its workers use everything above
 };

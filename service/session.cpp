@@ -55,6 +55,16 @@ ParseResult Session::parse(const uint8_t* bytes, size_t size, const TensorSink* 
   return parse_image_bytes(*model_, bytes, size, po, sink);
 }
 
+ParseResult Session::parse_resized(const uint8_t* bytes, size_t size, int short_edge, int max_size,
+                                   bool keep_scores) const {
+  ParseOptions po = opt_.parse;
+  po.keep_scores = po.keep_scores || keep_scores;
+  if (short_edge > 0) po.short_edge = short_edge;
+  if (max_size > 0) po.max_size = max_size;
+  if (opt_.engine_stub) return opt_.engine_stub(bytes, size, po);
+  return parse_image_bytes(*model_, bytes, size, po, nullptr);
+}
+
 ParseResult Session::parse_image(Image image, const TensorSink* sink) const {
   if (opt_.engine_stub) throw std::logic_error("a stub session parses photo bytes only");
   return m2fp::parse_image(*model_, std::move(image), opt_.parse, sink);

@@ -70,6 +70,9 @@ class Session {
   // keep_scores: the parsing also keeps the per-class scores (Parsing::scores) the refinements read.
   ParseResult parse(const uint8_t* bytes, size_t size, const TensorSink* sink = nullptr,
                     bool keep_scores = false) const;
+  // The same with this photo's own resize (short_edge, max_size; 0 keeps the session's).
+  ParseResult parse_resized(const uint8_t* bytes, size_t size, int short_edge, int max_size,
+                            bool keep_scores = false) const;
   // Parses an already-decoded photo (no decode limits apply). Safe to call from several threads at
   // once. A stub session cannot: it throws std::logic_error.
   ParseResult parse_image(Image image, const TensorSink* sink = nullptr) const;

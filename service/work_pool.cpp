@@ -1,6 +1,7 @@
 // service/work_pool.cpp: worker threads and the bounded task queue.
 #include "service/work_pool.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace m2fp::service {
@@ -14,17 +15,38 @@ WorkPool::WorkPool(int workers, size_t capacity, std::function<void(int)> thread
 
 WorkPool::~WorkPool() { stop(); }
 
+// A task for a free worker (started or not yet) never counts against the waiting capacity: the k-th
+// task more is taken while idle workers outnumber the tasks queued before it, or the queue is below
+// capacity, i.e. while queue size < max(idle workers, capacity).
+size_t WorkPool::free_places_locked() const {
+  if (stopping_) return 0;
+  const size_t idle = (size_t)(nworkers_ - busy_);
+  const size_t room = std::max(idle, capacity_);
+  return room > queue_.size() ? room - queue_.size() : 0;
+}
+
+size_t WorkPool::free_places() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_places_locked();
+}
+
 bool WorkPool::try_submit(Task task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return false;
-    // A task for a free worker (started or not yet) never counts against the waiting capacity.
-    const size_t idle = (size_t)(nworkers_ - busy_);
-    const size_t free_workers = idle > queue_.size() ? idle - queue_.size() : 0;
-    if (free_workers == 0 && queue_.size() >= capacity_) return false;
+    if (free_places_locked() == 0) return false;
     queue_.push_back(std::move(task));
   }
   cv_.notify_one();
+  return true;
+}
+
+bool WorkPool::try_submit_all(std::vector<Task> tasks) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || tasks.size() > free_places_locked()) return false;
+    for (Task& t : tasks) queue_.push_back(std::move(t));
+  }
+  cv_.notify_all();
   return true;
 }
 

@@ -29,6 +29,11 @@ class WorkPool {
 
   // Queues the task; false (task not taken) when the queue is full or the pool is stopping.
   bool try_submit(Task task);
+  // Queues every task or none (false: not all of them would fit, or the pool is stopping): a batch
+  // takes one place per task, by the same rule as try_submit one after another.
+  bool try_submit_all(std::vector<Task> tasks);
+  // How many tasks try_submit_all would take now (0 while stopping).
+  size_t free_places() const;
   // Stops taking tasks, cancels the waiting ones, lets the running ones finish and joins. Idempotent.
   void stop();
 
@@ -39,6 +44,7 @@ class WorkPool {
 
  private:
   void run(int index);
+  size_t free_places_locked() const;
 
   const size_t capacity_;
   const int nworkers_;

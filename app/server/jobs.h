@@ -17,6 +17,8 @@ struct Job {
   using Clock = std::chrono::steady_clock;
   std::string id, task;  // task: predict | recommend
   RecommendOptions reco;
+  service::AnalysisOptions options;  // as /predict reads them (values in effect)
+  service::PredictForm form;         // task predict: the masks' form, as /predict
   std::shared_ptr<service::Pending> pending;  // until it finishes (the job is one of its waiters)
   service::AnalysisPtr analysis;
   bool cached = false;

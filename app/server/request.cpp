@@ -61,14 +61,21 @@ Upload read_upload(const httplib::Request& req, Body& b, int64_t max_pixels) {
   std::string bytes;
   if (b.multipart) {
     Body::Part* image = nullptr;
+    size_t images = 0;
     for (Body::Part& p : b.parts)
-      if (p.name == "image") image = &p;
+      if (p.name == "image") {
+        image = &p;
+        ++images;
+      }
     if (!image) {
       std::string names;
       for (const Body::Part& p : b.parts) names += (names.empty() ? "" : ", ") + p.name;
       throw HttpError(400, "the multipart body has no field 'image'" +
                                (names.empty() ? std::string(" (no fields at all)") : " (fields: " + names + ")"));
     }
+    if (images > 1)
+      throw HttpError(400, std::to_string(images) + " photos (fields 'image') in one request: " + req.path +
+                               " takes one photo; send several to POST /batch");
     bytes = std::move(image->content);
   } else {
     const std::string ct = req.get_header_value("Content-Type");
@@ -78,6 +85,33 @@ Upload read_upload(const httplib::Request& req, Body& b, int64_t max_pixels) {
                       "raw body with Content-Type image/jpeg, image/png or application/octet-stream");
     bytes = std::move(b.raw);
   }
+  return check_upload(std::move(bytes), max_pixels);
+}
+
+std::vector<std::string> read_batch_photos(const httplib::Request& req, Body& b) {
+  std::vector<std::string> photos;
+  if (b.multipart) {
+    for (Body::Part& p : b.parts)
+      if (p.name == "image") photos.push_back(std::move(p.content));
+    if (photos.empty()) {
+      std::string names;
+      for (const Body::Part& p : b.parts) names += (names.empty() ? "" : ", ") + p.name;
+      throw HttpError(400, "the multipart body has no field 'image': a batch is one field 'image' per photo" +
+                               (names.empty() ? std::string(" (no fields at all)") : " (fields: " + names + ")"));
+    }
+    return photos;
+  }
+  const std::string ct = req.get_header_value("Content-Type");
+  if (ct.rfind("application/x-www-form-urlencoded", 0) == 0)
+    throw HttpError(415, "a form-urlencoded body cannot carry photos: send each as a multipart field 'image'");
+  if (b.raw.empty())
+    throw HttpError(400, "empty batch: send each photo as a multipart field 'image' (curl -F image=@a.jpg -F "
+                         "image=@b.jpg)");
+  photos.push_back(std::move(b.raw));
+  return photos;
+}
+
+Upload check_upload(std::string bytes, int64_t max_pixels) {
   if (bytes.empty())
     throw HttpError(400, "empty upload: send the photo as multipart field 'image' or as the raw request body");
   Upload up;
@@ -145,7 +179,38 @@ bool is_hex64(const std::string& s) {
          });
 }
 
-service::AnalysisOptions read_analysis_options(const httplib::Request& req, const Body& b) {
+namespace {
+
+// An integer field in [lo, hi]; `dflt` when absent; 400 naming the range otherwise.
+int int_field(const httplib::Request& req, const Body& b, const std::string& name, int lo, int hi, int dflt,
+              const std::string& why = "") {
+  const std::string v = field(req, b, name);
+  if (v.empty()) return dflt;
+  size_t used = 0;
+  long n = 0;
+  try {
+    n = std::stol(v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != v.size() || n < lo || n > hi)
+    throw HttpError(400, name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" +
+                             why + ", got '" + v.substr(0, 64) + "'");
+  return (int)n;
+}
+
+const char* mask_format_name(service::MaskFormat f) {
+  switch (f) {
+    case service::MaskFormat::Rle: return "rle";
+    case service::MaskFormat::None: return "none";
+    case service::MaskFormat::Png: break;
+  }
+  return "png";
+}
+
+}  // namespace
+
+service::AnalysisOptions read_analysis_options(const httplib::Request& req, const Body& b, const ParseLimits& lim) {
   service::AnalysisOptions ao;
   try {
     ao.refine = service::parse_refine(field(req, b, "refine"));
@@ -155,8 +220,41 @@ service::AnalysisOptions read_analysis_options(const httplib::Request& req, cons
   const std::string s = field(req, b, "smooth_edges");
   if (s == "1" || s == "true" || s == "yes" || s == "on") ao.smooth_edges = true;
   else if (!(s.empty() || s == "0" || s == "false" || s == "no" || s == "off"))
-    throw HttpError(400, "smooth_edges must be 1 or 0 (true/false, yes/no, on/off), got '" + s + "'");
+    throw HttpError(400, "smooth_edges must be 1 or 0 (true/false, yes/no, on/off), got '" + s.substr(0, 64) + "'");
+  ao.short_edge = int_field(req, b, "short_edge", kMinResize, lim.short_edge, lim.short_edge,
+                            " (the server's --short-edge is the most a request may ask)");
+  ao.max_size = int_field(req, b, "max_size", kMinResize, lim.max_size, lim.max_size,
+                          " (the server's --max-size is the most a request may ask)");
   return ao;
+}
+
+service::PredictForm read_predict_form(const httplib::Request& req, const Body& b,
+                                       const std::vector<std::string>& classes) {
+  service::PredictForm form;
+  try {
+    form.format = service::parse_mask_format(field(req, b, "mask_format"));
+    form.label_set = service::parse_label_set(field(req, b, "label_set"));
+    form.masks_union = service::parse_union_names(field(req, b, "masks_union"), classes);
+  } catch (const std::invalid_argument& e) {
+    throw HttpError(400, e.what());
+  }
+  form.dilate = int_field(req, b, "mask_dilate", 0, kMaxMaskDilate, 0);
+  return form;
+}
+
+nlohmann::json options_json(const service::AnalysisOptions& ao, const service::PredictForm* form) {
+  nlohmann::json refine = nlohmann::json::array();
+  if (ao.refine.dark) refine.push_back("dark");
+  if (ao.refine.small) refine.push_back("small");
+  nlohmann::json j = {{"short_edge", ao.short_edge}, {"max_size", ao.max_size}, {"smooth_edges", ao.smooth_edges},
+                      {"refine", refine}};
+  if (form) {
+    j["mask_format"] = mask_format_name(form->format);
+    j["label_set"] = service::label_set_name(form->label_set);
+    j["masks_union"] = form->masks_union;
+    j["mask_dilate"] = form->dilate;
+  }
+  return j;
 }
 
 }  // namespace m2fp::app

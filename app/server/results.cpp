@@ -26,9 +26,11 @@ void add_request_keys(nlohmann::json& j, const nlohmann::json& model, nlohmann::
 }  // namespace
 
 std::string Server::Impl::predict_text(const service::Analysis& a, bool cached, double queue_ms,
-                                       Clock::time_point t0, const service::PredictForm& form) const {
+                                       Clock::time_point t0, const service::AnalysisOptions& ao,
+                                       const service::PredictForm& form) const {
   nlohmann::json head;
   add_request_keys(head, session->model_json(), a.timings, cached, queue_ms, t0);
+  head["options"] = options_json(ao, &form);
   std::string out = head.dump();
   out.pop_back();  // the closing brace: the ModelScope keys and the analysis's keys follow
   const std::string ms = service::predict_masks_text(a, form);
@@ -41,13 +43,15 @@ std::string Server::Impl::predict_text(const service::Analysis& a, bool cached, 
 }
 
 nlohmann::json Server::Impl::recommend_body(const service::Analysis& a, const RecommendOptions& ro, bool cached,
-                                            double queue_ms, Clock::time_point t0) {
+                                            double queue_ms, Clock::time_point t0,
+                                            const service::AnalysisOptions& ao) {
   const auto items_now = catalog->items();
   const auto r0 = Clock::now();
   nlohmann::json j;
   j["persons"] = advise_outfits(a.outfits, items_now.get(), ro, kit.rules);
   j["options"] = {{"style", ro.style}, {"occasion", ro.occasion}, {"season", ro.season}, {"k", ro.k}};
   if (ro.max_price > 0) j["options"]["max_price"] = ro.max_price;
+  j["options"].update(options_json(ao));
   j["labels"] = a.meta["labels"];
   j["legend"] = a.meta["legend"];
   j["image"] = a.meta["image"];

@@ -3,7 +3,9 @@
 //   GET  /                 the web page (web/, embedded in the binary at build time)
 //   POST /predict          photo -> labels, per-label masks, coloured mask, instances, persons + garments
 //   POST /recommend        photo (or the SHA-256 of one already parsed) -> per person garments + suggestions
+//   POST /batch            several photos (one field "image" each) -> {"results": [/predict answer or error...]}
 //   POST /jobs             the same work asynchronously: 202 + id;  GET /jobs/{id}: state and result
+//   GET  /openapi.json     the API in OpenAPI 3.1 (docs/openapi.json, embedded at build time)
 //   GET  /health           model, workers, queue, cache, catalogue, limits
 //   GET  /metrics          Prometheus text
 //
@@ -44,7 +46,8 @@ struct ServeOptions {
   int queue = 8;                            // photos that may wait for a worker
   int http_threads = 0;                     // cpp-httplib handler threads; 0 = 2 * (workers + queue) + 8
   size_t max_upload_bytes = 20u << 20;      // request body limit (413 above)
-  int64_t max_pixels = 50'000'000;          // decoded photo limit, checked on the header (400 above)
+  int64_t max_pixels = 24'000'000;          // decoded photo limit, checked on the header (400 above);
+                                            // docs/SERVICE.md: what the default costs
   double timeout_s = 120;                   // per-request deadline while waiting for the engine (504)
   size_t cache_bytes = 256u << 20;          // result cache budget; 0 disables the cache
   size_t cache_entries = 512;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,13 @@ struct Server::Impl {
   void handle_recommend(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void handle_job_submit(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void handle_job_get(const httplib::Request& req, httplib::Response& res);
+  void handle_batch(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
+  void handle_openapi(httplib::Response& res);
+  // The per-request parse options' limits (the server's resize), the class names masks_union is
+  // checked against, and the most photos one batch may hold (the queue's places when idle).
+  ParseLimits parse_limits() const;
+  std::vector<std::string> class_names() const;
+  size_t max_batch() const;
   // When a request that arrived at t0 stops waiting for the engine (504).
   Clock::time_point deadline_from(Clock::time_point t0) const {
     return t0 + std::chrono::milliseconds((int64_t)(opt.timeout_s * 1000));
@@ -58,11 +66,12 @@ struct Server::Impl {
 
   // ---- results.cpp: answers from an analysis
   // The /predict body: the per-request keys (model, cached, timings_ms), then the analysis's.
+  // "options": the options in effect (options_json).
   std::string predict_text(const service::Analysis& a, bool cached, double queue_ms, Clock::time_point t0,
-                          const service::PredictForm& form = {}) const;
+                           const service::AnalysisOptions& ao, const service::PredictForm& form) const;
   // The /recommend body: every person's garments and suggestions from the catalogue as it is now.
   nlohmann::json recommend_body(const service::Analysis& a, const RecommendOptions& ro, bool cached, double queue_ms,
-                                Clock::time_point t0);
+                                Clock::time_point t0, const service::AnalysisOptions& ao);
 
   // ---- status.cpp: health and gauges
   nlohmann::json health();

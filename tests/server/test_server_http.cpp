@@ -366,6 +366,180 @@ TEST_F(ServerHttp, RefineAndSmoothEdgesArePerRequestOptions) {
   expect_error(cli_->Post("/predict?smooth_edges=maybe", upload(png)), 400, "smooth_edges must be");
 }
 
+// Several photos in one multipart body: each answered as /predict would, in order, a bad one with
+// its own error; the batch's photos share the options; repeats and cached photos need no new parse.
+TEST_F(ServerHttp, BatchAnswersEveryPhotoInOrder) {
+  const std::string a = png_of(make_photo(96, 72, 31)), b = jpeg_of(make_photo(80, 60, 32));
+  httplib::MultipartFormDataItems items = {{"image", a, "a.png", "image/png"},
+                                           {"image", b, "b.jpg", "image/jpeg"},
+                                           {"image", "not a photo\n", "c.txt", "text/plain"},
+                                           {"image", a, "a-again.png", "image/png"},
+                                           {"mask_format", "rle", "", ""},
+                                           {"masks_union", "upper_body", "", ""}};
+  auto r = cli_->Post("/batch", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  const json j = body_json(r);
+  EXPECT_EQ(j["count"], 4);
+  EXPECT_EQ(j["failed"], 1);
+  ASSERT_EQ(j["results"].size(), 4u);
+  const json &ra = j["results"][0], &rb = j["results"][1], &rc = j["results"][2], &ra2 = j["results"][3];
+  EXPECT_EQ(ra["image"]["width"], 96);
+  EXPECT_EQ(ra["image"]["format"], "PNG");
+  EXPECT_EQ(rb["image"]["width"], 80);
+  EXPECT_EQ(rb["image"]["format"], "JPEG");
+  EXPECT_EQ(rc, json({{"error", rc.value("error", "")}, {"status", 415}})) << rc.dump();
+  EXPECT_NE(rc["error"].get<std::string>().find("not an image"), std::string::npos);
+  EXPECT_EQ(ra2["image"]["sha256"], ra["image"]["sha256"]);
+  EXPECT_EQ(ra2["instances"], ra["instances"]);
+  for (const json* x : {&ra, &rb, &ra2}) {
+    EXPECT_EQ((*x)["options"]["mask_format"], "rle");
+    EXPECT_EQ((*x)["options"]["masks_union"], json::array({"upper_body"}));
+    EXPECT_EQ((*x)["model"]["synthetic"], true);
+    ASSERT_FALSE((*x)["masks"].empty());
+    EXPECT_TRUE((*x)["masks"][0].contains("counts"));
+    EXPECT_TRUE((*x)["masks_union"].contains("upper_body"));
+  }
+  // Each entry is what /predict answers for that photo with the same options (now from the cache).
+  auto p = cli_->Post("/predict?mask_format=rle&masks_union=upper_body", upload(b, "b.jpg", "image/jpeg"));
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->status, 200);
+  EXPECT_EQ(p->get_header_value("X-Cache"), "hit") << "the batch's parse is cached for /predict";
+  const json pj = body_json(p);
+  for (const char* k : {"masks", "labels", "scores", "masks_union", "instances", "persons", "colored_mask", "image"})
+    EXPECT_EQ(pj[k], rb[k]) << k;
+  // The same batch again: every photo from the cache.
+  const json again = body_json(cli_->Post("/batch", items));
+  for (size_t i : {0u, 1u, 3u}) EXPECT_EQ(again["results"][i]["cached"], true) << i;
+
+  // A raw body is a batch of one.
+  const json one = body_json(cli_->Post("/batch", a, "image/png"));
+  ASSERT_EQ(one["results"].size(), 1u);
+  EXPECT_EQ(one["results"][0]["image"]["sha256"], ra["image"]["sha256"]);
+  // Refused as a whole: no photo, too many photos (max(queue 8, workers 1) = 8), a bad option.
+  expect_error(cli_->Post("/batch", httplib::MultipartFormDataItems{{"k", "1", "", ""}}), 400, "no field 'image'");
+  httplib::MultipartFormDataItems nine;
+  for (int i = 0; i < 9; ++i) nine.push_back({"image", a, "a.png", "image/png"});
+  expect_error(cli_->Post("/batch", nine), 400, "at most 8 photos");
+  expect_error(cli_->Post("/batch?mask_dilate=-1", items), 400, "mask_dilate must be an integer in [0, 256]");
+  // /predict (and /recommend, /jobs) take one photo and name /batch for several.
+  httplib::MultipartFormDataItems two = {{"image", a, "a.png", "image/png"}, {"image", b, "b.jpg", "image/jpeg"}};
+  expect_error(cli_->Post("/predict", two), 400, "POST /batch");
+  expect_error(cli_->Post("/recommend", two), 400, "POST /batch");
+  expect_error(cli_->Post("/jobs", two), 400, "POST /batch");
+}
+
+// short_edge and max_size change the network's input: validated against the server's own resize,
+// part of the cache key, echoed with every other option in the answer.
+TEST_F(ServerHttp, PerRequestResizeIsValidatedKeyedAndEchoed) {
+  const std::string png = png_of(make_photo(96, 72, 41));
+  auto d = cli_->Post("/predict", upload(png));
+  ASSERT_TRUE(d);
+  ASSERT_EQ(d->status, 200) << d->body.substr(0, 300);
+  const json dj = body_json(d);
+  EXPECT_EQ(dj["options"], json({{"short_edge", 64}, {"max_size", 128}, {"smooth_edges", false},
+                                 {"refine", json::array()}, {"mask_format", "png"}, {"label_set", "cihp"},
+                                 {"masks_union", json::array()}, {"mask_dilate", 0}}));
+  EXPECT_EQ(dj["image"]["network_input"], json({{"height", 64}, {"width", 85}}));
+  // The server's values asked explicitly: the same key, a cache hit.
+  auto same = cli_->Post("/predict?short_edge=64&max_size=128", upload(png));
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->get_header_value("X-Cache"), "hit");
+  // A smaller input: parsed again (a miss), then cached under its own key.
+  auto small = cli_->Post("/predict?short_edge=32&smooth_edges=1&refine=dark", upload(png));
+  ASSERT_TRUE(small);
+  ASSERT_EQ(small->status, 200) << small->body.substr(0, 300);
+  EXPECT_EQ(small->get_header_value("X-Cache"), "miss");
+  const json sj = body_json(small);
+  EXPECT_EQ(sj["image"]["network_input"], json({{"height", 32}, {"width", 43}}));
+  EXPECT_EQ(sj["options"]["short_edge"], 32);
+  EXPECT_EQ(sj["options"]["smooth_edges"], true);
+  EXPECT_EQ(sj["options"]["refine"], json::array({"dark"}));
+  EXPECT_TRUE(is_png_of_size(b64decode(sj["colored_mask"]), 96, 72)) << "masks stay at the photo's size";
+  httplib::MultipartFormDataItems as_fields = upload(png);
+  as_fields.push_back({"short_edge", "32", "", ""});
+  as_fields.push_back({"smooth_edges", "yes", "", ""});
+  as_fields.push_back({"refine", "dark", "", ""});
+  auto small2 = cli_->Post("/predict", as_fields);
+  ASSERT_TRUE(small2);
+  EXPECT_EQ(small2->get_header_value("X-Cache"), "hit") << "the same options as multipart fields";
+  auto capped = cli_->Post("/predict?max_size=48", upload(png));
+  ASSERT_TRUE(capped);
+  ASSERT_EQ(capped->status, 200);
+  EXPECT_EQ(capped->get_header_value("X-Cache"), "miss");
+  EXPECT_EQ(body_json(capped)["image"]["network_input"], json({{"height", 36}, {"width", 48}}));
+  // Out of range or not integers: 400 naming the range.
+  expect_error(cli_->Post("/predict?short_edge=65", upload(png)), 400, "short_edge must be an integer in [32, 64]");
+  expect_error(cli_->Post("/predict?short_edge=31", upload(png)), 400, "[32, 64]");
+  expect_error(cli_->Post("/predict?short_edge=4x", upload(png)), 400, "short_edge must be an integer");
+  expect_error(cli_->Post("/predict?max_size=129", upload(png)), 400, "max_size must be an integer in [32, 128]");
+  expect_error(cli_->Post("/predict?max_size=0", upload(png)), 400, "max_size must be an integer in [32, 128]");
+  expect_error(cli_->Post("/predict?mask_dilate=257", upload(png)), 400, "mask_dilate must be an integer in [0, 256]");
+  expect_error(cli_->Post("/predict?mask_dilate=2.5", upload(png)), 400, "mask_dilate must be an integer");
+  expect_error(cli_->Post("/recommend?short_edge=1000", upload(png)), 400, "short_edge");
+  // /recommend echoes the photo options beside its own.
+  const json rj = body_json(cli_->Post("/recommend?short_edge=32&smooth_edges=1&refine=dark&k=1", upload(png)));
+  EXPECT_EQ(rj["cached"], true);
+  EXPECT_EQ(rj["options"]["short_edge"], 32);
+  EXPECT_EQ(rj["options"]["k"], 1);
+}
+
+// POST /jobs honours the masks' options exactly as /predict does.
+TEST_F(ServerHttp, JobsHonourTheMaskOptions) {
+  const std::string png = png_of(make_photo(72, 96, 51));
+  const std::string q = "?mask_format=rle&label_set=atr&masks_union=upper_body,hair&mask_dilate=3";
+  auto sub = cli_->Post(("/jobs" + q).c_str(), upload(png));
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(sub->status, 202) << sub->body;
+  const json acc = body_json(sub);
+  EXPECT_EQ(acc["options"]["mask_format"], "rle");
+  EXPECT_EQ(acc["options"]["mask_dilate"], 3);
+  json st;
+  for (int i = 0; i < 3000; ++i) {
+    st = body_json(cli_->Get(("/jobs/" + acc["id"].get<std::string>()).c_str()));
+    if (st["state"] == "done" || st["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(st["state"], "done") << st.dump().substr(0, 300);
+  const json& jr = st["result"];
+  const json pr = body_json(cli_->Post(("/predict" + q).c_str(), upload(png)));
+  EXPECT_EQ(jr["label_set"], "atr");
+  ASSERT_FALSE(jr["masks"].empty());
+  EXPECT_TRUE(jr["masks"][0].contains("counts")) << "RLE, not PNG";
+  ASSERT_TRUE(jr.contains("masks_union"));
+  EXPECT_TRUE(is_png_of_size(b64decode(jr["masks_union"]["hair"]), 72, 96));
+  for (const char* k : {"masks", "labels", "scores", "label_set", "masks_union", "options"}) EXPECT_EQ(jr[k], pr[k]) << k;
+  // Without masks; and a bad value refused at submission, before anything is queued.
+  auto none = cli_->Post("/jobs?mask_format=none", upload(png));
+  ASSERT_TRUE(none);
+  ASSERT_EQ(none->status, 202);
+  const std::string id2 = body_json(none)["id"];
+  for (int i = 0; i < 3000; ++i) {
+    st = body_json(cli_->Get(("/jobs/" + id2).c_str()));
+    if (st["state"] == "done" || st["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(st["state"], "done");
+  EXPECT_FALSE(st["result"].contains("masks"));
+  EXPECT_EQ(st["result"]["labels"].size(), st["result"]["scores"].size()) << "labels and scores stay";
+  EXPECT_FALSE(st["result"]["labels"].empty());
+  expect_error(cli_->Post("/jobs?mask_format=gif", upload(png)), 400, "mask_format must be png, rle or none");
+  expect_error(cli_->Post("/jobs?masks_union=cape", upload(png)), 400, "unknown mask");
+}
+
+TEST_F(ServerHttp, ServesItsOpenApiDescription) {
+  auto r = cli_->Get("/openapi.json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  const json j = body_json(r);
+  EXPECT_EQ(j["openapi"].get<std::string>().rfind("3.1", 0), 0u);
+  for (const char* p : {"/predict", "/batch", "/recommend", "/jobs", "/jobs/{id}", "/health", "/metrics", "/openapi.json"})
+    EXPECT_TRUE(j["paths"].contains(p)) << p;
+  const json h = body_json(cli_->Get("/health"));
+  EXPECT_EQ(h["limits"]["max_batch"], 8);
+  EXPECT_GE(h["queue"]["engine_s_median"].get<double>(), 0.0);
+}
+
 TEST_F(ServerHttp, PredictJpegRawBody) {
   const std::string jpg = jpeg_of(make_photo(80, 100, 2));
   auto r = cli_->Post("/predict", jpg, "application/octet-stream");
@@ -698,6 +872,61 @@ TEST(ServerQueue, FullQueueTimeoutCoalescingAndShutdown) {
   gate.set(true);
   stopper.join();
   srv.reset();
+}
+
+// A batch takes one place in the queue per photo it adds, all or none.
+TEST(ServerQueue, BatchTakesOnePlacePerPhoto) {
+  ASSERT_TRUE(fs::exists(model_path())) << model_path() << " missing (CTest fixture fixture_synthetic_cihp)";
+  Gate gate;
+  ForwardHooks hooks;
+  hooks.attention_mask = [&gate](int, int64_t, int64_t, std::vector<uint8_t>&) { gate.wait(); };
+  ServeOptions o = base_options();
+  o.catalog_path = scratch("catalog_batch.db");
+  o.workers = 1;
+  o.queue = 3;
+  o.hooks = &hooks;
+  Running srv(o);
+  struct OpenAtExit {
+    Gate& g;
+    ~OpenAtExit() { g.set(true); }
+  } open_at_exit{gate};  // a failed expectation must not leave the worker held
+  auto cli = srv.client();
+  std::vector<std::string> photo;
+  for (int i = 0; i < 6; ++i) photo.push_back(png_of(make_photo(64, 48, 60 + i)));
+  auto item = [&](int i) { return httplib::MultipartFormData{"image", photo[i], "p.png", "image/png"}; };
+  const std::string job_a = submit_job(*cli, photo[0]);  // holds the only worker
+  wait_busy(*cli, 1, 0);
+  const std::string job_b = submit_job(*cli, photo[1]);  // waits: 2 of 3 places left
+  wait_busy(*cli, 1, 1);
+  // Three new photos for two places: refused as a whole, nothing queued.
+  auto r = cli->Post("/batch", httplib::MultipartFormDataItems{item(2), item(3), item(4)});
+  expect_error(r, 429, "no room for the 3 photos of this batch");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_header("Retry-After"));
+  EXPECT_GE(std::stoi(r->get_header_value("Retry-After")), 1);
+  EXPECT_EQ(health_of(*cli)["queue"]["depth"], 1) << "a refused batch leaves nothing behind";
+  // Two of them, plus the photo being parsed (it joins that parse): queued together.
+  auto pending = std::async(std::launch::async, [&] {
+    auto c2 = srv.client();
+    auto res = c2->Post("/batch", httplib::MultipartFormDataItems{item(2), item(3), item(0)});
+    return std::make_pair(res ? res->status : -1, res ? res->body : std::string());
+  });
+  wait_busy(*cli, 1, 3);
+  // The queue is full now: a single photo is refused too.
+  expect_error(cli->Post("/predict", upload(photo[4])), 429, "queue is full");
+  gate.set(true);
+  const auto [status, body] = pending.get();
+  ASSERT_EQ(status, 200) << body.substr(0, 300);
+  const json j = json::parse(body);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["failed"], 0);
+  for (const auto& x : j["results"]) EXPECT_EQ(x["cached"], false);
+  EXPECT_EQ(j["results"][2]["image"]["sha256"], wait_job(*cli, job_a)["result"]["image"]["sha256"]);
+  EXPECT_EQ(wait_job(*cli, job_b)["state"], "done");
+  auto m = cli->Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(metric(m->body, "m2fp_engine_duration_seconds_count"), 4) << "A once (job and batch), B, two new photos";
+  EXPECT_EQ(metric(m->body, "m2fp_rejected_total{reason=\"queue_full\"}"), 2);
 }
 
 TEST(ServerQueue, TwoWorkersParseAtTheSameTime) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "service/lru_cache.h"
+#include "service/parse_queue.h"
 #include "service/report.h"
 #include "service/sha256.h"
 #include "service/work_pool.h"
@@ -187,6 +188,62 @@ TEST(WorkPool, ZeroCapacityAcceptsOnlyForAnIdleWorker) {
   gate.set(true);
   pool.stop();
   EXPECT_THROW(WorkPool(0, 1), std::invalid_argument);
+}
+
+TEST(WorkPool, SubmitAllTakesEveryTaskOrNone) {
+  Gate gate;
+  std::atomic<int> ran{0}, cancelled{0};
+  auto task = [&](bool c) {
+    if (c) {
+      ++cancelled;
+      return;
+    }
+    gate.wait();
+    ++ran;
+  };
+  WorkPool pool(2, 3);
+  EXPECT_EQ(pool.free_places(), 3u) << "max(idle workers, capacity) with nothing queued";
+  EXPECT_FALSE(pool.try_submit_all({task, task, task, task})) << "4 tasks, 3 places";
+  EXPECT_EQ(pool.depth(), 0u) << "nothing queued by a refused batch";
+  ASSERT_TRUE(pool.try_submit_all({task, task}));  // both workers take one
+  for (int i = 0; i < 400 && pool.busy() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(pool.busy(), 2);
+  EXPECT_EQ(pool.free_places(), 3u);
+  EXPECT_FALSE(pool.try_submit_all({task, task, task, task}));
+  EXPECT_TRUE(pool.try_submit_all({task, task}));
+  EXPECT_EQ(pool.free_places(), 1u);
+  EXPECT_FALSE(pool.try_submit_all({task, task}));
+  EXPECT_TRUE(pool.try_submit_all({}));  // nothing asked, nothing needed
+  EXPECT_TRUE(pool.try_submit(task));
+  EXPECT_EQ(pool.free_places(), 0u);
+  EXPECT_FALSE(pool.try_submit(task));
+  EXPECT_EQ(pool.depth(), 3u);
+  gate.set(true);
+  pool.stop();
+  EXPECT_EQ(ran.load() + cancelled.load(), 5);
+  EXPECT_EQ(pool.free_places(), 0u) << "a stopped pool takes nothing";
+  EXPECT_FALSE(pool.try_submit_all({task}));
+}
+
+// Retry-After's per-photo time: one slow photo (the 49-megapixel PNG of issue 12: 53 s among 1 s
+// photos) moves a median by at most one sample, where the running mean it replaced jumped to 11 s.
+TEST(MedianWindow, OneOutlierDoesNotInflateIt) {
+  MedianWindow m(31);
+  EXPECT_EQ(m.median(), 0.0);
+  m.add(2.0);
+  EXPECT_EQ(m.median(), 2.0);
+  m.add(4.0);
+  EXPECT_EQ(m.median(), 3.0);  // even count: the middle two's mean
+  MedianWindow w(31);
+  for (int i = 0; i < 10; ++i) w.add(1.0 + 0.01 * i);
+  w.add(53.0);
+  EXPECT_NEAR(w.median(), 1.05, 1e-9);
+  for (int i = 0; i < 4; ++i) w.add(53.0);  // 5 of 15 slow: still the typical photo
+  EXPECT_LT(w.median(), 1.1);
+  // The window forgets: once slow photos are the rule, the median follows them.
+  for (int i = 0; i < 31; ++i) w.add(20.0);
+  EXPECT_EQ(w.count(), 31u);
+  EXPECT_EQ(w.median(), 20.0);
 }
 
 TEST(WorkPool, ThrowingTaskDoesNotKillTheWorker) {
