@@ -230,7 +230,7 @@ class ParseOutputs(unittest.TestCase):
             colour = np.array(Image.open(os.path.join(d, "labels_color.png")).convert("RGB"))
             self.assertTrue(np.array_equal(pal[ids], colour))
 
-    def test_atr_label_set_remaps_labels_png(self):
+    def test_atr_label_set_remaps_every_label_bearing_output(self):
         table = np.zeros(256, np.uint8)
         for c, n in enumerate(CIHP):
             table[c] = ATR.index(CIHP_TO_ATR[n]) if n in CIHP_TO_ATR else 0
@@ -245,6 +245,22 @@ class ParseOutputs(unittest.TestCase):
                 if inst["kind"] == "part":
                     want = CIHP_TO_ATR.get(inst["label"])
                     self.assertEqual(inst["set_label"], want)
+                    self.assertEqual(inst["set_category_id"], ATR.index(want) if want else 0)
+            # every label-bearing output follows the set (docs/OUTPUTS.md)
+            self.assertEqual(sorted(ja["labels_present"]), sorted(ATR[i] for i in np.unique(atr)))
+            self.assertAlmostEqual(sum(ja["label_fractions"].values()), 1.0, places=9)
+            for n, f in ja["label_fractions"].items():
+                self.assertEqual(f, float(np.mean(atr == ATR.index(n))), n)
+            pal = np.array(Image.open(os.path.join(da, "labels.png")).getpalette()[:256 * 3], np.uint8).reshape(-1, 3)
+            colour = np.array(Image.open(os.path.join(da, "labels_color.png")).convert("RGB"))
+            self.assertTrue(np.array_equal(pal[atr], colour))
+            parts = 0
+            for person in ja["persons"]:
+                for part in person["parts"]:
+                    want = CIHP_TO_ATR.get(part["label"])
+                    self.assertEqual((part["set_label"], part["set_category_id"]), (want, ATR.index(want) if want else 0))
+                    parts += 1
+            self.assertGreater(parts, 0)
 
     def test_union_masks_are_the_unions_of_their_classes(self):
         for name in PHOTOS:
