@@ -354,13 +354,15 @@ int cmd_parse(int argc, char** argv) {
           mask_files.push_back(f);
         }
       }
+      // the pictures in the label set's ids and names, as labels.png
+      const Parsing in_set = service::in_label_set(p, label_set);
       outs.written.push_back(dir + "/labels_color.png");
-      write_png_rgb(dir + "/labels_color.png", service::colorize_labels(p.labels, p.width, p.height));
+      write_png_rgb(dir + "/labels_color.png", service::colorize_labels(in_set.labels, p.width, p.height));
       service::RenderOptions ro;
       ro.smooth_edges = a.has("smooth-edges");
       ro.person_boxes = !p.persons.empty();
       outs.written.push_back(dir + "/parsing.png");
-      write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, p, ro));
+      write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, in_set, ro));
 
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
@@ -369,13 +371,7 @@ int cmd_parse(int argc, char** argv) {
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},
                         {"classes", service::label_set_classes(label_set, p.class_names)}};
-      if (label_set != service::LabelSet::Cihp)
-        for (auto& e : j["instances"]) {
-          const int id = e["kind"] == "human" ? -1 : service::map_label(label_set, e["category_id"].get<int>());
-          e["set_category_id"] = id;
-          e["set_label"] = id > 0 ? nlohmann::json(service::label_set_classes(label_set, p.class_names)[(size_t)id])
-                                  : nlohmann::json(nullptr);
-        }
+      service::add_label_set_keys(j, p, label_set);
       if (!mask_files.empty()) j["masks"] = {{"names", union_names}, {"dilate", mask_dilate}, {"files", mask_files}};
       outs.written.push_back(dir + "/result.json");
       write_file_atomic(dir + "/result.json", j.dump(2) + "\n");

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "service/masks.h"
 #include "service/outfits.h"
+#include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
 
@@ -35,6 +37,7 @@ struct m2fp_result {
   std::vector<uint8_t> labels;
   std::vector<uint16_t> persons;
   std::string json;
+  m2fp::Parsing parsing;  // for m2fp_result_output (label sets, union masks)
 };
 
 namespace {
@@ -140,7 +143,47 @@ m2fp_result* make_result(m2fp_model* model, const m2fp::ParseResult& r, const nl
     j = m2fp::service::result_document(*model->session, r, file, {}, nullptr);
   }
   res->json = j.dump(2) + "\n";
+  res->parsing = p;
+  res->parsing.scores = std::vector<uint8_t>();
   return res.release();
+}
+
+// m2fp_result_output's request: one of labels=SET, mask=NAME [dilate=N], json=SET.
+struct OutputRequest {
+  std::string kind, value;  // "labels" | "mask" | "json", and its value
+  int dilate = 0;
+};
+
+OutputRequest parse_request(const char* request) {
+  if (!request) throw std::invalid_argument("request is NULL");
+  OutputRequest q;
+  std::istringstream in(request);
+  std::string tok;
+  bool has_dilate = false;
+  while (in >> tok) {
+    const size_t eq = tok.find('=');
+    if (eq == std::string::npos || eq == 0) throw OptionError("request '" + tok + "': expected key=value");
+    const std::string key = tok.substr(0, eq), v = tok.substr(eq + 1);
+    if (key == "labels" || key == "mask" || key == "json") {
+      if (!q.kind.empty())
+        throw OptionError("request: one of labels=, mask=, json= only (got " + q.kind + " and " + key + ")");
+      q.kind = key;
+      q.value = v;
+    } else if (key == "dilate") {
+      q.dilate = parse_int(key, v, 0, 1024);
+      has_dilate = true;
+    } else {
+      throw OptionError("request: unknown key '" + key + "' (known: labels, mask, dilate, json)");
+    }
+  }
+  if (q.kind.empty()) throw OptionError("request: empty (labels=SET, mask=NAME [dilate=N] or json=SET)");
+  if (has_dilate && q.kind != "mask") throw OptionError("request: dilate= goes with mask= only");
+  return q;
+}
+
+m2fp::service::LabelSet label_set_of(const std::string& v) {
+  if (v.empty()) throw OptionError("request: empty label set (cihp, lip or atr)");
+  return m2fp::service::parse_label_set(v);
 }
 
 void check_model(const m2fp_model* model) {
@@ -227,6 +270,42 @@ int m2fp_result_height(const m2fp_result* r) { return r ? r->height : 0; }
 const uint8_t* m2fp_result_labels(const m2fp_result* r) { return r ? r->labels.data() : nullptr; }
 const uint16_t* m2fp_result_persons(const m2fp_result* r) { return r ? r->persons.data() : nullptr; }
 const char* m2fp_result_json(const m2fp_result* r) { return r ? r->json.c_str() : nullptr; }
+void* m2fp_result_output(const m2fp_result* r, const char* request, size_t* size, char** error) {
+  clear_error(error);
+  if (size) *size = 0;
+  try {
+    if (!r) throw std::invalid_argument("result is NULL");
+    const OutputRequest q = parse_request(request);
+    std::string out;
+    if (q.kind == "labels") {
+      const std::vector<uint8_t> m = m2fp::service::map_labels(r->parsing.labels, label_set_of(q.value));
+      out.assign(m.begin(), m.end());
+    } else if (q.kind == "mask") {
+      if (q.value.empty()) throw OptionError("request: empty mask name");
+      const std::vector<uint8_t> m = m2fp::service::union_mask(r->parsing, q.value, q.dilate);
+      out.assign(m.begin(), m.end());
+    } else {
+      const m2fp::service::LabelSet set = label_set_of(q.value);
+      nlohmann::json j = nlohmann::json::parse(r->json);
+      m2fp::service::add_label_set_keys(j, r->parsing, set);
+      j["label_set"] = {{"name", m2fp::service::label_set_name(set)},
+                        {"classes", m2fp::service::label_set_classes(set, r->parsing.class_names)}};
+      out = j.dump(2) + "\n";
+    }
+    void* buf = std::malloc(out.size() + 1);
+    if (!buf) throw std::bad_alloc();
+    std::memcpy(buf, out.data(), out.size());
+    static_cast<char*>(buf)[out.size()] = 0;
+    if (size) *size = out.size();
+    return buf;
+  } catch (const std::exception& e) {
+    set_error(error, e.what());
+  } catch (...) {
+    set_error(error, "unknown error");
+  }
+  return nullptr;
+}
+
 void m2fp_result_free(m2fp_result* r) { delete r; }
 void m2fp_string_free(char* s) { std::free(s); }
 

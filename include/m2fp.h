@@ -70,9 +70,23 @@ M2FP_API const uint16_t *m2fp_result_persons(const m2fp_result *r);
 /* The result document, the same as `m2fp parse` writes as result.json (UTF-8 JSON; "image.file" is
  * null for bytes and pixels, "outputs" is empty). Owned by the result. */
 M2FP_API const char *m2fp_result_json(const m2fp_result *r);
+/* Outputs derived from a result on request (docs/API.md): label sets and named union masks, the same
+ * as `m2fp parse --label-set / --masks` and /predict's label_set= / masks_union= give. `request` is
+ * space-separated key=value, one of:
+ *   labels=SET               the label map in label set SET (cihp | lip | atr): height * width ids
+ *   mask=NAME [dilate=N]     a named union mask (docs/LABELS.md: upper_body, lower_body, dresses,
+ *                            agnostic, clothes, hair, face, skin, label:A+B...), height * width bytes
+ *                            0/255, dilated by a square of radius N pixels (0..1024, default 0)
+ *   json=SET                 the result document with label set SET's keys (docs/OUTPUTS.md: the
+ *                            label shares in the set's names, set_category_id / set_label, "label_set"),
+ *                            UTF-8 JSON, NUL-terminated (not counted in *size)
+ * Returns a new buffer the caller frees with m2fp_string_free, its length in bytes in *size (when
+ * size is not NULL); NULL on failure (bad request, unknown set or mask name). */
+M2FP_API void *m2fp_result_output(const m2fp_result *r, const char *request, size_t *size, char **error);
 M2FP_API void m2fp_result_free(m2fp_result *r);
 
-/* Frees a string this library returned through an `error` argument. NULL is ignored. */
+/* Frees a string this library returned through an `error` argument, or a buffer of
+ * m2fp_result_output. NULL is ignored. */
 M2FP_API void m2fp_string_free(char *s);
 
 #ifdef __cplusplus

@@ -29,11 +29,16 @@ struct AnalysisOptions {
 
 struct Analysis {
   // The /predict body less the per-request keys (model, cached, timings_ms), serialised once: an
-  // answer from the cache costs a string copy, not a JSON walk over megabytes of base64.
-  // {"colored_mask", "legend", "image", "instances", "persons", ...}: everything but the ModelScope
-  // keys (masks, labels, scores), which depend on the request's form (predict_masks_text).
+  // answer from the cache costs string copies, not a JSON walk over megabytes of base64. Three parts:
+  // predict_text {"image", "refinements", ...}: the keys no request option changes;
+  // modelscope_text {"masks", "labels", "scores"}: the default form (PNG masks, CIHP);
+  // labelled_text {"instances", "persons", "label_fractions", "labels_present", "legend",
+  // "colored_mask", "labels_png"}: the label-bearing keys in CIHP ids. A request with another form
+  // or label set has its own built from `parsing` and `outfits` (predict_masks_text).
   std::string predict_text;
-  std::string modelscope_text;  // {"masks", "labels", "scores"}: the default form (PNG masks, CIHP)
+  std::string modelscope_text;
+  std::string labelled_text;
+  bool smooth_edges = false;  // colored_mask from the smoothed label map
   std::shared_ptr<const Parsing> parsing;  // for the other forms, union masks
   nlohmann::json meta;      // {"labels", "legend", "image"} (for recommendation answers)
   nlohmann::json timings;   // the engine's stage timings plus outfits, encode and engine (ms)
@@ -42,8 +47,9 @@ struct Analysis {
 };
 using AnalysisPtr = std::shared_ptr<const Analysis>;
 
-// How a /predict answer wants its masks: ModelScope's masks in `format` and `label_set` ids, and
-// the named union masks (masks_union, base64 0/255 PNG, dilated by `dilate`).
+// How a /predict answer wants its masks: ModelScope's masks in `format` and `label_set` ids, the
+// label-bearing keys in `label_set` ids (docs/OUTPUTS.md), and the named union masks (masks_union,
+// base64 0/255 PNG, dilated by `dilate`).
 struct PredictForm {
   MaskFormat format = MaskFormat::Png;
   LabelSet label_set = LabelSet::Cihp;
@@ -51,7 +57,9 @@ struct PredictForm {
   int dilate = 0;
   bool is_default() const { return format == MaskFormat::Png && label_set == LabelSet::Cihp && masks_union.empty(); }
 };
-// The ModelScope keys (and "masks_union", "label_set" when asked) as a JSON object's text.
+// The keys a request's form decides, as a JSON object's text: the ModelScope keys, the label-bearing
+// keys of Analysis::labelled_text in the form's label set, and "masks_union", "label_set" when asked.
+// The rest of the /predict body is Analysis::predict_text (no key in both).
 std::string predict_masks_text(const Analysis& a, const PredictForm& form);
 
 // Parses the photo with the session, extracts every person's garments and renders the result.

@@ -137,6 +137,18 @@ std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s) 
   return out;
 }
 
+Parsing in_label_set(const Parsing& p, LabelSet s) {
+  Parsing q = p;
+  if (s == LabelSet::Cihp) return q;
+  q.labels = map_labels(p.labels, s);
+  q.class_names = label_set_classes(s, p.class_names);
+  q.label_fractions.assign(q.class_names.size(), 0.0);
+  for (uint8_t l : q.labels)
+    if (l < q.label_fractions.size()) q.label_fractions[l] += 1;
+  for (double& f : q.label_fractions) f /= (double)std::max<size_t>(1, q.labels.size());
+  return q;
+}
+
 namespace {
 nlohmann::json mask_value(const std::vector<uint8_t>& m, int w, int h) {
   return base64_encode(encode_png(m.data(), w, h, 1));

@@ -37,6 +37,12 @@ std::vector<std::string> label_set_classes(LabelSet s, const std::vector<std::st
 int map_label(LabelSet s, int cihp_id);
 // The label map in a label set's ids.
 std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s);
+// The parsing as a label set has it: the label map in the set's ids, class_names the set's,
+// label_fractions recounted (so labels.png, the coloured pictures, the legend and the label shares
+// drawn from it follow the set); instances, persons, the person map and the scores unchanged (their
+// category_id / label stay the model's CIHP ones: report.h's add_label_set_keys adds the set's).
+// CIHP: a plain copy.
+Parsing in_label_set(const Parsing& p, LabelSet s);
 
 // ModelScope's ImageHumanParsingPipeline.postprocess answer: {"masks", "labels", "scores"}, aligned.
 // Multi-person: the part instances then the human instances, score > 0; single-person: one mask per

@@ -1,9 +1,9 @@
 // service/report.cpp: JSON for what a parse produced.
 #include "service/report.h"
 
+#include <algorithm>
 #include <cstdio>
 
-#include "service/masks.h"
 #include "service/render.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit_json.h"
@@ -30,6 +30,23 @@ nlohmann::json model_json(const M2FP& model, const std::string& model_path) {
   j["isa"] = kern::isa_name(kern::active_isa());
   return j;
 }
+
+namespace {
+// "label_fractions" (share of the photo per class present) and "labels_present" (their names).
+void add_label_shares(nlohmann::json& j, const Parsing& p) {
+  nlohmann::json fr = nlohmann::json::object();
+  nlohmann::json present = nlohmann::json::array();
+  for (size_t c = 0; c < p.label_fractions.size(); ++c) {
+    const std::string name = c < p.class_names.size() ? p.class_names[c] : std::to_string(c);
+    if (p.label_fractions[c] > 0) {
+      fr[name] = p.label_fractions[c];
+      present.push_back(name);
+    }
+  }
+  j["label_fractions"] = fr;
+  j["labels_present"] = present;
+}
+}  // namespace
 
 nlohmann::json parsing_json(const Parsing& p) {
   nlohmann::json j;
@@ -64,18 +81,37 @@ nlohmann::json parsing_json(const Parsing& p) {
     }
     j["persons"].push_back(e);
   }
-  nlohmann::json fr = nlohmann::json::object();
-  nlohmann::json present = nlohmann::json::array();
-  for (size_t c = 0; c < p.label_fractions.size(); ++c) {
-    const std::string name = c < p.class_names.size() ? p.class_names[c] : std::to_string(c);
-    if (p.label_fractions[c] > 0) {
-      fr[name] = p.label_fractions[c];
-      present.push_back(name);
-    }
-  }
-  j["label_fractions"] = fr;
-  j["labels_present"] = present;
+  add_label_shares(j, p);
   return j;
+}
+
+void add_label_set_keys(nlohmann::json& doc, const Parsing& p, LabelSet s) {
+  if (s == LabelSet::Cihp) return;
+  const std::vector<std::string> names = label_set_classes(s, p.class_names);
+  auto set_keys = [&](nlohmann::json& e, bool human) {
+    const int id = human ? -1 : map_label(s, e.at("category_id").get<int>());
+    e["set_category_id"] = id;
+    e["set_label"] = id > 0 ? nlohmann::json(names[(size_t)id]) : nlohmann::json(nullptr);
+  };
+  if (doc.contains("instances"))
+    for (nlohmann::json& e : doc["instances"]) set_keys(e, e.value("kind", "") == "human");
+  if (doc.contains("persons"))
+    for (nlohmann::json& person : doc["persons"]) {
+      if (person.contains("parts"))
+        for (nlohmann::json& part : person["parts"]) set_keys(part, false);
+      if (person.contains("garments"))
+        for (nlohmann::json& g : person["garments"]) {
+          nlohmann::json set_labels = nlohmann::json::array();
+          for (const auto& l : g.value("labels", nlohmann::json::array())) {
+            const auto it = std::find(p.class_names.begin(), p.class_names.end(), l.get<std::string>());
+            const int id = it == p.class_names.end() ? 0 : map_label(s, (int)(it - p.class_names.begin()));
+            if (id > 0 && std::find(set_labels.begin(), set_labels.end(), names[(size_t)id]) == set_labels.end())
+              set_labels.push_back(names[(size_t)id]);
+          }
+          g["set_labels"] = std::move(set_labels);
+        }
+    }
+  add_label_shares(doc, in_label_set(p, s));
 }
 
 nlohmann::json legend_json(const Parsing& p) {

@@ -9,6 +9,7 @@
 #include "engine/m2fp.h"
 #include "engine/pipeline.h"
 #include "outfit/garments.h"
+#include "service/masks.h"
 
 namespace m2fp::service {
 
@@ -23,6 +24,13 @@ nlohmann::json legend_json(const Parsing& p);
 // Adds each person's garments (outfit/outfit_json.h shape) to parsing_json(p)["persons"][k]["garments"].
 // A single-person parsing (no person instances) gets one person entry covering the photo.
 void add_person_garments(nlohmann::json& parsing, const std::vector<PersonOutfit>& outfits);
+// A label set's view of a parsing document (parsing_json's keys, with or without garments), for
+// `--label-set` / `label_set=` (docs/OUTPUTS.md): instances[] and persons[].parts[] get
+// "set_category_id" and "set_label" (the part's id and name in the set; 0 and null when the class has
+// no counterpart; human instances -1 and null), persons[].garments[] get "set_labels" (their classes
+// in the set, those without a counterpart left out), "label_fractions" and "labels_present" become
+// the set's (from in_label_set(p, s), service/masks.h). Nothing changes for CIHP.
+void add_label_set_keys(nlohmann::json& doc, const Parsing& p, LabelSet s);
 // Text said wherever results from random weights are shown.
 extern const char* const kSyntheticWarning;
 

@@ -4,6 +4,7 @@
     model = m2fp.Model("m2fp_cihp.safetensors", threads=2, precision="fp32", short_edge=640)
     r = model.parse("photo.jpg")      # or bytes, or a numpy [H, W, 3] uint8 RGB array
     r.labels, r.persons, r.instances, r.json, r.to_modelscope()
+    r.labels_in("atr"), r.mask("upper_body", dilate=2), r.document(label_set="atr")
 
 The library is looked for in this order: $M2FP_LIBRARY; beside this package (its folder, then the
 lib/ folder of the prefix it is installed in); the dynamic loader's path (libm2fp.so.0).
@@ -71,6 +72,8 @@ _lib.m2fp_result_persons.restype = ctypes.POINTER(ctypes.c_uint16)
 _lib.m2fp_result_persons.argtypes = [ctypes.c_void_p]
 _lib.m2fp_result_json.restype = ctypes.c_char_p
 _lib.m2fp_result_json.argtypes = [ctypes.c_void_p]
+_lib.m2fp_result_output.restype = ctypes.c_void_p
+_lib.m2fp_result_output.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t), _c_char_pp]
 _lib.m2fp_result_free.argtypes = [ctypes.c_void_p]
 _lib.m2fp_string_free.argtypes = [ctypes.c_void_p]
 
@@ -93,13 +96,60 @@ class Result:
     """One parsed photo: labels, persons (numpy), instances, the result document, ModelScope's form."""
 
     def __init__(self, handle):
+        self._h = handle
         try:
             h, w = _lib.m2fp_result_height(handle), _lib.m2fp_result_width(handle)
             self.labels = np.ctypeslib.as_array(_lib.m2fp_result_labels(handle), shape=(h, w)).copy()
             self.persons = np.ctypeslib.as_array(_lib.m2fp_result_persons(handle), shape=(h, w)).copy()
             self.json = _json.loads(_lib.m2fp_result_json(handle).decode("utf-8"))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Frees the C result early (labels, persons and json stay; the outputs below need it)."""
+        if getattr(self, "_h", None):
+            _lib.m2fp_result_free(self._h)
+            self._h = None
+
+    def __del__(self):
+        self.close()
+
+    def _output(self, request):
+        if not self._h:
+            raise Error("the result is closed")
+        size = ctypes.c_size_t()
+        buf = _call(_lib.m2fp_result_output, self._h, request.encode(), ctypes.byref(size))
+        try:
+            return ctypes.string_at(buf, size.value)
         finally:
-            _lib.m2fp_result_free(handle)
+            _lib.m2fp_string_free(buf)
+
+    def labels_in(self, label_set):
+        """The label map in a label set's ids ("cihp", "lip", "atr"; docs/LABELS.md): uint8 [H, W], as
+        `m2fp parse --label-set` writes labels.png and /predict's label_set= gives labels_png."""
+        if not isinstance(label_set, str) or not label_set or any(c.isspace() for c in label_set):
+            raise Error("label set: expected cihp, lip or atr, got %r" % (label_set,))
+        data = self._output("labels=" + label_set)
+        return np.frombuffer(data, np.uint8).reshape(self.height, self.width).copy()
+
+    def mask(self, name, dilate=0):
+        """A named union (try-on) mask (docs/LABELS.md: upper_body, lower_body, dresses, agnostic, clothes,
+        hair, face, skin, "label:A+B"): uint8 [H, W], 0/255, dilated by `dilate` pixels; the same as
+        `m2fp parse --masks` and /predict's masks_union=."""
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise Error("mask name: expected a name without spaces, got %r" % (name,))
+        if isinstance(dilate, bool) or not isinstance(dilate, int):
+            raise Error("dilate: expected an integer, got %r" % (dilate,))
+        data = self._output("mask=%s dilate=%d" % (name, dilate))
+        return np.frombuffer(data, np.uint8).reshape(self.height, self.width).copy()
+
+    def document(self, label_set="cihp"):
+        """The result document with a label set's keys (docs/OUTPUTS.md), as `m2fp parse --label-set`
+        writes result.json: label shares in the set's names, set_category_id / set_label, "label_set"."""
+        if not isinstance(label_set, str) or not label_set or any(c.isspace() for c in label_set):
+            raise Error("label set: expected cihp, lip or atr, got %r" % (label_set,))
+        return _json.loads(self._output("json=" + label_set).decode("utf-8"))
 
     @property
     def width(self):

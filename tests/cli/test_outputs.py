@@ -101,11 +101,12 @@ class ParseOutputs(unittest.TestCase):
             for name in PHOTOS:  # at the sizes the reference dumps were made at
                 with open(os.path.join(TESTDATA, "parity", name, "ref", "meta.json")) as f:
                     meta = json.load(f)
+                dump = ["--dump-tensors"] if label_set == "cihp" else []  # the forward's own outputs
                 subprocess.run([BIN, "parse", "--model", os.path.join(TESTDATA, "cihp_synth.safetensors"),
                                 "--out", out, "--no-outfits", "--label-set", label_set, "--masks", ",".join(UNIONS),
                                 "--mask-dilate", "0", "--short-edge", str(meta["short_edge"]),
-                                "--max-size", str(meta["max_size"]),
-                                os.path.join(TESTDATA, "parity", name, "photo.png")], check=True, capture_output=True)
+                                "--max-size", str(meta["max_size"])] + dump +
+                               [os.path.join(TESTDATA, "parity", name, "photo.png")], check=True, capture_output=True)
                 os.rename(os.path.join(out, "photo"), os.path.join(out, name))
             cls.out[label_set] = out
 
@@ -136,37 +137,68 @@ class ParseOutputs(unittest.TestCase):
                 n += 1
         self.assertGreater(n, 10)
 
-    def test_modelscope_form_matches_the_reference_pipeline_postprocess(self):
-        """The /predict lists (instances with score > 0, in order; service::modelscope_answer, unit-tested
-        to be exactly these) against tests/reference/modelscope_postprocess.py on the reference's dump.
-        The engine runs its own forward pass here (pred_masks differ from the reference's by ~1e-4
-        relative L2), so scores are held to 1e-3 as in tests/engine/test_parity.cpp; the same
-        post-processing on the reference's own tensors is held to 1e-4 there
-        (Postprocess.ReferenceTensorsGiveTheReferenceInstances). Likewise the masks: IoU >= 0.999 on
-        average, >= 0.995 each (a low-score instance measured 0.9987 free-running)."""
+    def reference_pipeline(self):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
         try:
             import modelscope_postprocess
         except ImportError as e:  # torch missing
             self.skipTest("reference unavailable: %s" % e)
+        return modelscope_postprocess
+
+    def compare_modelscope_form(self, name, j, ref, max_score_diff, min_iou, what):
+        """Our /predict lists (instances with score > 0, in order; service::modelscope_answer, unit-tested
+        to be exactly these) against the reference pipeline's answer `ref`: same labels in the same order,
+        every score within max_score_diff, every mask's IoU >= min_iou. Prints the figures."""
+        ours = [i for i in j["instances"] if i["score"] > 0]
+        self.assertEqual([i["label"] for i in ours], ref["labels"], (name, what))
+        worst, ious = 0.0, []
+        for i, (inst, rm, rs) in enumerate(zip(ours, ref["masks"], ref["scores"])):
+            worst = max(worst, abs(inst["score"] - rs))
+            self.assertAlmostEqual(inst["score"], rs, delta=max_score_diff, msg=(name, what, i, inst["label"]))
+            m = rle_decode(inst["mask"])
+            union = np.logical_or(m, rm).sum()
+            iou = np.logical_and(m, rm).sum() / union if union else 1.0
+            ious.append(iou)
+            self.assertGreaterEqual(iou, min_iou, (name, what, i, inst["label"], inst["area"]))
+        k = int(np.argmin(ious))
+        print("  %s, %s: %d instances, max |score diff| %.2e, IoU min %.5f (%s, %d px) mean %.6f"
+              % (name, what, len(ours), worst, ious[k], ours[k]["label"], ours[k]["area"], float(np.mean(ious))))
+
+    def test_modelscope_form_is_the_reference_pipeline_postprocess(self):
+        """The issue's bound: the reference's copy of ModelScope's post-processing
+        (tests/reference/modelscope_postprocess.py), run on the pred_logits / pred_masks this engine's own
+        forward produced (--dump-tensors), returns our /predict lists: same labels and order, scores within
+        1e-4, mask IoU >= 0.999. Measured: scores within 1.8e-7, every mask identical (IoU 1)."""
+        msp = self.reference_pipeline()
         for name in PHOTOS:
             d, j = self.load(name)
-            ref = modelscope_postprocess.modelscope_answer(os.path.join(TESTDATA, "parity", name, "ref"),
-                                                           j["model"]["classes"])
-            ours = [i for i in j["instances"] if i["score"] > 0]
-            self.assertEqual([i["label"] for i in ours], ref["labels"], name)
-            worst, ious = 0.0, []
-            for i, (inst, rm, rs) in enumerate(zip(ours, ref["masks"], ref["scores"])):
-                worst = max(worst, abs(inst["score"] - rs))
-                self.assertAlmostEqual(inst["score"], rs, delta=1e-3, msg=(name, i))
-                m = rle_decode(inst["mask"])
-                union = np.logical_or(m, rm).sum()
-                iou = np.logical_and(m, rm).sum() / union if union else 1.0
-                ious.append(iou)
-                self.assertGreaterEqual(iou, 0.995, (name, i, inst["label"]))
-            self.assertGreaterEqual(float(np.mean(ious)), 0.999, name)
-            print("  %s: %d instances, max |score diff| %.2e, IoU min %.5f mean %.5f"
-                  % (name, len(ours), worst, min(ious), float(np.mean(ious))))
+            ref_dir = os.path.abspath(os.path.join(TESTDATA, "parity", name, "ref"))
+            with tempfile.TemporaryDirectory() as ours:
+                for f in ("pred_logits.npy", "pred_masks.npy"):
+                    os.symlink(os.path.abspath(os.path.join(d, "tensors", f)), os.path.join(ours, f))
+                os.symlink(os.path.join(ref_dir, "meta.json"), os.path.join(ours, "meta.json"))
+                ref = msp.modelscope_answer(ours, j["model"]["classes"])
+            self.compare_modelscope_form(name, j, ref, 1e-4, 0.999, "same tensors")
+
+    # End to end, against the reference's own forward pass: (max |score diff|, min IoU) per photo.
+    # cihp_portrait: the engine's decoder attention masks (sigmoid(mask) < 0.5, a hard threshold) equal the
+    # reference's at all 9 layers, pred_masks agree to 2e-6 relative L2, and the issue's bounds hold
+    # (measured 3.5e-5 and 0.9998 on every ISA). cihp_landscape: one attention-mask bit differs at decoder
+    # layer 5 (query 45: mask logit -4.6e-6 in the reference, +2e-6..+1.1e-5 here, a sum of 256 products
+    # of order 1 whose float32 rounding depends on the summation order); that query's keys change, and
+    # from layer 6 on the masks differ by ~1e-4 relative L2 instead of 2e-6 (the post-processing then
+    # matches exactly, test above). Measured there: 3.0e-4 and 0.99867 (Left-shoe, 19501 px: 26 pixels
+    # on its border), on the scalar, AVX2 and AVX-512 paths alike; the bounds below are the tightest
+    # round ones above that.
+    END_TO_END = {"cihp_portrait": (1e-4, 0.999), "cihp_landscape": (1e-3, 0.998)}
+
+    def test_modelscope_form_matches_the_reference_pipeline_end_to_end(self):
+        """Our /predict lists against the reference pipeline on the reference's own forward (its dump)."""
+        msp = self.reference_pipeline()
+        for name in PHOTOS:
+            d, j = self.load(name)
+            ref = msp.modelscope_answer(os.path.join(TESTDATA, "parity", name, "ref"), j["model"]["classes"])
+            self.compare_modelscope_form(name, j, ref, *self.END_TO_END[name], "end to end")
 
     def test_persons_png_agrees_with_human_masks(self):
         for name in PHOTOS:
@@ -198,7 +230,7 @@ class ParseOutputs(unittest.TestCase):
             colour = np.array(Image.open(os.path.join(d, "labels_color.png")).convert("RGB"))
             self.assertTrue(np.array_equal(pal[ids], colour))
 
-    def test_atr_label_set_remaps_labels_png(self):
+    def test_atr_label_set_remaps_every_label_bearing_output(self):
         table = np.zeros(256, np.uint8)
         for c, n in enumerate(CIHP):
             table[c] = ATR.index(CIHP_TO_ATR[n]) if n in CIHP_TO_ATR else 0
@@ -213,6 +245,22 @@ class ParseOutputs(unittest.TestCase):
                 if inst["kind"] == "part":
                     want = CIHP_TO_ATR.get(inst["label"])
                     self.assertEqual(inst["set_label"], want)
+                    self.assertEqual(inst["set_category_id"], ATR.index(want) if want else 0)
+            # every label-bearing output follows the set (docs/OUTPUTS.md)
+            self.assertEqual(sorted(ja["labels_present"]), sorted(ATR[i] for i in np.unique(atr)))
+            self.assertAlmostEqual(sum(ja["label_fractions"].values()), 1.0, places=9)
+            for n, f in ja["label_fractions"].items():
+                self.assertEqual(f, float(np.mean(atr == ATR.index(n))), n)
+            pal = np.array(Image.open(os.path.join(da, "labels.png")).getpalette()[:256 * 3], np.uint8).reshape(-1, 3)
+            colour = np.array(Image.open(os.path.join(da, "labels_color.png")).convert("RGB"))
+            self.assertTrue(np.array_equal(pal[atr], colour))
+            parts = 0
+            for person in ja["persons"]:
+                for part in person["parts"]:
+                    want = CIHP_TO_ATR.get(part["label"])
+                    self.assertEqual((part["set_label"], part["set_category_id"]), (want, ATR.index(want) if want else 0))
+                    parts += 1
+            self.assertGreater(parts, 0)
 
     def test_union_masks_are_the_unions_of_their_classes(self):
         for name in PHOTOS:

@@ -468,27 +468,37 @@ TEST(Postprocess, KeptAndBandedMasksGiveTheSameParsing) {
 
 // ModelScope's pipeline answer is the instances with score > 0 in order (parts then humans): the
 // post-processing run on the reference's own pred_logits / pred_masks gives the reference's
-// instances in the same order with scores within 1e-4 (tests/cli/test_outputs.py compares the masks).
+// instances in the same order, the same areas (the masks' `mask > 0` pixels upsampled as
+// F.interpolate does) and scores within 1e-6 (measured 2.4e-7: the engine sums sigmoid(mask) in
+// double, torch in float32). tests/cli/test_outputs.py compares the masks themselves.
 TEST(Postprocess, ReferenceTensorsGiveTheReferenceInstances) {
-  const Case& c = kCases[0];
-  if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
-  ASSERT_NO_THROW(prepare(c));
-  const std::string ref = case_dir(c) + "/ref";
-  const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
-  ParseOptions opt;
-  opt.short_edge = c.short_edge;
-  const ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt);
-  const ForwardOutputs out{to_tensor(test::read_npy(ref + "/pred_logits.npy")),
-                           to_tensor(test::read_npy(ref + "/pred_masks.npy"))};
-  const Parsing p = postprocess(model_for(c).config(), out, r.geometry);
-  const nlohmann::json inst = nlohmann::json::parse(std::ifstream(ref + "/instances.json"));
-  ASSERT_EQ(p.instances.size(), inst.size());
-  for (size_t i = 0; i < inst.size(); ++i) {
-    const Instance& in = p.instances[i];
-    EXPECT_EQ(in.kind == Instance::Kind::Human ? "human" : "part", inst[i].at("kind").get<std::string>()) << i;
-    EXPECT_EQ(in.category_id, inst[i].at("category_id").get<int>()) << i;
-    EXPECT_NEAR(in.score, inst[i].at("score").get<double>(), 1e-4) << i;
-    EXPECT_NEAR((double)in.area, inst[i].at("area").get<double>(), std::max(2.0, 1e-3 * (double)in.area)) << i;
+  for (const Case& c : kCases) {
+    if (std::string(c.model) != "cihp") continue;
+    if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+    ASSERT_NO_THROW(prepare(c));
+    const std::string ref = case_dir(c) + "/ref";
+    const std::vector<uint8_t> bytes = testutil::read_bytes(image_path(c));
+    ParseOptions opt;
+    opt.short_edge = c.short_edge;
+    const ParseResult r = parse_image_bytes(model_for(c), bytes.data(), bytes.size(), opt);
+    const ForwardOutputs out{to_tensor(test::read_npy(ref + "/pred_logits.npy")),
+                             to_tensor(test::read_npy(ref + "/pred_masks.npy"))};
+    const Parsing p = postprocess(model_for(c).config(), out, r.geometry);
+    const nlohmann::json inst = nlohmann::json::parse(std::ifstream(ref + "/instances.json"));
+    ASSERT_EQ(p.instances.size(), inst.size()) << c.name;
+    double worst = 0;
+    for (size_t i = 0; i < inst.size(); ++i) {
+      const Instance& in = p.instances[i];
+      EXPECT_EQ(in.kind == Instance::Kind::Human ? "human" : "part", inst[i].at("kind").get<std::string>())
+          << c.name << " " << i;
+      EXPECT_EQ(in.category_id, inst[i].at("category_id").get<int>()) << c.name << " " << i;
+      EXPECT_EQ(in.query, inst[i].at("query").get<int>()) << c.name << " " << i;
+      EXPECT_NEAR(in.score, inst[i].at("score").get<double>(), 1e-6) << c.name << " " << i;
+      EXPECT_EQ(in.area, inst[i].at("area").get<int64_t>()) << c.name << " " << i;
+      worst = std::max(worst, std::fabs(in.score - inst[i].at("score").get<double>()));
+    }
+    std::printf("[%s] post-processing on the reference's tensors: %zu instances, max |score diff| %.2e\n", c.name,
+                inst.size(), worst);
   }
 }
 

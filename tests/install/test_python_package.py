@@ -3,6 +3,7 @@ labels equal to the CLI's for a path, bytes and an array; ModelScope's form; err
 
 Environment: M2FP_BIN (the installed m2fp), M2FP_MODEL (a CIHP checkpoint), M2FP_PHOTO (a photo),
 PYTHONPATH pointing at the installed package."""
+import json
 import os
 import subprocess
 import threading
@@ -85,6 +86,56 @@ def test_to_modelscope(from_path):
     assert ms["labels"] == [e["label"] for e in parts] + [e["label"] for e in humans]
     assert ms["scores"] == [e["score"] for e in parts] + [e["score"] for e in humans]
     assert "human" in kinds or not humans
+
+
+UNIONS = ("upper_body", "lower_body", "agnostic", "label:Hair+Face")
+
+
+@pytest.fixture(scope="module")
+def cli_atr(tmp_path_factory):
+    """m2fp parse --label-set atr --masks ... --mask-dilate 2: labels.png, masks/*.png, result.json."""
+    out = tmp_path_factory.mktemp("cli_atr")
+    subprocess.run([BIN, "parse", "--model", MODEL, "--out", str(out), "--threads", "2", "--label-set", "atr",
+                    "--masks", ",".join(UNIONS), "--mask-dilate", "2", PHOTO], check=True, stdout=subprocess.DEVNULL)
+    return out / os.path.splitext(os.path.basename(PHOTO))[0]
+
+
+def test_label_sets_and_union_masks_equal_cli(from_path, cli_atr):
+    """m2fp_result_output (labels=, mask=, json=) gives what the CLI writes for the same options."""
+    r = from_path
+    atr = r.labels_in("atr")
+    np.testing.assert_array_equal(atr, np.asarray(Image.open(cli_atr / "labels.png")))
+    np.testing.assert_array_equal(r.labels_in("cihp"), r.labels)
+    assert not np.array_equal(atr, r.labels)  # the synthetic model's classes include some ATR renumbers
+    for name in UNIONS:
+        m = r.mask(name, dilate=2)
+        assert m.dtype == np.uint8 and m.shape == r.labels.shape and set(np.unique(m)) <= {0, 255}
+        np.testing.assert_array_equal(m, np.asarray(Image.open(cli_atr / "masks" / (name + ".png"))), name)
+    assert r.mask("upper_body").sum() <= r.mask("upper_body", dilate=2).sum()
+    with open(cli_atr / "result.json") as f:
+        cli = json.load(f)
+    doc = r.document(label_set="atr")
+    for k in ("instances", "persons", "label_fractions", "labels_present", "label_set"):
+        assert doc[k] == cli[k], k
+    assert doc["label_set"]["name"] == "atr"
+    assert any(e.get("set_label") for e in doc["instances"])
+    assert r.document()["label_set"]["name"] == "cihp"
+
+
+def test_output_errors(from_path):
+    with pytest.raises(m2fp.Error, match="label set"):
+        from_path.labels_in("pascal")
+    with pytest.raises(m2fp.Error, match="unknown mask"):
+        from_path.mask("shirt")
+    with pytest.raises(m2fp.Error, match="dilate"):
+        from_path.mask("hair", dilate=-1)
+    with pytest.raises(m2fp.Error, match="unknown key"):
+        from_path._output("colour=red")
+    with pytest.raises(m2fp.Error, match="one of"):
+        from_path._output("labels=atr mask=hair")
+    with pytest.raises(m2fp.Error, match="empty"):
+        from_path._output("")
+    assert from_path.mask("hair").shape == from_path.labels.shape  # still usable
 
 
 def test_pipeline_callable():

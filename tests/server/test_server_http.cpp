@@ -16,13 +16,16 @@
 
 #include <stb_image_write.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <httplib.h>
@@ -32,6 +35,8 @@
 #include "engine/image.h"
 #include "engine/io.h"
 #include "engine/m2fp.h"
+#include "service/masks.h"
+#include "service/render.h"
 #include "tests/service/service_test_util.h"
 
 namespace fs = std::filesystem;
@@ -956,4 +961,90 @@ TEST(ServerQueue, TwoWorkersParseAtTheSameTime) {
   EXPECT_EQ(r1["state"], "done");
   EXPECT_EQ(r2["state"], "done");
   EXPECT_NE(r1["result"]["image"]["sha256"], r2["result"]["image"]["sha256"]);
+}
+
+// label_set= (docs/OUTPUTS.md): every label-bearing key of /predict follows the set, each key once.
+TEST_F(ServerHttp, LabelSetRemapsEveryLabelBearingKey) {
+  const std::string png = png_of(make_photo(96, 72, 11));
+  auto raw = [&](const std::string& query) {
+    auto r = cli_->Post("/predict" + query, upload(png));
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body.substr(0, 300) : std::string("no answer"));
+    std::map<std::string, int> keys;  // top-level keys of the text as sent: none twice
+    const json j = json::parse(r ? r->body : std::string("{}"), [&](int depth, json::parse_event_t ev, json& v) {
+      if (depth == 1 && ev == json::parse_event_t::key) ++keys[v.get<std::string>()];
+      return true;
+    });
+    for (const auto& [k, n] : keys) EXPECT_EQ(n, 1) << query << ": key " << k;
+    return j;
+  };
+  const json cihp = raw(""), atr = raw("?label_set=atr&mask_format=rle"), lip = raw("?label_set=lip");
+  const json cihp_rle = raw("?mask_format=rle");  // CIHP in another form: the label-bearing keys as the default's
+  for (const char* k : {"instances", "persons", "label_fractions", "labels_present", "legend", "colored_mask", "labels_png"})
+    EXPECT_EQ(cihp_rle[k], cihp[k]) << k;
+  EXPECT_FALSE(cihp.contains("label_set"));
+  EXPECT_EQ(atr["label_set"], "atr");
+
+  const std::vector<std::string> cihp_names = service::cihp_classes(),
+                                  atr_names = service::label_set_classes(service::LabelSet::Atr, {});
+  const std::vector<service::Rgb> pal = service::parsing_palette(256);
+  auto ids_of = [&](const std::string& b64) {  // an RGB picture in palette colours -> ids
+    const std::string bytes = b64decode(b64);
+    const Image im = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    std::vector<int> ids((size_t)im.width * im.height, -1);
+    for (size_t i = 0; i < ids.size(); ++i)
+      for (int c = 0; c < 20 && ids[i] < 0; ++c)
+        if (std::equal(pal[(size_t)c].begin(), pal[(size_t)c].end(), im.rgb.begin() + 3 * i)) ids[i] = c;
+    return ids;
+  };
+  // colored_mask and labels_png (its palette expanded) are the label map in the set's ids
+  const std::vector<int> c_ids = ids_of(cihp["colored_mask"]), a_ids = ids_of(atr["colored_mask"]);
+  ASSERT_EQ(c_ids.size(), 96u * 72u);
+  EXPECT_EQ(ids_of(cihp["labels_png"]), c_ids);
+  EXPECT_EQ(ids_of(atr["labels_png"]), a_ids);
+  std::set<std::string> present;
+  size_t differ = 0;
+  for (size_t i = 0; i < c_ids.size(); ++i) {
+    ASSERT_GE(c_ids[i], 0) << "pixel " << i << " not in a palette colour";
+    EXPECT_EQ(a_ids[i], service::map_label(service::LabelSet::Atr, c_ids[i])) << "pixel " << i;
+    differ += a_ids[i] != c_ids[i];
+    present.insert(atr_names[(size_t)a_ids[i]]);
+  }
+  EXPECT_GT(differ, 0u) << "the photo should hold classes whose ATR id differs (a non-trivial test)";
+  // labels_present, label_fractions and the legend in ATR names and ids
+  std::set<std::string> listed;
+  for (const auto& n : atr["labels_present"]) listed.insert(n.get<std::string>());
+  EXPECT_EQ(listed, present);
+  double total = 0;
+  for (const auto& [name, f] : atr["label_fractions"].items()) {
+    EXPECT_TRUE(present.count(name)) << name;
+    total += f.get<double>();
+  }
+  EXPECT_NEAR(total, 1.0, 1e-9);
+  for (const auto& e : atr["legend"]) EXPECT_EQ(e["label"], atr_names[e["id"].get<size_t>()]) << e.dump();
+  // instances and persons keep CIHP ids and add the set's
+  ASSERT_EQ(atr["instances"].size(), cihp["instances"].size());
+  for (size_t i = 0; i < atr["instances"].size(); ++i) {
+    const json &a = atr["instances"][i], &c = cihp["instances"][i];
+    EXPECT_EQ(a["category_id"], c["category_id"]);
+    const int want = a["kind"] == "human" ? -1 : service::map_label(service::LabelSet::Atr, c["category_id"].get<int>());
+    EXPECT_EQ(a["set_category_id"], want) << a.dump().substr(0, 200);
+    EXPECT_EQ(a["set_label"], want > 0 ? json(atr_names[(size_t)want]) : json(nullptr));
+  }
+  size_t parts = 0;
+  for (const auto& person : atr["persons"]) {
+    for (const auto& part : person["parts"]) {
+      const int want = service::map_label(service::LabelSet::Atr, part["category_id"].get<int>());
+      EXPECT_EQ(part["set_category_id"], want);
+      EXPECT_EQ(part["set_label"], want > 0 ? json(atr_names[(size_t)want]) : json(nullptr));
+      ++parts;
+    }
+    for (const auto& g : person["garments"]) {
+      ASSERT_TRUE(g.contains("set_labels")) << g.dump();
+      for (const auto& l : g["set_labels"]) EXPECT_NE(std::find(atr_names.begin(), atr_names.end(), l), atr_names.end());
+    }
+  }
+  EXPECT_GT(parts, 0u) << "the synthetic model should give persons with parts (a non-trivial test)";
+  // LIP: Torso-skin has no LIP class
+  for (const auto& n : lip["labels_present"]) EXPECT_NE(n, "Torso-skin");
+  EXPECT_EQ(lip["label_set"], "lip");
 }

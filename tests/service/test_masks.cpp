@@ -6,6 +6,7 @@
 
 #include "engine/io.h"
 #include "service/masks.h"
+#include "service/report.h"
 
 namespace m2fp::service {
 namespace {
@@ -58,6 +59,44 @@ TEST(UnionMask, EveryNamedMaskUnionsItsDocumentedClasses) {
   EXPECT_THROW(union_mask(p, "label:"), std::invalid_argument);
   EXPECT_THROW(union_mask(p, "shirt"), std::invalid_argument);
   for (const std::string& n : union_mask_names()) EXPECT_NO_THROW(union_mask(p, n)) << n;
+}
+
+// in_label_set and add_label_set_keys (service/masks.h, service/report.h) on a hand-made parsing: the
+// label map, names and shares in the set's ids; instances, persons' parts and garments get the set's.
+TEST(LabelSets, ParsingAndDocumentFollowTheSet) {
+  Parsing p = every_class();
+  p.label_fractions.assign(21, 1.0 / 20);
+  p.label_fractions[20] = 0;
+  const Parsing a = in_label_set(p, LabelSet::Atr);
+  EXPECT_EQ(a.labels, map_labels(p.labels, LabelSet::Atr));
+  EXPECT_EQ(a.class_names, label_set_classes(LabelSet::Atr, {}));
+  ASSERT_EQ(a.label_fractions.size(), 18u);
+  // Background: itself, Glove, Socks and Torso-skin; Upper-clothes: UpperClothes and Coat
+  EXPECT_DOUBLE_EQ(a.label_fractions[0], 4.0 / 20);
+  EXPECT_DOUBLE_EQ(a.label_fractions[4], 2.0 / 20);
+  EXPECT_DOUBLE_EQ(a.label_fractions[8], 0.0);  // Belt: no CIHP source
+  EXPECT_EQ(in_label_set(p, LabelSet::Cihp).labels, p.labels);
+
+  nlohmann::json doc = {
+      {"instances", {{{"kind", "part"}, {"category_id", id("Coat")}}, {{"kind", "part"}, {"category_id", id("Glove")}},
+                     {{"kind", "human"}, {"category_id", 20}}}},
+      {"persons", {{{"parts", {{{"category_id", id("Coat")}}}},
+                    {"garments", {{{"labels", {"UpperClothes", "Coat", "Socks"}}}}}}}}};
+  const nlohmann::json before = doc;
+  add_label_set_keys(doc, p, LabelSet::Cihp);
+  EXPECT_EQ(doc, before) << "CIHP adds nothing";
+  add_label_set_keys(doc, p, LabelSet::Atr);
+  EXPECT_EQ(doc["instances"][0]["set_category_id"], 4);
+  EXPECT_EQ(doc["instances"][0]["set_label"], "Upper-clothes");
+  EXPECT_EQ(doc["instances"][1]["set_category_id"], 0);
+  EXPECT_TRUE(doc["instances"][1]["set_label"].is_null());
+  EXPECT_EQ(doc["instances"][2]["set_category_id"], -1);
+  EXPECT_EQ(doc["instances"][0]["category_id"], id("Coat")) << "the model's id stays";
+  EXPECT_EQ(doc["persons"][0]["parts"][0]["set_label"], "Upper-clothes");
+  EXPECT_EQ(doc["persons"][0]["garments"][0]["set_labels"], nlohmann::json({"Upper-clothes"}));
+  EXPECT_EQ(doc["labels_present"].size(), 16u);  // the 18 ATR classes but Belt and Bag
+  EXPECT_DOUBLE_EQ(doc["label_fractions"]["Upper-clothes"].get<double>(), 2.0 / 20);
+  EXPECT_FALSE(doc["label_fractions"].contains("Coat"));
 }
 
 TEST(UnionMask, DilationIsASquareOfTheGivenRadius) {
