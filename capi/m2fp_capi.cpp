@@ -278,7 +278,7 @@ void* m2fp_result_output(const m2fp_result* r, const char* request, size_t* size
     const OutputRequest q = parse_request(request);
     std::string out;
     if (q.kind == "labels") {
-      const std::vector<uint8_t> m = m2fp::service::map_labels(r->parsing.labels, label_set_of(q.value));
+      const std::vector<uint8_t> m = m2fp::service::map_labels(r->parsing.labels, label_set_of(q.value), r->parsing.class_names);
       out.assign(m.begin(), m.end());
     } else if (q.kind == "mask") {
       if (q.value.empty()) throw OptionError("request: empty mask name");

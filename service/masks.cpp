@@ -106,6 +106,10 @@ const char* const kAtr[18] = {"Background", "Hat", "Hair", "Sunglasses", "Upper-
 const int kCihpToLip[20] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 11, 12, 13, 14, 15, 16, 17, 18, 19};
 // CIHP id -> ATR id: Coat merges into Upper-clothes; Glove, Socks and Torso-skin have none.
 const int kCihpToAtr[20] = {0, 1, 2, 0, 3, 4, 7, 4, 0, 6, 0, 17, 5, 11, 14, 15, 12, 13, 9, 10};
+// LIP id -> ATR id: as CIHP's, but LIP's 10 is Jumpsuits, a one-piece garment: ATR's Dress.
+const int kLipToAtr[20] = {0, 1, 2, 0, 3, 4, 7, 4, 0, 6, 7, 17, 5, 11, 14, 15, 12, 13, 9, 10};
+
+bool is_lip_model(const std::vector<std::string>& c) { return c.size() == 20 && c[10] == "Jumpsuits"; }
 }  // namespace
 
 const std::vector<std::string>& cihp_classes() {
@@ -128,19 +132,30 @@ int map_label(LabelSet s, int id) {
   return s == LabelSet::Lip ? kCihpToLip[id] : kCihpToAtr[id];
 }
 
-std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s) {
-  if (s == LabelSet::Cihp) return labels;
+int map_label(LabelSet s, int id, const std::vector<std::string>& model_classes) {
+  if (!is_lip_model(model_classes)) return map_label(s, id);
+  if (s != LabelSet::Atr) return id;
+  return id < 0 || id >= 20 ? 0 : kLipToAtr[id];
+}
+
+std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s,
+                                const std::vector<std::string>& model_classes) {
+  if (s == LabelSet::Cihp || (s == LabelSet::Lip && is_lip_model(model_classes))) return labels;
   uint8_t t[256];
-  for (int i = 0; i < 256; ++i) t[i] = (uint8_t)map_label(s, i);
+  for (int i = 0; i < 256; ++i) t[i] = (uint8_t)map_label(s, i, model_classes);
   std::vector<uint8_t> out(labels.size());
   for (size_t i = 0; i < labels.size(); ++i) out[i] = t[labels[i]];
   return out;
 }
 
+std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s) {
+  return map_labels(labels, s, cihp_classes());
+}
+
 Parsing in_label_set(const Parsing& p, LabelSet s) {
   Parsing q = p;
   if (s == LabelSet::Cihp) return q;
-  q.labels = map_labels(p.labels, s);
+  q.labels = map_labels(p.labels, s, p.class_names);
   q.class_names = label_set_classes(s, p.class_names);
   q.label_fractions.assign(q.class_names.size(), 0.0);
   for (uint8_t l : q.labels)
@@ -173,7 +188,7 @@ nlohmann::json modelscope_answer(const Parsing& p, MaskFormat fmt, LabelSet set)
                  scores = nlohmann::json::array();
   const std::vector<std::string> names = label_set_classes(set, p.class_names);
   if (p.single_human) {
-    const std::vector<uint8_t> lab = map_labels(p.labels, set);
+    const std::vector<uint8_t> lab = map_labels(p.labels, set, p.class_names);
     int64_t count[256] = {0};
     for (uint8_t l : lab) ++count[l];
     for (int c = 0; c < 256; ++c) {
@@ -193,7 +208,7 @@ nlohmann::json modelscope_answer(const Parsing& p, MaskFormat fmt, LabelSet set)
       if (!(in.score > 0.f)) continue;
       std::string label = in.label;
       if (in.kind == Instance::Kind::Part && set != LabelSet::Cihp) {
-        const int id = map_label(set, in.category_id);
+        const int id = map_label(set, in.category_id, p.class_names);
         if (id == 0) continue;
         label = names[(size_t)id];
       }
@@ -233,7 +248,7 @@ std::vector<uint8_t> persons_png(const Parsing& p) {
 std::vector<uint8_t> labels_png(const Parsing& p, LabelSet set) {
   const std::vector<Rgb> pal = parsing_palette(256);
   std::vector<std::array<uint8_t, 3>> palette(pal.begin(), pal.end());
-  const std::vector<uint8_t> lab = map_labels(p.labels, set);
+  const std::vector<uint8_t> lab = map_labels(p.labels, set, p.class_names);
   return encode_png_palette(lab.data(), p.width, p.height, palette);
 }
 

@@ -37,6 +37,13 @@ std::vector<std::string> label_set_classes(LabelSet s, const std::vector<std::st
 int map_label(LabelSet s, int cihp_id);
 // The label map in a label set's ids.
 std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s);
+// The same for a model whose classes are `model_classes`: the CIHP tables above for a CIHP model;
+// for a LIP model (the single-person sister, 20 classes with Jumpsuits at 10) its ids are already
+// LIP's, so cihp (its own classes) and lip are the identity and atr maps Jumpsuits to Dress
+// (docs/LABELS.md).
+int map_label(LabelSet s, int model_id, const std::vector<std::string>& model_classes);
+std::vector<uint8_t> map_labels(const std::vector<uint8_t>& labels, LabelSet s,
+                                const std::vector<std::string>& model_classes);
 // The parsing as a label set has it: the label map in the set's ids, class_names the set's,
 // label_fractions recounted (so labels.png, the coloured pictures, the legend and the label shares
 // drawn from it follow the set); instances, persons, the person map and the scores unchanged (their

@@ -89,7 +89,7 @@ void add_label_set_keys(nlohmann::json& doc, const Parsing& p, LabelSet s) {
   if (s == LabelSet::Cihp) return;
   const std::vector<std::string> names = label_set_classes(s, p.class_names);
   auto set_keys = [&](nlohmann::json& e, bool human) {
-    const int id = human ? -1 : map_label(s, e.at("category_id").get<int>());
+    const int id = human ? -1 : map_label(s, e.at("category_id").get<int>(), p.class_names);
     e["set_category_id"] = id;
     e["set_label"] = id > 0 ? nlohmann::json(names[(size_t)id]) : nlohmann::json(nullptr);
   };
@@ -104,7 +104,7 @@ void add_label_set_keys(nlohmann::json& doc, const Parsing& p, LabelSet s) {
           nlohmann::json set_labels = nlohmann::json::array();
           for (const auto& l : g.value("labels", nlohmann::json::array())) {
             const auto it = std::find(p.class_names.begin(), p.class_names.end(), l.get<std::string>());
-            const int id = it == p.class_names.end() ? 0 : map_label(s, (int)(it - p.class_names.begin()));
+            const int id = it == p.class_names.end() ? 0 : map_label(s, (int)(it - p.class_names.begin()), p.class_names);
             if (id > 0 && std::find(set_labels.begin(), set_labels.end(), names[(size_t)id]) == set_labels.end())
               set_labels.push_back(names[(size_t)id]);
           }

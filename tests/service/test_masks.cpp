@@ -114,6 +114,20 @@ TEST(UnionMask, DilationIsASquareOfTheGivenRadius) {
   for (uint8_t v : big) EXPECT_EQ(v, 255);
 }
 
+TEST(LabelSets, ALipModelKeepsItsIdsAndMapsJumpsuitsToAtrDress) {
+  const std::vector<std::string> lip = label_set_classes(LabelSet::Lip, {});  // the LIP model's classes
+  for (int c = 0; c < 20; ++c) {
+    EXPECT_EQ(map_label(LabelSet::Cihp, c, lip), c);
+    EXPECT_EQ(map_label(LabelSet::Lip, c, lip), c) << "LIP ids stay LIP ids, Jumpsuits included";
+    EXPECT_EQ(map_label(LabelSet::Atr, c, lip), c == 10 ? 7 : map_label(LabelSet::Atr, c)) << c;
+  }
+  const std::vector<uint8_t> labels = {0, 10, 5, 19};
+  EXPECT_EQ(map_labels(labels, LabelSet::Lip, lip), labels);
+  EXPECT_EQ(map_labels(labels, LabelSet::Atr, lip), (std::vector<uint8_t>{0, 7, 4, 10}));
+  // A CIHP model: the CIHP tables (Torso-skin, 10, has no LIP class).
+  EXPECT_EQ(map_labels(labels, LabelSet::Lip, cihp_classes()), (std::vector<uint8_t>{0, 0, 5, 19}));
+}
+
 TEST(LabelSets, TablesAreTotalAndMapIntoTheirClasses) {
   for (LabelSet s : {LabelSet::Cihp, LabelSet::Lip, LabelSet::Atr}) {
     const auto names = label_set_classes(s, cihp_classes());
