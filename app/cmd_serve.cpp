@@ -19,7 +19,8 @@ namespace m2fp::app {
 int cmd_serve(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"model", "port", "host", "catalog", "threads", "workers", "queue", "http-threads", "max-upload-mb",
-          "max-pixels", "timeout", "cache-mb", "short-edge", "max-size", "precision", "web-dir", "max-jobs"},
+          "max-pixels", "timeout", "cache-mb", "short-edge", "max-size", "precision", "web-dir", "max-jobs",
+          "cors", "header-timeout", "body-timeout", "keep-alive-timeout", "keep-alive-max", "max-conns-per-client"},
          {"quiet", "help"});
   if (a.has("help")) return usage(false);
   if (!a.positional().empty()) throw UsageError("unexpected argument '" + a.positional()[0] + "'");
@@ -42,6 +43,23 @@ int cmd_serve(int argc, char** argv) {
   o.web_dir = a.get("web-dir");
   o.max_jobs = a.get_int("max-jobs", 256, 1, 100000);
   o.access_log = !a.has("quiet");
+  o.header_timeout_s = a.get_int("header-timeout", 10, 1, 3600);
+  o.body_timeout_s = a.get_int("body-timeout", 120, 1, 86400);
+  o.keep_alive_timeout_s = a.get_int("keep-alive-timeout", 5, 1, 3600);
+  o.keep_alive_max = a.get_int("keep-alive-max", 100, 1, 1000000);
+  o.max_conns_per_client = a.get_int("max-conns-per-client", 64, 0, 1000000);
+  if (a.has("cors")) {
+    const std::string list = a.get("cors");
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = list.find(',', start);
+      const std::string origin = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (origin.empty()) throw UsageError("--cors: empty origin in '" + list + "' (ORIGIN[,ORIGIN...] or '*')");
+      o.cors_origins.push_back(origin);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
 
   // Block SIGINT/SIGTERM in this thread before any other starts, so all threads inherit the mask and
   // only the waiter below receives them.

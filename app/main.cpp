@@ -25,6 +25,8 @@ int usage(bool error) {
                "          [--workers N] [--queue 8] [--timeout 120] [--max-upload-mb 20] [--max-pixels 50]\n"
                "          [--cache-mb 256] [--short-edge 640] [--max-size 1333] [--precision fp32|bf16]\n"
                "          [--http-threads N] [--max-jobs 256] [--web-dir DIR] [--quiet]\n"
+               "          [--cors ORIGIN[,ORIGIN...]|'*'] [--header-timeout 10] [--body-timeout 120]\n"
+               "          [--keep-alive-timeout 5] [--keep-alive-max 100] [--max-conns-per-client 64]\n"
                "          the outfit service: web page at /, POST /predict, /recommend, /jobs; GET /health,\n"
                "          /metrics (docs/SERVICE.md); --port 0 picks a free port\n"
                "  catalog import FILE.csv | list [--json] | info   [--catalog FILE.db]\n"
