@@ -299,7 +299,9 @@ struct Reactor::Impl {
     for (auto& kv : conns) {
       Conn& c = *kv.second;
       if (&c == exclude || c.st != Conn::St::Head || (ip && c.ip != *ip)) continue;
-      if (!best || c.head_since < best->head_since) best = &c;
+      // Accepted in one batch, connections share a time: the earlier accepted (lower id) is older.
+      if (!best || c.head_since < best->head_since || (c.head_since == best->head_since && c.id < best->id))
+        best = &c;
     }
     return best;
   }
