@@ -42,6 +42,12 @@ const CommandSpec& serve_spec() {
           {"http-threads", "N", "0", "HTTP handler threads, 0..1024; 0: 2 x (workers + queue) + 8"},
           {"max-jobs", "N", "256", "asynchronous jobs (POST /jobs) kept until collected, 1..100000; finished ones are dropped first"},
           {"web-dir", "DIR", "", "serve the page from this folder instead of the copy built into the binary"},
+          {"cors", "ORIGIN[,ORIGIN...]|*", "", "allow these web origins (or any, '*') to call the API from a browser: preflights answered 204, Access-Control-Allow-Origin on answers; off by default"},
+          {"header-timeout", "SECONDS", "10", "time a client has to send a request's headers, 1..3600 seconds; then 408 and the connection is closed"},
+          {"body-timeout", "SECONDS", "120", "time a client has to send a request's body, 1..86400 seconds; then 408"},
+          {"keep-alive-timeout", "SECONDS", "5", "how long an idle kept-alive connection stays open, 1..3600 seconds"},
+          {"keep-alive-max", "N", "100", "requests per connection before it is closed, 1..1000000"},
+          {"max-conns-per-client", "N", "64", "open connections per client address, 0..1000000 (0: no cap); the oldest stalled one makes room, else 503. Behind a proxy raise it or use 0"},
           {"quiet", "", "", "no access log (one stderr line per request otherwise)"},
       },
       "deploy/systemd/m2fp.service runs it as a hardened system service (docs/SERVICE.md)."};
@@ -73,6 +79,23 @@ int cmd_serve(int argc, char** argv) {
   o.web_dir = a.get("web-dir");
   o.max_jobs = a.get_int("max-jobs", 256, 1, 100000);
   o.access_log = !a.has("quiet");
+  o.header_timeout_s = a.get_int("header-timeout", 10, 1, 3600);
+  o.body_timeout_s = a.get_int("body-timeout", 120, 1, 86400);
+  o.keep_alive_timeout_s = a.get_int("keep-alive-timeout", 5, 1, 3600);
+  o.keep_alive_max = a.get_int("keep-alive-max", 100, 1, 1000000);
+  o.max_conns_per_client = a.get_int("max-conns-per-client", 64, 0, 1000000);
+  if (a.has("cors")) {
+    const std::string list = a.get("cors");
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = list.find(',', start);
+      const std::string origin = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (origin.empty()) throw UsageError("--cors: empty origin in '" + list + "' (ORIGIN[,ORIGIN...] or '*')");
+      o.cors_origins.push_back(origin);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
 
   // Block SIGINT/SIGTERM in this thread before any other starts, so all threads inherit the mask and
   // only the waiter below receives them.

@@ -20,7 +20,7 @@
 //   - each answer is well-formed HTTP/1.1: status line, headers, body length = Content-Length
 //     (or no body: HEAD);
 //   - its status is one the service documents (docs/SERVICE.md) or cpp-httplib's own (416, 417 for
-//     a malformed Range or Expect); never 500 (an exception nobody anticipated), never 206 (ranges
+//     a malformed Range or Expect); a 405 carries Allow; never 500 (an exception nobody anticipated), never 206 (ranges
 //     are ignored: the answers are JSON);
 //   - an error answer (>= 400) is the JSON {"error": "...", "status": <its status>}, and every
 //     application/json answer parses.
@@ -130,6 +130,7 @@ Server& server() {
     o.cache_entries = 8;
     o.max_jobs = 8;
     o.engine_stub = stub_engine;
+    o.cors_origins = {"https://shop.example"};  // CORS headers on answers and preflights
     return new Server(o);
   }();
   return *s;
@@ -166,7 +167,7 @@ std::string framed(const std::string& in) {
 
 bool allowed_status(int s) {
   switch (s) {
-    case 200: case 202: case 400: case 404: case 405: case 411: case 413: case 414: case 415:
+    case 200: case 202: case 204: case 400: case 404: case 405: case 411: case 413: case 414: case 415:
     case 416: case 417: case 429: case 503: case 504:
       return true;
     default:
@@ -193,6 +194,7 @@ json check_answer(std::string seg, bool may_be_empty) {
   const size_t head_end = seg.find("\r\n\r\n");
   if (head_end == std::string::npos) finding("answer head not terminated", seg);
   const std::string head = seg.substr(0, head_end);
+  if (status == 405 && head.find("\r\nAllow: ") == std::string::npos) finding("405 without Allow", seg);
   const std::string body = seg.substr(head_end + 4);
   long long content_length = -1;
   std::string content_type;

@@ -116,6 +116,10 @@ SEEDS = {
                            + request("GET", "/metrics", headers=["Connection: close"]) + request("GET", "/health"),
     "other_post_no_length": request("POST", "/elsewhere", length=False),
     "delete_method": request("DELETE", "/jobs/abc"),
+    "get_on_post_route": request("GET", "/predict", headers=["Origin: https://shop.example"]),
+    "options_preflight": request("OPTIONS", "/recommend", headers=["Origin: https://shop.example",
+                                                                   "Access-Control-Request-Method: POST"]),
+    "trace_method": request("TRACE", "/health"),
     "bad_request_line": b"GARBAGE\r\n\r\n",
     "http10": b"GET /health HTTP/1.0\r\n\r\n",
 }

@@ -1,7 +1,9 @@
 // app/server/http.cpp: transport settings, the handlers around the routes, binding, raw connections.
 #include "app/server/http.h"
 
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -25,7 +27,7 @@ constexpr int kListenBacklog = 1024;
 
 // The route name a path is counted under in /metrics.
 std::string route_of(const std::string& method, const std::string& path) {
-  static const char* const kExact[] = {"/", "/predict", "/recommend", "/jobs", "/health", "/metrics"};
+  static const char* const kExact[] = {"/", "/predict", "/batch", "/recommend", "/jobs", "/health", "/metrics", "/openapi.json"};
   for (const char* r : kExact)
     if (path == r) return r;
   if (path.rfind("/jobs/", 0) == 0) return "/jobs/{id}";
@@ -72,10 +74,13 @@ std::string request_id_of(const httplib::Request& req) {
   return id;
 }
 
-// A connection without a socket (Server::handle_raw): reads the given bytes, collects the answer.
+// A connection without a socket: reads the given bytes, collects the answer. Server::handle_raw
+// (the fuzzer, tests) and the reactor's complete requests (with the client's address) both use it.
 class StringStream : public httplib::Stream {
  public:
-  explicit StringStream(const std::string& in) : in_(in) {}
+  explicit StringStream(const std::string& in, const std::string& peer_ip = "127.0.0.1", int peer_port = 0,
+                        const std::string& local_ip = "127.0.0.1", int local_port = 0)
+      : in_(in), peer_ip_(peer_ip), local_ip_(local_ip), peer_port_(peer_port), local_port_(local_port) {}
   bool is_readable() const override { return pos_ < in_.size(); }
   bool is_writable() const override { return true; }
   ssize_t read(char* ptr, size_t size) override {
@@ -88,8 +93,8 @@ class StringStream : public httplib::Stream {
     out.append(ptr, size);
     return (ssize_t)size;
   }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
-  void get_local_ip_and_port(std::string& ip, int& port) const override { ip = "127.0.0.1", port = 0; }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { ip = peer_ip_, port = peer_port_; }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { ip = local_ip_, port = local_port_; }
   socket_t socket() const override { return INVALID_SOCKET; }
   bool at_end() const { return pos_ >= in_.size(); }
 
@@ -97,8 +102,21 @@ class StringStream : public httplib::Stream {
 
  private:
   const std::string& in_;
+  std::string peer_ip_, local_ip_;
+  int peer_port_, local_port_;
   size_t pos_ = 0;
 };
+
+// The answer's head says Connection: close (cpp-httplib's own, or a handler's: the 411 answer).
+bool says_close(const std::string& answer) {
+  const size_t end = answer.find("\r\n\r\n");
+  const std::string head = answer.substr(0, end == std::string::npos ? answer.size() : end + 2);
+  for (size_t p = head.find("\r\n"); p != std::string::npos; p = head.find("\r\n", p + 2))
+    if (strncasecmp(head.c_str() + p + 2, "Connection: close\r\n", 19) == 0) return true;
+  return false;
+}
+
+const char* const kMethodOrder[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 
 }  // namespace
 
@@ -121,16 +139,14 @@ std::string human_bytes(size_t n) {
 Clock::time_point request_start() { return t_request_start; }
 
 HttpServer::HttpServer(const TransportOptions& opt, Metrics& metrics) : opt_(opt), metrics_(metrics) {
-  const size_t handler_threads = opt_.handler_threads;
-  new_task_queue = [handler_threads] { return new httplib::ThreadPool(handler_threads); };
+  opt_.connections.handler_threads = std::max<size_t>(1, opt_.handler_threads);
+  opt_.connections.max_body_bytes = opt_.max_upload_bytes;
   set_payload_max_length(opt_.max_upload_bytes);
-  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm holds the
-  // body back until the client's delayed ACK (~40 ms on Linux) on every small keep-alive answer.
-  set_tcp_nodelay(true);
-  set_keep_alive_max_count(1000);
-  set_keep_alive_timeout(5);
-  set_read_timeout(30);
-  set_write_timeout(30);
+  // The connections are the reactor's (reactor.h: deadlines, caps, TCP_NODELAY); cpp-httplib sees
+  // each complete request as bytes. Its keep-alive settings only write the Keep-Alive header (and
+  // bound handle_buffer's pipelined requests).
+  set_keep_alive_max_count(std::max<size_t>(1, opt_.connections.keep_alive_max));
+  set_keep_alive_timeout(std::max<time_t>(1, (time_t)opt_.connections.keep_alive_timeout_s));
   // cpp-httplib's default sets SO_REUSEPORT too, which lets a second server bind the same port and
   // silently take half the connections. SO_REUSEADDR alone: restarts work, a port in use is an error.
   set_socket_options([](socket_t sock) {
@@ -138,10 +154,18 @@ HttpServer::HttpServer(const TransportOptions& opt, Metrics& metrics) : opt_(opt
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
 
-  set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
     const std::string rid = request_id_of(req);
     if (!rid.empty()) res.set_header("X-Request-Id", rid);
+    // CORS (off unless --cors): an allowed Origin gets Access-Control-Allow-Origin on every answer.
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && cors_allows(origin)) {
+      const bool any = opt_.cors_origins.size() == 1 && opt_.cors_origins[0] == "*";
+      res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
+      if (!any) res.set_header("Vary", "Origin");
+      res.set_header("Access-Control-Expose-Headers", "X-Request-Id, X-Cache, Retry-After, Location");
+    }
     // Range requests are not supported (RFC 9110 allows ignoring them): cpp-httplib 0.11 would slice
     // every routed answer, JSON and errors included, into a 206 or a multipart/byteranges body
     // (fuzz/regressions/http/range_on_error). The request object is cpp-httplib's own, not const.
@@ -173,7 +197,19 @@ HttpServer::HttpServer(const TransportOptions& opt, Metrics& metrics) : opt_(opt
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     try {
       std::string msg;
-      if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path + " (see GET /health)";
+      // A path some route takes, asked with another method: 405 with the methods it takes. cpp-httplib
+      // leaves 404 (400 for TRACE and CONNECT, which it routes nowhere).
+      if (res.status == 404 || (res.status == 400 && (req.method == "TRACE" || req.method == "CONNECT"))) {
+        const std::string allow = req.path.empty() ? std::string() : allowed_methods(req.path);
+        if (!allow.empty()) {
+          res.status = 405;
+          res.set_header("Allow", allow);
+          msg = "method " + printable(req.method) + " not allowed on " + req.path + ": use " + allow;
+        }
+      }
+      if (res.status == 405) {
+        // the message is set above
+      } else if (res.status == 404) msg = "no such endpoint: " + req.method + " " + req.path + " (see GET /health)";
       else if (res.status == 413)
         msg = req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0
                   ? "form-urlencoded bodies are limited to 8 KiB: send the photo as multipart field 'image' or "
@@ -192,6 +228,20 @@ HttpServer::HttpServer(const TransportOptions& opt, Metrics& metrics) : opt_(opt
     }
     return httplib::Server::HandlerResponse::Handled;
   }));
+
+  // OPTIONS on a known path: 204 with Allow; a CORS preflight from an allowed origin also gets the
+  // methods and request headers it may use. Unknown paths: 404, as for any method.
+  httplib::Server::Options(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string allow = allowed_methods(req.path);
+    if (allow.empty()) return send_error(res, 404, "no such endpoint: OPTIONS " + req.path + " (see GET /health)");
+    res.status = 204;
+    res.set_header("Allow", allow);
+    if (res.has_header("Access-Control-Allow-Origin") && req.has_header("Access-Control-Request-Method")) {
+      res.set_header("Access-Control-Allow-Methods", allow);
+      res.set_header("Access-Control-Allow-Headers", "Content-Type, X-Request-Id");
+      res.set_header("Access-Control-Max-Age", "600");
+    }
+  });
 
   set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string msg = "internal error";
@@ -220,6 +270,11 @@ HttpServer::HttpServer(const TransportOptions& opt, Metrics& metrics) : opt_(opt
   });
 }
 
+HttpServer::~HttpServer() {
+  const socket_t s = svr_sock_.exchange(INVALID_SOCKET);
+  if (s != INVALID_SOCKET) ::close(s);
+}
+
 int HttpServer::bind(const std::string& host, int port) {
   int bound = port;
   if (port == 0) {
@@ -237,6 +292,87 @@ int HttpServer::bind(const std::string& host, int port) {
     std::fprintf(stderr, "m2fp serve: warning: cannot deepen the listen queue: %s\n", std::strerror(errno));
   return bound;
 }
+
+bool HttpServer::serve() {
+  {
+    std::lock_guard<std::mutex> lk(reactor_mu_);
+    if (stopped_) return true;
+    if (svr_sock_ == INVALID_SOCKET || reactor_) return false;
+    reactor_ = std::make_unique<Reactor>(
+        svr_sock_, opt_.connections, [this](const RawRequest& r) { return answer(r); },
+        [this](const char* what) { metrics_.connection_event(what); });
+  }
+  const bool ok = reactor_->run();
+  const socket_t s = svr_sock_.exchange(INVALID_SOCKET);
+  if (s != INVALID_SOCKET) ::close(s);
+  return ok;
+}
+
+void HttpServer::stop() {
+  std::lock_guard<std::mutex> lk(reactor_mu_);
+  stopped_ = true;
+  if (reactor_) reactor_->stop();
+}
+
+size_t HttpServer::open_connections() const {
+  auto* self = const_cast<HttpServer*>(this);
+  std::lock_guard<std::mutex> lk(self->reactor_mu_);
+  return reactor_ ? reactor_->open_connections() : 0;
+}
+
+RawAnswer HttpServer::answer(const RawRequest& r) {
+  // One complete request, exactly as cpp-httplib's socket handler would process it.
+  StringStream strm(r.bytes, r.peer_ip, r.peer_port, r.local_ip, r.local_port);
+  bool closed = false;
+  const bool ok = process_request(strm, r.last, closed, [](httplib::Request&) {});
+  RawAnswer a;
+  a.bytes = std::move(strm.out);
+  // The reactor says "100 Continue" itself, when it wants the body; the request reaches us complete.
+  static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  if (a.bytes.compare(0, kContinue.size(), kContinue) == 0) a.bytes.erase(0, kContinue.size());
+  a.close = !ok || closed || r.last || says_close(a.bytes);
+  return a;
+}
+
+void HttpServer::remember(const char* method, const std::string& pattern) {
+  routes_.emplace_back(method, std::regex(pattern));
+}
+
+std::string HttpServer::allowed_methods(const std::string& path) const {
+  bool has[7] = {false, false, false, false, false, false, false};
+  bool any = false;
+  for (const auto& [method, re] : routes_) {
+    if (!std::regex_match(path, re)) continue;
+    any = true;
+    for (int i = 0; i < 7; ++i)
+      if (method == kMethodOrder[i]) has[i] = true;
+  }
+  if (!any) return "";
+  has[1] = has[1] || has[0];  // HEAD wherever GET
+  has[6] = true;              // OPTIONS on every known path
+  std::string out;
+  for (int i = 0; i < 7; ++i)
+    if (has[i]) out += (out.empty() ? "" : ", ") + std::string(kMethodOrder[i]);
+  return out;
+}
+
+bool HttpServer::cors_allows(const std::string& origin) const {
+  for (const std::string& o : opt_.cors_origins)
+    if (o == "*" || o == origin) return true;
+  return false;
+}
+
+// clang-format off
+HttpServer& HttpServer::Get(const std::string& p, Handler h) { remember("GET", p); httplib::Server::Get(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Post(const std::string& p, Handler h) { remember("POST", p); httplib::Server::Post(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Post(const std::string& p, HandlerWithContentReader h) { remember("POST", p); httplib::Server::Post(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Put(const std::string& p, Handler h) { remember("PUT", p); httplib::Server::Put(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Put(const std::string& p, HandlerWithContentReader h) { remember("PUT", p); httplib::Server::Put(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Patch(const std::string& p, Handler h) { remember("PATCH", p); httplib::Server::Patch(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Patch(const std::string& p, HandlerWithContentReader h) { remember("PATCH", p); httplib::Server::Patch(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Delete(const std::string& p, Handler h) { remember("DELETE", p); httplib::Server::Delete(p, std::move(h)); return *this; }
+HttpServer& HttpServer::Delete(const std::string& p, HandlerWithContentReader h) { remember("DELETE", p); httplib::Server::Delete(p, std::move(h)); return *this; }
+// clang-format on
 
 std::vector<std::string> HttpServer::handle_buffer(const std::string& bytes) {
   // The same process_request() a socket's handler thread calls for each request of a keep-alive

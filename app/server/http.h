@@ -4,15 +4,20 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <new>
+#include <regex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "app/server/metrics.h"
+#include "app/server/reactor.h"
 #include "service/parse_queue.h"
 
 namespace m2fp::app {
@@ -51,23 +56,58 @@ struct TransportOptions {
   size_t handler_threads = 8;
   size_t max_upload_bytes = 20u << 20;
   bool access_log = true;  // one stderr line per request
+  // Deadlines, keep-alive and connection caps (reactor.h); handler_threads and max_upload_bytes
+  // above take precedence over the same fields there.
+  ConnectionLimits connections;
+  // Origins allowed to call the API from a browser (CORS): empty: none (no CORS headers at all);
+  // "*": any; else exact origins such as "https://shop.example".
+  std::vector<std::string> cors_origins;
 };
 
-// cpp-httplib's server with our transport settings and handlers around the routes (pre-routing
-// checks, errors as JSON, exceptions as 500, the access log and request metrics), and its
-// per-request entry point opened up for connections without a socket.
+// cpp-httplib's request processing with our handlers around the routes (pre-routing checks, CORS,
+// errors as JSON, 405 for a known path with another method, OPTIONS, exceptions as 500, the access
+// log and request metrics), under our own connection handling (reactor.h): cpp-httplib parses and
+// routes each complete request from its bytes, as it does for connections without a socket.
 class HttpServer : public httplib::Server {
  public:
   HttpServer(const TransportOptions& opt, Metrics& metrics);
+  ~HttpServer() override;
   // Binds host:port (0: any free port) and deepens the listen queue; returns the bound port.
   // Throws when the address cannot be bound.
   int bind(const std::string& host, int port);
+  // Serves connections on the bound socket until stop(); false if serving could not start.
+  bool serve();
+  // From any thread: stops accepting; serve() returns once the requests being handled are answered.
+  void stop();
+  size_t open_connections() const;
   // Handles raw HTTP/1.1 bytes as if they had arrived on a connection (Server::handle_raw).
   std::vector<std::string> handle_buffer(const std::string& bytes);
 
+  // The route table: as cpp-httplib's, and remembered so that a known path asked with another
+  // method is answered 405 with Allow (and OPTIONS with 204 and Allow).
+  HttpServer& Get(const std::string& pattern, Handler handler);
+  HttpServer& Post(const std::string& pattern, Handler handler);
+  HttpServer& Post(const std::string& pattern, HandlerWithContentReader handler);
+  HttpServer& Put(const std::string& pattern, Handler handler);
+  HttpServer& Put(const std::string& pattern, HandlerWithContentReader handler);
+  HttpServer& Patch(const std::string& pattern, Handler handler);
+  HttpServer& Patch(const std::string& pattern, HandlerWithContentReader handler);
+  HttpServer& Delete(const std::string& pattern, Handler handler);
+  HttpServer& Delete(const std::string& pattern, HandlerWithContentReader handler);
+  // "GET, HEAD, OPTIONS" style: the methods some route takes for `path` ("" when none does).
+  std::string allowed_methods(const std::string& path) const;
+
  private:
+  RawAnswer answer(const RawRequest& r);
+  void remember(const char* method, const std::string& pattern);
+  bool cors_allows(const std::string& origin) const;
+
   TransportOptions opt_;
   Metrics& metrics_;
+  std::vector<std::pair<std::string, std::regex>> routes_;
+  std::unique_ptr<Reactor> reactor_;
+  std::mutex reactor_mu_;
+  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace m2fp::app

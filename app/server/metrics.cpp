@@ -97,6 +97,11 @@ void Metrics::rejected(const std::string& reason) {
   ++rejected_[reason];
 }
 
+void Metrics::connection_event(const std::string& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++connection_events_[event];
+}
+
 uint64_t Metrics::requests_total() const {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t n = 0;
@@ -133,6 +138,17 @@ std::string Metrics::prometheus(const Gauges& g) const {
     auto it = rejected_.find(r);
     o += std::string("m2fp_rejected_total{reason=\"") + r + "\"} " +
          std::to_string(it == rejected_.end() ? 0 : it->second) + "\n";
+  }
+  family(o, "m2fp_http_connections", "gauge", "Open client connections.");
+  sample(o, "m2fp_http_connections", g.http_connections);
+  family(o, "m2fp_http_connection_events_total", "counter",
+         "Connections closed or refused by the transport: header_timeout, body_timeout (408), write_timeout, "
+         "per_client_cap, capacity (503), evicted (a stalled connection closed to make room), header_too_large (431).");
+  for (const char* e : {"header_timeout", "body_timeout", "write_timeout", "per_client_cap", "capacity", "evicted",
+                        "header_too_large"}) {
+    auto it = connection_events_.find(e);
+    o += std::string("m2fp_http_connection_events_total{event=\"") + e + "\"} " +
+         std::to_string(it == connection_events_.end() ? 0 : it->second) + "\n";
   }
   family(o, "m2fp_cache_hits_total", "counter", "Result cache hits (photo SHA-256 and parse options).");
   sample(o, "m2fp_cache_hits_total", (double)g.cache_hits);

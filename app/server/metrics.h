@@ -8,6 +8,8 @@
 //   m2fp_cache_hits_total / _misses_total / _evictions_total, m2fp_cache_entries, m2fp_cache_bytes
 //   m2fp_queue_depth, m2fp_queue_capacity, m2fp_workers, m2fp_workers_busy     gauges
 //   m2fp_rejected_total{reason}                     counter   queue_full, timeout
+//   m2fp_http_connection_events_total{event}        counter   header/body/write timeouts, refusals, evictions
+//   m2fp_http_connections                           gauge     open client connections
 //   m2fp_jobs{state}                                gauge     asynchronous jobs kept, by state
 //   m2fp_uptime_seconds, m2fp_model_synthetic       gauges
 // Endpoints are route names ("/jobs/{id}", "other"), never raw paths, so the label set stays small.
@@ -50,6 +52,7 @@ struct Gauges {
   uint64_t cache_hits = 0, cache_misses = 0, cache_evictions = 0;
   std::map<std::string, double> jobs;  // state -> count
   double uptime_s = 0;
+  double http_connections = 0;
   bool synthetic = false;
 };
 
@@ -60,6 +63,8 @@ class Metrics {
   void engine(double seconds);
   void queue_wait(double seconds);
   void rejected(const std::string& reason);
+  // The transport closed or refused a connection (reactor.h's ConnectionEvent names).
+  void connection_event(const std::string& event);
   std::string prometheus(const Gauges& g) const;
 
   uint64_t requests_total() const;
@@ -70,6 +75,7 @@ class Metrics {
   std::map<std::string, Histogram> latency_;
   Histogram engine_, queue_wait_;
   std::map<std::string, uint64_t> rejected_;
+  std::map<std::string, uint64_t> connection_events_;
 };
 
 // Prometheus label value escaping (backslash, double quote, line feed).

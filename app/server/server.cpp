@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <regex>
 
 #include "app/args.h"
 #include "service/outfits.h"
@@ -21,11 +22,27 @@ namespace m2fp::app {
 
 namespace {
 
+// "*" alone, or an origin as browsers send it: scheme://host[:port], no path, no trailing slash.
+void check_cors_origin(const std::string& origin, size_t count) {
+  if (origin == "*") {
+    if (count > 1) throw UsageError("--cors: '*' allows every origin and cannot be combined with others");
+    return;
+  }
+  static const std::regex re(R"(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?)");
+  if (!std::regex_match(origin, re))
+    throw UsageError("--cors: '" + origin + "' is not an origin (scheme://host[:port], e.g. https://shop.example)");
+}
+
 ServeOptions checked(const ServeOptions& o) {
   if (o.model_path.empty()) throw UsageError("missing required option --model");
   if (o.workers < 1) throw UsageError("--workers must be >= 1");
   if (o.queue < 0) throw UsageError("--queue must be >= 0");
   if (o.listen && (o.port < 0 || o.port > 65535)) throw UsageError("--port must be in [0, 65535]");
+  if (!(o.header_timeout_s > 0) || !(o.body_timeout_s > 0) || !(o.keep_alive_timeout_s > 0))
+    throw UsageError("--header-timeout, --body-timeout and --keep-alive-timeout must be > 0");
+  if (o.keep_alive_max < 1) throw UsageError("--keep-alive-max must be >= 1");
+  if (o.max_conns_per_client < 0) throw UsageError("--max-conns-per-client must be >= 0");
+  for (const std::string& origin : o.cors_origins) check_cors_origin(origin, o.cors_origins.size());
   return o;
 }
 
@@ -34,6 +51,12 @@ TransportOptions transport_of(const ServeOptions& o) {
   t.handler_threads = o.http_threads > 0 ? (size_t)o.http_threads : (size_t)(2 * (o.workers + o.queue) + 8);
   t.max_upload_bytes = o.max_upload_bytes;
   t.access_log = o.access_log;
+  t.connections.header_timeout_s = o.header_timeout_s;
+  t.connections.body_timeout_s = o.body_timeout_s;
+  t.connections.keep_alive_timeout_s = o.keep_alive_timeout_s;
+  t.connections.keep_alive_max = (size_t)o.keep_alive_max;
+  t.connections.max_per_client = (size_t)o.max_conns_per_client;
+  t.cors_origins = o.cors_origins;
   return t;
 }
 
@@ -84,7 +107,7 @@ std::string Server::url() const {
 
 bool Server::run() {
   if (impl_->bound_port < 0) throw std::logic_error("Server::run: constructed with listen = false");
-  return impl_->http.listen_after_bind();
+  return impl_->http.serve();
 }
 
 std::vector<std::string> Server::handle_raw(const std::string& request_bytes) {

@@ -9,9 +9,10 @@
 //   GET  /health           model, workers, queue, cache, catalogue, limits
 //   GET  /metrics          Prometheus text
 //
-// Shape: cpp-httplib's own thread pool runs the handlers; every engine call goes to the parse queue
-// (service/parse_queue.h): `workers` threads sharing one parse session (each with threads/workers
-// OpenMP threads) behind a bounded queue (429 + Retry-After when full). Handlers wait for their photo
+// Shape: one connection thread (app/server/reactor.h) accepts and reads every request within its
+// deadlines; a pool of handler threads runs cpp-httplib's request processing and our handlers; every
+// engine call goes to the parse queue (service/parse_queue.h): `workers` threads sharing one parse
+// session (each with threads/workers OpenMP threads) behind a bounded queue (429 + Retry-After when full). Handlers wait for their photo
 // with a deadline (504 after timeout_s). Results are cached by the photo's SHA-256 and the parse
 // options (LRU, bounded in bytes); identical photos in flight at the same time are parsed once.
 // Uploads are limited in size (413) and in pixels (the header is checked before decoding). Every
@@ -44,7 +45,7 @@ struct ServeOptions {
   int threads = 0;                          // OpenMP threads for the engine in all; 0 = all cores
   int workers = 1;                          // engine workers sharing the model
   int queue = 8;                            // photos that may wait for a worker
-  int http_threads = 0;                     // cpp-httplib handler threads; 0 = 2 * (workers + queue) + 8
+  int http_threads = 0;                     // HTTP handler threads; 0 = 2 * (workers + queue) + 8
   size_t max_upload_bytes = 20u << 20;      // request body limit (413 above)
   int64_t max_pixels = 24'000'000;          // decoded photo limit, checked on the header (400 above);
                                             // docs/SERVICE.md: what the default costs
@@ -56,6 +57,17 @@ struct ServeOptions {
   double job_ttl_s = 600;                   // finished jobs are forgotten after this
   std::string web_dir;                      // serve the page from this folder instead of the embedded copy
   bool access_log = true;                   // one stderr line per request
+  // Connections (docs/SERVICE.md, "Connections and limits"): the request line and headers must
+  // arrive within header_timeout_s, the body within body_timeout_s; keep-alive connections idle at
+  // most keep_alive_timeout_s and carry at most keep_alive_max requests; one client address holds at
+  // most max_conns_per_client connections (0: no cap), its oldest stalled one closed to make room.
+  double header_timeout_s = 10;
+  double body_timeout_s = 120;
+  double keep_alive_timeout_s = 5;
+  int keep_alive_max = 100;
+  int max_conns_per_client = 64;
+  // Origins allowed to call the API from a browser (CORS); empty: CORS off; {"*"}: any origin.
+  std::vector<std::string> cors_origins;
   const ForwardHooks* hooks = nullptr;      // engine hooks (tests hold a worker busy with one)
   // Tests and fuzzing (fuzz/fuzz_http.cpp): when set, no model file is read and this stands in for
   // the engine on the worker threads (service::EngineStub); the model is reported as

@@ -70,7 +70,10 @@ nlohmann::json Server::Impl::health() {
                      {"hits", cs.hits}, {"misses", cs.misses}}},
           {"catalog", {{"path", catalog->path()}, {"items", items_now->size()}}},
           {"limits", {{"max_upload_bytes", opt.max_upload_bytes}, {"max_pixels", po.decode.max_pixels},
-                      {"timeout_s", opt.timeout_s}, {"max_batch", max_batch()}}},
+                      {"timeout_s", opt.timeout_s}, {"header_timeout_s", opt.header_timeout_s},
+                      {"body_timeout_s", opt.body_timeout_s}, {"keep_alive_timeout_s", opt.keep_alive_timeout_s},
+                      {"keep_alive_max", opt.keep_alive_max}, {"max_conns_per_client", opt.max_conns_per_client}, {"max_batch", max_batch()}}},
+          {"cors", opt.cors_origins},
           {"parse", {{"short_edge", po.short_edge}, {"max_size", po.max_size}}},
           {"options", {{"styles", kit.rules.styles}, {"occasions", occasions}, {"seasons", kit.rules.seasons}}},
           {"uptime_s", uptime_s()},
@@ -92,6 +95,7 @@ Gauges Server::Impl::gauges() {
   g.cache_misses = cs.misses;
   g.cache_evictions = cs.evictions;
   g.uptime_s = uptime_s();
+  g.http_connections = (double)http.open_connections();
   g.synthetic = session->synthetic();
   g.jobs = jobs.counts();
   return g;

@@ -110,12 +110,27 @@ class ServeProcess(unittest.TestCase):
 
     def test_lifecycle_health_photo_sigterm(self):
         d = fresh_dir("lifecycle")
-        s = Serve(["--catalog", os.path.join(d, "shop.db")])
+        s = Serve(["--catalog", os.path.join(d, "shop.db"), "--cors", "https://shop.example,http://localhost:8080",
+                   "--header-timeout", "7", "--keep-alive-max", "9"])
         try:
             code, body = http(s.url + "/health")
             self.assertEqual(code, 200)
             h = json.loads(body)
             self.assertTrue(h["model"]["synthetic"])
+            self.assertEqual(h["cors"], ["https://shop.example", "http://localhost:8080"])
+            self.assertEqual(h["limits"]["header_timeout_s"], 7)
+            self.assertEqual(h["limits"]["keep_alive_max"], 9)
+            # the CORS preflight of a shop's page, and GET on a POST-only path (405, not 404)
+            req = urllib.request.Request(s.url + "/predict", method="OPTIONS", headers={
+                "Origin": "http://localhost:8080", "Access-Control-Request-Method": "POST"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                self.assertEqual(r.status, 204)
+                self.assertEqual(r.headers["Access-Control-Allow-Origin"], "http://localhost:8080")
+                self.assertIn("POST", r.headers["Access-Control-Allow-Methods"])
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                urllib.request.urlopen(s.url + "/predict", timeout=60)
+            self.assertEqual(cm.exception.code, 405)
+            self.assertEqual(cm.exception.headers["Allow"], "POST, OPTIONS")
             self.assertEqual(h["catalog"]["path"], os.path.join(d, "shop.db"))
             self.assertTrue(os.path.exists(os.path.join(d, "shop.db")), "catalogue created on first run")
             body, ctype = multipart([("image", photo_png(1), "p.png"), ("k", b"2", None)])
@@ -155,6 +170,11 @@ class ServeProcess(unittest.TestCase):
             (["serve", "--model", CIHP, "--workers", "0"], 2, "--workers must be in [1, 64]"),
             (["serve", "--model", CIHP, "--precision", "fp8"], 2, "--precision must be fp32 or bf16"),
             (["serve", "--model", CIHP, "--frobnicate"], 2, "unknown option --frobnicate"),
+            (["serve", "--model", CIHP, "--cors", "shop.example"], 2, "'shop.example' is not an origin"),
+            (["serve", "--model", CIHP, "--cors", "*,https://a.example"], 2, "cannot be combined"),
+            (["serve", "--model", CIHP, "--cors", "https://a.example,"], 2, "empty origin"),
+            (["serve", "--model", CIHP, "--header-timeout", "0"], 2, "--header-timeout must be in [1, 3600]"),
+            (["serve", "--model", CIHP, "--max-conns-per-client", "-1"], 2, "--max-conns-per-client must be in"),
             (["serve", "--model", os.path.join(SCRATCH, "nope.safetensors"), "--port", "0"], 1, "nope.safetensors"),
         ]
         for args, want_rc, needle in cases:
