@@ -570,11 +570,12 @@ void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTab
   const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0;
   for (int c = 0; c < n_sem; ++c) {
     float* cp = cat + (size_t)c * bandB * W0;
-    std::fill(cp, cp + npx, 0.f);
-    if (r.pasted[c].empty()) {
+    if (r.pasted[c].empty()) {  // zeros; only class 0's are read below (the argmax skips the others)
+      if (c == 0) std::fill(cp, cp + npx, 0.f);
       if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
       continue;
     }
+    std::fill(cp, cp + npx, 0.f);
     std::fill(times, times + npx, 0.f);
     for (const Pair& p : r.pasted[c]) {
       int64_t ya, yb, xa, xb;

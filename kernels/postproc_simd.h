@@ -93,7 +93,7 @@ void mask_row_fused_simd(const float* h0, const float* h1, float l0, float l1, i
       l = i + 31 - __builtin_clz(b);
       acc = V::add(acc, V::where(pos, sigmoid_v<V>(v)));
     }
-    if (o->cat) {
+    if (o->cat && b) {  // no lane > 0: sigmoid(v) * score <= 0.5 * score <= 0.5 pastes nothing
       const F p = V::mul(sigmoid_v<V>(v), sc);
       const M m = V::gt(p, half);
       if (V::bits(m)) {
