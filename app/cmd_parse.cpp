@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "app/args.h"
@@ -334,6 +335,9 @@ int cmd_parse(int argc, char** argv) {
       }
       const Parsing& p = r.parsing;
 
+      // timings_ms.write: rendering, encoding and writing every picture (result.json itself, written
+      // last, cannot hold its own time)
+      const auto write0 = std::chrono::steady_clock::now();
       outs.written.push_back(dir + "/labels.png");
       const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
       write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
@@ -355,7 +359,10 @@ int cmd_parse(int argc, char** argv) {
         }
       }
       // the pictures in the label set's ids and names, as labels.png
-      const Parsing in_set = service::in_label_set(p, label_set);
+      // (CIHP: the parsing itself; a copy would double the memory of a large photo's masks)
+      std::optional<Parsing> remapped;
+      if (label_set != service::LabelSet::Cihp) remapped = service::in_label_set(p, label_set);
+      const Parsing& in_set = remapped ? *remapped : p;
       outs.written.push_back(dir + "/labels_color.png");
       write_png_rgb(dir + "/labels_color.png", service::colorize_labels(in_set.labels, p.width, p.height));
       service::RenderOptions ro;
@@ -363,11 +370,13 @@ int cmd_parse(int argc, char** argv) {
       ro.person_boxes = !p.persons.empty();
       outs.written.push_back(dir + "/parsing.png");
       write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, in_set, ro));
+      const double write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
 
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
       outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
       nlohmann::json j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
+      j["timings_ms"]["write"] = write_ms;
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},
                         {"classes", service::label_set_classes(label_set, p.class_names)}};

@@ -1,13 +1,15 @@
-// engine/io.cpp: .npy, PNG and base64 writers (see io.h). stb_image_write's implementation is in
-// libstb (Debian libstb-dev): only the header here.
+// engine/io.cpp: .npy, PNG and base64 writers (see io.h). PNG: the rows filtered here (filter Up),
+// compressed by libdeflate (Debian libdeflate-dev) at a fast level, wrapped in PNG chunks.
 #include "engine/io.h"
 
-#include <stb_image_write.h>
+#include <libdeflate.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <utility>
 
 namespace m2fp {
@@ -91,22 +93,6 @@ void write_png_file(const std::string& path, const uint8_t* px, int w, int h, in
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 
-// stb_image_write's output callback: C code calls it, so no exception may escape.
-struct PngSink {
-  std::vector<uint8_t> bytes;
-  bool failed = false;
-};
-void append_bytes(void* ctx, void* data, int size) {
-  auto* sink = static_cast<PngSink*>(ctx);
-  if (sink->failed) return;
-  try {
-    const uint8_t* p = static_cast<const uint8_t*>(data);
-    sink->bytes.insert(sink->bytes.end(), p, p + size);
-  } catch (...) {
-    sink->failed = true;
-  }
-}
-
 }  // namespace
 
 std::string npy_header(const char* descr, const std::vector<int64_t>& shape) {
@@ -141,70 +127,109 @@ void write_npy(const std::string& path, const int32_t* data, const std::vector<i
   write_npy_raw(path, "<i4", data, 4, shape);
 }
 
+namespace {
+
+// CRC-32 of PNG chunks (the zlib/ISO-HDLC polynomial), libdeflate's (PCLMUL where available).
+uint32_t png_crc(const uint8_t* p, size_t n) { return libdeflate_crc32(0, p, n); }
+
+void put_be32(uint8_t* p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+// Appends one chunk (length, type, data, CRC of type + data).
+void put_chunk(std::vector<uint8_t>& png, const char type[4], const uint8_t* data, size_t n) {
+  const size_t at = png.size();
+  png.resize(at + 12 + n);
+  put_be32(png.data() + at, (uint32_t)n);
+  std::memcpy(png.data() + at + 4, type, 4);
+  if (n) std::memcpy(png.data() + at + 8, data, n);
+  put_be32(png.data() + at + 8 + n, png_crc(png.data() + at + 4, 4 + n));
+}
+
+struct CompressorDeleter {
+  void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+};
+
+// A PNG of `height` rows of `row_bytes` bytes (the pixels as PNG stores them: big-endian samples),
+// `bpp` bytes per pixel, IHDR bit depth / colour type as given, an optional PLTE chunk. Each row is
+// filtered with Up (the difference to the row above: label maps and masks repeat rows, so most
+// filtered rows are zeros; photos compress about as well as with the adaptive choice) and the
+// whole image compressed as one zlib stream by libdeflate at level kPngLevel.
+constexpr int kPngLevel = 1;
+
+std::vector<uint8_t> png_from_rows(const char* who, const uint8_t* px, int width, int height, size_t row_bytes,
+                                   uint8_t depth, uint8_t colour_type, const uint8_t* plte, size_t plte_bytes) {
+  if (width <= 0 || height <= 0 || !px)
+    throw IoError(std::string(who) + ": invalid image " + std::to_string(width) + "x" + std::to_string(height));
+  if (row_bytes > (size_t)std::numeric_limits<int32_t>::max() / 2)
+    throw IoError(std::string(who) + ": rows of " + std::to_string(width) + " pixels are too wide");
+  const size_t stride = row_bytes + 1, raw_size = stride * (size_t)height;
+  // Not value-initialised (every byte is written): a 12-megapixel RGB picture is 36 MB here.
+  std::unique_ptr<uint8_t[]> raw(new uint8_t[raw_size]);
+  for (int y = 0; y < height; ++y) {
+    uint8_t* d = raw.get() + (size_t)y * stride;
+    const uint8_t* cur = px + (size_t)y * row_bytes;
+    d[0] = y == 0 ? 0 : 2;  // None for the first row (Up would be the same), Up after
+    if (y == 0) {
+      std::memcpy(d + 1, cur, row_bytes);
+    } else {
+      const uint8_t* up = cur - row_bytes;
+      for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(cur[i] - up[i]);
+    }
+  }
+  std::unique_ptr<libdeflate_compressor, CompressorDeleter> c(libdeflate_alloc_compressor(kPngLevel));
+  if (!c) throw IoError(std::string(who) + ": out of memory (libdeflate)");
+  const size_t bound = libdeflate_zlib_compress_bound(c.get(), raw_size);
+  std::unique_ptr<uint8_t[]> z(new uint8_t[bound]);
+  const size_t zn = libdeflate_zlib_compress(c.get(), raw.get(), raw_size, z.get(), bound);
+  if (zn == 0) throw IoError(std::string(who) + ": libdeflate failed on a " + std::to_string(width) + "x" +
+                             std::to_string(height) + " image");
+  raw.reset();
+
+  std::vector<uint8_t> png;
+  png.reserve(8 + 25 + (plte ? 12 + plte_bytes : 0) + 12 + zn + 12);
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  png.resize(8);
+  std::memcpy(png.data(), kSignature, 8);
+  uint8_t ihdr[13];
+  put_be32(ihdr, (uint32_t)width);
+  put_be32(ihdr + 4, (uint32_t)height);
+  ihdr[8] = depth;
+  ihdr[9] = colour_type;
+  ihdr[10] = ihdr[11] = ihdr[12] = 0;  // deflate, adaptive filtering, no interlace
+  put_chunk(png, "IHDR", ihdr, 13);
+  if (plte) put_chunk(png, "PLTE", plte, plte_bytes);
+  put_chunk(png, "IDAT", z.get(), zn);  // one chunk: at most 2^31 - 1 bytes, far above any photo here
+  put_chunk(png, "IEND", nullptr, 0);
+  return png;
+}
+
+}  // namespace
+
 std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels) {
   if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || !pixels)
     throw IoError("encode_png: invalid image " + std::to_string(width) + "x" +
                   std::to_string(height) + "x" + std::to_string(channels));
-  if ((int64_t)width * channels > std::numeric_limits<int>::max() / 2)
-    throw IoError("encode_png: rows of " + std::to_string(width) + " pixels are too wide");
-  PngSink sink;
-  if (!stbi_write_png_to_func(append_bytes, &sink, width, height, channels, pixels,
-                              width * channels) ||
-      sink.failed)
-    throw IoError("encode_png: stb_image_write failed on a " + std::to_string(width) + "x" +
-                  std::to_string(height) + " image (out of memory?)");
-  return std::move(sink.bytes);
+  static const uint8_t kColourType[5] = {0, 0, 4, 2, 6};  // grey, grey + alpha, RGB, RGBA
+  return png_from_rows("encode_png", pixels, width, height, (size_t)width * channels, 8, kColourType[channels],
+                       nullptr, 0);
 }
-
-namespace {
-uint32_t png_crc(const uint8_t* p, size_t n, uint32_t c = 0xffffffffu) {
-  static const std::array<uint32_t, 256> table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return c;
-}
-void put_be32(uint8_t* p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-// stb writes the signature then IHDR (13 bytes of data) at byte 8; rewrite its bit depth and
-// colour type (bytes 24, 25 of the file) and its CRC. The filtered bytes stay valid when the bytes
-// per pixel do not change (gray8 -> palette8, gray+alpha 8 -> gray16).
-void patch_ihdr(std::vector<uint8_t>& png, uint8_t depth, uint8_t colour_type) {
-  png[24] = depth;
-  png[25] = colour_type;
-  put_be32(png.data() + 29, png_crc(png.data() + 12, 17) ^ 0xffffffffu);
-}
-}  // namespace
 
 std::vector<uint8_t> encode_png_palette(const uint8_t* indices, int width, int height,
                                         const std::vector<std::array<uint8_t, 3>>& palette) {
   if (palette.empty() || palette.size() > 256) throw IoError("encode_png_palette: 1 to 256 colours");
-  std::vector<uint8_t> png = encode_png(indices, width, height, 1);
-  patch_ihdr(png, 8, 3);
-  std::vector<uint8_t> chunk(12 + 3 * palette.size());
-  put_be32(chunk.data(), (uint32_t)(3 * palette.size()));
-  std::memcpy(chunk.data() + 4, "PLTE", 4);
+  std::vector<uint8_t> plte(3 * palette.size());
   for (size_t i = 0; i < palette.size(); ++i)
-    for (int k = 0; k < 3; ++k) chunk[8 + 3 * i + k] = palette[i][k];
-  put_be32(chunk.data() + 8 + 3 * palette.size(), png_crc(chunk.data() + 4, 4 + 3 * palette.size()) ^ 0xffffffffu);
-  png.insert(png.begin() + 33, chunk.begin(), chunk.end());  // right after IHDR
-  return png;
+    for (int k = 0; k < 3; ++k) plte[3 * i + k] = palette[i][k];
+  return png_from_rows("encode_png_palette", indices, width, height, (size_t)std::max(width, 0), 8, 3, plte.data(),
+                       plte.size());
 }
 
 std::vector<uint8_t> encode_png_gray16(const uint16_t* values, int width, int height) {
   if (width <= 0 || height <= 0 || !values) throw IoError("encode_png_gray16: invalid image");
   std::vector<uint8_t> be((size_t)width * height * 2);
   for (size_t i = 0; i < (size_t)width * height; ++i) be[2 * i] = (uint8_t)(values[i] >> 8), be[2 * i + 1] = (uint8_t)values[i];
-  std::vector<uint8_t> png = encode_png(be.data(), width, height, 2);
-  patch_ihdr(png, 16, 0);
-  return png;
+  return png_from_rows("encode_png_gray16", be.data(), width, height, (size_t)width * 2, 16, 0, nullptr, 0);
 }
 
 void write_png_gray8(const std::string& path, const uint8_t* pixels, int width, int height) {

@@ -29,7 +29,8 @@ void write_npy(const std::string& path, const int32_t* data, const std::vector<i
 // The header alone (exposed for tests): descr is a numpy dtype string such as "<f4", "|u1", "<i4".
 std::string npy_header(const char* descr, const std::vector<int64_t>& shape);
 
-// PNG encoding with stb_image_write (8-bit; channels 1 = grey, 3 = RGB, 4 = RGBA).
+// PNG encoding (8-bit; channels 1 = grey, 2 = grey + alpha, 3 = RGB, 4 = RGBA): every row filtered
+// with Up, compressed by libdeflate at a fast level (level 1).
 std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels);
 inline std::vector<uint8_t> encode_png(const Image& img) {
   return encode_png(img.rgb.data(), img.width, img.height, 3);

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "kernels/bilinear_taps.h"
 #include "kernels/kernels.h"
 
 namespace m2fp {
@@ -63,6 +64,44 @@ class MaskUpsampler {
   }
 
   int64_t h4_, w4_, Hp_, Wp_, cy0_, cx0_, ch_, cw_, H0_, W0_;
+  const kern::KernelTable& k_;
+};
+
+// The same upsampling for the streaming path (large photos): the crop rows a band of output rows
+// reads, each resized to the output width (the horizontal step of the bilinear resize; its vertical
+// step with equal heights is the identity, bit for bit), so that kern::mask_row_fused computes each
+// output row's vertical step on the fly and consumes it without storing full-resolution masks.
+class MaskRowSource {
+ public:
+  MaskRowSource(int64_t h4, int64_t w4, const PostprocessGeometry& g)
+      : h4_(h4), w4_(w4), Hp_(g.Hp), Wp_(g.Wp), cy0_(g.crop_box.y0), cx0_(g.crop_box.x0),
+        ch_(g.crop_box.y1 - g.crop_box.y0), cw_(g.crop_box.x1 - g.crop_box.x0), H0_(g.H0), W0_(g.W0),
+        sy_(kern::torch_linear_scale(ch_, H0_)), k_(kern::active()) {}
+
+  kern::LinearTap tap(int64_t y) const { return kern::torch_linear_tap(ch_, H0_, sy_, y); }
+  // crop rows [*r0, *r1) that output rows [y0, y1) read
+  void rows_for(int64_t y0, int64_t y1, int64_t* r0, int64_t* r1) const {
+    *r0 = tap(y0).i0;
+    *r1 = tap(y1 - 1).i1 + 1;
+  }
+  // h [r1 - r0, W0]: crop rows [r0, r1) of `plane` [h4, w4], each resized to W0 columns
+  void hrows(const float* plane, int64_t r0, int64_t r1, float* h, std::vector<float>& scratch) const {
+    const int64_t n = r1 - r0;
+    scratch.resize((size_t)n * (Wp_ + cw_));
+    float* padded = scratch.data();       // [n, Wp]
+    float* crop = padded + n * Wp_;       // [n, cw]
+    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(crop + r * cw_, padded + r * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
+    k_.resize_bilinear_plane_rows(crop, n, cw_, h, n, W0_, 0, n);
+  }
+  int64_t H0() const { return H0_; }
+  int64_t W0() const { return W0_; }
+  int64_t max_rows(int64_t band) const { return (int64_t)std::ceil((double)band * ch_ / H0_) + 3; }  // pass A's bound
+
+ private:
+  int64_t h4_, w4_, Hp_, Wp_, cy0_, cx0_, ch_, cw_, H0_, W0_;
+  float sy_;
   const kern::KernelTable& k_;
 };
 
@@ -210,6 +249,49 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
   return stats;
 }
 
+// Pass A without kept masks: the same statistics, each output row computed on the fly from the
+// band's resized crop rows (kern::mask_row_fused) and never stored.
+std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::vector<int>& uq,
+                                           const MaskRowSource& src) {
+  const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
+  const int64_t H0 = src.H0(), W0 = src.W0();
+  std::vector<MaskStats> stats(Q);
+  const kern::KernelTable& k = kern::active();
+  const int64_t band = 64;
+#pragma omp parallel
+  {
+    std::vector<float> scratch, h((size_t)src.max_rows(band) * W0);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t u = 0; u < uq.size(); ++u) {
+      const int q = uq[u];
+      const float* plane = pred_masks.data() + (int64_t)q * h4 * w4;
+      MaskStats st;
+      for (int64_t y0 = 0; y0 < H0; y0 += band) {
+        const int64_t y1 = std::min(H0, y0 + band);
+        int64_t r0, r1;
+        src.rows_for(y0, y1, &r0, &r1);
+        src.hrows(plane, r0, r1, h.data(), scratch);
+        for (int64_t y = y0; y < y1; ++y) {
+          const kern::LinearTap t = src.tap(y);
+          int64_t first, last;
+          kern::MaskRowSinks o;
+          o.count = &st.pos;
+          o.sig_sum = &st.sig_sum;
+          o.first = &first;
+          o.last = &last;
+          k.mask_row_fused(h.data() + (t.i0 - r0) * W0, h.data() + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
+          if (first >= 0) {
+            grow(st.bbox, (int)first, (int)y);
+            grow(st.bbox, (int)last, (int)y);
+          }
+        }
+      }
+      stats[q] = st;
+    }
+  }
+  return stats;
+}
+
 // The three roles a top pair can have, by its final score: a part instance, a human instance,
 // pasted into the semantic map of its class.
 struct Roles {
@@ -263,20 +345,15 @@ std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slo
   return need;
 }
 
-// Pass B's view of one band of output rows [y0, y1): where a needed query's rows are (kept from
-// pass A, or upsampled for this band into the band buffer) and which part of its box is inside.
+// Pass B's view of one band of output rows [y0, y1) with the masks kept from pass A: where a
+// needed query's rows are and which part of its box is inside.
 struct BandView {
   int64_t y0, y1, W0, H0, bandB;
   const KeptMasks& kept;
-  const std::vector<int>& slot;  // query -> its plane in `m` (when not kept)
-  const float* m;                // [need.size(), bandB, W0] (when not kept)
   const std::vector<MaskStats>& stats;
 
   // query q's rows y0.. of this band, W0 floats each
-  const float* rows_of(int q) const {
-    return kept.keep ? kept.full.data() + ((int64_t)kept.slot[q] * H0 + y0) * W0
-                     : m + (size_t)slot[q] * bandB * W0;
-  }
+  const float* rows_of(int q) const { return kept.full.data() + ((int64_t)kept.slot[q] * H0 + y0) * W0; }
   // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
   bool box_in_band(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -442,6 +519,170 @@ void instances_and_persons(const ModelConfig& cfg, const Roles& r,
   }
 }
 
+// Pass B without kept masks, one band of output rows [y0, y1) at a time: each needed query's crop
+// rows are resized to the output width once (hq), and every use of an output row (paste into the
+// semantic map, person map, bits) computes it on the fly with kern::mask_row_fused, in the order the
+// kept path uses (so every float sum is the same). A query's row is > 0 only inside its box, and
+// every use needs > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0; person: m > best >= 0), so
+// rows start at the box's first column rounded down to 64 (bit words line up across queries). The
+// bits of parts and humans, one word per 64 columns, give the part/person overlaps by popcount and
+// the instances' bit masks.
+struct StreamBand {
+  int64_t y0, y1, W0, nwords;
+  const MaskRowSource& src;
+  const std::vector<MaskStats>& stats;
+  const std::vector<int>& slot;   // query -> its index in need
+  int64_t r0, r1;                 // crop rows held per query in hq
+  const std::vector<float>& hq;   // [need, max_rows, W0]
+  int64_t max_rows;
+  std::vector<uint64_t>& bits;    // [need, band rows, nwords]
+  std::vector<char>& bits_done;   // [need]
+  const std::vector<char>& needs_bits;  // [need]: parts and humans
+
+  bool box(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
+    const BBox& bb = stats[q].bbox;
+    *ya = std::max<int64_t>(y0, bb.y0);
+    *yb = std::min<int64_t>(y1, bb.y1);
+    *xa = bb.x0 & ~63;  // word aligned
+    *xb = bb.x1;
+    return bb.x1 >= 0 && *ya < *yb;
+  }
+  uint64_t* bits_row(int j, int64_t y) { return bits.data() + ((size_t)j * (y1 - y0) + (y - y0)) * nwords; }
+  // Runs row y of query q through the fused kernel with `o`, adding its bits when still needed.
+  void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, kern::MaskRowSinks o) {
+    const int j = slot[q];
+    if (needs_bits[j] && !bits_done[j]) o.bits = bits_row(j, y) + xa / 64;
+    const kern::LinearTap t = src.tap(y);
+    const float* h = hq.data() + (size_t)j * max_rows * W0;
+    k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
+  }
+  // After all rows of query q were run once: its bits are complete for this band.
+  void rows_done(int q) {
+    const int j = slot[q];
+    if (needs_bits[j]) bits_done[j] = 1;
+  }
+};
+
+void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
+                            float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
+                            uint8_t* scores) {
+  const int n_sem = (int)r.pasted.size();
+  const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0;
+  for (int c = 0; c < n_sem; ++c) {
+    float* cp = cat + (size_t)c * bandB * W0;
+    if (r.pasted[c].empty()) {  // zeros; only class 0's are read below (the argmax skips the others)
+      if (c == 0) std::fill(cp, cp + npx, 0.f);
+      if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
+      continue;
+    }
+    std::fill(cp, cp + npx, 0.f);
+    std::fill(times, times + npx, 0.f);
+    for (const Pair& p : r.pasted[c]) {
+      int64_t ya, yb, xa, xb;
+      if (!v.box(p.q, &ya, &yb, &xa, &xb)) continue;
+      for (int64_t y = ya; y < yb; ++y) {
+        kern::MaskRowSinks o;
+        o.cat = cp + (y - y0) * W0 + xa;
+        o.times = times + (y - y0) * W0 + xa;
+        o.score = p.score;
+        v.row(k, p.q, y, xa, xb, o);
+      }
+      v.rows_done(p.q);
+    }
+    for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
+    if (semantic) std::memcpy(semantic->data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
+    if (scores) quantise_scores(cp, npx, scores + (c * H0 + y0) * W0);
+  }
+  float* bv = best_logit;
+  std::copy(cat, cat + npx, bv);
+  std::fill(lab, lab + npx, 0);
+  for (int c = 1; c < n_sem; ++c) {
+    if (r.pasted[c].empty()) continue;
+    const float* cp = cat + (size_t)c * bandB * W0;
+    for (int64_t i = 0; i < npx; ++i) {
+      const bool gt = cp[i] > bv[i];
+      bv[i] = gt ? cp[i] : bv[i];
+      lab[i] = gt ? (uint8_t)c : lab[i];
+    }
+  }
+}
+
+void person_band_streamed(StreamBand& v, const std::vector<Pair>& humans, const kern::KernelTable& k,
+                          float* best_logit, uint8_t* pm) {
+  const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0, nH = (int64_t)humans.size();
+  std::fill(best_logit, best_logit + npx, 0.f);
+  for (int64_t h = 0; h < nH && h < 255; ++h) {
+    int64_t ya, yb, xa, xb;
+    if (!v.box(humans[h].q, &ya, &yb, &xa, &xb)) continue;
+    for (int64_t y = ya; y < yb; ++y) {
+      kern::MaskRowSinks o;
+      o.best = best_logit + (y - y0) * W0 + xa;
+      o.who = pm + (y - y0) * W0 + xa;
+      o.id = (uint8_t)(h + 1);
+      v.row(k, humans[h].q, y, xa, xb, o);
+    }
+    v.rows_done(humans[h].q);
+  }
+}
+
+// The bits of every part and human not yet run in this band (their rows run for nothing else).
+void remaining_bits_band(StreamBand& v, const Roles& r, const kern::KernelTable& k) {
+  auto run = [&](int q) {
+    int64_t ya, yb, xa, xb;
+    if (v.bits_done[v.slot[q]] || !v.box(q, &ya, &yb, &xa, &xb)) return;
+    for (int64_t y = ya; y < yb; ++y) v.row(k, q, y, xa, xb, kern::MaskRowSinks{});
+    v.rows_done(q);
+  };
+  for (const Pair& p : r.parts) run(p.q);
+  for (const Pair& p : r.humans) run(p.q);
+}
+
+// Part/human overlaps (pixels where both masks are > 0) by popcount of their bit words.
+void overlap_band_streamed(StreamBand& v, const Roles& r, int64_t* overlap) {
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
+  for (int64_t p = 0; p < nP; ++p) {
+    int64_t pya, pyb, pxa, pxb;
+    if (!v.box(r.parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
+    for (int64_t h = 0; h < nH; ++h) {
+      int64_t hya, hyb, hxa, hxb;
+      if (!v.box(r.humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
+      const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
+      const int64_t wa = std::max(pxa, hxa) / 64, wb = (std::min(pxb, hxb) + 63) / 64;
+      if (ya >= yb || wa >= wb) continue;
+      int64_t n = 0;
+      for (int64_t y = ya; y < yb; ++y) {
+        const uint64_t* bp = v.bits_row(v.slot[r.parts[p].q], y);
+        const uint64_t* bh = v.bits_row(v.slot[r.humans[h].q], y);
+        for (int64_t w = wa; w < wb; ++w) n += __builtin_popcountll(bp[w] & bh[w]);
+      }
+      overlap[p * nH + h] += n;
+    }
+  }
+}
+
+// The instances' bit masks (Instance::mask_bits layout) of this band's rows from the bit words.
+void mask_bits_band_streamed(StreamBand& v, const Roles& r, std::vector<std::vector<uint8_t>>& bits) {
+  const int64_t nP = (int64_t)r.parts.size();
+  for (size_t j = 0; j < bits.size(); ++j) {
+    const int q = (int64_t)j < nP ? r.parts[j].q : r.humans[j - nP].q;
+    int64_t ya, yb, xa, xb;
+    if (!v.box(q, &ya, &yb, &xa, &xb)) continue;
+    const BBox& bb = v.stats[q].bbox;
+    const int64_t stride = (bb.x1 - bb.x0 + 7) / 8, wlast = (xb - 1) / 64;  // last word written
+    for (int64_t y = ya; y < yb; ++y) {
+      const uint64_t* b = v.bits_row(v.slot[q], y);
+      uint8_t* out = bits[j].data() + (y - bb.y0) * stride;
+      for (int64_t k = 0; k < stride; k += 8) {
+        const int64_t o = bb.x0 + 8 * k, w = o >> 6, sh = o & 63;
+        uint64_t word = b[w] >> sh;
+        if (sh && w + 1 <= wlast) word |= b[w + 1] << (64 - sh);
+        const int64_t nb = std::min<int64_t>(8, stride - k);
+        for (int64_t i = 0; i < nb; ++i) out[k + i] = (uint8_t)(word >> (8 * i));
+      }
+    }
+  }
+}
+
 Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, const PostprocessGeometry& g,
                           const PostprocessOptions& opt, const TensorSink* sink) {
   const int64_t Q = out.pred_logits.shape[0];
@@ -452,8 +693,10 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const ClassScores scores = class_scores(out.pred_logits);
   const std::vector<int> uq = selected_queries(scores);
   MaskUpsampler up(h4, w4, g);
+  const MaskRowSource src(h4, w4, g);
   KeptMasks kept = kept_masks(uq, Q, H0, W0, opt);
-  const std::vector<MaskStats> stats = mask_stats(out.pred_masks, uq, up, kept);
+  const std::vector<MaskStats> stats =
+      kept.keep ? mask_stats(out.pred_masks, uq, up, kept) : mask_stats_streamed(out.pred_masks, uq, src);
   const Roles r = roles(cfg, scores, stats);
   std::vector<int> slot;
   const std::vector<int> need = needed_queries(r, Q, &slot);
@@ -474,41 +717,89 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const int T = omp_get_max_threads();
   std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
-  const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
-  const int64_t n_bands = (H0 + bandB - 1) / bandB;
   const kern::KernelTable& k = kern::active();
   std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
   for (int64_t j = 0; j < nP + nH; ++j) {
     const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
     if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
   }
-  // A query's mask is > 0 only inside its box (pass A), and everything pass B computes needs
-  // mask > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0), so each band only upsamples the
-  // queries whose box it crosses, and loops only over box columns.
-  auto crosses = [&](int q, int64_t y0, int64_t y1) {
-    const BBox& bb = stats[q].bbox;
-    return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
-  };
+  if (kept.keep) {
+    // The kept masks: each band reads them where they are.
+    const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
+    const int64_t n_bands = (H0 + bandB - 1) / bandB;
 #pragma omp parallel
-  {
-    MaskUpsampler::Scratch s;
-    std::vector<float> m(kept.keep ? 0 : (size_t)need.size() * bandB * W0);
-    std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
-    std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+    {
+      std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+      std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < n_bands; ++b) {
-      const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
-      if (!kept.keep)
+      for (int64_t b = 0; b < n_bands; ++b) {
+        const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
+        const BandView v{y0, y1, W0, H0, bandB, kept, stats};
+        semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
+                      opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
+                      opt.keep_scores ? res.scores.data() : nullptr);
+        person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
+        overlap_band(v, r, overlap.data());
+        mask_bits_band(v, r, bits);
+      }
+    }
+  } else {
+    // Streaming: per band, each needed query's resized crop rows, its output rows computed where
+    // they are used (StreamBand). A query's mask is > 0 only inside its box (pass A), so a band
+    // resizes only the queries whose box it crosses.
+    const int64_t nwords = (W0 + 63) / 64;
+    // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
+    // [need, max_rows, W0], their bit words, the semantic scratch) stay within ~64 MB.
+    int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
+    auto rows_needed = [&](int64_t band) {  // the most crop rows any band of this height reads
+      int64_t m = 0;
+      for (int64_t y0 = 0; y0 < H0; y0 += band) {
+        int64_t r0, r1;
+        src.rows_for(y0, std::min(H0, y0 + band), &r0, &r1);
+        m = std::max(m, r1 - r0);
+      }
+      return m;
+    };
+    for (;;) {
+      max_rows = rows_needed(bandB);
+      const int64_t bytes = (int64_t)need.size() * (max_rows * W0 * 4 + bandB * nwords * 8) + (2 + n_sem) * bandB * W0 * 4;
+      if (bandB == 1 || bytes <= (64 << 20)) break;
+      bandB = std::max<int64_t>(1, bandB / 2);
+    }
+    const int64_t n_bands = (H0 + bandB - 1) / bandB;
+    std::vector<char> needs_bits(need.size(), 0);
+    for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
+    for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
+    auto crosses = [&](int q, int64_t y0, int64_t y1) {
+      const BBox& bb = stats[q].bbox;
+      return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
+    };
+#pragma omp parallel
+    {
+      std::vector<float> scratch, hq(need.size() * (size_t)max_rows * W0);
+      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
+      std::vector<char> done(need.size());
+      std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+      std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < n_bands; ++b) {
+        const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
+        int64_t r0, r1;
+        src.rows_for(y0, y1, &r0, &r1);
         for (size_t j = 0; j < need.size(); ++j)
           if (crosses(need[j], y0, y1))
-            up.rows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, y0, y1, m.data() + j * bandB * W0, s);
-      const BandView v{y0, y1, W0, H0, bandB, kept, slot, m.data(), stats};
-      semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
-                    opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
-                    opt.keep_scores ? res.scores.data() : nullptr);
-      person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
-      overlap_band(v, r, overlap.data());
-      mask_bits_band(v, r, bits);
+            src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq.data() + j * max_rows * W0,
+                      scratch);
+        std::fill(done.begin(), done.end(), 0);
+        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, done, needs_bits};
+        semantic_band_streamed(v, r, k, bandB, H0, cat.data(), times.data(), best_logit.data(),
+                               opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
+                               opt.keep_scores ? res.scores.data() : nullptr);
+        person_band_streamed(v, r.humans, k, best_logit.data(), res.person_map.data() + y0 * W0);
+        remaining_bits_band(v, r, k);
+        overlap_band_streamed(v, r, overlap.data());
+        mask_bits_band_streamed(v, r, bits);
+      }
     }
   }
 

@@ -8,8 +8,12 @@
 // Single-person (single_human): semantic inference softmax(logits)[:, :-1]^T . sigmoid(masks),
 // cropped back to the photo's box and resized to the original size; the label map is its argmax.
 //
-// Full-resolution masks are never all held at once: they are produced in bands of rows, so a
-// 12-megapixel photo costs a few tens of megabytes here, not 100 x 48 MB.
+// Full-resolution masks are never all held at once. Small photos (keep_mask_bytes) keep the
+// selected queries' masks between the two passes; larger ones stream them: per band of output rows,
+// each query's crop rows are resized to the output width once and every output row is computed on
+// the fly where it is used (kern::mask_row_fused: statistics, paste, person map, bits), so a
+// 12-megapixel photo costs a few tens of megabytes here, not 100 x 48 MB. Both give the same
+// parsing, bit for bit (tests/engine/test_parity.cpp, Postprocess.KeptAndBandedMasksGiveTheSameParsing).
 #pragma once
 
 #include <functional>
@@ -37,7 +41,8 @@ struct PostprocessOptions {
   bool keep_scores = false;
   int band_rows = 32;  // output rows per band
   // Multi-person: the selected queries' full-resolution masks are kept between the two passes
-  // (instead of being upsampled twice) when they take at most this many bytes; 0 = never.
+  // (instead of being upsampled twice) when they take at most this many bytes; 0 = never (always
+  // stream them).
   double keep_mask_bytes = 96.0 * (1 << 20);
 };
 

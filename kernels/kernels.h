@@ -25,6 +25,26 @@ namespace m2fp::kern {
 
 enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
+// Where mask_row_fused (kernels/ops.def) sends one row of an upsampled mask: each group is used only
+// when its first pointer is set.
+struct MaskRowSinks {
+  // statistics, as mask_row_stats: *count += #(v > 0), *sig_sum += sum of sigmoid(v) over those,
+  // *first / *last = first / last index with v > 0 (-1 if none; written, not accumulated)
+  int64_t* count = nullptr;
+  double* sig_sum = nullptr;
+  int64_t *first = nullptr, *last = nullptr;
+  // paste, as paste_row: p = sigmoid(v) * score; where p > 0.5: cat[i] += p, times[i] += 1
+  float* cat = nullptr;
+  float* times = nullptr;
+  float score = 0.f;
+  // person map: where v > best[i]: best[i] = v, who[i] = id
+  float* best = nullptr;
+  uint8_t* who = nullptr;
+  uint8_t id = 0;
+  // bit i of bits[i / 64] (least significant first) = v[i] > 0; the (n + 63) / 64 words are written
+  uint64_t* bits = nullptr;
+};
+
 // Single-threaded chunk functions of one ISA, one member per op of kernels/ops.def (where each
 // op's signature and semantics are documented).
 struct KernelTable {

@@ -61,5 +61,73 @@ void paste_row_simd(const float* x, int64_t n, float score, float* cat, float* t
   }
 }
 
+// One row of kernels.h's mask_row_fused: v computed as the resize's vertical step, then each sink
+// with the same operations (and, for the statistics, the same per-lane float accumulation) as
+// mask_row_stats_simd / paste_row_simd above.
+template <class V>
+void mask_row_fused_simd(const float* h0, const float* h1, float l0, float l1, int64_t n, const MaskRowSinks* o) {
+  using F = typename V::F;
+  using M = typename V::M;
+  constexpr int W = V::W;
+  const F L0 = V::set1(l0), L1 = V::set1(l1), sc = V::set1(o->score), half = V::set1(0.5f), one = V::set1(1.f);
+  F acc = V::zero();
+  int64_t c = 0, f = -1, l = -1;
+  uint64_t word = 0;
+  for (int64_t i = 0; i < n; i += W) {
+    const int w = (int)(n - i < W ? n - i : W);
+    const bool full = w == W;
+    const F v = full ? V::fma(V::load(h0 + i), L0, V::mul(V::load(h1 + i), L1))
+                     : V::fma(V::load_n(h0 + i, w), L0, V::mul(V::load_n(h1 + i, w), L1));
+    const M pos = V::gt(v, V::zero());  // lanes past the tail are 0: not positive
+    const uint32_t b = V::bits(pos);
+    if (o->bits) {
+      word |= (uint64_t)b << (i & 63);
+      if (((i + W) & 63) == 0 || i + W >= n) {
+        o->bits[i >> 6] = word;
+        word = 0;
+      }
+    }
+    if (o->count && b) {
+      c += __builtin_popcount(b);
+      if (f < 0) f = i + __builtin_ctz(b);
+      l = i + 31 - __builtin_clz(b);
+      acc = V::add(acc, V::where(pos, sigmoid_v<V>(v)));
+    }
+    if (o->cat && b) {  // no lane > 0: sigmoid(v) * score <= 0.5 * score <= 0.5 pastes nothing
+      const F p = V::mul(sigmoid_v<V>(v), sc);
+      const M m = V::gt(p, half);
+      if (V::bits(m)) {
+        if (full) {
+          V::store(o->cat + i, V::add(V::load(o->cat + i), V::where(m, p)));
+          V::store(o->times + i, V::add(V::load(o->times + i), V::where(m, one)));
+        } else {
+          V::store_n(o->cat + i, V::add(V::load_n(o->cat + i, w), V::where(m, p)), w);
+          V::store_n(o->times + i, V::add(V::load_n(o->times + i, w), V::where(m, one)), w);
+        }
+      }
+    }
+    if (o->best) {
+      const F best = full ? V::load(o->best + i) : V::load_n(o->best + i, w);
+      const M gt = V::gt(v, best);
+      uint32_t g = V::bits(gt);
+      if (g) {
+        if (full) V::store(o->best + i, V::select(gt, v, best));
+        else V::store_n(o->best + i, V::select(gt, v, best), w);
+        for (; g; g &= g - 1) o->who[i + __builtin_ctz(g)] = o->id;
+      }
+    }
+  }
+  if (o->count) {
+    float lanes[W];
+    V::store(lanes, acc);
+    double s = 0;
+    for (int k = 0; k < W; ++k) s += lanes[k];
+    *o->count += c;
+    *o->sig_sum += s;
+    *o->first = f;
+    *o->last = l;
+  }
+}
+
 }  // namespace
 }  // namespace m2fp::kern

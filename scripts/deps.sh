@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential cmake pkg-config git ca-certificates
   # engine
-  libdnnl-dev libstb-dev libjpeg62-turbo-dev nlohmann-json3-dev
+  libdnnl-dev libstb-dev libjpeg62-turbo-dev nlohmann-json3-dev libdeflate-dev
   # service (cpp-httplib's header also needs libssl-dev, zlib1g-dev and libbrotli-dev: its dependencies);
   # its browser test (Debian's chromium driven by playwright-core under node) and load test (wrk)
   libcpp-httplib-dev libsqlite3-dev sqlite3 chromium nodejs wrk

@@ -10,33 +10,48 @@
 namespace m2fp::service {
 
 std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
-  // Column-major runs, alternating zeros and ones, starting with zeros.
+  // Column-major runs, alternating zeros and ones, starting with zeros. The box's bit rows are read
+  // one byte column (8 pixel columns) at a time into col8, so a 12-megapixel mask is read once, not
+  // once per pixel column with a row stride between reads.
   std::vector<uint32_t> runs;
   uint32_t run = 0;
   bool cur = false;
-  auto push = [&](bool v, uint32_t n) {
+  auto zeros = [&](uint32_t n) {
     if (n == 0) return;
-    if (v != cur) {
+    if (cur) {
       runs.push_back(run);
       run = 0;
-      cur = v;
+      cur = false;
     }
     run += n;
   };
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
-  const int stride = empty ? 0 : (b.x1 - b.x0 + 7) / 8;
-  for (int x = 0; x < width; ++x) {
-    if (empty || x < b.x0 || x >= b.x1) {
-      push(false, (uint32_t)height);
-      continue;
-    }
-    push(false, (uint32_t)b.y0);
-    const int dx = x - b.x0;
-    for (int y = b.y0; y < b.y1; ++y)
-      push((in.mask_bits[(size_t)(y - b.y0) * stride + dx / 8] >> (dx % 8)) & 1, 1);
-    push(false, (uint32_t)(height - b.y1));
+  if (empty) {
+    zeros((uint32_t)width * (uint32_t)height);
+    runs.push_back(run);
+    return runs;
   }
+  const int stride = (b.x1 - b.x0 + 7) / 8, bh = b.y1 - b.y0;
+  zeros((uint32_t)b.x0 * (uint32_t)height);
+  std::vector<uint8_t> col8((size_t)bh);
+  for (int bx = 0; bx < stride; ++bx) {
+    for (int i = 0; i < bh; ++i) col8[(size_t)i] = in.mask_bits[(size_t)i * stride + bx];
+    for (int k = 0; k < 8 && b.x0 + 8 * bx + k < b.x1; ++k) {
+      zeros((uint32_t)b.y0);
+      for (int i = 0; i < bh; ++i) {
+        const bool v = (col8[(size_t)i] >> k) & 1;
+        if (v != cur) {
+          runs.push_back(run);
+          run = 0;
+          cur = v;
+        }
+        ++run;
+      }
+      zeros((uint32_t)(height - b.y1));
+    }
+  }
+  zeros((uint32_t)(width - b.x1) * (uint32_t)height);
   runs.push_back(run);
   return runs;
 }

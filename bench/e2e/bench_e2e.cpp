@@ -4,7 +4,7 @@
 //
 //   bench_e2e --model M.safetensors --image PHOTO [--threads N] [--precision fp32|bf16] [--runs 5]
 //             [--warmup 1] [--isa scalar|avx2|avx512] [--short-edge 640] [--max-size 1333]
-//             [--peak-gflops G] [--json OUT.json] [--quiet]
+//             [--peak-gflops G] [--json OUT.json] [--quiet] [--big-photo]
 //
 // Loads the model once, parses the photo --warmup times untimed (oneDNN creates and caches its
 // primitives and weight reorders for the input shape on the first call; that cold run is printed
@@ -21,7 +21,14 @@
 //   total_excl_decode = total - decode (what the PyTorch reference's "total" covers: it decodes
 //   the photo once, outside its timed loop), total = decode to the last output.
 // Medians of derived stages are medians of the per-run sums, not sums of medians.
+//
+// --big-photo adds the 12 MP case of issue 14 (run_big_photo): a 4000x3000 JPEG made at run time
+// from PHOTO (upscaled, so no third-party photo is committed), parsed --runs times after one warm-up
+// beside PHOTO itself, each parse followed by the `write` stage (render, encode and write what
+// `m2fp parse` writes: labels.png, persons.png, labels_color.png, parsing.png, result.json, into a
+// temporary folder); per stage the medians of both, their ratio, and the process's peak RSS.
 #include <benchmark/benchmark.h>
+#include <stb_image_write.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -44,6 +51,9 @@
 #include "engine/buffer_pool.h"
 #include "engine/io.h"
 #include "kernels/kernels.h"
+#include "service/masks.h"
+#include "service/render.h"
+#include "service/result_doc.h"
 #include "service/session.h"
 
 #if __has_include("build_commit.h")
@@ -69,21 +79,23 @@ struct Options {
   int runs = 5, warmup = 1, short_edge = 640, max_size = 1333;
   double peak_gflops = 0;  // > 0: also print % of this peak
   bool quiet = false;
+  bool big_photo = false;  // --big-photo: the 12 MP case (run_big_photo)
 };
 
 const char* kUsage =
     "usage: bench_e2e --model M.safetensors --image PHOTO [--threads N] [--precision fp32|bf16]\n"
     "                 [--runs 5] [--warmup 1] [--isa scalar|avx2|avx512] [--short-edge 640]\n"
-    "                 [--max-size 1333] [--peak-gflops G] [--json OUT.json] [--quiet]\n"
+    "                 [--max-size 1333] [--peak-gflops G] [--json OUT.json] [--quiet] [--big-photo]\n"
     "Parses PHOTO --warmup times untimed, then --runs times, and prints per-stage median\n"
     "milliseconds, GFLOP/s, peak RSS, threads, ISA, precision, CPU and commit.\n"
-    "The reference photo of issue 4 (548x342 -> 640x1025, padded 640x1056): bench/make_bench_image.py.\n";
+    "The reference photo of issue 4 (548x342 -> 640x1025, padded 640x1056): bench/make_bench_image.py.\n"
+    "--big-photo: also a 4000x3000 JPEG made from PHOTO, both with the outputs written (issue 14).\n";
 
 Options parse_args(int argc, char** argv) {
   const m2fp::app::Args a(argc, argv, 1,
                           {"model", "image", "json", "isa", "precision", "threads", "runs", "warmup", "short-edge",
                            "max-size", "peak-gflops"},
-                          {"quiet", "help"});
+                          {"quiet", "help", "big-photo"});
   const std::vector<std::string>& pos = a.positional();
   if (a.has("help") || std::find(pos.begin(), pos.end(), "-h") != pos.end()) {
     std::fputs(kUsage, stdout);
@@ -103,6 +115,7 @@ Options parse_args(int argc, char** argv) {
   o.max_size = a.get_int("max-size", o.max_size, 32, 8192);
   o.peak_gflops = a.get_nonnegative("peak-gflops", 0);
   o.quiet = a.has("quiet");
+  o.big_photo = a.has("big-photo");
   if (!o.json.empty()) {
     // Checked before the runs, not after minutes of them.
     namespace fs = std::filesystem;
@@ -289,6 +302,88 @@ double target_ms(const std::string& stage, m2fp::dnn::Precision p) {
 }
 constexpr double kTargetPeakRssMb = 800;
 
+// ---- the 12 MP case (issue 14) ------------------------------------------------------------------
+// Writes what `m2fp parse` writes for r into dir; returns the milliseconds (render, encode, write).
+double write_outputs(const m2fp::service::Session& session, const m2fp::ParseResult& r, const std::string& dir) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const m2fp::Parsing& p = r.parsing;
+  const std::vector<uint8_t> labels = m2fp::service::labels_png(p);
+  m2fp::write_file_atomic(dir + "/labels.png", labels.data(), labels.size());
+  if (!p.single_human) {
+    const std::vector<uint8_t> persons = m2fp::service::persons_png(p);
+    m2fp::write_file_atomic(dir + "/persons.png", persons.data(), persons.size());
+  }
+  m2fp::write_png_rgb(dir + "/labels_color.png", m2fp::service::colorize_labels(p.labels, p.width, p.height));
+  m2fp::service::RenderOptions ro;
+  ro.person_boxes = !p.persons.empty();
+  m2fp::write_png_rgb(dir + "/parsing.png", m2fp::service::render_parsing(r.image, p, ro));
+  const nlohmann::json j = m2fp::service::result_document(session, r, "photo", {"labels.png", "labels_color.png", "parsing.png"}, nullptr);
+  m2fp::write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A 4000x3000 JPEG (quality 90) of `photo` upscaled (PIL bilinear).
+std::vector<uint8_t> make_12mp_jpeg(const std::vector<uint8_t>& photo) {
+  const m2fp::Image small = m2fp::decode_image(photo.data(), photo.size());
+  const int W = 4000, H = 3000;
+  std::vector<uint8_t> big((size_t)W * H * 3);
+  m2fp::kern::resize_pil_bilinear_u8(small.rgb.data(), small.height, small.width, 3, big.data(), H, W);
+  std::vector<uint8_t> jpeg;
+  auto append = [](void* ctx, void* data, int size) {
+    auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+    v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  if (!stbi_write_jpg_to_func(append, &jpeg, W, H, 3, big.data(), 90)) throw std::runtime_error("cannot encode the 12 MP JPEG");
+  return jpeg;
+}
+
+// Parses `photo` and the 12 MP JPEG made from it, o.runs times each after one warm-up, each parse
+// followed by the write stage; prints per stage both medians and the ratio; returns them as JSON.
+nlohmann::json run_big_photo(const Options& o, const m2fp::service::Session& session, const std::vector<uint8_t>& photo) {
+  const std::vector<uint8_t> big = make_12mp_jpeg(photo);
+  char tmpl[] = "/tmp/bench_e2e_big_XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("--big-photo: cannot create a temporary folder");
+  const std::string dir = tmpl;
+  struct Case {
+    const char* name;
+    const std::vector<uint8_t>* bytes;
+    std::map<std::string, std::vector<double>> ms;
+    int w = 0, h = 0;
+  } cases[2] = {{"photo", &photo, {}}, {"12mp", &big, {}}};
+  for (Case& c : cases)
+    for (int i = 0; i < 1 + o.runs; ++i) {
+      const m2fp::ParseResult r = session.parse(c.bytes->data(), c.bytes->size());
+      const double write_ms = write_outputs(session, r, dir);
+      c.w = r.image.width, c.h = r.image.height;
+      if (!o.quiet) std::fprintf(stderr, "bench_e2e: --big-photo %s %s %d: %.1f ms + write %.1f ms\n", c.name,
+                                 i ? "run" : "warm-up", i ? i : 1, r.timings.total_ms, write_ms);
+      if (i == 0) continue;
+      std::map<std::string, double> v = stage_values(r.timings);
+      v["write"] = write_ms;
+      v["total_with_write"] = r.timings.total_ms + write_ms;
+      for (auto& [k, x] : v) c.ms[k].push_back(x);
+    }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  const char* stages[] = {"decode", "preprocess", "network", "postprocess", "total", "write", "total_with_write"};
+  std::printf("\n12 MP case (--big-photo): %s %dx%d vs a %dx%d JPEG made from it, %d runs each, outputs written\n",
+              o.image.c_str(), cases[0].w, cases[0].h, cases[1].w, cases[1].h, o.runs);
+  std::printf("%-20s %12s %12s %8s\n", "stage", "photo ms", "12 MP ms", "ratio");
+  nlohmann::json j = {{"width", cases[1].w}, {"height", cases[1].h}, {"jpeg_bytes", big.size()}, {"runs", o.runs}};
+  for (const char* s : stages) {
+    const double a = stats_of(cases[0].ms[s]).median, b = stats_of(cases[1].ms[s]).median;
+    std::printf("%-20s %12.1f %12.1f %8.2f\n", s, a, b, a > 0 ? b / a : 0.0);
+    j["stages"][s] = {{"photo_median_ms", a}, {"big_median_ms", b}, {"ratio", a > 0 ? b / a : 0.0}};
+  }
+  const double ratio = j["stages"]["total_with_write"]["ratio"].get<double>();
+  std::printf("ratio:      %.2f (issue 14 target <= 1.3) %s; peak RSS %.0f MB (target <= 1024) %s\n", ratio,
+              ratio <= 1.3 ? "ok" : "MISS", ru_maxrss_mb(), ru_maxrss_mb() <= 1024 ? "ok" : "MISS");
+  std::printf("note:       write = labels.png, persons.png, labels_color.png, parsing.png, result.json (no outfits)\n");
+  j["peak_rss_mb"] = ru_maxrss_mb();
+  j["target_ratio"] = 1.3;
+  return j;
+}
+
 int run(const Options& o) {
   // ---- context: threads, kernel ISA, precision
   m2fp::service::set_threads(o.threads);
@@ -471,6 +566,8 @@ int run(const Options& o) {
   std::printf("note:       pre_post = decode + preprocess + postprocess; network = backbone + pixel_decoder + "
               "transformer_decoder; total_excl_decode = total - decode\n");
   std::fflush(stdout);
+  const nlohmann::json big_photo = o.big_photo ? run_big_photo(o, *session, bytes) : nlohmann::json();
+  std::fflush(stdout);
 
   // ---- JSON
   if (!o.json.empty()) {
@@ -535,6 +632,7 @@ int run(const Options& o) {
                       {"rss_after_each_parse", rss_after_run}};
     j["environment"] = env_json();
     if (o.peak_gflops > 0) j["peak_gflops"] = o.peak_gflops;
+    if (o.big_photo) j["big_photo"] = big_photo;
     m2fp::write_file_atomic(o.json, j.dump(1) + "\n");
     if (!o.quiet) std::fprintf(stderr, "bench_e2e: wrote %s\n", o.json.c_str());
   }

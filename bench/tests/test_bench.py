@@ -198,6 +198,28 @@ class TestBenchE2EOptions(BenchTestBase):
         self.assertEqual((r['isa'], r['threads'], r['environment'].get('M2FP_ISA')), ('scalar', 1, 'scalar'))
         self.assertEqual(r['warmup_ms'], [])
 
+    def test_big_photo_case(self):
+        # issue 14's 12 MP case: a 4000x3000 JPEG made from the photo, both parsed with the write stage
+        out = os.path.join(self.tmp, 'big.json')
+        p = self.bench('--model', MODEL, '--image', self.image, '--runs', '1', '--warmup', '0', '--short-edge', '64',
+                       '--big-photo', '--json', out, '--quiet')
+        with open(out) as f:
+            big = json.load(f)['big_photo']
+        self.assertEqual((big['width'], big['height'], big['runs'], big['target_ratio']), (4000, 3000, 1, 1.3))
+        self.assertGreater(big['jpeg_bytes'], 1000)
+        st = big['stages']
+        self.assertEqual(set(st), {'decode', 'preprocess', 'network', 'postprocess', 'total', 'write',
+                                   'total_with_write'})
+        for s, v in st.items():
+            self.assertGreater(v['photo_median_ms'], 0, s)
+            self.assertGreater(v['big_median_ms'], 0, s)
+            self.assertAlmostEqual(v['ratio'], v['big_median_ms'] / v['photo_median_ms'], places=6)
+        self.assertAlmostEqual(st['total_with_write']['big_median_ms'],
+                               st['total']['big_median_ms'] + st['write']['big_median_ms'], delta=1e-6)
+        self.assertGreater(big['peak_rss_mb'], 200)
+        self.assertIn('12 MP case (--big-photo)', p.stdout)
+        self.assertIn('(issue 14 target <= 1.3)', p.stdout)
+
     def test_bf16_runs_or_fails_clearly(self):
         p = run([BENCH, '--model', MODEL, '--image', self.image, '--precision', 'bf16', '--runs', '1', '--warmup',
                  '0', '--short-edge', '64', '--quiet'])

@@ -15,4 +15,8 @@ void paste_row(const float* x, int64_t n, float score, float* cat, float* times)
   paste_row_simd<V8>(x, n, score, cat, times);
 }
 
+void mask_row_fused(const float* h0, const float* h1, float l0, float l1, int64_t n, const MaskRowSinks* out) {
+  mask_row_fused_simd<V8>(h0, h1, l0, l1, n, out);
+}
+
 }  // namespace m2fp::kern::avx2

@@ -34,4 +34,38 @@ void paste_row(const float* x, int64_t n, float score, float* cat, float* times)
   }
 }
 
+void mask_row_fused(const float* h0, const float* h1, float l0, float l1, int64_t n, const MaskRowSinks* o) {
+  int64_t c = 0, f = -1, l = -1;
+  double s = 0;
+  if (o->bits)
+    for (int64_t w = 0; w < (n + 63) / 64; ++w) o->bits[w] = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::fma(h0[i], l0, h1[i] * l1);
+    if (v > 0.f) {
+      ++c;
+      if (o->count) s += sigmoid(v);
+      if (f < 0) f = i;
+      l = i;
+      if (o->bits) o->bits[i >> 6] |= uint64_t{1} << (i & 63);
+    }
+    if (o->cat) {
+      const float p = sigmoid(v) * o->score;
+      if (p > 0.5f) {
+        o->cat[i] += p;
+        o->times[i] += 1.f;
+      }
+    }
+    if (o->best && v > o->best[i]) {
+      o->best[i] = v;
+      o->who[i] = o->id;
+    }
+  }
+  if (o->count) {
+    *o->count += c;
+    *o->sig_sum += s;
+    *o->first = f;
+    *o->last = l;
+  }
+}
+
 }  // namespace m2fp::kern::ref

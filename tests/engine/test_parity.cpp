@@ -425,8 +425,9 @@ TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
 }
 
 // Multi-person post-processing keeps the full-resolution masks between its two passes for small
-// photos and upsamples them again band by band for large ones: both, at several band heights, must
-// give the same parsing, bit for bit.
+// photos and streams them for large ones (each output row computed where it is used by
+// kern::mask_row_fused, overlaps by popcount): both, at several band heights, must give the same
+// parsing, bit for bit.
 TEST(Postprocess, KeptAndBandedMasksGiveTheSameParsing) {
   const Case& c = kCases[0];
   if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";

@@ -2,7 +2,9 @@
 // strings, the ModelScope answer's selection, palette and 16-bit PNG headers (service/masks.h).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
+#include <string>
 
 #include "engine/io.h"
 #include "service/masks.h"
@@ -180,6 +182,41 @@ TEST(CocoRle, RunsAreColumnMajorFromZeros) {
   EXPECT_EQ(instance_runs(full, 2, 2), (std::vector<uint32_t>{0, 4}));
   Instance none;
   EXPECT_EQ(instance_runs(none, 2, 3), (std::vector<uint32_t>{6}));
+}
+
+// The runs by definition: every pixel of the image, column by column, from the bit mask.
+std::vector<uint32_t> runs_pixel_by_pixel(const Instance& in, int width, int height) {
+  std::vector<uint32_t> runs;
+  uint32_t run = 0;
+  bool cur = false;
+  for (int x = 0; x < width; ++x)
+    for (int y = 0; y < height; ++y) {
+      const bool v = in.mask_at(x, y);
+      if (v != cur) {
+        runs.push_back(run);
+        run = 0;
+        cur = v;
+      }
+      ++run;
+    }
+  runs.push_back(run);
+  return runs;
+}
+
+TEST(CocoRle, RunsOfRandomMasksInRandomBoxesMatchTheDefinition) {
+  std::mt19937 g(14);
+  for (int t = 0; t < 200; ++t) {
+    const int W = 1 + (int)(g() % 40), H = 1 + (int)(g() % 30);
+    const int x0 = (int)(g() % W), y0 = (int)(g() % H);
+    const int bw = 1 + (int)(g() % (W - x0)), bh = 1 + (int)(g() % (H - y0));
+    const int density = (int)(g() % 4);  // 0: empty rows likely, 3: mostly set
+    std::vector<std::string> rows((size_t)bh, std::string((size_t)bw, '.'));
+    for (auto& r : rows)
+      for (char& c : r) c = (int)(g() % 4) < density ? '#' : '.';
+    const Instance in = with_mask(x0, y0, rows);
+    ASSERT_EQ(instance_runs(in, W, H), runs_pixel_by_pixel(in, W, H)) << "case " << t << ": " << W << "x" << H
+                                                                       << " box at " << x0 << "," << y0;
+  }
 }
 
 TEST(CocoRle, StringsAsPycocotoolsWritesThem) {
