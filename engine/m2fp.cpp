@@ -65,7 +65,7 @@ Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pa
     bf[o] = (float)(beta[o] - mean[o] * s);
   }
   Conv2d c;
-  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec);
+  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec, key);
   return c;
 }
 
@@ -73,7 +73,7 @@ Conv2d bind_conv(NetworkBinder& b, const std::string& key, int pad, bool bias, d
   const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
   const float* bp = bias ? b.f32(key + ".bias").data : nullptr;
   Conv2d c;
-  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec);
+  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec, key);
   return c;
 }
 
