@@ -50,24 +50,39 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off, 1 on.
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off, 1 on within the memory caps
+// below, 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
+
+// Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
+// scratchpad holds the transformed input and output tiles. Measured with oneDNN 2.6.3 on the
+// 640x1056 benchmark input: res4's 3x3 layers (40x66, 256 channels) take 9.4 MB of weights
+// (2.4 direct) and 28 MB of scratchpad and run ~1.7x faster; res5's (20x33, 512) would take 38 MB
+// of weights each and ran slower than direct; the stem's conv3 (320x528, 64->128) asks for a
+// 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
+// RSS target of the whole parse. Layers over either cap stay direct.
+constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
 std::atomic<bool> g_verbose{false};
 
 }  // namespace
 
 void set_winograd(bool on) { g_winograd = on ? 1 : 0; }
 
-bool winograd_enabled() {
+namespace {
+int winograd_mode() {
   int v = g_winograd.load();
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
-    v = env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "off") == 0) ? 0 : 1;
+    const std::string e = env ? env : "";
+    v = e == "0" || e == "off" ? 0 : e == "all" ? 2 : 1;
     int expected = -1;
     if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
   }
-  return v == 1;
+  return v;
 }
+}  // namespace
+
+bool winograd_enabled() { return winograd_mode() != 0; }
 
 void set_verbose(bool on) { g_verbose = on; }
 
@@ -246,7 +261,10 @@ struct PrimEntry {
 
   PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
             const dnnl::memory::desc& b_md, const char* what)
-      : pd(d, make_attr(po), cpu_engine()), prim(pd) {
+      : PrimEntry(typename Prim::primitive_desc(d, make_attr(po), cpu_engine()), w, b, b_md, what) {}
+  PrimEntry(const typename Prim::primitive_desc& pd_, WeightStore& w, std::vector<float>& b,
+            const dnnl::memory::desc& b_md, const char* what)
+      : pd(pd_), prim(pd) {
     warn_if_reference(pd.impl_info_str(), what);
     weights = w.get(pd.weights_desc());
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
@@ -320,20 +338,30 @@ struct Conv2d::Impl {
     };
     std::shared_ptr<Entry> e;
     const char* alg = "direct";
+    std::string why;  // why a candidate stayed direct, for the log
     if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
-        e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_winograd), po, w, bias, b_md, "convolution");
-        alg = "winograd";
+        dnnl::convolution_forward::primitive_desc wpd(desc(dnnl::algorithm::convolution_winograd), make_attr(po),
+                                                      cpu_engine());
+        const size_t wb = wpd.weights_desc().get_size(), sb = wpd.scratchpad_desc().get_size();
+        if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
+          e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
+          alg = "winograd";
+        } else {
+          why = ", Winograd would need " + std::to_string(wb >> 20) + " MB of weights and " +
+                std::to_string(sb >> 20) + " MB of scratchpad";
+        }
       } catch (const dnnl::error&) {
         e.reset();
+        why = ", no Winograd kernel in oneDNN for it here";
       }
     }
     if (!e) e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct), po, w, bias, b_md, "convolution");
     if (g_verbose)
-      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s)\n",
+      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s%s)\n",
                    name.empty() ? "(unnamed)" : name.c_str(), p.kh, p.kw, p.in_c, p.out_c, p.stride, p.dilation,
-                   (long long)H, (long long)W, alg, e->pd.impl_info_str());
+                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), why.c_str());
     algo[{H, W}] = alg;
     cache[key] = e;
     return e;

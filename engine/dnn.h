@@ -18,8 +18,10 @@
 // Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN for its Winograd F(4x4,
 // 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
 // fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
-// layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape). set_winograd(false) or the
-// environment variable M2FP_WINOGRAD=0 keeps every layer on the direct algorithm.
+// layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
+// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why).
+// set_winograd(false) or the environment variable M2FP_WINOGRAD=0 keeps every layer on the direct
+// algorithm; M2FP_WINOGRAD=all lifts the caps.
 #pragma once
 
 #include <cstdint>
