@@ -63,6 +63,7 @@ std::atomic<int> g_winograd{-1};
 // RSS target of the whole parse. Layers over either cap stay direct.
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
 std::atomic<bool> g_verbose{false};
+std::atomic<int64_t> g_layer_primitives{0};
 
 }  // namespace
 
@@ -85,6 +86,7 @@ int winograd_mode() {
 bool winograd_enabled() { return winograd_mode() != 0; }
 
 void set_verbose(bool on) { g_verbose = on; }
+int64_t layer_primitives_created() { return g_layer_primitives.load(); }
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
 
@@ -363,6 +365,7 @@ struct Conv2d::Impl {
                    name.empty() ? "(unnamed)" : name.c_str(), p.kh, p.kw, p.in_c, p.out_c, p.stride, p.dilation,
                    (long long)H, (long long)W, alg, e->pd.impl_info_str(), why.c_str());
     algo[{H, W}] = alg;
+    ++g_layer_primitives;
     cache[key] = e;
     return e;
   }
@@ -376,6 +379,11 @@ void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precis
   impl_->name = name;
   impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w);
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
+}
+
+void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  impl_->get(H, W, residual, relu, false);
 }
 
 std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
@@ -448,6 +456,7 @@ struct Linear::Impl {
     auto desc = bias.empty() ? dnnl::matmul::desc(src_md, w_md, dst_md)
                              : dnnl::matmul::desc(src_md, w_md, b_md, dst_md);
     auto e = std::make_shared<Entry>(desc, po, w, bias, b_md, "matmul");
+    ++g_layer_primitives;
     cache[key] = e;
     return e;
   }
@@ -475,6 +484,11 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
     src = t_src_buf.data();
   }
   e->execute(src, y);
+}
+
+void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu) const {
+  if (!impl_) throw std::logic_error("Linear used before init");
+  if (M > 0) impl_->get(M, ldx, ldy, relu);
 }
 
 Tensor Linear::operator()(const Tensor& x, bool relu) const {

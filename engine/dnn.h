@@ -57,6 +57,9 @@ bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
 // implementation) to stderr: `m2fp parse --verbose`.
 void set_verbose(bool on);
+// How many convolution and linear-layer primitives the layers have created in this process (each
+// layer caches one per input shape): tests check that M2FP::prepare leaves none to the parse.
+int64_t layer_primitives_created();
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
@@ -75,6 +78,9 @@ class Conv2d {
   Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
                     bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
+  // Creates and caches the primitive for an H x W input with these fusions (and reorders the
+  // weights into its layout) without running it: M2FP::prepare, at model load.
+  void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false) const;
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;
@@ -95,6 +101,8 @@ class Linear {
   // x [M, in] with row stride ldx -> y [M, out] with row stride ldy; optional fused ReLU.
   void forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, bool relu = false) const;
   Tensor operator()(const Tensor& x, bool relu = false) const;  // x [M, in] -> [M, out]
+  // Creates and caches the primitive forward(x, ldx, M, y, ldy, relu) will use, without running it.
+  void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false) const;
   int in() const { return in_; }
   int out() const { return out_; }
 
