@@ -227,6 +227,7 @@ int cmd_parse(int argc, char** argv) {
   if (a.has("help")) return print_help(parse_spec());
   const std::string model_path = a.require("model"), out_dir = a.require("out");
   const bool dump = a.has("dump-tensors"), verbose = a.has("verbose");
+  if (verbose) dnn::set_verbose(true);  // each convolution's algorithm (Winograd or direct) as it is created
   const service::LabelSet label_set = a.get_parsed("label-set", "cihp", service::parse_label_set);
   const int mask_dilate = a.get_int("mask-dilate", 0, 0, 256);
   std::vector<std::string> union_names;

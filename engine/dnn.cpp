@@ -3,8 +3,11 @@
 
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -47,7 +50,45 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
+// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+std::atomic<int> g_winograd{-1};
+
+// Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
+// scratchpad holds the transformed input and output tiles. Measured with oneDNN 2.6.3 on the
+// 640x1056 benchmark input: res4's 3x3 layers (40x66, 256 channels) take 9.4 MB of weights
+// (2.4 direct) and 28 MB of scratchpad and run ~1.7x faster; res5's (20x33, 512) would take 38 MB
+// of weights each and ran slower than direct; the stem's conv3 (320x528, 64->128) asks for a
+// 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
+// RSS target of the whole parse. Layers over either cap stay direct.
+constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
+std::atomic<bool> g_verbose{false};
+std::atomic<int64_t> g_layer_primitives{0};
+
 }  // namespace
+
+void set_winograd(bool on) { g_winograd = on ? 1 : 0; }
+
+namespace {
+int winograd_mode() {
+  int v = g_winograd.load();
+  if (v < 0) {
+    const char* env = std::getenv("M2FP_WINOGRAD");
+    const std::string e = env ? env : "";
+    // Off unless asked for: with the caps it lifts the benchmark's peak RSS from 785 to 1065 MB,
+    // over issue 14's 800 MB bound (README, "Winograd").
+    v = e == "1" || e == "on" ? 1 : e == "all" ? 2 : 0;
+    int expected = -1;
+    if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
+  }
+  return v;
+}
+}  // namespace
+
+bool winograd_enabled() { return winograd_mode() != 0; }
+
+void set_verbose(bool on) { g_verbose = on; }
+int64_t layer_primitives_created() { return g_layer_primitives.load(); }
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
 
@@ -94,6 +135,45 @@ const char* onednn_isa() {
   }
 }
 
+double probe_conv_gflops(Precision prec, int reps, std::string* shape) {
+  struct Case {
+    int ic, oc, k;
+  } cases[] = {{256, 256, 3}, {1024, 256, 1}};
+  const int64_t H = 80, W = 108;
+  const dt act = prec == Precision::BF16 ? dt::bf16 : dt::f32;
+  double best = 0;
+  for (const Case& c : cases) {
+    dnnl::memory::desc src({1, c.ic, H, W}, act, tag::any), w({c.oc, c.ic, c.k, c.k}, act, tag::any),
+        dst({1, c.oc, H, W}, dt::f32, tag::any);
+    const int pad = c.k / 2;
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      src, w, dst, {1, 1}, {0, 0}, {pad, pad}, {pad, pad});
+    dnnl::convolution_forward::primitive_desc pd(d, cpu_engine());
+    dnnl::convolution_forward prim(pd);
+    dnnl::memory sm(pd.src_desc(), cpu_engine()), wm(pd.weights_desc(), cpu_engine()),
+        dm(pd.dst_desc(), cpu_engine()), scratch(pd.scratchpad_desc(), cpu_engine());
+    // Any normal finite values do: bytes 0x3c make 0.0115 in f32 (0x3c3c3c3c) and in bf16 (0x3c3c).
+    std::memset(sm.get_data_handle(), 0x3c, sm.get_desc().get_size());
+    std::memset(wm.get_data_handle(), 0x3c, wm.get_desc().get_size());
+    dnnl::stream s(cpu_engine());
+    const double flop = 2.0 * H * W * c.oc * c.ic * c.k * c.k;
+    for (int i = 0; i < std::max(1, reps) + 1; ++i) {  // the first run only warms up
+      const auto t0 = std::chrono::steady_clock::now();
+      prim.execute(s, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}, {DNNL_ARG_SCRATCHPAD, scratch}});
+      s.wait();
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (i > 0 && sec > 0 && flop / sec / 1e9 > best) {
+        best = flop / sec / 1e9;
+        if (shape)
+          *shape = std::to_string(c.k) + "x" + std::to_string(c.k) + " " + std::to_string(c.ic) + "->" +
+                   std::to_string(c.oc) + " at " + std::to_string(H) + "x" + std::to_string(W) + " (" +
+                   pd.impl_info_str() + ")";
+      }
+    }
+  }
+  return best;
+}
+
 // ---- feature-map layouts ----------------------------------------------------------------------
 namespace {
 
@@ -128,9 +208,14 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// Winograd weights (oneDNN's wino format) cannot be reordered into anything else.
+bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; }
+
 // A layer's weights: one copy per layout its primitives asked for, starting from the plain
-// PyTorch layout. The plain copy is dropped after the first reorder (later layouts are derived
-// from the reordered copy), so a layer holds one copy of its weights in the steady state.
+// PyTorch layout. New layouts are derived from the first copy in an ordinary (non-Winograd)
+// layout; the plain copy is dropped after the first reorder into another ordinary layout, so a
+// direct layer holds one copy of its weights in the steady state, a Winograd layer two (its
+// plain copy, kept for the next input size, and the transformed one).
 class WeightStore {
  public:
   void init(const dnnl::memory::desc& plain, const void* data) {
@@ -143,15 +228,26 @@ class WeightStore {
   dnnl::memory get(const dnnl::memory::desc& want) {
     for (const dnnl::memory& m : copies_)
       if (m.get_desc() == want) return m;
+    const dnnl::memory* from = nullptr;
+    for (const dnnl::memory& m : copies_)
+      if (!is_wino(m.get_desc())) {
+        from = &m;
+        break;
+      }
+    if (!from) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
     dnnl::memory m(want, cpu_engine());
-    const dnnl::memory& from = copies_.front();
-    reorder(from.get_desc(), from.get_data_handle(), want, m.get_data_handle());
-    if (plain_) {
-      copies_.clear();
+    reorder(from->get_desc(), from->get_data_handle(), want, m.get_data_handle());
+    if (plain_ && !is_wino(want)) {  // the plain copy is copies_.front()
+      copies_.erase(copies_.begin());
       plain_ = false;
     }
     copies_.push_back(m);
     return m;
+  }
+  size_t bytes() const {
+    size_t n = 0;
+    for (const dnnl::memory& m : copies_) n += m.get_desc().get_size();
+    return n;
   }
 
  private:
@@ -169,7 +265,10 @@ struct PrimEntry {
 
   PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
             const dnnl::memory::desc& b_md, const char* what)
-      : pd(d, make_attr(po), cpu_engine()), prim(pd) {
+      : PrimEntry(typename Prim::primitive_desc(d, make_attr(po), cpu_engine()), w, b, b_md, what) {}
+  PrimEntry(const typename Prim::primitive_desc& pd_, WeightStore& w, std::vector<float>& b,
+            const dnnl::memory::desc& b_md, const char* what)
+      : pd(pd_), prim(pd) {
     warn_if_reference(pd.impl_info_str(), what);
     weights = w.get(pd.weights_desc());
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
@@ -203,12 +302,20 @@ Tensor to_hwc(const Tensor& x) {
 struct Conv2d::Impl {
   ConvParams p;
   Precision prec = Precision::F32;
+  std::string name;         // for --verbose logs
   WeightStore w;            // [out_c, in_c, kh, kw], as the primitives want them
   std::vector<float> bias;  // [out_c] or empty
 
   using Entry = PrimEntry<dnnl::convolution_forward>;
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
+  std::map<std::pair<int64_t, int64_t>, std::string> algo;  // per input size, for algorithm_for()
+
+  // Whether oneDNN may run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
+  bool winograd_candidate() const {
+    return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1 &&
+           winograd_enabled();
+  }
 
   std::shared_ptr<Entry> get(int64_t H, int64_t W, bool sum, bool relu, bool hwc_out) {
     std::lock_guard<std::mutex> lock(mu);
@@ -227,26 +334,65 @@ struct Conv2d::Impl {
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     const dnnl::memory::dims strides{p.stride, p.stride}, dil{p.dilation - 1, p.dilation - 1},
         pad{p.pad, p.pad};
-    auto desc = bias.empty()
-                    ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                      dnnl::algorithm::convolution_direct, src_md,
-                                                      w_md, dst_md, strides, dil, pad, pad)
-                    : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                      dnnl::algorithm::convolution_direct, src_md,
-                                                      w_md, b_md, dst_md, strides, dil, pad, pad);
-    auto e = std::make_shared<Entry>(desc, po, w, bias, b_md, "convolution");
+    auto desc = [&](dnnl::algorithm alg) {
+      return bias.empty() ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md,
+                                                            w_md, dst_md, strides, dil, pad, pad)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md,
+                                                            w_md, b_md, dst_md, strides, dil, pad, pad);
+    };
+    std::shared_ptr<Entry> e;
+    const char* alg = "direct";
+    std::string why;  // why a candidate stayed direct, for the log
+    if (winograd_candidate()) {
+      // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
+      try {
+        dnnl::convolution_forward::primitive_desc wpd(desc(dnnl::algorithm::convolution_winograd), make_attr(po),
+                                                      cpu_engine());
+        const size_t wb = wpd.weights_desc().get_size(), sb = wpd.scratchpad_desc().get_size();
+        if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
+          e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
+          alg = "winograd";
+        } else {
+          why = ", Winograd would need " + std::to_string(wb >> 20) + " MB of weights and " +
+                std::to_string(sb >> 20) + " MB of scratchpad";
+        }
+      } catch (const dnnl::error&) {
+        e.reset();
+        why = ", no Winograd kernel in oneDNN for it here";
+      }
+    }
+    if (!e) e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct), po, w, bias, b_md, "convolution");
+    if (g_verbose)
+      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s%s)\n",
+                   name.empty() ? "(unnamed)" : name.c_str(), p.kh, p.kw, p.in_c, p.out_c, p.stride, p.dilation,
+                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), why.c_str());
+    algo[{H, W}] = alg;
+    ++g_layer_primitives;
     cache[key] = e;
     return e;
   }
 };
 
-void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec) {
+void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name) {
   p_ = p;
   impl_ = std::make_shared<Impl>();
   impl_->p = p;
   impl_->prec = prec;
+  impl_->name = name;
   impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w);
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
+}
+
+void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  impl_->get(H, W, residual, relu, false);
+}
+
+std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
+  if (!impl_) return "";
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->algo.find({H, W});
+  return it == impl_->algo.end() ? "" : it->second;
 }
 
 namespace {
@@ -312,6 +458,7 @@ struct Linear::Impl {
     auto desc = bias.empty() ? dnnl::matmul::desc(src_md, w_md, dst_md)
                              : dnnl::matmul::desc(src_md, w_md, b_md, dst_md);
     auto e = std::make_shared<Entry>(desc, po, w, bias, b_md, "matmul");
+    ++g_layer_primitives;
     cache[key] = e;
     return e;
   }
@@ -339,6 +486,11 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
     src = t_src_buf.data();
   }
   e->execute(src, y);
+}
+
+void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu) const {
+  if (!impl_) throw std::logic_error("Linear used before init");
+  if (M > 0) impl_->get(M, ldx, ldy, relu);
 }
 
 Tensor Linear::operator()(const Tensor& x, bool relu) const {

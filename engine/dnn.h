@@ -14,6 +14,15 @@
 //
 // Precision::BF16 runs the convolution/matmul in bfloat16 (weights and activations rounded to
 // bf16, fp32 accumulation, fp32 output) where the CPU has AVX512-BF16; F32 is exact fp32.
+//
+// Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN for its Winograd F(4x4,
+// 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
+// fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
+// layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
+// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why).
+// It is off by default (every layer direct: the caps still lift the benchmark's peak RSS from 785 to
+// 1065 MB, over the 800 MB bound); set_winograd(true) or the environment variable M2FP_WINOGRAD=1
+// turns it on within the caps, M2FP_WINOGRAD=all for every layer oneDNN accepts.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +44,24 @@ bool bf16_available();
 std::string onednn_version();
 const char* onednn_isa();
 
+// The convolution peak of this CPU as oneDNN reaches it, for benchmarks' floors: the best GFLOP/s
+// (2 x multiply-adds / second) of `reps` runs of each of two direct convolutions typical of the
+// backbone (3x3 256->256 and 1x1 1024->256, both at 80x108, blocked layouts, prepared before the
+// clock starts), in `prec` (bf16: bf16 inputs and weights, fp32 output). `shape` gets the winner.
+// Throws where the CPU cannot run `prec`.
+double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
+
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
+// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+void set_winograd(bool on);
+bool winograd_enabled();
+// Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
+// implementation) to stderr: `m2fp parse --verbose`.
+void set_verbose(bool on);
+// How many convolution and linear-layer primitives the layers have created in this process (each
+// layer caches one per input shape): tests check that M2FP::prepare leaves none to the parse.
+int64_t layer_primitives_created();
+
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
   int64_t out_h(int64_t H) const { return (H + 2 * pad - dilation * (kh - 1) - 1) / stride + 1; }
@@ -44,13 +71,20 @@ struct ConvParams {
 class Conv2d {
  public:
   // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
-  void init(const ConvParams& p, const float* w, const float* bias, Precision prec);
+  // `name` (the checkpoint key) only labels the layer in --verbose logs.
+  void init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name = "");
   // x [H, W, in_c] (HWC or Opaque) -> [Ho, Wo, out_c], Opaque unless hwc_out. With `residual`
   // (same logical shape as the output, any layout) the result is conv(x) + residual; ReLU
   // (optional) is applied last.
   Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
                     bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
+  // Creates and caches the primitive for an H x W input with these fusions (and reorders the
+  // weights into its layout) without running it: M2FP::prepare, at model load.
+  void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false) const;
+  // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
+  // layer has met that size).
+  std::string algorithm_for(int64_t H, int64_t W) const;
   int64_t macs(int64_t H, int64_t W) const {
     return p_.out_h(H) * p_.out_w(W) * (int64_t)p_.out_c * p_.in_c * p_.kh * p_.kw;
   }
@@ -68,6 +102,8 @@ class Linear {
   // x [M, in] with row stride ldx -> y [M, out] with row stride ldy; optional fused ReLU.
   void forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, bool relu = false) const;
   Tensor operator()(const Tensor& x, bool relu = false) const;  // x [M, in] -> [M, out]
+  // Creates and caches the primitive forward(x, ldx, M, y, ldy, relu) will use, without running it.
+  void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false) const;
   int in() const { return in_; }
   int out() const { return out_; }
 

@@ -65,7 +65,7 @@ Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pa
     bf[o] = (float)(beta[o] - mean[o] * s);
   }
   Conv2d c;
-  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec);
+  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec, key);
   return c;
 }
 
@@ -73,7 +73,7 @@ Conv2d bind_conv(NetworkBinder& b, const std::string& key, int pad, bool bias, d
   const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
   const float* bp = bias ? b.f32(key + ".bias").data : nullptr;
   Conv2d c;
-  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec);
+  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec, key);
   return c;
 }
 
@@ -243,6 +243,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   // Everything the engine keeps was copied: the mapped pages are no longer needed.
   release_bound();
   for (const TensorView& t : file->tensors()) file->release(t);
+  for (const auto& [Hp, Wp] : opt.prepare_sizes) model->prepare(Hp, Wp);
   return model;
 }
 
@@ -587,6 +588,80 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
     times->transformer_decoder_ms = ms_since(t0);
   }
   return out;
+}
+
+// The same layers as forward() at the same sizes and with the same fusions, in the same order; only
+// the primitives are created (dnn::Conv2d::prepare, dnn::Linear::prepare), nothing is computed.
+void M2FP::prepare(int64_t Hp, int64_t Wp) const {
+  if (Hp <= 0 || Wp <= 0 || Hp % 32 || Wp % 32)
+    throw std::invalid_argument("M2FP::prepare: expected Hp, Wp positive multiples of 32, got " +
+                                std::to_string(Hp) + "x" + std::to_string(Wp));
+  const Weights& W = *w_;
+  const ModelConfig& c = W.cfg;
+  // ---- backbone (as backbone())
+  int64_t h = Hp, w = Wp;
+  for (const Conv2d* conv : {&W.stem1, &W.stem2, &W.stem3}) {
+    conv->prepare(h, w, false, true);
+    h = conv->params().out_h(h);
+    w = conv->params().out_w(w);
+  }
+  h = (h - 1) / 2 + 1;  // max-pool 3x3/2, padding 1
+  w = (w - 1) / 2 + 1;
+  int64_t lh[4], lw[4];
+  for (int s = 0; s < 4; ++s) {
+    for (const Bottleneck& blk : W.stages[s]) {
+      blk.conv1.prepare(h, w, false, true);
+      const int64_t h1 = blk.conv1.params().out_h(h), w1 = blk.conv1.params().out_w(w);
+      blk.conv2.prepare(h1, w1, false, true);
+      if (blk.has_shortcut) blk.shortcut.prepare(h, w);
+      h = blk.conv2.params().out_h(h1);
+      w = blk.conv2.params().out_w(w1);
+      blk.conv3.prepare(h, w, true, true);
+    }
+    lh[s] = h;
+    lw[s] = w;
+  }
+  // ---- pixel decoder (as pixel_decoder())
+  const int D = c.conv_dim, F = c.enc_dim_feedforward;
+  int64_t N = 0;
+  for (int l = 0; l < W.enc_levels; ++l) {
+    W.input_proj[l].prepare(lh[3 - l], lw[3 - l]);
+    N += lh[3 - l] * lw[3 - l];
+  }
+  const int64_t ffn_rows = std::min<int64_t>(N, 2048);
+  for (const EncoderLayer& e : W.enc_layers) {
+    e.value_proj.prepare(N, D, D);
+    e.query_proj.prepare(N, D, e.query_proj.out());
+    e.output_proj.prepare(N, D, D);
+    for (int64_t rows : {ffn_rows, N % ffn_rows}) {  // full row blocks and the last one
+      e.linear1.prepare(rows, D, F, true);
+      e.linear2.prepare(rows, F, D);
+    }
+  }
+  W.adapter_1.prepare(lh[0], lw[0]);
+  W.layer_1.prepare(lh[0], lw[0]);
+  W.mask_features.prepare(lh[0], lw[0]);
+  // ---- transformer decoder (as transformer_decoder() and prediction_heads(); Linear::operator()
+  // passes dense strides)
+  const int64_t Q = c.num_queries;
+  auto dense = [](const Linear& l, int64_t M, bool relu = false) { l.prepare(M, l.in(), l.out(), relu); };
+  dense(W.class_embed, Q);
+  dense(W.mask_embed[0], Q, true);
+  dense(W.mask_embed[1], Q, true);
+  dense(W.mask_embed[2], Q);
+  for (size_t i = 0; i < W.dec_layers.size(); ++i) {
+    const DecoderLayer& d = W.dec_layers[i];
+    const int s = 3 - (int)(i % kDecoderFeatureLevels);
+    dense(d.cross_q, Q);
+    dense(d.cross_k, lh[s] * lw[s]);
+    dense(d.cross_v, lh[s] * lw[s]);
+    dense(d.cross_out, Q);
+    dense(d.self_qk, Q);
+    dense(d.self_v, Q);
+    dense(d.self_out, Q);
+    dense(d.ffn1, Q, true);
+    dense(d.ffn2, Q);
+  }
 }
 
 }  // namespace m2fp

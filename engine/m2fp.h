@@ -46,6 +46,9 @@ struct LayerCost {
 
 struct LoadOptions {
   dnn::Precision precision = dnn::Precision::F32;
+  // Padded input sizes (Hp, Wp; multiples of 32) to prepare() for at load, so that the first parse
+  // at such a size does not pay for creating oneDNN's primitives and reordering the weights.
+  std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
 };
 
 class M2FP {
@@ -68,6 +71,12 @@ class M2FP {
   // Multiply-adds per layer for an Hp x Wp input, from the loaded layers in the order forward()
   // runs them (`m2fp inspect`, GFLOP/s figures). engine/inspect.cpp.
   std::vector<LayerCost> layer_costs(int64_t Hp, int64_t Wp) const;
+
+  // Creates the oneDNN primitives of every convolution and linear layer for an Hp x Wp input and
+  // reorders their weights into the layouts those primitives want (what the first forward() at that
+  // size would otherwise do), without running the network. Throws std::invalid_argument for a size
+  // forward() would refuse. Safe to call from several threads at once.
+  void prepare(int64_t Hp, int64_t Wp) const;
 
   struct Weights;
 

@@ -34,6 +34,7 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
   }
   LoadOptions lo;
   lo.precision = opt_.precision;
+  lo.prepare_sizes = opt_.prepare_sizes;
   const auto t0 = std::chrono::steady_clock::now();
   try {
     model_ = M2FP::load(opt_.model_path, lo);

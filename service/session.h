@@ -54,6 +54,9 @@ struct SessionOptions {
   dnn::Precision precision = dnn::Precision::F32;
   ParseOptions parse;      // resize, decode limits, hooks; the same for every photo of the session
   EngineStub engine_stub;  // set: no model is loaded; reported as {"stub": true, "synthetic": true}
+  // Padded input sizes (Hp, Wp) whose oneDNN primitives and weight layouts the load prepares
+  // (M2FP::prepare): the first parse at such a size then runs as fast as the later ones.
+  std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
 };
 
 class Session {

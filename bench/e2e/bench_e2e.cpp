@@ -49,7 +49,9 @@
 
 #include "app/args.h"
 #include "engine/buffer_pool.h"
+#include "engine/image.h"
 #include "engine/io.h"
+#include "engine/preprocess.h"
 #include "kernels/kernels.h"
 #include "service/masks.h"
 #include "service/render.h"
@@ -78,6 +80,8 @@ struct Options {
   int threads = 0;  // 0: OpenMP's default (OMP_NUM_THREADS or the core count)
   int runs = 5, warmup = 1, short_edge = 640, max_size = 1333;
   double peak_gflops = 0;  // > 0: also print % of this peak
+  int probe_reps = 5;      // runs per probe convolution (0: no probe, no floors)
+  bool prepare = false;    // prepare the primitives for the photo's padded size at model load
   bool quiet = false;
   bool big_photo = false;  // --big-photo: the 12 MP case (run_big_photo)
 };
@@ -85,17 +89,19 @@ struct Options {
 const char* kUsage =
     "usage: bench_e2e --model M.safetensors --image PHOTO [--threads N] [--precision fp32|bf16]\n"
     "                 [--runs 5] [--warmup 1] [--isa scalar|avx2|avx512] [--short-edge 640]\n"
-    "                 [--max-size 1333] [--peak-gflops G] [--json OUT.json] [--quiet] [--big-photo]\n"
+    "                 [--max-size 1333] [--peak-gflops G] [--probe-reps 5] [--prepare] [--json OUT.json]\n"
+    "                 [--quiet] [--big-photo]\n"
     "Parses PHOTO --warmup times untimed, then --runs times, and prints per-stage median\n"
-    "milliseconds, GFLOP/s, peak RSS, threads, ISA, precision, CPU and commit.\n"
+    "milliseconds, GFLOP/s, peak RSS, threads, ISA, precision, CPU and commit; the cold start (model\n"
+    "load, first parse); each stage's ratio to its floor at the convolution peak probed in the same run.\n"
     "The reference photo of issue 4 (548x342 -> 640x1025, padded 640x1056): bench/make_bench_image.py.\n"
     "--big-photo: also a 4000x3000 JPEG made from PHOTO, both with the outputs written (issue 14).\n";
 
 Options parse_args(int argc, char** argv) {
   const m2fp::app::Args a(argc, argv, 1,
                           {"model", "image", "json", "isa", "precision", "threads", "runs", "warmup", "short-edge",
-                           "max-size", "peak-gflops"},
-                          {"quiet", "help", "big-photo"});
+                           "max-size", "peak-gflops", "probe-reps"},
+                          {"quiet", "help", "big-photo", "prepare"});
   const std::vector<std::string>& pos = a.positional();
   if (a.has("help") || std::find(pos.begin(), pos.end(), "-h") != pos.end()) {
     std::fputs(kUsage, stdout);
@@ -114,8 +120,10 @@ Options parse_args(int argc, char** argv) {
   o.short_edge = a.get_int("short-edge", o.short_edge, 32, 4096);
   o.max_size = a.get_int("max-size", o.max_size, 32, 8192);
   o.peak_gflops = a.get_nonnegative("peak-gflops", 0);
+  o.probe_reps = a.get_int("probe-reps", o.probe_reps, 0, 1000);
   o.quiet = a.has("quiet");
   o.big_photo = a.has("big-photo");
+  o.prepare = a.has("prepare");
   if (!o.json.empty()) {
     // Checked before the runs, not after minutes of them.
     namespace fs = std::filesystem;
@@ -384,6 +392,128 @@ nlohmann::json run_big_photo(const Options& o, const m2fp::service::Session& ses
   return j;
 }
 
+// ---- convolution peak and floors (issue 14) --------------------------------------------------------
+// The floor of a stage is its GFLOP at the convolution peak that oneDNN's direct convolution reaches on
+// this CPU, probed in this process after the timed runs (dnn::probe_conv_gflops): fp32 for fp32 runs,
+// bf16 for bf16 runs. Winograd does fewer multiplies than it is credited with, so fp32 can go below 1.
+struct Peaks {
+  double fp32 = 0, bf16 = 0;  // GFLOP/s; 0 = not probed / not available
+  std::string fp32_shape, bf16_shape;
+};
+
+Peaks probe_peaks(int reps) {
+  Peaks p;
+  if (reps <= 0) return p;
+  p.fp32 = m2fp::dnn::probe_conv_gflops(m2fp::dnn::Precision::F32, reps, &p.fp32_shape);
+  if (m2fp::dnn::bf16_available())
+    p.bf16 = m2fp::dnn::probe_conv_gflops(m2fp::dnn::Precision::BF16, reps, &p.bf16_shape);
+  return p;
+}
+
+// Issue 14's bounds on the ratio median / floor (0: none).
+double floor_ratio_target(const std::string& stage, m2fp::dnn::Precision p) {
+  if (stage == "total") return p == m2fp::dnn::Precision::BF16 ? 1.3 : 1.0;
+  if (stage == "transformer_decoder" && p == m2fp::dnn::Precision::F32) return 1.5;
+  return 0;
+}
+const char* kFloorStages[] = {"backbone", "pixel_decoder", "transformer_decoder", "network", "total"};
+constexpr double kTargetPrePostMs = 40;
+
+void print_floors(const std::map<std::string, Stats>& st, const std::map<std::string, double>& gflop,
+                  const Peaks& pk, m2fp::dnn::Precision prec) {
+  const bool bf16 = prec == m2fp::dnn::Precision::BF16;
+  const double peak = bf16 ? pk.bf16 : pk.fp32;
+  if (pk.fp32 <= 0) {
+    std::printf("\nfloors:     not probed (--probe-reps 0)\n");
+    return;
+  }
+  std::printf("\nconv peak:  fp32 %.1f GFLOP/s [%s]", pk.fp32, pk.fp32_shape.c_str());
+  if (pk.bf16 > 0) std::printf("; bf16 %.1f GFLOP/s [%s]", pk.bf16, pk.bf16_shape.c_str());
+  std::printf("\n            (oneDNN direct convolution, best of the probe's runs, measured in this process after "
+              "the timed runs)\n");
+  if (peak <= 0) return;
+  std::printf("%-20s %8s %12s %10s %8s %13s\n", "stage", "GFLOP", "floor ms", "median ms", "ratio", "target ratio");
+  for (const char* s : kFloorStages) {
+    const double g = gflop.at(s), floor_ms = g / peak * 1e3, med = st.at(s).median;
+    std::printf("%-20s %8.1f %12.1f %10.1f %7.2fx", s, g, floor_ms, med, med / floor_ms);
+    const double t = floor_ratio_target(s, prec);
+    if (t > 0) std::printf(" %8.2fx %4s", t, med / floor_ms <= t ? "ok" : "MISS");
+    std::printf("\n");
+  }
+  const double pp = st.at("pre_post").median;
+  std::printf("%-20s %8s %12s %10.1f %8s %8.0f ms %4s\n", "pre_post", "", "", pp, "", kTargetPrePostMs,
+              pp < kTargetPrePostMs ? "ok" : "MISS");
+  std::printf("note:       floor = GFLOP / the %s convolution peak; total's floor counts the network only (pre- "
+              "and post-processing have no multiply-adds counted)\n", bf16 ? "bf16" : "fp32");
+}
+
+nlohmann::json floors_json(const std::map<std::string, Stats>& st, const std::map<std::string, double>& gflop,
+                           const Peaks& pk, m2fp::dnn::Precision prec) {
+  nlohmann::json j = nlohmann::json::object();
+  j["conv_peak_gflops"] = {{"fp32", pk.fp32}, {"bf16", pk.bf16}, {"fp32_probe", pk.fp32_shape},
+                           {"bf16_probe", pk.bf16_shape}};
+  const double peak = prec == m2fp::dnn::Precision::BF16 ? pk.bf16 : pk.fp32;
+  nlohmann::json stages = nlohmann::json::object();
+  if (peak > 0)
+    for (const char* s : kFloorStages) {
+      const double floor_ms = gflop.at(s) / peak * 1e3;
+      nlohmann::json e = {{"floor_ms", floor_ms}, {"median_ms", st.at(s).median},
+                          {"ratio", st.at(s).median / floor_ms}};
+      if (const double t = floor_ratio_target(s, prec); t > 0) e["target_ratio"] = t;
+      stages[s] = e;
+    }
+  j["stages"] = stages;
+  j["pre_post_target_ms"] = kTargetPrePostMs;
+  return j;
+}
+
+// ---- cold start (issue 14) ----------------------------------------------------------------------
+// --prepare: the padded network input of the photo for a multi-person model (the load prepares the
+// primitives for it: M2FP::prepare).
+std::pair<int64_t, int64_t> padded_size_of(const std::vector<uint8_t>& bytes, int short_edge, int max_size) {
+  const m2fp::Image img = m2fp::decode_image(bytes.data(), bytes.size());
+  const auto [nh, nw] = m2fp::multi_person_resize_shape(img.height, img.width, short_edge, max_size);
+  auto up = [](int64_t v) { return (v + m2fp::kSizeDivisibility - 1) / m2fp::kSizeDivisibility * m2fp::kSizeDivisibility; };
+  return {up(nh), up(nw)};
+}
+
+// Model load, then the process's first parse (what a one-photo `m2fp parse` pays), against the
+// median of the warm runs. Target: first parse <= 1.15 x warm.
+constexpr double kTargetColdRatio = 1.15;
+const char* kColdStages[] = {"decode", "preprocess", "backbone", "pixel_decoder", "transformer_decoder",
+                             "postprocess", "total"};
+
+struct ColdStart {
+  double load_ms = 0;
+  StageTimings first;
+  long first_faults = 0;  // minor page faults during the first parse
+  bool prepared = false;  // --prepare: the load prepared the primitives for the photo's size
+};
+
+void print_cold_start(const ColdStart& c, const std::map<std::string, Stats>& st, double warm_faults) {
+  const std::map<std::string, double> first = stage_values(c.first);
+  const double warm = st.at("total").median, ratio = warm > 0 ? c.first.total_ms / warm : 0;
+  std::printf("\ncold start: model load %.0f ms%s; first parse %.1f ms = %.2fx the warm median %.1f ms (target <= "
+              "%.2fx %s); %ld minor page faults in it (warm: %.0f)\n",
+              c.load_ms, c.prepared ? " (with --prepare for this photo's size)" : "", c.first.total_ms, ratio, warm, kTargetColdRatio, ratio <= kTargetColdRatio ? "ok" : "MISS",
+              c.first_faults, warm_faults);
+  std::printf("            first - warm per stage:");
+  for (const char* s : kColdStages)
+    if (std::string(s) != "total") std::printf(" %s %+.0f", s, first.at(s) - st.at(s).median);
+  std::printf(" ms\n");
+}
+
+nlohmann::json cold_start_json(const ColdStart& c, const std::map<std::string, Stats>& st) {
+  const double warm = st.at("total").median;
+  return {{"load_ms", c.load_ms},
+          {"first_parse_ms", stage_values(c.first)},
+          {"first_parse_minor_faults", c.first_faults},
+          {"prepared_at_load", c.prepared},
+          {"warm_median_ms", warm},
+          {"first_over_warm", warm > 0 ? c.first.total_ms / warm : 0.0},
+          {"target_first_over_warm", kTargetColdRatio}};
+}
+
 int run(const Options& o) {
   // ---- context: threads, kernel ISA, precision
   m2fp::service::set_threads(o.threads);
@@ -407,6 +537,7 @@ int run(const Options& o) {
   so.precision = o.precision;
   so.parse.short_edge = o.short_edge;
   so.parse.max_size = o.max_size;
+  if (o.prepare) so.prepare_sizes.push_back(padded_size_of(bytes, o.short_edge, o.max_size));
   std::unique_ptr<m2fp::service::Session> session;
   try {
     session = std::make_unique<m2fp::service::Session>(so);
@@ -428,7 +559,11 @@ int run(const Options& o) {
   size_t n_instances = 0, n_persons = 0;
   long faults0 = 0;      // minor page faults and buffer-pool counters at the first timed run
   m2fp::pool::Stats pool0;
+  ColdStart cold;
+  cold.load_ms = load_ms;
+  cold.prepared = o.prepare;
   for (int i = 0; i < o.warmup + o.runs; ++i) {
+    const long faults_before = minor_faults();
     if (i == o.warmup) {
       faults0 = minor_faults();
       pool0 = m2fp::pool::stats();
@@ -449,6 +584,10 @@ int run(const Options& o) {
     }
     benchmark::DoNotOptimize(r.parsing.labels.data());
     (i < o.warmup ? warm : runs).push_back(r.timings);
+    if (i == 0) {
+      cold.first = r.timings;
+      cold.first_faults = minor_faults() - faults_before;
+    }
     hwm_after_run.push_back(proc_status_mb("VmHWM"));
     rss_after_run.push_back(proc_status_mb("VmRSS"));
     geo = r.geometry;
@@ -462,8 +601,12 @@ int run(const Options& o) {
     }
   }
   const double load_avg_end = load_average();
+  const double warm_faults = (double)(minor_faults() - faults0) / o.runs;  // per timed parse
   const double peak_rss = ru_maxrss_mb(), hwm = proc_status_mb("VmHWM"), rss_now = proc_status_mb("VmRSS"),
                anon_now = proc_status_mb("RssAnon"), file_now = proc_status_mb("RssFile");
+  // After the timed runs (so that it warms nothing the cold start would have paid) and the memory
+  // figures (its buffers are not the parse's).
+  const Peaks peaks = probe_peaks(o.probe_reps);
 
   // ---- GFLOP per stage for this input size
   std::map<std::string, double> gflop;
@@ -554,10 +697,12 @@ int run(const Options& o) {
     const m2fp::pool::Stats ps = m2fp::pool::stats();
     std::printf("faults:     %.0f minor page faults per timed parse; buffer pool (engine/buffer_pool.h, %s): %.0f hits,"
                 " %.0f misses per parse, %.0f MB cached now\n",
-                (double)(minor_faults() - faults0) / o.runs, m2fp::pool::active() ? "on" : "off",
+                warm_faults, m2fp::pool::active() ? "on" : "off",
                 (double)(ps.hits - pool0.hits) / o.runs, (double)(ps.misses - pool0.misses) / o.runs,
                 ps.cached_bytes / 1048576.0);
   }
+  print_floors(st, gflop, peaks, precision);
+  print_cold_start(cold, st, warm_faults);
   if (!reference_size)
     std::printf("note:       the targets are for the issue-4 photo (548x342 -> padded 640x1056); this input is %lldx%lld\n",
                 (long long)geo.Hp, (long long)geo.Wp);
@@ -631,6 +776,8 @@ int run(const Options& o) {
                       {"hwm_after_each_parse", hwm_after_run},
                       {"rss_after_each_parse", rss_after_run}};
     j["environment"] = env_json();
+    j["floors"] = floors_json(st, gflop, peaks, precision);
+    j["cold_start"] = cold_start_json(cold, st);
     if (o.peak_gflops > 0) j["peak_gflops"] = o.peak_gflops;
     if (o.big_photo) j["big_photo"] = big_photo;
     m2fp::write_file_atomic(o.json, j.dump(1) + "\n");

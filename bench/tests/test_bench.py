@@ -144,6 +144,28 @@ class TestBenchE2E(BenchTestBase):
             self.assertLessEqual(parts, t['total'] + 1e-6)
             self.assertGreater(parts, 0.8 * t['total'], t)
 
+    def test_floors_and_cold_start(self):
+        r = self.report
+        f = r['floors']
+        peak = f['conv_peak_gflops']['fp32']
+        self.assertGreater(peak, 0.1)   # probed in this run (--probe-reps defaults to 5)
+        self.assertIn('at 80x108', f['conv_peak_gflops']['fp32_probe'])
+        for s in ('backbone', 'pixel_decoder', 'transformer_decoder', 'network', 'total'):
+            e, st = f['stages'][s], r['stages'][s]
+            self.assertAlmostEqual(e['floor_ms'], st['gflop'] / peak * 1e3, places=6, msg=s)
+            self.assertAlmostEqual(e['median_ms'], st['median_ms'], places=9, msg=s)
+            self.assertAlmostEqual(e['ratio'], st['median_ms'] / e['floor_ms'], places=9, msg=s)
+        self.assertEqual(f['stages']['total']['target_ratio'], 1.0)
+        self.assertEqual(f['stages']['transformer_decoder']['target_ratio'], 1.5)
+        c = r['cold_start']
+        self.assertEqual(c['load_ms'], r['model']['load_ms'])
+        self.assertEqual(c['first_parse_ms'], r['warmup_ms'][0])   # the first parse is the first warm-up
+        self.assertAlmostEqual(c['warm_median_ms'], r['stages']['total']['median_ms'], places=9)
+        self.assertAlmostEqual(c['first_over_warm'], c['first_parse_ms']['total'] / c['warm_median_ms'], places=9)
+        self.assertGreater(c['first_parse_minor_faults'], 0)
+        for s in ('conv peak:  fp32', 'floor ms', 'cold start: model load', 'first - warm per stage:'):
+            self.assertIn(s, self.proc.stdout)
+
     def test_gflop_figures(self):
         st = self.report['stages']
         net = st['backbone']['gflop'] + st['pixel_decoder']['gflop'] + st['transformer_decoder']['gflop']
@@ -251,6 +273,7 @@ class TestBenchE2EOptions(BenchTestBase):
             (['--model', MODEL, '--image', self.image, '--runs'], 'option --runs needs a value'),
             (['--model', MODEL, '--image', self.image, 'extra'], "unexpected argument 'extra'"),
             (['--model', MODEL, '--image', self.image, '--peak-gflops', '-3'], '--peak-gflops expects a non-negative'),
+            (['--model', MODEL, '--image', self.image, '--probe-reps', '-1'], '--probe-reps must be in [0, 1000], got -1'),
             (['--model', MODEL, '--image', self.image, '--json', '/nonexistent/dir/out.json'], 'does not exist'),
         ]
         for args, msg in cases:

@@ -1,0 +1,164 @@
+// tests/engine/test_dnn.cpp: engine/dnn's convolutions against an fp64 reference, Winograd among
+// them: which layers oneDNN runs as Winograd F(4x4, 3x3) (every fp32 stride-1 undilated 3x3 where
+// oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere else), that both algorithms
+// agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
+// second input size still has its weights (oneDNN cannot reorder Winograd weights back).
+// ctest runs this suite twice: as is, and with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
+// where oneDNN has no Winograd and every layer must take the direct path.
+#include <cstdlib>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/dnn.h"
+#include "test_util.h"
+
+namespace m2fp {
+namespace {
+
+// Whether oneDNN runs on AVX-512 here (its Winograd kernel needs avx512_core).
+bool onednn_has_avx512() { return std::string(dnn::onednn_isa()).rfind("avx512_core", 0) == 0; }
+
+struct Layer {
+  dnn::ConvParams p;
+  std::vector<float> w, b;
+};
+
+Layer make_layer(const dnn::ConvParams& p, uint32_t seed) {
+  Layer l{p, {}, {}};
+  std::mt19937 g(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  l.w.resize((size_t)p.out_c * p.in_c * p.kh * p.kw);
+  for (float& v : l.w) v = nd(g) / std::sqrt((float)(p.in_c * p.kh * p.kw));
+  l.b.resize(p.out_c);
+  for (float& v : l.b) v = 0.1f * nd(g);
+  return l;
+}
+
+Tensor random_map(int64_t H, int64_t W, int64_t C, uint32_t seed) {
+  Tensor t = Tensor::empty({H, W, C}, Layout::HWC);
+  std::mt19937 g(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = nd(g);
+  return t;
+}
+
+// relu?(conv(x) + bias + residual?) in fp64, channels-last.
+std::vector<float> reference(const Layer& l, const Tensor& x, const Tensor* res, bool relu) {
+  const dnn::ConvParams& p = l.p;
+  const int64_t H = x.shape[0], W = x.shape[1], Ho = p.out_h(H), Wo = p.out_w(W);
+  std::vector<float> y((size_t)(Ho * Wo * p.out_c));
+  for (int64_t oy = 0; oy < Ho; ++oy)
+    for (int64_t ox = 0; ox < Wo; ++ox)
+      for (int o = 0; o < p.out_c; ++o) {
+        double s = l.b[o];
+        for (int ky = 0; ky < p.kh; ++ky)
+          for (int kx = 0; kx < p.kw; ++kx) {
+            const int64_t iy = oy * p.stride - p.pad + ky * p.dilation, ix = ox * p.stride - p.pad + kx * p.dilation;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+            const float* xp = x.data() + (iy * W + ix) * p.in_c;
+            for (int i = 0; i < p.in_c; ++i)
+              s += (double)l.w[(((size_t)o * p.in_c + i) * p.kh + ky) * p.kw + kx] * xp[i];
+          }
+        const size_t at = (size_t)((oy * Wo + ox) * p.out_c + o);
+        if (res) s += res->data()[at];
+        y[at] = relu && s < 0 ? 0.f : (float)s;
+      }
+  return y;
+}
+
+struct Case {
+  const char* name;
+  dnn::ConvParams p;
+  bool winograd_shape;  // fp32 3x3 stride 1 dilation 1
+};
+
+const Case kCases[] = {
+    {"3x3_64to64", {64, 64, 3, 3, 1, 1, 1}, true},
+    {"3x3_32to48", {32, 48, 3, 3, 1, 1, 1}, true},
+    {"3x3_stride2", {64, 64, 3, 3, 2, 1, 1}, false},
+    {"3x3_dilation2", {64, 64, 3, 3, 1, 2, 2}, false},
+    {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
+};
+
+TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
+  if (!std::getenv("M2FP_WINOGRAD")) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default";
+  dnn::set_winograd(true);
+  std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
+  for (const Case& c : kCases) {
+    const Layer l = make_layer(c.p, 7);
+    dnn::Conv2d conv;
+    conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, c.name);
+    const int64_t H = 21, W = 26;  // not multiples of the 4x4 Winograd tile
+    const Tensor x = random_map(H, W, c.p.in_c, 11);
+    const Tensor res = random_map(c.p.out_h(H), c.p.out_w(W), c.p.out_c, 13);
+    const Tensor y = dnn::to_hwc(conv(x, &res, /*relu=*/true));
+    const std::string algo = conv.algorithm_for(H, W);
+    const bool want_wino = c.winograd_shape && onednn_has_avx512();
+    EXPECT_EQ(algo, want_wino ? "winograd" : "direct") << c.name;
+    const std::vector<float> ref = reference(l, x, &res, true);
+    const test::Diff d = test::compare(y.data(), ref.data(), (int64_t)ref.size());
+    std::printf("  %-14s %-8s rel L2 %.2e, max |diff| %.2e\n", c.name, algo.c_str(), d.rel_l2, d.max_abs);
+    EXPECT_LE(d.rel_l2, algo == "winograd" ? 1e-5 : 2e-6) << c.name;
+  }
+}
+
+TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 3);
+  dnn::Conv2d conv;
+  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, c.name);
+  for (int64_t H : {16, 37, 16}) {  // back to the first size: its cached primitive
+    const int64_t W = H + 5;
+    const Tensor x = random_map(H, W, c.p.in_c, (uint32_t)H);
+    const Tensor y = dnn::to_hwc(conv(x));
+    const std::vector<float> ref = reference(l, x, nullptr, false);
+    const test::Diff d = test::compare(y.data(), ref.data(), (int64_t)ref.size());
+    std::printf("  %lldx%lld %-8s rel L2 %.2e\n", (long long)H, (long long)W, conv.algorithm_for(H, W).c_str(),
+                d.rel_l2);
+    EXPECT_LE(d.rel_l2, 1e-5) << H << "x" << W;
+  }
+}
+
+TEST(Winograd, OffKeepsTheDirectAlgorithm) {
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 5);
+  dnn::set_winograd(false);
+  dnn::Conv2d conv;
+  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, c.name);
+  const Tensor x = random_map(12, 20, c.p.in_c, 1);
+  const Tensor y = dnn::to_hwc(conv(x, nullptr, true));
+  dnn::set_winograd(true);
+  EXPECT_EQ(conv.algorithm_for(12, 20), "direct");
+  const std::vector<float> ref = reference(l, x, nullptr, true);
+  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 2e-6);
+}
+
+TEST(Winograd, Bf16LayersStayDirect) {
+  if (!dnn::bf16_available()) GTEST_SKIP() << "oneDNN has no bf16 convolutions on this CPU";
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 9);
+  dnn::Conv2d conv;
+  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::BF16, c.name);
+  const Tensor x = random_map(12, 20, c.p.in_c, 2);
+  const Tensor y = dnn::to_hwc(conv(x));
+  EXPECT_EQ(conv.algorithm_for(12, 20), "direct");
+  const std::vector<float> ref = reference(l, x, nullptr, false);
+  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 1e-2);  // bf16 inputs: ~3e-3
+}
+
+TEST(ConvPeakProbe, GivesAPlausibleRate) {
+  std::string shape;
+  const double g = dnn::probe_conv_gflops(dnn::Precision::F32, 1, &shape);
+  std::printf("fp32 direct convolution: %.1f GFLOP/s (%s)\n", g, shape.c_str());
+  EXPECT_GT(g, 0.1);  // any CPU does more than 0.1 GFLOP/s; 0 means no run was timed
+  EXPECT_LT(g, 1e5);
+  EXPECT_FALSE(shape.empty());
+}
+
+}  // namespace
+}  // namespace m2fp

@@ -1,0 +1,58 @@
+// tests/engine/test_prepare.cpp: M2FP::prepare (LoadOptions::prepare_sizes) creates at load every
+// convolution and linear-layer primitive the first forward() at that size needs, so that forward
+// creates none, and the outputs are byte-identical to a model loaded without it (same primitives,
+// same weight layouts). Synthetic CIHP checkpoint (random weights, ctest fixture_synthetic_cihp).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "engine/dnn.h"
+#include "engine/m2fp.h"
+
+namespace m2fp {
+namespace {
+
+std::string cihp_model() { return std::string(M2FP_TESTDATA) + "/cihp_synth.safetensors"; }
+
+Tensor test_image(int64_t H, int64_t W) {
+  Tensor t = Tensor::empty({H, W, 3}, Layout::HWC);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = (float)((i * 7919) % 255) / 64.f - 2.f;
+  return t;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.shape == b.shape && std::memcmp(a.data(), b.data(), (size_t)a.numel() * sizeof(float)) == 0;
+}
+
+TEST(Prepare, FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  const int64_t Hp = 96, Wp = 160;  // 2048 tokens and more at stride 8..32 would need a bigger photo
+  LoadOptions lo;
+  lo.prepare_sizes = {{Hp, Wp}};
+  const int64_t before_load = dnn::layer_primitives_created();
+  std::unique_ptr<M2FP> prepared = M2FP::load(cihp_model(), lo);
+  const int64_t after_load = dnn::layer_primitives_created();
+  // 112 convolutions + 30 encoder and 85 decoder linear layers at this size (one FFN row block)
+  EXPECT_EQ(after_load - before_load, 227) << "the load should have created every primitive";
+  const Tensor img = test_image(Hp, Wp);
+  const ForwardOutputs a = prepared->forward(img);
+  EXPECT_EQ(dnn::layer_primitives_created(), after_load) << "forward() created primitives prepare() had not";
+
+  std::unique_ptr<M2FP> plain = M2FP::load(cihp_model());
+  const ForwardOutputs b = plain->forward(img);
+  EXPECT_TRUE(same_bytes(a.pred_logits, b.pred_logits));
+  EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
+}
+
+TEST(Prepare, RefusesSizesForwardRefuses) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  LoadOptions lo;
+  lo.prepare_sizes = {{100, 160}};
+  EXPECT_THROW(M2FP::load(cihp_model(), lo), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace m2fp
