@@ -108,6 +108,7 @@ TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
 }
 
 TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
+  dnn::set_winograd(true);  // off by default
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 3);
   dnn::Conv2d conv;
@@ -140,6 +141,7 @@ TEST(Winograd, OffKeepsTheDirectAlgorithm) {
 
 TEST(Winograd, Bf16LayersStayDirect) {
   if (!dnn::bf16_available()) GTEST_SKIP() << "oneDNN has no bf16 convolutions on this CPU";
+  dnn::set_winograd(true);  // on, yet bf16 layers stay direct
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 9);
   dnn::Conv2d conv;
