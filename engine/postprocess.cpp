@@ -365,6 +365,34 @@ struct BandView {
   }
 };
 
+// One class's band of the semantic map once every instance is pasted: the average where pasted
+// (cp /= times), stored into `semantic` and `scores` (when given) from row offset `row0` (c * H0 + y0).
+void finish_class_band(float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0, Tensor* semantic,
+                       uint8_t* scores) {
+  for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
+  if (semantic) std::memcpy(semantic->data() + row0 * W0, cp, npx * sizeof(float));
+  if (scores) quantise_scores(cp, npx, scores + row0 * W0);
+}
+
+// The label of each pixel of a band: the argmax over the classes' planes (cat + c * class_stride;
+// the first maximum, as torch.argmax), with best_logit as scratch. Classes nothing was pasted into
+// are all zeros, never above the running maximum that starts at class 0's plane: skipped.
+void argmax_band(const Roles& r, const float* cat, int64_t class_stride, int64_t npx, float* best_logit,
+                 uint8_t* lab) {
+  float* bv = best_logit;
+  std::copy(cat, cat + npx, bv);
+  std::fill(lab, lab + npx, 0);
+  for (int c = 1; c < (int)r.pasted.size(); ++c) {
+    if (r.pasted[c].empty()) continue;
+    const float* cp = cat + (size_t)c * class_stride;
+    for (int64_t i = 0; i < npx; ++i) {
+      const bool gt = cp[i] > bv[i];
+      bv[i] = gt ? cp[i] : bv[i];
+      lab[i] = gt ? (uint8_t)c : lab[i];
+    }
+  }
+}
+
 // Semantic map of one band: per class, paste instances in ascending score and average where
 // pasted (cat [n_sem, bandB*W0], times scratch), written to `semantic` when given; then the label
 // = argmax over classes (the first maximum, as torch.argmax), with best_logit as scratch.
@@ -389,22 +417,9 @@ void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k
         k.paste_row(rows + o, xb - xa, p.score, cp + o, times + o);
       }
     }
-    for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
-    if (semantic) std::memcpy(semantic->data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
-    if (scores) quantise_scores(cp, npx, scores + (c * H0 + y0) * W0);
+    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
   }
-  float* bv = best_logit;
-  std::copy(cat, cat + npx, bv);
-  std::fill(lab, lab + npx, 0);
-  for (int c = 1; c < n_sem; ++c) {
-    if (r.pasted[c].empty()) continue;  // all zeros: never above the running maximum
-    const float* cp = cat + (size_t)c * v.bandB * W0;
-    for (int64_t i = 0; i < npx; ++i) {
-      const bool gt = cp[i] > bv[i];
-      bv[i] = gt ? cp[i] : bv[i];
-      lab[i] = gt ? (uint8_t)c : lab[i];
-    }
-  }
+  argmax_band(r, cat, v.bandB * W0, npx, best_logit, lab);
 }
 
 // Person map of one band: the kept human with the largest mask logit among those covering the
@@ -589,22 +604,9 @@ void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTab
       }
       v.rows_done(p.q);
     }
-    for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
-    if (semantic) std::memcpy(semantic->data() + (c * H0 + y0) * W0, cp, npx * sizeof(float));
-    if (scores) quantise_scores(cp, npx, scores + (c * H0 + y0) * W0);
+    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
   }
-  float* bv = best_logit;
-  std::copy(cat, cat + npx, bv);
-  std::fill(lab, lab + npx, 0);
-  for (int c = 1; c < n_sem; ++c) {
-    if (r.pasted[c].empty()) continue;
-    const float* cp = cat + (size_t)c * bandB * W0;
-    for (int64_t i = 0; i < npx; ++i) {
-      const bool gt = cp[i] > bv[i];
-      bv[i] = gt ? cp[i] : bv[i];
-      lab[i] = gt ? (uint8_t)c : lab[i];
-    }
-  }
+  argmax_band(r, cat, bandB * W0, npx, best_logit, lab);
 }
 
 void person_band_streamed(StreamBand& v, const std::vector<Pair>& humans, const kern::KernelTable& k,
