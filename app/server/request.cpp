@@ -136,23 +136,32 @@ Upload check_upload(std::string bytes, int64_t max_pixels) {
   return up;
 }
 
+namespace {
+// An integer field in [lo, hi]; `dflt` when absent; 400 naming the range otherwise.
+int int_field(const httplib::Request& req, const Body& b, const std::string& name, int lo, int hi, int dflt,
+              const std::string& why = "") {
+  const std::string v = field(req, b, name);
+  if (v.empty()) return dflt;
+  size_t used = 0;
+  long n = 0;
+  try {
+    n = std::stol(v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != v.size() || n < lo || n > hi)
+    throw HttpError(400, name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" +
+                             why + ", got '" + v.substr(0, 64) + "'");
+  return (int)n;
+}
+}  // namespace
+
 RecommendOptions read_reco(const httplib::Request& req, const Body& b, const Rules& rules) {
   RecommendOptions ro;
   ro.style = field(req, b, "style");
   ro.occasion = field(req, b, "occasion");
   ro.season = field(req, b, "season");
-  const std::string k = field(req, b, "k");
-  if (!k.empty()) {
-    size_t used = 0;
-    long v = -1;
-    try {
-      v = std::stol(k, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != k.size() || v < 0 || v > 50) throw HttpError(400, "k must be an integer in [0, 50], got '" + k + "'");
-    ro.k = (int)v;
-  }
+  ro.k = int_field(req, b, "k", 0, 50, ro.k);
   const std::string mp = field(req, b, "max_price");
   if (!mp.empty()) {
     size_t used = 0;
@@ -181,23 +190,6 @@ bool is_hex64(const std::string& s) {
 
 namespace {
 
-// An integer field in [lo, hi]; `dflt` when absent; 400 naming the range otherwise.
-int int_field(const httplib::Request& req, const Body& b, const std::string& name, int lo, int hi, int dflt,
-              const std::string& why = "") {
-  const std::string v = field(req, b, name);
-  if (v.empty()) return dflt;
-  size_t used = 0;
-  long n = 0;
-  try {
-    n = std::stol(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != v.size() || n < lo || n > hi)
-    throw HttpError(400, name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" +
-                             why + ", got '" + v.substr(0, 64) + "'");
-  return (int)n;
-}
 
 const char* mask_format_name(service::MaskFormat f) {
   switch (f) {
