@@ -130,6 +130,23 @@ inline ::testing::AssertionResult same_bytes(const std::string& what, const uint
 }
 
 // Output size for a scale factor, at least 1.
+// Mask logits for the post-processing kernels: zeros of both signs, values within 1e-5 of zero
+// (where sigmoid and > 0 tests turn), the rest uniform in [-30, 30] (a third of them shrunk 5x).
+inline std::vector<float> logits(int64_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(-30.f, 30.f);
+  std::vector<float> x((size_t)n);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (g() % 8) {
+      case 0: x[i] = 0.f; break;
+      case 1: x[i] = (g() % 2 ? 1 : -1) * 1e-7f * (1 + g() % 100); break;
+      case 2: x[i] = -0.f; break;
+      default: x[i] = u(g) * ((g() % 3) ? 0.2f : 1.f);
+    }
+  }
+  return x;
+}
+
 inline int64_t scaled(int64_t n, double f) {
   return std::max<int64_t>(1, std::llround((double)n * f));
 }

@@ -23,21 +23,6 @@ namespace {
 
 using namespace kern::ktest;
 
-std::vector<float> logits(int64_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-30.f, 30.f);
-  std::vector<float> x((size_t)n);
-  for (int64_t i = 0; i < n; ++i) {
-    switch (g() % 8) {
-      case 0: x[i] = 0.f; break;
-      case 1: x[i] = (g() % 2 ? 1 : -1) * 1e-7f * (1 + g() % 100); break;
-      case 2: x[i] = -0.f; break;
-      default: x[i] = u(g) * ((g() % 3) ? 0.2f : 1.f);
-    }
-  }
-  return x;
-}
-
 const int64_t kLengths[] = {1, 2, 7, 8, 9, 13, 15, 16, 17, 31, 33, 127, 255, 548, 1000, 4000};
 
 TEST(Postproc, MaskRowStatsMatchesReference) {
