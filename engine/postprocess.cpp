@@ -424,65 +424,27 @@ void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k
 
 // Person map of one band: the kept human with the largest mask logit among those covering the
 // pixel (1-based, 0 = none; at most 255), with best_logit as scratch.
-void person_band(const BandView& v, const std::vector<Pair>& humans, float* best_logit,
-                 uint8_t* pm) {
+// A kept row through kern::mask_row_fused: with l0 = 1 and l1 = 0 its value is fma(x, 1, x * 0) =
+// x exactly (x + (+-0)), so the sinks see the kept row itself.
+void kept_row(const kern::KernelTable& k, const float* x, int64_t n, const kern::MaskRowSinks& o) {
+  k.mask_row_fused(x, x, 1.f, 0.f, n, &o);
+}
+
+void person_band(const BandView& v, const std::vector<Pair>& humans, const kern::KernelTable& k,
+                 float* best_logit, uint8_t* pm) {
   const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0, nH = (int64_t)humans.size();
-  float* bv = best_logit;
-  std::fill(bv, bv + npx, 0.f);
+  std::fill(best_logit, best_logit + npx, 0.f);
   for (int64_t h = 0; h < nH && h < 255; ++h) {
     int64_t ya, yb, xa, xb;
     if (!v.box_in_band(humans[h].q, &ya, &yb, &xa, &xb)) continue;
     const float* r = v.rows_of(humans[h].q);
-    for (int64_t y = ya; y < yb; ++y)
-      for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i) {
-        const bool gt = r[i] > bv[i];
-        bv[i] = gt ? r[i] : bv[i];
-        pm[i] = gt ? (uint8_t)(h + 1) : pm[i];
-      }
-  }
-}
-
-// Overlap of each part instance with each human instance in one band (pixels where both masks
-// are > 0, inside both boxes), added to overlap [parts, humans].
-void overlap_band(const BandView& v, const Roles& r, int64_t* overlap) {
-  const int64_t y0 = v.y0, W0 = v.W0;
-  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
-  for (int64_t p = 0; p < nP; ++p) {
-    int64_t pya, pyb, pxa, pxb;
-    if (!v.box_in_band(r.parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
-    const float* rp = v.rows_of(r.parts[p].q);
-    for (int64_t h = 0; h < nH; ++h) {
-      int64_t hya, hyb, hxa, hxb;
-      if (!v.box_in_band(r.humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
-      const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
-      const int64_t xa = std::max(pxa, hxa), xb = std::min(pxb, hxb);
-      if (ya >= yb || xa >= xb) continue;
-      const float* rh = v.rows_of(r.humans[h].q);
-      int64_t n = 0;
-      for (int64_t y = ya; y < yb; ++y)
-        for (int64_t i = (y - y0) * W0 + xa, e = (y - y0) * W0 + xb; i < e; ++i)
-          n += (rp[i] > 0.f) & (rh[i] > 0.f);
-      overlap[p * nH + h] += n;
-    }
-  }
-}
-
-// The bit masks of the part and human instances (bits[j]: parts then humans, in Roles order) in
-// one band: mask > 0 inside the query's box (Instance::mask_bits layout). Bands write disjoint rows.
-void mask_bits_band(const BandView& v, const Roles& r, std::vector<std::vector<uint8_t>>& bits) {
-  const int64_t y0 = v.y0, W0 = v.W0, nP = (int64_t)r.parts.size();
-  for (size_t j = 0; j < bits.size(); ++j) {
-    const int q = (int64_t)j < nP ? r.parts[j].q : r.humans[j - nP].q;
-    int64_t ya, yb, xa, xb;
-    if (!v.box_in_band(q, &ya, &yb, &xa, &xb)) continue;
-    const BBox& bb = v.stats[q].bbox;
-    const int64_t stride = (bb.x1 - bb.x0 + 7) / 8;
-    const float* rows = v.rows_of(q);
     for (int64_t y = ya; y < yb; ++y) {
-      const float* row = rows + (y - y0) * W0;
-      uint8_t* out = bits[j].data() + (y - bb.y0) * stride;
-      for (int64_t x = xa; x < xb; ++x)
-        if (row[x] > 0.f) out[(x - xa) >> 3] |= (uint8_t)(1u << ((x - xa) & 7));
+      const int64_t o = (y - y0) * W0 + xa;
+      kern::MaskRowSinks s;
+      s.best = best_logit + o;
+      s.who = pm + o;
+      s.id = (uint8_t)(h + 1);
+      kept_row(k, r + o, xb - xa, s);
     }
   }
 }
@@ -577,6 +539,22 @@ struct StreamBand {
     if (needs_bits[j]) bits_done[j] = 1;
   }
 };
+
+// The bit words of every part and human crossing the band, from the masks kept from pass A (the
+// streamed path makes them on the fly instead); v.rows_of gives the rows, sv holds the words.
+void kept_bits_band(const BandView& v, StreamBand& sv, const std::vector<int>& need, const kern::KernelTable& k) {
+  for (size_t j = 0; j < need.size(); ++j) {
+    int64_t ya, yb, xa, xb;
+    if (!sv.needs_bits[j] || !sv.box(need[j], &ya, &yb, &xa, &xb)) continue;
+    const float* rows = v.rows_of(need[j]);
+    for (int64_t y = ya; y < yb; ++y) {
+      kern::MaskRowSinks o;
+      o.bits = sv.bits_row((int)j, y) + xa / 64;
+      kept_row(k, rows + (y - v.y0) * v.W0 + xa, xb - xa, o);
+    }
+    sv.rows_done(need[j]);
+  }
+}
 
 void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
                             float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
@@ -725,13 +703,22 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
     if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
   }
+  const int64_t nwords = (W0 + 63) / 64;
+  std::vector<char> needs_bits(need.size(), 0);
+  for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
+  for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
   if (kept.keep) {
-    // The kept masks: each band reads them where they are.
+    // The kept masks: each band reads them where they are. The part and human masks' bit words are
+    // made from the kept rows (kept_bits_band), then overlaps and bit masks come from them as in
+    // the streamed path (StreamBand without crop rows).
     const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
+    const std::vector<float> no_rows;
 #pragma omp parallel
     {
       std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
+      std::vector<char> done(need.size());
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
@@ -740,16 +727,17 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
                       opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
                       opt.keep_scores ? res.scores.data() : nullptr);
-        person_band(v, r.humans, best_logit.data(), res.person_map.data() + y0 * W0);
-        overlap_band(v, r, overlap.data());
-        mask_bits_band(v, r, bits);
+        person_band(v, r.humans, k, best_logit.data(), res.person_map.data() + y0 * W0);
+        StreamBand sv{y0, y1, W0, nwords, src, stats, slot, 0, 0, no_rows, 0, bw, done, needs_bits};
+        kept_bits_band(v, sv, need, k);
+        overlap_band_streamed(sv, r, overlap.data());
+        mask_bits_band_streamed(sv, r, bits);
       }
     }
   } else {
     // Streaming: per band, each needed query's resized crop rows, its output rows computed where
     // they are used (StreamBand). A query's mask is > 0 only inside its box (pass A), so a band
     // resizes only the queries whose box it crosses.
-    const int64_t nwords = (W0 + 63) / 64;
     // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
     // [need, max_rows, W0], their bit words, the semantic scratch) stay within ~64 MB.
     int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
@@ -769,9 +757,6 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       bandB = std::max<int64_t>(1, bandB / 2);
     }
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    std::vector<char> needs_bits(need.size(), 0);
-    for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
-    for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
     auto crosses = [&](int q, int64_t y0, int64_t y1) {
       const BBox& bb = stats[q].bbox;
       return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
