@@ -17,6 +17,14 @@ namespace {
 
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
+// At least n floats of scratch from the buffer pool (engine/buffer_pool.h), content undefined: large
+// scratch then reuses pages already mapped by an earlier parse instead of having the kernel fault in
+// and zero fresh ones (std::vector would also zero-fill them).
+float* pooled(Tensor& t, int64_t n) {
+  if (t.numel() < n) t = Tensor::empty({n});
+  return t.data();
+}
+
 // Parsing::scores' quantisation of one band of one class's scores.
 void quantise_scores(const float* s, int64_t n, uint8_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = (uint8_t)std::lround(std::clamp(s[i], 0.f, 1.f) * 255.f);
@@ -34,21 +42,20 @@ class MaskUpsampler {
         k_(kern::active()) {}
 
   struct Scratch {
-    std::vector<float> padded_rows;  // [rows, Wp]
-    std::vector<float> crop;         // [ch, cw] (only the rows a band needs are filled)
+    Tensor padded_rows;  // [rows, Wp]
+    Tensor crop;         // [ch, cw] (only the rows a band needs are filled)
   };
 
   // out [y1 - y0, W0] = rows [y0, y1) of the upsampled mask of `plane` [h4, w4].
   void rows(const float* plane, int64_t y0, int64_t y1, float* out, Scratch& s) const {
     int64_t r0, r1;
     crop_rows_needed(y0, y1, &r0, &r1);
-    s.padded_rows.resize((size_t)(r1 - r0) * Wp_);
-    s.crop.resize((size_t)ch_ * cw_);
-    k_.resize_bilinear_plane_rows(plane, h4_, w4_, s.padded_rows.data(), Hp_, Wp_, cy0_ + r0, cy0_ + r1);
+    float* padded = pooled(s.padded_rows, (r1 - r0) * Wp_);
+    float* crop = pooled(s.crop, ch_ * cw_);
+    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
     for (int64_t r = r0; r < r1; ++r)
-      std::memcpy(s.crop.data() + r * cw_, s.padded_rows.data() + (r - r0) * Wp_ + cx0_,
-                  (size_t)cw_ * sizeof(float));
-    k_.resize_bilinear_plane_rows(s.crop.data(), ch_, cw_, out, H0_, W0_, y0, y1);
+      std::memcpy(crop + r * cw_, padded + (r - r0) * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
+    k_.resize_bilinear_plane_rows(crop, ch_, cw_, out, H0_, W0_, y0, y1);
   }
 
   int64_t H0() const { return H0_; }
@@ -716,7 +723,9 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     const std::vector<float> no_rows;
 #pragma omp parallel
     {
-      std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+      Tensor scratch;  // cat [n_sem, bandB * W0], times and best_logit [bandB * W0]: written before read
+      float* cat = pooled(scratch, (n_sem + 2) * bandB * W0);
+      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
       std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
       std::vector<char> done(need.size());
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
@@ -724,10 +733,9 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
         const BandView v{y0, y1, W0, H0, bandB, kept, stats};
-        semantic_band(v, r, k, cat.data(), times.data(), best_logit.data(),
-                      opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
-                      opt.keep_scores ? res.scores.data() : nullptr);
-        person_band(v, r.humans, k, best_logit.data(), res.person_map.data() + y0 * W0);
+        semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
+                      res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
+        person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
         StreamBand sv{y0, y1, W0, nwords, src, stats, slot, 0, 0, no_rows, 0, bw, done, needs_bits};
         kept_bits_band(v, sv, need, k);
         overlap_band_streamed(sv, r, overlap.data());
