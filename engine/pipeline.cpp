@@ -19,10 +19,11 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.decode_ms = decode_ms;
 
   auto t0 = Clock::now();
+  const bool dump = sink && *sink;
   Preprocessed pre = cfg.single_human
-                         ? preprocess_single_person(image, cfg.single_human_size[0], cfg.single_human_size[1])
-                         : preprocess_multi_person(image, opt.short_edge, opt.max_size);
-  if (sink && *sink) (*sink)("input", pre.input);
+                         ? preprocess_single_person(image, cfg.single_human_size[0], cfg.single_human_size[1], dump)
+                         : preprocess_multi_person(image, opt.short_edge, opt.max_size, dump);
+  if (dump) (*sink)("input", pre.input);
   auto t1 = Clock::now();
   r.timings.preprocess_ms = ms_between(t0, t1);
 

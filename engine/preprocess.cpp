@@ -15,11 +15,12 @@ int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 std::string size_str(int w, int h) { return std::to_string(w) + "x" + std::to_string(h); }
 
-// Fills input [3, nh, nw] with value(u8) and image [Hp, Wp, 3] with (value - mean) / std, zero
-// padded. `value` is what upstream feeds the model for a uint8 pixel. Both depend only on the byte
-// and the channel, so they come from 256-entry tables computed with the same float32 operations.
+// Fills image [Hp, Wp, 3] with (value - mean) / std, zero padded, and, when `with_input`, input
+// [3, nh, nw] with value(u8). `value` is what upstream feeds the model for a uint8 pixel. Both
+// depend only on the byte and the channel, so they come from 256-entry tables computed with the
+// same float32 operations. Only the padding is zeroed (the rest is written once).
 template <class ValueFn>
-void fill_tensors(const Image& src, Preprocessed& p, ValueFn value) {
+void fill_tensors(const Image& src, Preprocessed& p, ValueFn value, bool with_input) {
   float val[256], norm[3][256];
   for (int u = 0; u < 256; ++u) {
     val[u] = value((uint8_t)u);
@@ -31,22 +32,25 @@ void fill_tensors(const Image& src, Preprocessed& p, ValueFn value) {
   p.nw = nw;
   p.Hp = round_up(nh, kSizeDivisibility);
   p.Wp = round_up(nw, kSizeDivisibility);
-  p.input = Tensor::empty({3, nh, nw});                   // [3, nh, nw]
-  p.image = Tensor::zeros({p.Hp, p.Wp, 3}, Layout::HWC);  // [Hp, Wp, 3]
-  float* in = p.input.data();
+  if (with_input) p.input = Tensor::empty({3, nh, nw});  // [3, nh, nw]
+  p.image = Tensor::empty({p.Hp, p.Wp, 3}, Layout::HWC);  // [Hp, Wp, 3]
   float* im = p.image.data();
   const size_t plane = (size_t)nh * nw;
   for (int y = 0; y < nh; ++y) {
     const uint8_t* s = src.row(y);
     float* drow = im + (size_t)y * p.Wp * 3;
-    float* in0 = in + (size_t)y * nw;
+    for (int x = 0; x < 3 * nw; x += 3) {
+      drow[x] = norm[0][s[x]];
+      drow[x + 1] = norm[1][s[x + 1]];
+      drow[x + 2] = norm[2][s[x + 2]];
+    }
+    std::fill(drow + 3 * nw, drow + 3 * p.Wp, 0.f);
+    if (!with_input) continue;
+    float* in0 = p.input.data() + (size_t)y * nw;
     for (int x = 0; x < nw; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const uint8_t u = s[3 * x + c];
-        in0[c * plane + x] = val[u];
-        drow[3 * x + c] = norm[c][u];
-      }
+      for (int c = 0; c < 3; ++c) in0[c * plane + x] = val[s[3 * x + c]];
   }
+  std::fill(im + (size_t)nh * p.Wp * 3, im + (size_t)p.Hp * p.Wp * 3, 0.f);
 }
 
 }  // namespace
@@ -92,7 +96,7 @@ Image resize_image_pil(const Image& img, int nw, int nh) {
   return out;
 }
 
-Preprocessed preprocess_multi_person(const Image& img, int short_edge, int max_size) {
+Preprocessed preprocess_multi_person(const Image& img, int short_edge, int max_size, bool with_input) {
   if (img.width <= 0 || img.height <= 0)
     throw std::invalid_argument("preprocess_multi_person: empty image " +
                                 size_str(img.width, img.height));
@@ -104,7 +108,7 @@ Preprocessed preprocess_multi_person(const Image& img, int short_edge, int max_s
   const Image resized = resize_image_pil(img, nw, nh);
   Preprocessed p;
   // ToTensor() (u8 / 255 in float32) then * 255. (float32): not always exactly u8.
-  fill_tensors(resized, p, [](uint8_t u) { return (float)u / 255.0f * 255.0f; });
+  fill_tensors(resized, p, [](uint8_t u) { return (float)u / 255.0f * 255.0f; }, with_input);
   p.crop_box = BBox{0, 0, nw, nh};
   return p;
 }
@@ -160,7 +164,7 @@ CenterPlan single_person_plan(int src_h, int src_w, int target_w, int target_h) 
   return p;
 }
 
-Preprocessed preprocess_single_person(const Image& img, int target_w, int target_h) {
+Preprocessed preprocess_single_person(const Image& img, int target_w, int target_h, bool with_input) {
   if (img.width <= 0 || img.height <= 0)
     throw std::invalid_argument("preprocess_single_person: empty image " +
                                 size_str(img.width, img.height));
@@ -179,7 +183,7 @@ Preprocessed preprocess_single_person(const Image& img, int target_w, int target
   }
   Preprocessed p;
   // The uint8 tensor minus the float32 mean: the value is the byte itself.
-  fill_tensors(plan.padded ? centred : fitted, p, [](uint8_t u) { return (float)u; });
+  fill_tensors(plan.padded ? centred : fitted, p, [](uint8_t u) { return (float)u; }, with_input);
   p.crop_box = plan.box;
   return p;
 }

@@ -27,7 +27,7 @@ constexpr float kPixelStd[3] = {58.395f, 57.12f, 57.375f};
 constexpr int kSizeDivisibility = 32;
 
 struct Preprocessed {
-  Tensor input;   // [3, nh, nw] CHW (Layout::Plain), RGB 0..255: the dump `input.npy`
+  Tensor input;   // [3, nh, nw] CHW (Layout::Plain), RGB 0..255: the dump `input.npy` (with_input only)
   Tensor image;   // [Hp, Wp, 3] HWC (Layout::HWC), normalised, zero padded: the backbone input
   int nh = 0, nw = 0;  // image size inside the padded canvas (upstream ImageList.image_sizes)
   int Hp = 0, Wp = 0;  // padded size, multiples of 32
@@ -40,8 +40,10 @@ struct Preprocessed {
 std::pair<int, int> multi_person_resize_shape(int h, int w, int short_edge, int max_size);
 
 // Multi-person pre-processing. Throws ImageError when the photo is so elongated that a resized
-// side would be 0 pixels, std::invalid_argument for bad sizes.
-Preprocessed preprocess_multi_person(const Image& img, int short_edge = 640, int max_size = 1333);
+// side would be 0 pixels, std::invalid_argument for bad sizes. with_input: also fill
+// Preprocessed::input (only dumps read it).
+Preprocessed preprocess_multi_person(const Image& img, int short_edge = 640, int max_size = 1333,
+                                     bool with_input = true);
 
 // The plan of center_to_target_size_test for one photo size.
 struct CenterPlan {
@@ -59,7 +61,7 @@ CenterPlan single_person_plan(int src_h, int src_w, int target_w, int target_h);
 
 // Single-person pre-processing onto a target_w x target_h canvas (LIP: input_single_human.sizes[0]
 // = [w, h]). Throws ImageError when a resized side would be 0 pixels.
-Preprocessed preprocess_single_person(const Image& img, int target_w, int target_h);
+Preprocessed preprocess_single_person(const Image& img, int target_w, int target_h, bool with_input = true);
 
 // PIL Image.resize((nw, nh), BILINEAR) of an RGB image (a copy when the size is unchanged, as PIL).
 Image resize_image_pil(const Image& img, int nw, int nh);
