@@ -212,12 +212,38 @@ const CommandSpec& parse_spec() {
           {"occasion", "NAME", "", "suggest for this occasion: office, interview, wedding, party, date, weekend, travel, gym"},
           {"season", "NAME", "", "suggest only items made for this season: spring, summer, autumn, winter"},
           {"no-outfits", "", "", "leave the garments and suggestions out of result.json"},
+          {"no-prepare", "", "", "do not prepare the network for the photos' sizes right after the model load (by default the distinct sizes of the first 8 photos, read from their headers, are prepared in parallel on the threads: the first parse then creates no oneDNN primitive)"},
           {"verbose", "", "", "print the model, ISA, precision and threads before parsing"},
       },
       "Each photo prints one line: size, persons, parts, labels, the kernel ISA, milliseconds, its folder.\n"
       "environment: M2FP_ISA=scalar|avx2|avx512 forces a kernel path; OMP_NUM_THREADS as --threads;\n"
       "M2FP_CATALOG the catalogue without --catalog; M2FP_OUTFIT_DATA the outfit tables."};
   return spec;
+}
+
+// The network prepared (M2FP::prepare: oneDNN's primitives and weight layouts, the layers in
+// parallel over the threads) for the distinct input sizes of the first photos, read from their
+// headers: the first parse of each size would otherwise create them one by one. A photo whose
+// header cannot be read (or whose size no parse accepts) is left to its parse to report.
+void prepare_for_photos(const service::Session& session, const std::vector<Photo>& images, bool verbose) {
+  constexpr size_t kMaxPhotos = 8;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::set<std::pair<int64_t, int64_t>> done;
+  for (size_t i = 0; i < images.size() && i < kMaxPhotos; ++i) {
+    int w = 0, h = 0;
+    if (!service::photo_file_size(images[i].path, &w, &h)) continue;
+    try {
+      const std::pair<int64_t, int64_t> size = session.input_size(w, h);
+      if (done.count(size)) continue;
+      session.prepare(w, h);
+      done.insert(size);
+    } catch (const std::exception&) {
+      // the parse says what is wrong with this photo
+    }
+  }
+  if (verbose && !done.empty())
+    std::fprintf(stderr, "m2fp: prepared %zu input %s in %.0f ms\n", done.size(), plural(done.size(), "size", "sizes"),
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace
@@ -304,6 +330,7 @@ int cmd_parse(int argc, char** argv) {
     std::fprintf(stderr, "m2fp: model %s (%s), loaded in %.0f ms; isa %s, precision %s, threads %d\n",
                  model_path.c_str(), session->summary().c_str(), session->load_ms(), isa,
                  dnn::precision_name(session->precision()), service::threads());
+  if (!a.has("no-prepare")) prepare_for_photos(*session, images, verbose);
 
   int failed = 0;
   size_t done = 0;  // images handled (parsed or failed)

@@ -39,6 +39,8 @@ const CommandSpec& serve_spec() {
           {"short-edge", "PX", "640", "multi-person models: the photo is resized so its short edge has this many pixels, 32..4096"},
           {"max-size", "PX", "1333", "multi-person models: ... unless its long edge would exceed this many pixels, 32..8192"},
           {"precision", "fp32|bf16", "fp32", "the convolutions' arithmetic; bf16 needs AVX512-BF16 (see m2fp --version)"},
+          {"prepare", "WxH[,WxH...]|common", "", "prepare the network at start for photos of these sizes (width x height in pixels; common: 4:3, 3:2 and 16:9, landscape and portrait), so that the first request of such a size creates no oneDNN primitive; off by default"},
+          {"warm-up", "", "", "with --prepare: also run one blank parse per prepared size at start, so that the first request runs as fast as later ones (about one parse's time per size at start)"},
           {"http-threads", "N", "0", "HTTP handler threads, 0..1024; 0: 2 x (workers + queue) + 8"},
           {"max-jobs", "N", "256", "asynchronous jobs (POST /jobs) kept until collected, 1..100000; finished ones are dropped first"},
           {"web-dir", "DIR", "", "serve the page from this folder instead of the copy built into the binary"},
@@ -76,6 +78,9 @@ int cmd_serve(int argc, char** argv) {
   o.short_edge = a.get_int("short-edge", 640, 32, 4096);
   o.max_size = a.get_int("max-size", 1333, 32, 8192);
   o.precision = a.get_parsed("precision", "fp32", service::parse_precision);
+  if (a.has("prepare")) o.prepare_photos = a.get_parsed("prepare", "", service::parse_photo_sizes);
+  o.warm_up = a.has("warm-up");
+  if (o.warm_up && o.prepare_photos.empty()) throw UsageError("--warm-up needs --prepare (the sizes to warm up)");
   o.web_dir = a.get("web-dir");
   o.max_jobs = a.get_int("max-jobs", 256, 1, 100000);
   o.access_log = !a.has("quiet");

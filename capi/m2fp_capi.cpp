@@ -103,12 +103,22 @@ LoadSettings parse_options(const char* options) {
     } else if (key == "outfits") {
       if (v != "0" && v != "1") throw OptionError("option outfits: must be 0 or 1, got '" + v + "'");
       s.outfits = v == "1";
+    } else if (key == "prepare") {
+      try {
+        s.so.prepare_photos = m2fp::service::parse_photo_sizes(v);
+      } catch (const m2fp::service::OptionError& e) {
+        throw OptionError("option prepare: " + std::string(e.what()));
+      }
+    } else if (key == "warm_up") {
+      if (v != "0" && v != "1") throw OptionError("option warm_up: must be 0 or 1, got '" + v + "'");
+      s.so.warm_up = v == "1";
     } else if (key == "catalog") {
       if (v.empty()) throw OptionError("option catalog: empty path");
       s.catalog = v;
     } else {
       throw OptionError("unknown option '" + key +
-                        "' (known: threads, precision, short_edge, max_size, isa, max_pixels, outfits, catalog)");
+                        "' (known: threads, precision, short_edge, max_size, isa, max_pixels, outfits, catalog, prepare, "
+                        "warm_up)");
     }
   }
   return s;

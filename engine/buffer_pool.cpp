@@ -74,10 +74,27 @@ Pool& the_pool() {
 
 size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
 
+// Blocks of 2 MB and more start on a 2 MB boundary and ask for transparent huge pages
+// (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled is "madvise" on most distributions),
+// so that all but their last partial 2 MB come in huge pages: one fault per 2 MB instead of 512. On
+// the development VM a 4 KiB fault costs ~22 us and a 2 MB one ~0.2 ms, so this is most of what
+// a first parse paid over a warm one (docs: bench/README.md, cold start). A mapping the kernel
+// places anywhere would often straddle boundaries and get no huge page at all.
+constexpr size_t kHuge = size_t(2) << 20;
+
 void* map_block(size_t size) {
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
-  if (size >= (size_t(4) << 20)) ::madvise(p, size, MADV_HUGEPAGE);  // fewer faults on first touch
+  if (size < kHuge) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  // Over-map by 2 MB, keep the aligned [size] inside, unmap the rest.
+  void* raw = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t r = (uintptr_t)raw, a = (r + kHuge - 1) & ~(uintptr_t)(kHuge - 1);
+  if (a > r) ::munmap(raw, a - r);
+  if (r + kHuge > a) ::munmap((void*)(a + size), r + kHuge - a);
+  void* p = (void*)a;
+  ::madvise(p, size, MADV_HUGEPAGE);
   return p;
 }
 
@@ -191,6 +208,34 @@ void trim() {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
   P.shrink_to(0);
+}
+
+// Below 2 MB no huge page would fit: malloc's (its heap below M_MMAP_THRESHOLD, where the forward
+// pass's small allocations reuse what the load freed; mapping those separately made the heap grow
+// and shrink again each parse, 2k more page faults per parse).
+void* map_pages(size_t bytes) {
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kHuge) {
+    void* p = map_block(rounded(bytes));
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+#endif
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void unmap_pages(void* p, size_t bytes) noexcept {
+  if (!p) return;
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kHuge) {
+    ::munmap(p, rounded(bytes));
+    return;
+  }
+#endif
+  (void)bytes;
+  std::free(p);
 }
 
 }  // namespace m2fp::pool

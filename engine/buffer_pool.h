@@ -37,4 +37,11 @@ size_t set_limit(size_t bytes);
 // Releases every cached block to the system.
 void trim();
 
+// Memory outside the pool for long-lived buffers (the layers' weights), 64-byte aligned: from 2 MB
+// on mapped 2 MB aligned with transparent huge pages asked for, smaller from malloc; given back by
+// unmap_pages(p, bytes) with the same `bytes`. Throws std::bad_alloc. Filling
+// 250 MB of weights this way faults ~500 huge pages instead of ~64k 4 KiB pages.
+void* map_pages(size_t bytes);
+void unmap_pages(void* p, size_t bytes) noexcept;
+
 }  // namespace m2fp::pool

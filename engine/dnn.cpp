@@ -1,6 +1,8 @@
 // engine/dnn.cpp: oneDNN convolutions, matmuls and pooling with per-shape primitive caches.
 #include "engine/dnn.h"
 
+#include "engine/buffer_pool.h"
+
 #include <dnnl.hpp>
 
 #include <algorithm>
@@ -41,11 +43,32 @@ void warn_if_reference(const char* impl, const char* what) {
                          "expect it to be slow\n", impl, what);
 }
 
+// A per-thread buffer that only grows, its memory from engine/buffer_pool.h (huge pages from 2 MB;
+// not zeroed, unlike a std::vector, whose every growth also copied the old contents and faulted
+// fresh 4 KiB pages in: a third of the page faults of a process's first parse).
+struct ThreadBuffer {
+  void* p = nullptr;
+  size_t cap = 0;
+  ThreadBuffer() = default;
+  ThreadBuffer(const ThreadBuffer&) = delete;
+  ThreadBuffer& operator=(const ThreadBuffer&) = delete;
+  ~ThreadBuffer() { pool::release(p, cap); }
+  void* get(size_t n) {
+    if (n > cap) {
+      pool::release(p, cap);
+      p = nullptr;
+      cap = 0;
+      p = pool::allocate(n);
+      cap = n;
+    }
+    return p;
+  }
+};
+
 struct Scratch {
-  std::vector<uint8_t> bytes;
+  ThreadBuffer buf;
   dnnl::memory get(const dnnl::memory::desc& md) {
-    if (bytes.size() < md.get_size()) bytes.resize(md.get_size());
-    return dnnl::memory(md, cpu_engine(), bytes.data());
+    return dnnl::memory(md, cpu_engine(), buf.get(md.get_size()));
   }
 };
 thread_local Scratch t_scratch;
@@ -219,39 +242,55 @@ bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_
 class WeightStore {
  public:
   void init(const dnnl::memory::desc& plain, const void* data) {
-    dnnl::memory m(plain, cpu_engine());
-    std::memcpy(m.get_data_handle(), data, plain.get_size());
-    copies_.assign(1, m);
+    Copy c = allocate(plain);
+    std::memcpy(c.m.get_data_handle(), data, plain.get_size());
+    copies_.assign(1, c);
     plain_ = true;
   }
-  // Callers hold the layer's lock.
-  dnnl::memory get(const dnnl::memory::desc& want) {
-    for (const dnnl::memory& m : copies_)
-      if (m.get_desc() == want) return m;
-    const dnnl::memory* from = nullptr;
-    for (const dnnl::memory& m : copies_)
-      if (!is_wino(m.get_desc())) {
-        from = &m;
+  // Callers hold the layer's lock. `owner` keeps the copy's memory alive as long as the primitive
+  // that uses it (the plain copy is dropped once another layout exists).
+  dnnl::memory get(const dnnl::memory::desc& want, std::shared_ptr<void>* owner) {
+    for (const Copy& c : copies_)
+      if (c.m.get_desc() == want) {
+        *owner = c.owner;
+        return c.m;
+      }
+    const Copy* from = nullptr;
+    for (const Copy& c : copies_)
+      if (!is_wino(c.m.get_desc())) {
+        from = &c;
         break;
       }
     if (!from) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
-    dnnl::memory m(want, cpu_engine());
-    reorder(from->get_desc(), from->get_data_handle(), want, m.get_data_handle());
+    Copy c = allocate(want);
+    reorder(from->m.get_desc(), from->m.get_data_handle(), want, c.m.get_data_handle());
     if (plain_ && !is_wino(want)) {  // the plain copy is copies_.front()
       copies_.erase(copies_.begin());
       plain_ = false;
     }
-    copies_.push_back(m);
-    return m;
+    copies_.push_back(c);
+    *owner = c.owner;
+    return c.m;
   }
   size_t bytes() const {
     size_t n = 0;
-    for (const dnnl::memory& m : copies_) n += m.get_desc().get_size();
+    for (const Copy& c : copies_) n += c.m.get_desc().get_size();
     return n;
   }
 
  private:
-  std::vector<dnnl::memory> copies_;
+  struct Copy {
+    dnnl::memory m;
+    std::shared_ptr<void> owner;
+  };
+  // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
+  // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
+  static Copy allocate(const dnnl::memory::desc& md) {
+    const size_t n = md.get_size();
+    std::shared_ptr<void> owner(pool::map_pages(n), [n](void* p) { pool::unmap_pages(p, n); });
+    return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
+  }
+  std::vector<Copy> copies_;
   bool plain_ = false;
 };
 
@@ -262,6 +301,7 @@ struct PrimEntry {
   typename Prim::primitive_desc pd;
   Prim prim;
   dnnl::memory weights, bias;
+  std::shared_ptr<void> weights_owner;  // the memory of `weights` (WeightStore)
 
   PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
             const dnnl::memory::desc& b_md, const char* what)
@@ -270,7 +310,7 @@ struct PrimEntry {
             const dnnl::memory::desc& b_md, const char* what)
       : pd(pd_), prim(pd) {
     warn_if_reference(pd.impl_info_str(), what);
-    weights = w.get(pd.weights_desc());
+    weights = w.get(pd.weights_desc(), &weights_owner);
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
   }
 
@@ -397,7 +437,7 @@ std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
 
 namespace {
 // Per-thread buffer for inputs that must be converted (layout, or bf16) before a convolution.
-thread_local std::vector<uint8_t> t_src_buf;
+thread_local ThreadBuffer t_src_buf;
 }  // namespace
 
 Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bool hwc_out) const {
@@ -423,9 +463,9 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   const dnnl::memory::desc xmd = md_of(x);
   const void* src_ptr = x.data();
   if (!(xmd == e->pd.src_desc())) {
-    t_src_buf.resize(e->pd.src_desc().get_size());
-    reorder(xmd, x.data(), e->pd.src_desc(), t_src_buf.data());
-    src_ptr = t_src_buf.data();
+    void* buf = t_src_buf.get(e->pd.src_desc().get_size());
+    reorder(xmd, x.data(), e->pd.src_desc(), buf);
+    src_ptr = buf;
   }
   e->execute(src_ptr, y.data());
   return y;
@@ -481,9 +521,9 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   auto e = impl_->get(M, ldx, ldy, relu);
   const void* src = x;
   if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
-    t_src_buf.resize(e->pd.src_desc().get_size());
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), t_src_buf.data());
-    src = t_src_buf.data();
+    void* buf = t_src_buf.get(e->pd.src_desc().get_size());
+    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), buf);
+    src = buf;
   }
   e->execute(src, y);
 }
@@ -503,27 +543,31 @@ Tensor Linear::operator()(const Tensor& x, bool relu) const {
 
 // ---- matmul of two activations ----------------------------------------------------------------
 namespace {
-void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool bt) {
-  struct Entry {
-    dnnl::matmul prim;
-    dnnl::matmul::primitive_desc pd;
-  };
+struct ActMatmul {
+  dnnl::matmul prim;
+  dnnl::matmul::primitive_desc pd;
+};
+
+// The cached primitive for an M x N x K product of two activations (created on first use).
+std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt) {
   static std::mutex mu;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::shared_ptr<Entry>> cache;
-  std::shared_ptr<Entry> e;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto& slot = cache[std::make_tuple(M, N, K, bt)];
-    if (!slot) {
-      slot = std::make_shared<Entry>();
-      dnnl::memory::desc a_md({M, K}, dt::f32, tag::ab), b_md({K, N}, dt::f32, bt ? tag::ba : tag::ab),
-          c_md({M, N}, dt::f32, tag::ab);
-      slot->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md),
-                                              make_attr(dnnl::post_ops()), cpu_engine());
-      slot->prim = dnnl::matmul(slot->pd);
-    }
-    e = slot;
+  static std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::shared_ptr<ActMatmul>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[std::make_tuple(M, N, K, bt)];
+  if (!slot) {
+    auto e = std::make_shared<ActMatmul>();
+    dnnl::memory::desc a_md({M, K}, dt::f32, tag::ab), b_md({K, N}, dt::f32, bt ? tag::ba : tag::ab),
+        c_md({M, N}, dt::f32, tag::ab);
+    e->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), make_attr(dnnl::post_ops()),
+                                         cpu_engine());
+    e->prim = dnnl::matmul(e->pd);
+    slot = e;
   }
+  return slot;
+}
+
+void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool bt) {
+  const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
@@ -540,6 +584,9 @@ void matmul_abt(const float* a, const float* b, float* c, int64_t M, int64_t N, 
 }
 void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K) {
   matmul_act(a, b, c, M, N, K, false);
+}
+void prepare_matmul_abt(int64_t M, int64_t N, int64_t K) {
+  if (M > 0 && N > 0 && K > 0) act_matmul(M, N, K, true);
 }
 
 // ---- max-pool ---------------------------------------------------------------------------------

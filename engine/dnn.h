@@ -118,6 +118,8 @@ class Linear {
 void matmul_abt(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K);
 // C[M, N] = A[M, K] . B[K, N], all row-major and dense.
 void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K);
+// Creates and caches the primitive matmul_abt(M, N, K) will use, without running it (M2FP::prepare).
+void prepare_matmul_abt(int64_t M, int64_t N, int64_t K);
 
 // 3x3 stride-2 pad-1 max-pool (the DeepLab stem's pool), -inf padding like PyTorch; the output
 // keeps the input's layout.

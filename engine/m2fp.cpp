@@ -20,9 +20,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 
+#include "engine/buffer_pool.h"
 #include "engine/m2fp_weights.h"
 #include "kernels/kernels.h"
 #include "model_loader/safetensors.h"
@@ -58,14 +61,20 @@ Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pa
   b.unused(key + ".norm.num_batches_tracked");  // a training counter
   const int out_c = w.dim(0), in_c = w.dim(1), k = w.dim(2);
   const int64_t per_out = (int64_t)in_c * k * k;
-  std::vector<float> wf((size_t)out_c * per_out), bf(out_c);
+  // The folded weights in huge pages (pool::map_pages), not a zero-filled vector faulted in 4 KiB
+  // pages (with the weights' own copies, most of a load's page faults).
+  const size_t wbytes = (size_t)out_c * per_out * sizeof(float);
+  std::unique_ptr<float, std::function<void(float*)>> wmem(
+      static_cast<float*>(pool::map_pages(wbytes)), [wbytes](float* p) { pool::unmap_pages(p, wbytes); });
+  float* wf = wmem.get();
+  std::vector<float> bf(out_c);
   for (int o = 0; o < out_c; ++o) {
     const double s = (double)g[o] / std::sqrt((double)var[o] + kNormEps);
     for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(w.data[o * per_out + i] * s);
     bf[o] = (float)(beta[o] - mean[o] * s);
   }
   Conv2d c;
-  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf.data(), bf.data(), prec, key);
+  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf, bf.data(), prec, key);
   return c;
 }
 
@@ -244,6 +253,8 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   release_bound();
   for (const TensorView& t : file->tensors()) file->release(t);
   for (const auto& [Hp, Wp] : opt.prepare_sizes) model->prepare(Hp, Wp);
+  if (opt.warm_up)  // prepared already: warm_up()'s prepare() finds every primitive cached
+    for (const auto& [Hp, Wp] : opt.prepare_sizes) model->warm_up(Hp, Wp);
   return model;
 }
 
@@ -473,13 +484,15 @@ Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tenso
   }
   if (mf_small) {
     const int64_t n = mf_small->shape[0];
-    std::vector<float> small((size_t)(Q * n));                       // [Q, Ht*Wt] mask logits
+    // [Q, Ht*Wt] mask logits: a pooled tensor, not a zero-filled vector freshly mapped each call
+    Tensor small = Tensor::empty({Q, n});
     dnn::matmul_abt(me.data(), mf_small->data(), small.data(), Q, n, c.mask_dim);
-    h.attn.resize(small.size());
+    const float* sp = small.data();
+    h.attn.resize((size_t)(Q * n));
     // sigmoid(x) < 0.5 exactly as upstream computes it in float: x >= 0 never is, x < -1e-3 always
     // is (1 + exp(1e-3) > 2.0019); only the few logits in between (and NaN) need the exp.
-    for (size_t i = 0; i < small.size(); ++i) {
-      const float x = small[i];
+    for (size_t i = 0; i < h.attn.size(); ++i) {
+      const float x = sp[i];
       h.attn[i] = x < -1e-3f ? 1 : x >= 0.f ? 0 : 1.f / (1.f + std::exp(-x)) < 0.5f;
     }
   }
@@ -590,18 +603,22 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
   return out;
 }
 
-// The same layers as forward() at the same sizes and with the same fusions, in the same order; only
-// the primitives are created (dnn::Conv2d::prepare, dnn::Linear::prepare), nothing is computed.
+// The same layers as forward() at the same sizes and with the same fusions; only the primitives are
+// created (dnn::Conv2d::prepare, dnn::Linear::prepare, dnn::prepare_matmul_abt) and the positional
+// encodings computed, nothing is run. Each layer's primitive is one task; the tasks are spread over
+// the OpenMP threads (oneDNN creates primitives thread-safely, each layer locks its own cache; a
+// weight reorder inside a task runs on its task's thread).
 void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   if (Hp <= 0 || Wp <= 0 || Hp % 32 || Wp % 32)
     throw std::invalid_argument("M2FP::prepare: expected Hp, Wp positive multiples of 32, got " +
                                 std::to_string(Hp) + "x" + std::to_string(Wp));
   const Weights& W = *w_;
   const ModelConfig& c = W.cfg;
+  std::vector<std::function<void()>> tasks;
   // ---- backbone (as backbone())
   int64_t h = Hp, w = Wp;
   for (const Conv2d* conv : {&W.stem1, &W.stem2, &W.stem3}) {
-    conv->prepare(h, w, false, true);
+    tasks.push_back([conv, h, w] { conv->prepare(h, w, false, true); });
     h = conv->params().out_h(h);
     w = conv->params().out_w(w);
   }
@@ -610,13 +627,15 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   int64_t lh[4], lw[4];
   for (int s = 0; s < 4; ++s) {
     for (const Bottleneck& blk : W.stages[s]) {
-      blk.conv1.prepare(h, w, false, true);
+      const Bottleneck* b = &blk;
       const int64_t h1 = blk.conv1.params().out_h(h), w1 = blk.conv1.params().out_w(w);
-      blk.conv2.prepare(h1, w1, false, true);
-      if (blk.has_shortcut) blk.shortcut.prepare(h, w);
-      h = blk.conv2.params().out_h(h1);
-      w = blk.conv2.params().out_w(w1);
-      blk.conv3.prepare(h, w, true, true);
+      const int64_t h2 = blk.conv2.params().out_h(h1), w2 = blk.conv2.params().out_w(w1);
+      tasks.push_back([b, h, w] { b->conv1.prepare(h, w, false, true); });
+      tasks.push_back([b, h1, w1] { b->conv2.prepare(h1, w1, false, true); });
+      if (blk.has_shortcut) tasks.push_back([b, h, w] { b->shortcut.prepare(h, w); });
+      tasks.push_back([b, h2, w2] { b->conv3.prepare(h2, w2, true, true); });
+      h = h2;
+      w = w2;
     }
     lh[s] = h;
     lw[s] = w;
@@ -625,30 +644,45 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   const int D = c.conv_dim, F = c.enc_dim_feedforward;
   int64_t N = 0;
   for (int l = 0; l < W.enc_levels; ++l) {
-    W.input_proj[l].prepare(lh[3 - l], lw[3 - l]);
-    N += lh[3 - l] * lw[3 - l];
+    const Conv2d* conv = &W.input_proj[l];
+    const int64_t hl = lh[3 - l], wl = lw[3 - l];
+    tasks.push_back([conv, hl, wl] { conv->prepare(hl, wl); });
+    tasks.push_back([&W, hl, wl] { W.pos_embed(hl, wl); });
+    N += hl * wl;
   }
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);
   for (const EncoderLayer& e : W.enc_layers) {
-    e.value_proj.prepare(N, D, D);
-    e.query_proj.prepare(N, D, e.query_proj.out());
-    e.output_proj.prepare(N, D, D);
+    const EncoderLayer* p = &e;
+    tasks.push_back([p, N, D] { p->value_proj.prepare(N, D, D); });
+    tasks.push_back([p, N, D] { p->query_proj.prepare(N, D, p->query_proj.out()); });
+    tasks.push_back([p, N, D] { p->output_proj.prepare(N, D, D); });
     for (int64_t rows : {ffn_rows, N % ffn_rows}) {  // full row blocks and the last one
-      e.linear1.prepare(rows, D, F, true);
-      e.linear2.prepare(rows, F, D);
+      tasks.push_back([p, rows, D, F] { p->linear1.prepare(rows, D, F, true); });
+      tasks.push_back([p, rows, D, F] { p->linear2.prepare(rows, F, D); });
     }
   }
-  W.adapter_1.prepare(lh[0], lw[0]);
-  W.layer_1.prepare(lh[0], lw[0]);
-  W.mask_features.prepare(lh[0], lw[0]);
+  for (const Conv2d* conv : {&W.adapter_1, &W.layer_1, &W.mask_features}) {
+    const int64_t h0 = lh[0], w0 = lw[0];
+    tasks.push_back([conv, h0, w0] { conv->prepare(h0, w0); });
+  }
   // ---- transformer decoder (as transformer_decoder() and prediction_heads(); Linear::operator()
-  // passes dense strides)
+  // passes dense strides; the mask logits at stride 4 and at each level's size are matmul_abt)
   const int64_t Q = c.num_queries;
-  auto dense = [](const Linear& l, int64_t M, bool relu = false) { l.prepare(M, l.in(), l.out(), relu); };
+  auto dense = [&tasks](const Linear& l, int64_t M, bool relu = false) {
+    const Linear* p = &l;
+    tasks.push_back([p, M, relu] { p->prepare(M, p->in(), p->out(), relu); });
+  };
   dense(W.class_embed, Q);
   dense(W.mask_embed[0], Q, true);
   dense(W.mask_embed[1], Q, true);
   dense(W.mask_embed[2], Q);
+  const int64_t H4 = lh[0], W4 = lw[0], mask_dim = c.mask_dim;
+  tasks.push_back([Q, H4, W4, mask_dim] { dnn::prepare_matmul_abt(Q, H4 * W4, mask_dim); });
+  for (int l = 0; l < kDecoderFeatureLevels; ++l) {
+    const int64_t n = lh[3 - l] * lw[3 - l];
+    tasks.push_back([&W, hl = lh[3 - l], wl = lw[3 - l]] { W.pos_embed(hl, wl); });
+    tasks.push_back([Q, n, mask_dim] { dnn::prepare_matmul_abt(Q, n, mask_dim); });
+  }
   for (size_t i = 0; i < W.dec_layers.size(); ++i) {
     const DecoderLayer& d = W.dec_layers[i];
     const int s = 3 - (int)(i % kDecoderFeatureLevels);
@@ -662,6 +696,29 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
     dense(d.ffn1, Q, true);
     dense(d.ffn2, Q);
   }
+  std::exception_ptr error;
+  std::mutex error_mu;
+  const int64_t n_tasks = (int64_t)tasks.size();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < n_tasks; ++t) {
+    try {
+      tasks[(size_t)t]();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void M2FP::warm_up(int64_t Hp, int64_t Wp) const {
+  if (Hp <= 0 || Wp <= 0 || Hp % 32 || Wp % 32)
+    throw std::invalid_argument("M2FP::warm_up: expected Hp, Wp positive multiples of 32, got " +
+                                std::to_string(Hp) + "x" + std::to_string(Wp));
+  prepare(Hp, Wp);
+  Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
+  std::memset(image.data(), 0, image.bytes);
+  forward(image);
 }
 
 }  // namespace m2fp

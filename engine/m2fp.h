@@ -49,6 +49,10 @@ struct LoadOptions {
   // Padded input sizes (Hp, Wp; multiples of 32) to prepare() for at load, so that the first parse
   // at such a size does not pay for creating oneDNN's primitives and reordering the weights.
   std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
+  // Also run one forward() on a blank image of each prepared size at load (warm_up()): the first parse
+  // then also finds the buffer pool, oneDNN's scratchpads and the threads as a warm one does. Costs
+  // about one parse's network time at load per size; for long-lived processes (the server).
+  bool warm_up = false;
 };
 
 class M2FP {
@@ -77,6 +81,11 @@ class M2FP {
   // size would otherwise do), without running the network. Throws std::invalid_argument for a size
   // forward() would refuse. Safe to call from several threads at once.
   void prepare(int64_t Hp, int64_t Wp) const;
+  // prepare(), then one forward() on a blank Hp x Wp image, whose only effect is on the process: the
+  // buffer pool (engine/buffer_pool.h) holds the blocks a forward at that size asks for, their pages
+  // mapped; the calling thread's scratchpads are grown; OpenMP's threads are started. Outputs of
+  // later forwards are unchanged (tests/engine/test_prepare.cpp). Safe to call from several threads.
+  void warm_up(int64_t Hp, int64_t Wp) const;
 
   struct Weights;
 

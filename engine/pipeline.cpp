@@ -54,6 +54,20 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
 }
 }  // namespace
 
+std::pair<int64_t, int64_t> network_input_size(const ModelConfig& cfg, int width, int height,
+                                               const ParseOptions& opt) {
+  auto up = [](int64_t v) { return (v + kSizeDivisibility - 1) / kSizeDivisibility * kSizeDivisibility; };
+  if (cfg.single_human) {  // as preprocess_single_person
+    const CenterPlan plan = single_person_plan(height, width, cfg.single_human_size[0], cfg.single_human_size[1]);
+    return plan.padded ? std::pair<int64_t, int64_t>{up(plan.out_h), up(plan.out_w)}
+                       : std::pair<int64_t, int64_t>{up(plan.new_h), up(plan.new_w)};
+  }
+  const auto [nh, nw] = multi_person_resize_shape(height, width, opt.short_edge, opt.max_size);  // as preprocess_multi_person
+  if (nh < 1 || nw < 1)
+    throw ImageError("image " + std::to_string(width) + "x" + std::to_string(height) + " is too elongated");
+  return {up(nh), up(nw)};
+}
+
 ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t size, const ParseOptions& opt,
                               const TensorSink* sink) {
   auto t0 = Clock::now();

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "engine/image.h"
 #include "engine/m2fp.h"
@@ -34,6 +35,12 @@ struct ParseResult {
   PostprocessGeometry geometry;
   StageTimings timings;
 };
+
+// The padded network input (Hp, Wp) of a photo width x height pixels (after its EXIF orientation)
+// under these options: the size M2FP::prepare wants for it. Throws ImageError where pre-processing
+// would (a photo too elongated), std::invalid_argument for non-positive sizes.
+std::pair<int64_t, int64_t> network_input_size(const ModelConfig& cfg, int width, int height,
+                                               const ParseOptions& opt = {});
 
 // Decodes `bytes` (PNG, JPEG, BMP) and parses the photo. Throws ImageError for bad images.
 ParseResult parse_image_bytes(const M2FP& model, const uint8_t* bytes, size_t size,

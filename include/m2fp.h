@@ -49,6 +49,11 @@ M2FP_API const char *m2fp_version(void);
  *   max_pixels=N       photos above N megapixels are refused before decoding (default 50)
  *   outfits=0|1        the outfit analysis in the result document (default 1)
  *   catalog=PATH       the catalogue for recommendations (default: as `m2fp parse`)
+ *   prepare=WxH[,WxH...]|common  prepare the network at load for photos of these sizes (width x
+ *                      height; common: 4:3, 3:2, 16:9 landscape and portrait): their first parse
+ *                      then creates no oneDNN primitive (default: none)
+ *   warm_up=0|1        with prepare: also run one blank parse per prepared size at load, so that
+ *                      the first parse runs as fast as later ones (default 0)
  * Returns NULL on failure (unknown option, bad value, missing or invalid model file). */
 M2FP_API m2fp_model *m2fp_load(const char *model_path, const char *options, char **error);
 M2FP_API void m2fp_model_free(m2fp_model *model);

@@ -43,11 +43,77 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
     if (opt_.precision == dnn::Precision::BF16 && !dnn::bf16_available()) throw PrecisionUnavailable(e.what());
     throw;
   }
+  for (const auto& [w, h] : opt_.prepare_photos) prepare(w, h, opt_.warm_up);
+  if (opt_.warm_up)
+    for (const auto& [Hp, Wp] : opt_.prepare_sizes) model_->warm_up(Hp, Wp);
   load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   model_json_ = service::model_json(*model_, opt_.model_path);
 }
 
 Session::~Session() = default;
+
+std::pair<int64_t, int64_t> Session::input_size(int width, int height) const {
+  if (!model_) return {0, 0};
+  return network_input_size(model_->config(), width, height, opt_.parse);
+}
+
+void Session::prepare(int width, int height, bool warm_up) const {
+  if (!model_) return;
+  const auto [Hp, Wp] = input_size(width, height);
+  if (warm_up) model_->warm_up(Hp, Wp);
+  else model_->prepare(Hp, Wp);
+}
+
+std::vector<std::pair<int, int>> parse_photo_sizes(const std::string& spec) {
+  if (spec == "common") return {{1024, 768}, {768, 1024}, {1200, 800}, {800, 1200}, {1920, 1080}, {1080, 1920}};
+  std::vector<std::pair<int, int>> out;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = spec.find(',', pos);
+    const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const size_t x = item.find('x');
+    auto side = [&](const std::string& v) {
+      if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos) return 0;
+      const int n = std::stoi(v);
+      return n <= 65535 ? n : 0;
+    };
+    const int w = x == std::string::npos ? 0 : side(item.substr(0, x));
+    const int h = x == std::string::npos ? 0 : side(item.substr(x + 1));
+    if (w < 1 || h < 1)
+      throw OptionError("must be \"common\" or photo sizes WIDTHxHEIGHT[,WIDTHxHEIGHT...] (1..65535 pixels), got '" +
+                        item.substr(0, 64) + "'");
+    out.push_back({w, h});
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+bool photo_file_size(const std::string& path, int* width, int* height) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::vector<uint8_t> head(size_t(1) << 20);
+  f.read(reinterpret_cast<char*>(head.data()), (std::streamsize)head.size());
+  const std::streamsize n = f.gcount();
+  if (n <= 0) return false;
+  return photo_size(head.data(), (size_t)n, width, height);
+}
+
+bool photo_size(const uint8_t* bytes, size_t size, int* width, int* height) {
+  ImageHeader h;
+  if (!read_image_header(bytes, size, &h) || h.width < 1 || h.height < 1 || h.width > 65535 || h.height > 65535)
+    return false;
+  int orientation = 1;
+  try {
+    if (h.format != ImageFormat::Bmp) orientation = read_exif_orientation(bytes, size);
+  } catch (const std::exception&) {
+    return false;  // malformed EXIF: decoding reports it
+  }
+  const bool swap = orientation >= 5 && orientation <= 8;
+  *width = (int)(swap ? h.height : h.width);
+  *height = (int)(swap ? h.width : h.height);
+  return true;
+}
 
 ParseResult Session::parse(const uint8_t* bytes, size_t size, const TensorSink* sink, bool keep_scores) const {
   ParseOptions po = opt_.parse;

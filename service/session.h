@@ -57,7 +57,26 @@ struct SessionOptions {
   // Padded input sizes (Hp, Wp) whose oneDNN primitives and weight layouts the load prepares
   // (M2FP::prepare): the first parse at such a size then runs as fast as the later ones.
   std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
+  // Photo sizes (width, height; after EXIF orientation) whose network inputs under `parse` the load
+  // prepares as well (parse_photo_sizes: "640x480,1920x1080" or "common").
+  std::vector<std::pair<int, int>> prepare_photos;
+  // Also run one forward pass on a blank image of each prepared size at load (M2FP::warm_up): the
+  // first parse then runs as a warm one (buffer pool, scratchpads, threads), for a process that
+  // parses many photos (the server); costs about one parse per size at load.
+  bool warm_up = false;
 };
+
+// Photo sizes to prepare (SessionOptions::prepare_photos): "WxH[,WxH...]" (width x height in pixels,
+// each 1..65535), or "common": landscape and portrait 4:3, 3:2 and 16:9 (1024x768, 768x1024,
+// 1200x800, 800x1200, 1920x1080, 1080x1920). Throws OptionError naming what is wrong.
+std::vector<std::pair<int, int>> parse_photo_sizes(const std::string& spec);
+
+// The width and height of a photo as it will be parsed (its header's, swapped for EXIF orientations
+// 5..8), read without decoding; false where the header cannot be read (decoding will say why).
+bool photo_size(const uint8_t* bytes, size_t size, int* width, int* height);
+// The same for a photo file, reading only its first bytes (up to 1 MiB, where JPEG's frame header is);
+// false where it cannot be opened or read.
+bool photo_file_size(const std::string& path, int* width, int* height);
 
 class Session {
  public:
@@ -79,6 +98,13 @@ class Session {
   // Parses an already-decoded photo (no decode limits apply). Safe to call from several threads at
   // once. A stub session cannot: it throws std::logic_error.
   ParseResult parse_image(Image image, const TensorSink* sink = nullptr) const;
+
+  // The padded network input (Hp, Wp) this session gives a photo of width x height pixels, and
+  // preparing for it (M2FP::prepare, and M2FP::warm_up when `warm_up`): the first parse of such
+  // a photo then creates no oneDNN primitive. No-ops for a stub; prepare throws ImageError for a
+  // size no parse accepts. Safe to call from several threads at once.
+  std::pair<int64_t, int64_t> input_size(int width, int height) const;
+  void prepare(int width, int height, bool warm_up = false) const;
 
   const SessionOptions& options() const { return opt_; }
   const M2FP* model() const { return model_.get(); }  // null for a stub

@@ -70,6 +70,8 @@ Server::Impl::Impl(const ServeOptions& o)
   so.precision = opt.precision;
   so.parse.short_edge = opt.short_edge;
   so.parse.max_size = opt.max_size;
+  so.prepare_photos = opt.prepare_photos;
+  so.warm_up = opt.warm_up;
   so.parse.decode.max_pixels = opt.max_pixels;
   so.parse.hooks = opt.hooks;
   so.engine_stub = opt.engine_stub;

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/dnn.h"
@@ -53,6 +54,10 @@ struct ServeOptions {
   size_t cache_bytes = 256u << 20;          // result cache budget; 0 disables the cache
   size_t cache_entries = 512;
   int short_edge = 640, max_size = 1333;    // multi-person resize (ParseOptions)
+  // Photo sizes (width, height) the network is prepared for at start (SessionOptions::prepare_photos,
+  // --prepare) and whether a blank parse of each warms the process up as well (--warm-up).
+  std::vector<std::pair<int, int>> prepare_photos;
+  bool warm_up = false;
   int max_jobs = 256;                       // asynchronous jobs kept (finished ones dropped first)
   double job_ttl_s = 600;                   // finished jobs are forgotten after this
   std::string web_dir;                      // serve the page from this folder instead of the embedded copy

@@ -82,6 +82,7 @@ struct Options {
   double peak_gflops = 0;  // > 0: also print % of this peak
   int probe_reps = 5;      // runs per probe convolution (0: no probe, no floors)
   bool prepare = false;    // prepare the primitives for the photo's padded size at model load
+  bool warm_up = false;    // --warm-up (with --prepare): and run one blank forward at that size at load
   bool quiet = false;
   bool big_photo = false;  // --big-photo: the 12 MP case (run_big_photo)
 };
@@ -89,19 +90,21 @@ struct Options {
 const char* kUsage =
     "usage: bench_e2e --model M.safetensors --image PHOTO [--threads N] [--precision fp32|bf16]\n"
     "                 [--runs 5] [--warmup 1] [--isa scalar|avx2|avx512] [--short-edge 640]\n"
-    "                 [--max-size 1333] [--peak-gflops G] [--probe-reps 5] [--prepare] [--json OUT.json]\n"
-    "                 [--quiet] [--big-photo]\n"
+    "                 [--max-size 1333] [--peak-gflops G] [--probe-reps 5] [--prepare] [--warm-up]\n"
+    "                 [--json OUT.json] [--quiet] [--big-photo]\n"
     "Parses PHOTO --warmup times untimed, then --runs times, and prints per-stage median\n"
     "milliseconds, GFLOP/s, peak RSS, threads, ISA, precision, CPU and commit; the cold start (model\n"
     "load, first parse); each stage's ratio to its floor at the convolution peak probed in the same run.\n"
     "The reference photo of issue 4 (548x342 -> 640x1025, padded 640x1056): bench/make_bench_image.py.\n"
-    "--big-photo: also a 4000x3000 JPEG made from PHOTO, both with the outputs written (issue 14).\n";
+    "--big-photo: also a 4000x3000 JPEG made from PHOTO, both with the outputs written (issue 14).\n"
+    "--prepare: the load prepares the network for PHOTO's size (M2FP::prepare); --warm-up: and runs one\n"
+    "blank forward at that size (M2FP::warm_up), so that the first parse finds a warm process.\n";
 
 Options parse_args(int argc, char** argv) {
   const m2fp::app::Args a(argc, argv, 1,
                           {"model", "image", "json", "isa", "precision", "threads", "runs", "warmup", "short-edge",
                            "max-size", "peak-gflops", "probe-reps"},
-                          {"quiet", "help", "big-photo", "prepare"});
+                          {"quiet", "help", "big-photo", "prepare", "warm-up"});
   const std::vector<std::string>& pos = a.positional();
   if (a.has("help") || std::find(pos.begin(), pos.end(), "-h") != pos.end()) {
     std::fputs(kUsage, stdout);
@@ -124,6 +127,8 @@ Options parse_args(int argc, char** argv) {
   o.quiet = a.has("quiet");
   o.big_photo = a.has("big-photo");
   o.prepare = a.has("prepare");
+  o.warm_up = a.has("warm-up");
+  if (o.warm_up && !o.prepare) throw UsageError("--warm-up needs --prepare");
   if (!o.json.empty()) {
     // Checked before the runs, not after minutes of them.
     namespace fs = std::filesystem;
@@ -217,6 +222,14 @@ double process_cpu_seconds() {
   if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
   return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
          1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+// Process CPU time split into user and system seconds (system: page faults, zeroing, mmap).
+std::pair<double, double> process_user_sys_seconds() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return {0, 0};
+  return {(double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec,
+          (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec};
 }
 
 long minor_faults() {
@@ -488,19 +501,44 @@ struct ColdStart {
   StageTimings first;
   long first_faults = 0;  // minor page faults during the first parse
   bool prepared = false;  // --prepare: the load prepared the primitives for the photo's size
+  bool warmed = false;    // --warm-up: and ran one blank forward at that size
+  // Process CPU time (user, system) of the load and of each parse, warm-ups first: on a shared machine
+  // CPU time says what a parse did where wall time also says what the others did.
+  double load_user_ms = 0, load_sys_ms = 0;
+  std::vector<double> user_ms, sys_ms;
+  int warmup = 1;
+
+  // CPU time of the first parse and the median of the timed (warm) ones.
+  double first_of(const std::vector<double>& v) const { return v.empty() ? 0 : v.front(); }
+  double warm_of(const std::vector<double>& v) const {
+    return (int)v.size() > warmup ? stats_of(std::vector<double>(v.begin() + warmup, v.end())).median : 0;
+  }
 };
+
+// Wraps one call in process CPU time (user, system), in milliseconds.
+template <class F>
+std::pair<double, double> cpu_ms_of(F&& f) {
+  const auto [u0, s0] = process_user_sys_seconds();
+  f();
+  const auto [u1, s1] = process_user_sys_seconds();
+  return {1e3 * (u1 - u0), 1e3 * (s1 - s0)};
+}
 
 void print_cold_start(const ColdStart& c, const std::map<std::string, Stats>& st, double warm_faults) {
   const std::map<std::string, double> first = stage_values(c.first);
   const double warm = st.at("total").median, ratio = warm > 0 ? c.first.total_ms / warm : 0;
   std::printf("\ncold start: model load %.0f ms%s; first parse %.1f ms = %.2fx the warm median %.1f ms (target <= "
               "%.2fx %s); %ld minor page faults in it (warm: %.0f)\n",
-              c.load_ms, c.prepared ? " (with --prepare for this photo's size)" : "", c.first.total_ms, ratio, warm, kTargetColdRatio, ratio <= kTargetColdRatio ? "ok" : "MISS",
+              c.load_ms, c.warmed ? " (with --prepare --warm-up for this photo's size)" : c.prepared ? " (with --prepare for this photo's size)" : "", c.first.total_ms, ratio, warm, kTargetColdRatio, ratio <= kTargetColdRatio ? "ok" : "MISS",
               c.first_faults, warm_faults);
   std::printf("            first - warm per stage:");
   for (const char* s : kColdStages)
     if (std::string(s) != "total") std::printf(" %s %+.0f", s, first.at(s) - st.at(s).median);
   std::printf(" ms\n");
+  std::printf("            CPU time: load user %.0f + system %.0f ms; first parse user %.0f + system %.0f ms, warm median "
+              "user %.0f + system %.0f ms\n",
+              c.load_user_ms, c.load_sys_ms, c.first_of(c.user_ms), c.first_of(c.sys_ms), c.warm_of(c.user_ms),
+              c.warm_of(c.sys_ms));
 }
 
 nlohmann::json cold_start_json(const ColdStart& c, const std::map<std::string, Stats>& st) {
@@ -509,6 +547,10 @@ nlohmann::json cold_start_json(const ColdStart& c, const std::map<std::string, S
           {"first_parse_ms", stage_values(c.first)},
           {"first_parse_minor_faults", c.first_faults},
           {"prepared_at_load", c.prepared},
+          {"warmed_up_at_load", c.warmed},
+          {"load_cpu_ms", {{"user", c.load_user_ms}, {"system", c.load_sys_ms}}},
+          {"first_parse_cpu_ms", {{"user", c.first_of(c.user_ms)}, {"system", c.first_of(c.sys_ms)}}},
+          {"warm_parse_cpu_ms", {{"user", c.warm_of(c.user_ms)}, {"system", c.warm_of(c.sys_ms)}}},
           {"warm_median_ms", warm},
           {"first_over_warm", warm > 0 ? c.first.total_ms / warm : 0.0},
           {"target_first_over_warm", kTargetColdRatio}};
@@ -538,12 +580,15 @@ int run(const Options& o) {
   so.parse.short_edge = o.short_edge;
   so.parse.max_size = o.max_size;
   if (o.prepare) so.prepare_sizes.push_back(padded_size_of(bytes, o.short_edge, o.max_size));
+  so.warm_up = o.warm_up;
   std::unique_ptr<m2fp::service::Session> session;
-  try {
-    session = std::make_unique<m2fp::service::Session>(so);
-  } catch (const m2fp::service::PrecisionUnavailable& e) {
-    throw std::runtime_error(std::string("--precision bf16: ") + e.what());
-  }
+  const auto [load_user_ms, load_sys_ms] = cpu_ms_of([&] {
+    try {
+      session = std::make_unique<m2fp::service::Session>(so);
+    } catch (const m2fp::service::PrecisionUnavailable& e) {
+      throw std::runtime_error(std::string("--precision bf16: ") + e.what());
+    }
+  });
   const double load_ms = session->load_ms();
   const double hwm_after_load = proc_status_mb("VmHWM"), anon_after_load = proc_status_mb("RssAnon"),
                file_after_load = proc_status_mb("RssFile");
@@ -562,6 +607,10 @@ int run(const Options& o) {
   ColdStart cold;
   cold.load_ms = load_ms;
   cold.prepared = o.prepare;
+  cold.warmed = o.warm_up;
+  cold.load_user_ms = load_user_ms;
+  cold.load_sys_ms = load_sys_ms;
+  cold.warmup = o.warmup;
   for (int i = 0; i < o.warmup + o.runs; ++i) {
     const long faults_before = minor_faults();
     if (i == o.warmup) {
@@ -571,13 +620,17 @@ int run(const Options& o) {
     const double cpu0 = process_cpu_seconds();
     const auto w0 = Clock::now();
     m2fp::ParseResult r;
-    try {
-      r = session->parse(bytes.data(), bytes.size());
-    } catch (const std::exception& e) {
-      std::string msg = std::string(e.what()) + " (parsing " + o.image + ", " + (i < o.warmup ? "warm-up" : "run") +
-                        " " + std::to_string(i < o.warmup ? i + 1 : i - o.warmup + 1) + ")";
-      throw std::runtime_error(msg);
-    }
+    const auto [user_ms, sys_ms] = cpu_ms_of([&] {
+      try {
+        r = session->parse(bytes.data(), bytes.size());
+      } catch (const std::exception& e) {
+        std::string msg = std::string(e.what()) + " (parsing " + o.image + ", " + (i < o.warmup ? "warm-up" : "run") +
+                          " " + std::to_string(i < o.warmup ? i + 1 : i - o.warmup + 1) + ")";
+        throw std::runtime_error(msg);
+      }
+    });
+    cold.user_ms.push_back(user_ms);
+    cold.sys_ms.push_back(sys_ms);
     if (i >= o.warmup) {
       cpu_s_runs += process_cpu_seconds() - cpu0;
       wall_s_runs += std::chrono::duration<double>(Clock::now() - w0).count();

@@ -163,7 +163,14 @@ class TestBenchE2E(BenchTestBase):
         self.assertAlmostEqual(c['warm_median_ms'], r['stages']['total']['median_ms'], places=9)
         self.assertAlmostEqual(c['first_over_warm'], c['first_parse_ms']['total'] / c['warm_median_ms'], places=9)
         self.assertGreater(c['first_parse_minor_faults'], 0)
-        for s in ('conv peak:  fp32', 'floor ms', 'cold start: model load', 'first - warm per stage:'):
+        self.assertFalse(c['warmed_up_at_load'])
+        for k in ('load_cpu_ms', 'first_parse_cpu_ms', 'warm_parse_cpu_ms'):
+            self.assertEqual(sorted(c[k]), ['system', 'user'], k)
+            self.assertGreaterEqual(c[k]['user'], 0, k)
+            self.assertGreaterEqual(c[k]['system'], 0, k)
+        self.assertGreater(c['first_parse_cpu_ms']['user'], 0)
+        for s in ('conv peak:  fp32', 'floor ms', 'cold start: model load', 'first - warm per stage:',
+                  'CPU time: load user'):
             self.assertIn(s, self.proc.stdout)
 
     def test_gflop_figures(self):
@@ -275,6 +282,7 @@ class TestBenchE2EOptions(BenchTestBase):
             (['--model', MODEL, '--image', self.image, '--peak-gflops', '-3'], '--peak-gflops expects a non-negative'),
             (['--model', MODEL, '--image', self.image, '--probe-reps', '-1'], '--probe-reps must be in [0, 1000], got -1'),
             (['--model', MODEL, '--image', self.image, '--json', '/nonexistent/dir/out.json'], 'does not exist'),
+            (['--model', MODEL, '--image', self.image, '--warm-up'], '--warm-up needs --prepare'),
         ]
         for args, msg in cases:
             p = self.bench(*args, expect_rc=2)

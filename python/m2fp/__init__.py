@@ -198,7 +198,7 @@ class Result:
 
 class Model:
     """A loaded model. Options as the C API's m2fp_load (threads, precision, short_edge, max_size, isa,
-    max_pixels, outfits, catalog)."""
+    max_pixels, outfits, catalog, prepare, warm_up)."""
 
     def __init__(self, model_path, threads=None, precision=None, short_edge=None, max_size=None, isa=None, **more):
         opts = dict(threads=threads, precision=precision, short_edge=short_edge, max_size=max_size, isa=isa, **more)

@@ -641,6 +641,44 @@ class InfoInspect(CliCase):
         self.assertIn("photo 100x100 -> resized 640x640 -> padded 640x640", r2.stdout)
 
 
+class Prepare(CliCase):
+    """Cold start (issue 14): `m2fp parse` prepares the network for its photos' sizes (read from their
+    headers) right after the load, unless --no-prepare; the outputs are byte-identical either way.
+    `m2fp serve --prepare/--warm-up` refuse bad values before loading anything."""
+
+    def test_prepared_and_unprepared_outputs_are_identical(self):
+        photos = [self.photos["walk.png"], self.photos["street.jpg"], self.photos["wide.png"], self.bad["cut.png"]]
+        outs = {}
+        for mode in ("prepared", "unprepared"):
+            out = os.path.join(self.tmp, mode)
+            extra = ["--no-prepare"] if mode == "unprepared" else []
+            r = self.run_m2fp(["parse", "--model", MODEL, "--out", out, "--no-outfits", "--verbose"] + FAST + extra +
+                              photos)
+            self.assertEqual(r.returncode, 1, r.stderr)  # cut.png fails in its parse, the others are written
+            self.assertIn("cut.png", r.stderr)
+            # walk (120x90) and street (100x140) and wide (200x60) have three distinct input sizes
+            if mode == "prepared":
+                self.assertIn("m2fp: prepared 3 input sizes in", r.stderr)
+            else:
+                self.assertNotIn("m2fp: prepared", r.stderr)
+            outs[mode] = out
+        for name in ("walk", "street", "wide"):
+            for f in ("labels.png", "persons.png"):
+                with open(os.path.join(outs["prepared"], name, f), "rb") as a, \
+                        open(os.path.join(outs["unprepared"], name, f), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), (name, f))
+
+    def test_serve_refuses_bad_prepare_options(self):
+        for args, msg in [
+            (["--prepare", "64x"], "--prepare must be \"common\" or photo sizes WIDTHxHEIGHT"),
+            (["--prepare", "0x48"], "got '0x48'"),
+            (["--warm-up"], "--warm-up needs --prepare"),
+        ]:
+            r = self.run_m2fp(["serve", "--model", MODEL, "--port", "0"] + args, timeout=60)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(msg, r.stderr, args)
+
+
 class Precision(CliCase):
 
     def test_bf16(self):

@@ -47,6 +47,37 @@ TEST(Prepare, FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
   EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
 }
 
+// warm_up runs one forward on a blank image at load (the buffer pool, scratchpads and threads warmed):
+// the later forwards on a real image are byte-identical to those of a model loaded without it, and
+// the prepared layers run in parallel over the OpenMP threads create the same primitives.
+TEST(Prepare, WarmUpGivesTheSameOutputs) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  const int64_t Hp = 96, Wp = 128;
+  LoadOptions lo;
+  lo.prepare_sizes = {{Hp, Wp}};
+  lo.warm_up = true;
+  std::unique_ptr<M2FP> warmed = M2FP::load(cihp_model(), lo);
+  const int64_t after_load = dnn::layer_primitives_created();
+  const Tensor img = test_image(Hp, Wp);
+  const ForwardOutputs a = warmed->forward(img);
+  EXPECT_EQ(dnn::layer_primitives_created(), after_load) << "forward() created primitives the load had not";
+  const ForwardOutputs a2 = warmed->forward(img);  // and again: nothing left over from the blank image
+
+  std::unique_ptr<M2FP> plain = M2FP::load(cihp_model());
+  const ForwardOutputs b = plain->forward(img);
+  EXPECT_TRUE(same_bytes(a.pred_logits, b.pred_logits));
+  EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
+  EXPECT_TRUE(same_bytes(a2.pred_logits, b.pred_logits));
+  EXPECT_TRUE(same_bytes(a2.pred_masks, b.pred_masks));
+}
+
+TEST(Prepare, WarmUpRefusesSizesForwardRefuses) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  std::unique_ptr<M2FP> m = M2FP::load(cihp_model());
+  EXPECT_THROW(m->warm_up(96, 100), std::invalid_argument);
+  EXPECT_THROW(m->warm_up(0, 96), std::invalid_argument);
+}
+
 TEST(Prepare, RefusesSizesForwardRefuses) {
   if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
   LoadOptions lo;

@@ -138,6 +138,18 @@ def test_output_errors(from_path):
     assert from_path.mask("hair").shape == from_path.labels.shape  # still usable
 
 
+def test_prepared_model_equals_cli(cli_labels):
+    # prepare= (this photo's size) and warm_up= at load change no output: the same labels as the CLI's
+    # (which prepares for its photos by default) and as an unprepared model's (test_bytes_labels_equal_cli)
+    w, h = Image.open(PHOTO).size
+    with m2fp.Model(MODEL, threads=2, prepare="%dx%d,1200x800" % (w, h), warm_up=True) as m:
+        np.testing.assert_array_equal(m.parse(PHOTO).labels, cli_labels)
+    with pytest.raises(m2fp.Error, match="option prepare: must be"):
+        m2fp.Model(MODEL, prepare="big")
+    with pytest.raises(m2fp.Error, match="option warm_up: must be 0 or 1"):
+        m2fp.Model(MODEL, warm_up=2)
+
+
 def test_pipeline_callable():
     pipe = m2fp.pipeline(MODEL, threads=2)
     out = pipe(Image.open(PHOTO))
