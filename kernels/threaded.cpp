@@ -125,12 +125,17 @@ void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, 
   if (Lq <= 0 || heads <= 0) return;
   const KernelTable& t = active();
   // Work items are (head, block of queries). The kernels reuse each block of keys for all the
-  // queries of a call while it is in cache, so blocks are large (<= 64 queries, evenly sized)
-  // and only split further (down to 8 queries) until every thread has about two items.
+  // queries of a call while it is in cache, so blocks are large (all queries, up to 128, in one
+  // block) and only split further (down to 8 queries) until every thread has about two items. A
+  // block is a multiple of 16 queries (the widest SIMD tile) so that only the last block of a head
+  // ends in a partial tile (100 queries: 6 full tiles and one of 4, not two of 2).
+  constexpr int64_t kTile = 16;
   const int nt = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
-  int64_t nb = (Lq + 63) / 64;
+  int64_t nb = (Lq + 127) / 128;
   while (heads * nb < 2 * nt && Lq / (nb + 1) >= 8) ++nb;
-  const int64_t qb = (Lq + nb - 1) / nb, blocks = (Lq + qb - 1) / qb;
+  int64_t qb = (Lq + nb - 1) / nb;
+  if (qb > kTile) qb = (qb + kTile - 1) / kTile * kTile;
+  const int64_t blocks = (Lq + qb - 1) / qb;
   parallel_chunks(heads * blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t h = i / blocks, q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
