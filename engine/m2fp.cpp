@@ -276,15 +276,6 @@ Tensor add(const Tensor& x, const float* a) {
   return y;
 }
 
-// y[r, :] = x[r, :] + row[:] for every row of a [rows, C] matrix
-Tensor add_row(const Tensor& x, const float* row, int64_t C) {
-  Tensor y = Tensor::empty(x.shape, x.layout);
-  const int64_t rows = x.numel() / C;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < C; ++c) y.data()[r * C + c] = x.data()[r * C + c] + row[c];
-  return y;
-}
-
 void layer_norm(Tensor& x, const Tensor* residual, const Norm& n) {
   const int64_t C = x.shape.back();
   kern::layernorm_rows(x.data(), residual ? residual->data() : nullptr, n.gamma.data(), n.beta.data(),
@@ -492,7 +483,7 @@ void prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor
     h.masks = Tensor::empty({Q, H4, W4});
     dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
   }
-  h.attn.clear();
+  if (!mf_small) h.attn.clear();
   if (mf_small) {
     const int64_t n = mf_small->shape[0];
     if (h.small.numel() < Q * n) h.small = Tensor::empty({Q * n});
@@ -510,17 +501,24 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   const float scale = 1.f / std::sqrt((float)dh);
   constexpr int NL = kDecoderFeatureLevels;  // levels, read in turn: strides 32, 16, 8
 
-  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l.
+  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l, in one pass.
   Tensor src[NL], key_in[NL];
   int64_t Hs[NL], Ws[NL];
   for (int l = 0; l < NL; ++l) {
     Hs[l] = pdo.maps[l].shape[0];
     Ws[l] = pdo.maps[l].shape[1];
-    Tensor flat = pdo.maps[l];
-    flat.shape = {Hs[l] * Ws[l], D};
-    flat.layout = Layout::Plain;
-    src[l] = add_row(flat, W.dec_level_embed.data() + l * D, D);      // [H_l*W_l, D]
-    key_in[l] = add(src[l], W.pos_embed(Hs[l], Ws[l]).data());        // [H_l*W_l, D]
+    const int64_t n = Hs[l] * Ws[l];
+    src[l] = Tensor::empty({n, D});                                   // [H_l*W_l, D]
+    key_in[l] = Tensor::empty({n, D});                                // [H_l*W_l, D]
+    const float *m = pdo.maps[l].data(), *le = W.dec_level_embed.data() + l * D,
+                *pe = W.pos_embed(Hs[l], Ws[l]).data();
+    float *sp = src[l].data(), *kp = key_in[l].data();
+#pragma omp parallel for schedule(static) if (n * D > 65536)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t ch = t * D; ch < (t + 1) * D; ++ch) {
+        sp[ch] = m[ch] + le[ch - t * D];
+        kp[ch] = sp[ch] + pe[ch];
+      }
   }
 
   // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
