@@ -287,15 +287,6 @@ Tensor add(const Tensor& x, const float* a) {
   return y;
 }
 
-// y[r, :] = x[r, :] + row[:] for every row of a [rows, C] matrix
-Tensor add_row(const Tensor& x, const float* row, int64_t C) {
-  Tensor y = Tensor::empty(x.shape, x.layout);
-  const int64_t rows = x.numel() / C;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < C; ++c) y.data()[r * C + c] = x.data()[r * C + c] + row[c];
-  return y;
-}
-
 void layer_norm(Tensor& x, const Tensor* residual, const Norm& n) {
   const int64_t C = x.shape.back();
   kern::layernorm_rows(x.data(), residual ? residual->data() : nullptr, n.gamma.data(), n.beta.data(),
@@ -461,42 +452,56 @@ struct Heads {
   Tensor logits;                // [Q, K+1]
   Tensor masks;                 // [Q, H4, W4] (only when asked for: the last head, or dumps)
   std::vector<uint8_t> attn;    // [Q, Ht*Wt], 1 = key excluded (sigmoid(mask) < 0.5)
+  Tensor small;                 // [Q, Ht*Wt] mask logits at the next level (scratch, reused)
 };
+
+// attn[i] = sigmoid(x[i]) < 0.5, exactly as upstream computes it in float: x >= 0 never is,
+// x < -1e-3 always is (1 + exp(1e-3) > 2.0019); only the few logits in between (and NaN, which
+// gives 0 both ways) need the exp. The sign test runs vectorised over blocks of 64; a block is
+// redone with the exp only where one of its logits lies in (-1e-3, 0).
+void attention_mask_from_logits(const float* x, int64_t n, uint8_t* attn) {
+  constexpr int64_t B = 64;
+  for (int64_t b0 = 0; b0 < n; b0 += B) {
+    const int64_t b1 = std::min(n, b0 + B);
+    int band = 0;
+    for (int64_t i = b0; i < b1; ++i) {
+      attn[i] = x[i] < 0.f;
+      band |= (x[i] >= -1e-3f) & (x[i] < 0.f);
+    }
+    if (band)
+      for (int64_t i = b0; i < b1; ++i)
+        if (x[i] >= -1e-3f && x[i] < 0.f) attn[i] = 1.f / (1.f + std::exp(-x[i])) < 0.5f;
+  }
+}
 
 // Upstream computes masks = mask_embed . mask_features at stride 4 and resizes them to the next
 // level's size for the attention mask. Bilinear resizing is linear, so resizing mask_features
 // once per level (`mf_small`, [Ht*Wt, mask_dim]) and multiplying there gives the same logits
 // with 4x to 64x fewer multiply-adds; the full-resolution masks are computed only when needed.
-Heads prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor& mask_features,
-                       bool full_masks, const Tensor* mf_small) {
+// Fills `h` in place: its buffers are reused from layer to layer.
+void prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor& mask_features,
+                      bool full_masks, const Tensor* mf_small, Heads& h) {
   const ModelConfig& c = W.cfg;
   const int64_t Q = output.shape[0], H4 = mask_features.shape[0], W4 = mask_features.shape[1];
   Tensor dn = output.clone();
   layer_norm(dn, nullptr, W.decoder_norm);                           // [Q, D]
-  Heads h;
   h.logits = W.class_embed(dn);                                      // [Q, K+1]
   Tensor me = W.mask_embed[0](dn, true);
   me = W.mask_embed[1](me, true);
   me = W.mask_embed[2](me);                                          // [Q, mask_dim]
+  h.masks = Tensor();
   if (full_masks) {
     h.masks = Tensor::empty({Q, H4, W4});
     dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
   }
+  if (!mf_small) h.attn.clear();
   if (mf_small) {
     const int64_t n = mf_small->shape[0];
-    // [Q, Ht*Wt] mask logits: a pooled tensor, not a zero-filled vector freshly mapped each call
-    Tensor small = Tensor::empty({Q, n});
-    dnn::matmul_abt(me.data(), mf_small->data(), small.data(), Q, n, c.mask_dim);
-    const float* sp = small.data();
+    if (h.small.numel() < Q * n) h.small = Tensor::empty({Q * n});
+    dnn::matmul_abt(me.data(), mf_small->data(), h.small.data(), Q, n, c.mask_dim);  // [Q, Ht*Wt]
     h.attn.resize((size_t)(Q * n));
-    // sigmoid(x) < 0.5 exactly as upstream computes it in float: x >= 0 never is, x < -1e-3 always
-    // is (1 + exp(1e-3) > 2.0019); only the few logits in between (and NaN) need the exp.
-    for (size_t i = 0; i < h.attn.size(); ++i) {
-      const float x = sp[i];
-      h.attn[i] = x < -1e-3f ? 1 : x >= 0.f ? 0 : 1.f / (1.f + std::exp(-x)) < 0.5f;
-    }
+    attention_mask_from_logits(h.small.data(), Q * n, h.attn.data());
   }
-  return h;
 }
 
 // ---- transformer decoder: 9 layers of masked cross-attention, self-attention and FFN ----------
@@ -507,17 +512,24 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   const float scale = 1.f / std::sqrt((float)dh);
   constexpr int NL = kDecoderFeatureLevels;  // levels, read in turn: strides 32, 16, 8
 
-  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l.
+  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l, in one pass.
   Tensor src[NL], key_in[NL];
   int64_t Hs[NL], Ws[NL];
   for (int l = 0; l < NL; ++l) {
     Hs[l] = pdo.maps[l].shape[0];
     Ws[l] = pdo.maps[l].shape[1];
-    Tensor flat = pdo.maps[l];
-    flat.shape = {Hs[l] * Ws[l], D};
-    flat.layout = Layout::Plain;
-    src[l] = add_row(flat, W.dec_level_embed.data() + l * D, D);      // [H_l*W_l, D]
-    key_in[l] = add(src[l], W.pos_embed(Hs[l], Ws[l]).data());        // [H_l*W_l, D]
+    const int64_t n = Hs[l] * Ws[l];
+    src[l] = Tensor::empty({n, D});                                   // [H_l*W_l, D]
+    key_in[l] = Tensor::empty({n, D});                                // [H_l*W_l, D]
+    const float *m = pdo.maps[l].data(), *le = W.dec_level_embed.data() + l * D,
+                *pe = W.pos_embed(Hs[l], Ws[l]).data();
+    float *sp = src[l].data(), *kp = key_in[l].data();
+#pragma omp parallel for schedule(static) if (n * D > 65536)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t ch = t * D; ch < (t + 1) * D; ++ch) {
+        sp[ch] = m[ch] + le[ch - t * D];
+        kp[ch] = sp[ch] + pe[ch];
+      }
   }
 
   // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
@@ -533,7 +545,13 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   std::memcpy(output.data(), W.query_feat.data(), W.query_feat.size() * sizeof(float));
   const float* qe = W.query_embed.data();                             // query positions [Q, D]
 
-  Heads h = prediction_heads(W, output, mf, dump, &mf_small[0]);
+  // The heads' buffers are sized once for the largest level (no allocation per layer).
+  Heads h;
+  int64_t max_keys = 0;
+  for (int l = 0; l < NL; ++l) max_keys = std::max(max_keys, Hs[l] * Ws[l]);
+  h.small = Tensor::empty({Q * max_keys});
+  h.attn.reserve((size_t)(Q * max_keys));
+  prediction_heads(W, output, mf, dump, &mf_small[0], h);
   emit(sink, "decoder.logits0", h.logits);
   if (dump) emit(sink, "decoder.masks0", h.masks);
 
@@ -569,7 +587,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     // heads, with the attention mask for the next layer's level
     const bool last = i + 1 == W.dec_layers.size();
     const int nl = (int)((i + 1) % NL);
-    h = prediction_heads(W, output, mf, last || dump, last ? nullptr : &mf_small[nl]);
+    prediction_heads(W, output, mf, last || dump, last ? nullptr : &mf_small[nl], h);
     emit(sink, "decoder.logits" + std::to_string(i + 1), h.logits);
     if (dump) emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);
   }

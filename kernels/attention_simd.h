@@ -1,23 +1,28 @@
-// kernels/attention_simd.h: the SIMD body of one attention head (KernelTable::attention_head in
-// kernels/kernels.h), shared by the AVX2 (V8) and AVX-512 (V8, V16) paths; the scalar reference
-// is kernels/ref/attention.cpp.
+// kernels/attention_simd.h: the SIMD body of attention over one or more heads (KernelTable::
+// attention_head and attention_heads in kernels/ops.def), shared by the AVX2 (V8) and AVX-512
+// (V8, V16) paths; the scalar reference is kernels/ref/attention.cpp.
 //
 // Layout: the vector lanes run over QUERIES. Tiles of W queries (8 or 16) are processed against
 // the keys in blocks of KB = 64 keys, with the online (streaming) softmax; the key blocks are the
-// outer loop and the tiles of the call the inner one, so each block of k/v rows is fetched once
-// per call (and prefetched while the previous block is processed):
+// outer loop, the tiles of the call the next and the call's heads the inner one, so each block of
+// k/v rows (every head's columns, contiguous when the heads are) is fetched once per call (and
+// prefetched while the previous block is processed), and each tile's mask bytes of the block are
+// transposed once for all the heads:
 //   Qt[dh][W]     = scale * q of the tile, transposed once per tile
 //   S[KB][W]      = scores of the block: S[j] = sum_c k[j][c] * Qt[c] (k[j][c] broadcast, FMA
 //                   over c in order, the same operation sequence as the reference: the scores
 //                   are bit-identical); KT keys share each loaded Qt[c] (register block)
 //   masking       : the W mask rows of the block are transposed to key-major bytes MT[KB][W]
-//                   (8x8 byte transposes) and excluded lanes get -inf; a block excluded for every
-//                   query of the tile is skipped (exactly: it would add 0)
+//                   (8x8 byte transposes, once per tile and block for all heads) and excluded
+//                   lanes get -inf; a block excluded for every query of the tile is skipped for
+//                   every head (exactly: it would add 0)
 //   m, l [W]      = running max and running sum; m_new = max(m, max_j S[j]),
 //                   alpha = exp(m - m_new), P[j] = exp(S[j] - m_new), l = l*alpha + sum_j P[j]
 //   Ot[dh][W]     = Ot*alpha + sum_j v[j][c] * P[j] (v[j][c] broadcast; CT channels in registers
 //                   share each loaded P[j]); keys whose P is 0 in every lane are skipped
 //   out[i][c]     = Ot[c][i] / l[i]
+// Per lane (query) and head the operations and their order do not depend on the tiling or on how
+// many heads a call takes: one call over nh heads gives bit for bit what nh one-head calls give.
 // m starts at -FLT_MAX (finite), so a query whose keys so far are all excluded keeps l = 0 and
 // alpha = exp(0) = 1 without any -inf - -inf. A query whose mask row excludes every key attends
 // to all keys (Mask2Former's rule). exp is V::exp (simd_ops.h: < 1 ulp measured, 0 below -87.34).
@@ -54,19 +59,19 @@ inline void transpose8x8_u8(const uint8_t* const* rows, int64_t j0, uint8_t* dst
   }
 }
 
-// State of the query tiles of one call (scratch in L1/L2): per tile Qt and Ot [dh][W], the
-// running max and sum [W]; per block S [KB][W], MT [KB][W] bytes and the list of keys with a
-// non-zero probability in some lane.
+// State of the query tiles of one call (scratch in L1/L2): per tile and head Qt and Ot [dh][W],
+// the running max and sum [W]; per block S [KB][W], MT [KB][W] bytes and the list of keys with
+// a non-zero probability in some lane. Index of (tile t, head h): t*nh + h.
 struct AttnScratch {
-  int ntiles;
+  int ntiles, nh;
   std::vector<float> qt, ot, m, l, s;
   std::vector<uint8_t> mt, zeros, ones;
   std::vector<int> keys;
   std::vector<const uint8_t*> row;  // [ntiles][W] mask row per lane
   std::vector<uint8_t> real, masked;  // [ntiles][W], [ntiles]
-  AttnScratch(int ntiles, int dh, int W)
-      : ntiles(ntiles), qt((size_t)ntiles * dh * W), ot((size_t)ntiles * dh * W),
-        m((size_t)ntiles * W), l((size_t)ntiles * W), s((size_t)kAttnKB * W),
+  AttnScratch(int ntiles, int nh, int dh, int W)
+      : ntiles(ntiles), nh(nh), qt((size_t)ntiles * nh * dh * W), ot((size_t)ntiles * nh * dh * W),
+        m((size_t)ntiles * nh * W), l((size_t)ntiles * nh * W), s((size_t)kAttnKB * W),
         mt((size_t)kAttnKB * W), zeros(kAttnKB, 0), ones(kAttnKB, 1), keys(kAttnKB),
         row((size_t)ntiles * W), real((size_t)ntiles * W), masked(ntiles) {}
 };
@@ -101,34 +106,40 @@ inline void attn_qk(const float* qt, const float* kb, int64_t ldk, int dh, int j
   for (int t = 0; t < N; ++t) V::store(s + (j + t) * W, acc[t]);
 }
 
-// One key block [kb0, kb0 + nk) for one tile of queries.
+// The key-major mask bytes MT of key block [kb0, kb0 + nk) for one tile (sc.mt); returns whether
+// every lane excludes every key of the block (the block is then skipped for all heads).
+template <class V>
+inline bool attention_block_mask(int64_t kb0, int nk, const uint8_t* const* row, const uint8_t* real,
+                                 AttnScratch& sc) {
+  constexpr int W = V::W;
+  uint8_t* mt = sc.mt.data();  // [KB][W]
+  const uint8_t* src[W];
+  for (int i = 0; i < W; ++i) src[i] = real[i] ? row[i] + kb0 : row[i];
+  int j = 0;
+  for (; j + 8 <= nk; j += 8)
+    for (int g = 0; g < W; g += 8) transpose8x8_u8(src + g, j, mt + j * W + g, W);
+  for (; j < nk; ++j)
+    for (int i = 0; i < W; ++i) mt[j * W + i] = src[i][j];
+  __m128i mn = _mm_set1_epi8(-1);
+  int b = 0;
+  for (; b + 16 <= nk * W; b += 16)
+    mn = _mm_min_epu8(mn, _mm_loadu_si128(reinterpret_cast<const __m128i*>(mt + b)));
+  bool all_excluded = _mm_movemask_epi8(_mm_cmpeq_epi8(mn, _mm_setzero_si128())) == 0;
+  for (; b < nk * W && all_excluded; ++b) all_excluded = mt[b] != 0;
+  return all_excluded;
+}
+
+// One key block [kb0, kb0 + nk) for one tile of queries and one head (k, v at the head's
+// columns); with `masked`, sc.mt holds the tile's mask bytes of the block.
 template <class V, int KT, int CT>
 inline void attention_block(const float* k, int64_t ldk, const float* v, int64_t ldv, int dh,
                             int64_t kb0, int nk, const float* qt, float* ot, float* m_io,
-                            float* l_io, const uint8_t* const* row, const uint8_t* real,
-                            bool masked, AttnScratch& sc) {
+                            float* l_io, bool masked, AttnScratch& sc) {
   using F = typename V::F;
   constexpr int W = V::W;
-  float* s = sc.s.data();      // [KB][W]
-  uint8_t* mt = sc.mt.data();  // [KB][W]
-  int* keys = sc.keys.data();  // [KB]
-  if (masked) {
-    // Key-major mask bytes of the block; skip the block when every lane excludes every key.
-    const uint8_t* src[W];
-    for (int i = 0; i < W; ++i) src[i] = real[i] ? row[i] + kb0 : row[i];
-    int j = 0;
-    for (; j + 8 <= nk; j += 8)
-      for (int g = 0; g < W; g += 8) transpose8x8_u8(src + g, j, mt + j * W + g, W);
-    for (; j < nk; ++j)
-      for (int i = 0; i < W; ++i) mt[j * W + i] = src[i][j];
-    __m128i mn = _mm_set1_epi8(-1);
-    int b = 0;
-    for (; b + 16 <= nk * W; b += 16)
-      mn = _mm_min_epu8(mn, _mm_loadu_si128(reinterpret_cast<const __m128i*>(mt + b)));
-    bool all_excluded = _mm_movemask_epi8(_mm_cmpeq_epi8(mn, _mm_setzero_si128())) == 0;
-    for (; b < nk * W && all_excluded; ++b) all_excluded = mt[b] != 0;
-    if (all_excluded) return;
-  }
+  float* s = sc.s.data();            // [KB][W]
+  const uint8_t* mt = sc.mt.data();  // [KB][W]
+  int* keys = sc.keys.data();        // [KB]
 
   // scores S[j] of the block
   const float* kb = k + kb0 * ldk;
@@ -169,22 +180,28 @@ inline void attention_block(const float* k, int64_t ldk, const float* v, int64_t
   for (; c0 < dh; ++c0) attn_pv<V, 1>(ot, c0, alpha, s, keys, nkeys, vb, ldv);
 }
 
-// Queries [q0, q1) in tiles of W: for each key block, every tile in turn, so a block of k and v
-// rows is read from memory once per call and reused by all tiles from cache. Lk >= 1.
+// Queries [q0, q1) in tiles of W, heads [0, nh) (head h at columns h*dh of q, k, v and out): for
+// each key block, every tile in turn and, for each tile, every head, so a block of k and v rows is
+// read from memory once per call and reused by all tiles from cache, and a tile's mask bytes of
+// the block are transposed once for all heads. Lk >= 1.
 template <class V, int KT, int CT>
 void attention_range(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                      int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk, int dh,
-                     float scale, int64_t q0, int64_t q1) {
+                     float scale, int64_t q0, int64_t q1, int nh = 1) {
   constexpr int W = V::W;
   const int ntiles = (int)((q1 - q0 + W - 1) / W);
-  AttnScratch sc(ntiles, dh, W);
+  AttnScratch sc(ntiles, nh, dh, W);
+  const size_t st = (size_t)dh * W;  // floats of Qt or Ot per (tile, head)
   for (int t = 0; t < ntiles; ++t) {
     const int64_t t0 = q0 + (int64_t)t * W;
     const int nq = (int)std::min<int64_t>(W, q1 - t0);
-    float* qt = sc.qt.data() + (size_t)t * dh * W;
-    for (int c = 0; c < dh; ++c)
-      for (int i = 0; i < W; ++i) qt[c * W + i] = i < nq ? q[(t0 + i) * ldq + c] * scale : 0.f;
-    std::fill(sc.m.begin() + t * W, sc.m.begin() + (t + 1) * W, -FLT_MAX);
+    for (int h = 0; h < nh; ++h) {
+      float* qt = sc.qt.data() + (size_t)(t * nh + h) * st;
+      const float* qh = q + h * dh;
+      for (int c = 0; c < dh; ++c)
+        for (int i = 0; i < W; ++i) qt[c * W + i] = i < nq ? qh[(t0 + i) * ldq + c] * scale : 0.f;
+    }
+    std::fill(sc.m.begin() + (size_t)t * nh * W, sc.m.begin() + (size_t)(t + 1) * nh * W, -FLT_MAX);
     // Mask rows per lane: the real row, or zeros (no mask / fully masked row: attend to all
     // keys), or ones for lanes past nq (so that they never prevent skipping a block).
     for (int i = 0; i < W; ++i) {
@@ -196,29 +213,38 @@ void attention_range(const float* q, int64_t ldq, const float* k, int64_t ldk, c
       }
     }
   }
+  const int span = nh * dh;  // columns of a k/v row the call reads (contiguous when ld == span)
   for (int64_t kb0 = 0; kb0 < Lk; kb0 += kAttnKB) {
     const int nk = (int)std::min<int64_t>(kAttnKB, Lk - kb0);
     const int64_t next = kb0 + kAttnKB;  // the next block's rows are prefetched, a share per tile
     const int n_next = (int)std::max<int64_t>(0, std::min<int64_t>(kAttnKB, Lk - next));
     for (int t = 0; t < ntiles; ++t) {
       for (int j = t * n_next / ntiles; j < (t + 1) * n_next / ntiles; ++j)
-        for (int c = 0; c < dh; c += 16) V::prefetch(k + (next + j) * ldk + c), V::prefetch(v + (next + j) * ldv + c);
-      attention_block<V, KT, CT>(k, ldk, v, ldv, dh, kb0, nk, sc.qt.data() + (size_t)t * dh * W,
-                                 sc.ot.data() + (size_t)t * dh * W, sc.m.data() + t * W,
-                                 sc.l.data() + t * W, sc.row.data() + t * W, sc.real.data() + t * W,
-                                 sc.masked[t] != 0, sc);
+        for (int c = 0; c < span; c += 16) V::prefetch(k + (next + j) * ldk + c), V::prefetch(v + (next + j) * ldv + c);
+      const bool masked = sc.masked[t] != 0;
+      if (masked && attention_block_mask<V>(kb0, nk, sc.row.data() + t * W, sc.real.data() + t * W, sc))
+        continue;  // every lane excludes every key of the block, for every head
+      for (int h = 0; h < nh; ++h) {
+        const size_t th = (size_t)(t * nh + h);
+        attention_block<V, KT, CT>(k + h * dh, ldk, v + h * dh, ldv, dh, kb0, nk, sc.qt.data() + th * st,
+                                   sc.ot.data() + th * st, sc.m.data() + th * W, sc.l.data() + th * W,
+                                   masked, sc);
+      }
     }
   }
   // out = Ot / l, transposed back to rows
   for (int t = 0; t < ntiles; ++t) {
     const int64_t t0 = q0 + (int64_t)t * W;
     const int nq = (int)std::min<int64_t>(W, q1 - t0);
-    float* ot = sc.ot.data() + (size_t)t * dh * W;
-    const typename V::F inv = V::div(V::set1(1.f), V::load(sc.l.data() + t * W));
-    for (int c = 0; c < dh; ++c) V::store(ot + c * W, V::mul(V::load(ot + c * W), inv));
-    for (int i = 0; i < nq; ++i) {
-      float* o = out + (t0 + i) * ldo;
-      for (int c = 0; c < dh; ++c) o[c] = ot[c * W + i];
+    for (int h = 0; h < nh; ++h) {
+      const size_t th = (size_t)(t * nh + h);
+      float* ot = sc.ot.data() + th * st;
+      const typename V::F inv = V::div(V::set1(1.f), V::load(sc.l.data() + th * W));
+      for (int c = 0; c < dh; ++c) V::store(ot + c * W, V::mul(V::load(ot + c * W), inv));
+      for (int i = 0; i < nq; ++i) {
+        float* o = out + (t0 + i) * ldo + h * dh;
+        for (int c = 0; c < dh; ++c) o[c] = ot[c * W + i];
+      }
     }
   }
 }

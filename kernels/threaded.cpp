@@ -66,7 +66,9 @@ void softmax_rows(float* x, int64_t rows, int64_t n) {
 void layernorm_rows(const float* x, const float* residual, const float* gamma, const float* beta,
                     float* y, int64_t rows, int64_t C, float eps) {
   const KernelTable& k = active();
-  parallel_chunks(rows, 16, [&](int64_t b, int64_t e) {
+  // At least 32768 values per thread: the decoder's [100, 256] norms stay on one thread (~10 us of
+  // work, less than waking a second one).
+  parallel_chunks(rows, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, C)), [&](int64_t b, int64_t e) {
     k.layernorm_rows(x + b * C, residual ? residual + b * C : nullptr, gamma, beta, y + b * C, e - b,
                      C, eps);
   });
@@ -124,18 +126,27 @@ void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, 
                       int64_t Lk, int heads, int dh, float scale) {
   if (Lq <= 0 || heads <= 0) return;
   const KernelTable& t = active();
-  // Work items are (head, block of queries). The kernels reuse each block of keys for all the
-  // queries of a call while it is in cache, so blocks are large (<= 64 queries, evenly sized)
-  // and only split further (down to 8 queries) until every thread has about two items.
+  // Work items are (group of heads, block of queries), one per thread where possible: a call
+  // reads each block of keys once for all its queries and heads (the heads' columns of a row
+  // together) and transposes each block's mask bytes once for all its heads, so items are large:
+  // all queries (up to 128) in one block and the heads in as many groups as there are threads;
+  // queries are split into blocks only when there are more threads than heads. A block is a
+  // multiple of 16 queries (the widest SIMD tile) so that only the last block ends in a partial
+  // tile (100 queries: 6 full tiles and one of 4).
+  constexpr int64_t kTile = 16;
   const int nt = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
-  int64_t nb = (Lq + 63) / 64;
-  while (heads * nb < 2 * nt && Lq / (nb + 1) >= 8) ++nb;
-  const int64_t qb = (Lq + nb - 1) / nb, blocks = (Lq + qb - 1) / qb;
-  parallel_chunks(heads * blocks, 1, [&](int64_t b, int64_t e) {
+  const int groups = std::min(heads, nt);
+  int64_t nb = (Lq + 127) / 128;
+  while (groups * nb < nt && Lq / (nb + 1) >= 8) ++nb;
+  int64_t qb = (Lq + nb - 1) / nb;
+  if (qb > kTile) qb = (qb + kTile - 1) / kTile * kTile;
+  const int64_t blocks = (Lq + qb - 1) / qb;
+  parallel_chunks(groups * blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const int64_t h = i / blocks, q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
-      t.attention_head(q + h * dh, ldq, k + h * dh, ldk, v + h * dh, ldv, mask, out + h * dh, ldo,
-                       Lk, dh, scale, q0, q1);
+      const int g = (int)(i / blocks), h0 = heads * g / groups, h1 = heads * (g + 1) / groups;
+      const int64_t q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
+      t.attention_heads(q + h0 * dh, ldq, k + h0 * dh, ldk, v + h0 * dh, ldv, mask, out + h0 * dh, ldo,
+                        Lk, dh, scale, q0, q1, h1 - h0);
     }
   });
 }

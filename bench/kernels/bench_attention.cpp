@@ -60,9 +60,10 @@ AttnModel& attn_model(int64_t Lk) {
   return *models.back();
 }
 
-// All heads on one thread, in calls of qb queries: 50 is what kern::masked_attention hands out
-// on two threads (each call reuses every block of keys for all its queries), 8 shows the cost
-// of small calls (k and v streamed from memory once per 8 queries).
+// All heads on one thread in one-head calls (attention_head) of qb queries: 100 = one call per
+// head (each call reuses every block of keys for all its queries), 50 what kern::masked_attention
+// handed out on two threads before it called attention_heads, 8 shows the cost of small calls (k
+// and v streamed from memory once per 8 queries).
 void BM_Attention(benchmark::State& state, Isa isa) {
   AttnModel& m = attn_model(state.range(0));
   const int64_t qb = state.range(1);
@@ -75,6 +76,22 @@ void BM_Attention(benchmark::State& state, Isa isa) {
         t.attention_head(m.q.data() + h * m.dh, m.E, m.k.data() + h * m.dh, m.E, m.v.data() + h * m.dh,
                          m.E, mask, m.out.data() + h * m.dh, m.E, m.Lk, m.dh, scale, q0,
                          std::min<int64_t>(m.Lq, q0 + qb));
+    benchmark::DoNotOptimize(m.out.data());
+  }
+  set_rates(state, m.bytes(), m.flops());
+}
+
+// All heads and queries in one attention_heads call (what kern::masked_attention hands one thread
+// when it runs alone): each block of keys is read once for all the heads, and its mask bytes are
+// transposed once per tile for all of them.
+void BM_AttentionHeads(benchmark::State& state, Isa isa) {
+  AttnModel& m = attn_model(state.range(0));
+  const kern::KernelTable& t = kern::table_for(isa);
+  const float scale = 1.f / std::sqrt(32.f);
+  const uint8_t* mask = m.mask.empty() ? nullptr : m.mask.data();
+  for (auto _ : state) {
+    t.attention_heads(m.q.data(), m.E, m.k.data(), m.E, m.v.data(), m.E, mask, m.out.data(), m.E, m.Lk, m.dh,
+                      scale, 0, m.Lq, m.heads);
     benchmark::DoNotOptimize(m.out.data());
   }
   set_rates(state, m.bytes(), m.flops());
@@ -94,9 +111,11 @@ void BM_MaskedAttentionThreaded(benchmark::State& state) {
 
 [[maybe_unused]] const bool registered = [] {
   for (auto* b : per_isa("Attention", BM_Attention))
-    b->ArgNames({"Lk", "qb"})->ArgsProduct({{660, 2640, 10560, 100}, {50}});
+    b->ArgNames({"Lk", "qb"})->ArgsProduct({{660, 2640, 10560, 100}, {50, 100}});
   for (auto* b : per_isa("Attention", BM_Attention, {Isa::Avx2, Isa::Avx512}))
     b->ArgNames({"Lk", "qb"})->Args({10560, 8});
+  for (auto* b : per_isa("AttentionHeads", BM_AttentionHeads))
+    b->ArgName("Lk")->Arg(660)->Arg(2640)->Arg(10560)->Arg(100);
   benchmark::RegisterBenchmark("Attention/threaded", BM_MaskedAttentionThreaded)
       ->ArgName("Lk")
       ->Arg(660)->Arg(2640)->Arg(10560)->Arg(100)

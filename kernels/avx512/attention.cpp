@@ -1,7 +1,8 @@
-// kernels/avx512/attention.cpp: one attention head, AVX-512 path: tiles of 16 queries (one zmm of
-// lanes), and a last tile of 8 lanes (ymm, AVX-512VL encodings) when at most 8 queries remain so
-// that a small remainder does not run mostly empty zmm; 8 keys per score register block and 16
-// channels per P.V register block (32 vector registers). The body is kernels/attention_simd.h.
+// kernels/avx512/attention.cpp: attention over one or more heads, AVX-512 path: tiles of 16
+// queries (one zmm of lanes), or of 8 (ymm, AVX-512VL encodings) for a call of at most 8 queries;
+// 8 keys per score register block and 16 channels per P.V register block (32 vector registers).
+// The body is kernels/attention_simd.h. A call's partial last tile stays a zmm tile: a separate
+// ymm pass over the remainder would stream every block of k and v from memory a second time.
 #include <algorithm>
 #include <cstring>
 
@@ -12,21 +13,25 @@
 
 namespace m2fp::kern::avx512 {
 
+void attention_heads(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                     int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk, int dh,
+                     float scale, int64_t q0, int64_t q1, int nh) {
+  if (q1 <= q0 || dh <= 0 || nh <= 0) return;
+  if (Lk <= 0) {  // no keys: zeros, as the reference
+    for (int64_t i = q0; i < q1; ++i)
+      for (int h = 0; h < nh; ++h) std::memset(out + i * ldo + h * dh, 0, sizeof(float) * dh);
+    return;
+  }
+  if (q1 - q0 <= V8::W)
+    attention_range<V8, 8, 16>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1, nh);
+  else
+    attention_range<V16, 8, 16>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1, nh);
+}
+
 void attention_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                     int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk, int dh,
                     float scale, int64_t q0, int64_t q1) {
-  if (q1 <= q0 || dh <= 0) return;
-  if (Lk <= 0) {  // no keys: zeros, as the reference
-    for (int64_t i = q0; i < q1; ++i) std::memset(out + i * ldo, 0, sizeof(float) * dh);
-    return;
-  }
-  const int64_t n = q1 - q0, rem = n % V16::W;
-  // zmm tiles up to the last remainder of <= 8 queries, which gets one ymm tile
-  const int64_t split = (rem > 0 && rem <= V8::W) ? q1 - rem : q1;
-  if (split > q0)
-    attention_range<V16, 8, 16>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, split);
-  if (split < q1)
-    attention_range<V8, 8, 16>(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, split, q1);
+  attention_heads(q, ldq, k, ldk, v, ldv, mask, out, ldo, Lk, dh, scale, q0, q1, 1);
 }
 
 }  // namespace m2fp::kern::avx512

@@ -60,4 +60,13 @@ void attention_head(const float* q, int64_t ldq, const float* k, int64_t ldk, co
   }
 }
 
+// nh heads: one call per head (head h at columns h*dh).
+void attention_heads(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                     int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lk, int dh,
+                     float scale, int64_t q0, int64_t q1, int nh) {
+  for (int h = 0; h < nh; ++h)
+    attention_head(q + h * dh, ldq, k + h * dh, ldk, v + h * dh, ldv, mask, out + h * dh, ldo, Lk, dh,
+                   scale, q0, q1);
+}
+
 }  // namespace m2fp::kern::ref

@@ -1,8 +1,9 @@
 // tests/kernels/test_attention.cpp: masked multi-head attention (one head per call, streaming
 // softmax). Every SIMD path against the scalar reference with Lk = 1 .. 10560, null masks,
 // random and region masks, fully masked rows, single-key rows, large logits; atol 3e-6, rtol
-// 1e-5. The reference's semantics on hand-checkable cases; the threaded entry point against
-// per-head calls of the active table.
+// 1e-5. The reference's semantics on hand-checkable cases; attention_heads (several heads per
+// call) on every path against that path's one-head calls, bit for bit, and the reference; the
+// threaded entry point against per-head calls of the active table.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -88,6 +89,58 @@ TEST(Attention, ScalarSemantics) {
   const float qb[1] = {1e4f};
   t.attention_head(qb, 1, k, 1, v, 1, nullptr, &out, 1, 3, 1, 1.f, 0, 1);
   EXPECT_FLOAT_EQ(out, 40.f);
+}
+
+TEST(Attention, HeadsPerCallMatchOneHeadCalls) {
+  // nh heads in one call, head h at columns h*dh (strided rows, a column before the heads and
+  // padding after them), against nh one-head calls: bit for bit on the same path (the per-lane
+  // operations do not depend on the heads per call) and within tolerance of the reference.
+  // Query counts with full and partial 16- and 8-lane tiles; no keys; masks with fully masked
+  // rows and blocks excluded for whole tiles; a call over a middle range of queries.
+  const Tol tol{3e-6, 1e-5};
+  int n = 0;
+  uint32_t seed = 4100;
+  for (int64_t Lq : {1, 7, 20, 100})
+    for (int64_t Lk : {0, 1, 70, 700})
+      for (int nh : {1, 3, 8})
+        for (int dh : {5, 32})
+          for (Mask mk : {Mask::None, Mask::Regions, Mask::FullRows}) {
+            if (mk != Mask::None && Lk == 0) continue;
+            std::mt19937 rng(seed++);
+            const int64_t col = 1, E = col + (int64_t)nh * dh, ldq = E + 2, ldk = E + 1, ldv = E + 3, ldo = E + 4;
+            const int64_t kr = std::max<int64_t>(Lk, 1);
+            const std::vector<float> q = randn((size_t)(Lq * ldq), rng), k = randn((size_t)(kr * ldk), rng),
+                                     v = randn((size_t)(kr * ldv), rng);
+            const std::vector<uint8_t> mask = make_mask(mk, Lq, Lk, rng);
+            const uint8_t* mp = mask.empty() ? nullptr : mask.data();
+            const float scale = 1.f / std::sqrt((float)dh);
+            const int64_t q0 = Lq > 20 ? 3 : 0, q1 = Lq > 20 ? Lq - 2 : Lq;
+            auto one_head_calls = [&](const kern::KernelTable& t, std::vector<float>& out) {
+              for (int h = 0; h < nh; ++h)
+                t.attention_head(q.data() + col + h * dh, ldq, k.data() + col + h * dh, ldk,
+                                 v.data() + col + h * dh, ldv, mp, out.data() + col + h * dh, ldo, Lk, dh, scale,
+                                 q0, q1);
+            };
+            std::vector<float> want((size_t)(Lq * ldo), -7.f);
+            one_head_calls(kern::table_for(Isa::Scalar), want);
+            for (Isa isa : all_isas()) {
+              const kern::KernelTable& t = kern::table_for(isa);
+              std::vector<float> got((size_t)(Lq * ldo), -7.f), per_head((size_t)(Lq * ldo), -7.f);
+              t.attention_heads(q.data() + col, ldq, k.data() + col, ldk, v.data() + col, ldv, mp,
+                                got.data() + col, ldo, Lk, dh, scale, q0, q1, nh);
+              one_head_calls(t, per_head);
+              const std::string what = std::string(kern::isa_name(isa)) + " Lq=" + std::to_string(Lq) +
+                                       " Lk=" + std::to_string(Lk) + " nh=" + std::to_string(nh) +
+                                       " dh=" + std::to_string(dh) + " mask=" + mask_name(mk);
+              ASSERT_EQ(std::memcmp(got.data(), per_head.data(), got.size() * sizeof(float)), 0)
+                  << what << ": attention_heads differs from one-head calls of the same path";
+              // rows outside [q0, q1) and columns outside the heads keep the -7 (in `want` too)
+              const Diff dd = diff(got.data(), want.data(), got.size(), tol);
+              EXPECT_EQ(dd.bad, 0u) << report(what, dd, tol, got.size());
+              ++n;
+            }
+          }
+  std::printf("  attention_heads: %d (case, isa) pairs, bit-identical to one-head calls\n", n);
 }
 
 TEST(Attention, ThreadedEntryPointMatchesTable) {
