@@ -289,6 +289,7 @@ nlohmann::json modelscope_answer(const Parsing& p, MaskFormat fmt, LabelSet set)
 std::vector<uint8_t> persons_png(const Parsing& p) {
   const size_t n = (size_t)p.width * p.height;
   if (p.persons.size() <= 255) {
+    if (p.person_map.size() == n) return encode_png(p.person_map.data(), p.width, p.height, 1);
     std::vector<uint8_t> m = p.person_map;
     m.resize(n, 0);
     return encode_png(m.data(), p.width, p.height, 1);
@@ -309,6 +310,8 @@ std::vector<uint8_t> persons_png(const Parsing& p) {
 std::vector<uint8_t> labels_png(const Parsing& p, LabelSet set) {
   const std::vector<Rgb> pal = parsing_palette(256);
   std::vector<std::array<uint8_t, 3>> palette(pal.begin(), pal.end());
+  if (set == LabelSet::Cihp)  // the model's own ids: no copy of the label map
+    return encode_png_palette(p.labels.data(), p.width, p.height, palette);
   const std::vector<uint8_t> lab = map_labels(p.labels, set, p.class_names);
   return encode_png_palette(lab.data(), p.width, p.height, palette);
 }
