@@ -242,79 +242,84 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   // The garment (person, category) of each pixel: gid = person * ncat + category + 1, 0 where the
   // pixel is no garment or belongs to nobody: [H, W]. Rows are split over the threads (each pixel on
   // its own); the pixel count and the classes seen per garment are gathered per thread and added up.
+  // 16-bit ids when they fit (always, for up to 100 persons), else 32-bit.
   const size_t nkeys = static_cast<size_t>(num_persons) * std::max(ncat, 1);
   const size_t ncls = cls_to_cat.size();
-  std::unique_ptr<uint32_t[]> gid(new uint32_t[npix]);  // every entry written below
   std::vector<int64_t> key_count(nkeys, 0);
   std::vector<uint8_t> key_classes(nkeys * ncls, 0);  // [nkeys, num_classes]: class seen in the garment
-#pragma omp parallel if (npix >= (1u << 20))
-  {
-    std::vector<int64_t> cnt(nkeys, 0);
-    std::vector<uint8_t> seen(nkeys * ncls, 0);
-#pragma omp for schedule(static)
-    for (int y = 0; y < H; ++y) {
-      for (int x = 0; x < W; ++x) {
-        const size_t i = static_cast<size_t>(y) * W + x;
-        const int cls = parsing.labels[i];
-        const int cat = cls_to_cat[cls];
-        gid[i] = 0;
-        if (cat < 0) continue;
-        int p = 0;
-        if (!single) {
-          const int pm = parsing.person_map[i];
-          p = pm > 0 ? pm - 1 : fallback_person(x, y);
-          if (p < 0) continue;
-        }
-        const size_t key = static_cast<size_t>(p) * ncat + cat;
-        gid[i] = static_cast<uint32_t>(key + 1);
-        ++cnt[key];
-        seen[key * ncls + static_cast<size_t>(cls)] = 1;
-      }
-    }
-#pragma omp critical(m2fp_outfit_counts)
-    for (size_t k = 0; k < nkeys; ++k) {
-      key_count[k] += cnt[k];
-      for (size_t c = 0; c < ncls; ++c) key_classes[k * ncls + c] |= seen[k * ncls + c];
-    }
-  }
-
-  // The colours of each garment's pixels in raster order, all of them and the interior ones (whose 4
-  // neighbours are of the same garment; a neighbour outside the photo counts as the same: a garment
-  // cut by the frame is not an edge), and its box; only garments that pass the size checks below.
-  auto kept = [&](size_t key) {
-    const int64_t count = key_count[key];
-    const int64_t area = outfits[key / std::max(ncat, 1)].area;
-    if (count == 0 || count < opt.min_pixels) return false;
-    return !(area > 0 && static_cast<double>(count) / area < opt.min_share_of_person);
-  };
   std::vector<std::vector<RGB8>> all(nkeys), interior(nkeys);
   std::vector<BBox> box(nkeys, BBox{W, H, 0, 0});
   std::vector<uint8_t> keep(nkeys, 0);
-  for (size_t k = 0; k < nkeys; ++k)
-    if (kept(k)) {
-      keep[k] = 1;
-      all[k].reserve(static_cast<size_t>(key_count[k]));
-      if (opt.interior_pixels_only) interior[k].reserve(static_cast<size_t>(key_count[k]));
+  auto gather = [&](auto id_type) {
+    using Id = decltype(id_type);
+    std::unique_ptr<Id[]> gid(new Id[npix]);  // every entry written below
+#pragma omp parallel if (npix >= (1u << 20))
+    {
+      std::vector<int64_t> cnt(nkeys, 0);
+      std::vector<uint8_t> seen(nkeys * ncls, 0);
+#pragma omp for schedule(static)
+      for (int y = 0; y < H; ++y) {
+        for (int x = 0; x < W; ++x) {
+          const size_t i = static_cast<size_t>(y) * W + x;
+          const int cls = parsing.labels[i];
+          const int cat = cls_to_cat[cls];
+          gid[i] = 0;
+          if (cat < 0) continue;
+          int p = 0;
+          if (!single) {
+            const int pm = parsing.person_map[i];
+            p = pm > 0 ? pm - 1 : fallback_person(x, y);
+            if (p < 0) continue;
+          }
+          const size_t key = static_cast<size_t>(p) * ncat + cat;
+          gid[i] = static_cast<Id>(key + 1);
+          ++cnt[key];
+          seen[key * ncls + static_cast<size_t>(cls)] = 1;
+        }
+      }
+#pragma omp critical(m2fp_outfit_counts)
+      for (size_t k = 0; k < nkeys; ++k) {
+        key_count[k] += cnt[k];
+        for (size_t c = 0; c < ncls; ++c) key_classes[k * ncls + c] |= seen[k * ncls + c];
+      }
     }
-  for (int y = 0; y < H; ++y) {
-    const uint32_t* g = gid.get() + static_cast<size_t>(y) * W;
-    const uint32_t* up = y > 0 ? g - W : nullptr;
-    const uint32_t* down = y + 1 < H ? g + W : nullptr;
-    const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
-    for (int x = 0; x < W; ++x) {
-      const uint32_t id = g[x];
-      if (id == 0 || !keep[id - 1]) continue;
-      const size_t key = id - 1;
-      BBox& b = box[key];
-      b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
-      const RGB8 c{rgb[3 * x], rgb[3 * x + 1], rgb[3 * x + 2]};
-      all[key].push_back(c);
-      if (opt.interior_pixels_only && (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) &&
-          (!up || up[x] == id) && (!down || down[x] == id))
-        interior[key].push_back(c);
+
+    // The colours of each garment's pixels in raster order, all of them and the interior ones (whose 4
+    // neighbours are of the same garment; a neighbour outside the photo counts as the same: a garment
+    // cut by the frame is not an edge), and its box; only garments that pass the size checks below.
+    auto kept = [&](size_t key) {
+      const int64_t count = key_count[key];
+      const int64_t area = outfits[key / std::max(ncat, 1)].area;
+      if (count == 0 || count < opt.min_pixels) return false;
+      return !(area > 0 && static_cast<double>(count) / area < opt.min_share_of_person);
+    };
+    for (size_t k = 0; k < nkeys; ++k)
+      if (kept(k)) {
+        keep[k] = 1;
+        all[k].reserve(static_cast<size_t>(key_count[k]));
+        if (opt.interior_pixels_only) interior[k].reserve(static_cast<size_t>(key_count[k]));
+      }
+    for (int y = 0; y < H; ++y) {
+      const Id* g = gid.get() + static_cast<size_t>(y) * W;
+      const Id* up = y > 0 ? g - W : nullptr;
+      const Id* down = y + 1 < H ? g + W : nullptr;
+      const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
+      for (int x = 0; x < W; ++x) {
+        const Id id = g[x];
+        if (id == 0 || !keep[id - 1]) continue;
+        const size_t key = id - 1;
+        BBox& b = box[key];
+        b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
+        const RGB8 c{rgb[3 * x], rgb[3 * x + 1], rgb[3 * x + 2]};
+        all[key].push_back(c);
+        if (opt.interior_pixels_only && (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) &&
+            (!up || up[x] == id) && (!down || down[x] == id))
+          interior[key].push_back(c);
+      }
     }
-  }
-  gid.reset();
+  };
+  if (nkeys < 65535) gather(uint16_t{});
+  else gather(uint32_t{});
 
   for (int p = 0; p < num_persons; ++p) {
     PersonOutfit& outfit = outfits[p];
