@@ -38,7 +38,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -363,47 +365,60 @@ int cmd_parse(int argc, char** argv) {
       }
       const Parsing& p = r.parsing;
 
-      // timings_ms.write: rendering, encoding and writing every picture (result.json itself, written
-      // last, cannot hold its own time)
-      const auto write0 = std::chrono::steady_clock::now();
-      outs.written.push_back(dir + "/labels.png");
-      const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
-      write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
-      if (!p.single_human) {
-        outs.written.push_back(dir + "/persons.png");
-        const std::vector<uint8_t> persons_png = service::persons_png(p);
-        write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
-      }
+      // The pictures are rendered, encoded and written on a second thread while this one builds
+      // result.json (masks' RLE, outfit analysis): the two share nothing but the parsing, which
+      // both only read. timings_ms.write: the pictures' thread, start to end (result.json itself,
+      // written last, cannot hold its own time).
+      // The pictures in the label set's ids and names, as labels.png (CIHP: the parsing itself; a
+      // copy would double the memory of a large photo's masks).
+      std::optional<Parsing> remapped;
+      if (label_set != service::LabelSet::Cihp) remapped = service::in_label_set(p, label_set);
+      const Parsing& in_set = remapped ? *remapped : p;
       std::vector<std::string> mask_files;
       if (!union_names.empty()) {
         fs::create_directories(dir + "/masks", ec);
         if (ec) throw IoError(dir + "/masks: cannot create folder: " + ec.message());
-        for (const std::string& n : union_names) {
-          const std::vector<uint8_t> m = service::union_mask(p, n, mask_dilate);
-          const std::string f = "masks/" + n + ".png";
-          outs.written.push_back(dir + "/" + f);
-          write_png_gray8(dir + "/" + f, m.data(), p.width, p.height);
-          mask_files.push_back(f);
-        }
+        for (const std::string& n : union_names) mask_files.push_back("masks/" + n + ".png");
       }
-      // the pictures in the label set's ids and names, as labels.png
-      // (CIHP: the parsing itself; a copy would double the memory of a large photo's masks)
-      std::optional<Parsing> remapped;
-      if (label_set != service::LabelSet::Cihp) remapped = service::in_label_set(p, label_set);
-      const Parsing& in_set = remapped ? *remapped : p;
-      outs.written.push_back(dir + "/labels_color.png");
-      write_png_rgb(dir + "/labels_color.png", service::colorize_labels(in_set.labels, p.width, p.height));
-      service::RenderOptions ro;
-      ro.smooth_edges = a.has("smooth-edges");
-      ro.person_boxes = !p.persons.empty();
-      outs.written.push_back(dir + "/parsing.png");
-      write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, in_set, ro));
-      const double write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
+      std::vector<std::string> picture_files = {dir + "/labels.png"};
+      if (!p.single_human) picture_files.push_back(dir + "/persons.png");
+      for (const std::string& f : mask_files) picture_files.push_back(dir + "/" + f);
+      picture_files.push_back(dir + "/labels_color.png");
+      picture_files.push_back(dir + "/parsing.png");
+      outs.written.insert(outs.written.end(), picture_files.begin(), picture_files.end());
+      double write_ms = 0;
+      std::future<void> pictures = std::async(std::launch::async, [&] {
+        const auto write0 = std::chrono::steady_clock::now();
+        const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
+        write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
+        if (!p.single_human) {
+          const std::vector<uint8_t> persons_png = service::persons_png(p);
+          write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
+        }
+        for (size_t i = 0; i < union_names.size(); ++i) {
+          const std::vector<uint8_t> m = service::union_mask(p, union_names[i], mask_dilate);
+          write_png_gray8(dir + "/" + mask_files[i], m.data(), p.width, p.height);
+        }
+        write_png_rgb(dir + "/labels_color.png", service::colorize_labels(in_set.labels, p.width, p.height));
+        service::RenderOptions ro;
+        ro.smooth_edges = a.has("smooth-edges");
+        ro.person_boxes = !p.persons.empty();
+        write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, in_set, ro));
+        write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
+      });
 
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
       outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
-      nlohmann::json j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
+      nlohmann::json j;
+      std::exception_ptr doc_error;
+      try {
+        j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
+      } catch (...) {
+        doc_error = std::current_exception();
+      }
+      pictures.get();  // the pictures' errors (IoError) first, as when they were written before result.json
+      if (doc_error) std::rethrow_exception(doc_error);
       j["timings_ms"]["write"] = write_ms;
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},

@@ -166,6 +166,7 @@ std::vector<uint8_t> png_from_rows(const char* who, const uint8_t* px, int width
   const size_t stride = row_bytes + 1, raw_size = stride * (size_t)height;
   // Not value-initialised (every byte is written): a 12-megapixel RGB picture is 36 MB here.
   std::unique_ptr<uint8_t[]> raw(new uint8_t[raw_size]);
+#pragma omp parallel for schedule(static) if (raw_size >= (1u << 22))
   for (int y = 0; y < height; ++y) {
     uint8_t* d = raw.get() + (size_t)y * stride;
     const uint8_t* cur = px + (size_t)y * row_bytes;

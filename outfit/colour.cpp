@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 namespace m2fp {
@@ -285,11 +286,30 @@ std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const
   const size_t n = pixels.size();
   if (n == 0) return {};
 
-  // All pixels in CIELAB, float to halve the memory: [n] (L, a, b).
-  std::vector<LabF> lab(n);
-  for (size_t i = 0; i < n; ++i) {
-    const Lab l = rgb_to_lab(pixels[i]);
-    lab[i] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
+  // All pixels in CIELAB, float to halve the memory: [n] (L, a, b). Split over the threads (each
+  // pixel on its own, so the values do not depend on the split). A photo repeats its colours, so
+  // each thread keeps the conversions it made in a small direct-mapped cache keyed by the 24-bit
+  // colour: a hit gives the very value rgb_to_lab gave for that colour before.
+  std::unique_ptr<LabF[]> lab(new LabF[n]);  // every entry written below
+  const bool threaded = n >= 65536;
+#pragma omp parallel if (threaded)
+  {
+    constexpr int kCacheBits = 14;
+    std::unique_ptr<uint32_t[]> key(new uint32_t[1u << kCacheBits]);  // colour + 1 (0: empty)
+    std::unique_ptr<LabF[]> val(new LabF[1u << kCacheBits]);
+    std::fill(key.get(), key.get() + (1u << kCacheBits), 0u);
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      const RGB8 c = pixels[i];
+      const uint32_t rgb = (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
+      const uint32_t slot = (rgb * 2654435761u) >> (32 - kCacheBits);
+      if (key[slot] != rgb + 1) {
+        const Lab l = rgb_to_lab(c);
+        val[slot] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
+        key[slot] = rgb + 1;
+      }
+      lab[i] = val[slot];
+    }
   }
 
   // Sub-sample on an even stride: [m] indices into lab, m <= max_samples.
@@ -347,12 +367,17 @@ std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const
   // Refine on all pixels: assign, recompute centres, then merge near-duplicates and fold tiny clusters
   // (one change per round, re-assigning after each) until nothing changes. Every round that does
   // not break removes a centre, and one centre never changes again, so this ends.
+  // The nearest centres are found over the threads, the sums taken in pixel order (the same
+  // rounding as one thread).
   std::vector<int64_t> count;
+  std::unique_ptr<uint8_t[]> nearest_of(new uint8_t[n]);  // max_colours <= 8
   for (;;) {
     std::vector<Lab> sum(centres.size());
     count.assign(centres.size(), 0);
+#pragma omp parallel for schedule(static) if (threaded)
+    for (size_t i = 0; i < n; ++i) nearest_of[i] = static_cast<uint8_t>(nearest(lab[i], centres));
     for (size_t i = 0; i < n; ++i) {
-      const int c = nearest(lab[i], centres);
+      const int c = nearest_of[i];
       sum[c].L += lab[i].L, sum[c].a += lab[i].a, sum[c].b += lab[i].b;
       ++count[c];
     }

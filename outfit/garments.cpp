@@ -6,6 +6,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -227,49 +228,106 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     return best;
   };
 
-  // Owner person per pixel for garment pixels (-1: not a garment or nobody): [H, W]
-  std::vector<int> owner(npix, -1);
-  std::vector<std::vector<uint32_t>> members(static_cast<size_t>(num_persons) * std::max(ncat, 1));
-  std::vector<std::set<int>> member_classes(members.size());
-  for (int y = 0; y < H; ++y) {
-    for (int x = 0; x < W; ++x) {
-      const size_t i = static_cast<size_t>(y) * W + x;
-      const int cls = parsing.labels[i];
-      if (cls >= static_cast<int>(cls_to_cat.size()))
-        throw OutfitError("extract_outfits: label " + std::to_string(cls) + " at pixel (" + std::to_string(x) + ", " +
-                          std::to_string(y) + ") but there are only " + std::to_string(cls_to_cat.size()) +
-                          " class names");
-      const int cat = cls_to_cat[cls];
-      if (cat < 0) continue;
-      int p = 0;
-      if (!single) {
-        const int pm = parsing.person_map[i];
-        p = pm > 0 ? pm - 1 : fallback_person(x, y);
-        if (p < 0) continue;
-      }
-      owner[i] = p;
-      const size_t key = static_cast<size_t>(p) * ncat + cat;
-      members[key].push_back(static_cast<uint32_t>(i));
-      member_classes[key].insert(cls);
-    }
-  }
+  // Every label must name a class; the first one that does not (in raster order) is reported.
+  uint8_t max_label = 0;
+#pragma omp parallel for schedule(static) reduction(max : max_label) if (npix >= (1u << 20))
+  for (size_t i = 0; i < npix; ++i) max_label = std::max(max_label, parsing.labels[i]);
+  if (max_label >= cls_to_cat.size())
+    for (size_t i = 0; i < npix; ++i)
+      if (parsing.labels[i] >= cls_to_cat.size())
+        throw OutfitError("extract_outfits: label " + std::to_string(parsing.labels[i]) + " at pixel (" +
+                          std::to_string(i % W) + ", " + std::to_string(i / W) + ") but there are only " +
+                          std::to_string(cls_to_cat.size()) + " class names");
 
-  // Same garment (category and owner) at pixel j as at pixel i? Out-of-image neighbours count as same:
-  // a garment cut by the frame is not an edge.
-  auto same = [&](size_t i, int x, int y) {
-    if (x < 0 || y < 0 || x >= W || y >= H) return true;
-    const size_t j = static_cast<size_t>(y) * W + x;
-    return owner[j] == owner[i] && cls_to_cat[parsing.labels[j]] == cls_to_cat[parsing.labels[i]];
+  // The garment (person, category) of each pixel: gid = person * ncat + category + 1, 0 where the
+  // pixel is no garment or belongs to nobody: [H, W]. Rows are split over the threads (each pixel on
+  // its own); the pixel count and the classes seen per garment are gathered per thread and added up.
+  // 16-bit ids when they fit (always, for up to 100 persons), else 32-bit.
+  const size_t nkeys = static_cast<size_t>(num_persons) * std::max(ncat, 1);
+  const size_t ncls = cls_to_cat.size();
+  std::vector<int64_t> key_count(nkeys, 0);
+  std::vector<uint8_t> key_classes(nkeys * ncls, 0);  // [nkeys, num_classes]: class seen in the garment
+  std::vector<std::vector<RGB8>> all(nkeys), interior(nkeys);
+  std::vector<BBox> box(nkeys, BBox{W, H, 0, 0});
+  std::vector<uint8_t> keep(nkeys, 0);
+  auto gather = [&](auto id_type) {
+    using Id = decltype(id_type);
+    std::unique_ptr<Id[]> gid(new Id[npix]);  // every entry written below
+#pragma omp parallel if (npix >= (1u << 20))
+    {
+      std::vector<int64_t> cnt(nkeys, 0);
+      std::vector<uint8_t> seen(nkeys * ncls, 0);
+#pragma omp for schedule(static)
+      for (int y = 0; y < H; ++y) {
+        for (int x = 0; x < W; ++x) {
+          const size_t i = static_cast<size_t>(y) * W + x;
+          const int cls = parsing.labels[i];
+          const int cat = cls_to_cat[cls];
+          gid[i] = 0;
+          if (cat < 0) continue;
+          int p = 0;
+          if (!single) {
+            const int pm = parsing.person_map[i];
+            p = pm > 0 ? pm - 1 : fallback_person(x, y);
+            if (p < 0) continue;
+          }
+          const size_t key = static_cast<size_t>(p) * ncat + cat;
+          gid[i] = static_cast<Id>(key + 1);
+          ++cnt[key];
+          seen[key * ncls + static_cast<size_t>(cls)] = 1;
+        }
+      }
+#pragma omp critical(m2fp_outfit_counts)
+      for (size_t k = 0; k < nkeys; ++k) {
+        key_count[k] += cnt[k];
+        for (size_t c = 0; c < ncls; ++c) key_classes[k * ncls + c] |= seen[k * ncls + c];
+      }
+    }
+
+    // The colours of each garment's pixels in raster order, all of them and the interior ones (whose 4
+    // neighbours are of the same garment; a neighbour outside the photo counts as the same: a garment
+    // cut by the frame is not an edge), and its box; only garments that pass the size checks below.
+    auto kept = [&](size_t key) {
+      const int64_t count = key_count[key];
+      const int64_t area = outfits[key / std::max(ncat, 1)].area;
+      if (count == 0 || count < opt.min_pixels) return false;
+      return !(area > 0 && static_cast<double>(count) / area < opt.min_share_of_person);
+    };
+    for (size_t k = 0; k < nkeys; ++k)
+      if (kept(k)) {
+        keep[k] = 1;
+        all[k].reserve(static_cast<size_t>(key_count[k]));
+        if (opt.interior_pixels_only) interior[k].reserve(static_cast<size_t>(key_count[k]));
+      }
+    for (int y = 0; y < H; ++y) {
+      const Id* g = gid.get() + static_cast<size_t>(y) * W;
+      const Id* up = y > 0 ? g - W : nullptr;
+      const Id* down = y + 1 < H ? g + W : nullptr;
+      const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
+      for (int x = 0; x < W; ++x) {
+        const Id id = g[x];
+        if (id == 0 || !keep[id - 1]) continue;
+        const size_t key = id - 1;
+        BBox& b = box[key];
+        b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
+        const RGB8 c{rgb[3 * x], rgb[3 * x + 1], rgb[3 * x + 2]};
+        all[key].push_back(c);
+        if (opt.interior_pixels_only && (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) &&
+            (!up || up[x] == id) && (!down || down[x] == id))
+          interior[key].push_back(c);
+      }
+    }
   };
+  if (nkeys < 65535) gather(uint16_t{});
+  else gather(uint32_t{});
 
   for (int p = 0; p < num_persons; ++p) {
     PersonOutfit& outfit = outfits[p];
     for (int cat = 0; cat < ncat; ++cat) {
-      const auto& idx = members[static_cast<size_t>(p) * ncat + cat];
-      const int64_t count = static_cast<int64_t>(idx.size());
-      if (count == 0 || count < opt.min_pixels) continue;
+      const size_t key = static_cast<size_t>(p) * ncat + cat;
+      if (!keep[key]) continue;
+      const int64_t count = key_count[key];
       const double share = outfit.area > 0 ? static_cast<double>(count) / outfit.area : 0.0;
-      if (outfit.area > 0 && share < opt.min_share_of_person) continue;
 
       Garment g;
       g.category = categories[cat];
@@ -277,23 +335,15 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       g.person = p;
       g.pixels = count;
       g.share_of_person = std::min(share, 1.0);
-      int x0 = W, y0 = H, x1 = 0, y1 = 0;
-      std::vector<RGB8> all, interior;
-      all.reserve(idx.size());
-      for (uint32_t i : idx) {
-        const int x = static_cast<int>(i % W), y = static_cast<int>(i / W);
-        x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x + 1), y1 = std::max(y1, y + 1);
-        const RGB8 c{image.rgb[3 * static_cast<size_t>(i)], image.rgb[3 * static_cast<size_t>(i) + 1],
-                     image.rgb[3 * static_cast<size_t>(i) + 2]};
-        all.push_back(c);
-        if (opt.interior_pixels_only && same(i, x - 1, y) && same(i, x + 1, y) && same(i, x, y - 1) &&
-            same(i, x, y + 1))
-          interior.push_back(c);
-      }
-      g.bbox = {x0, y0, x1, y1};
-      const bool use_interior = opt.interior_pixels_only && interior.size() >= 16 && interior.size() * 4 >= all.size();
-      g.colours = dominant_colours(use_interior ? interior : all, opt.colour);
-      for (int cls : member_classes[static_cast<size_t>(p) * ncat + cat]) g.labels.push_back(parsing.class_names[cls]);
+      g.bbox = box[key];
+      const bool use_interior =
+          opt.interior_pixels_only && interior[key].size() >= 16 && interior[key].size() * 4 >= all[key].size();
+      g.colours = dominant_colours(use_interior ? interior[key] : all[key], opt.colour);
+      std::vector<RGB8>().swap(all[key]);
+      std::vector<RGB8>().swap(interior[key]);
+      const uint8_t* seen = key_classes.data() + key * ncls;
+      for (size_t cls = 0; cls < ncls; ++cls)
+        if (seen[cls]) g.labels.push_back(parsing.class_names[cls]);
       outfit.garments.push_back(std::move(g));
     }
     std::sort(outfit.garments.begin(), outfit.garments.end(), [](const Garment& a, const Garment& b) {

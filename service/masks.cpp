@@ -9,14 +9,26 @@
 
 namespace m2fp::service {
 
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
-  // Column-major runs, alternating zeros and ones, starting with zeros. The box's bit rows are read
-  // one byte column (8 pixel columns) at a time into col8, so a 12-megapixel mask is read once, not
-  // once per pixel column with a row stride between reads.
+namespace {
+
+// Transposes an 8x8 bit matrix held in a uint64 (bit 8 * r + c = row r, column c): bit 8 * r + c moves
+// to bit 8 * c + r (Hacker's Delight, transpose8, on a 64-bit word).
+inline uint64_t transpose8x8(uint64_t x) {
+  uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+  x ^= t ^ (t << 7);
+  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+  x ^= t ^ (t << 14);
+  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+  x ^= t ^ (t << 28);
+  return x;
+}
+
+// COCO runs as they are appended: alternating zeros and ones, starting with zeros.
+struct RunWriter {
   std::vector<uint32_t> runs;
   uint32_t run = 0;
   bool cur = false;
-  auto zeros = [&](uint32_t n) {
+  void zeros(uint32_t n) {
     if (n == 0) return;
     if (cur) {
       runs.push_back(run);
@@ -24,36 +36,70 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
       cur = false;
     }
     run += n;
-  };
+  }
+  // n pixels whose values are the bits of words[], least significant first: the runs between
+  // transitions are found 64 pixels at a time (count trailing zeros), not pixel by pixel.
+  void bits(const uint64_t* words, int n) {
+    for (; n > 0; ++words, n -= 64) {
+      const int m = std::min(n, 64);
+      int pos = 0;
+      while (pos < m) {
+        const uint64_t differ = (cur ? ~*words : *words) >> pos;  // 1 where the pixel differs from cur
+        const int len = std::min(differ ? __builtin_ctzll(differ) : 64 - pos, m - pos);
+        run += (uint32_t)len;
+        pos += len;
+        if (pos < m) {
+          runs.push_back(run);
+          run = 0;
+          cur = !cur;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
+  // Column-major runs, alternating zeros and ones, starting with zeros. One byte column of the box's
+  // bit rows (8 pixel columns) is read at a time; 8x8 bit transposes turn it into 8 columns of bits
+  // (64 rows to a word), whose runs RunWriter::bits finds a word at a time.
+  RunWriter w;
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
   if (empty) {
-    zeros((uint32_t)width * (uint32_t)height);
-    runs.push_back(run);
-    return runs;
+    w.zeros((uint32_t)width * (uint32_t)height);
+    w.runs.push_back(w.run);
+    return w.runs;
   }
   const int stride = (b.x1 - b.x0 + 7) / 8, bh = b.y1 - b.y0;
-  zeros((uint32_t)b.x0 * (uint32_t)height);
-  std::vector<uint8_t> col8((size_t)bh);
+  const int nwords = (bh + 63) / 64;
+  std::vector<uint64_t> cols((size_t)8 * nwords);  // [8 columns][nwords]: bit i % 64 of word i / 64 = row i
+  w.zeros((uint32_t)b.x0 * (uint32_t)height);
   for (int bx = 0; bx < stride; ++bx) {
-    for (int i = 0; i < bh; ++i) col8[(size_t)i] = in.mask_bits[(size_t)i * stride + bx];
-    for (int k = 0; k < 8 && b.x0 + 8 * bx + k < b.x1; ++k) {
-      zeros((uint32_t)b.y0);
-      for (int i = 0; i < bh; ++i) {
-        const bool v = (col8[(size_t)i] >> k) & 1;
-        if (v != cur) {
-          runs.push_back(run);
-          run = 0;
-          cur = v;
-        }
-        ++run;
+    const uint8_t* src = in.mask_bits.data() + bx;
+    for (int wi = 0; wi < nwords; ++wi) {
+      uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int g = 0; g < 8; ++g) {
+        const int i0 = wi * 64 + g * 8;
+        if (i0 >= bh) break;
+        uint64_t x = 0;  // byte j = row i0 + j (rows past the box stay 0)
+        for (int j = 0; j < 8 && i0 + j < bh; ++j) x |= (uint64_t)src[(size_t)(i0 + j) * stride] << (8 * j);
+        if (!x) continue;
+        const uint64_t t = transpose8x8(x);  // byte k = column k, bit j = row i0 + j
+        for (int k = 0; k < 8; ++k) acc[k] |= ((t >> (8 * k)) & 0xff) << (8 * g);
       }
-      zeros((uint32_t)(height - b.y1));
+      for (int k = 0; k < 8; ++k) cols[(size_t)k * nwords + wi] = acc[k];
+    }
+    for (int k = 0; k < 8 && b.x0 + 8 * bx + k < b.x1; ++k) {
+      w.zeros((uint32_t)b.y0);
+      w.bits(cols.data() + (size_t)k * nwords, bh);
+      w.zeros((uint32_t)(height - b.y1));
     }
   }
-  zeros((uint32_t)(width - b.x1) * (uint32_t)height);
-  runs.push_back(run);
-  return runs;
+  w.zeros((uint32_t)(width - b.x1) * (uint32_t)height);
+  w.runs.push_back(w.run);
+  return w.runs;
 }
 
 std::string rle_counts_string(const std::vector<uint32_t>& runs) {
@@ -243,6 +289,7 @@ nlohmann::json modelscope_answer(const Parsing& p, MaskFormat fmt, LabelSet set)
 std::vector<uint8_t> persons_png(const Parsing& p) {
   const size_t n = (size_t)p.width * p.height;
   if (p.persons.size() <= 255) {
+    if (p.person_map.size() == n) return encode_png(p.person_map.data(), p.width, p.height, 1);
     std::vector<uint8_t> m = p.person_map;
     m.resize(n, 0);
     return encode_png(m.data(), p.width, p.height, 1);
@@ -263,6 +310,8 @@ std::vector<uint8_t> persons_png(const Parsing& p) {
 std::vector<uint8_t> labels_png(const Parsing& p, LabelSet set) {
   const std::vector<Rgb> pal = parsing_palette(256);
   std::vector<std::array<uint8_t, 3>> palette(pal.begin(), pal.end());
+  if (set == LabelSet::Cihp)  // the model's own ids: no copy of the label map
+    return encode_png_palette(p.labels.data(), p.width, p.height, palette);
   const std::vector<uint8_t> lab = map_labels(p.labels, set, p.class_names);
   return encode_png_palette(lab.data(), p.width, p.height, palette);
 }

@@ -69,8 +69,9 @@ Image colorize_labels(const uint8_t* labels, int w, int h) {
   if (!labels) throw std::invalid_argument("colorize_labels: null label map");
   const std::vector<Rgb> pal = parsing_palette(256);
   Image out = Image::blank(w, h);
-  const size_t n = (size_t)w * h;
-  for (size_t i = 0; i < n; ++i) {
+  const int64_t n = (int64_t)w * h;
+#pragma omp parallel for schedule(static) if (n >= (1 << 20))
+  for (int64_t i = 0; i < n; ++i) {
     const Rgb& c = pal[labels[i]];
     out.rgb[3 * i] = c[0];
     out.rgb[3 * i + 1] = c[1];
@@ -194,7 +195,9 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
 
   // Legend rows: labels present (not background), in label order, with their share of the image.
   int64_t count[256] = {0};
-  for (size_t i = 0; i < (size_t)w * h; ++i) ++count[labels[i]];
+  const int64_t npx = (int64_t)w * h;
+#pragma omp parallel for schedule(static) reduction(+ : count[:256]) if (npx >= (1 << 20))
+  for (int64_t i = 0; i < npx; ++i) ++count[labels[i]];
   struct Row { int label; std::string text; };
   std::vector<Row> rows;
   for (int l = 1; l < 256; ++l) {
@@ -220,6 +223,7 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
 
   // Overlay: out = (photo * (256 - A) + colour * A + 128) >> 8 where the label is not background.
   const int A = (int)std::lround(opt.alpha * 256.f);
+#pragma omp parallel for schedule(static) if (npx >= (1 << 20))
   for (int y = 0; y < h; ++y) {
     const uint8_t* s = photo.row(y);
     const uint8_t* l = labels + (size_t)y * w;

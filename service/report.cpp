@@ -50,8 +50,13 @@ void add_label_shares(nlohmann::json& j, const Parsing& p) {
 
 nlohmann::json parsing_json(const Parsing& p) {
   nlohmann::json j;
+  // The masks' RLE first, one instance per thread at a time (a 12-megapixel photo's 100 masks)
+  std::vector<nlohmann::json> masks(p.instances.size());
+#pragma omp parallel for schedule(dynamic, 1) if (p.instances.size() > 1 && (size_t)p.width * p.height > 65536)
+  for (size_t i = 0; i < p.instances.size(); ++i) masks[i] = instance_rle(p.instances[i], p.width, p.height);
   j["instances"] = nlohmann::json::array();
-  for (const Instance& in : p.instances) {
+  for (size_t i = 0; i < p.instances.size(); ++i) {
+    const Instance& in = p.instances[i];
     nlohmann::json e;
     e["kind"] = in.kind == Instance::Kind::Human ? "human" : "part";
     e["category_id"] = in.category_id;
@@ -61,8 +66,8 @@ nlohmann::json parsing_json(const Parsing& p) {
     e["bbox"] = bbox_json(in.bbox);
     e["query"] = in.query;
     if (in.kind == Instance::Kind::Part) e["person"] = in.person;
-    e["mask"] = instance_rle(in, p.width, p.height);
-    j["instances"].push_back(e);
+    e["mask"] = std::move(masks[i]);
+    j["instances"].push_back(std::move(e));
   }
   j["persons"] = nlohmann::json::array();
   for (size_t k = 0; k < p.persons.size(); ++k) {

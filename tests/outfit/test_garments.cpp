@@ -2,6 +2,9 @@
 // hand-built parsings (CIHP two persons, LIP single person).
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdio>
 
 #include "outfit/garments.h"
@@ -214,6 +217,137 @@ TEST(Garments, SinglePersonLip) {
   outfits = extract_outfits(cv.parsing, cv.image, table());
   EXPECT_EQ(outfits[0].garments.size(), 2u);
   EXPECT_FALSE(outfits[0].has_slot("shoes"));
+}
+
+// A photo-sized canvas (over a megapixel: the threaded paths) with three overlapping persons,
+// garment pixels outside every person mask, ragged garment edges and noisy colours drawn from a
+// few hundred values (so the colour conversions repeat, as in photos).
+Canvas big_canvas() {
+  Canvas cv(1283, 1031, test::cihp_classes());
+  uint32_t r = 12345;
+  auto next = [&]() { return r = r * 1664525u + 1013904223u; };
+  cv.add_person({10, 20, 600, 1000}, 0.9f);
+  cv.add_person({500, 0, 1100, 900}, 0.8f);
+  cv.add_person({900, 100, 1283, 1031}, 0.7f);
+  cv.person(10, 20, 600, 1000, 1);
+  cv.person(520, 10, 1100, 880, 2);
+  cv.person(900, 120, 1283, 1031, 3);
+  const char* cls[] = {"UpperClothes", "Pants", "Coat", "Dress", "Face", "Hat", "Left-shoe", "Right-shoe", "Skirt"};
+  for (int k = 0; k < 40; ++k) {
+    const int x0 = (int)(next() % 1200), y0 = (int)(next() % 950);
+    const int x1 = std::min(1283, x0 + 20 + (int)(next() % 400)), y1 = std::min(1031, y0 + 20 + (int)(next() % 400));
+    const RGB8 base{(uint8_t)(next() >> 24), (uint8_t)(next() >> 24), (uint8_t)(next() >> 24)};
+    cv.rect(x0, y0, x1, y1, cls[next() % 9], -1, base);
+    for (int y = y0; y < y1; ++y)  // noise, and ragged edges that leave some pixels to the background
+      for (int x = x0; x < x1; ++x) {
+        const size_t i = static_cast<size_t>(y) * cv.parsing.width + x;
+        const uint32_t v = next();
+        if ((x == x0 || y == y1 - 1) && (v & 1)) cv.parsing.labels[i] = 0;
+        cv.image.rgb[3 * i] = (uint8_t)(base.r + ((v >> 8) % 9)), cv.image.rgb[3 * i + 1] = (uint8_t)(base.g + ((v >> 12) % 5));
+        cv.image.rgb[3 * i + 2] = (uint8_t)(base.b + ((v >> 16) % 7));
+      }
+  }
+  return cv;
+}
+
+// The garments by definition, pixel by pixel in raster order (as extract_outfits computed them
+// before it was split over threads): owner person (person map, else the box holding the pixel with
+// the nearest centre), pixels, box, classes, and the colours of the same pixel lists.
+std::vector<PersonOutfit> reference_outfits(const Parsing& pa, const Image& im, const GarmentTable& t,
+                                            const GarmentOptions& opt) {
+  const int W = pa.width, H = pa.height, np = (int)pa.persons.size();
+  std::vector<std::string> cats;
+  std::vector<int> cat_of(pa.class_names.size(), -1);
+  for (size_t c = 0; c < pa.class_names.size(); ++c)
+    if (const GarmentClass* g = t.lookup(pa.class_names[c])) {
+      auto it = std::find(cats.begin(), cats.end(), g->category);
+      if (it == cats.end()) cats.push_back(g->category), it = cats.end() - 1;
+      cat_of[c] = (int)(it - cats.begin());
+    }
+  std::vector<int64_t> area(np, 0);
+  for (uint8_t pm : pa.person_map)
+    if (pm) ++area[pm - 1];
+  std::vector<int> owner((size_t)W * H, -1);
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const size_t i = (size_t)y * W + x;
+      if (cat_of[pa.labels[i]] < 0) continue;
+      int p = pa.person_map[i] - 1;
+      double best = 1e300;
+      for (int k = 0; p < 0 && k < np; ++k) {  // no mask: the nearest box centre among the boxes holding it
+        const BBox& b = pa.persons[k].bbox;
+        if (x < b.x0 || x >= b.x1 || y < b.y0 || y >= b.y1) continue;
+        const double dx = x + 0.5 - 0.5 * (b.x0 + b.x1), dy = y + 0.5 - 0.5 * (b.y0 + b.y1);
+        if (dx * dx + dy * dy < best) best = dx * dx + dy * dy, owner[i] = k;
+      }
+      if (p >= 0) owner[i] = p;
+    }
+  auto same = [&](size_t i, int x, int y) {
+    if (x < 0 || y < 0 || x >= W || y >= H) return true;
+    const size_t j = (size_t)y * W + x;
+    return owner[j] == owner[i] && cat_of[pa.labels[j]] == cat_of[pa.labels[i]];
+  };
+  std::vector<PersonOutfit> out(np);
+  for (int p = 0; p < np; ++p)
+    for (int c = 0; c < (int)cats.size(); ++c) {
+      Garment g;
+      std::vector<RGB8> all, interior;
+      std::vector<bool> seen(pa.class_names.size(), false);
+      BBox b{W, H, 0, 0};
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+          const size_t i = (size_t)y * W + x;
+          if (owner[i] != p || cat_of[pa.labels[i]] != c) continue;
+          b = {std::min(b.x0, x), std::min(b.y0, y), std::max(b.x1, x + 1), std::max(b.y1, y + 1)};
+          const RGB8 col{im.rgb[3 * i], im.rgb[3 * i + 1], im.rgb[3 * i + 2]};
+          all.push_back(col);
+          if (same(i, x - 1, y) && same(i, x + 1, y) && same(i, x, y - 1) && same(i, x, y + 1)) interior.push_back(col);
+          seen[pa.labels[i]] = true;
+        }
+      const int64_t n = (int64_t)all.size();
+      if (n == 0 || n < opt.min_pixels || (double)n / area[p] < opt.min_share_of_person) continue;
+      g.category = cats[c], g.pixels = n, g.bbox = b, g.person = p;
+      g.colours = dominant_colours(interior.size() >= 16 && interior.size() * 4 >= all.size() ? interior : all, opt.colour);
+      for (size_t k = 0; k < seen.size(); ++k)
+        if (seen[k]) g.labels.push_back(pa.class_names[k]);
+      out[p].garments.push_back(g);
+    }
+  return out;
+}
+
+TEST(Garments, PhotoSizedParsingMatchesTheDefinitionOnAnyThreadCount) {
+  const Canvas cv = big_canvas();
+  const GarmentTable t = table();
+  const GarmentOptions opt;
+  const std::vector<PersonOutfit> ref = reference_outfits(cv.parsing, cv.image, t, opt);
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    const std::vector<PersonOutfit> got = extract_outfits(cv.parsing, cv.image, t, opt);
+    ASSERT_EQ(got.size(), ref.size());
+    size_t garments = 0;
+    for (size_t p = 0; p < ref.size(); ++p) {
+      ASSERT_EQ(got[p].garments.size(), ref[p].garments.size()) << "person " << p << ", " << threads << " threads";
+      for (const Garment& r : ref[p].garments) {  // got is sorted by slot, ref by category order
+        const Garment* g = find(got[p], r.category);
+        ASSERT_NE(g, nullptr) << r.category;
+        EXPECT_EQ(g->pixels, r.pixels) << r.category;
+        EXPECT_EQ(std::vector<int>({g->bbox.x0, g->bbox.y0, g->bbox.x1, g->bbox.y1}),
+                  std::vector<int>({r.bbox.x0, r.bbox.y0, r.bbox.x1, r.bbox.y1}));
+        EXPECT_EQ(g->labels, r.labels);
+        ASSERT_EQ(g->colours.size(), r.colours.size()) << r.category;
+        for (size_t k = 0; k < r.colours.size(); ++k) {  // bit for bit
+          EXPECT_EQ(g->colours[k].pixels, r.colours[k].pixels);
+          EXPECT_EQ(g->colours[k].lab.L, r.colours[k].lab.L);
+          EXPECT_EQ(g->colours[k].lab.a, r.colours[k].lab.a);
+          EXPECT_EQ(g->colours[k].lab.b, r.colours[k].lab.b);
+          EXPECT_EQ(g->colours[k].hex, r.colours[k].hex);
+        }
+        ++garments;
+      }
+    }
+    EXPECT_GE(garments, 10u);
+  }
+  omp_set_num_threads(omp_get_num_procs());
 }
 
 TEST(Garments, MismatchedInputsAreErrorsNotCrashes) {

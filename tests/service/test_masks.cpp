@@ -219,6 +219,29 @@ TEST(CocoRle, RunsOfRandomMasksInRandomBoxesMatchTheDefinition) {
   }
 }
 
+TEST(CocoRle, RunsOfLargeBlobbyMasksMatchTheDefinition) {
+  // Boxes taller than a 64-row word and wider than a byte, at odd offsets; masks of long runs
+  // (rows of a few blobs), full columns and empty ones, so runs cross words and byte columns.
+  std::mt19937 g(1414);
+  for (int t = 0; t < 60; ++t) {
+    const int W = 1 + (int)(g() % 90), H = 1 + (int)(g() % 300);
+    const int x0 = (int)(g() % W), y0 = (int)(g() % H);
+    const int bw = 1 + (int)(g() % (W - x0)), bh = 1 + (int)(g() % (H - y0));
+    const int cx = (int)(g() % bw), cy = (int)(g() % bh), r = 1 + (int)(g() % 80), mode = (int)(g() % 4);
+    std::vector<std::string> rows((size_t)bh, std::string((size_t)bw, '.'));
+    for (int y = 0; y < bh; ++y)
+      for (int x = 0; x < bw; ++x) {
+        const bool disc = (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r;
+        const bool on = mode == 0 ? disc : mode == 1 ? !disc : mode == 2 ? ((y / 7 + x / 3) % 5 == 0) : true;
+        rows[(size_t)y][(size_t)x] = on ? '#' : '.';
+      }
+    const Instance in = with_mask(x0, y0, rows);
+    ASSERT_EQ(instance_runs(in, W, H), runs_pixel_by_pixel(in, W, H)) << "case " << t << ": " << W << "x" << H
+                                                                       << " box " << bw << "x" << bh << " at " << x0
+                                                                       << "," << y0 << " mode " << mode;
+  }
+}
+
 TEST(CocoRle, StringsAsPycocotoolsWritesThem) {
   // Worked by hand from COCO's rleToString: 5-bit groups, +48, deltas from the third count on.
   // 1 - 2 = -1: the group 0x1f (sign bit set, nothing more) -> 'O'; 2 - 3 = -1 again.
