@@ -3,6 +3,8 @@
 
 #include <dnnl.hpp>
 
+#include "engine/buffer_pool.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -41,14 +43,21 @@ void warn_if_reference(const char* impl, const char* what) {
                          "expect it to be slow\n", impl, what);
 }
 
-struct Scratch {
-  std::vector<uint8_t> bytes;
-  dnnl::memory get(const dnnl::memory::desc& md) {
-    if (bytes.size() < md.get_size()) bytes.resize(md.get_size());
-    return dnnl::memory(md, cpu_engine(), bytes.data());
-  }
+// A buffer for one call (a scratchpad, an input converted for a primitive) from the buffer pool:
+// between calls its memory serves feature maps, where a per-thread vector would stay resident at
+// the largest size it ever had (Winograd's scratchpads are tens of MB).
+class CallBuf {
+ public:
+  explicit CallBuf(size_t n) : n_(n), p_(n ? pool::allocate(n) : nullptr) {}
+  ~CallBuf() { pool::release(p_, n_); }
+  CallBuf(const CallBuf&) = delete;
+  CallBuf& operator=(const CallBuf&) = delete;
+  void* data() const { return p_; }
+
+ private:
+  size_t n_;
+  void* p_;
 };
-thread_local Scratch t_scratch;
 
 // -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
 // memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
@@ -274,14 +283,15 @@ struct PrimEntry {
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
   }
 
-  // src and dst already in pd's layouts; the scratchpad is per thread.
+  // src and dst already in pd's layouts; the scratchpad is per call.
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
+    const CallBuf scratch(pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
         {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), cpu_engine(), dst)},
-        {DNNL_ARG_SCRATCHPAD, t_scratch.get(pd.scratchpad_desc())}};
+        {DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch.data())}};
     if (bias) args[DNNL_ARG_BIAS] = bias;
     prim.execute(s, args);
     s.wait();
@@ -363,9 +373,11 @@ struct Conv2d::Impl {
     }
     if (!e) e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct), po, w, bias, b_md, "convolution");
     if (g_verbose)
-      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s%s)\n",
+      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s; weights %.1f MB, "
+                   "scratchpad %.1f MB%s)\n",
                    name.empty() ? "(unnamed)" : name.c_str(), p.kh, p.kw, p.in_c, p.out_c, p.stride, p.dilation,
-                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), why.c_str());
+                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), e->pd.weights_desc().get_size() / 1048576.0,
+                   e->pd.scratchpad_desc().get_size() / 1048576.0, why.c_str());
     algo[{H, W}] = alg;
     ++g_layer_primitives;
     cache[key] = e;
@@ -395,11 +407,6 @@ std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
   return it == impl_->algo.end() ? "" : it->second;
 }
 
-namespace {
-// Per-thread buffer for inputs that must be converted (layout, or bf16) before a convolution.
-thread_local std::vector<uint8_t> t_src_buf;
-}  // namespace
-
 Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bool hwc_out) const {
   if (!impl_) throw std::logic_error("Conv2d used before init");
   if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
@@ -422,10 +429,10 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   // The input in the layout (and data type) the primitive wants.
   const dnnl::memory::desc xmd = md_of(x);
   const void* src_ptr = x.data();
-  if (!(xmd == e->pd.src_desc())) {
-    t_src_buf.resize(e->pd.src_desc().get_size());
-    reorder(xmd, x.data(), e->pd.src_desc(), t_src_buf.data());
-    src_ptr = t_src_buf.data();
+  const CallBuf converted(xmd == e->pd.src_desc() ? 0 : e->pd.src_desc().get_size());
+  if (converted.data()) {
+    reorder(xmd, x.data(), e->pd.src_desc(), converted.data());
+    src_ptr = converted.data();
   }
   e->execute(src_ptr, y.data());
   return y;
@@ -480,10 +487,10 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   if (M == 0) return;
   auto e = impl_->get(M, ldx, ldy, relu);
   const void* src = x;
-  if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
-    t_src_buf.resize(e->pd.src_desc().get_size());
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), t_src_buf.data());
-    src = t_src_buf.data();
+  const CallBuf converted(impl_->prec == Precision::BF16 ? e->pd.src_desc().get_size() : 0);
+  if (converted.data()) {  // the input rounded to bf16, dense [M, in]
+    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted.data());
+    src = converted.data();
   }
   e->execute(src, y);
 }
@@ -525,12 +532,13 @@ void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, 
     e = slot;
   }
   dnnl::stream s(cpu_engine());
+  const CallBuf scratch(e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},
                       {DNNL_ARG_WEIGHTS, bm},
                       {DNNL_ARG_DST, cm},
-                      {DNNL_ARG_SCRATCHPAD, t_scratch.get(e->pd.scratchpad_desc())}});
+                      {DNNL_ARG_SCRATCHPAD, dnnl::memory(e->pd.scratchpad_desc(), cpu_engine(), scratch.data())}});
   s.wait();
 }
 }  // namespace
