@@ -59,8 +59,8 @@ class CallBuf {
   void* p_;
 };
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
-// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (M2FP_WINOGRAD=0), 1 on within the
+// memory caps below (the default), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
@@ -69,7 +69,13 @@ std::atomic<int> g_winograd{-1};
 // (2.4 direct) and 28 MB of scratchpad and run ~1.7x faster; res5's (20x33, 512) would take 38 MB
 // of weights each and ran slower than direct; the stem's conv3 (320x528, 64->128) asks for a
 // 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
-// RSS target of the whole parse. Layers over either cap stay direct.
+// RSS target of the whole parse. Layers over either cap stay direct. They are also the rule for
+// speed: bench/dnn/bench_conv_algos (2026-12-06, 1 thread, min of 5, one algorithm after the other;
+// with 2 threads the shared 2-core host's load starves one thread and Winograd's several parallel
+// phases lose 0.6x, direct's one does not) has Winograd faster within the caps where it matters,
+// res4 1.9-4.3x and res3 1.4-1.5x, and level with direct for res2 and stem conv2 (0.93-1.06x, small
+// weights and scratchpads); res5 (2.0x with M2FP_WINOGRAD=all) and layer_1 (2.0x) would cost 27
+// and 200 MB more.
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
@@ -84,9 +90,16 @@ int winograd_mode() {
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
     const std::string e = env ? env : "";
-    // Off unless asked for: with the caps it lifts the benchmark's peak RSS from 785 to 1065 MB,
-    // over issue 14's 800 MB bound (README, "Winograd").
-    v = e == "1" || e == "on" ? 1 : e == "all" ? 2 : 0;
+    // On by default (within the caps; README, "Winograd"): oneDNN has the kernel on AVX-512 only,
+    // elsewhere every layer stays direct whatever this says.
+    if (e.empty() || e == "1" || e == "on") v = 1;
+    else if (e == "0" || e == "off") v = 0;
+    else if (e == "all") v = 2;
+    else {
+      v = 1;
+      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays on "
+                           "within its memory caps\n", e.c_str());
+    }
     int expected = -1;
     if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
   }

@@ -3,8 +3,9 @@
 // oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere else), that both algorithms
 // agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
-// ctest runs this suite twice: as is, and with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
-// where oneDNN has no Winograd and every layer must take the direct path.
+// ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
+// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=0
+// (dnn_winograd_off), which must turn the default off.
 #include <cstdlib>
 #include <gtest/gtest.h>
 
@@ -85,9 +86,28 @@ const Case kCases[] = {
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
+// Before any test here calls set_winograd: the default (on) and M2FP_WINOGRAD=0 (ctest
+// dnn_winograd_off runs this suite with it), which leaves every layer direct.
+TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
+  const char* env = std::getenv("M2FP_WINOGRAD");
+  const std::string e = env ? env : "";
+  const bool off = e == "0" || e == "off";
+  if (e.empty()) EXPECT_TRUE(dnn::winograd_enabled()) << "Winograd is on by default";
+  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 4);
+  dnn::Conv2d conv;
+  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, c.name);
+  const Tensor x = random_map(12, 20, c.p.in_c, 6);
+  const Tensor y = dnn::to_hwc(conv(x));
+  const std::string algo = conv.algorithm_for(12, 20);
+  if (e.empty() || off) EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
+  const std::vector<float> ref = reference(l, x, nullptr, false);
+  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
+}
+
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
-  if (!std::getenv("M2FP_WINOGRAD")) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default";
-  dnn::set_winograd(true);
+  dnn::set_winograd(true);  // on by default, but M2FP_WINOGRAD=0 may have turned it off
   std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
   for (const Case& c : kCases) {
     const Layer l = make_layer(c.p, 7);
@@ -108,7 +128,7 @@ TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
 }
 
 TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
-  dnn::set_winograd(true);  // off by default
+  dnn::set_winograd(true);
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 3);
   dnn::Conv2d conv;
