@@ -71,8 +71,8 @@ std::atomic<int> g_winograd{-1};
 // 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
 // RSS target of the whole parse. Layers over either cap stay direct. They are also the rule for
 // speed: bench/dnn/bench_conv_algos (2026-12-06, 1 thread, min of 5, one algorithm after the other;
-// with 2 threads the shared 2-core host's load starves one thread and Winograd's several parallel
-// phases lose 0.6x, direct's one does not) has Winograd faster within the caps where it matters,
+// with 2 threads on the shared 2-core host, where other jobs starve one thread, Winograd came out
+// 0.6x, most likely waiting for it at more barriers than direct) has Winograd faster within the caps where it matters,
 // res4 1.9-4.3x and res3 1.4-1.5x, and level with direct for res2 and stem conv2 (0.93-1.06x, small
 // weights and scratchpads); res5 (2.0x with M2FP_WINOGRAD=all) and layer_1 (2.0x) would cost 27
 // and 200 MB more.
