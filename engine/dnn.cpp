@@ -333,6 +333,9 @@ struct Conv2d::Impl {
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
   std::map<std::pair<int64_t, int64_t>, std::string> algo;  // per input size, for algorithm_for()
+  int64_t ref_h = 0, ref_w = 0;         // set_winograd_reference (0: none)
+  bool ref_done = false;                // ref_md computed (lazily, at the first Winograd candidate)
+  dnnl::memory::desc ref_md;            // the Winograd weight layout for the reference size (zero: none)
 
   // Whether oneDNN may run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
   bool winograd_candidate() const {
@@ -366,13 +369,32 @@ struct Conv2d::Impl {
     std::shared_ptr<Entry> e;
     const char* alg = "direct";
     std::string why;  // why a candidate stayed direct, for the log
+    if (winograd_candidate() && ref_h > 0 && !ref_done) {
+      ref_done = true;
+      try {
+        dnnl::memory::desc rs({1, p.in_c, ref_h, ref_w}, dt::f32, tag::any),
+            rd({1, p.out_c, p.out_h(ref_h), p.out_w(ref_w)}, dt::f32, tag::any);
+        dnnl::convolution_forward::desc rdesc(dnnl::prop_kind::forward_inference,
+                                              dnnl::algorithm::convolution_winograd, rs, w_md, rd, strides, dil,
+                                              pad, pad);
+        ref_md = dnnl::convolution_forward::primitive_desc(rdesc, make_attr(dnnl::post_ops()), cpu_engine())
+                     .weights_desc();
+      } catch (const dnnl::error&) {
+        ref_md = dnnl::memory::desc();  // no Winograd at the reference size: none at any
+      }
+    }
     if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
         dnnl::convolution_forward::primitive_desc wpd(desc(dnnl::algorithm::convolution_winograd), make_attr(po),
                                                       cpu_engine());
         const size_t wb = wpd.weights_desc().get_size(), sb = wpd.scratchpad_desc().get_size();
-        if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
+        if (ref_h > 0 && !(wpd.weights_desc() == ref_md)) {
+          why = ref_md.get_size() ? ", its Winograd weight layout is not the one kept for " + std::to_string(ref_h) +
+                                        "x" + std::to_string(ref_w)
+                                  : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
+                                        std::to_string(ref_w);
+        } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
           alg = "winograd";
         } else {
@@ -411,6 +433,14 @@ void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precis
 void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu) const {
   if (!impl_) throw std::logic_error("Conv2d used before init");
   impl_->get(H, W, residual, relu, false);
+}
+
+void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->ref_h = H;
+  impl_->ref_w = W;
+  impl_->ref_done = false;
 }
 
 std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {

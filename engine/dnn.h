@@ -83,6 +83,12 @@ class Conv2d {
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.
   void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false) const;
+  // Holds the layer to one Winograd weight layout, the one oneDNN picks for an H x W input: a size
+  // whose Winograd kernel wants another layout (oneDNN's blocking depends on the input size: res4's
+  // 3x3 layers have 3 layouts over the padded sizes of 640-pixel photos) runs direct instead of
+  // adding another copy of 4x the weights. M2FP::load sets it to each layer's size at the
+  // 640x1056 benchmark input. Unset: every size may add its layout. Call before the first use.
+  void set_winograd_reference(int64_t H, int64_t W) const;
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;

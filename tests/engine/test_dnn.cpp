@@ -145,6 +145,29 @@ TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
   }
 }
 
+// oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
+// between 40x66 and 40x60 or 48x80, 2.6.3 on AVX-512): held to the 40x66 one, the layer runs the
+// sizes wanting another layout direct instead of keeping a second 9 MB copy.
+TEST(Winograd, OneWeightLayoutPerLayerWithAReferenceSize) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  dnn::set_winograd(true);
+  const dnn::ConvParams p{256, 256, 3, 3, 1, 1, 1};
+  const Layer l = make_layer(p, 8);
+  dnn::Conv2d held, free;
+  held.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "held");
+  free.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "free");
+  held.set_winograd_reference(40, 66);
+  int held_direct = 0;
+  for (auto [H, W] : {std::pair<int64_t, int64_t>{40, 66}, {40, 60}, {48, 80}, {32, 48}}) {
+    held.prepare(H, W, true, true);
+    free.prepare(H, W, true, true);
+    EXPECT_EQ(free.algorithm_for(H, W), "winograd") << H << "x" << W;
+    held_direct += held.algorithm_for(H, W) == "direct";
+    if (H == 40 && W == 66) EXPECT_EQ(held.algorithm_for(H, W), "winograd");
+  }
+  EXPECT_GE(held_direct, 1) << "every size had the reference's layout: the test no longer shows the hold";
+}
+
 TEST(Winograd, OffKeepsTheDirectAlgorithm) {
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 5);
