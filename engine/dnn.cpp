@@ -1,9 +1,9 @@
 // engine/dnn.cpp: oneDNN convolutions, matmuls and pooling with per-shape primitive caches.
 #include "engine/dnn.h"
 
-#include "engine/buffer_pool.h"
-
 #include <dnnl.hpp>
+
+#include "engine/buffer_pool.h"
 
 #include <algorithm>
 #include <atomic>
@@ -43,38 +43,24 @@ void warn_if_reference(const char* impl, const char* what) {
                          "expect it to be slow\n", impl, what);
 }
 
-// A per-thread buffer that only grows, its memory from engine/buffer_pool.h (huge pages from 2 MB;
-// not zeroed, unlike a std::vector, whose every growth also copied the old contents and faulted
-// fresh 4 KiB pages in: a third of the page faults of a process's first parse).
-struct ThreadBuffer {
-  void* p = nullptr;
-  size_t cap = 0;
-  ThreadBuffer() = default;
-  ThreadBuffer(const ThreadBuffer&) = delete;
-  ThreadBuffer& operator=(const ThreadBuffer&) = delete;
-  ~ThreadBuffer() { pool::release(p, cap); }
-  void* get(size_t n) {
-    if (n > cap) {
-      pool::release(p, cap);
-      p = nullptr;
-      cap = 0;
-      p = pool::allocate(n);
-      cap = n;
-    }
-    return p;
-  }
+// A buffer for one call (a scratchpad, an input converted for a primitive) from the buffer pool:
+// between calls its memory serves feature maps, where a per-thread vector would stay resident at
+// the largest size it ever had (Winograd's scratchpads are tens of MB).
+class CallBuf {
+ public:
+  explicit CallBuf(size_t n) : n_(n), p_(n ? pool::allocate(n) : nullptr) {}
+  ~CallBuf() { pool::release(p_, n_); }
+  CallBuf(const CallBuf&) = delete;
+  CallBuf& operator=(const CallBuf&) = delete;
+  void* data() const { return p_; }
+
+ private:
+  size_t n_;
+  void* p_;
 };
 
-struct Scratch {
-  ThreadBuffer buf;
-  dnnl::memory get(const dnnl::memory::desc& md) {
-    return dnnl::memory(md, cpu_engine(), buf.get(md.get_size()));
-  }
-};
-thread_local Scratch t_scratch;
-
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
-// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (M2FP_WINOGRAD=0), 1 on within the
+// memory caps below (the default), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
@@ -83,7 +69,13 @@ std::atomic<int> g_winograd{-1};
 // (2.4 direct) and 28 MB of scratchpad and run ~1.7x faster; res5's (20x33, 512) would take 38 MB
 // of weights each and ran slower than direct; the stem's conv3 (320x528, 64->128) asks for a
 // 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
-// RSS target of the whole parse. Layers over either cap stay direct.
+// RSS target of the whole parse. Layers over either cap stay direct. They are also the rule for
+// speed: bench/dnn/bench_conv_algos (2026-12-06, 1 thread, min of 5, one algorithm after the other;
+// with 2 threads on the shared 2-core host, where other jobs starve one thread, Winograd came out
+// 0.6x, most likely waiting for it at more barriers than direct) has Winograd faster within the caps where it matters,
+// res4 1.9-4.3x and res3 1.4-1.5x, and level with direct for res2 and stem conv2 (0.93-1.06x, small
+// weights and scratchpads); res5 (2.0x with M2FP_WINOGRAD=all) and layer_1 (2.0x) would cost 27
+// and 200 MB more.
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
@@ -98,9 +90,16 @@ int winograd_mode() {
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
     const std::string e = env ? env : "";
-    // Off unless asked for: with the caps it lifts the benchmark's peak RSS from 785 to 1065 MB,
-    // over issue 14's 800 MB bound (README, "Winograd").
-    v = e == "1" || e == "on" ? 1 : e == "all" ? 2 : 0;
+    // On by default (within the caps; README, "Winograd"): oneDNN has the kernel on AVX-512 only,
+    // elsewhere every layer stays direct whatever this says.
+    if (e.empty() || e == "1" || e == "on") v = 1;
+    else if (e == "0" || e == "off") v = 0;
+    else if (e == "all") v = 2;
+    else {
+      v = 1;
+      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays on "
+                           "within its memory caps\n", e.c_str());
+    }
     int expected = -1;
     if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
   }
@@ -314,14 +313,15 @@ struct PrimEntry {
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
   }
 
-  // src and dst already in pd's layouts; the scratchpad is per thread.
+  // src and dst already in pd's layouts; the scratchpad is per call.
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
+    const CallBuf scratch(pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
         {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), cpu_engine(), dst)},
-        {DNNL_ARG_SCRATCHPAD, t_scratch.get(pd.scratchpad_desc())}};
+        {DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch.data())}};
     if (bias) args[DNNL_ARG_BIAS] = bias;
     prim.execute(s, args);
     s.wait();
@@ -350,6 +350,9 @@ struct Conv2d::Impl {
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
   std::map<std::pair<int64_t, int64_t>, std::string> algo;  // per input size, for algorithm_for()
+  int64_t ref_h = 0, ref_w = 0;         // set_winograd_reference (0: none)
+  bool ref_done = false;                // ref_md computed (lazily, at the first Winograd candidate)
+  dnnl::memory::desc ref_md;            // the Winograd weight layout for the reference size (zero: none)
 
   // Whether oneDNN may run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
   bool winograd_candidate() const {
@@ -383,13 +386,32 @@ struct Conv2d::Impl {
     std::shared_ptr<Entry> e;
     const char* alg = "direct";
     std::string why;  // why a candidate stayed direct, for the log
+    if (winograd_candidate() && ref_h > 0 && !ref_done) {
+      ref_done = true;
+      try {
+        dnnl::memory::desc rs({1, p.in_c, ref_h, ref_w}, dt::f32, tag::any),
+            rd({1, p.out_c, p.out_h(ref_h), p.out_w(ref_w)}, dt::f32, tag::any);
+        dnnl::convolution_forward::desc rdesc(dnnl::prop_kind::forward_inference,
+                                              dnnl::algorithm::convolution_winograd, rs, w_md, rd, strides, dil,
+                                              pad, pad);
+        ref_md = dnnl::convolution_forward::primitive_desc(rdesc, make_attr(dnnl::post_ops()), cpu_engine())
+                     .weights_desc();
+      } catch (const dnnl::error&) {
+        ref_md = dnnl::memory::desc();  // no Winograd at the reference size: none at any
+      }
+    }
     if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
         dnnl::convolution_forward::primitive_desc wpd(desc(dnnl::algorithm::convolution_winograd), make_attr(po),
                                                       cpu_engine());
         const size_t wb = wpd.weights_desc().get_size(), sb = wpd.scratchpad_desc().get_size();
-        if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
+        if (ref_h > 0 && !(wpd.weights_desc() == ref_md)) {
+          why = ref_md.get_size() ? ", its Winograd weight layout is not the one kept for " + std::to_string(ref_h) +
+                                        "x" + std::to_string(ref_w)
+                                  : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
+                                        std::to_string(ref_w);
+        } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
           alg = "winograd";
         } else {
@@ -403,9 +425,11 @@ struct Conv2d::Impl {
     }
     if (!e) e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct), po, w, bias, b_md, "convolution");
     if (g_verbose)
-      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s%s)\n",
+      std::fprintf(stderr, "m2fp: conv %s %dx%d %d->%d stride %d dilation %d at %lldx%lld: %s (%s; weights %.1f MB, "
+                   "scratchpad %.1f MB%s)\n",
                    name.empty() ? "(unnamed)" : name.c_str(), p.kh, p.kw, p.in_c, p.out_c, p.stride, p.dilation,
-                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), why.c_str());
+                   (long long)H, (long long)W, alg, e->pd.impl_info_str(), e->pd.weights_desc().get_size() / 1048576.0,
+                   e->pd.scratchpad_desc().get_size() / 1048576.0, why.c_str());
     algo[{H, W}] = alg;
     ++g_layer_primitives;
     cache[key] = e;
@@ -428,17 +452,20 @@ void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu) const {
   impl_->get(H, W, residual, relu, false);
 }
 
+void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->ref_h = H;
+  impl_->ref_w = W;
+  impl_->ref_done = false;
+}
+
 std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
   if (!impl_) return "";
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->algo.find({H, W});
   return it == impl_->algo.end() ? "" : it->second;
 }
-
-namespace {
-// Per-thread buffer for inputs that must be converted (layout, or bf16) before a convolution.
-thread_local ThreadBuffer t_src_buf;
-}  // namespace
 
 Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bool hwc_out) const {
   if (!impl_) throw std::logic_error("Conv2d used before init");
@@ -462,10 +489,10 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   // The input in the layout (and data type) the primitive wants.
   const dnnl::memory::desc xmd = md_of(x);
   const void* src_ptr = x.data();
-  if (!(xmd == e->pd.src_desc())) {
-    void* buf = t_src_buf.get(e->pd.src_desc().get_size());
-    reorder(xmd, x.data(), e->pd.src_desc(), buf);
-    src_ptr = buf;
+  const CallBuf converted(xmd == e->pd.src_desc() ? 0 : e->pd.src_desc().get_size());
+  if (converted.data()) {
+    reorder(xmd, x.data(), e->pd.src_desc(), converted.data());
+    src_ptr = converted.data();
   }
   e->execute(src_ptr, y.data());
   return y;
@@ -520,10 +547,10 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   if (M == 0) return;
   auto e = impl_->get(M, ldx, ldy, relu);
   const void* src = x;
-  if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
-    void* buf = t_src_buf.get(e->pd.src_desc().get_size());
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), buf);
-    src = buf;
+  const CallBuf converted(impl_->prec == Precision::BF16 ? e->pd.src_desc().get_size() : 0);
+  if (converted.data()) {  // the input rounded to bf16, dense [M, in]
+    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted.data());
+    src = converted.data();
   }
   e->execute(src, y);
 }
@@ -569,12 +596,13 @@ std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt) 
 void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool bt) {
   const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
+  const CallBuf scratch(e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},
                       {DNNL_ARG_WEIGHTS, bm},
                       {DNNL_ARG_DST, cm},
-                      {DNNL_ARG_SCRATCHPAD, t_scratch.get(e->pd.scratchpad_desc())}});
+                      {DNNL_ARG_SCRATCHPAD, dnnl::memory(e->pd.scratchpad_desc(), cpu_engine(), scratch.data())}});
   s.wait();
 }
 }  // namespace

@@ -4,7 +4,7 @@
 // every input shape it meets creates the oneDNN primitive once, reorders the weights once into
 // the layout that primitive prefers, and caches both. ReLU and the residual add are fused as
 // post-ops. Layers are safe to call from several threads at once (the cache is locked;
-// scratchpads are per call).
+// scratchpads are per call, from the buffer pool).
 //
 // Layouts: convolutions let oneDNN choose the activation layout (Layout::Opaque tensors, e.g.
 // nChw8c blocks on AVX2, where its blocked 3x3 kernels run ~1.6x faster than on NHWC), so a chain
@@ -19,10 +19,11 @@
 // 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
 // fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
 // layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
-// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why).
-// It is off by default (every layer direct: the caps still lift the benchmark's peak RSS from 785 to
-// 1065 MB, over the 800 MB bound); set_winograd(true) or the environment variable M2FP_WINOGRAD=1
-// turns it on within the caps, M2FP_WINOGRAD=all for every layer oneDNN accepts.
+// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why; the
+// layers within them are also the ones it was measured faster for). It is on by default: with the
+// buffer pool resizing its blocks and scratchpads taken from the pool, the benchmark's peak RSS is
+// ~740 MB with it (~500 MB without), within issue 14's 800 MB. set_winograd(false) or the environment
+// variable M2FP_WINOGRAD=0 turns it off (every layer direct), M2FP_WINOGRAD=all lifts the caps.
 #pragma once
 
 #include <cstdint>
@@ -51,8 +52,8 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
-// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default on; M2FP_WINOGRAD=0 turns it
+// off at start). Takes effect for primitives created afterwards (a layer caches its per shape).
 void set_winograd(bool on);
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
@@ -82,6 +83,12 @@ class Conv2d {
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.
   void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false) const;
+  // Holds the layer to one Winograd weight layout, the one oneDNN picks for an H x W input: a size
+  // whose Winograd kernel wants another layout (oneDNN's blocking depends on the input size: res4's
+  // 3x3 layers have 3 layouts over the padded sizes of 640-pixel photos) runs direct instead of
+  // adding another copy of 4x the weights. M2FP::load sets it to each layer's size at the
+  // 640x1056 benchmark input. Unset: every size may add its layout. Call before the first use.
+  void set_winograd_reference(int64_t H, int64_t W) const;
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;

@@ -249,6 +249,34 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   for (int i = 0; i < 3; ++i) W.mask_embed[i] = bind_linear(b, pr + ".mask_embed.layers." + std::to_string(i), fp32);
   b.finish();
 
+  // One Winograd weight layout per convolution: the one for its input at the 640x1056 benchmark
+  // size (dnn::Conv2d::set_winograd_reference), so that a process meeting many photo sizes does not
+  // add a copy of 4x the weights per layout; sizes wanting another layout run direct.
+  {
+    int64_t h = 640, w = 1056;
+    for (const Conv2d* conv : {&W.stem1, &W.stem2, &W.stem3}) {
+      conv->set_winograd_reference(h, w);
+      h = conv->params().out_h(h);
+      w = conv->params().out_w(w);
+    }
+    h = (h - 1) / 2 + 1;  // max-pool 3x3/2, padding 1
+    w = (w - 1) / 2 + 1;
+    int64_t h0 = 0, w0 = 0;  // res2's size: the pixel decoder's FPN level
+    for (int s = 0; s < 4; ++s) {
+      for (const Bottleneck& blk : W.stages[s]) {
+        const int64_t h1 = blk.conv1.params().out_h(h), w1 = blk.conv1.params().out_w(w);
+        blk.conv2.set_winograd_reference(h1, w1);
+        h = blk.conv2.params().out_h(h1);
+        w = blk.conv2.params().out_w(w1);
+      }
+      if (s == 0) {
+        h0 = h;
+        w0 = w;
+      }
+    }
+    W.layer_1.set_winograd_reference(h0, w0);
+  }
+
   // Everything the engine keeps was copied: the mapped pages are no longer needed.
   release_bound();
   for (const TensorView& t : file->tensors()) file->release(t);

@@ -250,14 +250,15 @@ double ru_maxrss_mb() {
 }
 
 // Environment variables that change threading or code paths, as set for this run.
-const char* kEnvVars[] = {"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_SPINCOUNT",
-                          "M2FP_ISA",        "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "DNNL_VERBOSE", "ONEDNN_VERBOSE"};
+const char* kEnvVars[] = {"OMP_NUM_THREADS",    "OMP_WAIT_POLICY",  "OMP_PROC_BIND",      "OMP_PLACES",
+                          "GOMP_SPINCOUNT",     "M2FP_ISA",         "M2FP_WINOGRAD",      "M2FP_BUFFER_POOL_MB",
+                          "DNNL_MAX_CPU_ISA",   "ONEDNN_MAX_CPU_ISA", "DNNL_VERBOSE",     "ONEDNN_VERBOSE"};
 
 std::string env_summary() {
   std::string s;
   for (const char* k : kEnvVars)
     if (const char* v = std::getenv(k)) s += (s.empty() ? "" : " ") + std::string(k) + "=" + v;
-  return s.empty() ? "(none of OMP_*, GOMP_SPINCOUNT, M2FP_ISA, DNNL_* set)" : s;
+  return s.empty() ? "(none of OMP_*, GOMP_SPINCOUNT, M2FP_ISA, M2FP_WINOGRAD, M2FP_BUFFER_POOL_MB, DNNL_* set)" : s;
 }
 
 nlohmann::json env_json() {

@@ -3,8 +3,9 @@
 // oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere else), that both algorithms
 // agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
-// ctest runs this suite twice: as is, and with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
-// where oneDNN has no Winograd and every layer must take the direct path.
+// ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
+// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=0
+// (dnn_winograd_off), which must turn the default off.
 #include <cstdlib>
 #include <gtest/gtest.h>
 
@@ -85,9 +86,28 @@ const Case kCases[] = {
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
+// Before any test here calls set_winograd: the default (on) and M2FP_WINOGRAD=0 (ctest
+// dnn_winograd_off runs this suite with it), which leaves every layer direct.
+TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
+  const char* env = std::getenv("M2FP_WINOGRAD");
+  const std::string e = env ? env : "";
+  const bool off = e == "0" || e == "off";
+  if (e.empty()) EXPECT_TRUE(dnn::winograd_enabled()) << "Winograd is on by default";
+  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 4);
+  dnn::Conv2d conv;
+  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, c.name);
+  const Tensor x = random_map(12, 20, c.p.in_c, 6);
+  const Tensor y = dnn::to_hwc(conv(x));
+  const std::string algo = conv.algorithm_for(12, 20);
+  if (e.empty() || off) EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
+  const std::vector<float> ref = reference(l, x, nullptr, false);
+  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
+}
+
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
-  if (!std::getenv("M2FP_WINOGRAD")) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default";
-  dnn::set_winograd(true);
+  dnn::set_winograd(true);  // on by default, but M2FP_WINOGRAD=0 may have turned it off
   std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
   for (const Case& c : kCases) {
     const Layer l = make_layer(c.p, 7);
@@ -108,7 +128,7 @@ TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
 }
 
 TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
-  dnn::set_winograd(true);  // off by default
+  dnn::set_winograd(true);
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 3);
   dnn::Conv2d conv;
@@ -123,6 +143,29 @@ TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
                 d.rel_l2);
     EXPECT_LE(d.rel_l2, 1e-5) << H << "x" << W;
   }
+}
+
+// oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
+// between 40x66 and 40x60 or 48x80, 2.6.3 on AVX-512): held to the 40x66 one, the layer runs the
+// sizes wanting another layout direct instead of keeping a second 9 MB copy.
+TEST(Winograd, OneWeightLayoutPerLayerWithAReferenceSize) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  dnn::set_winograd(true);
+  const dnn::ConvParams p{256, 256, 3, 3, 1, 1, 1};
+  const Layer l = make_layer(p, 8);
+  dnn::Conv2d held, free;
+  held.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "held");
+  free.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "free");
+  held.set_winograd_reference(40, 66);
+  int held_direct = 0;
+  for (auto [H, W] : {std::pair<int64_t, int64_t>{40, 66}, {40, 60}, {48, 80}, {32, 48}}) {
+    held.prepare(H, W, true, true);
+    free.prepare(H, W, true, true);
+    EXPECT_EQ(free.algorithm_for(H, W), "winograd") << H << "x" << W;
+    held_direct += held.algorithm_for(H, W) == "direct";
+    if (H == 40 && W == 66) EXPECT_EQ(held.algorithm_for(H, W), "winograd");
+  }
+  EXPECT_GE(held_direct, 1) << "every size had the reference's layout: the test no longer shows the hold";
 }
 
 TEST(Winograd, OffKeepsTheDirectAlgorithm) {

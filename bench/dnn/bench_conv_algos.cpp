@@ -1,0 +1,94 @@
+// bench/dnn/bench_conv_algos.cpp: the network's stride-1 3x3 convolution shapes (640x1056 benchmark
+// input) run as Winograd and as direct, alternately, each input in the layout the layer before it
+// gives (a 1x1 direct convolution's output); prints the minimum of --reps runs of each and their ratio.
+// The evidence behind engine/dnn.cpp's Winograd caps. M2FP_WINOGRAD=all also tries the layers over
+// the caps (the stem's conv3, res5, the pixel decoder's layer_1); timings on a loaded machine swing
+// widely, so compare the two columns of one run, and repeat.
+//
+//   OMP_NUM_THREADS=1 build/bench/bench_conv_algos [--reps 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/dnn.h"
+
+using namespace m2fp;
+
+namespace {
+struct Shape {
+  const char* name;
+  int H, W, in_c, out_c;
+};
+const Shape kShapes[] = {{"stem.conv2", 320, 528, 64, 64},   {"stem.conv3", 320, 528, 64, 128},
+                         {"res2.conv2", 160, 264, 64, 64},   {"res3.conv2", 80, 132, 128, 128},
+                         {"res4.conv2", 40, 66, 256, 256},   {"res5.conv2", 20, 33, 512, 512},
+                         {"layer_1", 160, 264, 256, 256}};
+
+struct Case {
+  Shape s;
+  dnn::Conv2d pre, wino, direct;
+  Tensor x;
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 5;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
+      reps = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: bench_conv_algos [--reps N]\n");
+      return 2;
+    }
+  }
+  if (reps < 1 || reps > 1000) {
+    std::fprintf(stderr, "bench_conv_algos: --reps must be 1..1000\n");
+    return 2;
+  }
+  std::printf("oneDNN %s on %s; min of %d runs each, alternating; synthetic weights and inputs\n",
+              dnn::onednn_version().c_str(), dnn::onednn_isa(), reps);
+  std::vector<std::unique_ptr<Case>> cases;
+  std::mt19937 g(1);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  // Winograd primitives first, under the mode M2FP_WINOGRAD gives (set_winograd(false) below
+  // cannot give "all" back).
+  for (const Shape& s : kShapes) {
+    auto c = std::make_unique<Case>();
+    c->s = s;
+    std::vector<float> w((size_t)s.out_c * s.in_c * 9), w1((size_t)s.in_c * s.in_c), b(s.out_c);
+    for (float& v : w) v = 0.05f * nd(g);
+    for (float& v : w1) v = 0.05f * nd(g);
+    for (float& v : b) v = 0.1f * nd(g);
+    c->pre.init({s.in_c, s.in_c, 1, 1, 1, 0, 1}, w1.data(), nullptr, dnn::Precision::F32);
+    c->wino.init({s.in_c, s.out_c, 3, 3, 1, 1, 1}, w.data(), b.data(), dnn::Precision::F32, s.name);
+    c->direct.init({s.in_c, s.out_c, 3, 3, 1, 1, 1}, w.data(), b.data(), dnn::Precision::F32, s.name);
+    c->wino.prepare(s.H, s.W, false, true);
+    Tensor x0 = Tensor::empty({s.H, s.W, s.in_c}, Layout::HWC);
+    for (int64_t i = 0; i < x0.numel(); ++i) x0.data()[i] = nd(g);
+    c->x = c->pre(x0);
+    cases.push_back(std::move(c));
+  }
+  dnn::set_winograd(false);
+  for (auto& c : cases) c->direct.prepare(c->s.H, c->s.W, false, true);
+  for (auto& c : cases) {
+    double best[2] = {1e30, 1e30};
+    for (int r = 0; r <= reps; ++r)  // run 0 warms up
+      for (int k = 0; k < 2; ++k) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const Tensor y = (k == 0 ? c->direct : c->wino)(c->x, nullptr, true);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (r > 0) best[k] = std::min(best[k], ms);
+      }
+    const Shape& s = c->s;
+    std::printf("%-11s %3dx%-3d %3d->%-3d  direct %8.2f ms  %-8s %8.2f ms  direct/this %.2fx\n", s.name, s.H, s.W,
+                s.in_c, s.out_c, best[0], c->wino.algorithm_for(s.H, s.W).c_str(), best[1], best[0] / best[1]);
+    std::fflush(stdout);
+  }
+  return 0;
+}
