@@ -46,18 +46,14 @@ struct Pool {
   std::vector<Block> cached;                  // free blocks kept for reuse
   std::unordered_map<void*, size_t> in_use;   // large blocks handed out -> mapped size
   size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
-  size_t limit = default_limit(), hits = 0, misses = 0, resized = 0;
+  size_t limit = default_limit(), hits = 0, misses = 0;
   uint64_t seq = 0;
 
-  // Removes cached block i from the cache (handed out or resized).
-  void take(size_t i) {
+  void drop(size_t i) {
+    ::munmap(cached[i].p, cached[i].size);
     cached_bytes -= cached[i].size;
     cached[i] = cached.back();
     cached.pop_back();
-  }
-  void drop(size_t i) {
-    ::munmap(cached[i].p, cached[i].size);
-    take(i);
   }
   size_t oldest() const {
     size_t o = 0;
@@ -122,31 +118,11 @@ void* allocate(size_t bytes) {
     if (best != SIZE_MAX) {
       p = P.cached[best].p;
       got = P.cached[best].size;
-      P.take(best);
+      P.cached_bytes -= got;
+      P.cached[best] = P.cached.back();
+      P.cached.pop_back();
       ++P.hits;
-    } else if (!P.cached.empty()) {
-      // None of about this size: resize a cached block (mremap keeps its pages) rather than map
-      // new memory beside a cache of the wrong sizes: the smallest larger one, which gives its tail
-      // back, else the largest, which grows (only the new part is faulted in). So what is mapped
-      // stays near the most ever in use, whatever the mix of sizes: the benchmark's peak RSS went
-      // from 780 to 502 MB (buffer_pool.h).
-      size_t near = 0;
-      auto better = [&](size_t i, size_t j) {  // block i rather than j: the smallest larger, else the largest
-        const size_t a = P.cached[i].size, b = P.cached[j].size;
-        if ((a >= size) != (b >= size)) return a >= size;
-        return a >= size ? a < b : a > b;
-      };
-      for (size_t i = 1; i < P.cached.size(); ++i)
-        if (better(i, near)) near = i;
-      void* q = ::mremap(P.cached[near].p, P.cached[near].size, size, MREMAP_MAYMOVE);
-      if (q != MAP_FAILED) {
-        if (size >= (size_t(4) << 20)) ::madvise(q, size, MADV_HUGEPAGE);
-        P.take(near);
-        p = q;
-        ++P.resized;
-      }
-    }
-    if (!p) {
+    } else {
       ++P.misses;
       // Mapped memory (in use + cached) stays within 3x the most ever in use: cached blocks
       // that do not fit what is asked now make room, the oldest first.
@@ -216,7 +192,7 @@ bool active() {
 Stats stats() {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
-  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses, P.resized};
+  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses};
 }
 
 size_t set_limit(size_t bytes) {

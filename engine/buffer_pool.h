@@ -4,16 +4,12 @@
 // 640x1056 input). Taken fresh from the kernel each time, every page is faulted in and zeroed again:
 // 400k page faults and ~2.9 s of extra time per parse on the development machine. The pool keeps
 // freed blocks of 256 KiB and more and hands them out again for requests of the same size (or up
-// to 1/8 smaller), so from the second parse on feature maps reuse pages that are already mapped.
-// A request no cached block fits resizes one (mremap: the smallest larger block gives its tail
-// back, else the largest grows) instead of mapping new memory beside the cache, so what is mapped
-// stays near the most ever in use: for the 640x1056 benchmark parse, 227 MB mapped against 174 MB
-// in use at most, where exact sizes only kept ~550 MB mapped (peak RSS 780 -> 502 MB, direct
-// convolutions), at ~8k more minor page faults per parse (the resized tails). What is mapped
-// (in use + cached) stays within 3x the most ever in use at once, and the cache within its cap.
+// to 1/8 smaller), so from the second parse on feature maps reuse pages that are already mapped. What
+// is mapped (in use + cached) stays within 3x the most ever in use at once, and the cache within its cap.
 //
-// Cap: M2FP_BUFFER_POOL_MB (default 400; 0 turns the pool off: every block goes back at once). The
-// blocks freed longest ago are released first when the cap is passed. Thread-safe. Built with
+// Cap: M2FP_BUFFER_POOL_MB (default 400, chosen so that a 640x1056 parse misses the pool ~15 times
+// and peaks under 800 MB; 0 turns the pool off: every block goes back at once). The blocks freed
+// longest ago are released first when the cap is passed. Thread-safe. Built with
 // AddressSanitizer, every block comes from aligned_alloc, so ASan sees each use after free.
 #pragma once
 
@@ -32,7 +28,6 @@ struct Stats {
   size_t limit_bytes = 0;
   size_t hits = 0;           // allocations served from the pool
   size_t misses = 0;         // large allocations that needed new memory
-  size_t resized = 0;        // allocations served by resizing a cached block of another size (mremap)
 };
 Stats stats();
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).

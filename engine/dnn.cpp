@@ -43,24 +43,35 @@ void warn_if_reference(const char* impl, const char* what) {
                          "expect it to be slow\n", impl, what);
 }
 
-// A buffer for one call (a scratchpad, an input converted for a primitive) from the buffer pool:
-// between calls its memory serves feature maps, where a per-thread vector would stay resident at
-// the largest size it ever had (Winograd's scratchpads are tens of MB).
-class CallBuf {
- public:
-  explicit CallBuf(size_t n) : n_(n), p_(n ? pool::allocate(n) : nullptr) {}
-  ~CallBuf() { pool::release(p_, n_); }
-  CallBuf(const CallBuf&) = delete;
-  CallBuf& operator=(const CallBuf&) = delete;
-  void* data() const { return p_; }
-
- private:
-  size_t n_;
-  void* p_;
+// Per-thread buffers that only grow, for a primitive's scratchpad and for an input converted for
+// a primitive, from the buffer pool (not zeroed, unlike a std::vector). Taking them from the pool
+// for each call instead kept Winograd's large scratchpads out of the resident set between calls, but
+// made every small matmul of the transformer decoder allocate, and the pool resize its blocks: with
+// 2 threads the decoder went from ~110 to ~190 ms and the network ~15% slower (bench_e2e,
+// 2026-12-06, measured alternately).
+struct ThreadBuffer {
+  void* p = nullptr;
+  size_t cap = 0;
+  ThreadBuffer() = default;
+  ThreadBuffer(const ThreadBuffer&) = delete;
+  ThreadBuffer& operator=(const ThreadBuffer&) = delete;
+  ~ThreadBuffer() { pool::release(p, cap); }
+  void* get(size_t n) {
+    if (n == 0) return nullptr;
+    if (n > cap) {
+      pool::release(p, cap);
+      p = nullptr;
+      cap = 0;
+      p = pool::allocate(n);
+      cap = n;
+    }
+    return p;
+  }
 };
+thread_local ThreadBuffer t_scratchpad, t_converted;
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (M2FP_WINOGRAD=0), 1 on within the
-// memory caps below (the default), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
+// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
@@ -90,15 +101,16 @@ int winograd_mode() {
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
     const std::string e = env ? env : "";
-    // On by default (within the caps; README, "Winograd"): oneDNN has the kernel on AVX-512 only,
-    // elsewhere every layer stays direct whatever this says.
-    if (e.empty() || e == "1" || e == "on") v = 1;
-    else if (e == "0" || e == "off") v = 0;
+    // Off by default (README, "Winograd": with it the benchmark peaks at ~1050 MB, over the 800 MB
+    // bound; the pool that made it fit cost more time than Winograd saves). oneDNN has the kernel on
+    // AVX-512 only, elsewhere every layer stays direct whatever this says.
+    if (e.empty() || e == "0" || e == "off") v = 0;
+    else if (e == "1" || e == "on") v = 1;
     else if (e == "all") v = 2;
     else {
-      v = 1;
-      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays on "
-                           "within its memory caps\n", e.c_str());
+      v = 0;
+      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays off\n",
+                   e.c_str());
     }
     int expected = -1;
     if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
@@ -316,12 +328,12 @@ struct PrimEntry {
   // src and dst already in pd's layouts; the scratchpad is per call.
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
-    const CallBuf scratch(pd.scratchpad_desc().get_size());
+    void* const scratch = t_scratchpad.get(pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
         {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), cpu_engine(), dst)},
-        {DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch.data())}};
+        {DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch)}};
     if (bias) args[DNNL_ARG_BIAS] = bias;
     prim.execute(s, args);
     s.wait();
@@ -489,10 +501,10 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   // The input in the layout (and data type) the primitive wants.
   const dnnl::memory::desc xmd = md_of(x);
   const void* src_ptr = x.data();
-  const CallBuf converted(xmd == e->pd.src_desc() ? 0 : e->pd.src_desc().get_size());
-  if (converted.data()) {
-    reorder(xmd, x.data(), e->pd.src_desc(), converted.data());
-    src_ptr = converted.data();
+  if (!(xmd == e->pd.src_desc())) {
+    void* const converted = t_converted.get(e->pd.src_desc().get_size());
+    reorder(xmd, x.data(), e->pd.src_desc(), converted);
+    src_ptr = converted;
   }
   e->execute(src_ptr, y.data());
   return y;
@@ -547,10 +559,10 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   if (M == 0) return;
   auto e = impl_->get(M, ldx, ldy, relu);
   const void* src = x;
-  const CallBuf converted(impl_->prec == Precision::BF16 ? e->pd.src_desc().get_size() : 0);
-  if (converted.data()) {  // the input rounded to bf16, dense [M, in]
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted.data());
-    src = converted.data();
+  if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
+    void* const converted = t_converted.get(e->pd.src_desc().get_size());
+    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted);
+    src = converted;
   }
   e->execute(src, y);
 }
@@ -596,13 +608,13 @@ std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt) 
 void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool bt) {
   const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
-  const CallBuf scratch(e->pd.scratchpad_desc().get_size());
+  void* const scratch = t_scratchpad.get(e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},
                       {DNNL_ARG_WEIGHTS, bm},
                       {DNNL_ARG_DST, cm},
-                      {DNNL_ARG_SCRATCHPAD, dnnl::memory(e->pd.scratchpad_desc(), cpu_engine(), scratch.data())}});
+                      {DNNL_ARG_SCRATCHPAD, dnnl::memory(e->pd.scratchpad_desc(), cpu_engine(), scratch)}});
   s.wait();
 }
 }  // namespace

@@ -20,10 +20,11 @@
 // fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
 // layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
 // Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why; the
-// layers within them are also the ones it was measured faster for). It is on by default: with the
-// buffer pool resizing its blocks and scratchpads taken from the pool, the benchmark's peak RSS is
-// ~740 MB with it (~500 MB without), within issue 14's 800 MB. set_winograd(false) or the environment
-// variable M2FP_WINOGRAD=0 turns it off (every layer direct), M2FP_WINOGRAD=all lifts the caps.
+// layers within them are also the ones it was measured faster for). It is off by default: its
+// weights take the benchmark's peak RSS from ~770 to ~1050 MB, over issue 14's 800 MB (a buffer pool
+// that resized its blocks made it fit, but cost more time than Winograd saves: README, "Winograd").
+// set_winograd(true) or the environment variable M2FP_WINOGRAD=1 turns it on, M2FP_WINOGRAD=all
+// also lifts the caps.
 #pragma once
 
 #include <cstdint>
@@ -52,8 +53,8 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default on; M2FP_WINOGRAD=0 turns it
-// off at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
+// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
 void set_winograd(bool on);
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's

@@ -25,7 +25,7 @@ TEST(BufferPool, BlocksAreAlignedAndWritable) {
   pool::release(nullptr, 1 << 20);  // a no-op, like free(nullptr)
 }
 
-TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOrResized) {
+TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOnly) {
   if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
   pool::trim();
   const size_t mb = size_t(1) << 20;
@@ -38,32 +38,12 @@ TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOrResized) {
   EXPECT_EQ(b, a);
   EXPECT_EQ(pool::stats().hits, s0.hits + 1);
   EXPECT_EQ(pool::stats().cached_bytes, 0u);
-  std::memset(b, 3, mb - 1000);
   pool::release(b, mb - 1000);
-  // Half the size: the 1 MB block would waste more than 1/8, so it is shrunk in place (its tail
-  // goes back to the system) rather than new memory mapped beside it; the head keeps its bytes.
-  void* c = pool::allocate(mb / 2);
-  EXPECT_EQ(c, a);
-  EXPECT_EQ(static_cast<unsigned char*>(c)[mb / 2 - 1], 3);
-  EXPECT_EQ(pool::stats().misses, s0.misses);
-  EXPECT_EQ(pool::stats().resized, s0.resized + 1);
-  EXPECT_EQ(pool::stats().cached_bytes, 0u);
+  void* c = pool::allocate(mb / 2);  // half the size: a 1 MB block would waste more than 1/8
+  EXPECT_NE(c, a);
+  EXPECT_EQ(pool::stats().misses, s0.misses + 1);
   std::memset(c, 2, mb / 2);
   pool::release(c, mb / 2);
-  EXPECT_EQ(pool::stats().cached_bytes, mb / 2);
-  // Three times the size with only that block cached: it grows (possibly moving), keeping its bytes.
-  void* d = pool::allocate(3 * mb);
-  EXPECT_EQ(static_cast<unsigned char*>(d)[0], 2);
-  EXPECT_EQ(static_cast<unsigned char*>(d)[mb / 2 - 1], 2);
-  std::memset(d, 4, 3 * mb);  // the new part is writable
-  EXPECT_EQ(pool::stats().misses, s0.misses);
-  EXPECT_EQ(pool::stats().resized, s0.resized + 2);
-  // Nothing cached: new memory.
-  void* e = pool::allocate(mb);
-  EXPECT_EQ(pool::stats().misses, s0.misses + 1);
-  pool::release(e, mb);
-  pool::release(d, 3 * mb);
-  EXPECT_EQ(pool::stats().cached_bytes, 4 * mb);
   pool::trim();
   EXPECT_EQ(pool::stats().cached_bytes, 0u);
   EXPECT_EQ(pool::stats().cached_blocks, 0u);
