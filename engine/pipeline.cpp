@@ -3,10 +3,14 @@
 
 #include <chrono>
 
+#include "engine/buffer_pool.h"
 #include "engine/preprocess.h"
 
 namespace m2fp {
 namespace {
+
+// Photos of this many pixels and more empty the buffer pool's cache before their post-processing.
+constexpr int64_t kTrimPoolPixels = 4000000;
 using Clock = std::chrono::steady_clock;
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -33,6 +37,15 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.pixel_decoder_ms = ft.pixel_decoder_ms;
   r.timings.transformer_decoder_ms = ft.transformer_decoder_ms;
   pre.image = Tensor();
+  // A large photo's post-processing and outputs need hundreds of MB that the forward pass's cached
+  // feature maps (other sizes) cannot serve: the pool gives half of its cache back first (the blocks
+  // freed longest ago), so that the peak stays under issue 14's 1 GB for a 4000x3000 photo
+  // (bench_e2e --big-photo, 2026-12-06: 1036 MB before, 832 MB with this; giving all of it back:
+  // 820 MB, but the next parse's network ~250 ms slower, re-mapping its feature maps).
+  if ((int64_t)image.width * image.height >= kTrimPoolPixels) {
+    const size_t limit = pool::set_limit(pool::stats().cached_bytes / 2);
+    pool::set_limit(limit);
+  }
 
   auto t2 = Clock::now();
   r.geometry.Hp = pre.Hp;
