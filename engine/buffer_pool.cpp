@@ -82,6 +82,14 @@ size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranu
 // places anywhere would often straddle boundaries and get no huge page at all.
 constexpr size_t kHuge = size_t(2) << 20;
 
+// A block below the pool's sizes (and every block in AddressSanitizer builds): 64-byte aligned
+// from malloc. Throws std::bad_alloc.
+void* small_block(size_t bytes) {
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
 void* map_block(size_t size) {
   if (size < kHuge) {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -147,9 +155,7 @@ void* allocate(size_t bytes) {
     return p;
   }
 #endif
-  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return p;
+  return small_block(bytes);
 }
 
 void release(void* p, size_t bytes) noexcept {
@@ -204,10 +210,10 @@ size_t set_limit(size_t bytes) {
   return old;
 }
 
-void trim() {
+void trim(size_t keep) {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
-  P.shrink_to(0);
+  P.shrink_to(keep);
 }
 
 // Below 2 MB no huge page would fit: malloc's (its heap below M_MMAP_THRESHOLD, where the forward
@@ -221,9 +227,7 @@ void* map_pages(size_t bytes) {
     return p;
   }
 #endif
-  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return p;
+  return small_block(bytes);
 }
 
 void unmap_pages(void* p, size_t bytes) noexcept {

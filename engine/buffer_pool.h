@@ -34,8 +34,9 @@ Stats stats();
 bool active();
 // Sets the cap (releasing what is over it); returns the old one.
 size_t set_limit(size_t bytes);
-// Releases every cached block to the system.
-void trim();
+// Releases cached blocks to the system, those freed longest ago first, until at most `keep` bytes
+// stay cached (0: every one).
+void trim(size_t keep = 0);
 
 // Memory outside the pool for long-lived buffers (the layers' weights), 64-byte aligned: from 2 MB
 // on mapped 2 MB aligned with transparent huge pages asked for, smaller from malloc; given back by

@@ -42,10 +42,7 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   // freed longest ago), so that the peak stays under issue 14's 1 GB for a 4000x3000 photo
   // (bench_e2e --big-photo, 2026-12-06: 1036 MB before, 832 MB with this; giving all of it back:
   // 820 MB, but the next parse's network ~250 ms slower, re-mapping its feature maps).
-  if ((int64_t)image.width * image.height >= kTrimPoolPixels) {
-    const size_t limit = pool::set_limit(pool::stats().cached_bytes / 2);
-    pool::set_limit(limit);
-  }
+  if ((int64_t)image.width * image.height >= kTrimPoolPixels) pool::trim(pool::stats().cached_bytes / 2);
 
   auto t2 = Clock::now();
   r.geometry.Hp = pre.Hp;
