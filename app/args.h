@@ -10,10 +10,13 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "service/numbers.h"
 
 namespace m2fp::app {
 
@@ -122,33 +125,20 @@ class Args {
     check_default(k, std::to_string(def));
     if (!has(k)) return def;
     const std::string v = raw(k);
-    size_t used = 0;
-    long n = 0;
-    try {
-      n = std::stol(v, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != v.size() || v.empty()) throw UsageError("--" + k + " expects an integer, got '" + v + "'");
-    if (n < lo || n > hi)
+    const std::optional<long> n = service::parse_integer(v);
+    if (!n) throw UsageError("--" + k + " expects an integer, got '" + v + "'");
+    if (*n < lo || *n > hi)
       throw UsageError("--" + k + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
-    return (int)n;
+    return (int)*n;
   }
   // `def_text`: the default as the spec writes it ("0.5"), checked against it.
   double get_nonnegative(const std::string& k, double def, const std::string& def_text = "") const {
     if (!def_text.empty()) check_default(k, def_text);
     if (!has(k)) return def;
     const std::string v = raw(k);
-    size_t used = 0;
-    double d = -1;
-    try {
-      d = std::stod(v, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (v.empty() || used != v.size() || !(d >= 0) || !std::isfinite(d))
-      throw UsageError("--" + k + " expects a non-negative number, got '" + v + "'");
-    return d;
+    const std::optional<double> d = service::parse_finite(v);
+    if (!d || !(*d >= 0)) throw UsageError("--" + k + " expects a non-negative number, got '" + v + "'");
+    return *d;
   }
   // The value converted by `parse` (e.g. service::parse_precision), whose std::invalid_argument
   // message follows the option's name: "--precision must be fp32 or bf16, got 'fp8'".

@@ -16,6 +16,7 @@
 
 #include "kernels/kernels.h"
 #include "service/masks.h"
+#include "service/numbers.h"
 #include "service/outfits.h"
 #include "service/report.h"
 #include "service/result_doc.h"
@@ -54,13 +55,11 @@ void clear_error(char** error) {
 }
 
 int parse_int(const std::string& key, const std::string& v, int lo, int hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long n = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end || errno || n < lo || n > hi)
+  const std::optional<long> n = m2fp::service::parse_integer(v);
+  if (!n || *n < lo || *n > hi)
     throw OptionError("option " + key + ": must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
                       "], got '" + v + "'");
-  return (int)n;
+  return (int)*n;
 }
 
 struct LoadSettings {

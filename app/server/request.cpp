@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "app/server/http.h"
+#include "service/numbers.h"
 #include "service/sha256.h"
 
 namespace m2fp::app {
@@ -142,17 +143,11 @@ int int_field(const httplib::Request& req, const Body& b, const std::string& nam
               const std::string& why = "") {
   const std::string v = field(req, b, name);
   if (v.empty()) return dflt;
-  size_t used = 0;
-  long n = 0;
-  try {
-    n = std::stol(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != v.size() || n < lo || n > hi)
+  const std::optional<long> n = service::parse_integer(v);
+  if (!n || *n < lo || *n > hi)
     throw HttpError(400, name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" +
                              why + ", got '" + v.substr(0, 64) + "'");
-  return (int)n;
+  return (int)*n;
 }
 }  // namespace
 
@@ -164,15 +159,9 @@ RecommendOptions read_reco(const httplib::Request& req, const Body& b, const Rul
   ro.k = int_field(req, b, "k", 0, 50, ro.k);
   const std::string mp = field(req, b, "max_price");
   if (!mp.empty()) {
-    size_t used = 0;
-    double v = -1;
-    try {
-      v = std::stod(mp, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != mp.size() || !(v >= 0)) throw HttpError(400, "max_price must be a number >= 0, got '" + mp + "'");
-    ro.max_price = v;
+    const std::optional<double> v = service::parse_finite(mp);
+    if (!v || !(*v >= 0)) throw HttpError(400, "max_price must be a number >= 0, got '" + mp + "'");
+    ro.max_price = *v;
   }
   try {
     check_recommend_options(ro, rules);

@@ -1,6 +1,7 @@
 // tests/service/test_service_units.cpp: the application layer's building blocks: SHA-256 (FIPS 180-4
 // example vectors), the byte-bounded LRU cache, the bounded worker pool, and the JSON reports shared by
-// `m2fp parse` and the server (legend, garments merged into persons).
+// `m2fp parse` and the server (legend, garments merged into persons), the strict number parsing every
+// front door's options use.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "service/lru_cache.h"
+#include "service/numbers.h"
 #include "service/parse_queue.h"
 #include "service/report.h"
 #include "service/sha256.h"
@@ -293,4 +295,21 @@ TEST(Report, LegendAndGarmentsInPersons) {
   ASSERT_EQ(js["persons"].size(), 1u);
   EXPECT_EQ(js["persons"][0]["id"], 0);
   EXPECT_EQ(js["persons"][0]["garments"][0]["category"], "hat");
+}
+
+TEST(Numbers, IntegersAreTheWholeText) {
+  EXPECT_EQ(parse_integer("0"), 0L);
+  EXPECT_EQ(parse_integer("300"), 300L);
+  EXPECT_EQ(parse_integer("-12"), -12L);
+  for (const char* bad : {"", " 5", "5 ", "+5", "5x", "0x10", "1.0", "1e3", "--1", "99999999999999999999"})
+    EXPECT_FALSE(parse_integer(bad).has_value()) << "'" << bad << "'";
+}
+
+TEST(Numbers, FiniteNumbersAreTheWholeText) {
+  EXPECT_EQ(parse_finite("0.5"), 0.5);
+  EXPECT_EQ(parse_finite("12"), 12.0);
+  EXPECT_EQ(parse_finite("1e3"), 1000.0);
+  EXPECT_EQ(parse_finite("-2.25"), -2.25);
+  for (const char* bad : {"", " 1", "1 ", "+1", "1,5", "inf", "nan", "-inf", "1e999", "0x1p3", "."})
+    EXPECT_FALSE(parse_finite(bad).has_value()) << "'" << bad << "'";
 }
