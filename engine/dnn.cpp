@@ -242,6 +242,25 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// Rows of fp32 (`rows` rows of `n` values, row stride ldx) rounded to bf16 (to nearest even, as
+// oneDNN rounds; a NaN stays a NaN) into dense rows y [rows, n]: the inputs of bf16 layers given in
+// fp32 (the encoder's FFN and projections, the convolutions after a GroupNorm). oneDNN 2.6's reorder
+// took as long for these plain layouts as the matrix product that reads them (verbose log of the
+// benchmark, 2026-12-06: 2048x256 f32->bf16 at ~0.9x the time of the 2048x256x1024 product).
+void f32_to_bf16_rows(const float* x, int64_t ldx, int64_t rows, int64_t n, uint16_t* y) {
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    uint16_t* yr = y + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, xr + i, sizeof u);
+      const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+      yr[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+    }
+  }
+}
+
 // Winograd weights (oneDNN's wino format) cannot be reordered into anything else.
 bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; }
 
@@ -511,7 +530,10 @@ Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_
   const void* src_ptr = x.data();
   if (!(xmd == e->pd.src_desc())) {
     void* const converted = t_converted.get(e->pd.src_desc().get_size());
-    reorder(xmd, x.data(), e->pd.src_desc(), converted);
+    if (x.layout == Layout::HWC && e->pd.src_desc() == hwc_md(H, W, p_.in_c, dt::bf16))  // plain fp32 -> bf16
+      f32_to_bf16_rows(x.data(), p_.in_c, H * W, p_.in_c, static_cast<uint16_t*>(converted));
+    else
+      reorder(xmd, x.data(), e->pd.src_desc(), converted);
     src_ptr = converted;
   }
   e->execute(src_ptr, y.data());
@@ -575,7 +597,7 @@ void Linear::run(const void* x, bool x_bf16, int64_t ldx, int64_t M, void* y, bo
   const void* src = x;
   if (convert) {  // the input rounded to bf16, dense [M, in]
     void* const converted = t_converted.get(e->pd.src_desc().get_size());
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted);
+    f32_to_bf16_rows(static_cast<const float*>(x), ldx, M, in_, static_cast<uint16_t*>(converted));
     src = converted;
   }
   e->execute(src, y);
