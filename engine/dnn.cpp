@@ -514,13 +514,28 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   return run(x, residual, relu, false);
 }
 
-Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out) const {
+Tensor Conv2d::accumulate(const Tensor& x, Tensor&& residual, bool relu) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
+    throw std::invalid_argument("Conv2d: expected [H, W, " + std::to_string(p_.in_c) + "], got " +
+                                x.shape_str());
+  const Tensor r = std::move(residual);
+  return run(x, &r, relu, false, /*into_residual=*/true);
+}
+
+Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual) const {
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
   auto e = impl_->get(H, W, residual != nullptr, relu, f32_out);
-  Tensor y = map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
-  if (residual) {
-    if (residual->shape != y.shape)
-      throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output " + y.shape_str());
+  const std::vector<int64_t> out_shape{Ho, Wo, p_.out_c};
+  if (residual && residual->shape != out_shape)
+    throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +
+                                ", " + std::to_string(Wo) + ", " + std::to_string(p_.out_c) + "]");
+  // The sum post-op adds what the destination holds: a residual held nowhere else, already in the
+  // destination's layout, is the destination (no copy).
+  const bool in_place = into_residual && residual && residual->buf.use_count() == 1 &&
+                        residual->layout != Layout::Plain && md_of(*residual) == e->pd.dst_desc();
+  Tensor y = in_place ? *residual : map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
+  if (residual && !in_place) {
     const dnnl::memory::desc rmd = md_of(*residual);
     if (rmd == e->pd.dst_desc()) std::memcpy(y.data(), residual->data(), y.bytes);
     else reorder(rmd, residual->data(), e->pd.dst_desc(), y.data());

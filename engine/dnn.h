@@ -86,6 +86,10 @@ class Conv2d {
   Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
                     bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
+  // relu?(conv(x) + residual) like operator(), written over `residual`'s memory where nothing else
+  // holds it and it is in the output's layout (the backbone's shortcuts: no copy of the map);
+  // otherwise into a new tensor.
+  Tensor accumulate(const Tensor& x, Tensor&& residual, bool relu) const;
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.
   void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false, bool hwc_out = false) const;
@@ -105,7 +109,8 @@ class Conv2d {
  private:
   struct Impl;
   // The convolution into oneDNN's chosen layout: fp32 when `f32_out` or the layer is F32, else bf16.
-  Tensor run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out) const;
+  // into_residual: the output may take *residual's memory when nothing else holds it.
+  Tensor run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual = false) const;
   ConvParams p_;
   std::shared_ptr<Impl> impl_;
 };

@@ -373,8 +373,8 @@ Features backbone(const M2FP::Weights& W, const Tensor& image, const TensorSink*
     for (const Bottleneck& blk : W.stages[s]) {
       Tensor h = blk.conv1(x, nullptr, true);                    // [H, W, w]
       h = blk.conv2(h, nullptr, true);                           // [H/s, W/s, w]
-      Tensor sc = blk.has_shortcut ? blk.shortcut(x) : x;        // [H/s, W/s, out]
-      x = blk.conv3(h, &sc, true);                               // relu(conv3(h) + shortcut)
+      Tensor sc = blk.has_shortcut ? blk.shortcut(x) : std::move(x);  // [H/s, W/s, out]
+      x = blk.conv3.accumulate(h, std::move(sc), true);          // relu(conv3(h) + shortcut), in sc's memory
     }
     *outs[s] = x;
     emit(sink, "res" + std::to_string(s + 2), x);

@@ -152,6 +152,32 @@ TEST(Bf16Layers, MaxPoolKeepsBf16) {
   EXPECT_EQ(std::memcmp(ph.data(), dnn::to_hwc(want).data(), (size_t)ph.numel() * 4), 0);
 }
 
+// accumulate() writes relu(conv(x) + residual) over the residual's memory when nothing else holds it,
+// byte-identical to operator() with the residual (fp32 and bf16); a residual still held elsewhere is
+// left as it was.
+TEST(Bf16Layers, AccumulateWritesOverAnUnsharedResidual) {
+  for (const auto prec : {dnn::Precision::F32, dnn::Precision::BF16}) {
+    if (prec == dnn::Precision::BF16 && !dnn::bf16_available()) continue;
+    ConvLayer c({32, 32, 3, 3, 1, 1, 1}, 41, prec), sc({16, 32, 1, 1, 1, 0, 1}, 43, prec);
+    const Tensor x = c.conv(random_map(11, 19, 32, 44));
+    const Tensor r = sc.conv(random_map(11, 19, 16, 45));  // in the layout the convolutions pick
+    const Tensor want = c.conv(x, &r, true);
+    Tensor shared = r;  // held twice: a new tensor, r unchanged
+    const Tensor y1 = c.conv.accumulate(x, std::move(shared), true);
+    EXPECT_NE(y1.data(), r.data());
+    Tensor own = r.clone();
+    const float* mem = own.data();
+    const Tensor y2 = c.conv.accumulate(x, std::move(own), true);
+    EXPECT_EQ(y2.data(), mem) << "an unshared residual in the output's layout should be the output";
+    for (const Tensor* y : {&y1, &y2}) {
+      ASSERT_EQ(y->bytes, want.bytes);
+      EXPECT_EQ(std::memcmp(y->data(), want.data(), want.bytes), 0) << dnn::precision_name(prec);
+    }
+    EXPECT_EQ(std::memcmp(dnn::to_hwc(r).data(), dnn::to_hwc(sc.conv(random_map(11, 19, 16, 45))).data(),
+                          (size_t)r.numel() * 4), 0) << "the shared residual was modified";
+  }
+}
+
 // y = l2(relu(l1(x))) in fp64 over rows with strides.
 std::vector<float> ffn_reference(const std::vector<float>& w1, const std::vector<float>& b1,
                                  const std::vector<float>& w2, const std::vector<float>& b2, const float* x,
