@@ -230,9 +230,11 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
     DecoderLayer& d = W.dec_layers[i];
     const Weight w = b.f32(key + ".multihead_attn.in_proj_weight");  // [3D, D] = q ++ k ++ v
     const Weight bi = b.f32(key + ".multihead_attn.in_proj_bias");
+    // Keys and values project every token of a level (up to Hp/8 x Wp/8 rows): bf16 where asked,
+    // ~1.7x faster there; the 100-query products gain nothing from bf16 and stay fp32.
     d.cross_q = slice_linear(w, bi, 0, Dd, fp32);
-    d.cross_k = slice_linear(w, bi, Dd, 2 * Dd, fp32);
-    d.cross_v = slice_linear(w, bi, 2 * Dd, 3 * Dd, fp32);
+    d.cross_k = slice_linear(w, bi, Dd, 2 * Dd, prec);
+    d.cross_v = slice_linear(w, bi, 2 * Dd, 3 * Dd, prec);
     d.cross_out = bind_linear(b, key + ".multihead_attn.out_proj", fp32);
     d.cross_norm = bind_norm(b, key + ".norm");
   }
