@@ -242,6 +242,25 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// Rows of fp32 (`rows` rows of `n` values, row stride ldx) rounded to bf16 (to nearest even, as
+// oneDNN rounds; a NaN stays a NaN) into dense rows y [rows, n]: the inputs of bf16 layers given in
+// fp32 (the encoder's FFN and projections, the convolutions after a GroupNorm). oneDNN 2.6's reorder
+// took as long for these plain layouts as the matrix product that reads them (verbose log of the
+// benchmark, 2026-12-06: 2048x256 f32->bf16 at ~0.9x the time of the 2048x256x1024 product).
+void f32_to_bf16_rows(const float* x, int64_t ldx, int64_t rows, int64_t n, uint16_t* y) {
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    uint16_t* yr = y + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, xr + i, sizeof u);
+      const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+      yr[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+    }
+  }
+}
+
 // Winograd weights (oneDNN's wino format) cannot be reordered into anything else.
 bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; }
 
@@ -372,18 +391,22 @@ struct Conv2d::Impl {
            winograd_enabled();
   }
 
-  std::shared_ptr<Entry> get(int64_t H, int64_t W, bool sum, bool relu, bool hwc_out) {
+  // f32_out: an fp32 destination from a BF16 layer (for the engine's own kernels); BF16 layers
+  // otherwise write bf16, which the next BF16 convolution reads as it is (sum post-op in bf16 too).
+  std::shared_ptr<Entry> get(int64_t H, int64_t W, bool sum, bool relu, bool f32_out) {
     std::lock_guard<std::mutex> lock(mu);
-    auto key = std::make_tuple(H, W, sum, relu, hwc_out);
+    if (prec != Precision::BF16) f32_out = false;  // F32 layers: always fp32, one primitive
+    auto key = std::make_tuple(H, W, sum, relu, f32_out);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
 
     const dt act = prec == Precision::BF16 ? dt::bf16 : dt::f32;
+    const dt out = prec == Precision::BF16 && !f32_out ? dt::bf16 : dt::f32;
     const int64_t Ho = p.out_h(H), Wo = p.out_w(W);
     dnnl::memory::desc src_md({1, p.in_c, H, W}, act, tag::any);
     dnnl::memory::desc w_md({p.out_c, p.in_c, p.kh, p.kw}, act, tag::any);
     dnnl::memory::desc b_md({p.out_c}, dt::f32, tag::x);
-    dnnl::memory::desc dst_md({1, p.out_c, Ho, Wo}, dt::f32, hwc_out ? tag::nhwc : tag::any);
+    dnnl::memory::desc dst_md({1, p.out_c, Ho, Wo}, out, tag::any);
     dnnl::post_ops po;
     if (sum) po.append_sum(1.f);
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -459,9 +482,9 @@ void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precis
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
 }
 
-void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu) const {
+void Conv2d::prepare(int64_t H, int64_t W, bool residual, bool relu, bool hwc_out) const {
   if (!impl_) throw std::logic_error("Conv2d used before init");
-  impl_->get(H, W, residual, relu, false);
+  impl_->get(H, W, residual, relu, hwc_out);
 }
 
 void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
@@ -484,16 +507,35 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
     throw std::invalid_argument("Conv2d: expected [H, W, " + std::to_string(p_.in_c) + "], got " +
                                 x.shape_str());
-  // Asked for channels-last output: run in the layouts oneDNN prefers and convert the result
-  // (mixing a plain nhwc destination with a blocked source sends oneDNN 2.6 to its reference
+  // Asked for channels-last output: run in the layouts oneDNN prefers (fp32 out) and convert the
+  // result (mixing a plain nhwc destination with a blocked source sends oneDNN 2.6 to its reference
   // implementation, ~100x slower).
-  if (hwc_out) return to_hwc((*this)(x, residual, relu, false));
+  if (hwc_out) return to_hwc(run(x, residual, relu, true));
+  return run(x, residual, relu, false);
+}
+
+Tensor Conv2d::accumulate(const Tensor& x, Tensor&& residual, bool relu) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  if (x.shape.size() != 3 || x.shape[2] != p_.in_c)
+    throw std::invalid_argument("Conv2d: expected [H, W, " + std::to_string(p_.in_c) + "], got " +
+                                x.shape_str());
+  const Tensor r = std::move(residual);
+  return run(x, &r, relu, false, /*into_residual=*/true);
+}
+
+Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual) const {
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
-  auto e = impl_->get(H, W, residual != nullptr, relu, false);
-  Tensor y = map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
-  if (residual) {
-    if (residual->shape != y.shape)
-      throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output " + y.shape_str());
+  auto e = impl_->get(H, W, residual != nullptr, relu, f32_out);
+  const std::vector<int64_t> out_shape{Ho, Wo, p_.out_c};
+  if (residual && residual->shape != out_shape)
+    throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +
+                                ", " + std::to_string(Wo) + ", " + std::to_string(p_.out_c) + "]");
+  // The sum post-op adds what the destination holds: a residual held nowhere else, already in the
+  // destination's layout, is the destination (no copy).
+  const bool in_place = into_residual && residual && residual->buf.use_count() == 1 &&
+                        residual->layout != Layout::Plain && md_of(*residual) == e->pd.dst_desc();
+  Tensor y = in_place ? *residual : map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
+  if (residual && !in_place) {
     const dnnl::memory::desc rmd = md_of(*residual);
     if (rmd == e->pd.dst_desc()) std::memcpy(y.data(), residual->data(), y.bytes);
     else reorder(rmd, residual->data(), e->pd.dst_desc(), y.data());
@@ -503,7 +545,10 @@ Tensor Conv2d::operator()(const Tensor& x, const Tensor* residual, bool relu, bo
   const void* src_ptr = x.data();
   if (!(xmd == e->pd.src_desc())) {
     void* const converted = t_converted.get(e->pd.src_desc().get_size());
-    reorder(xmd, x.data(), e->pd.src_desc(), converted);
+    if (x.layout == Layout::HWC && e->pd.src_desc() == hwc_md(H, W, p_.in_c, dt::bf16))  // plain fp32 -> bf16
+      f32_to_bf16_rows(x.data(), p_.in_c, H * W, p_.in_c, static_cast<uint16_t*>(converted));
+    else
+      reorder(xmd, x.data(), e->pd.src_desc(), converted);
     src_ptr = converted;
   }
   e->execute(src_ptr, y.data());
@@ -518,20 +563,20 @@ struct Linear::Impl {
   std::vector<float> bias;  // [out] or empty
   using Entry = PrimEntry<dnnl::matmul>;
   std::mutex mu;
-  std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::shared_ptr<Entry>> cache;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool, bool>, std::shared_ptr<Entry>> cache;
 
-  std::shared_ptr<Entry> get(int64_t M, int64_t ldx, int64_t ldy, bool relu) {
+  // lds: the source's row stride as the primitive reads it (BF16: the bf16 input's); y_bf16: a
+  // bf16 destination (BF16 layers only).
+  std::shared_ptr<Entry> get(int64_t M, int64_t lds, int64_t ldy, bool relu, bool y_bf16) {
     std::lock_guard<std::mutex> lock(mu);
-    auto key = std::make_tuple(M, ldx, ldy, relu);
+    auto key = std::make_tuple(M, lds, ldy, relu, y_bf16);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     const dt act = prec == Precision::BF16 ? dt::bf16 : dt::f32;
-    // BF16 inputs are converted into a dense [M, in] buffer, so their stride is `in`.
-    const int64_t lds = prec == Precision::BF16 ? in : ldx;
     dnnl::memory::desc src_md({M, in}, act, {lds, 1});
     dnnl::memory::desc w_md({in, out}, act, tag::any);
     dnnl::memory::desc b_md({1, out}, dt::f32, tag::ab);
-    dnnl::memory::desc dst_md({M, out}, dt::f32, {ldy, 1});
+    dnnl::memory::desc dst_md({M, out}, y_bf16 ? dt::bf16 : dt::f32, {ldy, 1});
     dnnl::post_ops po;
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     auto desc = bias.empty() ? dnnl::matmul::desc(src_md, w_md, dst_md)
@@ -554,22 +599,74 @@ void Linear::init(int in, int out, const float* w, const float* bias, Precision 
   if (bias) impl_->bias.assign(bias, bias + out);
 }
 
-void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, bool relu) const {
+Precision Linear::precision() const { return impl_ ? impl_->prec : Precision::F32; }
+
+void Linear::run(const void* x, bool x_bf16, int64_t ldx, int64_t M, void* y, bool y_bf16, int64_t ldy,
+                 bool relu) const {
   if (!impl_) throw std::logic_error("Linear used before init");
+  if ((x_bf16 || y_bf16) && impl_->prec != Precision::BF16) throw std::logic_error("Linear: bf16 data for an F32 layer");
   if (M == 0) return;
-  auto e = impl_->get(M, ldx, ldy, relu);
+  // BF16 inputs given in fp32 are converted into a dense [M, in] buffer, so their stride is `in`.
+  const bool convert = impl_->prec == Precision::BF16 && !x_bf16;
+  auto e = impl_->get(M, convert ? in_ : ldx, ldy, relu, y_bf16);
   const void* src = x;
-  if (impl_->prec == Precision::BF16) {  // the input rounded to bf16, dense [M, in]
+  if (convert) {  // the input rounded to bf16, dense [M, in]
     void* const converted = t_converted.get(e->pd.src_desc().get_size());
-    reorder({{M, in_}, dt::f32, {ldx, 1}}, x, e->pd.src_desc(), converted);
+    f32_to_bf16_rows(static_cast<const float*>(x), ldx, M, in_, static_cast<uint16_t*>(converted));
     src = converted;
   }
   e->execute(src, y);
 }
 
+void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, bool relu) const {
+  run(x, false, ldx, M, y, false, ldy, relu);
+}
+
 void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu) const {
   if (!impl_) throw std::logic_error("Linear used before init");
-  if (M > 0) impl_->get(M, ldx, ldy, relu);
+  if (M > 0) impl_->get(M, impl_->prec == Precision::BF16 ? in_ : ldx, ldy, relu, false);
+}
+
+// ---- feed-forward block -----------------------------------------------------------------------
+namespace {
+bool ffn_in_bf16(const Linear& first, const Linear& second) {
+  return first.precision() == Precision::BF16 && second.precision() == Precision::BF16;
+}
+void check_ffn(const Linear& first, const Linear& second, int64_t block_rows) {
+  if (first.out() != second.in())
+    throw std::invalid_argument("feed_forward: first gives " + std::to_string(first.out()) + " columns, second takes " +
+                                std::to_string(second.in()));
+  if (block_rows <= 0) throw std::invalid_argument("feed_forward: block_rows must be positive");
+}
+}  // namespace
+
+void feed_forward(const Linear& first, const Linear& second, const float* x, int64_t ldx, int64_t M, float* y,
+                  int64_t ldy, int64_t block_rows) {
+  check_ffn(first, second, block_rows);
+  if (M == 0) return;
+  const bool bf16 = ffn_in_bf16(first, second);
+  const int64_t F = first.out(), rows_max = std::min(block_rows, M);
+  // The hidden layer [rows, F], dense: fp32, or bf16 in the first half of the same buffer.
+  Tensor hidden = Tensor::empty({rows_max, F});
+  for (int64_t r0 = 0; r0 < M; r0 += block_rows) {
+    const int64_t rows = std::min(block_rows, M - r0);
+    first.run(x + r0 * ldx, false, ldx, rows, hidden.data(), bf16, F, /*relu=*/true);
+    second.run(hidden.data(), bf16, F, rows, y + r0 * ldy, false, ldy, /*relu=*/false);
+  }
+}
+
+void prepare_feed_forward(const Linear& first, const Linear& second, int64_t M, int64_t ldx, int64_t ldy,
+                          int64_t block_rows) {
+  check_ffn(first, second, block_rows);
+  if (!first.impl_ || !second.impl_) throw std::logic_error("Linear used before init");
+  if (M == 0) return;
+  const bool bf16 = ffn_in_bf16(first, second);
+  const int64_t F = first.out();
+  for (int64_t rows : {std::min(block_rows, M), M % block_rows}) {  // full row blocks and the last one
+    if (rows == 0) continue;
+    first.impl_->get(rows, first.precision() == Precision::BF16 ? first.in() : ldx, F, true, bf16);
+    second.impl_->get(rows, F, ldy, false, false);  // its input: the dense hidden layer
+  }
 }
 
 Tensor Linear::operator()(const Tensor& x, bool relu) const {
@@ -634,7 +731,7 @@ Tensor max_pool_3x3_s2(const Tensor& x) {
   const int64_t H = x.shape[0], W = x.shape[1], C = x.shape[2];
   const int64_t Ho = (H + 2 - 3) / 2 + 1, Wo = (W + 2 - 3) / 2 + 1;
   const dnnl::memory::desc src_md = md_of(x);
-  dnnl::memory::desc dst_any({1, C, Ho, Wo}, dt::f32, tag::any);
+  dnnl::memory::desc dst_any({1, C, Ho, Wo}, src_md.data_type(), tag::any);
   dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
                                 src_md, dst_any, {2, 2}, {3, 3}, {1, 1}, {1, 1});
   dnnl::pooling_forward::primitive_desc pd(d, cpu_engine());

@@ -13,7 +13,12 @@
 // to_hwc() converts any feature map.
 //
 // Precision::BF16 runs the convolution/matmul in bfloat16 (weights and activations rounded to
-// bf16, fp32 accumulation, fp32 output) where the CPU has AVX512-BF16; F32 is exact fp32.
+// bf16, fp32 accumulation) where the CPU has AVX512-BF16; F32 is exact fp32. A BF16 convolution
+// writes bf16 (Layout::Opaque, oneDNN's layout) unless asked for `hwc_out`, so a chain of them (the
+// backbone, its residual sums and ReLUs fused as post-ops) passes bf16 from layer to layer with no
+// conversion; `hwc_out` (the engine's own kernels read the result) gives fp32 channels-last, and
+// to_hwc() converts a bf16 map to fp32. A BF16 Linear takes and gives fp32 (its input rounded to
+// bf16), except inside feed_forward(), whose hidden layer stays bf16.
 //
 // Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN for its Winograd F(4x4,
 // 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
@@ -81,9 +86,13 @@ class Conv2d {
   Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
                     bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
+  // relu?(conv(x) + residual) like operator(), written over `residual`'s memory where nothing else
+  // holds it and it is in the output's layout (the backbone's shortcuts: no copy of the map);
+  // otherwise into a new tensor.
+  Tensor accumulate(const Tensor& x, Tensor&& residual, bool relu) const;
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.
-  void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false) const;
+  void prepare(int64_t H, int64_t W, bool residual = false, bool relu = false, bool hwc_out = false) const;
   // Holds the layer to one Winograd weight layout, the one oneDNN picks for an H x W input: a size
   // whose Winograd kernel wants another layout (oneDNN's blocking depends on the input size: res4's
   // 3x3 layers have 3 layouts over the padded sizes of 640-pixel photos) runs direct instead of
@@ -99,6 +108,9 @@ class Conv2d {
 
  private:
   struct Impl;
+  // The convolution into oneDNN's chosen layout: fp32 when `f32_out` or the layer is F32, else bf16.
+  // into_residual: the output may take *residual's memory when nothing else holds it.
+  Tensor run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual = false) const;
   ConvParams p_;
   std::shared_ptr<Impl> impl_;
 };
@@ -114,12 +126,29 @@ class Linear {
   void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false) const;
   int in() const { return in_; }
   int out() const { return out_; }
+  Precision precision() const;
 
  private:
+  friend void feed_forward(const Linear&, const Linear&, const float*, int64_t, int64_t, float*, int64_t, int64_t);
+  friend void prepare_feed_forward(const Linear&, const Linear&, int64_t, int64_t, int64_t, int64_t);
   struct Impl;
+  // x (fp32 with row stride ldx, or bf16 when x_bf16) -> y (fp32 with row stride ldy, or dense
+  // bf16 when y_bf16); bf16 sides only for BF16 layers.
+  void run(const void* x, bool x_bf16, int64_t ldx, int64_t M, void* y, bool y_bf16, int64_t ldy, bool relu) const;
   int in_ = 0, out_ = 0;
   std::shared_ptr<Impl> impl_;
 };
+
+// The feed-forward block y = second(relu(first(x))) over x [M, first.in()] (row stride ldx) into
+// y [M, second.out()] (row stride ldy), in blocks of `block_rows` rows so that the hidden layer
+// [block_rows, first.out()] stays small. When both layers are BF16 the hidden layer is written and
+// read in bf16 (first's output rounded once, no conversion between the two products); otherwise
+// exactly first.forward then second.forward per block.
+void feed_forward(const Linear& first, const Linear& second, const float* x, int64_t ldx, int64_t M, float* y,
+                  int64_t ldy, int64_t block_rows);
+// Creates and caches the primitives feed_forward(first, second, x, ldx, M, y, ldy, block_rows) uses.
+void prepare_feed_forward(const Linear& first, const Linear& second, int64_t M, int64_t ldx, int64_t ldy,
+                          int64_t block_rows);
 
 // C[M, N] = A[M, K] . B[N, K]^T, all row-major and dense (fp32; the primitive is cached per shape).
 // Used where both operands are activations, e.g. mask logits = mask_embed . mask_features^T.
@@ -130,10 +159,10 @@ void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, i
 void prepare_matmul_abt(int64_t M, int64_t N, int64_t K);
 
 // 3x3 stride-2 pad-1 max-pool (the DeepLab stem's pool), -inf padding like PyTorch; the output
-// keeps the input's layout.
+// keeps the input's layout and data type (fp32 or bf16).
 Tensor max_pool_3x3_s2(const Tensor& x);
 
-// A feature map [H, W, C] in plain channels-last layout (a no-op for HWC tensors).
+// A feature map [H, W, C] in plain channels-last fp32 layout (a no-op for HWC tensors).
 Tensor to_hwc(const Tensor& x);
 
 }  // namespace m2fp::dnn
