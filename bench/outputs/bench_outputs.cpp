@@ -105,10 +105,10 @@ int main(int argc, char** argv) {
         const std::vector<uint8_t> persons = svc::persons_png(p);
         m2fp::write_file_atomic(dir + "/persons.png", persons.data(), persons.size());
       }
-      m2fp::write_png_rgb(dir + "/labels_color.png", svc::colorize_labels(p.labels, p.width, p.height));
+      svc::write_labels_color_png(dir + "/labels_color.png", p.labels.data(), p.width, p.height);
       svc::RenderOptions ro;
       ro.person_boxes = !p.persons.empty();
-      m2fp::write_png_rgb(dir + "/parsing.png", svc::render_parsing(r.image, p, ro));
+      svc::write_parsing_png(dir + "/parsing.png", r.image, p, ro);
     };
     const std::vector<std::string> names = {"labels.png", "labels_color.png", "parsing.png"};
     struct Step {
@@ -136,12 +136,12 @@ int main(int argc, char** argv) {
            const std::vector<uint8_t> png = svc::persons_png(p);
            m2fp::write_file_atomic(dir + "/persons.png", png.data(), png.size());
          }},
-        {"labels_color.png", [&] { m2fp::write_png_rgb(dir + "/labels_color.png", svc::colorize_labels(p.labels, p.width, p.height)); }},
+        {"labels_color.png", [&] { svc::write_labels_color_png(dir + "/labels_color.png", p.labels.data(), p.width, p.height); }},
         {"parsing.png",
          [&] {
            svc::RenderOptions ro;
            ro.person_boxes = !p.persons.empty();
-           m2fp::write_png_rgb(dir + "/parsing.png", svc::render_parsing(r.image, p, ro));
+           svc::write_parsing_png(dir + "/parsing.png", r.image, p, ro);
          }},
         {"parsing_json (RLE)", [&] { (void)svc::parsing_json(p); }},
         {"extract_outfits",
