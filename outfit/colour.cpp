@@ -470,7 +470,9 @@ std::vector<ColourShare> dominant_colours(const uint32_t* index, size_t n, const
   return dominant_colours_of(n, [&](size_t i) { return table[index[i]]; }, opt, false);
 }
 
-PhotoColours::PhotoColours() : bits_((size_t)1 << 18, 0), rank_((size_t)1 << 18, 0) {}
+PhotoColours::PhotoColours() : bits_((size_t)1 << 18), rank_((size_t)1 << 18) {
+  std::fill(bits_.data(), bits_.data() + bits_.size(), uint64_t{0});
+}
 
 void PhotoColours::convert() {
   const size_t nw = bits_.size();

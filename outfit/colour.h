@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/buffer_pool.h"
+
 namespace m2fp {
 
 struct RGB8 {
@@ -116,8 +118,8 @@ class PhotoColours {
   size_t size() const { return table_.size(); }
 
  private:
-  std::vector<uint64_t> bits_;   // [2^24 / 64]: colour marked
-  std::vector<uint32_t> rank_;   // [2^24 / 64]: marked colours below the word
+  pool::Array<uint64_t> bits_;   // [2^24 / 64]: colour marked (from the buffer pool: 2 MB)
+  pool::Array<uint32_t> rank_;   // [2^24 / 64]: marked colours below the word
   std::vector<LabF> table_;      // [marked colours], in colour order
 };
 
