@@ -6,7 +6,7 @@
 // --big-photo `outputs` stage: the pictures on a second thread while this one builds result.json with
 // the outfit analysis), and --runs times each step alone on this thread: labels.png, persons.png,
 // labels_color.png (colouring and encoding), parsing.png (the overlay and encoding), the masks' RLE
-// (parsing_json), extract_outfits, the recommendations. Prints per step the median wall milliseconds
+// (parsing_json), extract_outfits, the recommendations, result.json's text written. Prints per step the median wall milliseconds
 // and the process's CPU milliseconds (user + system: other threads of the process count, the load of
 // the machine does not), and the minor page faults per run. No forward pass is timed: the network
 // runs once to have a parsing.
@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     };
     std::vector<m2fp::PersonOutfit> po;
     std::vector<m2fp::CatalogItem> items;
+    const nlohmann::json doc = svc::result_document(session, r, "photo", names, &outfits);
     const std::vector<Step> steps = {
         {"outputs (as m2fp parse)",
          [&] {
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
            items = outfits.catalog->items();
            (void)m2fp::advise_outfits(po, &items, outfits.reco, outfits.kit->rules);
          }},
+        {"result.json (dump, write)", [&] { m2fp::write_file_atomic(dir + "/result.json", doc.dump(2) + "\n"); }},
     };
     std::printf("%-26s %10s %10s %10s\n", "step", "wall ms", "cpu ms", "faults");
     for (const Step& s : steps) {
