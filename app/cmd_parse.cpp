@@ -426,7 +426,7 @@ int cmd_parse(int argc, char** argv) {
       service::add_label_set_keys(j, p, label_set);
       if (!mask_files.empty()) j["masks"] = {{"names", union_names}, {"dilate", mask_dilate}, {"files", mask_files}};
       outs.written.push_back(dir + "/result.json");
-      write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+      service::write_json_file(dir + "/result.json", j);
 
       int parts = 0;
       for (const Instance& in : p.instances) parts += in.kind == Instance::Kind::Part;

@@ -365,6 +365,13 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   f.commit();
 }
 
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const std::function<void(const void*, size_t)>&)>& produce) {
+  AtomicFile f(path);
+  produce([&](const void* data, size_t size) { f.write(data, size); });
+  f.commit();
+}
+
 std::string base64_encode(const uint8_t* data, size_t size) {
   static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;

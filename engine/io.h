@@ -89,6 +89,11 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
   write_file_atomic(path, text.data(), text.size());
 }
 
+// Writes, atomically as above, the bytes `produce` hands to the function it is given, piece by
+// piece (a large document need not be held whole in memory).
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const std::function<void(const void*, size_t)>&)>& produce);
+
 // Standard base64 (RFC 4648 alphabet, '=' padding, no line breaks).
 std::string base64_encode(const uint8_t* data, size_t size);
 inline std::string base64_encode(const std::vector<uint8_t>& v) {

@@ -60,6 +60,7 @@
 #include "service/masks.h"
 #include "service/outfits.h"
 #include "service/render.h"
+#include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
 
@@ -359,7 +360,7 @@ WriteMs write_outputs(const m2fp::service::Session& session, const m2fp::service
   const nlohmann::json j =
       m2fp::service::result_document(session, r, "photo", {"labels.png", "labels_color.png", "parsing.png"}, outfits);
   pictures.get();
-  m2fp::write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+  m2fp::service::write_json_file(dir + "/result.json", j);
   ms.outfits = outfits ? j["timings_ms"]["outfits"].get<double>() : 0.0;
   ms.outputs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return ms;

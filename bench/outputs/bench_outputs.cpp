@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
            auto f = std::async(std::launch::async, pictures);
            const nlohmann::json j = svc::result_document(session, r, "photo", names, &outfits);
            f.get();
-           m2fp::write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+           svc::write_json_file(dir + "/result.json", j);
          }},
         {"labels.png",
          [&] {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
            items = outfits.catalog->items();
            (void)m2fp::advise_outfits(po, &items, outfits.reco, outfits.kit->rules);
          }},
-        {"result.json (dump, write)", [&] { m2fp::write_file_atomic(dir + "/result.json", doc.dump(2) + "\n"); }},
+        {"result.json (dump, write)", [&] { svc::write_json_file(dir + "/result.json", doc); }},
     };
     std::printf("%-26s %10s %10s %10s\n", "step", "wall ms", "cpu ms", "faults");
     for (const Step& s : steps) {
