@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -399,11 +400,18 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   std::vector<std::vector<ColourShare>> garment_colours(nkeys);
   size_t kept_pixels = 0;
   for (size_t k : order) kept_pixels += length[k];
+  std::exception_ptr error;  // (out of memory) rethrown here: an exception may not leave the region
 #pragma omp parallel for schedule(dynamic, 1) if (order.size() > 1 && kept_pixels >= (1u << 16))
   for (size_t i = 0; i < order.size(); ++i) {
     const size_t k = order[i];
-    garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
+    try {
+      garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
+    } catch (...) {
+#pragma omp critical(m2fp_outfit_error)
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
   numbers.reset();
 
   for (int p = 0; p < num_persons; ++p) {
