@@ -399,11 +399,11 @@ int cmd_parse(int argc, char** argv) {
           const std::vector<uint8_t> m = service::union_mask(p, union_names[i], mask_dilate);
           write_png_gray8(dir + "/" + mask_files[i], m.data(), p.width, p.height);
         }
-        write_png_rgb(dir + "/labels_color.png", service::colorize_labels(in_set.labels, p.width, p.height));
+        service::write_labels_color_png(dir + "/labels_color.png", in_set.labels.data(), p.width, p.height);
         service::RenderOptions ro;
         ro.smooth_edges = a.has("smooth-edges");
         ro.person_boxes = !p.persons.empty();
-        write_png_rgb(dir + "/parsing.png", service::render_parsing(r.image, in_set, ro));
+        service::write_parsing_png(dir + "/parsing.png", r.image, in_set, ro);
         write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
       });
 
@@ -426,7 +426,7 @@ int cmd_parse(int argc, char** argv) {
       service::add_label_set_keys(j, p, label_set);
       if (!mask_files.empty()) j["masks"] = {{"names", union_names}, {"dilate", mask_dilate}, {"files", mask_files}};
       outs.written.push_back(dir + "/result.json");
-      write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+      service::write_json_file(dir + "/result.json", j);
 
       int parts = 0;
       for (const Instance& in : p.instances) parts += in.kind == Instance::Kind::Part;

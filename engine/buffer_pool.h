@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
 
 namespace m2fp::pool {
 
@@ -44,5 +45,39 @@ void trim(size_t keep = 0);
 // 250 MB of weights this way faults ~500 huge pages instead of ~64k 4 KiB pages.
 void* map_pages(size_t bytes);
 void unmap_pages(void* p, size_t bytes) noexcept;
+
+// n elements of T (trivially copyable) in a block from allocate(), released when it goes out of scope;
+// content undefined until written. For the large scratch buffers of one call (a picture's rows):
+// from the second call on they reuse mapped pages instead of faulting fresh ones in.
+template <class T>
+class Array {
+ public:
+  Array() = default;
+  explicit Array(size_t n) : p_(n ? static_cast<T*>(allocate(n * sizeof(T))) : nullptr), n_(n) {}
+  Array(Array&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  Array& operator=(Array&& o) noexcept {
+    if (this != &o) {
+      reset();
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+  ~Array() { reset(); }
+  void reset() noexcept {
+    if (p_) release(p_, n_ * sizeof(T));
+    p_ = nullptr;
+    n_ = 0;
+  }
+  T* data() const { return p_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) const { return p_[i]; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
 
 }  // namespace m2fp::pool

@@ -1,8 +1,10 @@
 // engine/io.cpp: .npy, PNG and base64 writers (see io.h). PNG: the rows filtered here (filter Up),
-// compressed by libdeflate (Debian libdeflate-dev) at a fast level, wrapped in PNG chunks.
+// compressed by libdeflate (Debian libdeflate-dev) at a fast level, wrapped in PNG chunks; the large
+// buffers (rows, compressed data) come from the buffer pool.
 #include "engine/io.h"
 
 #include <libdeflate.h>
+#include <omp.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +13,8 @@
 #include <limits>
 #include <memory>
 #include <utility>
+
+#include "engine/buffer_pool.h"
 
 namespace m2fp {
 namespace {
@@ -89,8 +93,11 @@ void write_npy_raw(const std::string& path, const char* descr, const void* data,
 }
 
 void write_png_file(const std::string& path, const uint8_t* px, int w, int h, int ch) {
-  const std::vector<uint8_t> bytes = encode_png(px, w, h, ch);
-  write_file_atomic(path, bytes.data(), bytes.size());
+  if (w <= 0 || h <= 0 || ch < 1 || ch > 4 || !px)
+    throw IoError("encode_png: invalid image " + std::to_string(w) + "x" + std::to_string(h) + "x" + std::to_string(ch));
+  PngWriter png(w, h, ch);
+  png.set_rows(px);
+  png.write(path);
 }
 
 }  // namespace
@@ -150,25 +157,70 @@ struct CompressorDeleter {
   void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
 };
 
-// A PNG of `height` rows of `row_bytes` bytes (the pixels as PNG stores them: big-endian samples),
-// `bpp` bytes per pixel, IHDR bit depth / colour type as given, an optional PLTE chunk. Each row is
-// filtered with Up (the difference to the row above: label maps and masks repeat rows, so most
-// filtered rows are zeros; photos compress about as well as with the adaptive choice) and the
+// Each row is filtered with Up (the difference to the row above: label maps and masks repeat rows, so
+// most filtered rows are zeros; photos compress about as well as with the adaptive choice) and the
 // whole image compressed as one zlib stream by libdeflate at level kPngLevel.
 constexpr int kPngLevel = 1;
 
-std::vector<uint8_t> png_from_rows(const char* who, const uint8_t* px, int width, int height, size_t row_bytes,
-                                   uint8_t depth, uint8_t colour_type, const uint8_t* plte, size_t plte_bytes) {
-  if (width <= 0 || height <= 0 || !px)
+void check_png_size(const char* who, int width, int height, size_t row_bytes) {
+  if (width <= 0 || height <= 0)
     throw IoError(std::string(who) + ": invalid image " + std::to_string(width) + "x" + std::to_string(height));
   if (row_bytes > (size_t)std::numeric_limits<int32_t>::max() / 2)
     throw IoError(std::string(who) + ": rows of " + std::to_string(width) + " pixels are too wide");
-  const size_t stride = row_bytes + 1, raw_size = stride * (size_t)height;
-  // Not value-initialised (every byte is written): a 12-megapixel RGB picture is 36 MB here.
-  std::unique_ptr<uint8_t[]> raw(new uint8_t[raw_size]);
-#pragma omp parallel for schedule(static) if (raw_size >= (1u << 22))
-  for (int y = 0; y < height; ++y) {
-    uint8_t* d = raw.get() + (size_t)y * stride;
+}
+
+}  // namespace
+
+// The filtered rows (filter byte + row) in one block of the buffer pool: a 12-megapixel RGB picture
+// is 36 MB, whose pages a fresh allocation would fault in again for every picture.
+struct PngWriter::Rows {
+  int width = 0, height = 0;
+  size_t row_bytes = 0;
+  uint8_t depth = 8, colour_type = 0;
+  std::vector<uint8_t> plte;
+  pool::Array<uint8_t> raw;  // [height, 1 + row_bytes]
+  size_t stride() const { return row_bytes + 1; }
+};
+
+PngWriter::PngWriter(const char* who, int width, int height, size_t row_bytes, uint8_t depth, uint8_t colour_type,
+                     std::vector<uint8_t> plte)
+    : rows_(new Rows) {
+  check_png_size(who, width, height, row_bytes);
+  rows_->width = width, rows_->height = height, rows_->row_bytes = row_bytes;
+  rows_->depth = depth, rows_->colour_type = colour_type, rows_->plte = std::move(plte);
+  rows_->raw = pool::Array<uint8_t>(rows_->stride() * (size_t)height);
+}
+
+PngWriter::PngWriter(int width, int height, int channels)
+    : PngWriter("PngWriter", width, height, (size_t)std::max(width, 0) * (size_t)std::clamp(channels, 1, 4), 8,
+                std::array<uint8_t, 5>{0, 0, 4, 2, 6}[(size_t)std::clamp(channels, 0, 4)], {}) {
+  if (channels < 1 || channels > 4) throw IoError("PngWriter: " + std::to_string(channels) + " channels (1..4)");
+}
+
+PngWriter::PngWriter(int width, int height, const std::vector<std::array<uint8_t, 3>>& palette)
+    : PngWriter("PngWriter", width, height, (size_t)std::max(width, 0), 8, 3, {}) {
+  if (palette.empty() || palette.size() > 256) throw IoError("encode_png_palette: 1 to 256 colours");
+  rows_->plte.resize(3 * palette.size());
+  for (size_t i = 0; i < palette.size(); ++i)
+    for (int k = 0; k < 3; ++k) rows_->plte[3 * i + k] = palette[i][k];
+}
+
+PngWriter::PngWriter(PngWriter&&) noexcept = default;
+PngWriter& PngWriter::operator=(PngWriter&&) noexcept = default;
+PngWriter::~PngWriter() = default;
+
+int PngWriter::width() const { return rows_->width; }
+int PngWriter::height() const { return rows_->height; }
+size_t PngWriter::stride() const { return rows_->stride(); }
+uint8_t* PngWriter::row(int y) { return rows_->raw.data() + (size_t)y * rows_->stride() + 1; }
+
+void PngWriter::set_rows(const uint8_t* px) {
+  Rows& r = *rows_;
+  const size_t stride = r.stride(), row_bytes = r.row_bytes;
+  uint8_t* raw = r.raw.data();
+#pragma omp parallel for schedule(static) if (stride * (size_t)r.height >= (1u << 22))
+  for (int y = 0; y < r.height; ++y) {
+    uint8_t* d = raw + (size_t)y * stride;
     const uint8_t* cur = px + (size_t)y * row_bytes;
     d[0] = y == 0 ? 0 : 2;  // None for the first row (Up would be the same), Up after
     if (y == 0) {
@@ -178,31 +230,101 @@ std::vector<uint8_t> png_from_rows(const char* who, const uint8_t* px, int width
       for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(cur[i] - up[i]);
     }
   }
-  std::unique_ptr<libdeflate_compressor, CompressorDeleter> c(libdeflate_alloc_compressor(kPngLevel));
-  if (!c) throw IoError(std::string(who) + ": out of memory (libdeflate)");
-  const size_t bound = libdeflate_zlib_compress_bound(c.get(), raw_size);
-  std::unique_ptr<uint8_t[]> z(new uint8_t[bound]);
-  const size_t zn = libdeflate_zlib_compress(c.get(), raw.get(), raw_size, z.get(), bound);
-  if (zn == 0) throw IoError(std::string(who) + ": libdeflate failed on a " + std::to_string(width) + "x" +
-                             std::to_string(height) + " image");
-  raw.reset();
+  filtered_ = true;
+}
 
-  std::vector<uint8_t> png;
-  png.reserve(8 + 25 + (plte ? 12 + plte_bytes : 0) + 12 + zn + 12);
+void PngWriter::filter() {
+  if (filtered_) return;
+  Rows& r = *rows_;
+  const size_t stride = r.stride(), row_bytes = r.row_bytes;
+  uint8_t* raw = r.raw.data();
+  // Row y becomes row y - row y-1, so rows are filtered bottom-up in strips; each strip's first row
+  // needs the previous strip's last row as it was, kept aside before any strip starts.
+  const int H = r.height;
+  const int nstrips = stride * (size_t)H >= (1u << 22) ? std::min(H, 4 * std::max(1, omp_get_max_threads())) : 1;
+  std::vector<uint8_t> above((size_t)nstrips * row_bytes);
+  for (int s = 1; s < nstrips; ++s) {
+    const int y0 = (int)((int64_t)H * s / nstrips);
+    std::memcpy(above.data() + (size_t)s * row_bytes, raw + (size_t)(y0 - 1) * stride + 1, row_bytes);
+  }
+#pragma omp parallel for schedule(static) if (nstrips > 1)
+  for (int s = 0; s < nstrips; ++s) {
+    const int y0 = (int)((int64_t)H * s / nstrips), y1 = (int)((int64_t)H * (s + 1) / nstrips);
+    for (int y = y1 - 1; y >= y0; --y) {
+      uint8_t* d = raw + (size_t)y * stride;
+      if (y == 0) {
+        d[0] = 0;  // None for the first row (Up would be the same), Up after
+        continue;
+      }
+      d[0] = 2;
+      const uint8_t* up = y == y0 ? above.data() + (size_t)s * row_bytes : d - stride + 1;
+      for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(d[1 + i] - up[i]);
+    }
+  }
+  filtered_ = true;
+}
+
+void PngWriter::encode_to(const std::function<void(const uint8_t*, size_t)>& out) {
+  filter();
+  Rows& r = *rows_;
+  const size_t raw_size = r.stride() * (size_t)r.height;
+  std::unique_ptr<libdeflate_compressor, CompressorDeleter> c(libdeflate_alloc_compressor(kPngLevel));
+  if (!c) throw IoError("PNG encoder: out of memory (libdeflate)");
+  const size_t bound = libdeflate_zlib_compress_bound(c.get(), raw_size);
+  pool::Array<uint8_t> z(bound);
+  const size_t zn = libdeflate_zlib_compress(c.get(), r.raw.data(), raw_size, z.data(), bound);
+  if (zn == 0)
+    throw IoError("PNG encoder: libdeflate failed on a " + std::to_string(r.width) + "x" + std::to_string(r.height) +
+                  " image");
+  r.raw.reset();
+
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  png.resize(8);
-  std::memcpy(png.data(), kSignature, 8);
+  out(kSignature, 8);
   uint8_t ihdr[13];
-  put_be32(ihdr, (uint32_t)width);
-  put_be32(ihdr + 4, (uint32_t)height);
-  ihdr[8] = depth;
-  ihdr[9] = colour_type;
+  put_be32(ihdr, (uint32_t)r.width);
+  put_be32(ihdr + 4, (uint32_t)r.height);
+  ihdr[8] = r.depth;
+  ihdr[9] = r.colour_type;
   ihdr[10] = ihdr[11] = ihdr[12] = 0;  // deflate, adaptive filtering, no interlace
-  put_chunk(png, "IHDR", ihdr, 13);
-  if (plte) put_chunk(png, "PLTE", plte, plte_bytes);
-  put_chunk(png, "IDAT", z.get(), zn);  // one chunk: at most 2^31 - 1 bytes, far above any photo here
-  put_chunk(png, "IEND", nullptr, 0);
+  std::vector<uint8_t> head;
+  put_chunk(head, "IHDR", ihdr, 13);
+  if (!r.plte.empty()) put_chunk(head, "PLTE", r.plte.data(), r.plte.size());
+  out(head.data(), head.size());
+  // One IDAT chunk (at most 2^31 - 1 bytes, far above any photo here), written from the
+  // compressor's buffer: its length and type, the data, the CRC of type + data.
+  uint8_t idat[8];
+  put_be32(idat, (uint32_t)zn);
+  std::memcpy(idat + 4, "IDAT", 4);
+  out(idat, 8);
+  out(z.data(), zn);
+  uint8_t crc[4];
+  put_be32(crc, libdeflate_crc32(libdeflate_crc32(0, idat + 4, 4), z.data(), zn));
+  out(crc, 4);
+  std::vector<uint8_t> tail;
+  put_chunk(tail, "IEND", nullptr, 0);
+  out(tail.data(), tail.size());
+}
+
+std::vector<uint8_t> PngWriter::encode() {
+  std::vector<uint8_t> png;
+  encode_to([&](const uint8_t* p, size_t n) { png.insert(png.end(), p, p + n); });
   return png;
+}
+
+void PngWriter::write(const std::string& path) {
+  AtomicFile f(path);
+  encode_to([&](const uint8_t* p, size_t n) { f.write(p, n); });
+  f.commit();
+}
+
+namespace {
+
+std::vector<uint8_t> png_from_rows(const char* who, const uint8_t* px, int width, int height, size_t row_bytes,
+                                   uint8_t depth, uint8_t colour_type, std::vector<uint8_t> plte) {
+  if (!px && width > 0 && height > 0) throw IoError(std::string(who) + ": invalid image (no pixels)");
+  PngWriter w(who, width, height, row_bytes, depth, colour_type, std::move(plte));
+  w.set_rows(px);
+  return w.encode();
 }
 
 }  // namespace
@@ -212,25 +334,22 @@ std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, in
     throw IoError("encode_png: invalid image " + std::to_string(width) + "x" +
                   std::to_string(height) + "x" + std::to_string(channels));
   static const uint8_t kColourType[5] = {0, 0, 4, 2, 6};  // grey, grey + alpha, RGB, RGBA
-  return png_from_rows("encode_png", pixels, width, height, (size_t)width * channels, 8, kColourType[channels],
-                       nullptr, 0);
+  return png_from_rows("encode_png", pixels, width, height, (size_t)width * channels, 8, kColourType[channels], {});
 }
 
 std::vector<uint8_t> encode_png_palette(const uint8_t* indices, int width, int height,
                                         const std::vector<std::array<uint8_t, 3>>& palette) {
-  if (palette.empty() || palette.size() > 256) throw IoError("encode_png_palette: 1 to 256 colours");
-  std::vector<uint8_t> plte(3 * palette.size());
-  for (size_t i = 0; i < palette.size(); ++i)
-    for (int k = 0; k < 3; ++k) plte[3 * i + k] = palette[i][k];
-  return png_from_rows("encode_png_palette", indices, width, height, (size_t)std::max(width, 0), 8, 3, plte.data(),
-                       plte.size());
+  if (!indices) throw IoError("encode_png_palette: invalid image (no pixels)");
+  PngWriter w(width, height, palette);
+  w.set_rows(indices);
+  return w.encode();
 }
 
 std::vector<uint8_t> encode_png_gray16(const uint16_t* values, int width, int height) {
   if (width <= 0 || height <= 0 || !values) throw IoError("encode_png_gray16: invalid image");
   std::vector<uint8_t> be((size_t)width * height * 2);
   for (size_t i = 0; i < (size_t)width * height; ++i) be[2 * i] = (uint8_t)(values[i] >> 8), be[2 * i + 1] = (uint8_t)values[i];
-  return png_from_rows("encode_png_gray16", be.data(), width, height, (size_t)width * 2, 16, 0, nullptr, 0);
+  return png_from_rows("encode_png_gray16", be.data(), width, height, (size_t)width * 2, 16, 0, {});
 }
 
 void write_png_gray8(const std::string& path, const uint8_t* pixels, int width, int height) {
@@ -243,6 +362,13 @@ void write_png_rgb(const std::string& path, const uint8_t* rgb, int width, int h
 void write_file_atomic(const std::string& path, const void* data, size_t size) {
   AtomicFile f(path);
   f.write(data, size);
+  f.commit();
+}
+
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const std::function<void(const void*, size_t)>&)>& produce) {
+  AtomicFile f(path);
+  produce([&](const void* data, size_t size) { f.write(data, size); });
   f.commit();
 }
 

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,11 +49,50 @@ inline void write_png_rgb(const std::string& path, const Image& img) {
   write_png_rgb(path, img.rgb.data(), img.width, img.height);
 }
 
+// A PNG whose rows are written in place (no picture buffer of its own, no copy): an 8-bit picture of
+// 1..4 channels (grey, grey + alpha, RGB, RGBA) or of palette indices. row(y) is row y's
+// width * channels bytes, which the caller fills (every byte), then encode() or write(path) filters
+// (Up), compresses and gives or writes the PNG, the bytes encode_png gives for the same pixels.
+// One encode() or write() per writer. The rows live in a block of the buffer pool (engine/buffer_pool.h).
+class PngWriter {
+ public:
+  PngWriter(int width, int height, int channels);
+  PngWriter(int width, int height, const std::vector<std::array<uint8_t, 3>>& palette);
+  PngWriter(PngWriter&&) noexcept;
+  PngWriter& operator=(PngWriter&&) noexcept;
+  ~PngWriter();
+  int width() const;
+  int height() const;
+  uint8_t* row(int y);
+  size_t stride() const;  // bytes from row(y) to row(y + 1)
+  // Any PNG without interlacing: rows of `row_bytes` bytes as PNG stores them (big-endian samples),
+  // IHDR's bit depth and colour type as given, a PLTE chunk when `plte` is not empty. `who` names
+  // the caller in errors.
+  PngWriter(const char* who, int width, int height, size_t row_bytes, uint8_t depth, uint8_t colour_type,
+            std::vector<uint8_t> plte);
+  // All rows from `px` (height rows, back to back), filtered as they are copied.
+  void set_rows(const uint8_t* px);
+  std::vector<uint8_t> encode();
+  void write(const std::string& path);  // atomically, as write_file_atomic
+
+ private:
+  void filter();
+  void encode_to(const std::function<void(const uint8_t*, size_t)>& out);
+  struct Rows;
+  std::unique_ptr<Rows> rows_;
+  bool filtered_ = false;
+};
+
 // Writes bytes atomically (tmp + rename): JSON, PNG bytes, anything.
 void write_file_atomic(const std::string& path, const void* data, size_t size);
 inline void write_file_atomic(const std::string& path, const std::string& text) {
   write_file_atomic(path, text.data(), text.size());
 }
+
+// Writes, atomically as above, the bytes `produce` hands to the function it is given, piece by
+// piece (a large document need not be held whole in memory).
+void write_file_atomic(const std::string& path,
+                       const std::function<void(const std::function<void(const void*, size_t)>&)>& produce);
 
 // Standard base64 (RFC 4648 alphabet, '=' padding, no line breaks).
 std::string base64_encode(const uint8_t* data, size_t size);

@@ -63,10 +63,6 @@ struct SplitMix64 {
   double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
 };
 
-struct LabF {
-  float L, a, b;
-};
-
 inline double dist2(const LabF& p, const Lab& c) {
   const double dL = p.L - c.L, da = p.a - c.a, db = p.b - c.b;
   return dL * dL + da * da + db * db;
@@ -272,50 +268,17 @@ ColourShare describe_colour(RGB8 rgb) {
 
 // ---- dominant colours -------------------------------------------------------------------------
 
-std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const DominantColourOptions& opt) {
-  if (opt.max_colours < 1 || opt.max_colours > 8)
-    throw std::invalid_argument("dominant_colours: max_colours must be in 1..8, got " +
-                                std::to_string(opt.max_colours));
-  if (opt.max_samples < 16)
-    throw std::invalid_argument("dominant_colours: max_samples must be >= 16, got " +
-                                std::to_string(opt.max_samples));
-  if (!(opt.min_share >= 0.0 && opt.min_share < 1.0))
-    throw std::invalid_argument("dominant_colours: min_share must be in [0, 1)");
-  if (!(opt.merge_delta_e >= 0.0))
-    throw std::invalid_argument("dominant_colours: merge_delta_e must be >= 0");
-  const size_t n = pixels.size();
-  if (n == 0) return {};
+namespace {
 
-  // All pixels in CIELAB, float to halve the memory: [n] (L, a, b). Split over the threads (each
-  // pixel on its own, so the values do not depend on the split). A photo repeats its colours, so
-  // each thread keeps the conversions it made in a small direct-mapped cache keyed by the 24-bit
-  // colour: a hit gives the very value rgb_to_lab gave for that colour before.
-  std::unique_ptr<LabF[]> lab(new LabF[n]);  // every entry written below
-  const bool threaded = n >= 65536;
-#pragma omp parallel if (threaded)
-  {
-    constexpr int kCacheBits = 14;
-    std::unique_ptr<uint32_t[]> key(new uint32_t[1u << kCacheBits]);  // colour + 1 (0: empty)
-    std::unique_ptr<LabF[]> val(new LabF[1u << kCacheBits]);
-    std::fill(key.get(), key.get() + (1u << kCacheBits), 0u);
-#pragma omp for schedule(static)
-    for (size_t i = 0; i < n; ++i) {
-      const RGB8 c = pixels[i];
-      const uint32_t rgb = (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
-      const uint32_t slot = (rgb * 2654435761u) >> (32 - kCacheBits);
-      if (key[slot] != rgb + 1) {
-        const Lab l = rgb_to_lab(c);
-        val[slot] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
-        key[slot] = rgb + 1;
-      }
-      lab[i] = val[slot];
-    }
-  }
-
+// k-means on the n pixels whose CIELAB values lab_at(i) gives (see dominant_colours); `threaded`:
+// the nearest centres of all pixels are found over the OpenMP threads.
+template <class LabAt>
+std::vector<ColourShare> dominant_colours_of(size_t n, const LabAt& lab_at, const DominantColourOptions& opt,
+                                             bool threaded) {
   // Sub-sample on an even stride: [m] indices into lab, m <= max_samples.
   const size_t m = std::min(n, static_cast<size_t>(opt.max_samples));
   std::vector<LabF> sample(m);
-  for (size_t i = 0; i < m; ++i) sample[i] = lab[(i * n) / m];
+  for (size_t i = 0; i < m; ++i) sample[i] = lab_at((i * n) / m);
 
   // k-means++ seeding: first centre uniform, then each next one with probability ∝ D².
   SplitMix64 rng{opt.seed};
@@ -367,19 +330,29 @@ std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const
   // Refine on all pixels: assign, recompute centres, then merge near-duplicates and fold tiny clusters
   // (one change per round, re-assigning after each) until nothing changes. Every round that does
   // not break removes a centre, and one centre never changes again, so this ends.
-  // The nearest centres are found over the threads, the sums taken in pixel order (the same
-  // rounding as one thread).
+  // With `threaded`, the nearest centres are found over the threads; the sums are taken in pixel
+  // order either way (the same rounding).
   std::vector<int64_t> count;
-  std::unique_ptr<uint8_t[]> nearest_of(new uint8_t[n]);  // max_colours <= 8
+  std::unique_ptr<uint8_t[]> nearest_of(threaded ? new uint8_t[n] : nullptr);  // max_colours <= 8
   for (;;) {
     std::vector<Lab> sum(centres.size());
     count.assign(centres.size(), 0);
-#pragma omp parallel for schedule(static) if (threaded)
-    for (size_t i = 0; i < n; ++i) nearest_of[i] = static_cast<uint8_t>(nearest(lab[i], centres));
-    for (size_t i = 0; i < n; ++i) {
-      const int c = nearest_of[i];
-      sum[c].L += lab[i].L, sum[c].a += lab[i].a, sum[c].b += lab[i].b;
-      ++count[c];
+    if (threaded) {
+#pragma omp parallel for schedule(static)
+      for (size_t i = 0; i < n; ++i) nearest_of[i] = static_cast<uint8_t>(nearest(lab_at(i), centres));
+      for (size_t i = 0; i < n; ++i) {
+        const LabF p = lab_at(i);
+        const int c = nearest_of[i];
+        sum[c].L += p.L, sum[c].a += p.a, sum[c].b += p.b;
+        ++count[c];
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        const LabF p = lab_at(i);
+        const int c = nearest(p, centres);
+        sum[c].L += p.L, sum[c].a += p.a, sum[c].b += p.b;
+        ++count[c];
+      }
     }
     std::vector<Lab> kept;
     std::vector<int64_t> kept_count;
@@ -440,6 +413,85 @@ std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const
     return x.lab.L < y.lab.L;
   });
   return out;
+}
+
+}  // namespace
+
+void check_dominant_colour_options(const DominantColourOptions& opt) {
+  if (opt.max_colours < 1 || opt.max_colours > 8)
+    throw std::invalid_argument("dominant_colours: max_colours must be in 1..8, got " +
+                                std::to_string(opt.max_colours));
+  if (opt.max_samples < 16)
+    throw std::invalid_argument("dominant_colours: max_samples must be >= 16, got " +
+                                std::to_string(opt.max_samples));
+  if (!(opt.min_share >= 0.0 && opt.min_share < 1.0))
+    throw std::invalid_argument("dominant_colours: min_share must be in [0, 1)");
+  if (!(opt.merge_delta_e >= 0.0))
+    throw std::invalid_argument("dominant_colours: merge_delta_e must be >= 0");
+}
+
+std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels, const DominantColourOptions& opt) {
+  check_dominant_colour_options(opt);
+  const size_t n = pixels.size();
+  if (n == 0) return {};
+  const bool threaded = n >= 65536;
+  // All pixels in CIELAB, float to halve the memory: [n] (L, a, b). Split over the threads (each
+  // pixel on its own, so the values do not depend on the split). A photo repeats its colours, so
+  // each thread keeps the conversions it made in a small direct-mapped cache keyed by the 24-bit
+  // colour: a hit gives the very value rgb_to_lab gave for that colour before.
+  std::unique_ptr<LabF[]> lab(new LabF[n]);  // every entry written below
+#pragma omp parallel if (threaded)
+  {
+    constexpr int kCacheBits = 14;
+    std::unique_ptr<uint32_t[]> key(new uint32_t[1u << kCacheBits]);  // colour + 1 (0: empty)
+    std::unique_ptr<LabF[]> val(new LabF[1u << kCacheBits]);
+    std::fill(key.get(), key.get() + (1u << kCacheBits), 0u);
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      const RGB8 c = pixels[i];
+      const uint32_t rgb = (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
+      const uint32_t slot = (rgb * 2654435761u) >> (32 - kCacheBits);
+      if (key[slot] != rgb + 1) {
+        const Lab l = rgb_to_lab(c);
+        val[slot] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
+        key[slot] = rgb + 1;
+      }
+      lab[i] = val[slot];
+    }
+  }
+
+  return dominant_colours_of(n, [&](size_t i) { return lab[i]; }, opt, threaded);
+}
+
+std::vector<ColourShare> dominant_colours(const uint32_t* index, size_t n, const LabF* table,
+                                          const DominantColourOptions& opt) {
+  check_dominant_colour_options(opt);
+  if (n == 0) return {};
+  return dominant_colours_of(n, [&](size_t i) { return table[index[i]]; }, opt, false);
+}
+
+PhotoColours::PhotoColours() : bits_((size_t)1 << 18), rank_((size_t)1 << 18) {
+  std::fill(bits_.data(), bits_.data() + bits_.size(), uint64_t{0});
+}
+
+void PhotoColours::convert() {
+  const size_t nw = bits_.size();
+  uint32_t total = 0;
+  for (size_t w = 0; w < nw; ++w) {
+    rank_[w] = total;
+    total += (uint32_t)__builtin_popcountll(bits_[w]);
+  }
+  table_.resize(total);
+  const auto& t = linear_table();
+#pragma omp parallel for schedule(dynamic, 1024) if (total >= 4096)
+  for (size_t w = 0; w < nw; ++w) {
+    uint32_t k = rank_[w];
+    for (uint64_t b = bits_[w]; b; b &= b - 1) {
+      const uint32_t rgb = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+      const Lab l = linear_to_lab(t[rgb >> 16], t[(rgb >> 8) & 255], t[rgb & 255]);
+      table_[k++] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
+    }
+  }
 }
 
 }  // namespace m2fp

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/buffer_pool.h"
+
 namespace m2fp {
 
 struct RGB8 {
@@ -83,6 +85,43 @@ struct DominantColourOptions {
 // Empty input gives an empty result. Throws std::invalid_argument on bad options.
 std::vector<ColourShare> dominant_colours(const std::vector<RGB8>& pixels,
                                           const DominantColourOptions& opt = {});
+
+// The same for n pixels given as numbers into a table of their CIELAB values (float), e.g. the
+// distinct colours of a photo converted once (PhotoColours below, extract_outfits): the result is
+// dominant_colours' on the pixels when table[index[i]] holds rgb_to_lab's value (as float) of pixel i.
+// Runs on the calling thread (no OpenMP): callers run many garments side by side.
+struct LabF {
+  float L = 0, a = 0, b = 0;
+};
+std::vector<ColourShare> dominant_colours(const uint32_t* index, size_t n, const LabF* table,
+                                          const DominantColourOptions& opt = {});
+// Throws std::invalid_argument on bad options (what dominant_colours checks first).
+void check_dominant_colour_options(const DominantColourOptions& opt);
+
+// The distinct colours of a photo's pixels, each converted to CIELAB once: mark() the colours
+// (24-bit 0xRRGGBB; from several threads at once), then convert() numbers them in colour order and
+// converts them over the threads; number() gives a marked colour's number into table().
+class PhotoColours {
+ public:
+  PhotoColours();
+  void mark(uint32_t rgb) {
+    const uint64_t bit = 1ull << (rgb & 63);
+    uint64_t& w = bits_[rgb >> 6];
+    if (!(__atomic_load_n(&w, __ATOMIC_RELAXED) & bit)) __atomic_fetch_or(&w, bit, __ATOMIC_RELAXED);
+  }
+  void convert();
+  uint32_t number(uint32_t rgb) const {
+    const uint64_t below = bits_[rgb >> 6] & ((1ull << (rgb & 63)) - 1);
+    return rank_[rgb >> 6] + (uint32_t)__builtin_popcountll(below);
+  }
+  const LabF* table() const { return table_.data(); }
+  size_t size() const { return table_.size(); }
+
+ private:
+  pool::Array<uint64_t> bits_;   // [2^24 / 64]: colour marked (from the buffer pool: 2 MB)
+  pool::Array<uint32_t> rank_;   // [2^24 / 64]: marked colours below the word
+  std::vector<LabF> table_;      // [marked colours], in colour order
+};
 
 // ColourShare for a single colour (share 1), e.g. a catalogue item's primary colour.
 ColourShare describe_colour(RGB8 c);

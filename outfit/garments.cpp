@@ -3,14 +3,18 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
+#include <omp.h>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/buffer_pool.h"
 
 namespace m2fp {
 
@@ -247,12 +251,17 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   const size_t ncls = cls_to_cat.size();
   std::vector<int64_t> key_count(nkeys, 0);
   std::vector<uint8_t> key_classes(nkeys * ncls, 0);  // [nkeys, num_classes]: class seen in the garment
-  std::vector<std::vector<RGB8>> all(nkeys), interior(nkeys);
+  // The garments' pixels as numbers into the photo's distinct colours (their CIELAB values converted
+  // once, not once per pixel): garment k's are numbers[start[k], start[k] + length[k]).
+  PhotoColours colours;
+  std::vector<uint8_t> interior(nkeys, 0);  // the garment's colours from its interior pixels
+  std::vector<size_t> start(nkeys, 0), length(nkeys, 0);
+  pool::Array<uint32_t> numbers;
   std::vector<BBox> box(nkeys, BBox{W, H, 0, 0});
   std::vector<uint8_t> keep(nkeys, 0);
   auto gather = [&](auto id_type) {
     using Id = decltype(id_type);
-    std::unique_ptr<Id[]> gid(new Id[npix]);  // every entry written below
+    pool::Array<Id> gid(npix);  // every entry written below; from the buffer pool (24 MB at 12 MP)
 #pragma omp parallel if (npix >= (1u << 20))
     {
       std::vector<int64_t> cnt(nkeys, 0);
@@ -284,42 +293,126 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       }
     }
 
-    // The colours of each garment's pixels in raster order, all of them and the interior ones (whose 4
+    // The pixels each garment's colours come from, in raster order: the interior ones (whose 4
     // neighbours are of the same garment; a neighbour outside the photo counts as the same: a garment
-    // cut by the frame is not an edge), and its box; only garments that pass the size checks below.
+    // cut by the frame is not an edge) when enough of them remain, else all; and its box; only
+    // garments that pass the size checks below. The rows are cut into strips, one per thread: a
+    // first pass counts per strip and garment (and marks the photo's colours), a second writes each
+    // pixel's colour number at its place (the strips' counts before it), so the garments' pixel
+    // lists come out in raster order however many threads run.
     auto kept = [&](size_t key) {
       const int64_t count = key_count[key];
       const int64_t area = outfits[key / std::max(ncat, 1)].area;
       if (count == 0 || count < opt.min_pixels) return false;
       return !(area > 0 && static_cast<double>(count) / area < opt.min_share_of_person);
     };
-    for (size_t k = 0; k < nkeys; ++k)
-      if (kept(k)) {
-        keep[k] = 1;
-        all[k].reserve(static_cast<size_t>(key_count[k]));
-        if (opt.interior_pixels_only) interior[k].reserve(static_cast<size_t>(key_count[k]));
+    for (size_t k = 0; k < nkeys; ++k) keep[k] = kept(k) ? 1 : 0;
+    const bool threaded = npix >= (1u << 20);
+    const int nstrips = threaded ? std::max(1, std::min(omp_get_max_threads(), H)) : 1;
+    auto strip_rows = [&](int s, int* y0, int* y1) {
+      *y0 = static_cast<int>(static_cast<int64_t>(H) * s / nstrips);
+      *y1 = static_cast<int>(static_cast<int64_t>(H) * (s + 1) / nstrips);
+    };
+    auto is_interior = [&](const Id* g, const Id* up, const Id* down, int x, Id id) {
+      return (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) && (!up || up[x] == id) &&
+             (!down || down[x] == id);
+    };
+    std::vector<int64_t> strip_interior(static_cast<size_t>(nstrips) * nkeys, 0);
+    std::vector<int64_t> strip_all(static_cast<size_t>(nstrips) * nkeys, 0);
+    std::vector<BBox> strip_box(static_cast<size_t>(nstrips) * nkeys, BBox{W, H, 0, 0});
+#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
+    for (int s = 0; s < nstrips; ++s) {
+      int y0, y1;
+      strip_rows(s, &y0, &y1);
+      int64_t* inner = strip_interior.data() + static_cast<size_t>(s) * nkeys;
+      int64_t* every = strip_all.data() + static_cast<size_t>(s) * nkeys;
+      BBox* bx = strip_box.data() + static_cast<size_t>(s) * nkeys;
+      for (int y = y0; y < y1; ++y) {
+        const Id* g = gid.data() + static_cast<size_t>(y) * W;
+        const Id* up = y > 0 ? g - W : nullptr;
+        const Id* down = y + 1 < H ? g + W : nullptr;
+        const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
+        for (int x = 0; x < W; ++x) {
+          const Id id = g[x];
+          if (id == 0 || !keep[id - 1]) continue;
+          const size_t key = id - 1;
+          ++every[key];
+          BBox& b = bx[key];
+          b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
+          colours.mark(static_cast<uint32_t>(rgb[3 * x]) << 16 | static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
+          if (opt.interior_pixels_only && is_interior(g, up, down, x, id)) ++inner[key];
+        }
       }
-    for (int y = 0; y < H; ++y) {
-      const Id* g = gid.get() + static_cast<size_t>(y) * W;
-      const Id* up = y > 0 ? g - W : nullptr;
-      const Id* down = y + 1 < H ? g + W : nullptr;
-      const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
-      for (int x = 0; x < W; ++x) {
-        const Id id = g[x];
-        if (id == 0 || !keep[id - 1]) continue;
-        const size_t key = id - 1;
-        BBox& b = box[key];
-        b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
-        const RGB8 c{rgb[3 * x], rgb[3 * x + 1], rgb[3 * x + 2]};
-        all[key].push_back(c);
-        if (opt.interior_pixels_only && (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) &&
-            (!up || up[x] == id) && (!down || down[x] == id))
-          interior[key].push_back(c);
+    }
+    colours.convert();
+    // Per garment: interior pixels or all, the box, where its numbers start in `numbers`.
+    std::vector<size_t> at(static_cast<size_t>(nstrips) * nkeys, 0);  // [strip, key]: first place
+    size_t total = 0;
+    for (size_t k = 0; k < nkeys; ++k) {
+      if (!keep[k]) continue;
+      int64_t inner = 0;
+      for (int s = 0; s < nstrips; ++s) {
+        inner += strip_interior[static_cast<size_t>(s) * nkeys + k];
+        const BBox& b = strip_box[static_cast<size_t>(s) * nkeys + k];
+        BBox& t = box[k];
+        t.x0 = std::min(t.x0, b.x0), t.y0 = std::min(t.y0, b.y0), t.x1 = std::max(t.x1, b.x1), t.y1 = std::max(t.y1, b.y1);
+      }
+      interior[k] = opt.interior_pixels_only && inner >= 16 && inner * 4 >= key_count[k];
+      start[k] = total;
+      for (int s = 0; s < nstrips; ++s) {
+        const size_t sk = static_cast<size_t>(s) * nkeys + k;
+        at[sk] = total;
+        total += static_cast<size_t>(interior[k] ? strip_interior[sk] : strip_all[sk]);
+      }
+      length[k] = total - start[k];
+    }
+    numbers = pool::Array<uint32_t>(total);  // every entry written below
+#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
+    for (int s = 0; s < nstrips; ++s) {
+      int y0, y1;
+      strip_rows(s, &y0, &y1);
+      size_t* place = at.data() + static_cast<size_t>(s) * nkeys;
+      for (int y = y0; y < y1; ++y) {
+        const Id* g = gid.data() + static_cast<size_t>(y) * W;
+        const Id* up = y > 0 ? g - W : nullptr;
+        const Id* down = y + 1 < H ? g + W : nullptr;
+        const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
+        for (int x = 0; x < W; ++x) {
+          const Id id = g[x];
+          if (id == 0 || !keep[id - 1]) continue;
+          const size_t key = id - 1;
+          if (interior[key] && !is_interior(g, up, down, x, id)) continue;
+          numbers[place[key]++] = colours.number(static_cast<uint32_t>(rgb[3 * x]) << 16 |
+                                                 static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
+        }
       }
     }
   };
   if (nkeys < 65535) gather(uint16_t{});
   else gather(uint32_t{});
+
+  // The dominant colours of the garments side by side (each on one thread), the largest first.
+  check_dominant_colour_options(opt.colour);
+  std::vector<size_t> order;
+  for (size_t k = 0; k < nkeys; ++k)
+    if (keep[k]) order.push_back(k);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return length[a] > length[b]; });
+  std::vector<std::vector<ColourShare>> garment_colours(nkeys);
+  size_t kept_pixels = 0;
+  for (size_t k : order) kept_pixels += length[k];
+  std::exception_ptr error;  // (out of memory) rethrown here: an exception may not leave the region
+#pragma omp parallel for schedule(dynamic, 1) if (order.size() > 1 && kept_pixels >= (1u << 16))
+  for (size_t i = 0; i < order.size(); ++i) {
+    const size_t k = order[i];
+    try {
+      garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
+    } catch (...) {
+#pragma omp critical(m2fp_outfit_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  numbers.reset();
 
   for (int p = 0; p < num_persons; ++p) {
     PersonOutfit& outfit = outfits[p];
@@ -336,11 +429,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       g.pixels = count;
       g.share_of_person = std::min(share, 1.0);
       g.bbox = box[key];
-      const bool use_interior =
-          opt.interior_pixels_only && interior[key].size() >= 16 && interior[key].size() * 4 >= all[key].size();
-      g.colours = dominant_colours(use_interior ? interior[key] : all[key], opt.colour);
-      std::vector<RGB8>().swap(all[key]);
-      std::vector<RGB8>().swap(interior[key]);
+      g.colours = std::move(garment_colours[key]);
       const uint8_t* seen = key_classes.data() + key * ncls;
       for (size_t cls = 0; cls < ncls; ++cls)
         if (seen[cls]) g.labels.push_back(parsing.class_names[cls]);

@@ -5,7 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+
+#include "engine/io.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -33,6 +36,53 @@ std::string printable(const std::string& s) {
   for (char& c : out)
     if ((unsigned char)c < 32 || (unsigned char)c > 126) c = '?';
   return out;
+}
+
+// Rows of RGB pixels `stride` bytes apart: an Image, or a PngWriter's rows.
+struct Canvas {
+  uint8_t* data;
+  int width, height;
+  size_t stride;
+  uint8_t* row(int y) const { return data + (size_t)y * stride; }
+};
+Canvas canvas_of(Image& img) { return {img.rgb.data(), img.width, img.height, (size_t)img.width * 3}; }
+
+void fill_rect(const Canvas& img, int x0, int y0, int x1, int y1, Rgb color) {
+  x0 = std::max(x0, 0);
+  y0 = std::max(y0, 0);
+  x1 = std::min(x1, img.width);
+  y1 = std::min(y1, img.height);
+  for (int y = y0; y < y1; ++y) {
+    uint8_t* r = img.row(y);
+    for (int x = x0; x < x1; ++x) {
+      r[3 * x] = color[0];
+      r[3 * x + 1] = color[1];
+      r[3 * x + 2] = color[2];
+    }
+  }
+}
+
+void draw_text(const Canvas& img, int x, int y, const std::string& text, Rgb color, int scale) {
+  scale = std::max(1, scale);
+  std::string t = printable(text);
+  if (t.empty()) return;
+  // stb_easy_font emits axis-aligned quads (4 vertices of 16 bytes: x, y, z floats + RGBA).
+  std::vector<char> vbuf(t.size() * 320 + 64);
+  const int quads = stb_easy_font_print(0.f, 0.f, t.data(), nullptr, vbuf.data(), (int)vbuf.size());
+  for (int q = 0; q < quads; ++q) {
+    float minx = 1e9f, miny = 1e9f, maxx = -1e9f, maxy = -1e9f;
+    for (int v = 0; v < 4; ++v) {
+      float vx, vy;
+      std::memcpy(&vx, vbuf.data() + (q * 4 + v) * 16, 4);
+      std::memcpy(&vy, vbuf.data() + (q * 4 + v) * 16 + 4, 4);
+      minx = std::min(minx, vx);
+      maxx = std::max(maxx, vx);
+      miny = std::min(miny, vy);
+      maxy = std::max(maxy, vy);
+    }
+    fill_rect(img, x + (int)std::lround(minx) * scale, y + (int)std::lround(miny) * scale,
+              x + (int)std::lround(maxx) * scale, y + (int)std::lround(maxy) * scale, color);
+  }
 }
 
 // Distinct colours for person boxes.
@@ -133,44 +183,18 @@ int text_width(const std::string& text, int scale) {
 }
 
 void fill_rect(Image& img, int x0, int y0, int x1, int y1, Rgb color) {
-  x0 = std::max(x0, 0);
-  y0 = std::max(y0, 0);
-  x1 = std::min(x1, img.width);
-  y1 = std::min(y1, img.height);
-  for (int y = y0; y < y1; ++y) {
-    uint8_t* r = img.row(y);
-    for (int x = x0; x < x1; ++x) {
-      r[3 * x] = color[0];
-      r[3 * x + 1] = color[1];
-      r[3 * x + 2] = color[2];
-    }
-  }
+  fill_rect(canvas_of(img), x0, y0, x1, y1, color);
 }
 
 void draw_text(Image& img, int x, int y, const std::string& text, Rgb color, int scale) {
-  scale = std::max(1, scale);
-  std::string t = printable(text);
-  if (t.empty()) return;
-  // stb_easy_font emits axis-aligned quads (4 vertices of 16 bytes: x, y, z floats + RGBA).
-  std::vector<char> vbuf(t.size() * 320 + 64);
-  const int quads = stb_easy_font_print(0.f, 0.f, t.data(), nullptr, vbuf.data(), (int)vbuf.size());
-  for (int q = 0; q < quads; ++q) {
-    float minx = 1e9f, miny = 1e9f, maxx = -1e9f, maxy = -1e9f;
-    for (int v = 0; v < 4; ++v) {
-      float vx, vy;
-      std::memcpy(&vx, vbuf.data() + (q * 4 + v) * 16, 4);
-      std::memcpy(&vy, vbuf.data() + (q * 4 + v) * 16 + 4, 4);
-      minx = std::min(minx, vx);
-      maxx = std::max(maxx, vx);
-      miny = std::min(miny, vy);
-      maxy = std::max(maxy, vy);
-    }
-    fill_rect(img, x + (int)std::lround(minx) * scale, y + (int)std::lround(miny) * scale,
-              x + (int)std::lround(maxx) * scale, y + (int)std::lround(maxy) * scale, color);
-  }
+  draw_text(canvas_of(img), x, y, text, color, scale);
 }
 
-Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& opt) {
+namespace {
+
+// render_parsing into the rows `target(width, height)` gives, every byte of them written.
+template <class Target>
+void render_parsing_to(const Image& photo, const Parsing& p, const RenderOptions& opt, const Target& target) {
   const int w = photo.width, h = photo.height;
   check_size(w, h, "render_parsing");
   if (photo.rgb.size() != (size_t)w * h * 3)
@@ -219,7 +243,11 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
   }
 
   const Rgb panel_bg{245, 245, 245}, ink{20, 20, 20};
-  Image out = Image::blank(w + panel_w, std::max(h, panel_h), panel_bg[0], panel_bg[1], panel_bg[2]);
+  const Canvas out = target(w + panel_w, std::max(h, panel_h));
+  // The panel's background: right of the photo, and below it when the legend is taller (the photo
+  // area is all written by the overlay below).
+  fill_rect(out, w, 0, out.width, out.height, panel_bg);
+  fill_rect(out, 0, h, w, out.height, panel_bg);
 
   // Overlay: out = (photo * (256 - A) + colour * A + 128) >> 8 where the label is not background.
   const int A = (int)std::lround(opt.alpha * 256.f);
@@ -257,7 +285,7 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
       fill_rect(out, x0, y0, std::min(x0 + tw, w), std::min(y0 + th, h), c);
       // Draw the tag clipped to the photo area (never into the legend panel).
       Image tagimg = Image::blank(tw, th, c[0], c[1], c[2]);
-      draw_text(tagimg, scale, scale, tag, Rgb{0, 0, 0}, scale);
+      draw_text(canvas_of(tagimg), scale, scale, tag, Rgb{0, 0, 0}, scale);
       for (int yy = 0; yy < th && y0 + yy < h; ++yy)
         for (int xx = 0; xx < tw && x0 + xx < w; ++xx)
           for (int ch = 0; ch < 3; ++ch) out.row(y0 + yy)[3 * (x0 + xx) + ch] = tagimg.row(yy)[3 * xx + ch];
@@ -277,7 +305,46 @@ Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& 
       y += line;
     }
   }
+}
+
+}  // namespace
+
+Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& opt) {
+  Image out;
+  render_parsing_to(photo, p, opt, [&](int width, int height) {
+    out.width = width, out.height = height;
+    out.rgb.resize((size_t)width * height * 3);
+    return canvas_of(out);
+  });
   return out;
+}
+
+void write_parsing_png(const std::string& path, const Image& photo, const Parsing& p, const RenderOptions& opt) {
+  std::optional<PngWriter> png;
+  render_parsing_to(photo, p, opt, [&](int width, int height) {
+    png.emplace(width, height, 3);
+    return Canvas{png->row(0), width, height, png->stride()};
+  });
+  png->write(path);
+}
+
+void write_labels_color_png(const std::string& path, const uint8_t* labels, int w, int h) {
+  check_size(w, h, "write_labels_color_png");
+  if (!labels) throw std::invalid_argument("write_labels_color_png: null label map");
+  const std::vector<Rgb> pal = parsing_palette(256);
+  PngWriter png(w, h, 3);
+#pragma omp parallel for schedule(static) if ((int64_t)w * h >= (1 << 20))
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* l = labels + (size_t)y * w;
+    uint8_t* d = png.row(y);
+    for (int x = 0; x < w; ++x) {
+      const Rgb& c = pal[l[x]];
+      d[3 * x] = c[0];
+      d[3 * x + 1] = c[1];
+      d[3 * x + 2] = c[2];
+    }
+  }
+  png.write(path);
 }
 
 }  // namespace m2fp::service

@@ -52,6 +52,12 @@ struct RenderOptions {
 // std::invalid_argument when the parsing's size does not match the photo's.
 Image render_parsing(const Image& photo, const Parsing& p, const RenderOptions& opt = {});
 
+// The same pictures written as PNG files (engine/io.h's PngWriter: drawn straight into the encoder's
+// rows, no picture of their own): the pixels render_parsing / colorize_labels give, the bytes
+// write_png_rgb writes for them. Throw what those throw, IoError when the file cannot be written.
+void write_parsing_png(const std::string& path, const Image& photo, const Parsing& p, const RenderOptions& opt = {});
+void write_labels_color_png(const std::string& path, const uint8_t* labels, int w, int h);
+
 // ---- text (stb_easy_font glyphs, drawn as filled pixel rectangles) ------------------------------
 // Width and height in pixels of one line of text at an integer scale (characters outside printable
 // ASCII are drawn as '?').

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <memory>
 
+#include "engine/io.h"
 #include "service/render.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit_json.h"
@@ -47,6 +50,45 @@ void add_label_shares(nlohmann::json& j, const Parsing& p) {
   j["labels_present"] = present;
 }
 }  // namespace
+
+namespace {
+// nlohmann's serializer writing into 64 KiB pieces handed to `out`.
+class ChunkedOutput : public nlohmann::detail::output_adapter_protocol<char> {
+ public:
+  explicit ChunkedOutput(const std::function<void(const void*, size_t)>& out) : out_(out) { buf_.reserve(kChunk); }
+  void write_character(char c) override {
+    buf_.push_back(c);
+    if (buf_.size() >= kChunk) flush();
+  }
+  void write_characters(const char* s, std::size_t n) override {
+    if (buf_.size() + n > kChunk) flush();
+    if (n >= kChunk) {
+      out_(s, n);
+      return;
+    }
+    buf_.insert(buf_.end(), s, s + n);
+  }
+  void flush() {
+    if (!buf_.empty()) out_(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+
+ private:
+  static constexpr size_t kChunk = 64 << 10;
+  const std::function<void(const void*, size_t)>& out_;
+  std::vector<char> buf_;
+};
+}  // namespace
+
+void write_json_file(const std::string& path, const nlohmann::json& j) {
+  write_file_atomic(path, [&](const std::function<void(const void*, size_t)>& out) {
+    auto sink = std::make_shared<ChunkedOutput>(out);
+    nlohmann::detail::serializer<nlohmann::json> s(sink, ' ', nlohmann::json::error_handler_t::strict);
+    s.dump(j, true, false, 2);  // as j.dump(2)
+    sink->write_character('\n');
+    sink->flush();
+  });
+}
 
 nlohmann::json parsing_json(const Parsing& p) {
   nlohmann::json j;

@@ -16,6 +16,9 @@ namespace m2fp::service {
 nlohmann::json model_json(const M2FP& model, const std::string& model_path);
 // instances, persons, label_fractions, labels_present
 nlohmann::json parsing_json(const Parsing& p);
+// Writes j.dump(2) and a newline to `path` atomically (engine/io.h), the text streamed out in pieces
+// (a 12 MP photo's result.json is megabytes of mask runs: no copy of it in memory).
+void write_json_file(const std::string& path, const nlohmann::json& j);
 nlohmann::json timings_json(const StageTimings& t);
 nlohmann::json bbox_json(const BBox& b);
 // Labels present apart from Background, with their palette colour (service/render.h) and share of the

@@ -60,6 +60,7 @@
 #include "service/masks.h"
 #include "service/outfits.h"
 #include "service/render.h"
+#include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
 
@@ -350,16 +351,16 @@ WriteMs write_outputs(const m2fp::service::Session& session, const m2fp::service
       const std::vector<uint8_t> persons = m2fp::service::persons_png(p);
       m2fp::write_file_atomic(dir + "/persons.png", persons.data(), persons.size());
     }
-    m2fp::write_png_rgb(dir + "/labels_color.png", m2fp::service::colorize_labels(p.labels, p.width, p.height));
+    m2fp::service::write_labels_color_png(dir + "/labels_color.png", p.labels.data(), p.width, p.height);
     m2fp::service::RenderOptions ro;
     ro.person_boxes = !p.persons.empty();
-    m2fp::write_png_rgb(dir + "/parsing.png", m2fp::service::render_parsing(r.image, p, ro));
+    m2fp::service::write_parsing_png(dir + "/parsing.png", r.image, p, ro);
     ms.write = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   });
   const nlohmann::json j =
       m2fp::service::result_document(session, r, "photo", {"labels.png", "labels_color.png", "parsing.png"}, outfits);
   pictures.get();
-  m2fp::write_file_atomic(dir + "/result.json", j.dump(2) + "\n");
+  m2fp::service::write_json_file(dir + "/result.json", j);
   ms.outfits = outfits ? j["timings_ms"]["outfits"].get<double>() : 0.0;
   ms.outputs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return ms;

@@ -240,6 +240,48 @@ TEST(DominantColours, IsDeterministic) {
   }
 }
 
+// Pixels given as numbers into a table of their colours' CIELAB values (PhotoColours, as
+// extract_outfits gives them) cluster exactly as the pixels themselves: the same centres bit for bit,
+// on many colours (more than the per-pixel path's cache holds) and on a few.
+TEST(DominantColours, NumberedPixelsGiveTheSameColoursAsThePixels) {
+  for (int distinct : {5, 300000}) {
+    std::vector<RGB8> px(200003);
+    uint64_t state = 12345 + (uint64_t)distinct;
+    for (RGB8& c : px) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      const uint32_t v = (uint32_t)((state >> 33) % (uint64_t)distinct) * 2654435761u;
+      c = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)((v & 0x3f) + 100)};
+    }
+    PhotoColours colours;
+    for (const RGB8& c : px) colours.mark((uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b);
+    colours.convert();
+    std::vector<uint32_t> numbers;
+    for (const RGB8& c : px) {
+      const uint32_t k = colours.number((uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b);
+      ASSERT_LT(k, colours.size());
+      const Lab l = rgb_to_lab(c);
+      ASSERT_EQ(colours.table()[k].L, (float)l.L);
+      ASSERT_EQ(colours.table()[k].b, (float)l.b);
+      numbers.push_back(k);
+    }
+    for (int k : {1, 3, 6}) {
+      DominantColourOptions opt;
+      opt.max_colours = k;
+      const auto a = dominant_colours(px, opt);
+      const auto b = dominant_colours(numbers.data(), numbers.size(), colours.table(), opt);
+      ASSERT_EQ(a.size(), b.size()) << distinct << " colours, k " << k;
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].pixels, b[i].pixels);
+        EXPECT_EQ(a[i].lab.L, b[i].lab.L);
+        EXPECT_EQ(a[i].lab.a, b[i].lab.a);
+        EXPECT_EQ(a[i].lab.b, b[i].lab.b);
+        EXPECT_EQ(a[i].hex, b[i].hex);
+      }
+    }
+  }
+  EXPECT_TRUE(dominant_colours(nullptr, 0, nullptr).empty());
+}
+
 TEST(DominantColours, RejectsBadOptions) {
   DominantColourOptions o;
   o.max_colours = 0;

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <random>
 #include <set>
 #include <string>
@@ -154,6 +155,40 @@ TEST(Render, PersonBoxesAndTallLegend) {
   EXPECT_EQ(out.row(30)[3 * 16 + 2], 255);
   // Far from the box and the labels, the photo is untouched.
   EXPECT_EQ(out.row(2)[3 * 2], photo.row(2)[3 * 2]);
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return {};
+  std::vector<uint8_t> v;
+  uint8_t buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) v.insert(v.end(), buf, buf + n);
+  std::fclose(f);
+  return v;
+}
+
+// write_parsing_png and write_labels_color_png draw into the PNG encoder's rows and filter them in
+// place (in strips over the threads for large pictures): their files are the bytes of the rendered
+// pictures encoded as before, with a legend taller than the photo (the panel also below it) and
+// person boxes, small and above the sizes where the threaded paths start (1 MP, 4 MiB of rows).
+TEST(Render, WrittenPicturesAreTheRenderedOnesByteForByte) {
+  const std::string dir = ::testing::TempDir();
+  for (const auto& [w, h] : std::vector<std::pair<int, int>>{{64, 48}, {1500, 1001}}) {
+    Parsing p = make_parsing(w, h);
+    for (int l = 1; l < 20; ++l) p.labels[(size_t)(h - 2) * w + l] = (uint8_t)l;  // every label: a tall legend
+    const Image photo = random_photo(w, h);
+    RenderOptions opt;
+    opt.person_boxes = true;
+    write_parsing_png(dir + "/parsing.png", photo, p, opt);
+    EXPECT_EQ(file_bytes(dir + "/parsing.png"), encode_png(render_parsing(photo, p, opt))) << w << "x" << h;
+    opt.legend = false;
+    write_parsing_png(dir + "/parsing.png", photo, p, opt);
+    EXPECT_EQ(file_bytes(dir + "/parsing.png"), encode_png(render_parsing(photo, p, opt))) << w << "x" << h;
+    write_labels_color_png(dir + "/labels_color.png", p.labels.data(), w, h);
+    EXPECT_EQ(file_bytes(dir + "/labels_color.png"), encode_png(colorize_labels(p.labels, w, h))) << w << "x" << h;
+  }
+  EXPECT_THROW(write_labels_color_png(dir + "/x.png", nullptr, 4, 4), std::invalid_argument);
+  EXPECT_THROW(write_parsing_png(dir + "/x.png", random_photo(65, 48), make_parsing(64, 48)), std::invalid_argument);
 }
 
 TEST(Render, SmoothEdgesRemovesStrayPixelsOnly) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/io.h"
 #include "service/lru_cache.h"
 #include "service/numbers.h"
 #include "service/parse_queue.h"
@@ -257,6 +259,27 @@ TEST(WorkPool, ThrowingTaskDoesNotKillTheWorker) {
 }
 
 // ---- JSON shared with m2fp parse ---------------------------------------------------------------------
+// write_json_file streams the text in 64 KiB pieces: the file is j.dump(2) and a newline, byte for
+// byte, with strings longer than a piece, escapes, non-ASCII text, numbers, empty containers.
+TEST(Report, JsonFileIsTheDumpByteForByte) {
+  nlohmann::json j;
+  j["counts"] = std::string(200000, 'a') + "\"quoted\"\n\t" + std::string(70000, 'b');
+  j["names"] = {"Left-shoe", "Gr\u00fcn \u2014 navy", "", "ctl\x01"};
+  j["numbers"] = {0.1, 1e-7, -3, 12345678901234LL, 0.6f, nullptr, true};
+  j["empty"] = {{"array", nlohmann::json::array()}, {"object", nlohmann::json::object()}};
+  for (int i = 0; i < 5000; ++i) j["instances"].push_back({{"id", i}, {"bbox", {i, i + 1, i + 2, i + 3}}});
+  const std::string path = ::testing::TempDir() + "/result.json";
+  write_json_file(path, j);
+  FILE* f = std::fopen(path.c_str(), "rb");
+  ASSERT_NE(f, nullptr);
+  std::string text;
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  EXPECT_EQ(text, j.dump(2) + "\n");
+  EXPECT_THROW(write_json_file(::testing::TempDir() + "/no/such/folder/result.json", j), IoError);
+}
+
 TEST(Report, LegendAndGarmentsInPersons) {
   Parsing p;
   p.width = 4;
