@@ -33,44 +33,35 @@ void quantise_scores(const float* s, int64_t n, uint8_t* out) {
 // Mask logits of one query at the original resolution, a band of rows at a time:
 //   quarter [h4, w4] -> padded [Hp, Wp] -> crop box -> original [H0, W0]
 // each step F.interpolate(bilinear, align_corners=False), as upstream. Only the padded-size rows
-// the band needs are computed.
+// and columns inside the crop box that the band reads are computed (kern::resize_bilinear_window:
+// each value as the whole plane's resize gives it), straight into a dense crop buffer that the
+// second resize reads.
 class MaskUpsampler {
  public:
   MaskUpsampler(int64_t h4, int64_t w4, const PostprocessGeometry& g)
       : h4_(h4), w4_(w4), Hp_(g.Hp), Wp_(g.Wp), cy0_(g.crop_box.y0), cx0_(g.crop_box.x0),
         ch_(g.crop_box.y1 - g.crop_box.y0), cw_(g.crop_box.x1 - g.crop_box.x0), H0_(g.H0), W0_(g.W0),
-        k_(kern::active()) {}
+        sy_(kern::torch_linear_scale(ch_, H0_)), k_(kern::active()) {}
 
   struct Scratch {
-    Tensor padded_rows;  // [rows, Wp]
-    Tensor crop;         // [ch, cw] (only the rows a band needs are filled)
+    Tensor crop;  // [rows, cw]: the crop rows a band reads
   };
 
   // out [y1 - y0, W0] = rows [y0, y1) of the upsampled mask of `plane` [h4, w4].
   void rows(const float* plane, int64_t y0, int64_t y1, float* out, Scratch& s) const {
-    int64_t r0, r1;
-    crop_rows_needed(y0, y1, &r0, &r1);
-    float* padded = pooled(s.padded_rows, (r1 - r0) * Wp_);
-    float* crop = pooled(s.crop, ch_ * cw_);
-    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
-    for (int64_t r = r0; r < r1; ++r)
-      std::memcpy(crop + r * cw_, padded + (r - r0) * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
-    k_.resize_bilinear_plane_rows(crop, ch_, cw_, out, H0_, W0_, y0, y1);
+    const int64_t r0 = kern::torch_linear_tap(ch_, H0_, sy_, y0).i0;
+    const int64_t r1 = kern::torch_linear_tap(ch_, H0_, sy_, y1 - 1).i1 + 1;
+    float* crop = pooled(s.crop, (r1 - r0) * cw_);
+    k_.resize_bilinear_window(plane, w4_, 0, h4_, w4_, crop, cw_, Hp_, Wp_, cy0_ + r0, cy0_ + r1, cx0_, cx0_ + cw_);
+    k_.resize_bilinear_window(crop, cw_, r0, ch_, cw_, out, W0_, H0_, W0_, y0, y1, 0, W0_);
   }
 
   int64_t H0() const { return H0_; }
   int64_t W0() const { return W0_; }
 
  private:
-  // Crop rows [r0, r1) that output rows [y0, y1) read (ATen's source-index rule, one row of margin).
-  void crop_rows_needed(int64_t y0, int64_t y1, int64_t* r0, int64_t* r1) const {
-    const float scale = (float)ch_ / (float)H0_;
-    auto src = [&](int64_t y) { return std::max(0.f, scale * (y + 0.5f) - 0.5f); };
-    *r0 = std::max<int64_t>(0, (int64_t)src(y0) - 1);
-    *r1 = std::min<int64_t>(ch_, (int64_t)src(y1 - 1) + 3);
-  }
-
   int64_t h4_, w4_, Hp_, Wp_, cy0_, cx0_, ch_, cw_, H0_, W0_;
+  float sy_;
   const kern::KernelTable& k_;
 };
 
@@ -92,15 +83,12 @@ class MaskRowSource {
     *r1 = tap(y1 - 1).i1 + 1;
   }
   // h [r1 - r0, W0]: crop rows [r0, r1) of `plane` [h4, w4], each resized to W0 columns
-  void hrows(const float* plane, int64_t r0, int64_t r1, float* h, std::vector<float>& scratch) const {
+  // (kern::resize_bilinear_window: only the crop box's part of the padded rows, into `crop`)
+  void hrows(const float* plane, int64_t r0, int64_t r1, float* h, Tensor& scratch) const {
     const int64_t n = r1 - r0;
-    scratch.resize((size_t)n * (Wp_ + cw_));
-    float* padded = scratch.data();       // [n, Wp]
-    float* crop = padded + n * Wp_;       // [n, cw]
-    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
-    for (int64_t r = 0; r < n; ++r)
-      std::memcpy(crop + r * cw_, padded + r * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
-    k_.resize_bilinear_plane_rows(crop, n, cw_, h, n, W0_, 0, n);
+    float* crop = pooled(scratch, n * cw_);  // [n, cw]
+    k_.resize_bilinear_window(plane, w4_, 0, h4_, w4_, crop, cw_, Hp_, Wp_, cy0_ + r0, cy0_ + r1, cx0_, cx0_ + cw_);
+    k_.resize_bilinear_window(crop, cw_, 0, n, cw_, h, W0_, n, W0_, 0, n, 0, W0_);
   }
   int64_t H0() const { return H0_; }
   int64_t W0() const { return W0_; }
@@ -267,7 +255,8 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
   const int64_t band = 64;
 #pragma omp parallel
   {
-    std::vector<float> scratch, h((size_t)src.max_rows(band) * W0);
+    Tensor scratch;
+    std::vector<float> h((size_t)src.max_rows(band) * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
@@ -771,7 +760,8 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     };
 #pragma omp parallel
     {
-      std::vector<float> scratch, hq(need.size() * (size_t)max_rows * W0);
+      Tensor scratch;
+      std::vector<float> hq(need.size() * (size_t)max_rows * W0);
       std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
       std::vector<char> done(need.size());
       std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
