@@ -193,7 +193,13 @@ std::vector<int> selected_queries(const ClassScores& s) {
 struct KeptMasks {
   bool keep = false;
   Tensor full;            // [uq.size(), H0, W0] when keep
-  std::vector<int> slot;  // query -> its plane in `full`
+  Tensor bits;            // storage of `words`
+  uint64_t* words = nullptr;  // [uq.size(), H0, nwords]: bit x % 64 of word x / 64 = (mask > 0)
+  int64_t nwords = 0;     // (W0 + 63) / 64
+  std::vector<int> slot;  // query -> its plane in `full` and `bits`
+  uint64_t* bits_row(int u, int64_t y, int64_t H0) const {
+    return words + ((size_t)u * H0 + y) * nwords;
+  }
 };
 
 KeptMasks kept_masks(const std::vector<int>& uq, int64_t Q, int64_t H0, int64_t W0,
@@ -203,13 +209,16 @@ KeptMasks kept_masks(const std::vector<int>& uq, int64_t Q, int64_t H0, int64_t 
   kept.slot.assign(Q, -1);
   if (kept.keep) {
     kept.full = Tensor::empty({(int64_t)uq.size(), H0, W0});
+    kept.nwords = (W0 + 63) / 64;
+    kept.bits = Tensor::empty({(int64_t)uq.size() * H0 * kept.nwords * 2});  // 2 floats per word
+    kept.words = reinterpret_cast<uint64_t*>(kept.bits.data());                 // 64-byte aligned
     for (size_t u = 0; u < uq.size(); ++u) kept.slot[uq[u]] = (int)u;
   }
   return kept;
 }
 
 // Pass A: per selected query, the foreground statistics of its full-resolution mask (stats[q];
-// the other queries' stay empty), keeping the mask in `kept` when kept.keep.
+// the other queries' stay empty), keeping the mask and its bit words in `kept` when kept.keep.
 std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<int>& uq,
                                   const MaskUpsampler& up, KeptMasks& kept) {
   const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
@@ -231,7 +240,18 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
         up.rows(pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
-          k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          if (kept.keep) {  // statistics as mask_row_stats gives them, and the row's bit words
+            kern::MaskRowSinks o;
+            o.count = &st.pos;
+            o.sig_sum = &st.sig_sum;
+            o.first = &first;
+            o.last = &last;
+            o.bits = kept.bits_row((int)u, y, H0);
+            const float* x = band + (y - y0) * W0;
+            k.mask_row_fused(x, x, 1.f, 0.f, W0, &o);  // fma(x, 1, x * 0) = x: the row itself
+          } else {
+            k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          }
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -508,7 +528,8 @@ struct StreamBand {
   int64_t r0, r1;                 // crop rows held per query in hq
   const std::vector<float>& hq;   // [need, max_rows, W0]
   int64_t max_rows;
-  std::vector<uint64_t>& bits;    // [need, band rows, nwords]
+  uint64_t* bits;                 // [slots, bits_rows, nwords]: rows [bits_y0, bits_y0 + bits_rows)
+  int64_t bits_y0, bits_rows;
   std::vector<char>& bits_done;   // [need]
   const std::vector<char>& needs_bits;  // [need]: parts and humans
 
@@ -520,7 +541,7 @@ struct StreamBand {
     *xb = bb.x1;
     return bb.x1 >= 0 && *ya < *yb;
   }
-  uint64_t* bits_row(int j, int64_t y) { return bits.data() + ((size_t)j * (y1 - y0) + (y - y0)) * nwords; }
+  uint64_t* bits_row(int j, int64_t y) { return bits + ((size_t)j * bits_rows + (y - bits_y0)) * nwords; }
   // Runs row y of query q through the fused kernel with `o`, adding its bits when still needed.
   void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, kern::MaskRowSinks o) {
     const int j = slot[q];
@@ -535,22 +556,6 @@ struct StreamBand {
     if (needs_bits[j]) bits_done[j] = 1;
   }
 };
-
-// The bit words of every part and human crossing the band, from the masks kept from pass A (the
-// streamed path makes them on the fly instead); v.rows_of gives the rows, sv holds the words.
-void kept_bits_band(const BandView& v, StreamBand& sv, const std::vector<int>& need, const kern::KernelTable& k) {
-  for (size_t j = 0; j < need.size(); ++j) {
-    int64_t ya, yb, xa, xb;
-    if (!sv.needs_bits[j] || !sv.box(need[j], &ya, &yb, &xa, &xb)) continue;
-    const float* rows = v.rows_of(need[j]);
-    for (int64_t y = ya; y < yb; ++y) {
-      kern::MaskRowSinks o;
-      o.bits = sv.bits_row((int)j, y) + xa / 64;
-      kept_row(k, rows + (y - v.y0) * v.W0 + xa, xb - xa, o);
-    }
-    sv.rows_done(need[j]);
-  }
-}
 
 void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
                             float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
@@ -704,19 +709,19 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
   for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
   if (kept.keep) {
-    // The kept masks: each band reads them where they are. The part and human masks' bit words are
-    // made from the kept rows (kept_bits_band), then overlaps and bit masks come from them as in
-    // the streamed path (StreamBand without crop rows).
+    // The kept masks: each band reads them where they are. Overlaps and bit masks come from the bit
+    // words pass A made, as in the streamed path (StreamBand without crop rows, its slots those of
+    // the kept masks, every row's words already there).
     const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
     const std::vector<float> no_rows;
+    uint64_t* kept_bits = kept.bits_row(0, 0, H0);
 #pragma omp parallel
     {
       Tensor scratch;  // cat [n_sem, bandB * W0], times and best_logit [bandB * W0]: written before read
       float* cat = pooled(scratch, (n_sem + 2) * bandB * W0);
       float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
-      std::vector<char> done(need.size());
+      std::vector<char> done(uq.size(), 1);
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
@@ -725,8 +730,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
-        StreamBand sv{y0, y1, W0, nwords, src, stats, slot, 0, 0, no_rows, 0, bw, done, needs_bits};
-        kept_bits_band(v, sv, need, k);
+        StreamBand sv{y0, y1, W0, nwords, src, stats, kept.slot, 0, 0, no_rows, 0, kept_bits, 0, H0, done, done};
         overlap_band_streamed(sv, r, overlap.data());
         mask_bits_band_streamed(sv, r, bits);
       }
@@ -776,7 +780,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
             src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq.data() + j * max_rows * W0,
                       scratch);
         std::fill(done.begin(), done.end(), 0);
-        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, done, needs_bits};
+        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw.data(), y0, y1 - y0, done, needs_bits};
         semantic_band_streamed(v, r, k, bandB, H0, cat.data(), times.data(), best_logit.data(),
                                opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
                                opt.keep_scores ? res.scores.data() : nullptr);
