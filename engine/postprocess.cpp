@@ -275,8 +275,8 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
   const int64_t band = 64;
 #pragma omp parallel
   {
-    Tensor scratch;
-    std::vector<float> h((size_t)src.max_rows(band) * W0);
+    Tensor scratch, h_t;  // from the buffer pool: written before read
+    float* h = pooled(h_t, src.max_rows(band) * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
@@ -286,7 +286,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
         const int64_t y1 = std::min(H0, y0 + band);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        src.hrows(plane, r0, r1, h.data(), scratch);
+        src.hrows(plane, r0, r1, h, scratch);
         for (int64_t y = y0; y < y1; ++y) {
           const kern::LinearTap t = src.tap(y);
           int64_t first, last;
@@ -295,7 +295,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
           o.sig_sum = &st.sig_sum;
           o.first = &first;
           o.last = &last;
-          k.mask_row_fused(h.data() + (t.i0 - r0) * W0, h.data() + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
+          k.mask_row_fused(h + (t.i0 - r0) * W0, h + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -526,7 +526,7 @@ struct StreamBand {
   const std::vector<MaskStats>& stats;
   const std::vector<int>& slot;   // query -> its index in need
   int64_t r0, r1;                 // crop rows held per query in hq
-  const std::vector<float>& hq;   // [need, max_rows, W0]
+  const float* hq;                // [need, max_rows, W0]
   int64_t max_rows;
   uint64_t* bits;                 // [slots, bits_rows, nwords]: rows [bits_y0, bits_y0 + bits_rows)
   int64_t bits_y0, bits_rows;
@@ -547,7 +547,7 @@ struct StreamBand {
     const int j = slot[q];
     if (needs_bits[j] && !bits_done[j]) o.bits = bits_row(j, y) + xa / 64;
     const kern::LinearTap t = src.tap(y);
-    const float* h = hq.data() + (size_t)j * max_rows * W0;
+    const float* h = hq + (size_t)j * max_rows * W0;
     k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
   }
   // After all rows of query q were run once: its bits are complete for this band.
@@ -714,7 +714,6 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     // the kept masks, every row's words already there).
     const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    const std::vector<float> no_rows;
     uint64_t* kept_bits = kept.bits_row(0, 0, H0);
 #pragma omp parallel
     {
@@ -730,7 +729,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
-        StreamBand sv{y0, y1, W0, nwords, src, stats, kept.slot, 0, 0, no_rows, 0, kept_bits, 0, H0, done, done};
+        StreamBand sv{y0, y1, W0, nwords, src, stats, kept.slot, 0, 0, nullptr, 0, kept_bits, 0, H0, done, done};
         overlap_band_streamed(sv, r, overlap.data());
         mask_bits_band_streamed(sv, r, bits);
       }
@@ -765,10 +764,15 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
 #pragma omp parallel
     {
       Tensor scratch;
-      std::vector<float> hq(need.size() * (size_t)max_rows * W0);
-      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
+      // Scratch from the buffer pool (pages mapped by an earlier parse, no zero-fill), each part
+      // written before it is read: hq for the queries crossing the band, bw for their box's words,
+      // cat for class 0 and the pasted classes, times and best_logit per use.
+      Tensor hq_t, bw_t, cat_t;
+      float* hq = pooled(hq_t, (int64_t)need.size() * max_rows * W0);
+      uint64_t* bw = reinterpret_cast<uint64_t*>(pooled(bw_t, 2 * (int64_t)need.size() * bandB * nwords));
+      float* cat = pooled(cat_t, (n_sem + 2) * bandB * W0);
+      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
       std::vector<char> done(need.size());
-      std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
@@ -777,14 +781,14 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         src.rows_for(y0, y1, &r0, &r1);
         for (size_t j = 0; j < need.size(); ++j)
           if (crosses(need[j], y0, y1))
-            src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq.data() + j * max_rows * W0,
+            src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq + j * max_rows * W0,
                       scratch);
         std::fill(done.begin(), done.end(), 0);
-        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw.data(), y0, y1 - y0, done, needs_bits};
-        semantic_band_streamed(v, r, k, bandB, H0, cat.data(), times.data(), best_logit.data(),
+        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, y0, y1 - y0, done, needs_bits};
+        semantic_band_streamed(v, r, k, bandB, H0, cat, times, best_logit,
                                opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
                                opt.keep_scores ? res.scores.data() : nullptr);
-        person_band_streamed(v, r.humans, k, best_logit.data(), res.person_map.data() + y0 * W0);
+        person_band_streamed(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
         remaining_bits_band(v, r, k);
         overlap_band_streamed(v, r, overlap.data());
         mask_bits_band_streamed(v, r, bits);
