@@ -139,8 +139,8 @@ int main(int argc, char** argv) {
     const ModelConfig& cfg = model->config();
     std::printf("bench_prepost: %s, ISA %s, %d runs per stage (synthetic weights: timings only)\n",
                 model_path.c_str(), kern::isa_name(kern::active_isa()), runs);
-    std::printf("%-28s %11s %9s %13s %13s %13s %9s %18s\n", "photo", "size", "pre_post", "decode", "preprocess",
-                "postprocess", "post_cpu", "digest");
+    std::printf("%-20s %9s %8s %13s %13s %13s %8s %16s %16s\n", "photo", "size", "pre_post", "decode", "preprocess",
+                "postprocess", "post_cpu", "input digest", "parsing digest");
     for (const std::string& path : photos) {
       const std::vector<uint8_t> bytes = read_file(path);
       Times dec, pre, post, post_cpu;
@@ -158,6 +158,8 @@ int main(int argc, char** argv) {
                              : preprocess_multi_person(img, 640, 1333, false);
         pre.v.push_back(ms_since(t0));
       }
+      Digest pre_digest;  // the network input
+      pre_digest.bytes(p.image.data(), (size_t)p.image.numel() * sizeof(float));
       PostprocessGeometry g;
       g.Hp = p.Hp, g.Wp = p.Wp, g.nh = p.nh, g.nw = p.nw, g.H0 = img.height, g.W0 = img.width;
       g.crop_box = p.crop_box;
@@ -192,10 +194,10 @@ int main(int argc, char** argv) {
       }
       char size[32];
       std::snprintf(size, sizeof size, "%dx%d", img.width, img.height);
-      std::printf("%-28s %11s %9.1f %6.1f/%-6.1f %6.1f/%-6.1f %6.1f/%-6.1f %9.1f %016llx\n",
+      std::printf("%-20s %9s %8.1f %6.1f/%-6.1f %6.1f/%-6.1f %6.1f/%-6.1f %8.1f %016llx %016llx\n",
                   fs::path(path).filename().string().c_str(), size, dec.median() + pre.median() + post.median(),
                   dec.median(), dec.min(), pre.median(), pre.min(), post.median(), post.min(), post_cpu.median(),
-                  (unsigned long long)dg);
+                  (unsigned long long)pre_digest.h, (unsigned long long)dg);
       std::fflush(stdout);
     }
     std::printf("columns: median/fastest ms; pre_post = the medians' sum; post_cpu = median CPU ms of the\n"
