@@ -187,31 +187,46 @@ std::vector<int> selected_queries(const ClassScores& s) {
   return uq;
 }
 
-// When the selected queries' full-resolution masks fit in opt.keep_mask_bytes (by default photos
-// up to ~0.25 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a
-// second time; larger photos upsample again band by band (bounded memory). Same results either way.
+// When the full-resolution masks pass B reads fit in opt.keep_mask_bytes (by default photos up to
+// ~0.3 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a second
+// time; larger photos upsample again band by band (bounded memory). Same results either way.
+// Pass B reads the mask values of pasted pairs and humans only, and a pair's final score is its
+// class probability times a mask score of at most 1 (a float product, never above the
+// probability): only the queries of a top pair whose probability reaches the paste threshold or
+// exceeds the human one (roles()) can need them; the others' values are not kept, only their bits.
 struct KeptMasks {
   bool keep = false;
-  Tensor full;            // [uq.size(), H0, W0] when keep
-  Tensor bits;            // storage of `words`
+  Tensor full;             // [planes, H0, W0] when keep
+  std::vector<int> plane;  // query -> its plane in `full`, -1 if its values are not kept
+  Tensor bits;             // storage of `words`
   uint64_t* words = nullptr;  // [uq.size(), H0, nwords]: bit x % 64 of word x / 64 = (mask > 0)
-  int64_t nwords = 0;     // (W0 + 63) / 64
-  std::vector<int> slot;  // query -> its plane in `full` and `bits`
+  int64_t nwords = 0;      // (W0 + 63) / 64
+  std::vector<int> slot;   // query -> its index in uq: its rows of `words`
   uint64_t* bits_row(int u, int64_t y, int64_t H0) const {
     return words + ((size_t)u * H0 + y) * nwords;
   }
 };
 
-KeptMasks kept_masks(const std::vector<int>& uq, int64_t Q, int64_t H0, int64_t W0,
-                     const PostprocessOptions& opt) {
+KeptMasks kept_masks(const ModelConfig& cfg, const ClassScores& s, const std::vector<int>& uq, int64_t Q,
+                     int64_t H0, int64_t W0, const PostprocessOptions& opt) {
   KeptMasks kept;
-  kept.keep = (double)uq.size() * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
+  kept.plane.assign(Q, -1);
+  const int human = cfg.num_parsing, n_sem = cfg.num_parsing;  // as roles()
+  for (int64_t i : s.top) {
+    const int q = (int)(i / s.K), c = (int)(i % s.K);
+    const float prob = s.score(i);
+    if ((c == human && prob > 0.1f) || (c < n_sem && prob >= cfg.parsing_ins_score_thr)) kept.plane[q] = 0;
+  }
+  int64_t planes = 0;
+  for (int q : uq)
+    if (kept.plane[q] == 0) kept.plane[q] = (int)planes++;
+  kept.keep = opt.keep_mask_bytes > 0 && (double)planes * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
   kept.slot.assign(Q, -1);
   if (kept.keep) {
-    kept.full = Tensor::empty({(int64_t)uq.size(), H0, W0});
+    kept.full = Tensor::empty({std::max<int64_t>(1, planes), H0, W0});
     kept.nwords = (W0 + 63) / 64;
-    kept.bits = Tensor::empty({(int64_t)uq.size() * H0 * kept.nwords * 2});  // 2 floats per word
-    kept.words = reinterpret_cast<uint64_t*>(kept.bits.data());                 // 64-byte aligned
+    kept.bits = Tensor::empty({std::max<int64_t>(1, (int64_t)uq.size() * H0 * kept.nwords * 2)});  // 2 floats per word
+    kept.words = reinterpret_cast<uint64_t*>(kept.bits.data());                                     // 64-byte aligned
     for (size_t u = 0; u < uq.size(); ++u) kept.slot[uq[u]] = (int)u;
   }
   return kept;
@@ -229,14 +244,16 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
-    std::vector<float> rows(kept.keep ? 0 : (size_t)bandA * W0);
+    Tensor rows_t;  // the band of a query whose values are not kept
+    float* rows = pooled(rows_t, bandA * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
-        float* band = kept.keep ? kept.full.data() + ((int64_t)u * H0 + y0) * W0 : rows.data();
+        const int plane = kept.plane[q];
+        float* band = plane >= 0 ? kept.full.data() + ((int64_t)plane * H0 + y0) * W0 : rows;
         up.rows(pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
@@ -369,7 +386,10 @@ struct BandView {
   const std::vector<MaskStats>& stats;
 
   // query q's rows y0.. of this band, W0 floats each
-  const float* rows_of(int q) const { return kept.full.data() + ((int64_t)kept.slot[q] * H0 + y0) * W0; }
+  const float* rows_of(int q) const {
+    if (kept.plane[q] < 0) throw std::logic_error("postprocess: the values of a mask pass B reads were not kept");
+    return kept.full.data() + ((int64_t)kept.plane[q] * H0 + y0) * W0;
+  }
   // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
   bool box_in_band(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -675,7 +695,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const std::vector<int> uq = selected_queries(scores);
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
-  KeptMasks kept = kept_masks(uq, Q, H0, W0, opt);
+  KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);
   const std::vector<MaskStats> stats =
       kept.keep ? mask_stats(out.pred_masks, uq, up, kept) : mask_stats_streamed(out.pred_masks, uq, src);
   const Roles r = roles(cfg, scores, stats);
