@@ -546,12 +546,19 @@ struct StreamBand {
   const std::vector<MaskStats>& stats;
   const std::vector<int>& slot;   // query -> its index in need
   int64_t r0, r1;                 // crop rows held per query in hq
-  const float* hq;                // [need, max_rows, W0]
+  float* hq;                      // [need, max_rows, W0]
   int64_t max_rows;
   uint64_t* bits;                 // [slots, bits_rows, nwords]: rows [bits_y0, bits_y0 + bits_rows)
   int64_t bits_y0, bits_rows;
   std::vector<char>& bits_done;   // [need]
   const std::vector<char>& needs_bits;  // [need]: parts and humans
+  // Streamed path: a query's crop rows in hq are made on its first use in the band (so that its
+  // rows are read back from the cache they were just written to); ready[j] once they are.
+  const float* masks = nullptr;          // pred_masks [Q, plane]
+  int64_t plane = 0;                     // h4 * w4
+  const std::vector<int>* need = nullptr;
+  std::vector<char>* ready = nullptr;    // [need]
+  Tensor* scratch = nullptr;             // MaskRowSource::hrows's
 
   bool box(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -566,8 +573,12 @@ struct StreamBand {
   void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, kern::MaskRowSinks o) {
     const int j = slot[q];
     if (needs_bits[j] && !bits_done[j]) o.bits = bits_row(j, y) + xa / 64;
+    float* h = hq + (size_t)j * max_rows * W0;
+    if (ready && !(*ready)[j]) {
+      src.hrows(masks + (int64_t)(*need)[j] * plane, r0, r1, h, *scratch);
+      (*ready)[j] = 1;
+    }
     const kern::LinearTap t = src.tap(y);
-    const float* h = hq + (size_t)j * max_rows * W0;
     k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
   }
   // After all rows of query q were run once: its bits are complete for this band.
@@ -761,9 +772,9 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       }
     }
   } else {
-    // Streaming: per band, each needed query's resized crop rows, its output rows computed where
-    // they are used (StreamBand). A query's mask is > 0 only inside its box (pass A), so a band
-    // resizes only the queries whose box it crosses.
+    // Streaming: per band, each needed query's resized crop rows (made on the query's first use in
+    // the band), its output rows computed where they are used (StreamBand). A query's mask is > 0
+    // only inside its box (pass A), so a band resizes only the queries whose box it crosses.
     // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
     // [need, max_rows, W0], their bit words, the semantic scratch) stay within ~64 MB.
     int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
@@ -783,10 +794,6 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       bandB = std::max<int64_t>(1, bandB / 2);
     }
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    auto crosses = [&](int q, int64_t y0, int64_t y1) {
-      const BBox& bb = stats[q].bbox;
-      return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
-    };
 #pragma omp parallel
     {
       Tensor scratch;
@@ -798,19 +805,17 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       uint64_t* bw = reinterpret_cast<uint64_t*>(pooled(bw_t, 2 * (int64_t)need.size() * bandB * nwords));
       float* cat = pooled(cat_t, (n_sem + 2) * bandB * W0);
       float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<char> done(need.size());
+      std::vector<char> done(need.size()), ready(need.size());
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        for (size_t j = 0; j < need.size(); ++j)
-          if (crosses(need[j], y0, y1))
-            src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq + j * max_rows * W0,
-                      scratch);
         std::fill(done.begin(), done.end(), 0);
-        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, y0, y1 - y0, done, needs_bits};
+        std::fill(ready.begin(), ready.end(), 0);
+        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, y0, y1 - y0, done, needs_bits,
+                     out.pred_masks.data(), h4 * w4, &need, &ready, &scratch};
         semantic_band_streamed(v, r, k, bandB, H0, cat, times, best_logit,
                                opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
                                opt.keep_scores ? res.scores.data() : nullptr);
