@@ -4,7 +4,8 @@
 // operation order are those of kernels/bilinear_taps.h, so every path is bit-identical to the
 // scalar reference kernels/ref/resize.cpp.
 //
-// Planes: the column taps are computed once per (W, ow) and cached per thread; each output row
+// Planes: the column taps are computed once per (W, ow) and cached per thread (the last four
+// pairs); each output row
 // is fma(h0, l0, h1 * l1) of two horizontally interpolated source rows h = fma(a, w0, b * w1),
 // W outputs at a time. When W outputs' taps lie in a window of 2W inputs (upscales, x2
 // downscales) a and b are picked from two loads with V::permute2 (AVX2: two permutes and a blend;
@@ -50,7 +51,22 @@ struct ColumnTaps {
   }
 };
 
-thread_local ColumnTaps tl_resize_cols;
+// The last few (in, out) pairs' taps: post-processing alternates two resizes per mask band
+// (quarter -> padded width, crop width -> photo width), which one entry would recompute each time
+// (~25 us for a 4000-column photo, thousands of times per parse).
+struct ColumnTapsCache {
+  ColumnTaps slot[4];
+  int next = 0;
+  const ColumnTaps& get(int64_t in, int64_t out) {
+    for (ColumnTaps& s : slot)
+      if (s.in == in && s.out == out) return s;
+    ColumnTaps& s = slot[next];
+    next = (next + 1) % 4;
+    return s.get(in, out);
+  }
+};
+
+thread_local ColumnTapsCache tl_resize_cols;
 
 constexpr int64_t kResizeStreamMinPlane = 1 << 18;  // floats per output plane (1 MB)
 
