@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/buffer_pool.h"
+
 namespace m2fp {
 namespace {
 
@@ -317,6 +319,7 @@ void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
   int depth = 0, color = -1, interlace = 0;
   bool iphone = false;  // CgBI: Apple's headerless zlib streams (stb reads them)
   std::vector<char> idat;
+  idat.reserve(n);  // the IDAT chunks' data, concatenated, is smaller than the file
   for (;;) {
     if (pos + 12 > n)
       throw ImageError("PNG is truncated: it ends at byte " + std::to_string(n) + " before the IEND chunk");
@@ -363,9 +366,16 @@ void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
   const uint64_t bound = need + need / 4 + 65536;
   if (bound > (uint64_t)INT_MAX || idat.size() > (size_t)INT_MAX)
     return;  // stb_image refuses images this large itself
-  std::vector<char> out((size_t)bound);
-  const int got = iphone ? stbi_zlib_decode_noheader_buffer(out.data(), (int)bound, idat.data(), (int)idat.size())
-                         : stbi_zlib_decode_buffer(out.data(), (int)bound, idat.data(), (int)idat.size());
+  // The inflated bytes are only counted: a buffer-pool block (pages an earlier photo mapped, no
+  // zero-fill) instead of a fresh std::vector.
+  struct Block {
+    size_t n;
+    char* p;
+    explicit Block(size_t bytes) : n(bytes), p(static_cast<char*>(pool::allocate(bytes))) {}
+    ~Block() { pool::release(p, n); }
+  } out((size_t)bound);
+  const int got = iphone ? stbi_zlib_decode_noheader_buffer(out.p, (int)bound, idat.data(), (int)idat.size())
+                         : stbi_zlib_decode_buffer(out.p, (int)bound, idat.data(), (int)idat.size());
   if (got < 0) {
     const std::string why = stb_reason();
     if (why == "output buffer limit")

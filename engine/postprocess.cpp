@@ -33,44 +33,35 @@ void quantise_scores(const float* s, int64_t n, uint8_t* out) {
 // Mask logits of one query at the original resolution, a band of rows at a time:
 //   quarter [h4, w4] -> padded [Hp, Wp] -> crop box -> original [H0, W0]
 // each step F.interpolate(bilinear, align_corners=False), as upstream. Only the padded-size rows
-// the band needs are computed.
+// and columns inside the crop box that the band reads are computed (kern::resize_bilinear_window:
+// each value as the whole plane's resize gives it), straight into a dense crop buffer that the
+// second resize reads.
 class MaskUpsampler {
  public:
   MaskUpsampler(int64_t h4, int64_t w4, const PostprocessGeometry& g)
       : h4_(h4), w4_(w4), Hp_(g.Hp), Wp_(g.Wp), cy0_(g.crop_box.y0), cx0_(g.crop_box.x0),
         ch_(g.crop_box.y1 - g.crop_box.y0), cw_(g.crop_box.x1 - g.crop_box.x0), H0_(g.H0), W0_(g.W0),
-        k_(kern::active()) {}
+        sy_(kern::torch_linear_scale(ch_, H0_)), k_(kern::active()) {}
 
   struct Scratch {
-    Tensor padded_rows;  // [rows, Wp]
-    Tensor crop;         // [ch, cw] (only the rows a band needs are filled)
+    Tensor crop;  // [rows, cw]: the crop rows a band reads
   };
 
   // out [y1 - y0, W0] = rows [y0, y1) of the upsampled mask of `plane` [h4, w4].
   void rows(const float* plane, int64_t y0, int64_t y1, float* out, Scratch& s) const {
-    int64_t r0, r1;
-    crop_rows_needed(y0, y1, &r0, &r1);
-    float* padded = pooled(s.padded_rows, (r1 - r0) * Wp_);
-    float* crop = pooled(s.crop, ch_ * cw_);
-    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
-    for (int64_t r = r0; r < r1; ++r)
-      std::memcpy(crop + r * cw_, padded + (r - r0) * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
-    k_.resize_bilinear_plane_rows(crop, ch_, cw_, out, H0_, W0_, y0, y1);
+    const int64_t r0 = kern::torch_linear_tap(ch_, H0_, sy_, y0).i0;
+    const int64_t r1 = kern::torch_linear_tap(ch_, H0_, sy_, y1 - 1).i1 + 1;
+    float* crop = pooled(s.crop, (r1 - r0) * cw_);
+    k_.resize_bilinear_window(plane, w4_, 0, h4_, w4_, crop, cw_, Hp_, Wp_, cy0_ + r0, cy0_ + r1, cx0_, cx0_ + cw_);
+    k_.resize_bilinear_window(crop, cw_, r0, ch_, cw_, out, W0_, H0_, W0_, y0, y1, 0, W0_);
   }
 
   int64_t H0() const { return H0_; }
   int64_t W0() const { return W0_; }
 
  private:
-  // Crop rows [r0, r1) that output rows [y0, y1) read (ATen's source-index rule, one row of margin).
-  void crop_rows_needed(int64_t y0, int64_t y1, int64_t* r0, int64_t* r1) const {
-    const float scale = (float)ch_ / (float)H0_;
-    auto src = [&](int64_t y) { return std::max(0.f, scale * (y + 0.5f) - 0.5f); };
-    *r0 = std::max<int64_t>(0, (int64_t)src(y0) - 1);
-    *r1 = std::min<int64_t>(ch_, (int64_t)src(y1 - 1) + 3);
-  }
-
   int64_t h4_, w4_, Hp_, Wp_, cy0_, cx0_, ch_, cw_, H0_, W0_;
+  float sy_;
   const kern::KernelTable& k_;
 };
 
@@ -92,15 +83,12 @@ class MaskRowSource {
     *r1 = tap(y1 - 1).i1 + 1;
   }
   // h [r1 - r0, W0]: crop rows [r0, r1) of `plane` [h4, w4], each resized to W0 columns
-  void hrows(const float* plane, int64_t r0, int64_t r1, float* h, std::vector<float>& scratch) const {
+  // (kern::resize_bilinear_window: only the crop box's part of the padded rows, into `crop`)
+  void hrows(const float* plane, int64_t r0, int64_t r1, float* h, Tensor& scratch) const {
     const int64_t n = r1 - r0;
-    scratch.resize((size_t)n * (Wp_ + cw_));
-    float* padded = scratch.data();       // [n, Wp]
-    float* crop = padded + n * Wp_;       // [n, cw]
-    k_.resize_bilinear_plane_rows(plane, h4_, w4_, padded, Hp_, Wp_, cy0_ + r0, cy0_ + r1);
-    for (int64_t r = 0; r < n; ++r)
-      std::memcpy(crop + r * cw_, padded + r * Wp_ + cx0_, (size_t)cw_ * sizeof(float));
-    k_.resize_bilinear_plane_rows(crop, n, cw_, h, n, W0_, 0, n);
+    float* crop = pooled(scratch, n * cw_);  // [n, cw]
+    k_.resize_bilinear_window(plane, w4_, 0, h4_, w4_, crop, cw_, Hp_, Wp_, cy0_ + r0, cy0_ + r1, cx0_, cx0_ + cw_);
+    k_.resize_bilinear_window(crop, cw_, 0, n, cw_, h, W0_, n, W0_, 0, n, 0, W0_);
   }
   int64_t H0() const { return H0_; }
   int64_t W0() const { return W0_; }
@@ -199,29 +187,53 @@ std::vector<int> selected_queries(const ClassScores& s) {
   return uq;
 }
 
-// When the selected queries' full-resolution masks fit in opt.keep_mask_bytes (by default photos
-// up to ~0.25 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a
-// second time; larger photos upsample again band by band (bounded memory). Same results either way.
+// When the full-resolution masks pass B reads fit in opt.keep_mask_bytes (by default photos up to
+// ~0.3 Mpx), pass A keeps them and pass B reads them instead of upsampling every mask a second
+// time; larger photos upsample again band by band (bounded memory). Same results either way.
+// Pass B reads the mask values of pasted pairs and humans only, and a pair's final score is its
+// class probability times a mask score of at most 1 (a float product, never above the
+// probability): only the queries of a top pair whose probability reaches the paste threshold or
+// exceeds the human one (roles()) can need them; the others' values are not kept, only their bits.
 struct KeptMasks {
   bool keep = false;
-  Tensor full;            // [uq.size(), H0, W0] when keep
-  std::vector<int> slot;  // query -> its plane in `full`
+  Tensor full;             // [planes, H0, W0] when keep
+  std::vector<int> plane;  // query -> its plane in `full`, -1 if its values are not kept
+  Tensor bits;             // storage of `words`
+  uint64_t* words = nullptr;  // [uq.size(), H0, nwords]: bit x % 64 of word x / 64 = (mask > 0)
+  int64_t nwords = 0;      // (W0 + 63) / 64
+  std::vector<int> slot;   // query -> its index in uq: its rows of `words`
+  uint64_t* bits_row(int u, int64_t y, int64_t H0) const {
+    return words + ((size_t)u * H0 + y) * nwords;
+  }
 };
 
-KeptMasks kept_masks(const std::vector<int>& uq, int64_t Q, int64_t H0, int64_t W0,
-                     const PostprocessOptions& opt) {
+KeptMasks kept_masks(const ModelConfig& cfg, const ClassScores& s, const std::vector<int>& uq, int64_t Q,
+                     int64_t H0, int64_t W0, const PostprocessOptions& opt) {
   KeptMasks kept;
-  kept.keep = (double)uq.size() * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
+  kept.plane.assign(Q, -1);
+  const int human = cfg.num_parsing, n_sem = cfg.num_parsing;  // as roles()
+  for (int64_t i : s.top) {
+    const int q = (int)(i / s.K), c = (int)(i % s.K);
+    const float prob = s.score(i);
+    if ((c == human && prob > 0.1f) || (c < n_sem && prob >= cfg.parsing_ins_score_thr)) kept.plane[q] = 0;
+  }
+  int64_t planes = 0;
+  for (int q : uq)
+    if (kept.plane[q] == 0) kept.plane[q] = (int)planes++;
+  kept.keep = opt.keep_mask_bytes > 0 && (double)planes * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
   kept.slot.assign(Q, -1);
   if (kept.keep) {
-    kept.full = Tensor::empty({(int64_t)uq.size(), H0, W0});
+    kept.full = Tensor::empty({std::max<int64_t>(1, planes), H0, W0});
+    kept.nwords = (W0 + 63) / 64;
+    kept.bits = Tensor::empty({std::max<int64_t>(1, (int64_t)uq.size() * H0 * kept.nwords * 2)});  // 2 floats per word
+    kept.words = reinterpret_cast<uint64_t*>(kept.bits.data());                                     // 64-byte aligned
     for (size_t u = 0; u < uq.size(); ++u) kept.slot[uq[u]] = (int)u;
   }
   return kept;
 }
 
 // Pass A: per selected query, the foreground statistics of its full-resolution mask (stats[q];
-// the other queries' stay empty), keeping the mask in `kept` when kept.keep.
+// the other queries' stay empty), keeping the mask and its bit words in `kept` when kept.keep.
 std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<int>& uq,
                                   const MaskUpsampler& up, KeptMasks& kept) {
   const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
@@ -232,18 +244,31 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
 #pragma omp parallel
   {
     MaskUpsampler::Scratch s;
-    std::vector<float> rows(kept.keep ? 0 : (size_t)bandA * W0);
+    Tensor rows_t;  // the band of a query whose values are not kept
+    float* rows = pooled(rows_t, bandA * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
-        float* band = kept.keep ? kept.full.data() + ((int64_t)u * H0 + y0) * W0 : rows.data();
+        const int plane = kept.plane[q];
+        float* band = plane >= 0 ? kept.full.data() + ((int64_t)plane * H0 + y0) * W0 : rows;
         up.rows(pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
-          k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          if (kept.keep) {  // statistics as mask_row_stats gives them, and the row's bit words
+            kern::MaskRowSinks o;
+            o.count = &st.pos;
+            o.sig_sum = &st.sig_sum;
+            o.first = &first;
+            o.last = &last;
+            o.bits = kept.bits_row((int)u, y, H0);
+            const float* x = band + (y - y0) * W0;
+            k.mask_row_fused(x, x, 1.f, 0.f, W0, &o);  // fma(x, 1, x * 0) = x: the row itself
+          } else {
+            k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
+          }
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -267,7 +292,8 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
   const int64_t band = 64;
 #pragma omp parallel
   {
-    std::vector<float> scratch, h((size_t)src.max_rows(band) * W0);
+    Tensor scratch, h_t;  // from the buffer pool: written before read
+    float* h = pooled(h_t, src.max_rows(band) * W0);
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
@@ -277,7 +303,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
         const int64_t y1 = std::min(H0, y0 + band);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        src.hrows(plane, r0, r1, h.data(), scratch);
+        src.hrows(plane, r0, r1, h, scratch);
         for (int64_t y = y0; y < y1; ++y) {
           const kern::LinearTap t = src.tap(y);
           int64_t first, last;
@@ -286,7 +312,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
           o.sig_sum = &st.sig_sum;
           o.first = &first;
           o.last = &last;
-          k.mask_row_fused(h.data() + (t.i0 - r0) * W0, h.data() + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
+          k.mask_row_fused(h + (t.i0 - r0) * W0, h + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -360,7 +386,10 @@ struct BandView {
   const std::vector<MaskStats>& stats;
 
   // query q's rows y0.. of this band, W0 floats each
-  const float* rows_of(int q) const { return kept.full.data() + ((int64_t)kept.slot[q] * H0 + y0) * W0; }
+  const float* rows_of(int q) const {
+    if (kept.plane[q] < 0) throw std::logic_error("postprocess: the values of a mask pass B reads were not kept");
+    return kept.full.data() + ((int64_t)kept.plane[q] * H0 + y0) * W0;
+  }
   // rows [ya, yb) of the band and columns [xa, xb) of query q's box; false if none
   bool box_in_band(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -517,11 +546,19 @@ struct StreamBand {
   const std::vector<MaskStats>& stats;
   const std::vector<int>& slot;   // query -> its index in need
   int64_t r0, r1;                 // crop rows held per query in hq
-  const std::vector<float>& hq;   // [need, max_rows, W0]
+  float* hq;                      // [need, max_rows, W0]
   int64_t max_rows;
-  std::vector<uint64_t>& bits;    // [need, band rows, nwords]
+  uint64_t* bits;                 // [slots, bits_rows, nwords]: rows [bits_y0, bits_y0 + bits_rows)
+  int64_t bits_y0, bits_rows;
   std::vector<char>& bits_done;   // [need]
   const std::vector<char>& needs_bits;  // [need]: parts and humans
+  // Streamed path: a query's crop rows in hq are made on its first use in the band (so that its
+  // rows are read back from the cache they were just written to); ready[j] once they are.
+  const float* masks = nullptr;          // pred_masks [Q, plane]
+  int64_t plane = 0;                     // h4 * w4
+  const std::vector<int>* need = nullptr;
+  std::vector<char>* ready = nullptr;    // [need]
+  Tensor* scratch = nullptr;             // MaskRowSource::hrows's
 
   bool box(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -531,13 +568,17 @@ struct StreamBand {
     *xb = bb.x1;
     return bb.x1 >= 0 && *ya < *yb;
   }
-  uint64_t* bits_row(int j, int64_t y) { return bits.data() + ((size_t)j * (y1 - y0) + (y - y0)) * nwords; }
+  uint64_t* bits_row(int j, int64_t y) { return bits + ((size_t)j * bits_rows + (y - bits_y0)) * nwords; }
   // Runs row y of query q through the fused kernel with `o`, adding its bits when still needed.
   void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, kern::MaskRowSinks o) {
     const int j = slot[q];
     if (needs_bits[j] && !bits_done[j]) o.bits = bits_row(j, y) + xa / 64;
+    float* h = hq + (size_t)j * max_rows * W0;
+    if (ready && !(*ready)[j]) {
+      src.hrows(masks + (int64_t)(*need)[j] * plane, r0, r1, h, *scratch);
+      (*ready)[j] = 1;
+    }
     const kern::LinearTap t = src.tap(y);
-    const float* h = hq.data() + (size_t)j * max_rows * W0;
     k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
   }
   // After all rows of query q were run once: its bits are complete for this band.
@@ -546,22 +587,6 @@ struct StreamBand {
     if (needs_bits[j]) bits_done[j] = 1;
   }
 };
-
-// The bit words of every part and human crossing the band, from the masks kept from pass A (the
-// streamed path makes them on the fly instead); v.rows_of gives the rows, sv holds the words.
-void kept_bits_band(const BandView& v, StreamBand& sv, const std::vector<int>& need, const kern::KernelTable& k) {
-  for (size_t j = 0; j < need.size(); ++j) {
-    int64_t ya, yb, xa, xb;
-    if (!sv.needs_bits[j] || !sv.box(need[j], &ya, &yb, &xa, &xb)) continue;
-    const float* rows = v.rows_of(need[j]);
-    for (int64_t y = ya; y < yb; ++y) {
-      kern::MaskRowSinks o;
-      o.bits = sv.bits_row((int)j, y) + xa / 64;
-      kept_row(k, rows + (y - v.y0) * v.W0 + xa, xb - xa, o);
-    }
-    sv.rows_done(need[j]);
-  }
-}
 
 void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
                             float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
@@ -681,7 +706,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const std::vector<int> uq = selected_queries(scores);
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
-  KeptMasks kept = kept_masks(uq, Q, H0, W0, opt);
+  KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);
   const std::vector<MaskStats> stats =
       kept.keep ? mask_stats(out.pred_masks, uq, up, kept) : mask_stats_streamed(out.pred_masks, uq, src);
   const Roles r = roles(cfg, scores, stats);
@@ -693,41 +718,49 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   res.width = (int)W0;
   res.height = (int)H0;
   res.class_names = cfg.classes;
-  res.labels.assign((size_t)(H0 * W0), 0);
-  res.person_map.assign((size_t)(H0 * W0), 0);
   Tensor semantic;
   if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
-  if (opt.keep_scores) {
-    res.score_classes = n_sem;
-    res.scores.assign((size_t)n_sem * H0 * W0, 0);
-  }
+  if (opt.keep_scores) res.score_classes = n_sem;
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const int T = omp_get_max_threads();
   std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
   const kern::KernelTable& k = kern::active();
+  // The outputs (label and person maps, the instances' bit masks, the scores when asked), zero
+  // filled by std::vector, over the threads: a 12-megapixel photo's take ~170 MB of fresh pages.
   std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
-  for (int64_t j = 0; j < nP + nH; ++j) {
-    const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
-    if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t j = 0; j < nP + nH + 3; ++j) {
+    if (j == nP + nH) {
+      res.labels.assign((size_t)(H0 * W0), 0);
+    } else if (j == nP + nH + 1) {
+      res.person_map.assign((size_t)(H0 * W0), 0);
+    } else if (j == nP + nH + 2) {
+      if (opt.keep_scores) res.scores.assign((size_t)n_sem * H0 * W0, 0);
+    } else {
+      const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
+      if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
+    }
   }
   const int64_t nwords = (W0 + 63) / 64;
   std::vector<char> needs_bits(need.size(), 0);
   for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
   for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
   if (kept.keep) {
-    // The kept masks: each band reads them where they are. The part and human masks' bit words are
-    // made from the kept rows (kept_bits_band), then overlaps and bit masks come from them as in
-    // the streamed path (StreamBand without crop rows).
-    const int64_t bandB = band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows);
+    // The kept masks: each band reads them where they are. Overlaps and bit masks come from the bit
+    // words pass A made, as in the streamed path (StreamBand without crop rows, its slots those of
+    // the kept masks, every row's words already there).
+    // Bands of at most opt.band_rows rows, fewer for a small photo so that each thread gets about
+    // 8 of them (balance; not under 8 rows): 548x342 on 2 threads, 16 bands of 22 rows, not 11 of 32.
+    const int64_t bandB = std::min(band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows),
+                                   std::max<int64_t>(8, (H0 + 8 * T - 1) / (8 * T)));
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    const std::vector<float> no_rows;
+    uint64_t* kept_bits = kept.bits_row(0, 0, H0);
 #pragma omp parallel
     {
       Tensor scratch;  // cat [n_sem, bandB * W0], times and best_logit [bandB * W0]: written before read
       float* cat = pooled(scratch, (n_sem + 2) * bandB * W0);
       float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
-      std::vector<char> done(need.size());
+      std::vector<char> done(uq.size(), 1);
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
@@ -736,16 +769,15 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
-        StreamBand sv{y0, y1, W0, nwords, src, stats, slot, 0, 0, no_rows, 0, bw, done, needs_bits};
-        kept_bits_band(v, sv, need, k);
+        StreamBand sv{y0, y1, W0, nwords, src, stats, kept.slot, 0, 0, nullptr, 0, kept_bits, 0, H0, done, done};
         overlap_band_streamed(sv, r, overlap.data());
         mask_bits_band_streamed(sv, r, bits);
       }
     }
   } else {
-    // Streaming: per band, each needed query's resized crop rows, its output rows computed where
-    // they are used (StreamBand). A query's mask is > 0 only inside its box (pass A), so a band
-    // resizes only the queries whose box it crosses.
+    // Streaming: per band, each needed query's resized crop rows (made on the query's first use in
+    // the band), its output rows computed where they are used (StreamBand). A query's mask is > 0
+    // only inside its box (pass A), so a band resizes only the queries whose box it crosses.
     // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
     // [need, max_rows, W0], their bit words, the semantic scratch) stay within ~64 MB.
     int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
@@ -765,32 +797,32 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       bandB = std::max<int64_t>(1, bandB / 2);
     }
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    auto crosses = [&](int q, int64_t y0, int64_t y1) {
-      const BBox& bb = stats[q].bbox;
-      return bb.x1 >= 0 && bb.y0 < y1 && bb.y1 > y0;
-    };
 #pragma omp parallel
     {
-      std::vector<float> scratch, hq(need.size() * (size_t)max_rows * W0);
-      std::vector<uint64_t> bw(need.size() * (size_t)bandB * nwords);
-      std::vector<char> done(need.size());
-      std::vector<float> cat((size_t)n_sem * bandB * W0), times((size_t)bandB * W0), best_logit((size_t)bandB * W0);
+      Tensor scratch;
+      // Scratch from the buffer pool (pages mapped by an earlier parse, no zero-fill), each part
+      // written before it is read: hq for the queries crossing the band, bw for their box's words,
+      // cat for class 0 and the pasted classes, times and best_logit per use.
+      Tensor hq_t, bw_t, cat_t;
+      float* hq = pooled(hq_t, (int64_t)need.size() * max_rows * W0);
+      uint64_t* bw = reinterpret_cast<uint64_t*>(pooled(bw_t, 2 * (int64_t)need.size() * bandB * nwords));
+      float* cat = pooled(cat_t, (n_sem + 2) * bandB * W0);
+      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
+      std::vector<char> done(need.size()), ready(need.size());
       std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        for (size_t j = 0; j < need.size(); ++j)
-          if (crosses(need[j], y0, y1))
-            src.hrows(out.pred_masks.data() + (int64_t)need[j] * h4 * w4, r0, r1, hq.data() + j * max_rows * W0,
-                      scratch);
         std::fill(done.begin(), done.end(), 0);
-        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, done, needs_bits};
-        semantic_band_streamed(v, r, k, bandB, H0, cat.data(), times.data(), best_logit.data(),
+        std::fill(ready.begin(), ready.end(), 0);
+        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, y0, y1 - y0, done, needs_bits,
+                     out.pred_masks.data(), h4 * w4, &need, &ready, &scratch};
+        semantic_band_streamed(v, r, k, bandB, H0, cat, times, best_logit,
                                opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
                                opt.keep_scores ? res.scores.data() : nullptr);
-        person_band_streamed(v, r.humans, k, best_logit.data(), res.person_map.data() + y0 * W0);
+        person_band_streamed(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
         remaining_bits_band(v, r, k);
         overlap_band_streamed(v, r, overlap.data());
         mask_bits_band_streamed(v, r, bits);

@@ -40,9 +40,9 @@ struct PostprocessOptions {
   // service's refinements only; the label map and everything else are the same either way.
   bool keep_scores = false;
   int band_rows = 32;  // output rows per band
-  // Multi-person: the selected queries' full-resolution masks are kept between the two passes
-  // (instead of being upsampled twice) when they take at most this many bytes; 0 = never (always
-  // stream them).
+  // Multi-person: the full-resolution masks pass B can read (those of the selected queries whose
+  // class probability could make them pasted or a human) are kept between the two passes (instead
+  // of being upsampled twice) when they take at most this many bytes; 0 = never (always stream them).
   double keep_mask_bytes = 96.0 * (1 << 20);
 };
 

@@ -20,14 +20,14 @@ std::string size_str(int w, int h) { return std::to_string(w) + "x" + std::to_st
 // depend only on the byte and the channel, so they come from 256-entry tables computed with the
 // same float32 operations. Only the padding is zeroed (the rest is written once).
 template <class ValueFn>
-void fill_tensors(const Image& src, Preprocessed& p, ValueFn value, bool with_input) {
+void fill_tensors(const uint8_t* px, int width, int height, Preprocessed& p, ValueFn value, bool with_input) {
   float val[256], norm[3][256];
   for (int u = 0; u < 256; ++u) {
     val[u] = value((uint8_t)u);
     // float32 subtract then divide, as torch's (x - mean) / std (no reciprocal).
     for (int c = 0; c < 3; ++c) norm[c][u] = (val[u] - kPixelMean[c]) / kPixelStd[c];
   }
-  const int nh = src.height, nw = src.width;
+  const int nh = height, nw = width;
   p.nh = nh;
   p.nw = nw;
   p.Hp = round_up(nh, kSizeDivisibility);
@@ -37,7 +37,7 @@ void fill_tensors(const Image& src, Preprocessed& p, ValueFn value, bool with_in
   float* im = p.image.data();
   const size_t plane = (size_t)nh * nw;
   for (int y = 0; y < nh; ++y) {
-    const uint8_t* s = src.row(y);
+    const uint8_t* s = px + (size_t)y * nw * 3;
     float* drow = im + (size_t)y * p.Wp * 3;
     for (int x = 0; x < 3 * nw; x += 3) {
       drow[x] = norm[0][s[x]];
@@ -105,10 +105,23 @@ Preprocessed preprocess_multi_person(const Image& img, int short_edge, int max_s
     throw ImageError("image " + size_str(img.width, img.height) +
                      " is too elongated: resizing it to short edge " + std::to_string(short_edge) +
                      " / max size " + std::to_string(max_size) + " gives " + size_str(nw, nh));
-  const Image resized = resize_image_pil(img, nw, nh);
+  if (img.rgb.size() != (size_t)img.width * img.height * 3)
+    throw std::invalid_argument("preprocess_multi_person: invalid image " + size_str(img.width, img.height));
+  // The resized pixels (as resize_image_pil gives them) and the resize's scratch in one block from
+  // the buffer pool: no zero-filled std::vector, and pages an earlier parse mapped.
+  Tensor resized;
+  const uint8_t* px = img.rgb.data();
+  if (nw != img.width || nh != img.height) {
+    const size_t out_bytes = ((size_t)nw * nh * 3 + 63) / 64 * 64;
+    resized = Tensor::empty_bytes({(int64_t)out_bytes}, Layout::Opaque,
+                                  out_bytes + kern::resize_pil_bilinear_u8_scratch_bytes(img.height, 3, nw));
+    uint8_t* dst = reinterpret_cast<uint8_t*>(resized.data());
+    kern::resize_pil_bilinear_u8(img.rgb.data(), img.height, img.width, 3, dst, nh, nw, dst + out_bytes);
+    px = dst;
+  }
   Preprocessed p;
   // ToTensor() (u8 / 255 in float32) then * 255. (float32): not always exactly u8.
-  fill_tensors(resized, p, [](uint8_t u) { return (float)u / 255.0f * 255.0f; }, with_input);
+  fill_tensors(px, nw, nh, p, [](uint8_t u) { return (float)u / 255.0f * 255.0f; }, with_input);
   p.crop_box = BBox{0, 0, nw, nh};
   return p;
 }
@@ -183,7 +196,8 @@ Preprocessed preprocess_single_person(const Image& img, int target_w, int target
   }
   Preprocessed p;
   // The uint8 tensor minus the float32 mean: the value is the byte itself.
-  fill_tensors(plan.padded ? centred : fitted, p, [](uint8_t u) { return (float)u; }, with_input);
+  const Image& ready = plan.padded ? centred : fitted;
+  fill_tensors(ready.rgb.data(), ready.width, ready.height, p, [](uint8_t u) { return (float)u; }, with_input);
   p.crop_box = plan.box;
   return p;
 }

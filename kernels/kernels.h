@@ -93,7 +93,10 @@ void sine_pos_embed(int64_t H, int64_t W, int num_feats, float temperature, floa
 
 // PIL-compatible bilinear resize of an 8-bit interleaved image (ch = 1..4):
 // src [H, W, ch] -> dst [oh, ow, ch], horizontal pass first, then vertical, as PIL does.
+// scratch: resize_pil_bilinear_u8_scratch_bytes(H, ch, ow) bytes for the horizontal pass's rows
+// (content undefined; a caller that resizes often passes memory it reuses), or null: allocated here.
 void resize_pil_bilinear_u8(const uint8_t* src, int64_t H, int64_t W, int ch, uint8_t* dst,
-                            int64_t oh, int64_t ow);
+                            int64_t oh, int64_t ow, uint8_t* scratch = nullptr);
+size_t resize_pil_bilinear_u8_scratch_bytes(int64_t H, int ch, int64_t ow);
 
 }  // namespace m2fp::kern

@@ -4,7 +4,8 @@
 // operation order are those of kernels/bilinear_taps.h, so every path is bit-identical to the
 // scalar reference kernels/ref/resize.cpp.
 //
-// Planes: the column taps are computed once per (W, ow) and cached per thread; each output row
+// Planes: the column taps are computed once per (W, ow) and cached per thread (the last four
+// pairs); each output row
 // is fma(h0, l0, h1 * l1) of two horizontally interpolated source rows h = fma(a, w0, b * w1),
 // W outputs at a time. When W outputs' taps lie in a window of 2W inputs (upscales, x2
 // downscales) a and b are picked from two loads with V::permute2 (AVX2: two permutes and a blend;
@@ -50,18 +51,33 @@ struct ColumnTaps {
   }
 };
 
-thread_local ColumnTaps tl_resize_cols;
+// The last few (in, out) pairs' taps: post-processing alternates two resizes per mask band
+// (quarter -> padded width, crop width -> photo width), which one entry would recompute each time
+// (~25 us for a 4000-column photo, thousands of times per parse).
+struct ColumnTapsCache {
+  ColumnTaps slot[4];
+  int next = 0;
+  const ColumnTaps& get(int64_t in, int64_t out) {
+    for (ColumnTaps& s : slot)
+      if (s.in == in && s.out == out) return s;
+    ColumnTaps& s = slot[next];
+    next = (next + 1) % 4;
+    return s.get(in, out);
+  }
+};
+
+thread_local ColumnTapsCache tl_resize_cols;
 
 constexpr int64_t kResizeStreamMinPlane = 1 << 18;  // floats per output plane (1 MB)
 
-// h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow, row of W_in floats.
+// h[x - x0] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x0 <= x < x1, row of W_in floats.
 template <class V>
-void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps& t, int64_t ow, float* h) {
+void resize_interp_cols(const float* row, int64_t W_in, const ColumnTaps& t, int64_t x0, int64_t x1, float* h) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int W = V::W;
-  int64_t x = 0;
-  for (; x + W <= ow; x += W) {
+  int64_t x = x0;
+  for (; x + W <= x1; x += W) {
     const I j0 = V::loadi(t.i0.data() + x), j1 = V::loadi(t.i1.data() + x);  // [W] tap indices
     const int32_t base = t.i0[(size_t)x];
     F a, b;
@@ -74,14 +90,20 @@ void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps& t, int6
       a = V::gather(row, j0);
       b = V::gather(row, j1);
     }
-    V::store(h + x, V::fma(a, V::load(t.l0.data() + x), V::mul(b, V::load(t.l1.data() + x))));
+    V::store(h + (x - x0), V::fma(a, V::load(t.l0.data() + x), V::mul(b, V::load(t.l1.data() + x))));
   }
-  if (x < ow) {
-    const int n = (int)(ow - x);
+  if (x < x1) {
+    const int n = (int)(x1 - x);
     const F a = V::gather_n(row, V::loadi_n(t.i0.data() + x, n), n);
     const F b = V::gather_n(row, V::loadi_n(t.i1.data() + x, n), n);
-    V::store_n(h + x, V::fma(a, V::load_n(t.l0.data() + x, n), V::mul(b, V::load_n(t.l1.data() + x, n))), n);
+    V::store_n(h + (x - x0), V::fma(a, V::load_n(t.l0.data() + x, n), V::mul(b, V::load_n(t.l1.data() + x, n))), n);
   }
+}
+
+// h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow, row of W_in floats.
+template <class V>
+void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps& t, int64_t ow, float* h) {
+  resize_interp_cols<V>(row, W_in, t, 0, ow, h);
 }
 
 template <class V>
@@ -138,6 +160,51 @@ void resize_bilinear_plane_rows_simd(const float* src, int64_t H, int64_t W_in, 
     }
   }
   if (stream) _mm_sfence();
+}
+
+// A window of the plane resize (KernelTable::resize_bilinear_window): the same source rows cached,
+// the same operations per output value as resize_bilinear_plane_rows_simd, ordinary stores.
+template <class V>
+void resize_bilinear_window_simd(const float* src, int64_t lds, int64_t sr0, int64_t H, int64_t W_in, float* dst,
+                                 int64_t ldd, int64_t oh, int64_t ow, int64_t y0, int64_t y1, int64_t x0,
+                                 int64_t x1) {
+  using F = typename V::F;
+  constexpr int W = V::W;
+  if (y0 >= y1 || x0 >= x1) return;
+  const int64_t n = x1 - x0;
+  const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
+  thread_local std::vector<float> buf;  // two interpolated source rows [2, n]
+  if (buf.size() < (size_t)(2 * n)) buf.resize((size_t)(2 * n));
+  float* hb[2] = {buf.data(), buf.data() + n};
+  int64_t key[2] = {-1, -1};  // source row held by hb[j]
+  auto row_of = [&](int64_t sy, int avoid) -> const float* {
+    for (int j = 0; j < 2; ++j)
+      if (key[j] == sy) return hb[j];
+    const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
+    resize_interp_cols<V>(src + (sy - sr0) * lds, W_in, cols, x0, x1, hb[j]);
+    key[j] = sy;
+    return hb[j];
+  };
+  const float sy = torch_linear_scale(H, oh);
+  for (int64_t y = y0; y < y1; ++y) {
+    const LinearTap ty = torch_linear_tap(H, oh, sy, y);
+    const float* h0 = row_of(ty.i0, -1);
+    const int j0 = h0 == hb[0] ? 0 : 1;
+    const float* h1 = row_of(ty.i1, j0);  // never evicts h0
+    float* d = dst + (y - y0) * ldd;      // [n]
+    const F L0 = V::set1(ty.l0), L1 = V::set1(ty.l1);
+    auto out = [&](int64_t x) { return V::fma(V::load(h0 + x), L0, V::mul(V::load(h1 + x), L1)); };
+    int64_t x = 0;
+    for (; x + 2 * W <= n; x += 2 * W) {
+      V::store(d + x, out(x));
+      V::store(d + x + W, out(x + W));
+    }
+    for (; x + W <= n; x += W) V::store(d + x, out(x));
+    if (x < n) {
+      const int r = (int)(n - x);
+      V::store_n(d + x, V::fma(V::load_n(h0 + x, r), L0, V::mul(V::load_n(h1 + x, r), L1)), r);
+    }
+  }
 }
 
 template <class V>

@@ -151,8 +151,12 @@ void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, 
   });
 }
 
+size_t resize_pil_bilinear_u8_scratch_bytes(int64_t H, int ch, int64_t ow) {
+  return (size_t)std::max<int64_t>(0, H) * std::max<int64_t>(0, ow) * std::max(0, ch);
+}
+
 void resize_pil_bilinear_u8(const uint8_t* src, int64_t H, int64_t W, int ch, uint8_t* dst,
-                            int64_t oh, int64_t ow) {
+                            int64_t oh, int64_t ow, uint8_t* scratch) {
   const KernelTable& k = active();
   std::vector<int32_t> xb, xc, yb, yc;
   const int kx = pil_bilinear_coeffs(W, ow, &xb, &xc);
@@ -160,14 +164,19 @@ void resize_pil_bilinear_u8(const uint8_t* src, int64_t H, int64_t W, int ch, ui
   // PIL only resamples the input rows the vertical pass will read.
   const int64_t ymin = yb[0];
   const int64_t ymax = yb[2 * (oh - 1)] + yb[2 * (oh - 1) + 1];
-  std::vector<uint8_t> tmp((size_t)(ymax - ymin) * ow * ch);
+  std::vector<uint8_t> own;  // [ymax - ymin, ow, ch] (ymax - ymin <= H) when no scratch is given
+  if (!scratch) {
+    own.resize((size_t)(ymax - ymin) * ow * ch);
+    scratch = own.data();
+  }
+  uint8_t* tmp = scratch;
   parallel_chunks(ymax - ymin, 8, [&](int64_t b, int64_t e) {
-    k.pil_resample_h_u8(src + (ymin * W) * ch, W, ch, tmp.data(), ow, xb.data(), xc.data(), kx, b, e);
+    k.pil_resample_h_u8(src + (ymin * W) * ch, W, ch, tmp, ow, xb.data(), xc.data(), kx, b, e);
   });
   // Shift the vertical bounds to the temporary's first row.
   for (int64_t i = 0; i < oh; ++i) yb[2 * i] -= (int32_t)ymin;
   parallel_chunks(oh, 8, [&](int64_t b, int64_t e) {
-    k.pil_resample_v_u8(tmp.data(), ow, ch, dst, yb.data(), yc.data(), ky, b, e);
+    k.pil_resample_v_u8(tmp, ow, ch, dst, yb.data(), yc.data(), ky, b, e);
   });
 }
 

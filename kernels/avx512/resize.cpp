@@ -11,6 +11,11 @@ void resize_bilinear_plane_rows(const float* src, int64_t H, int64_t W, float* d
   resize_bilinear_plane_rows_simd<V16>(src, H, W, dst, oh, ow, y0, y1);
 }
 
+void resize_bilinear_window(const float* src, int64_t lds, int64_t sr0, int64_t H, int64_t W, float* dst,
+                            int64_t ldd, int64_t oh, int64_t ow, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+  resize_bilinear_window_simd<V16>(src, lds, sr0, H, W, dst, ldd, oh, ow, y0, y1, x0, x1);
+}
+
 void resize_bilinear_nhwc_rows(const float* src, int64_t H, int64_t W, int64_t C, float* dst,
                                int64_t oh, int64_t ow, int64_t y0, int64_t y1) {
   resize_bilinear_nhwc_rows_simd<V16>(src, H, W, C, dst, oh, ow, y0, y1);

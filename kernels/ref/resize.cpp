@@ -41,6 +41,22 @@ void resize_bilinear_plane_rows(const float* src, int64_t H, int64_t W, float* d
   }
 }
 
+void resize_bilinear_window(const float* src, int64_t lds, int64_t sr0, int64_t H, int64_t W, float* dst,
+                            int64_t ldd, int64_t oh, int64_t ow, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+  const std::vector<LinearTap> tx = axis_taps(W, ow);  // [ow]
+  const float sy = torch_linear_scale(H, oh);
+  for (int64_t y = y0; y < y1; ++y) {
+    const LinearTap ty = torch_linear_tap(H, oh, sy, y);
+    const float* r0 = src + (ty.i0 - sr0) * lds;  // [W]
+    const float* r1 = src + (ty.i1 - sr0) * lds;  // [W]
+    float* d = dst + (y - y0) * ldd;              // [x1 - x0]
+    for (int64_t x = x0; x < x1; ++x) {
+      const LinearTap& t = tx[(size_t)x];
+      d[x - x0] = lerp2(r0[t.i0], r0[t.i1], r1[t.i0], r1[t.i1], ty, t);
+    }
+  }
+}
+
 void resize_bilinear_nhwc_rows(const float* src, int64_t H, int64_t W, int64_t C, float* dst,
                                int64_t oh, int64_t ow, int64_t y0, int64_t y1) {
   const std::vector<LinearTap> tx = axis_taps(W, ow);  // [ow]

@@ -126,6 +126,13 @@ TEST(PilResample, ThreadedResizeMatchesComposition) {
                                  std::to_string(W) + "->" + std::to_string(oh) + "x" + std::to_string(ow) +
                                  " ch=" + std::to_string(ch),
                              got.data(), want.data(), (int64_t)want.size()));
+      // the caller's scratch (garbage in it, sized by resize_pil_bilinear_u8_scratch_bytes)
+      std::vector<uint8_t> scratch(kern::resize_pil_bilinear_u8_scratch_bytes(H, ch, ow) + 1, 0xA7), got2(want.size(), 0x5A);
+      kern::resize_pil_bilinear_u8(src.data(), H, W, ch, got2.data(), oh, ow, scratch.data());
+      EXPECT_TRUE(same_bytes("resize_pil_bilinear_u8 with scratch " + isa_str(isa) + " " + std::to_string(H) + "x" +
+                                 std::to_string(W) + "->" + std::to_string(oh) + "x" + std::to_string(ow),
+                             got2.data(), want.data(), (int64_t)want.size()));
+      EXPECT_EQ(scratch.back(), 0xA7) << "wrote past the scratch";
     }
   }
   uint8_t px[3] = {1, 2, 3}, out[3];

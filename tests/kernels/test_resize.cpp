@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "kernels/bilinear_taps.h"
 #include "kernels/internal.h"
 #include "kernels/kernels.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -140,3 +142,42 @@ TEST(Resize, ThreadedEntryPoints) {
 }
 
 }  // namespace
+
+// resize_bilinear_window: uneven windows of rows and columns, the source given from the first row
+// the window reads with a row stride wider than W, equal bit for bit to the reference plane resize
+// (every path, the reference included); nothing outside the window is written.
+TEST(Resize, WindowMatchesPlaneRowsExactly) {
+  Rng rng(12);
+  for (Isa isa : all_isas()) {
+    const kern::KernelTable& T = kern::table_for(isa);
+    for (const ResizeCase& c : resize_cases()) {
+      std::vector<float> src = rng.normals((size_t)(c.H * c.W));
+      std::vector<float> want((size_t)(c.oh * c.ow));
+      kern::ref::resize_bilinear_plane_rows(src.data(), c.H, c.W, want.data(), c.oh, c.ow, 0, c.oh);
+      const float sy = kern::torch_linear_scale(c.H, c.oh);
+      for (int w = 0; w < 4; ++w) {
+        const int64_t y0 = (c.oh * w) / 5, y1 = std::min(c.oh, y0 + 1 + (c.oh * (w + 1)) / 4);
+        const int64_t x0 = (c.ow * (3 - w)) / 7, x1 = std::min(c.ow, x0 + 1 + (c.ow * (w + 2)) / 5);
+        // only the source rows [r0, r1) the window reads, row stride W + 3
+        const int64_t r0 = kern::torch_linear_tap(c.H, c.oh, sy, y0).i0;
+        const int64_t r1 = kern::torch_linear_tap(c.H, c.oh, sy, y1 - 1).i1 + 1;
+        const int64_t lds = c.W + 3, ldd = (x1 - x0) + 5;
+        std::vector<float> part((size_t)((r1 - r0) * lds), NAN);
+        for (int64_t r = r0; r < r1; ++r)
+          std::copy(src.begin() + r * c.W, src.begin() + (r + 1) * c.W, part.begin() + (r - r0) * lds);
+        std::vector<float> got((size_t)((y1 - y0) * ldd), -7.f);
+        T.resize_bilinear_window(part.data(), lds, r0, c.H, c.W, got.data(), ldd, c.oh, c.ow, y0, y1, x0, x1);
+        int64_t bad = 0;
+        for (int64_t y = y0; y < y1; ++y) {
+          for (int64_t x = x0; x < x1; ++x) {
+            const float g = got[(size_t)((y - y0) * ldd + (x - x0))], e = want[(size_t)(y * c.ow + x)];
+            bad += std::memcmp(&g, &e, sizeof g) != 0;
+          }
+          for (int64_t x = x1 - x0; x < ldd; ++x) bad += got[(size_t)((y - y0) * ldd + x)] != -7.f;
+        }
+        EXPECT_EQ(bad, 0) << "resize window " << isa_str(isa) << " " << rc_str(c) << " rows [" << y0 << ", " << y1
+                          << ") columns [" << x0 << ", " << x1 << ")";
+      }
+    }
+  }
+}
