@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -90,6 +91,7 @@ std::atomic<int> g_winograd{-1};
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
+std::atomic<int64_t> g_weights_rederived{0};
 
 }  // namespace
 
@@ -123,6 +125,7 @@ bool winograd_enabled() { return winograd_mode() != 0; }
 
 void set_verbose(bool on) { g_verbose = on; }
 int64_t layer_primitives_created() { return g_layer_primitives.load(); }
+int64_t weights_rederived() { return g_weights_rederived.load(); }
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
 
@@ -246,53 +249,70 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
 bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; }
 
 // A layer's weights: one copy per layout its primitives asked for, starting from the plain
-// PyTorch layout. New layouts are derived from the first copy in an ordinary (non-Winograd)
-// layout; the plain copy is dropped after the first reorder into another ordinary layout, so a
-// direct layer holds one copy of its weights in the steady state, a Winograd layer two (its
-// plain copy, kept for the next input size, and the transformed one).
+// PyTorch layout. New layouts are derived from a copy in an ordinary (non-Winograd) layout; the
+// plain copy is dropped after the first reorder into another ordinary layout, so a direct layer
+// holds one copy of its weights in the steady state. A Winograd copy (4x the plain size) cannot be
+// reordered into anything else: a layer with a source (Conv2d::WeightSource, the model file) drops
+// its ordinary copies once its Winograd copy exists (those no other primitive still uses), and
+// writes the plain weights again from the source if another input size later wants an ordinary
+// layout; a layer without one keeps its plain copy beside the Winograd one.
 class WeightStore {
  public:
-  void init(const dnnl::memory::desc& plain, const void* data) {
+  void init(const dnnl::memory::desc& plain, const void* data, std::function<void(float*)> source = {}) {
+    plain_md_ = plain;
+    source_ = std::move(source);
     Copy c = allocate(plain);
     std::memcpy(c.m.get_data_handle(), data, plain.get_size());
+    c.plain = true;
     copies_.assign(1, c);
-    plain_ = true;
   }
   // Callers hold the layer's lock. `owner` keeps the copy's memory alive as long as the primitive
-  // that uses it (the plain copy is dropped once another layout exists).
+  // that uses it (the store may drop its own reference earlier).
   dnnl::memory get(const dnnl::memory::desc& want, std::shared_ptr<void>* owner) {
     for (const Copy& c : copies_)
       if (c.m.get_desc() == want) {
         *owner = c.owner;
         return c.m;
       }
-    const Copy* from = nullptr;
-    for (const Copy& c : copies_)
-      if (!is_wino(c.m.get_desc())) {
-        from = &c;
-        break;
-      }
-    if (!from) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
-    Copy c = allocate(want);
-    reorder(from->m.get_desc(), from->m.get_data_handle(), want, c.m.get_data_handle());
-    if (plain_ && !is_wino(want)) {  // the plain copy is copies_.front()
-      copies_.erase(copies_.begin());
-      plain_ = false;
+    size_t from = copies_.size();
+    for (size_t i = 0; i < copies_.size() && from == copies_.size(); ++i)
+      if (!is_wino(copies_[i].m.get_desc())) from = i;
+    if (from == copies_.size()) {  // only Winograd copies left: the plain weights again
+      if (!source_) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
+      Copy p = allocate(plain_md_);
+      source_(static_cast<float*>(p.m.get_data_handle()));
+      p.plain = true;
+      copies_.push_back(p);
+      ++rederived_;
+      ++g_weights_rederived;
     }
+    Copy c = allocate(want);
+    reorder(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
+    // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
+    // no primitive holds once a Winograd copy exists.
+    const bool wino = is_wino(want);
+    copies_.erase(std::remove_if(copies_.begin(), copies_.end(),
+                                 [&](const Copy& k) {
+                                   return wino ? source_ && k.owner.use_count() == 1 : k.plain;
+                                 }),
+                  copies_.end());
     copies_.push_back(c);
     *owner = c.owner;
     return c.m;
   }
+  // The bytes of the copies the store holds (primitives may hold copies it dropped).
   size_t bytes() const {
     size_t n = 0;
     for (const Copy& c : copies_) n += c.m.get_desc().get_size();
     return n;
   }
+  int rederived() const { return rederived_; }
 
  private:
   struct Copy {
     dnnl::memory m;
     std::shared_ptr<void> owner;
+    bool plain = false;
   };
   // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
   // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
@@ -302,7 +322,9 @@ class WeightStore {
     return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
   }
   std::vector<Copy> copies_;
-  bool plain_ = false;
+  dnnl::memory::desc plain_md_;
+  std::function<void(float*)> source_;
+  int rederived_ = 0;
 };
 
 // One cached primitive of a layer for one input shape: the primitive, its descriptor, the
@@ -449,13 +471,14 @@ struct Conv2d::Impl {
   }
 };
 
-void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name) {
+void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name,
+                  WeightSource source) {
   p_ = p;
   impl_ = std::make_shared<Impl>();
   impl_->p = p;
   impl_->prec = prec;
   impl_->name = name;
-  impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w);
+  impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w, std::move(source));
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
 }
 
@@ -470,6 +493,18 @@ void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
   impl_->ref_h = H;
   impl_->ref_w = W;
   impl_->ref_done = false;
+}
+
+size_t Conv2d::weight_bytes() const {
+  if (!impl_) return 0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->w.bytes();
+}
+
+int Conv2d::weights_rederived() const {
+  if (!impl_) return 0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->w.rederived();
 }
 
 std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,9 @@ void set_verbose(bool on);
 // How many convolution and linear-layer primitives the layers have created in this process (each
 // layer caches one per input shape): tests check that M2FP::prepare leaves none to the parse.
 int64_t layer_primitives_created();
+// How many times a layer with only Winograd weights wrote its plain weights again from its
+// Conv2d::WeightSource, in this process (tests).
+int64_t weights_rederived();
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
@@ -72,9 +76,16 @@ struct ConvParams {
 
 class Conv2d {
  public:
+  // Writes the layer's plain weights ([out_c, in_c, kh, kw] fp32, as given to init) into `dst`
+  // again; throws (a LoadError, say) when it cannot. M2FP::load gives one that reads the model file.
+  using WeightSource = std::function<void(float* dst)>;
   // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
-  // `name` (the checkpoint key) only labels the layer in --verbose logs.
-  void init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name = "");
+  // `name` (the checkpoint key) only labels the layer in --verbose logs. With a `source`, a layer
+  // that runs Winograd drops its plain copy once it has its Winograd weights (4x the size, which
+  // cannot be converted back) and asks the source again if another input size runs direct;
+  // without one it keeps the plain copy.
+  void init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name = "",
+            WeightSource source = {});
   // x [H, W, in_c] (HWC or Opaque) -> [Ho, Wo, out_c], Opaque unless hwc_out. With `residual`
   // (same logical shape as the output, any layout) the result is conv(x) + residual; ReLU
   // (optional) is applied last.
@@ -93,6 +104,10 @@ class Conv2d {
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;
+  // The bytes of weights the layer holds (every layout it keeps), and how many times it asked its
+  // WeightSource for the plain weights again (tests).
+  size_t weight_bytes() const;
+  int weights_rederived() const;
   int64_t macs(int64_t H, int64_t W) const {
     return p_.out_h(H) * p_.out_w(W) * (int64_t)p_.out_c * p_.in_c * p_.kh * p_.kw;
   }

@@ -9,9 +9,12 @@
 #include <cstdlib>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -143,6 +146,59 @@ TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
                 d.rel_l2);
     EXPECT_LE(d.rel_l2, 1e-5) << H << "x" << W;
   }
+}
+
+// With a WeightSource, a Winograd layer keeps only its Winograd weights (4x the plain ones) and
+// writes the plain ones again from the source when an input size runs direct; the direct result
+// is the same as that of a layer that kept its plain copy. A source that fails fails the call.
+TEST(Winograd, ALayerWithASourceDropsItsPlainCopyAndAsksAgain) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 12);
+  int asked = 0;
+  const dnn::Conv2d::WeightSource source = [&](float* dst) {
+    ++asked;
+    std::copy(l.w.begin(), l.w.end(), dst);
+  };
+  dnn::set_winograd(true);
+  dnn::Conv2d kept, sourced;
+  kept.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "kept");
+  sourced.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "sourced", source);
+  kept.prepare(16, 24);
+  sourced.prepare(16, 24);
+  ASSERT_EQ(sourced.algorithm_for(16, 24), "winograd");
+  const size_t plain = l.w.size() * sizeof(float);
+  EXPECT_EQ(kept.weight_bytes() - sourced.weight_bytes(), plain) << "the plain copy should be gone";
+  EXPECT_GE(sourced.weight_bytes(), 4 * plain) << "the Winograd weights: 6x6 per 3x3";
+  EXPECT_EQ(asked, 0);
+
+  dnn::set_winograd(false);  // the next size runs direct: the source writes the plain weights again
+  const int64_t rederived = dnn::weights_rederived();
+  const Tensor x = random_map(13, 19, c.p.in_c, 21);
+  const Tensor a = dnn::to_hwc(kept(x, nullptr, true)), b = dnn::to_hwc(sourced(x, nullptr, true));
+  dnn::set_winograd(true);
+  EXPECT_EQ(sourced.algorithm_for(13, 19), "direct");
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(dnn::weights_rederived(), rederived + 1);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.bytes), 0) << "the same direct result as with the kept copy";
+  const std::vector<float> ref = reference(l, x, nullptr, true);
+  EXPECT_LE(test::compare(b.data(), ref.data(), (int64_t)ref.size()).rel_l2, 2e-6);
+  // The Winograd size again: its cached primitive and weights, the source not asked.
+  const Tensor x2 = random_map(16, 24, c.p.in_c, 22);
+  const Tensor y2 = dnn::to_hwc(sourced(x2));
+  EXPECT_EQ(asked, 1);
+  const std::vector<float> ref2 = reference(l, x2, nullptr, false);
+  EXPECT_LE(test::compare(y2.data(), ref2.data(), (int64_t)ref2.size()).rel_l2, 1e-5);
+
+  // A source that cannot give the weights (the model file changed, say): the call throws its error.
+  dnn::Conv2d failing;
+  failing.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "failing",
+               [](float*) { throw std::runtime_error("model file changed"); });
+  failing.prepare(16, 24);
+  ASSERT_EQ(failing.algorithm_for(16, 24), "winograd");
+  dnn::set_winograd(false);
+  EXPECT_THROW(failing.prepare(13, 19), std::runtime_error);
+  dnn::set_winograd(true);
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
