@@ -89,6 +89,10 @@ std::atomic<int> g_winograd{-1};
 // weights and scratchpads); res5 (2.0x with M2FP_WINOGRAD=all) and layer_1 (2.0x) would cost 27
 // and 200 MB more.
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
+// Below 128 input or output channels Winograd is no faster (stem conv2 and res2 1.02-1.10x, bench_conv_algos
+// 2026-12-06 06:00 UTC, 1 thread; res3 1.6x, res4 2.6x) and would only add its weights, its
+// scratchpad and a layout conversion each way (its nChw16c against the direct kernels' nhwc).
+constexpr int kWinoMinChannels = 128;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
 std::atomic<int64_t> g_weights_rederived{0};
@@ -316,9 +320,17 @@ class WeightStore {
   };
   // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
   // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
+  // A Winograd copy's bytes are reserved off the buffer pool's cache while it lives (pool::reserve):
+  // the network's ~205 MB of them (benchmark size) would otherwise raise the peak resident set by as
+  // much (the plain copies they replace and their scratchpad are about a quarter of it each).
   static Copy allocate(const dnnl::memory::desc& md) {
     const size_t n = md.get_size();
-    std::shared_ptr<void> owner(pool::map_pages(n), [n](void* p) { pool::unmap_pages(p, n); });
+    const ptrdiff_t reserved = is_wino(md) ? (ptrdiff_t)n : 0;
+    std::shared_ptr<void> owner(pool::map_pages(n), [n, reserved](void* p) {
+      pool::unmap_pages(p, n);
+      if (reserved) pool::reserve(-reserved);
+    });
+    if (reserved) pool::reserve(reserved);
     return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
   }
   std::vector<Copy> copies_;
@@ -445,6 +457,8 @@ struct Conv2d::Impl {
                                         "x" + std::to_string(ref_w)
                                   : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
                                         std::to_string(ref_w);
+        } else if (winograd_mode() == 1 && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
+          why = ", Winograd is no faster below " + std::to_string(kWinoMinChannels) + " channels";
         } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
           alg = "winograd";
