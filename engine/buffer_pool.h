@@ -8,7 +8,8 @@
 // is mapped (in use + cached) stays within 3x the most ever in use at once, and the cache within its cap.
 //
 // Cap: M2FP_BUFFER_POOL_MB (default 400, chosen so that a 640x1056 parse misses the pool ~15 times
-// and peaks under 800 MB; 0 turns the pool off: every block goes back at once). The blocks freed
+// and peaks under 800 MB; 0 turns the pool off: every block goes back at once), less what reserve()
+// holds (engine/dnn's Winograd weights and scratchpad, ~240 MB on the benchmark input). The blocks freed
 // longest ago are released first when the cap is passed. Thread-safe. Built with
 // AddressSanitizer, every block comes from aligned_alloc, so ASan sees each use after free.
 #pragma once

@@ -15,16 +15,16 @@
 // Precision::BF16 runs the convolution/matmul in bfloat16 (weights and activations rounded to
 // bf16, fp32 accumulation, fp32 output) where the CPU has AVX512-BF16; F32 is exact fp32.
 //
-// Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN for its Winograd F(4x4,
-// 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
-// fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
-// layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
-// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why; the
-// layers within them are also the ones it was measured faster for). It is off by default: its
-// weights take the benchmark's peak RSS from ~770 to ~1050 MB, over issue 14's 800 MB (a buffer pool
-// that resized its blocks made it fit, but cost more time than Winograd saves: README, "Winograd").
-// set_winograd(true) or the environment variable M2FP_WINOGRAD=1 turns it on, M2FP_WINOGRAD=all
-// also lifts the caps.
+// Winograd: an fp32 stride-1 undilated 3x3 convolution of 128 channels and more first asks oneDNN
+// for its Winograd F(4x4, 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative
+// L2 error ~1e-6 against fp64 where direct gives ~6e-7) and falls back to the direct algorithm when
+// oneDNN refuses the layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the
+// layer would exceed Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp
+// says why); a layer whose whole-map scratchpad is over the cap runs in strips of 16 rows (the pixel
+// decoder's layer_1). It is on by default: its weights (4x a direct layer's) are reserved off the
+// buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy, so the
+// benchmark's peak RSS stays under issue 14's 800 MB. set_winograd(false) or the environment variable
+// M2FP_WINOGRAD=0 turns it off, M2FP_WINOGRAD=all also lifts the caps and the 128-channel rule.
 #pragma once
 
 #include <cstdint>
@@ -54,8 +54,8 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
-// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default on; M2FP_WINOGRAD=0 turns it
+// off at start). Takes effect for primitives created afterwards (a layer caches its per shape).
 void set_winograd(bool on);
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's

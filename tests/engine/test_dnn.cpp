@@ -1,11 +1,12 @@
 // tests/engine/test_dnn.cpp: engine/dnn's convolutions against an fp64 reference, Winograd among
-// them: which layers oneDNN runs as Winograd F(4x4, 3x3) (every fp32 stride-1 undilated 3x3 where
-// oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere else), that both algorithms
+// them: which layers oneDNN runs as Winograd F(4x4, 3x3) (every fp32 stride-1 undilated 3x3 of 128
+// channels and more where oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere
+// else), that both algorithms
 // agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
 // ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
-// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=1
-// (dnn_winograd_on), which must turn it on (it is off by default).
+// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=0
+// (dnn_winograd_off), which must turn it off (it is on by default).
 #include <cstdlib>
 #include <gtest/gtest.h>
 
@@ -90,14 +91,14 @@ const Case kCases[] = {
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
-// Before any test here calls set_winograd: the default (off) and M2FP_WINOGRAD=1 (ctest
-// dnn_winograd_on runs this suite with it), which turns it on where oneDNN has it.
-TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
+// Before any test here calls set_winograd: the default (on) and M2FP_WINOGRAD=0 (ctest
+// dnn_winograd_off runs this suite with it), which turns it off.
+TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
   const char* env = std::getenv("M2FP_WINOGRAD");
   const std::string e = env ? env : "";
-  const bool off = e.empty() || e == "0" || e == "off";
-  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default; M2FP_WINOGRAD=" << e;
-  if (e == "1") EXPECT_TRUE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const bool off = e == "0" || e == "off";
+  if (e.empty() || e == "1") EXPECT_TRUE(dnn::winograd_enabled()) << "Winograd is on by default; M2FP_WINOGRAD=" << e;
+  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 4);
   dnn::Conv2d conv;
@@ -105,13 +106,14 @@ TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
   const Tensor x = random_map(12, 20, c.p.in_c, 6);
   const Tensor y = dnn::to_hwc(conv(x));
   const std::string algo = conv.algorithm_for(12, 20);
-  if (off || e == "1") EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
+  if (off || e.empty() || e == "1")
+    EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
   const std::vector<float> ref = reference(l, x, nullptr, false);
   EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
 }
 
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
-  dnn::set_winograd(true);  // off by default
+  dnn::set_winograd(true);  // on by default, unless M2FP_WINOGRAD=0
   std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
   for (const Case& c : kCases) {
     const Layer l = make_layer(c.p, 7);
@@ -200,6 +202,37 @@ TEST(Winograd, ALayerWithASourceDropsItsPlainCopyAndAsksAgain) {
   dnn::set_winograd(false);
   EXPECT_THROW(failing.prepare(13, 19), std::runtime_error);
   dnn::set_winograd(true);
+}
+
+// A layer whose Winograd scratchpad for the whole map would pass the cap (the pixel decoder's layer_1,
+// 256 channels at 1/4 scale: ~200 MB) runs in strips of rows: against the direct algorithm at a
+// height that leaves a partial last strip, with the fused ReLU, read from a plain HWC input.
+TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  const dnn::ConvParams p{256, 256, 3, 3, 1, 1, 1};
+  const Layer l = make_layer(p, 14);
+  const int64_t H = 150, W = 264;  // 150 = 9 strips of 16 rows + 6
+  const Tensor x = random_map(H, W, p.in_c, 15);
+  dnn::set_winograd(false);
+  dnn::Conv2d direct;
+  direct.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "direct");
+  const Tensor a = dnn::to_hwc(direct(x, nullptr, true));
+  dnn::set_winograd(true);
+  dnn::Conv2d strips;
+  strips.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "strips");
+  const Tensor b = dnn::to_hwc(strips(x, nullptr, true));
+  EXPECT_EQ(direct.algorithm_for(H, W), "direct");
+  EXPECT_EQ(strips.algorithm_for(H, W), "winograd");
+  ASSERT_EQ(a.shape, b.shape);
+  const test::Diff d = test::compare(b.data(), a.data(), a.numel());
+  std::printf("  strips against direct: rel L2 %.2e, max |diff| %.2e\n", d.rel_l2, d.max_abs);
+  EXPECT_LE(d.rel_l2, 1e-5);
+  // Its first and last rows (where the strips' zero padding is) on their own.
+  const int64_t row = W * p.out_c;
+  for (int64_t r : {int64_t(0), int64_t(15), int64_t(16), H - 1}) {
+    const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
+    EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
+  }
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
