@@ -544,7 +544,7 @@ struct Conv2d::Impl {
                                   : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
                                         std::to_string(ref_w);
         } else if (winograd_mode() == 1 && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
-          why = ", Winograd is no faster below " + std::to_string(kWinoMinChannels) + " channels";
+          why = ", Winograd is kept to layers of " + std::to_string(kWinoMinChannels) + " channels and more";
         } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
           e->strip_rows = wp.strip_rows;
