@@ -47,6 +47,8 @@ struct Pool {
   std::unordered_map<void*, size_t> in_use;   // large blocks handed out -> mapped size
   size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
   size_t limit = default_limit(), hits = 0, misses = 0;
+  size_t reserved = 0;  // reserve(): held elsewhere, off the cache's cap
+  size_t cap() const { return limit > reserved ? limit - reserved : 0; }
   uint64_t seq = 0;
 
   void drop(size_t i) {
@@ -168,7 +170,7 @@ void release(void* p, size_t bytes) noexcept {
     const size_t size = it != P.in_use.end() ? it->second : rounded(bytes);
     if (it != P.in_use.end()) P.in_use.erase(it);
     P.in_use_bytes -= std::min(P.in_use_bytes, size);
-    if (size > P.limit) {
+    if (size > P.cap()) {
       ::munmap(p, size);
       return;
     }
@@ -179,7 +181,7 @@ void release(void* p, size_t bytes) noexcept {
       return;
     }
     P.cached_bytes += size;
-    P.shrink_to(P.limit);
+    P.shrink_to(P.cap());
     return;
   }
 #endif
@@ -198,7 +200,7 @@ bool active() {
 Stats stats() {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
-  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses};
+  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses, P.reserved};
 }
 
 size_t set_limit(size_t bytes) {
@@ -206,8 +208,16 @@ size_t set_limit(size_t bytes) {
   std::lock_guard<std::mutex> l(P.mu);
   const size_t old = P.limit;
   P.limit = bytes;
-  P.shrink_to(bytes);
+  P.shrink_to(P.cap());
   return old;
+}
+
+void reserve(ptrdiff_t bytes) {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  if (bytes < 0) P.reserved -= std::min(P.reserved, (size_t)-bytes);
+  else P.reserved += (size_t)bytes;
+  P.shrink_to(P.cap());
 }
 
 void trim(size_t keep) {

@@ -8,7 +8,8 @@
 // is mapped (in use + cached) stays within 3x the most ever in use at once, and the cache within its cap.
 //
 // Cap: M2FP_BUFFER_POOL_MB (default 400, chosen so that a 640x1056 parse misses the pool ~15 times
-// and peaks under 800 MB; 0 turns the pool off: every block goes back at once). The blocks freed
+// and peaks under 800 MB; 0 turns the pool off: every block goes back at once), less what reserve()
+// holds (engine/dnn's Winograd weights and scratchpad, ~240 MB on the benchmark input). The blocks freed
 // longest ago are released first when the cap is passed. Thread-safe. Built with
 // AddressSanitizer, every block comes from aligned_alloc, so ASan sees each use after free.
 #pragma once
@@ -29,12 +30,18 @@ struct Stats {
   size_t limit_bytes = 0;
   size_t hits = 0;           // allocations served from the pool
   size_t misses = 0;         // large allocations that needed new memory
+  size_t reserved_bytes = 0; // reserve()d: the cache's cap is limit_bytes less this
 };
 Stats stats();
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).
 bool active();
 // Sets the cap (releasing what is over it); returns the old one.
 size_t set_limit(size_t bytes);
+// Memory held elsewhere that the cache makes room for (bytes > 0) or gives back (bytes < 0, the
+// same amounts): the cache's cap is the limit less what is reserved. engine/dnn reserves each
+// Winograd weight copy's bytes while it lives, so that Winograd's weights (4x a direct layer's) do
+// not raise the peak resident set over what it is without them (issue 14's 800 MB).
+void reserve(ptrdiff_t bytes);
 // Releases cached blocks to the system, those freed longest ago first, until at most `keep` bytes
 // stay cached (0: every one).
 void trim(size_t keep = 0);

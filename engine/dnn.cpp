@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -68,28 +70,35 @@ struct ThreadBuffer {
     return p;
   }
 };
-thread_local ThreadBuffer t_scratchpad, t_converted;
+thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default), 1 on within the
-// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (M2FP_WINOGRAD=0), 1 on within the
+// memory caps below (the default), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
 // scratchpad holds the transformed input and output tiles. Measured with oneDNN 2.6.3 on the
-// 640x1056 benchmark input: res4's 3x3 layers (40x66, 256 channels) take 9.4 MB of weights
-// (2.4 direct) and 28 MB of scratchpad and run ~1.7x faster; res5's (20x33, 512) would take 38 MB
-// of weights each and ran slower than direct; the stem's conv3 (320x528, 64->128) asks for a
-// 299 MB scratchpad and pixel decoder layer_1 (160x264, 256) for 210 MB, against the 800 MB peak
-// RSS target of the whole parse. Layers over either cap stay direct. They are also the rule for
-// speed: bench/dnn/bench_conv_algos (2026-12-06, 1 thread, min of 5, one algorithm after the other;
-// with 2 threads on the shared 2-core host, where other jobs starve one thread, Winograd came out
-// 0.6x, most likely waiting for it at more barriers than direct) has Winograd faster within the caps where it matters,
-// res4 1.9-4.3x and res3 1.4-1.5x, and level with direct for res2 and stem conv2 (0.93-1.06x, small
-// weights and scratchpads); res5 (2.0x with M2FP_WINOGRAD=all) and layer_1 (2.0x) would cost 27
-// and 200 MB more.
+// 640x1056 benchmark input: res4's 3x3 layers (40x66, 256 channels) take 9 MB of weights (2.25
+// direct) and 27 MB of scratchpad; res5's (20x33, 512) would take 36 MB of weights each; the stem's
+// conv3 (320x528, 64->128) asks for a 285 MB scratchpad and the pixel decoder's layer_1 (160x264,
+// 256) for 200 MB on the whole map (wino_plan runs such a layer in strips instead). Layers over the
+// weight cap stay direct. Speed (bench/dnn/bench_conv_algos, 1 thread, min of 5, one algorithm after
+// the other; with 2 threads on the shared 2-core host, where other jobs starve one thread, Winograd
+// loses more at its barriers than direct): 2026-12-06 06:00 UTC res4 2.6x, res3 1.6x, layer_1 2.2x
+// (whole map), res5 1.9x (over the weight cap: 27 MB more per layer), stem conv3 1.35x (64 inputs).
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
+// Below 128 input or output channels Winograd is no faster (stem conv2 and res2 1.02-1.10x, bench_conv_algos
+// 2026-12-06 06:00 UTC, 1 thread; res3 1.6x, res4 2.6x) and would only add its weights, its
+// scratchpad and a layout conversion each way (its nChw16c against the direct kernels' nhwc).
+constexpr int kWinoMinChannels = 128;
+// Output rows per strip for a layer whose whole-map Winograd scratchpad is over the cap (wino_plan).
+// The pixel decoder's layer_1 (160x264, 256 channels; bench_conv_algos, 1 thread): direct 522 ms,
+// Winograd on the whole map 235 ms (200 MB scratchpad), in strips of 16 rows ~2x direct's speed with
+// 34 MB; strips of 32 and 40 rows needed 52 and 61 MB for no more speed.
+constexpr int64_t kWinoStripRows = 16;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
+std::atomic<int64_t> g_weights_rederived{0};
 
 }  // namespace
 
@@ -101,15 +110,14 @@ int winograd_mode() {
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
     const std::string e = env ? env : "";
-    // Off by default (README, "Winograd": with it the benchmark peaks at ~1050 MB, over the 800 MB
-    // bound; the pool that made it fit cost more time than Winograd saves). oneDNN has the kernel on
-    // AVX-512 only, elsewhere every layer stays direct whatever this says.
-    if (e.empty() || e == "0" || e == "off") v = 0;
-    else if (e == "1" || e == "on") v = 1;
+    // On by default (README, "Winograd"). oneDNN has the kernel on AVX-512 only, elsewhere every
+    // layer stays direct whatever this says.
+    if (e.empty() || e == "1" || e == "on") v = 1;
+    else if (e == "0" || e == "off") v = 0;
     else if (e == "all") v = 2;
     else {
-      v = 0;
-      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays off\n",
+      v = 1;
+      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays on\n",
                    e.c_str());
     }
     int expected = -1;
@@ -123,6 +131,7 @@ bool winograd_enabled() { return winograd_mode() != 0; }
 
 void set_verbose(bool on) { g_verbose = on; }
 int64_t layer_primitives_created() { return g_layer_primitives.load(); }
+int64_t weights_rederived() { return g_weights_rederived.load(); }
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
 
@@ -265,64 +274,119 @@ void f32_to_bf16_rows(const float* x, int64_t ldx, int64_t rows, int64_t n, uint
 bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; }
 
 // A layer's weights: one copy per layout its primitives asked for, starting from the plain
-// PyTorch layout. New layouts are derived from the first copy in an ordinary (non-Winograd)
-// layout; the plain copy is dropped after the first reorder into another ordinary layout, so a
-// direct layer holds one copy of its weights in the steady state, a Winograd layer two (its
-// plain copy, kept for the next input size, and the transformed one).
+// PyTorch layout. New layouts are derived from a copy in an ordinary (non-Winograd) layout; the
+// plain copy is dropped after the first reorder into another ordinary layout, so a direct layer
+// holds one copy of its weights in the steady state. A Winograd copy (4x the plain size) cannot be
+// reordered into anything else: a layer with a source (Conv2d::WeightSource, the model file) drops
+// its ordinary copies once its Winograd copy exists (those no other primitive still uses), and
+// writes the plain weights again from the source if another input size later wants an ordinary
+// layout; a layer without one keeps its plain copy beside the Winograd one.
 class WeightStore {
  public:
-  void init(const dnnl::memory::desc& plain, const void* data) {
+  void init(const dnnl::memory::desc& plain, const void* data, std::function<void(float*)> source = {}) {
+    plain_md_ = plain;
+    source_ = std::move(source);
     Copy c = allocate(plain);
     std::memcpy(c.m.get_data_handle(), data, plain.get_size());
+    c.plain = true;
     copies_.assign(1, c);
-    plain_ = true;
   }
   // Callers hold the layer's lock. `owner` keeps the copy's memory alive as long as the primitive
-  // that uses it (the plain copy is dropped once another layout exists).
+  // that uses it (the store may drop its own reference earlier).
   dnnl::memory get(const dnnl::memory::desc& want, std::shared_ptr<void>* owner) {
     for (const Copy& c : copies_)
       if (c.m.get_desc() == want) {
         *owner = c.owner;
         return c.m;
       }
-    const Copy* from = nullptr;
-    for (const Copy& c : copies_)
-      if (!is_wino(c.m.get_desc())) {
-        from = &c;
-        break;
-      }
-    if (!from) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
-    Copy c = allocate(want);
-    reorder(from->m.get_desc(), from->m.get_data_handle(), want, c.m.get_data_handle());
-    if (plain_ && !is_wino(want)) {  // the plain copy is copies_.front()
-      copies_.erase(copies_.begin());
-      plain_ = false;
+    size_t from = copies_.size();
+    for (size_t i = 0; i < copies_.size() && from == copies_.size(); ++i)
+      if (!is_wino(copies_[i].m.get_desc())) from = i;
+    if (from == copies_.size()) {  // only Winograd copies left: the plain weights again
+      if (!source_) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
+      Copy p = allocate(plain_md_);
+      source_(static_cast<float*>(p.m.get_data_handle()));
+      p.plain = true;
+      copies_.push_back(p);
+      ++rederived_;
+      ++g_weights_rederived;
     }
+    Copy c = allocate(want);
+    reorder(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
+    // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
+    // no primitive holds once a Winograd copy exists.
+    const bool wino = is_wino(want);
+    copies_.erase(std::remove_if(copies_.begin(), copies_.end(),
+                                 [&](const Copy& k) {
+                                   return wino ? source_ && k.owner.use_count() == 1 : k.plain;
+                                 }),
+                  copies_.end());
     copies_.push_back(c);
     *owner = c.owner;
     return c.m;
   }
+  // The bytes of the copies the store holds (primitives may hold copies it dropped).
   size_t bytes() const {
     size_t n = 0;
     for (const Copy& c : copies_) n += c.m.get_desc().get_size();
     return n;
   }
+  int rederived() const { return rederived_; }
 
  private:
   struct Copy {
     dnnl::memory m;
     std::shared_ptr<void> owner;
+    bool plain = false;
   };
   // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
   // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
+  // A Winograd copy's bytes are reserved off the buffer pool's cache while it lives (pool::reserve):
+  // the network's ~205 MB of them (benchmark size) would otherwise raise the peak resident set by as
+  // much (the plain copies they replace and their scratchpad are about a quarter of it each).
   static Copy allocate(const dnnl::memory::desc& md) {
     const size_t n = md.get_size();
-    std::shared_ptr<void> owner(pool::map_pages(n), [n](void* p) { pool::unmap_pages(p, n); });
+    const ptrdiff_t reserved = is_wino(md) ? (ptrdiff_t)n : 0;
+    std::shared_ptr<void> owner(pool::map_pages(n), [n, reserved](void* p) {
+      pool::unmap_pages(p, n);
+      if (reserved) pool::reserve(-reserved);
+    });
+    if (reserved) pool::reserve(reserved);
     return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
   }
   std::vector<Copy> copies_;
-  bool plain_ = false;
+  dnnl::memory::desc plain_md_;
+  std::function<void(float*)> source_;
+  int rederived_ = 0;
 };
+
+// The largest scratchpad of the Winograd primitives alive is reserved off the buffer pool's cache
+// (pool::reserve), like their weights: the per-thread scratchpad buffer grows to it (res3's 32 MB,
+// layer_1's strips' 34 MB, against ~0 for the direct kernels) and stays. The reservation lives as long
+// as the returned handle.
+std::shared_ptr<void> reserve_scratchpad(size_t bytes) {
+  struct Reservations {
+    std::mutex mu;
+    std::multiset<size_t> alive;
+    size_t reserved = 0;
+    void update() {  // callers hold mu
+      const size_t want = alive.empty() ? 0 : *alive.rbegin();
+      pool::reserve((ptrdiff_t)want - (ptrdiff_t)reserved);
+      reserved = want;
+    }
+  };
+  static Reservations* r = new Reservations();  // never destroyed: primitives may outlive statics
+  {
+    std::lock_guard<std::mutex> l(r->mu);
+    r->alive.insert(bytes);
+    r->update();
+  }
+  return std::shared_ptr<void>(nullptr, [bytes](void*) {
+    std::lock_guard<std::mutex> l(r->mu);
+    r->alive.erase(r->alive.find(bytes));
+    r->update();
+  });
+}
 
 // One cached primitive of a layer for one input shape: the primitive, its descriptor, the
 // layer's weights in the layout it wants, and the bias.
@@ -332,6 +396,8 @@ struct PrimEntry {
   Prim prim;
   dnnl::memory weights, bias;
   std::shared_ptr<void> weights_owner;  // the memory of `weights` (WeightStore)
+  int64_t strip_rows = 0;               // a convolution run in strips of this many output rows (wino_plan)
+  std::shared_ptr<void> reservation;    // a Winograd primitive's scratchpad held off the pool (reserve_scratchpad)
 
   PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
             const dnnl::memory::desc& b_md, const char* what)
@@ -369,6 +435,35 @@ Tensor to_hwc(const Tensor& x) {
   return y;
 }
 
+namespace {
+
+// A stride-1 3x3 "same" convolution whose primitive `e` computes strip_rows output rows from
+// strip_rows + 2 input rows (wino_plan): each strip's input rows (zeros beyond the map) gathered into
+// a per-thread buffer, the strip computed into another, its valid rows put into place in a plain
+// channels-last output (the layer that runs in strips, layer_1, feeds the engine's GroupNorm: a
+// blocked output would be converted there, another map of its size at the parse's peak).
+Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor& x, const ConvParams& p) {
+  const int64_t H = x.shape[0], W = x.shape[1], hs = e.strip_rows, C = p.in_c, O = p.out_c;
+  const dnnl::memory::desc in_md = e.pd.src_desc(), out_md = e.pd.dst_desc(), xmd = md_of(x);
+  const dnnl::memory::desc y_md = hwc_md(H, W, O);
+  Tensor y = Tensor::empty({H, W, O}, Layout::HWC);
+  void* const in = t_converted.get(in_md.get_size());
+  void* const out = t_strip_out.get(out_md.get_size());
+  for (int64_t r0 = 0; r0 < H; r0 += hs) {
+    const int64_t lo = r0 - 1, hi = r0 + hs + 1;  // input rows [lo, hi)
+    const int64_t vlo = std::max<int64_t>(lo, 0), vhi = std::min(hi, H), rows = std::min(hs, H - r0);
+    if (vlo != lo || vhi != hi) std::memset(in, 0, in_md.get_size());
+    reorder(xmd.submemory_desc({1, C, vhi - vlo, W}, {0, 0, vlo, 0}), x.data(),
+            in_md.submemory_desc({1, C, vhi - vlo, W}, {0, 0, vlo - lo, 0}), in);
+    e.execute(in, out);
+    reorder(out_md.submemory_desc({1, O, rows, W}, {0, 0, 0, 0}), out,
+            y_md.submemory_desc({1, O, rows, W}, {0, 0, r0, 0}), y.data());
+  }
+  return y;
+}
+
+}  // namespace
+
 // ---- Conv2d -----------------------------------------------------------------------------------
 struct Conv2d::Impl {
   ConvParams p;
@@ -389,6 +484,38 @@ struct Conv2d::Impl {
   bool winograd_candidate() const {
     return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1 &&
            winograd_enabled();
+  }
+
+  // The Winograd primitive for an H x W input (fp32, the layer's post-ops): for the whole map, or,
+  // where the whole map's scratchpad would be over the cap (oneDNN's jit_wino_4x3 transforms the
+  // whole input and output at once for wide layers: the pixel decoder's layer_1 at 160x264 asks for
+  // 200 MB), for strips of kWinoStripRows output rows, each read with its two halo rows (no padding
+  // along H: the caller zero-fills it), which bounds the scratchpad (34 MB for layer_1) and makes
+  // the weight layout independent of the photo's height. Strips need "same" padding (1) and no
+  // residual sum. Throws dnnl::error where oneDNN has no Winograd kernel for the layer.
+  struct WinoPlan {
+    dnnl::convolution_forward::primitive_desc pd;
+    int64_t strip_rows = 0;       // 0: the whole map in one call
+    size_t whole_scratchpad = 0;  // the whole map's, when in strips
+  };
+  WinoPlan wino_plan(int64_t H, int64_t W, const dnnl::post_ops& po, bool sum) const {
+    auto make = [&](int64_t h_in, int64_t pad_h) {
+      const int64_t h_out = h_in + 2 * pad_h - 2;
+      dnnl::memory::desc s({1, p.in_c, h_in, W}, dt::f32, tag::any), wd({p.out_c, p.in_c, 3, 3}, dt::f32, tag::any),
+          b({p.out_c}, dt::f32, tag::x), d({1, p.out_c, h_out, p.out_w(W)}, dt::f32, tag::any);
+      const dnnl::memory::dims st{1, 1}, dil{0, 0}, pl{pad_h, p.pad}, pr{pad_h, p.pad};
+      const auto a = dnnl::algorithm::convolution_winograd;
+      const auto k = dnnl::prop_kind::forward_inference;
+      return dnnl::convolution_forward::primitive_desc(
+          bias.empty() ? dnnl::convolution_forward::desc(k, a, s, wd, d, st, dil, pl, pr)
+                       : dnnl::convolution_forward::desc(k, a, s, wd, b, d, st, dil, pl, pr),
+          make_attr(po), cpu_engine());
+    };
+    WinoPlan wp{make(H, p.pad), 0, 0};
+    const size_t whole = wp.pd.scratchpad_desc().get_size();
+    if (winograd_mode() == 2 || whole <= kWinoMaxScratchBytes || p.pad != 1 || sum || p.out_h(H) <= kWinoStripRows)
+      return wp;
+    return WinoPlan{make(kWinoStripRows + 2, 0), kWinoStripRows, whole};
   }
 
   // f32_out: an fp32 destination from a BF16 layer (for the engine's own kernels); BF16 layers
@@ -424,13 +551,7 @@ struct Conv2d::Impl {
     if (winograd_candidate() && ref_h > 0 && !ref_done) {
       ref_done = true;
       try {
-        dnnl::memory::desc rs({1, p.in_c, ref_h, ref_w}, dt::f32, tag::any),
-            rd({1, p.out_c, p.out_h(ref_h), p.out_w(ref_w)}, dt::f32, tag::any);
-        dnnl::convolution_forward::desc rdesc(dnnl::prop_kind::forward_inference,
-                                              dnnl::algorithm::convolution_winograd, rs, w_md, rd, strides, dil,
-                                              pad, pad);
-        ref_md = dnnl::convolution_forward::primitive_desc(rdesc, make_attr(dnnl::post_ops()), cpu_engine())
-                     .weights_desc();
+        ref_md = wino_plan(ref_h, ref_w, dnnl::post_ops(), false).pd.weights_desc();
       } catch (const dnnl::error&) {
         ref_md = dnnl::memory::desc();  // no Winograd at the reference size: none at any
       }
@@ -438,17 +559,23 @@ struct Conv2d::Impl {
     if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
-        dnnl::convolution_forward::primitive_desc wpd(desc(dnnl::algorithm::convolution_winograd), make_attr(po),
-                                                      cpu_engine());
-        const size_t wb = wpd.weights_desc().get_size(), sb = wpd.scratchpad_desc().get_size();
-        if (ref_h > 0 && !(wpd.weights_desc() == ref_md)) {
+        const WinoPlan wp = wino_plan(H, W, po, sum);
+        const size_t wb = wp.pd.weights_desc().get_size(), sb = wp.pd.scratchpad_desc().get_size();
+        if (ref_h > 0 && !(wp.pd.weights_desc() == ref_md)) {
           why = ref_md.get_size() ? ", its Winograd weight layout is not the one kept for " + std::to_string(ref_h) +
                                         "x" + std::to_string(ref_w)
                                   : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
                                         std::to_string(ref_w);
+        } else if (winograd_mode() == 1 && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
+          why = ", Winograd is kept to layers of " + std::to_string(kWinoMinChannels) + " channels and more";
         } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
-          e = std::make_shared<Entry>(wpd, w, bias, b_md, "convolution");
+          e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
+          e->strip_rows = wp.strip_rows;
+          e->reservation = reserve_scratchpad(sb);
           alg = "winograd";
+          if (wp.strip_rows)
+            why = ", in strips of " + std::to_string(wp.strip_rows) + " rows: " +
+                  std::to_string(wp.whole_scratchpad >> 20) + " MB of scratchpad for the whole map";
         } else {
           why = ", Winograd would need " + std::to_string(wb >> 20) + " MB of weights and " +
                 std::to_string(sb >> 20) + " MB of scratchpad";
@@ -472,13 +599,14 @@ struct Conv2d::Impl {
   }
 };
 
-void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name) {
+void Conv2d::init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name,
+                  WeightSource source) {
   p_ = p;
   impl_ = std::make_shared<Impl>();
   impl_->p = p;
   impl_->prec = prec;
   impl_->name = name;
-  impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w);
+  impl_->w.init({{p.out_c, p.in_c, p.kh, p.kw}, dt::f32, tag::oihw}, w, std::move(source));
   if (bias) impl_->bias.assign(bias, bias + p.out_c);
 }
 
@@ -493,6 +621,18 @@ void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
   impl_->ref_h = H;
   impl_->ref_w = W;
   impl_->ref_done = false;
+}
+
+size_t Conv2d::weight_bytes() const {
+  if (!impl_) return 0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->w.bytes();
+}
+
+int Conv2d::weights_rederived() const {
+  if (!impl_) return 0;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->w.rederived();
 }
 
 std::string Conv2d::algorithm_for(int64_t H, int64_t W) const {
@@ -526,6 +666,7 @@ Tensor Conv2d::accumulate(const Tensor& x, Tensor&& residual, bool relu) const {
 Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual) const {
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
   auto e = impl_->get(H, W, residual != nullptr, relu, f32_out);
+  if (e->strip_rows) return run_in_strips(*e, x, p_);  // fp32 Winograd in strips: no residual, channels-last out
   const std::vector<int64_t> out_shape{Ho, Wo, p_.out_c};
   if (residual && residual->shape != out_shape)
     throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +

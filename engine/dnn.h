@@ -20,19 +20,20 @@
 // to_hwc() converts a bf16 map to fp32. A BF16 Linear takes and gives fp32 (its input rounded to
 // bf16), except inside feed_forward(), whose hidden layer stays bf16.
 //
-// Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN for its Winograd F(4x4,
-// 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative L2 error ~1e-6 against
-// fp64 where direct gives ~6e-7) and falls back to the direct algorithm when oneDNN refuses the
-// layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the layer would exceed
-// Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp says why; the
-// layers within them are also the ones it was measured faster for). It is off by default: its
-// weights take the benchmark's peak RSS from ~770 to ~1050 MB, over issue 14's 800 MB (a buffer pool
-// that resized its blocks made it fit, but cost more time than Winograd saves: README, "Winograd").
-// set_winograd(true) or the environment variable M2FP_WINOGRAD=1 turns it on, M2FP_WINOGRAD=all
-// also lifts the caps.
+// Winograd: an fp32 stride-1 undilated 3x3 convolution of 128 channels and more first asks oneDNN
+// for its Winograd F(4x4, 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative
+// L2 error ~1e-6 against fp64 where direct gives ~6e-7) and falls back to the direct algorithm when
+// oneDNN refuses the layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the
+// layer would exceed Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp
+// says why); a layer whose whole-map scratchpad is over the cap runs in strips of 16 rows (the pixel
+// decoder's layer_1). It is on by default: its weights (4x a direct layer's) are reserved off the
+// buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy, so the
+// benchmark's peak RSS stays under issue 14's 800 MB. set_winograd(false) or the environment variable
+// M2FP_WINOGRAD=0 turns it off, M2FP_WINOGRAD=all also lifts the caps and the 128-channel rule.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,8 +59,8 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
-// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default on; M2FP_WINOGRAD=0 turns it
+// off at start). Takes effect for primitives created afterwards (a layer caches its per shape).
 void set_winograd(bool on);
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
@@ -68,6 +69,9 @@ void set_verbose(bool on);
 // How many convolution and linear-layer primitives the layers have created in this process (each
 // layer caches one per input shape): tests check that M2FP::prepare leaves none to the parse.
 int64_t layer_primitives_created();
+// How many times a layer with only Winograd weights wrote its plain weights again from its
+// Conv2d::WeightSource, in this process (tests).
+int64_t weights_rederived();
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
@@ -77,9 +81,16 @@ struct ConvParams {
 
 class Conv2d {
  public:
+  // Writes the layer's plain weights ([out_c, in_c, kh, kw] fp32, as given to init) into `dst`
+  // again; throws (a LoadError, say) when it cannot. M2FP::load gives one that reads the model file.
+  using WeightSource = std::function<void(float* dst)>;
   // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
-  // `name` (the checkpoint key) only labels the layer in --verbose logs.
-  void init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name = "");
+  // `name` (the checkpoint key) only labels the layer in --verbose logs. With a `source`, a layer
+  // that runs Winograd drops its plain copy once it has its Winograd weights (4x the size, which
+  // cannot be converted back) and asks the source again if another input size runs direct;
+  // without one it keeps the plain copy.
+  void init(const ConvParams& p, const float* w, const float* bias, Precision prec, const std::string& name = "",
+            WeightSource source = {});
   // x [H, W, in_c] (HWC or Opaque) -> [Ho, Wo, out_c], Opaque unless hwc_out. With `residual`
   // (same logical shape as the output, any layout) the result is conv(x) + residual; ReLU
   // (optional) is applied last.
@@ -102,6 +113,10 @@ class Conv2d {
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;
+  // The bytes of weights the layer holds (every layout it keeps), and how many times it asked its
+  // WeightSource for the plain weights again (tests).
+  size_t weight_bytes() const;
+  int weights_rederived() const;
   int64_t macs(int64_t H, int64_t W) const {
     return p_.out_h(H) * p_.out_w(W) * (int64_t)p_.out_c * p_.in_c * p_.kh * p_.kw;
   }

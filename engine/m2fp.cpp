@@ -49,10 +49,27 @@ Norm bind_norm(NetworkBinder& b, const std::string& key) {
   return {copy_of(b.f32(key + ".weight")), copy_of(b.f32(key + ".bias"))};
 }
 
+using FilePtr = std::shared_ptr<const SafetensorsFile>;
+
+// A layer's plain weights written again from the model file (dnn::Conv2d::WeightSource): a layer
+// that runs Winograd keeps only its Winograd weights and asks for these when another input size runs
+// direct. The file stays mapped for it (its pages were released after the load and are read back);
+// a file changed since the load gives a LoadError (SafetensorsFile::check_unchanged), never other
+// weights.
+dnn::Conv2d::WeightSource weight_source(FilePtr file, std::vector<std::string> keys,
+                                        std::function<void(float*)> write) {
+  return [file = std::move(file), keys = std::move(keys), write = std::move(write)](float* dst) {
+    write(dst);
+    file->check_unchanged();
+    for (const std::string& k : keys)
+      if (const TensorView* t = file->find(k)) file->release(*t);
+  };
+}
+
 // Conv2d (no bias) + BatchNorm2d at `key` (".norm" child), folded: w' = w * g / sqrt(v + eps),
 // b' = beta - mean * g / sqrt(v + eps).
-Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pad, int dilation,
-                    dnn::Precision prec) {
+Conv2d bind_conv_bn(NetworkBinder& b, const FilePtr& file, const std::string& key, int stride, int pad,
+                    int dilation, dnn::Precision prec) {
   const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
   const float* g = b.f32(key + ".norm.weight").data;
   const float* beta = b.f32(key + ".norm.bias").data;
@@ -61,28 +78,41 @@ Conv2d bind_conv_bn(NetworkBinder& b, const std::string& key, int stride, int pa
   b.unused(key + ".norm.num_batches_tracked");  // a training counter
   const int out_c = w.dim(0), in_c = w.dim(1), k = w.dim(2);
   const int64_t per_out = (int64_t)in_c * k * k;
+  const float* wd = w.data;
+  // The folded weights (pointers into the mapped file), at the load and for the layer's source.
+  auto fold_weights = [=](float* wf) {
+    for (int o = 0; o < out_c; ++o) {
+      const double s = (double)g[o] / std::sqrt((double)var[o] + kNormEps);
+      for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(wd[o * per_out + i] * s);
+    }
+  };
   // The folded weights in huge pages (pool::map_pages), not a zero-filled vector faulted in 4 KiB
   // pages (with the weights' own copies, most of a load's page faults).
   const size_t wbytes = (size_t)out_c * per_out * sizeof(float);
   std::unique_ptr<float, std::function<void(float*)>> wmem(
       static_cast<float*>(pool::map_pages(wbytes)), [wbytes](float* p) { pool::unmap_pages(p, wbytes); });
   float* wf = wmem.get();
+  fold_weights(wf);
   std::vector<float> bf(out_c);
   for (int o = 0; o < out_c; ++o) {
     const double s = (double)g[o] / std::sqrt((double)var[o] + kNormEps);
-    for (int64_t i = 0; i < per_out; ++i) wf[o * per_out + i] = (float)(w.data[o * per_out + i] * s);
     bf[o] = (float)(beta[o] - mean[o] * s);
   }
   Conv2d c;
-  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf, bf.data(), prec, key);
+  c.init({in_c, out_c, k, k, stride, pad, dilation}, wf, bf.data(), prec, key,
+         weight_source(file, {key + ".weight", key + ".norm.weight", key + ".norm.running_var"}, fold_weights));
   return c;
 }
 
-Conv2d bind_conv(NetworkBinder& b, const std::string& key, int pad, bool bias, dnn::Precision prec) {
+Conv2d bind_conv(NetworkBinder& b, const FilePtr& file, const std::string& key, int pad, bool bias,
+                 dnn::Precision prec) {
   const Weight w = b.f32(key + ".weight");  // [out, in, k, k]
   const float* bp = bias ? b.f32(key + ".bias").data : nullptr;
+  const float* wd = w.data;
+  const size_t n = (size_t)w.numel();
   Conv2d c;
-  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec, key);
+  c.init({w.dim(1), w.dim(0), w.dim(2), w.dim(3), 1, pad, 1}, w.data, bp, prec, key,
+         weight_source(file, {key + ".weight"}, [wd, n](float* dst) { std::memcpy(dst, wd, n * sizeof(float)); }));
   return c;
 }
 
@@ -119,7 +149,8 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   if (opt.precision == dnn::Precision::BF16 && !dnn::bf16_available())
     throw LoadError("bf16 precision is not available on this CPU: oneDNN 2.6 has bfloat16 convolutions and "
                     "matrix products only for AVX-512 CPUs (AVX512-BF16 for full speed); use fp32");
-  auto file = SafetensorsFile::open(path);
+  // Shared with the layers' weight sources, which keep it mapped (weight_source).
+  const FilePtr file = SafetensorsFile::open(path);
   std::unique_ptr<M2FP> model(new M2FP());
   model->w_ = std::make_unique<Weights>();
   Weights& W = *model->w_;
@@ -150,9 +181,9 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   };
 
   // ---- backbone -----------------------------------------------------------------------------
-  W.stem1 = bind_conv_bn(b, "backbone.stem.conv1", 2, 1, 1, prec);
-  W.stem2 = bind_conv_bn(b, "backbone.stem.conv2", 1, 1, 1, prec);
-  W.stem3 = bind_conv_bn(b, "backbone.stem.conv3", 1, 1, 1, prec);
+  W.stem1 = bind_conv_bn(b, file, "backbone.stem.conv1", 2, 1, 1, prec);
+  W.stem2 = bind_conv_bn(b, file, "backbone.stem.conv2", 1, 1, 1, prec);
+  W.stem3 = bind_conv_bn(b, file, "backbone.stem.conv3", 1, 1, 1, prec);
   const std::vector<int> nblocks = c.stage_blocks();  // res2..res5: the transformer levels reach res5
   for (int s = 0; s < 4; ++s) {
     const int dilation = s == 2 ? c.res4_dilation : s == 3 ? c.res5_dilation : 1;
@@ -163,10 +194,10 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
       const int s1 = c.stride_in_1x1 ? stride : 1, s3 = c.stride_in_1x1 ? 1 : stride;
       Bottleneck blk;
       blk.has_shortcut = b.has(key + ".shortcut.weight");  // first block of a stage
-      if (blk.has_shortcut) blk.shortcut = bind_conv_bn(b, key + ".shortcut", stride, 0, 1, prec);
-      blk.conv1 = bind_conv_bn(b, key + ".conv1", s1, 0, 1, prec);
-      blk.conv2 = bind_conv_bn(b, key + ".conv2", s3, d, d, prec);
-      blk.conv3 = bind_conv_bn(b, key + ".conv3", 1, 0, 1, prec);
+      if (blk.has_shortcut) blk.shortcut = bind_conv_bn(b, file, key + ".shortcut", stride, 0, 1, prec);
+      blk.conv1 = bind_conv_bn(b, file, key + ".conv1", s1, 0, 1, prec);
+      blk.conv2 = bind_conv_bn(b, file, key + ".conv2", s3, d, d, prec);
+      blk.conv3 = bind_conv_bn(b, file, key + ".conv3", 1, 0, 1, prec);
       W.stages[s].push_back(std::move(blk));
     }
     release_bound();
@@ -178,7 +209,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   W.enc_points = c.enc_n_points;
   for (int l = 0; l < W.enc_levels; ++l) {  // level 0 = res5, 1 = res4, 2 = res3
     const std::string key = pd + ".input_proj." + std::to_string(l);
-    W.input_proj.push_back(bind_conv(b, key + ".0", 0, true, prec));
+    W.input_proj.push_back(bind_conv(b, file, key + ".0", 0, true, prec));
     W.input_proj_gn.push_back(bind_norm(b, key + ".1"));
   }
   W.enc_level_embed = copy_of(b.f32(pd + ".transformer.level_embed"));
@@ -204,10 +235,10 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
     e.norm2 = bind_norm(b, key + ".norm2");
     W.enc_layers.push_back(std::move(e));
   }
-  W.mask_features = bind_conv(b, pd + ".mask_features", 0, true, prec);
-  W.adapter_1 = bind_conv(b, pd + ".adapter_1", 0, false, prec);
+  W.mask_features = bind_conv(b, file, pd + ".mask_features", 0, true, prec);
+  W.adapter_1 = bind_conv(b, file, pd + ".adapter_1", 0, false, prec);
   W.adapter_1_gn = bind_norm(b, pd + ".adapter_1.norm");
-  W.layer_1 = bind_conv(b, pd + ".layer_1", 1, false, prec);
+  W.layer_1 = bind_conv(b, file, pd + ".layer_1", 1, false, prec);
   W.layer_1_gn = bind_norm(b, pd + ".layer_1.norm");
   release_bound();
 

@@ -56,7 +56,7 @@ TEST(BufferPool, CapAndSmallBlocks) {
   void* a = pool::allocate(size_t(2) << 20);
   pool::release(a, size_t(2) << 20);
   EXPECT_EQ(pool::stats().cached_bytes, 0u);
-  pool::set_limit(size_t(3) << 20);  // room for one 2 MB block, not two
+  pool::set_limit(pool::stats().reserved_bytes + (size_t(3) << 20));  // room for one 2 MB block, not two
   void* x = pool::allocate(size_t(2) << 20);
   void* y = pool::allocate(size_t(2) << 20);
   pool::release(x, size_t(2) << 20);
@@ -67,6 +67,37 @@ TEST(BufferPool, CapAndSmallBlocks) {
   void* s = pool::allocate(1000);  // small blocks are malloc's, never cached
   pool::release(s, 1000);
   EXPECT_EQ(pool::stats().cached_bytes, size_t(2) << 20);
+  pool::set_limit(old);
+  pool::trim();
+}
+
+// What is reserve()d elsewhere (engine/dnn's Winograd weights) comes off the cache's cap while it is.
+TEST(BufferPool, ReservedBytesComeOffTheCap) {
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  pool::trim();
+  const size_t mb2 = size_t(2) << 20, r0 = pool::stats().reserved_bytes;
+  const size_t old = pool::set_limit(r0 + (size_t(5) << 20));  // room for two 2 MB blocks
+  void* x = pool::allocate(mb2);
+  void* y = pool::allocate(mb2);
+  pool::release(x, mb2);
+  pool::release(y, mb2);
+  EXPECT_EQ(pool::stats().cached_bytes, 2 * mb2);
+  pool::reserve(size_t(3) << 20);  // the cap is 2 MB now: the oldest block (x) goes
+  EXPECT_EQ(pool::stats().reserved_bytes, r0 + (size_t(3) << 20));
+  EXPECT_EQ(pool::stats().cached_bytes, mb2);
+  void* z = pool::allocate(mb2);
+  EXPECT_EQ(z, y);
+  void* w = pool::allocate(mb2);
+  pool::release(z, mb2);
+  pool::release(w, mb2);  // over the reduced cap: z, freed first, goes
+  EXPECT_EQ(pool::stats().cached_bytes, mb2);
+  pool::reserve(-(ptrdiff_t)(size_t(3) << 20));  // given back: room for two again
+  EXPECT_EQ(pool::stats().reserved_bytes, r0);
+  void* v = pool::allocate(mb2);
+  void* u = pool::allocate(mb2);
+  pool::release(v, mb2);
+  pool::release(u, mb2);
+  EXPECT_EQ(pool::stats().cached_bytes, 2 * mb2);
   pool::set_limit(old);
   pool::trim();
 }

@@ -1,17 +1,21 @@
 // tests/engine/test_dnn.cpp: engine/dnn's convolutions against an fp64 reference, Winograd among
-// them: which layers oneDNN runs as Winograd F(4x4, 3x3) (every fp32 stride-1 undilated 3x3 where
-// oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere else), that both algorithms
+// them: which layers oneDNN runs as Winograd F(4x4, 3x3) (every fp32 stride-1 undilated 3x3 of 128
+// channels and more where oneDNN has the kernel, i.e. AVX-512; the direct algorithm everywhere
+// else), that both algorithms
 // agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
 // ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
-// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=1
-// (dnn_winograd_on), which must turn it on (it is off by default).
+// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=0
+// (dnn_winograd_off), which must turn it off (it is on by default).
 #include <cstdlib>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -75,25 +79,26 @@ std::vector<float> reference(const Layer& l, const Tensor& x, const Tensor* res,
 struct Case {
   const char* name;
   dnn::ConvParams p;
-  bool winograd_shape;  // fp32 3x3 stride 1 dilation 1
+  bool winograd;  // fp32 3x3 stride 1 dilation 1, 128 channels and more in and out
 };
 
 const Case kCases[] = {
-    {"3x3_64to64", {64, 64, 3, 3, 1, 1, 1}, true},
-    {"3x3_32to48", {32, 48, 3, 3, 1, 1, 1}, true},
+    {"3x3_128to128", {128, 128, 3, 3, 1, 1, 1}, true},
+    {"3x3_128to144", {128, 144, 3, 3, 1, 1, 1}, true},
+    {"3x3_64to64", {64, 64, 3, 3, 1, 1, 1}, false},  // no faster than direct below 128 channels
     {"3x3_stride2", {64, 64, 3, 3, 2, 1, 1}, false},
-    {"3x3_dilation2", {64, 64, 3, 3, 1, 2, 2}, false},
+    {"3x3_dilation2", {128, 128, 3, 3, 1, 2, 2}, false},
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
-// Before any test here calls set_winograd: the default (off) and M2FP_WINOGRAD=1 (ctest
-// dnn_winograd_on runs this suite with it), which turns it on where oneDNN has it.
-TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
+// Before any test here calls set_winograd: the default (on) and M2FP_WINOGRAD=0 (ctest
+// dnn_winograd_off runs this suite with it), which turns it off.
+TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
   const char* env = std::getenv("M2FP_WINOGRAD");
   const std::string e = env ? env : "";
-  const bool off = e.empty() || e == "0" || e == "off";
-  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default; M2FP_WINOGRAD=" << e;
-  if (e == "1") EXPECT_TRUE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const bool off = e == "0" || e == "off";
+  if (e.empty() || e == "1") EXPECT_TRUE(dnn::winograd_enabled()) << "Winograd is on by default; M2FP_WINOGRAD=" << e;
+  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 4);
   dnn::Conv2d conv;
@@ -101,13 +106,14 @@ TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
   const Tensor x = random_map(12, 20, c.p.in_c, 6);
   const Tensor y = dnn::to_hwc(conv(x));
   const std::string algo = conv.algorithm_for(12, 20);
-  if (off || e == "1") EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
+  if (off || e.empty() || e == "1")
+    EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
   const std::vector<float> ref = reference(l, x, nullptr, false);
   EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
 }
 
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
-  dnn::set_winograd(true);  // off by default
+  dnn::set_winograd(true);  // on by default, unless M2FP_WINOGRAD=0
   std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
   for (const Case& c : kCases) {
     const Layer l = make_layer(c.p, 7);
@@ -118,7 +124,7 @@ TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
     const Tensor res = random_map(c.p.out_h(H), c.p.out_w(W), c.p.out_c, 13);
     const Tensor y = dnn::to_hwc(conv(x, &res, /*relu=*/true));
     const std::string algo = conv.algorithm_for(H, W);
-    const bool want_wino = c.winograd_shape && onednn_has_avx512();
+    const bool want_wino = c.winograd && onednn_has_avx512();
     EXPECT_EQ(algo, want_wino ? "winograd" : "direct") << c.name;
     const std::vector<float> ref = reference(l, x, &res, true);
     const test::Diff d = test::compare(y.data(), ref.data(), (int64_t)ref.size());
@@ -142,6 +148,90 @@ TEST(Winograd, SecondInputSizeReusesThePlainWeights) {
     std::printf("  %lldx%lld %-8s rel L2 %.2e\n", (long long)H, (long long)W, conv.algorithm_for(H, W).c_str(),
                 d.rel_l2);
     EXPECT_LE(d.rel_l2, 1e-5) << H << "x" << W;
+  }
+}
+
+// With a WeightSource, a Winograd layer keeps only its Winograd weights (4x the plain ones) and
+// writes the plain ones again from the source when an input size runs direct; the direct result
+// is the same as that of a layer that kept its plain copy. A source that fails fails the call.
+TEST(Winograd, ALayerWithASourceDropsItsPlainCopyAndAsksAgain) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  const Case& c = kCases[0];
+  const Layer l = make_layer(c.p, 12);
+  int asked = 0;
+  const dnn::Conv2d::WeightSource source = [&](float* dst) {
+    ++asked;
+    std::copy(l.w.begin(), l.w.end(), dst);
+  };
+  dnn::set_winograd(true);
+  dnn::Conv2d kept, sourced;
+  kept.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "kept");
+  sourced.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "sourced", source);
+  kept.prepare(16, 24);
+  sourced.prepare(16, 24);
+  ASSERT_EQ(sourced.algorithm_for(16, 24), "winograd");
+  const size_t plain = l.w.size() * sizeof(float);
+  EXPECT_EQ(kept.weight_bytes() - sourced.weight_bytes(), plain) << "the plain copy should be gone";
+  EXPECT_GE(sourced.weight_bytes(), 4 * plain) << "the Winograd weights: 6x6 per 3x3";
+  EXPECT_EQ(asked, 0);
+
+  dnn::set_winograd(false);  // the next size runs direct: the source writes the plain weights again
+  const int64_t rederived = dnn::weights_rederived();
+  const Tensor x = random_map(13, 19, c.p.in_c, 21);
+  const Tensor a = dnn::to_hwc(kept(x, nullptr, true)), b = dnn::to_hwc(sourced(x, nullptr, true));
+  dnn::set_winograd(true);
+  EXPECT_EQ(sourced.algorithm_for(13, 19), "direct");
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(dnn::weights_rederived(), rederived + 1);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.bytes), 0) << "the same direct result as with the kept copy";
+  const std::vector<float> ref = reference(l, x, nullptr, true);
+  EXPECT_LE(test::compare(b.data(), ref.data(), (int64_t)ref.size()).rel_l2, 2e-6);
+  // The Winograd size again: its cached primitive and weights, the source not asked.
+  const Tensor x2 = random_map(16, 24, c.p.in_c, 22);
+  const Tensor y2 = dnn::to_hwc(sourced(x2));
+  EXPECT_EQ(asked, 1);
+  const std::vector<float> ref2 = reference(l, x2, nullptr, false);
+  EXPECT_LE(test::compare(y2.data(), ref2.data(), (int64_t)ref2.size()).rel_l2, 1e-5);
+
+  // A source that cannot give the weights (the model file changed, say): the call throws its error.
+  dnn::Conv2d failing;
+  failing.init(c.p, l.w.data(), l.b.data(), dnn::Precision::F32, "failing",
+               [](float*) { throw std::runtime_error("model file changed"); });
+  failing.prepare(16, 24);
+  ASSERT_EQ(failing.algorithm_for(16, 24), "winograd");
+  dnn::set_winograd(false);
+  EXPECT_THROW(failing.prepare(13, 19), std::runtime_error);
+  dnn::set_winograd(true);
+}
+
+// A layer whose Winograd scratchpad for the whole map would pass the cap (the pixel decoder's layer_1,
+// 256 channels at 1/4 scale: ~200 MB) runs in strips of rows: against the direct algorithm at a
+// height that leaves a partial last strip, with the fused ReLU, read from a plain HWC input.
+TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  const dnn::ConvParams p{256, 256, 3, 3, 1, 1, 1};
+  const Layer l = make_layer(p, 14);
+  const int64_t H = 150, W = 264;  // 150 = 9 strips of 16 rows + 6
+  const Tensor x = random_map(H, W, p.in_c, 15);
+  dnn::set_winograd(false);
+  dnn::Conv2d direct;
+  direct.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "direct");
+  const Tensor a = dnn::to_hwc(direct(x, nullptr, true));
+  dnn::set_winograd(true);
+  dnn::Conv2d strips;
+  strips.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "strips");
+  const Tensor b = dnn::to_hwc(strips(x, nullptr, true));
+  EXPECT_EQ(direct.algorithm_for(H, W), "direct");
+  EXPECT_EQ(strips.algorithm_for(H, W), "winograd");
+  ASSERT_EQ(a.shape, b.shape);
+  const test::Diff d = test::compare(b.data(), a.data(), a.numel());
+  std::printf("  strips against direct: rel L2 %.2e, max |diff| %.2e\n", d.rel_l2, d.max_abs);
+  EXPECT_LE(d.rel_l2, 1e-5);
+  // Its first and last rows (where the strips' zero padding is) on their own.
+  const int64_t row = W * p.out_c;
+  for (int64_t r : {int64_t(0), int64_t(15), int64_t(16), H - 1}) {
+    const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
+    EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
   }
 }
 

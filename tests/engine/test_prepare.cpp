@@ -71,6 +71,31 @@ TEST(Prepare, WarmUpGivesTheSameOutputs) {
   EXPECT_TRUE(same_bytes(a2.pred_masks, b.pred_masks));
 }
 
+// A convolution that runs Winograd keeps only its Winograd weights (M2FP::load gives each layer a
+// source that reads the model file again, dnn::Conv2d::WeightSource): prepared at the 640x1056
+// reference size, res4's 3x3 layers drop their plain weights; at 384x640 (res4 at 24x40; oneDNN
+// 2.6.3 on AVX-512) their Winograd kernel wants another weight layout, so they run direct with the
+// plain weights written again from the file, and the outputs are byte-identical to those of a model
+// that never dropped them.
+TEST(Prepare, WinogradLayersReadTheirPlainWeightsAgainFromTheFile) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  if (!dnn::winograd_enabled()) GTEST_SKIP() << "Winograd is off (M2FP_WINOGRAD=0)";
+  LoadOptions lo;
+  lo.prepare_sizes = {{640, 1056}};
+  std::unique_ptr<M2FP> prepared = M2FP::load(cihp_model(), lo);
+  const int64_t before = dnn::weights_rederived();
+  const Tensor img = test_image(384, 640);
+  const ForwardOutputs a = prepared->forward(img);
+  const bool avx512 = std::string(dnn::onednn_isa()).rfind("avx512_core", 0) == 0;
+  if (avx512) EXPECT_GT(dnn::weights_rederived(), before) << "no layer read its weights again: the test shows nothing";
+  else EXPECT_EQ(dnn::weights_rederived(), before) << "no Winograd below AVX-512: nothing to read again";
+
+  std::unique_ptr<M2FP> plain = M2FP::load(cihp_model());
+  const ForwardOutputs b = plain->forward(img);
+  EXPECT_TRUE(same_bytes(a.pred_logits, b.pred_logits));
+  EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
+}
+
 TEST(Prepare, WarmUpRefusesSizesForwardRefuses) {
   if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
   std::unique_ptr<M2FP> m = M2FP::load(cihp_model());
