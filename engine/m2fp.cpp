@@ -325,6 +325,13 @@ void layer_norm(Tensor& x, const Tensor* residual, const Norm& n) {
                        x.data(), x.numel() / C, C, kNormEps);
 }
 
+// x = norm(x + residual), then q = x + a (the next encoder layer's queries) in the same pass.
+void layer_norm_add(Tensor& x, const Tensor& residual, const Norm& n, const float* a, Tensor& q) {
+  const int64_t C = x.shape.back();
+  kern::layernorm_rows_add(x.data(), residual.data(), n.gamma.data(), n.beta.data(), x.data(), a, q.data(),
+                           x.numel() / C, C, kNormEps);
+}
+
 void group_norm(Tensor& x, const Norm& n, bool relu) {
   const int64_t C = x.shape.back();
   kern::groupnorm_nhwc(x.data(), x.data(), x.numel() / C, C, 32, n.gamma.data(), n.beta.data(),
@@ -431,10 +438,11 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
   Tensor q = Tensor::empty({N, D}), value = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
   Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
+  add_into(src, pos.data(), q);  // the first layer's queries; each layer's last norm gives the next's
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
     const EncoderLayer& e = W.enc_layers[i];
-    // self-attention (multi-scale deformable): queries src + pos, values src
-    add_into(src, pos.data(), q);                                            // q = src + pos [N, D]
+    const bool last = i + 1 == W.enc_layers.size();
+    // self-attention (multi-scale deformable): queries q = src + pos, values src
     e.value_proj.forward(src.data(), D, N, value.data(), D);                 // [N, D]
     e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
     kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
@@ -443,7 +451,8 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
     layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
     // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
     dnn::feed_forward(e.linear1, e.linear2, src.data(), D, N, a.data(), D, ffn_rows);  // [N, D]
-    layer_norm(src, &a, e.norm2);                                            // src = norm2(src + a)
+    if (last) layer_norm(src, &a, e.norm2);                                  // src = norm2(src + a)
+    else layer_norm_add(src, a, e.norm2, pos.data(), q);                     // and q = src + pos
     emit(sink, "encoder.layer" + std::to_string(i), src);
   }
   q = value = attn = qp = a = Tensor();

@@ -68,6 +68,11 @@ const KernelTable& active();           // the active path
 void softmax_rows(float* x, int64_t rows, int64_t n);
 void layernorm_rows(const float* x, const float* residual, const float* gamma, const float* beta,
                     float* y, int64_t rows, int64_t C, float eps);
+// layernorm_rows (y = LN(x + residual), y may alias x), then z = y + a row by row while the rows
+// are in cache: one pass and one parallel region instead of two. z and a [rows, C] alias nothing
+// else. The same float operations as layernorm_rows followed by an elementwise add.
+void layernorm_rows_add(const float* x, const float* residual, const float* gamma, const float* beta,
+                        float* y, const float* a, float* z, int64_t rows, int64_t C, float eps);
 // x, y [HW, C]; G groups of C/G channels; y may alias x.
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu);
