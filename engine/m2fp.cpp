@@ -338,9 +338,19 @@ void group_norm(Tensor& x, const Norm& n, bool relu) {
                        kNormEps, relu);
 }
 
-// The rows [r0, r0 + rows) of a token matrix as a feature map [H, W, C].
+// The rows [r0, r0 + H*W) of a token matrix as a feature map [H, W, C]: a view sharing the
+// tokens' buffer (which lives as long as the view) when its first row is 64-byte aligned as every
+// Tensor's is (C a multiple of 16, the model's 256), else a copy. Nothing writes into it.
 Tensor rows_as_map(const Tensor& tokens, int64_t r0, int64_t H, int64_t W) {
   const int64_t C = tokens.shape[1];
+  if ((r0 * C * (int64_t)sizeof(float)) % 64 == 0) {
+    Tensor m;
+    m.shape = {H, W, C};
+    m.layout = Layout::HWC;
+    m.buf = std::shared_ptr<float>(tokens.buf, tokens.buf.get() + r0 * C);
+    m.bytes = (size_t)H * W * C * sizeof(float);
+    return m;
+  }
   Tensor m = Tensor::empty({H, W, C}, Layout::HWC);
   std::memcpy(m.data(), tokens.data() + r0 * C, (size_t)H * W * C * sizeof(float));
   return m;
@@ -422,8 +432,10 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
     std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
     const Tensor& pe = W.pos_embed(Hl, Wl);
     const float* le = W.enc_level_embed.data() + l * D;
+    float* pp = pos.data() + start[l] * D;
+#pragma omp parallel for schedule(static) if (n * D > 65536)
     for (int64_t t = 0; t < n; ++t)
-      for (int ch = 0; ch < D; ++ch) pos.data()[(start[l] + t) * D + ch] = pe.data()[t * D + ch] + le[ch];
+      for (int ch = 0; ch < D; ++ch) pp[t * D + ch] = pe.data()[t * D + ch] + le[ch];
     for (int64_t r = 0; r < Hl; ++r)
       for (int64_t q = 0; q < Wl; ++q) {
         float* rp = ref.data() + (start[l] + r * Wl + q) * 2;
