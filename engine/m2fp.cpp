@@ -481,11 +481,8 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   f.res2 = Tensor();
   group_norm(lat, W.adapter_1_gn, false);
   const int64_t H4 = lat.shape[0], W4 = lat.shape[1];
-  {
-    Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
-    kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
-    add_into(lat, up.data(), lat);                                           // lat += upsampled s8
-  }
+  // lat += upsampled s8, a row at a time (no [Hp/4, Wp/4, D] intermediate)
+  kern::resize_bilinear_nhwc_add(out.maps[2].data(), shapes[2][0], shapes[2][1], D, lat.data(), H4, W4);
   Tensor y = W.layer_1(lat, nullptr, false, /*hwc_out=*/true);              // [Hp/4, Wp/4, D]
   lat = Tensor();
   group_norm(y, W.layer_1_gn, true);

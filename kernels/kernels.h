@@ -82,6 +82,11 @@ void resize_bilinear_planes(const float* src, int64_t planes, int64_t H, int64_t
 // src [H, W, C] -> dst [oh, ow, C]
 void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
                           int64_t ow);
+// dst [oh, ow, C] += the same resize of src, one output row at a time through a per-thread row of
+// scratch (no [oh, ow, C] intermediate): bit for bit resize_bilinear_nhwc into a buffer, then
+// dst[i] = dst[i] + buffer[i]. src and dst do not overlap.
+void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
+                              int64_t ow);
 void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
                     int P, int heads, int dh, const float* ref, const float* offsets,
                     const float* logits, int64_t ld_qp, float* out, int64_t Lq);

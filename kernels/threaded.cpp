@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -125,6 +126,21 @@ void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, flo
   const KernelTable& k = active();
   parallel_chunks(oh, 1, [&](int64_t b, int64_t e) {
     k.resize_bilinear_nhwc_rows(src, H, W, C, dst + b * ow * C, oh, ow, b, e);
+  });
+}
+
+void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
+                              int64_t ow) {
+  const KernelTable& k = active();
+  const int64_t row = ow * C;
+  parallel_chunks(oh, 1, [&](int64_t b, int64_t e) {
+    std::unique_ptr<float[]> tmp(new float[(size_t)row]);  // one output row, left uninitialised
+    for (int64_t y = b; y < e; ++y) {
+      k.resize_bilinear_nhwc_rows(src, H, W, C, tmp.get(), oh, ow, y, y + 1);
+      float* d = dst + y * row;
+      const float* t = tmp.get();
+      for (int64_t i = 0; i < row; ++i) d[i] = d[i] + t[i];
+    }
   });
 }
 
