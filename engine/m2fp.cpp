@@ -427,9 +427,10 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   for (int l = 0; l < L; ++l) {
     Tensor p = W.input_proj[l](*level_in[l], nullptr, false, /*hwc_out=*/true);  // [H_l, W_l, D]
     *level_in[l] = Tensor();
-    group_norm(p, W.input_proj_gn[l], false);
     const int64_t Hl = shapes[l][0], Wl = shapes[l][1], n = Hl * Wl;
-    std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
+    const Norm& gn = W.input_proj_gn[l];  // GroupNorm(32) written straight into the level's rows of src
+    kern::groupnorm_nhwc(p.data(), src.data() + start[l] * D, n, D, 32, gn.gamma.data(), gn.beta.data(), kNormEps,
+                         false);
     const Tensor& pe = W.pos_embed(Hl, Wl);
     const float* le = W.enc_level_embed.data() + l * D;
     float* pp = pos.data() + start[l] * D;
