@@ -356,15 +356,32 @@ void layer_norm(Tensor& x, const Tensor* residual, const Norm& n) {
                        x.data(), x.numel() / C, C, kNormEps);
 }
 
+// x = norm(x + residual), then q = x + a (the next encoder layer's queries) in the same pass.
+void layer_norm_add(Tensor& x, const Tensor& residual, const Norm& n, const float* a, Tensor& q) {
+  const int64_t C = x.shape.back();
+  kern::layernorm_rows_add(x.data(), residual.data(), n.gamma.data(), n.beta.data(), x.data(), a, q.data(),
+                           x.numel() / C, C, kNormEps);
+}
+
 void group_norm(Tensor& x, const Norm& n, bool relu) {
   const int64_t C = x.shape.back();
   kern::groupnorm_nhwc(x.data(), x.data(), x.numel() / C, C, 32, n.gamma.data(), n.beta.data(),
                        kNormEps, relu);
 }
 
-// The rows [r0, r0 + rows) of a token matrix as a feature map [H, W, C].
+// The rows [r0, r0 + H*W) of a token matrix as a feature map [H, W, C]: a view sharing the
+// tokens' buffer (which lives as long as the view) when its first row is 64-byte aligned as every
+// Tensor's is (C a multiple of 16, the model's 256), else a copy. Nothing writes into it.
 Tensor rows_as_map(const Tensor& tokens, int64_t r0, int64_t H, int64_t W) {
   const int64_t C = tokens.shape[1];
+  if ((r0 * C * (int64_t)sizeof(float)) % 64 == 0) {
+    Tensor m;
+    m.shape = {H, W, C};
+    m.layout = Layout::HWC;
+    m.buf = std::shared_ptr<float>(tokens.buf, tokens.buf.get() + r0 * C);
+    m.bytes = (size_t)H * W * C * sizeof(float);
+    return m;
+  }
   Tensor m = Tensor::empty({H, W, C}, Layout::HWC);
   std::memcpy(m.data(), tokens.data() + r0 * C, (size_t)H * W * C * sizeof(float));
   return m;
@@ -441,13 +458,16 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   for (int l = 0; l < L; ++l) {
     Tensor p = W.input_proj[l](*level_in[l], nullptr, false, /*hwc_out=*/true);  // [H_l, W_l, D]
     *level_in[l] = Tensor();
-    group_norm(p, W.input_proj_gn[l], false);
     const int64_t Hl = shapes[l][0], Wl = shapes[l][1], n = Hl * Wl;
-    std::memcpy(src.data() + start[l] * D, p.data(), (size_t)n * D * sizeof(float));
+    const Norm& gn = W.input_proj_gn[l];  // GroupNorm(32) written straight into the level's rows of src
+    kern::groupnorm_nhwc(p.data(), src.data() + start[l] * D, n, D, 32, gn.gamma.data(), gn.beta.data(), kNormEps,
+                         false);
     const Tensor& pe = W.pos_embed(Hl, Wl);
     const float* le = W.enc_level_embed.data() + l * D;
+    float* pp = pos.data() + start[l] * D;
+#pragma omp parallel for schedule(static) if (n * D > 65536)
     for (int64_t t = 0; t < n; ++t)
-      for (int ch = 0; ch < D; ++ch) pos.data()[(start[l] + t) * D + ch] = pe.data()[t * D + ch] + le[ch];
+      for (int ch = 0; ch < D; ++ch) pp[t * D + ch] = pe.data()[t * D + ch] + le[ch];
     for (int64_t r = 0; r < Hl; ++r)
       for (int64_t q = 0; q < Wl; ++q) {
         float* rp = ref.data() + (start[l] + r * Wl + q) * 2;
@@ -462,10 +482,11 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
   Tensor q = Tensor::empty({N, D}), value = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
   Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
+  add_into(src, pos.data(), q);  // the first layer's queries; each layer's last norm gives the next's
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
     const EncoderLayer& e = W.enc_layers[i];
-    // self-attention (multi-scale deformable): queries src + pos, values src
-    add_into(src, pos.data(), q);                                            // q = src + pos [N, D]
+    const bool last = i + 1 == W.enc_layers.size();
+    // self-attention (multi-scale deformable): queries q = src + pos, values src
     e.value_proj.forward(src.data(), D, N, value.data(), D);                 // [N, D]
     e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
     kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
@@ -474,7 +495,8 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
     layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
     // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
     dnn::feed_forward(e.linear1, e.linear2, src.data(), D, N, a.data(), D, ffn_rows);  // [N, D]
-    layer_norm(src, &a, e.norm2);                                            // src = norm2(src + a)
+    if (last) layer_norm(src, &a, e.norm2);                                  // src = norm2(src + a)
+    else layer_norm_add(src, a, e.norm2, pos.data(), q);                     // and q = src + pos
     emit(sink, "encoder.layer" + std::to_string(i), src);
   }
   q = value = attn = qp = a = Tensor();
@@ -491,11 +513,8 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   f.res2 = Tensor();
   group_norm(lat, W.adapter_1_gn, false);
   const int64_t H4 = lat.shape[0], W4 = lat.shape[1];
-  {
-    Tensor up = Tensor::empty({H4, W4, D}, Layout::HWC);
-    kern::resize_bilinear_nhwc(out.maps[2].data(), shapes[2][0], shapes[2][1], D, up.data(), H4, W4);
-    add_into(lat, up.data(), lat);                                           // lat += upsampled s8
-  }
+  // lat += upsampled s8, a row at a time (no [Hp/4, Wp/4, D] intermediate)
+  kern::resize_bilinear_nhwc_add(out.maps[2].data(), shapes[2][0], shapes[2][1], D, lat.data(), H4, W4);
   Tensor y = W.layer_1(lat, nullptr, false, /*hwc_out=*/true);              // [Hp/4, Wp/4, D]
   lat = Tensor();
   group_norm(y, W.layer_1_gn, true);

@@ -68,6 +68,11 @@ const KernelTable& active();           // the active path
 void softmax_rows(float* x, int64_t rows, int64_t n);
 void layernorm_rows(const float* x, const float* residual, const float* gamma, const float* beta,
                     float* y, int64_t rows, int64_t C, float eps);
+// layernorm_rows (y = LN(x + residual), y may alias x), then z = y + a row by row while the rows
+// are in cache: one pass and one parallel region instead of two. z and a [rows, C] alias nothing
+// else. The same float operations as layernorm_rows followed by an elementwise add.
+void layernorm_rows_add(const float* x, const float* residual, const float* gamma, const float* beta,
+                        float* y, const float* a, float* z, int64_t rows, int64_t C, float eps);
 // x, y [HW, C]; G groups of C/G channels; y may alias x.
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu);
@@ -77,6 +82,11 @@ void resize_bilinear_planes(const float* src, int64_t planes, int64_t H, int64_t
 // src [H, W, C] -> dst [oh, ow, C]
 void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
                           int64_t ow);
+// dst [oh, ow, C] += the same resize of src, one output row at a time through a per-thread row of
+// scratch (no [oh, ow, C] intermediate): bit for bit resize_bilinear_nhwc into a buffer, then
+// dst[i] = dst[i] + buffer[i]. src and dst do not overlap.
+void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
+                              int64_t ow);
 void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
                     int P, int heads, int dh, const float* ref, const float* offsets,
                     const float* logits, int64_t ld_qp, float* out, int64_t Lq);

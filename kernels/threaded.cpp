@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -74,6 +75,22 @@ void layernorm_rows(const float* x, const float* residual, const float* gamma, c
   });
 }
 
+void layernorm_rows_add(const float* x, const float* residual, const float* gamma, const float* beta,
+                        float* y, const float* a, float* z, int64_t rows, int64_t C, float eps) {
+  const KernelTable& k = active();
+  parallel_chunks(rows, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, C)), [&](int64_t b, int64_t e) {
+    constexpr int64_t kBlock = 16;  // rows normalised, then added while still in L1/L2
+    for (int64_t r0 = b; r0 < e; r0 += kBlock) {
+      const int64_t n = std::min(e, r0 + kBlock) - r0;
+      k.layernorm_rows(x + r0 * C, residual ? residual + r0 * C : nullptr, gamma, beta, y + r0 * C, n, C, eps);
+      const float* yp = y + r0 * C;
+      const float* ap = a + r0 * C;
+      float* zp = z + r0 * C;
+      for (int64_t i = 0; i < n * C; ++i) zp[i] = yp[i] + ap[i];
+    }
+  });
+}
+
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu) {
   if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
@@ -109,6 +126,21 @@ void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, flo
   const KernelTable& k = active();
   parallel_chunks(oh, 1, [&](int64_t b, int64_t e) {
     k.resize_bilinear_nhwc_rows(src, H, W, C, dst + b * ow * C, oh, ow, b, e);
+  });
+}
+
+void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
+                              int64_t ow) {
+  const KernelTable& k = active();
+  const int64_t row = ow * C;
+  parallel_chunks(oh, 1, [&](int64_t b, int64_t e) {
+    std::unique_ptr<float[]> tmp(new float[(size_t)row]);  // one output row, left uninitialised
+    for (int64_t y = b; y < e; ++y) {
+      k.resize_bilinear_nhwc_rows(src, H, W, C, tmp.get(), oh, ow, y, y + 1);
+      float* d = dst + y * row;
+      const float* t = tmp.get();
+      for (int64_t i = 0; i < row; ++i) d[i] = d[i] + t[i];
+    }
   });
 }
 

@@ -1,10 +1,12 @@
 // tests/kernels/test_layernorm.cpp: LayerNorm over rows (with and without a residual, in place or
 // not). Every SIMD path against the scalar reference at awkward widths, atol 1e-5, rtol 1e-5
 // (float statistics vs the reference's double); the threaded entry point for every ISA against
-// the definition computed in double.
+// the definition computed in double; layernorm_rows_add bit for bit against layernorm_rows and an
+// elementwise add.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,39 @@ TEST(LayerNorm, ThreadedEntryPointAndDoubleFormula) {
     std::vector<float> got = x;  // in place
     kern::layernorm_rows(got.data(), r.data(), g.data(), b.data(), got.data(), rows, C, 1e-5f);
     EXPECT_TRUE(close("layernorm_rows threaded in-place " + isa_str(isa), got.data(), want.data(), rows * C, 1e-5, 1e-5));
+  }
+}
+
+// layernorm_rows_add gives exactly layernorm_rows followed by z = y + a (the encoder relies on it
+// for byte-identical outputs), on every ISA, in place or not, with and without a residual, at row
+// counts that split unevenly over threads and over its blocks of 16 rows.
+TEST(LayerNorm, RowsAddIsLayerNormThenAdd) {
+  Rng rng(4);
+  for (Isa isa : all_isas()) {
+    ScopedIsa s(isa);
+    for (int64_t C : {256, 37}) {
+      for (int64_t rows : {1, 15, 17, 53, 300}) {
+        std::vector<float> x = rng.normals((size_t)(rows * C)), r = rng.normals((size_t)(rows * C));
+        std::vector<float> a = rng.normals((size_t)(rows * C));
+        std::vector<float> g = rng.normals((size_t)C, 1.f, 0.1f), b = rng.normals((size_t)C, 0.f, 0.1f);
+        for (bool res : {false, true}) {
+          for (bool inplace : {false, true}) {
+            std::vector<float> want_y((size_t)(rows * C)), want_z((size_t)(rows * C));
+            kern::layernorm_rows(x.data(), res ? r.data() : nullptr, g.data(), b.data(), want_y.data(), rows, C,
+                                 1e-5f);
+            for (size_t i = 0; i < want_z.size(); ++i) want_z[i] = want_y[i] + a[i];
+            std::vector<float> y = inplace ? x : std::vector<float>((size_t)(rows * C), -1.f);
+            std::vector<float> z((size_t)(rows * C), -1.f);
+            kern::layernorm_rows_add(inplace ? y.data() : x.data(), res ? r.data() : nullptr, g.data(), b.data(),
+                                     y.data(), a.data(), z.data(), rows, C, 1e-5f);
+            const std::string what = isa_str(isa) + " C=" + std::to_string(C) + " rows=" + std::to_string(rows) +
+                                     (res ? " residual" : "") + (inplace ? " in place" : "");
+            EXPECT_EQ(0, std::memcmp(y.data(), want_y.data(), y.size() * sizeof(float))) << "y " << what;
+            EXPECT_EQ(0, std::memcmp(z.data(), want_z.data(), z.size() * sizeof(float))) << "z " << what;
+          }
+        }
+      }
+    }
   }
 }
 

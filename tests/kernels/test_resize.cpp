@@ -2,7 +2,7 @@
 // and of NHWC maps. Every SIMD path against the scalar reference at awkward sizes (1x1 and 13x17
 // maps, up/down scales to and from size 1, the model's sizes), atol 1e-6 on O(1) data (the paths
 // share taps and fma order: expect 0); properties of the reference; the threaded entry points
-// for every ISA.
+// for every ISA; resize_bilinear_nhwc_add bit for bit against a resize and an elementwise add.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -138,6 +138,29 @@ TEST(Resize, ThreadedEntryPoints) {
     kern::resize_bilinear_nhwc(srcn.data(), H, W, C, gotn.data(), oh, ow);
     EXPECT_TRUE(close("resize_bilinear_planes " + isa_str(isa), got.data(), want.data(), (int64_t)want.size(), 1e-6, 0));
     EXPECT_TRUE(close("resize_bilinear_nhwc " + isa_str(isa), gotn.data(), wantn.data(), (int64_t)wantn.size(), 1e-6, 0));
+  }
+}
+
+// dst += resize(src) gives exactly resize_bilinear_nhwc into a buffer and dst[i] + buffer[i] (the
+// pixel decoder's FPN step relies on it for byte-identical outputs), on every ISA, up and down,
+// with channel counts that leave SIMD tails and output heights that split unevenly over threads.
+TEST(Resize, NhwcAddIsResizeThenAdd) {
+  Rng rng(7);
+  const ResizeCase cases[] = {{1, 1, 3, 5}, {13, 17, 26, 34}, {9, 7, 4, 3}, {5, 6, 21, 19}};
+  for (Isa isa : all_isas()) {
+    ScopedIsa s(isa);
+    for (const ResizeCase& c : cases)
+      for (int64_t C : {256, 19}) {
+        const std::vector<float> src = rng.normals((size_t)(c.H * c.W * C));
+        const std::vector<float> dst0 = rng.normals((size_t)(c.oh * c.ow * C));
+        std::vector<float> up(dst0.size()), want(dst0.size());
+        kern::resize_bilinear_nhwc(src.data(), c.H, c.W, C, up.data(), c.oh, c.ow);
+        for (size_t i = 0; i < want.size(); ++i) want[i] = dst0[i] + up[i];
+        std::vector<float> got = dst0;
+        kern::resize_bilinear_nhwc_add(src.data(), c.H, c.W, C, got.data(), c.oh, c.ow);
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+            << isa_str(isa) << " " << c.H << "x" << c.W << " -> " << c.oh << "x" << c.ow << " C=" << C;
+      }
   }
 }
 
