@@ -38,7 +38,7 @@ size_t default_limit() {
     const unsigned long long mb = std::strtoull(e, &end, 10);
     if (end && *end == '\0' && mb <= (1ull << 20)) return (size_t)mb << 20;
   }
-  return size_t(400) << 20;
+  return size_t(512) << 20;
 }
 
 struct Pool {
@@ -134,10 +134,10 @@ void* allocate(size_t bytes) {
       ++P.hits;
     } else {
       ++P.misses;
-      // Mapped memory (in use + cached) stays within 3x the most ever in use: cached blocks
+      // Mapped memory (in use + cached) stays within 4x the most ever in use: cached blocks
       // that do not fit what is asked now make room, the oldest first.
       P.max_in_use = std::max(P.max_in_use, P.in_use_bytes + size);
-      const size_t budget = 3 * P.max_in_use;
+      const size_t budget = 4 * P.max_in_use;
       while (!P.cached.empty() && P.cached_bytes + P.in_use_bytes + size > budget) P.drop(P.oldest());
       p = map_block(size);
       if (!p) {  // the cache may hold what is missing

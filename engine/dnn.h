@@ -26,10 +26,11 @@
 // oneDNN refuses the layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the
 // layer would exceed Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp
 // says why); a layer whose whole-map scratchpad is over the cap runs in strips of 16 rows (the pixel
-// decoder's layer_1). It is on by default: its weights (4x a direct layer's) are reserved off the
+// decoder's layer_1). It is off by default: its weights (4x a direct layer's) are reserved off the
 // buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy, so the
-// benchmark's peak RSS stays under issue 14's 800 MB. set_winograd(false) or the environment variable
-// M2FP_WINOGRAD=0 turns it off, M2FP_WINOGRAD=all also lifts the caps and the 128-channel rule.
+// benchmark's peak RSS stays under issue 14's 800 MB, but then the pool's misses cost what Winograd
+// gains (README, "Winograd"). set_winograd(true) or the environment variable M2FP_WINOGRAD=1 turns
+// it on, M2FP_WINOGRAD=all also lifts the caps and the 128-channel rule.
 #pragma once
 
 #include <cstdint>

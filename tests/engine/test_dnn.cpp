@@ -5,8 +5,8 @@
 // agree with the reference with the fused residual and ReLU, and that a Winograd layer met at a
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
 // ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
-// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=0
-// (dnn_winograd_off), which must turn it off (it is on by default).
+// where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=1
+// (dnn_winograd_on), which must turn it on (it is off by default).
 #include <cstdlib>
 #include <gtest/gtest.h>
 
@@ -91,14 +91,14 @@ const Case kCases[] = {
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
-// Before any test here calls set_winograd: the default (on) and M2FP_WINOGRAD=0 (ctest
-// dnn_winograd_off runs this suite with it), which turns it off.
-TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
+// Before any test here calls set_winograd: the default (off) and M2FP_WINOGRAD=1 (ctest
+// dnn_winograd_on runs this suite with it), which turns it on.
+TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
   const char* env = std::getenv("M2FP_WINOGRAD");
   const std::string e = env ? env : "";
-  const bool off = e == "0" || e == "off";
-  if (e.empty() || e == "1") EXPECT_TRUE(dnn::winograd_enabled()) << "Winograd is on by default; M2FP_WINOGRAD=" << e;
-  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const bool off = e.empty() || e == "0" || e == "off";
+  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default; M2FP_WINOGRAD=" << e;
+  if (e == "1" || e == "on") EXPECT_TRUE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 4);
   dnn::Conv2d conv;
@@ -106,14 +106,14 @@ TEST(Winograd, OnByDefaultOffWithTheEnvironmentVariable) {
   const Tensor x = random_map(12, 20, c.p.in_c, 6);
   const Tensor y = dnn::to_hwc(conv(x));
   const std::string algo = conv.algorithm_for(12, 20);
-  if (off || e.empty() || e == "1")
+  if (off || e == "1" || e == "on")
     EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
   const std::vector<float> ref = reference(l, x, nullptr, false);
   EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
 }
 
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
-  dnn::set_winograd(true);  // on by default, unless M2FP_WINOGRAD=0
+  dnn::set_winograd(true);  // off by default (M2FP_WINOGRAD=1 turns it on)
   std::printf("oneDNN %s on %s\n", dnn::onednn_version().c_str(), dnn::onednn_isa());
   for (const Case& c : kCases) {
     const Layer l = make_layer(c.p, 7);

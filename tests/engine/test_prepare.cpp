@@ -79,7 +79,10 @@ TEST(Prepare, WarmUpGivesTheSameOutputs) {
 // that never dropped them.
 TEST(Prepare, WinogradLayersReadTheirPlainWeightsAgainFromTheFile) {
   if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
-  if (!dnn::winograd_enabled()) GTEST_SKIP() << "Winograd is off (M2FP_WINOGRAD=0)";
+  dnn::set_winograd(true);  // off by default; this test is about Winograd layers
+  struct Restore {
+    ~Restore() { dnn::set_winograd(false); }
+  } restore;
   LoadOptions lo;
   lo.prepare_sizes = {{640, 1056}};
   std::unique_ptr<M2FP> prepared = M2FP::load(cihp_model(), lo);
