@@ -317,16 +317,11 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       return (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) && (!up || up[x] == id) &&
              (!down || down[x] == id);
     };
-    std::vector<int64_t> strip_interior(static_cast<size_t>(nstrips) * nkeys, 0);
-    std::vector<int64_t> strip_all(static_cast<size_t>(nstrips) * nkeys, 0);
-    std::vector<BBox> strip_box(static_cast<size_t>(nstrips) * nkeys, BBox{W, H, 0, 0});
-#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
-    for (int s = 0; s < nstrips; ++s) {
+    // Calls f(key, x, y, g, up, down, colour) for each pixel of strip s whose garment is kept (g, up,
+    // down: its row of garment ids and those above and below, null outside the photo; colour 0xRRGGBB).
+    auto each_kept_pixel = [&](int s, auto&& f) {
       int y0, y1;
       strip_rows(s, &y0, &y1);
-      int64_t* inner = strip_interior.data() + static_cast<size_t>(s) * nkeys;
-      int64_t* every = strip_all.data() + static_cast<size_t>(s) * nkeys;
-      BBox* bx = strip_box.data() + static_cast<size_t>(s) * nkeys;
       for (int y = y0; y < y1; ++y) {
         const Id* g = gid.data() + static_cast<size_t>(y) * W;
         const Id* up = y > 0 ? g - W : nullptr;
@@ -335,14 +330,26 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         for (int x = 0; x < W; ++x) {
           const Id id = g[x];
           if (id == 0 || !keep[id - 1]) continue;
-          const size_t key = id - 1;
-          ++every[key];
-          BBox& b = bx[key];
-          b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
-          colours.mark(static_cast<uint32_t>(rgb[3 * x]) << 16 | static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
-          if (opt.interior_pixels_only && is_interior(g, up, down, x, id)) ++inner[key];
+          f(static_cast<size_t>(id - 1), x, y, g, up, down,
+            static_cast<uint32_t>(rgb[3 * x]) << 16 | static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
         }
       }
+    };
+    std::vector<int64_t> strip_interior(static_cast<size_t>(nstrips) * nkeys, 0);
+    std::vector<int64_t> strip_all(static_cast<size_t>(nstrips) * nkeys, 0);
+    std::vector<BBox> strip_box(static_cast<size_t>(nstrips) * nkeys, BBox{W, H, 0, 0});
+#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
+    for (int s = 0; s < nstrips; ++s) {
+      int64_t* inner = strip_interior.data() + static_cast<size_t>(s) * nkeys;
+      int64_t* every = strip_all.data() + static_cast<size_t>(s) * nkeys;
+      BBox* bx = strip_box.data() + static_cast<size_t>(s) * nkeys;
+      each_kept_pixel(s, [&](size_t key, int x, int y, const Id* g, const Id* up, const Id* down, uint32_t colour) {
+        ++every[key];
+        BBox& b = bx[key];
+        b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
+        colours.mark(colour);
+        if (opt.interior_pixels_only && is_interior(g, up, down, x, static_cast<Id>(key + 1))) ++inner[key];
+      });
     }
     colours.convert();
     // Per garment: interior pixels or all, the box, where its numbers start in `numbers`.
@@ -369,23 +376,11 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     numbers = pool::Array<uint32_t>(total);  // every entry written below
 #pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
     for (int s = 0; s < nstrips; ++s) {
-      int y0, y1;
-      strip_rows(s, &y0, &y1);
       size_t* place = at.data() + static_cast<size_t>(s) * nkeys;
-      for (int y = y0; y < y1; ++y) {
-        const Id* g = gid.data() + static_cast<size_t>(y) * W;
-        const Id* up = y > 0 ? g - W : nullptr;
-        const Id* down = y + 1 < H ? g + W : nullptr;
-        const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
-        for (int x = 0; x < W; ++x) {
-          const Id id = g[x];
-          if (id == 0 || !keep[id - 1]) continue;
-          const size_t key = id - 1;
-          if (interior[key] && !is_interior(g, up, down, x, id)) continue;
-          numbers[place[key]++] = colours.number(static_cast<uint32_t>(rgb[3 * x]) << 16 |
-                                                 static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
-        }
-      }
+      each_kept_pixel(s, [&](size_t key, int x, int, const Id* g, const Id* up, const Id* down, uint32_t colour) {
+        if (interior[key] && !is_interior(g, up, down, x, static_cast<Id>(key + 1))) return;
+        numbers[place[key]++] = colours.number(colour);
+      });
     }
   };
   if (nkeys < 65535) gather(uint16_t{});
