@@ -106,6 +106,48 @@ void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps& t, int6
   resize_interp_cols<V>(row, W_in, t, 0, ow, h);
 }
 
+// The two interpolated source rows the vertical step of an output row reads (taps i0, i1), from two
+// buffers that keep the last rows computed: consecutive output rows mostly share them.
+struct SourceRowPair {
+  float* hb[2];
+  int64_t key[2] = {-1, -1};  // source row held by hb[j]
+  // h0, h1 = source rows ty.i0, ty.i1, computed by fill(sy, out) where not held (h1 never evicts h0)
+  template <class Fill>
+  void get(const LinearTap& ty, Fill&& fill, const float** h0, const float** h1) {
+    *h0 = row(ty.i0, -1, fill);
+    *h1 = row(ty.i1, *h0 == hb[0] ? 0 : 1, fill);
+  }
+
+ private:
+  template <class Fill>
+  const float* row(int64_t sy, int avoid, Fill& fill) {
+    for (int j = 0; j < 2; ++j)
+      if (key[j] == sy) return hb[j];
+    const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
+    fill(sy, hb[j]);
+    key[j] = sy;
+    return hb[j];
+  }
+};
+
+// d[0, n) = h0 * l0 + h1 * l1 (fma(h0, l0, h1 * l1), as the scalar reference), ordinary stores.
+template <class V>
+inline void blend_rows(const float* h0, const float* h1, float l0, float l1, float* d, int64_t n) {
+  constexpr int W = V::W;
+  const typename V::F L0 = V::set1(l0), L1 = V::set1(l1);
+  auto out = [&](int64_t x) { return V::fma(V::load(h0 + x), L0, V::mul(V::load(h1 + x), L1)); };
+  int64_t x = 0;
+  for (; x + 2 * W <= n; x += 2 * W) {
+    V::store(d + x, out(x));
+    V::store(d + x + W, out(x + W));
+  }
+  for (; x + W <= n; x += W) V::store(d + x, out(x));
+  if (x < n) {
+    const int r = (int)(n - x);
+    V::store_n(d + x, V::fma(V::load_n(h0 + x, r), L0, V::mul(V::load_n(h1 + x, r), L1)), r);
+  }
+}
+
 template <class V>
 void resize_bilinear_plane_rows_simd(const float* src, int64_t H, int64_t W_in, float* dst, int64_t oh,
                                      int64_t ow, int64_t y0, int64_t y1) {
@@ -116,48 +158,30 @@ void resize_bilinear_plane_rows_simd(const float* src, int64_t H, int64_t W_in, 
   const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
   thread_local std::vector<float> buf;  // two interpolated source rows [2, ow]
   if (buf.size() < (size_t)(2 * ow)) buf.resize((size_t)(2 * ow));
-  float* hb[2] = {buf.data(), buf.data() + ow};
-  int64_t key[2] = {-1, -1};  // source row held by hb[j]
-  auto row_of = [&](int64_t sy, int avoid) -> const float* {
-    for (int j = 0; j < 2; ++j)
-      if (key[j] == sy) return hb[j];
-    const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
-    resize_interp_row<V>(src + sy * W_in, W_in, cols, ow, hb[j]);
-    key[j] = sy;
-    return hb[j];
-  };
+  SourceRowPair rows{{buf.data(), buf.data() + ow}};
+  auto fill = [&](int64_t sy, float* h) { resize_interp_row<V>(src + sy * W_in, W_in, cols, ow, h); };
   const float sy = torch_linear_scale(H, oh);
   // Planes of 1 MB and more (the x4 mask upsample writes 270 MB) bypass the cache: the output
   // is not read again soon, and streaming stores skip the read-for-ownership of every line.
   const bool stream = oh * ow >= kResizeStreamMinPlane;
   for (int64_t y = y0; y < y1; ++y) {
     const LinearTap ty = torch_linear_tap(H, oh, sy, y);
-    const float* h0 = row_of(ty.i0, -1);
-    const int j0 = h0 == hb[0] ? 0 : 1;
-    const float* h1 = row_of(ty.i1, j0);  // never evicts h0
-    float* d = dst + (y - y0) * ow;       // [ow]
-    const F L0 = V::set1(ty.l0), L1 = V::set1(ty.l1);
-    auto out = [&](int64_t x) { return V::fma(V::load(h0 + x), L0, V::mul(V::load(h1 + x), L1)); };
-    int64_t x = 0;
+    const float *h0, *h1;
+    rows.get(ty, fill, &h0, &h1);
+    float* d = dst + (y - y0) * ow;  // [ow]
     if (stream && ((uintptr_t)d & 3) == 0) {
+      const F L0 = V::set1(ty.l0), L1 = V::set1(ty.l1);
+      int64_t x = 0;
       // Scalar up to a vector boundary, non-temporal stores, a scalar tail (the same fma as the
       // vectors). Not masked stores: on AVX2 a vmaskmovps into a line the streaming stores fill
       // made the x4 upsample ~40% slower (AMD EPYC, measured).
       const int64_t head = std::min<int64_t>(ow, (int64_t)((kAlign - ((uintptr_t)d & (kAlign - 1))) & (kAlign - 1)) / 4);
       for (; x < head; ++x) d[x] = std::fma(h0[x], ty.l0, h1[x] * ty.l1);
-      for (; x + W <= ow; x += W) V::stream(d + x, out(x));
+      for (; x + W <= ow; x += W) V::stream(d + x, V::fma(V::load(h0 + x), L0, V::mul(V::load(h1 + x), L1)));
       for (; x < ow; ++x) d[x] = std::fma(h0[x], ty.l0, h1[x] * ty.l1);
       continue;
     }
-    for (; x + 2 * W <= ow; x += 2 * W) {
-      V::store(d + x, out(x));
-      V::store(d + x + W, out(x + W));
-    }
-    for (; x + W <= ow; x += W) V::store(d + x, out(x));
-    if (x < ow) {
-      const int n = (int)(ow - x);
-      V::store_n(d + x, V::fma(V::load_n(h0 + x, n), L0, V::mul(V::load_n(h1 + x, n), L1)), n);
-    }
+    blend_rows<V>(h0, h1, ty.l0, ty.l1, d, ow);
   }
   if (stream) _mm_sfence();
 }
@@ -168,42 +192,19 @@ template <class V>
 void resize_bilinear_window_simd(const float* src, int64_t lds, int64_t sr0, int64_t H, int64_t W_in, float* dst,
                                  int64_t ldd, int64_t oh, int64_t ow, int64_t y0, int64_t y1, int64_t x0,
                                  int64_t x1) {
-  using F = typename V::F;
-  constexpr int W = V::W;
   if (y0 >= y1 || x0 >= x1) return;
   const int64_t n = x1 - x0;
   const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
   thread_local std::vector<float> buf;  // two interpolated source rows [2, n]
   if (buf.size() < (size_t)(2 * n)) buf.resize((size_t)(2 * n));
-  float* hb[2] = {buf.data(), buf.data() + n};
-  int64_t key[2] = {-1, -1};  // source row held by hb[j]
-  auto row_of = [&](int64_t sy, int avoid) -> const float* {
-    for (int j = 0; j < 2; ++j)
-      if (key[j] == sy) return hb[j];
-    const int j = avoid == 0 ? 1 : avoid == 1 ? 0 : (key[0] < key[1] ? 0 : 1);
-    resize_interp_cols<V>(src + (sy - sr0) * lds, W_in, cols, x0, x1, hb[j]);
-    key[j] = sy;
-    return hb[j];
-  };
+  SourceRowPair rows{{buf.data(), buf.data() + n}};
+  auto fill = [&](int64_t sy, float* h) { resize_interp_cols<V>(src + (sy - sr0) * lds, W_in, cols, x0, x1, h); };
   const float sy = torch_linear_scale(H, oh);
   for (int64_t y = y0; y < y1; ++y) {
     const LinearTap ty = torch_linear_tap(H, oh, sy, y);
-    const float* h0 = row_of(ty.i0, -1);
-    const int j0 = h0 == hb[0] ? 0 : 1;
-    const float* h1 = row_of(ty.i1, j0);  // never evicts h0
-    float* d = dst + (y - y0) * ldd;      // [n]
-    const F L0 = V::set1(ty.l0), L1 = V::set1(ty.l1);
-    auto out = [&](int64_t x) { return V::fma(V::load(h0 + x), L0, V::mul(V::load(h1 + x), L1)); };
-    int64_t x = 0;
-    for (; x + 2 * W <= n; x += 2 * W) {
-      V::store(d + x, out(x));
-      V::store(d + x + W, out(x + W));
-    }
-    for (; x + W <= n; x += W) V::store(d + x, out(x));
-    if (x < n) {
-      const int r = (int)(n - x);
-      V::store_n(d + x, V::fma(V::load_n(h0 + x, r), L0, V::mul(V::load_n(h1 + x, r), L1)), r);
-    }
+    const float *h0, *h1;
+    rows.get(ty, fill, &h0, &h1);
+    blend_rows<V>(h0, h1, ty.l0, ty.l1, dst + (y - y0) * ldd, n);
   }
 }
 
