@@ -72,8 +72,8 @@ struct ThreadBuffer {
 };
 thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (M2FP_WINOGRAD=0), 1 on within the
-// memory caps below (the default), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default, M2FP_WINOGRAD=0), 1 on within the
+// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its

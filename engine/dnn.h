@@ -60,8 +60,8 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default on; M2FP_WINOGRAD=0 turns it
-// off at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
+// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
 void set_winograd(bool on);
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
