@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "service/numbers.h"
 #include "service/report.h"
 
 namespace m2fp::service {
@@ -72,10 +73,9 @@ std::vector<std::pair<int, int>> parse_photo_sizes(const std::string& spec) {
     const size_t comma = spec.find(',', pos);
     const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     const size_t x = item.find('x');
-    auto side = [&](const std::string& v) {
-      if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos) return 0;
-      const int n = std::stoi(v);
-      return n <= 65535 ? n : 0;
+    auto side = [](const std::string& v) {  // 0 (refused) unless a decimal integer 1..65535
+      const std::optional<long> n = parse_integer(v);
+      return n && *n >= 1 && *n <= 65535 ? (int)*n : 0;
     };
     const int w = x == std::string::npos ? 0 : side(item.substr(0, x));
     const int h = x == std::string::npos ? 0 : side(item.substr(x + 1));

@@ -25,11 +25,13 @@ TEST(PhotoSizes, Parses) {
   EXPECT_EQ(parse_photo_sizes("640x480,1080x1920"), (Sizes{{640, 480}, {1080, 1920}}));
   EXPECT_EQ(parse_photo_sizes("common").size(), 6u);
   EXPECT_EQ(parse_photo_sizes("1x65535"), (Sizes{{1, 65535}}));
+  EXPECT_EQ(parse_photo_sizes("0640x000480"), (Sizes{{640, 480}}));  // leading zeros: service/numbers.h
 }
 
 TEST(PhotoSizes, RefusesWithAMessage) {
   for (const char* bad : {"", "640", "640x", "x480", "0x480", "640x0", "65536x10", "640x480,", "-640x480",
-                          "640X480", "640x480x3", "1e3x480", "common,640x480", " 640x480"}) {
+                          "640X480", "640x480x3", "1e3x480", "common,640x480", " 640x480",
+                          "+640x480", "640x480 ", "640x99999999999999999999", "640x0x1p4"}) {
     try {
       parse_photo_sizes(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
