@@ -91,6 +91,7 @@ class M2FP {
 
  private:
   M2FP();
+  void create_primitives(int64_t Hp, int64_t Wp) const;  // prepare() without the buffer pool's blocks
   std::unique_ptr<Weights> w_;
 };
 
