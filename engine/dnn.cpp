@@ -79,7 +79,7 @@ thread_local int t_zero_run = 0;  // ZeroRun scopes alive on this thread
 void zero_bytes(void* p, size_t n) {
   constexpr size_t kPiece = size_t(2) << 20;
   const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
-#pragma omp parallel for schedule(static) if (pieces > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
   for (int64_t i = 0; i < pieces; ++i)
     std::memset(static_cast<char*>(p) + (size_t)i * kPiece, 0, std::min(kPiece, n - (size_t)i * kPiece));
 }

@@ -315,13 +315,11 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   // Everything the engine keeps was copied: the mapped pages are no longer needed.
   release_bound();
   for (const TensorView& t : file->tensors()) file->release(t);
-  // With warm_up, the blank forward maps the buffer pool's blocks itself (prepare()'s zero run
-  // would only do it first).
-  for (const auto& [Hp, Wp] : opt.prepare_sizes)
-    if (opt.warm_up) model->create_primitives(Hp, Wp);
-    else model->prepare(Hp, Wp);
-  if (opt.warm_up)  // prepared already: warm_up() finds every primitive cached
+  for (const auto& [Hp, Wp] : opt.prepare_sizes) model->prepare(Hp, Wp);
+  if (opt.warm_up)  // prepared already: warm_up()'s prepare() finds every primitive cached
     for (const auto& [Hp, Wp] : opt.prepare_sizes) model->warm_up(Hp, Wp);
+  else if (!opt.prepare_sizes.empty())  // (a blank forward maps them itself)
+    model->map_buffers(opt.prepare_sizes[0].first, opt.prepare_sizes[0].second);
   return model;
 }
 
@@ -702,18 +700,14 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
   return out;
 }
 
-void M2FP::prepare(int64_t Hp, int64_t Wp) const {
-  create_primitives(Hp, Wp);
-  // The buffer pool's blocks for this size, mapped and faulted in now: one forward() on a blank
-  // image with oneDNN's products replaced by zeros (dnn::ZeroRun), so that the first parse reuses
-  // pages already in memory instead of faulting ~400 MB in (fp32, 640x1056: ~1 s of system time on
-  // the development VM, bench/README.md "cold start"). Nothing to keep where the pool keeps nothing.
-  if (pool::active() && pool::stats().limit_bytes > 0) {
-    Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
-    std::memset(image.data(), 0, image.bytes);
-    dnn::ZeroRun zeros;
-    forward(image);
-  }
+void M2FP::map_buffers(int64_t Hp, int64_t Wp) const {
+  prepare(Hp, Wp);  // (primitives already cached: nothing to do)
+  // Nothing to map where the pool keeps nothing (AddressSanitizer builds, M2FP_BUFFER_POOL_MB=0).
+  if (!pool::active() || pool::stats().limit_bytes == 0) return;
+  Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
+  std::memset(image.data(), 0, image.bytes);
+  dnn::ZeroRun zeros;
+  forward(image);
 }
 
 // The same layers as forward() at the same sizes and with the same fusions; only the primitives are
@@ -721,7 +715,7 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
 // encodings computed, nothing is run. Each layer's primitive is one task; the tasks are spread over
 // the OpenMP threads (oneDNN creates primitives thread-safely, each layer locks its own cache; a
 // weight reorder inside a task runs on its task's thread).
-void M2FP::create_primitives(int64_t Hp, int64_t Wp) const {
+void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   if (Hp <= 0 || Wp <= 0 || Hp % 32 || Wp % 32)
     throw std::invalid_argument("M2FP::prepare: expected Hp, Wp positive multiples of 32, got " +
                                 std::to_string(Hp) + "x" + std::to_string(Wp));
@@ -825,7 +819,7 @@ void M2FP::warm_up(int64_t Hp, int64_t Wp) const {
   if (Hp <= 0 || Wp <= 0 || Hp % 32 || Wp % 32)
     throw std::invalid_argument("M2FP::warm_up: expected Hp, Wp positive multiples of 32, got " +
                                 std::to_string(Hp) + "x" + std::to_string(Wp));
-  create_primitives(Hp, Wp);  // the forward below maps the pool's blocks itself
+  prepare(Hp, Wp);
   Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
   std::memset(image.data(), 0, image.bytes);
   forward(image);

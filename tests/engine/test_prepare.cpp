@@ -48,10 +48,10 @@ TEST(Prepare, FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
   EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
 }
 
-// prepare() also maps and faults in the buffer pool's blocks for its size (a forward on a blank image
-// with oneDNN's products replaced by zeros, dnn::ZeroRun): the first forward at that size then maps
-// no new block (pool misses), where a model loaded without it maps ~20; and its outputs are those
-// of the model loaded without it.
+// The load maps and faults in the buffer pool's blocks for the first prepared size (M2FP::map_buffers:
+// a forward on a blank image with oneDNN's products replaced by zeros, dnn::ZeroRun): the first
+// forward at that size then maps no new block (pool misses), where a model loaded without it maps
+// ~20; and its outputs are those of the model loaded without it.
 TEST(Prepare, FirstForwardMapsNoNewPoolBlock) {
   if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
   if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
