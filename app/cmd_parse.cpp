@@ -214,7 +214,7 @@ const CommandSpec& parse_spec() {
           {"occasion", "NAME", "", "suggest for this occasion: office, interview, wedding, party, date, weekend, travel, gym"},
           {"season", "NAME", "", "suggest only items made for this season: spring, summer, autumn, winter"},
           {"no-outfits", "", "", "leave the garments and suggestions out of result.json"},
-          {"no-prepare", "", "", "do not prepare the network for the photos' sizes right after the model load (by default the distinct sizes of the first 8 photos, read from their headers, are prepared in parallel on the threads: the first parse then creates no oneDNN primitive)"},
+          {"no-prepare", "", "", "do not prepare the network for the photos' sizes right after the model load (by default the distinct sizes of the first 8 photos, read from their headers, are prepared in parallel on the threads: the first parse then creates no oneDNN primitive; and the buffer pool's blocks for the first photo's size are faulted in, so its parse does not fault its activations in)"},
           {"verbose", "", "", "print the model, ISA, precision and threads before parsing"},
       },
       "Each photo prints one line: size, persons, parts, labels, the kernel ISA, milliseconds, its folder.\n"
