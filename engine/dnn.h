@@ -76,9 +76,9 @@ int64_t weights_rederived();
 
 // While a ZeroRun lives on a thread, the convolutions, linear layers and matmuls called on that
 // thread write zeros into their destinations (and touch their scratchpads) instead of running
-// oneDNN's primitives; everything else (layout conversions, pooling) runs as usual. M2FP::prepare
-// runs one forward() so, to map and fault in the buffer pool's blocks a forward at that size asks
-// for without its multiply-adds. Other threads are not affected. Nests.
+// oneDNN's primitives; everything else (layout conversions, pooling) runs as usual.
+// M2FP::map_buffers runs one forward() so, to map and fault in the buffer pool's blocks a forward at
+// that size asks for without its multiply-adds. Other threads are not affected. Nests.
 class ZeroRun {
  public:
   ZeroRun();

@@ -59,10 +59,10 @@ struct SessionOptions {
   std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
   // Photo sizes (width, height; after EXIF orientation) whose network inputs under `parse` the load
   // prepares as well (parse_photo_sizes: "640x480,1920x1080" or "common").
-  std::vector<std::pair<int, int>> prepare_photos;
   // Without warm_up, the load also maps the buffer pool's blocks for the first prepared size (the
   // first of prepare_sizes, else of prepare_photos; M2FP::map_buffers), so that the first parse at
   // that size does not fault them in.
+  std::vector<std::pair<int, int>> prepare_photos;
   // Also run one forward pass on a blank image of each prepared size at load (M2FP::warm_up): the
   // first parse then runs as a warm one (buffer pool, scratchpads, threads), for a process that
   // parses many photos (the server); costs about one parse per size at load.
