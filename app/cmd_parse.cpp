@@ -214,7 +214,7 @@ const CommandSpec& parse_spec() {
           {"occasion", "NAME", "", "suggest for this occasion: office, interview, wedding, party, date, weekend, travel, gym"},
           {"season", "NAME", "", "suggest only items made for this season: spring, summer, autumn, winter"},
           {"no-outfits", "", "", "leave the garments and suggestions out of result.json"},
-          {"no-prepare", "", "", "do not prepare the network for the photos' sizes right after the model load (by default the distinct sizes of the first 8 photos, read from their headers, are prepared in parallel on the threads: the first parse then creates no oneDNN primitive)"},
+          {"no-prepare", "", "", "do not prepare the network for the photos' sizes right after the model load (by default the distinct sizes of the first 8 photos, read from their headers, are prepared in parallel on the threads: the first parse then creates no oneDNN primitive; and the buffer pool's blocks for the first photo's size are faulted in, so its parse does not fault its activations in)"},
           {"verbose", "", "", "print the model, ISA, precision and threads before parsing"},
       },
       "Each photo prints one line: size, persons, parts, labels, the kernel ISA, milliseconds, its folder.\n"
@@ -225,12 +225,14 @@ const CommandSpec& parse_spec() {
 
 // The network prepared (M2FP::prepare: oneDNN's primitives and weight layouts, the layers in
 // parallel over the threads) for the distinct input sizes of the first photos, read from their
-// headers: the first parse of each size would otherwise create them one by one. A photo whose
+// headers: the first parse of each size would otherwise create them one by one; and the buffer
+// pool's blocks for the first photo's size mapped (M2FP::map_buffers). A photo whose
 // header cannot be read (or whose size no parse accepts) is left to its parse to report.
 void prepare_for_photos(const service::Session& session, const std::vector<Photo>& images, bool verbose) {
   constexpr size_t kMaxPhotos = 8;
   const auto t0 = std::chrono::steady_clock::now();
   std::set<std::pair<int64_t, int64_t>> done;
+  int first_w = 0, first_h = 0;  // the first photo prepared
   for (size_t i = 0; i < images.size() && i < kMaxPhotos; ++i) {
     int w = 0, h = 0;
     if (!service::photo_file_size(images[i].path, &w, &h)) continue;
@@ -239,10 +241,17 @@ void prepare_for_photos(const service::Session& session, const std::vector<Photo
       if (done.count(size)) continue;
       session.prepare(w, h);
       done.insert(size);
+      if (done.size() == 1) {
+        first_w = w;
+        first_h = h;
+      }
     } catch (const std::exception&) {
       // the parse says what is wrong with this photo
     }
   }
+  // And the buffer pool's blocks for the first photo's size, faulted in now rather than by its parse
+  // (M2FP::map_buffers; once: the pool keeps them for the photos after it).
+  if (!done.empty()) session.map_buffers(first_w, first_h);
   if (verbose && !done.empty())
     std::fprintf(stderr, "m2fp: prepared %zu input %s in %.0f ms\n", done.size(), plural(done.size(), "size", "sizes"),
                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

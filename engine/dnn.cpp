@@ -71,6 +71,22 @@ struct ThreadBuffer {
   }
 };
 thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
+thread_local int t_zero_run = 0;  // ZeroRun scopes alive on this thread
+
+// A ZeroRun's stand-in for running a primitive: zeros into its destination and scratchpad, so their
+// pages are faulted in as the primitive's own writes would fault them, in 2 MB pieces over the
+// threads (a page fault costs its thread; the pool's blocks come in 2 MB huge pages).
+void zero_bytes(void* p, size_t n) {
+  constexpr size_t kPiece = size_t(2) << 20;
+  const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+  for (int64_t i = 0; i < pieces; ++i)
+    std::memset(static_cast<char*>(p) + (size_t)i * kPiece, 0, std::min(kPiece, n - (size_t)i * kPiece));
+}
+void zero_fill(void* dst, size_t dst_bytes, void* scratch, size_t scratch_bytes) {
+  if (dst) zero_bytes(dst, dst_bytes);
+  if (scratch) zero_bytes(scratch, scratch_bytes);
+}
 
 // -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default, M2FP_WINOGRAD=0), 1 on within the
 // memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
@@ -103,6 +119,10 @@ std::atomic<int64_t> g_weights_rederived{0};
 }  // namespace
 
 void set_winograd(bool on) { g_winograd = on ? 1 : 0; }
+
+ZeroRun::ZeroRun() { ++t_zero_run; }
+ZeroRun::~ZeroRun() { --t_zero_run; }
+bool zero_run_active() { return t_zero_run > 0; }
 
 namespace {
 int winograd_mode() {
@@ -415,6 +435,7 @@ struct PrimEntry {
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
     void* const scratch = t_scratchpad.get(pd.scratchpad_desc().get_size());
+    if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), scratch, pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
@@ -848,6 +869,7 @@ void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, 
   const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
   void* const scratch = t_scratchpad.get(e->pd.scratchpad_desc().get_size());
+  if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), scratch, e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},

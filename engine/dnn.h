@@ -74,6 +74,20 @@ int64_t layer_primitives_created();
 // Conv2d::WeightSource, in this process (tests).
 int64_t weights_rederived();
 
+// While a ZeroRun lives on a thread, the convolutions, linear layers and matmuls called on that
+// thread write zeros into their destinations (and touch their scratchpads) instead of running
+// oneDNN's primitives; everything else (layout conversions, pooling) runs as usual.
+// M2FP::map_buffers runs one forward() so, to map and fault in the buffer pool's blocks a forward at
+// that size asks for without its multiply-adds. Other threads are not affected. Nests.
+class ZeroRun {
+ public:
+  ZeroRun();
+  ~ZeroRun();
+  ZeroRun(const ZeroRun&) = delete;
+  ZeroRun& operator=(const ZeroRun&) = delete;
+};
+bool zero_run_active();  // on this thread
+
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
   int64_t out_h(int64_t H) const { return (H + 2 * pad - dilation * (kh - 1) - 1) / stride + 1; }

@@ -318,6 +318,8 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
   for (const auto& [Hp, Wp] : opt.prepare_sizes) model->prepare(Hp, Wp);
   if (opt.warm_up)  // prepared already: warm_up()'s prepare() finds every primitive cached
     for (const auto& [Hp, Wp] : opt.prepare_sizes) model->warm_up(Hp, Wp);
+  else if (!opt.prepare_sizes.empty())  // (a blank forward maps them itself)
+    model->map_buffers(opt.prepare_sizes[0].first, opt.prepare_sizes[0].second);
   return model;
 }
 
@@ -696,6 +698,16 @@ ForwardOutputs M2FP::forward(const Tensor& image, const TensorSink* sink, Forwar
     times->transformer_decoder_ms = ms_since(t0);
   }
   return out;
+}
+
+void M2FP::map_buffers(int64_t Hp, int64_t Wp) const {
+  prepare(Hp, Wp);  // (primitives already cached: nothing to do)
+  // Nothing to map where the pool keeps nothing (AddressSanitizer builds, M2FP_BUFFER_POOL_MB=0).
+  if (!pool::active() || pool::stats().limit_bytes == 0) return;
+  Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
+  std::memset(image.data(), 0, image.bytes);
+  dnn::ZeroRun zeros;
+  forward(image);
 }
 
 // The same layers as forward() at the same sizes and with the same fusions; only the primitives are

@@ -47,7 +47,9 @@ struct LayerCost {
 struct LoadOptions {
   dnn::Precision precision = dnn::Precision::F32;
   // Padded input sizes (Hp, Wp; multiples of 32) to prepare() for at load, so that the first parse
-  // at such a size does not pay for creating oneDNN's primitives and reordering the weights.
+  // at such a size does not pay for creating oneDNN's primitives and reordering the weights; the
+  // first of them also gets map_buffers() (unless warm_up), so that the first parse at that size
+  // does not fault the buffer pool's pages in either.
   std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
   // Also run one forward() on a blank image of each prepared size at load (warm_up()): the first parse
   // then also finds the buffer pool, oneDNN's scratchpads and the threads as a warm one does. Costs
@@ -81,6 +83,17 @@ class M2FP {
   // size would otherwise do), without running the network. Throws std::invalid_argument for a size
   // forward() would refuse. Safe to call from several threads at once.
   void prepare(int64_t Hp, int64_t Wp) const;
+  // prepare(), then the buffer pool's blocks (engine/buffer_pool.h) a forward() at this size asks
+  // for, mapped and their pages faulted in: one forward() on a blank image with oneDNN's products
+  // replaced by zeros (dnn::ZeroRun: no multiply-adds), so that the first forward at that size reuses
+  // pages already in memory instead of faulting its ~400 MB of activations in (fp32, 640x1056: ~1 s
+  // of system time on the development VM; bench/README.md, "Cold start"). Costs those faults and the
+  // engine's own kernels (not oneDNN's) once. Once per process is enough: the pool keeps the blocks
+  // (another size reuses those within 1/8 of what it asks; mapping every size of many would only
+  // fill the pool's cache). Outputs of later forwards are unchanged (tests/engine/test_prepare.cpp).
+  // Does nothing more than prepare() where the pool keeps nothing (AddressSanitizer builds,
+  // M2FP_BUFFER_POOL_MB=0). Safe to call from several threads at once.
+  void map_buffers(int64_t Hp, int64_t Wp) const;
   // prepare(), then one forward() on a blank Hp x Wp image, whose only effect is on the process: the
   // buffer pool (engine/buffer_pool.h) holds the blocks a forward at that size asks for, their pages
   // mapped; the calling thread's scratchpads are grown; OpenMP's threads are started. Outputs of

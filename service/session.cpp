@@ -36,6 +36,7 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
   LoadOptions lo;
   lo.precision = opt_.precision;
   lo.prepare_sizes = opt_.prepare_sizes;
+  lo.warm_up = opt_.warm_up;  // the load warms its prepare_sizes up, or maps the first one's buffers
   const auto t0 = std::chrono::steady_clock::now();
   try {
     model_ = M2FP::load(opt_.model_path, lo);
@@ -45,8 +46,8 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
     throw;
   }
   for (const auto& [w, h] : opt_.prepare_photos) prepare(w, h, opt_.warm_up);
-  if (opt_.warm_up)
-    for (const auto& [Hp, Wp] : opt_.prepare_sizes) model_->warm_up(Hp, Wp);
+  if (!opt_.warm_up && opt_.prepare_sizes.empty() && !opt_.prepare_photos.empty())
+    map_buffers(opt_.prepare_photos[0].first, opt_.prepare_photos[0].second);
   load_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   model_json_ = service::model_json(*model_, opt_.model_path);
 }
@@ -63,6 +64,12 @@ void Session::prepare(int width, int height, bool warm_up) const {
   const auto [Hp, Wp] = input_size(width, height);
   if (warm_up) model_->warm_up(Hp, Wp);
   else model_->prepare(Hp, Wp);
+}
+
+void Session::map_buffers(int width, int height) const {
+  if (!model_) return;
+  const auto [Hp, Wp] = input_size(width, height);
+  model_->map_buffers(Hp, Wp);
 }
 
 std::vector<std::pair<int, int>> parse_photo_sizes(const std::string& spec) {

@@ -59,6 +59,9 @@ struct SessionOptions {
   std::vector<std::pair<int64_t, int64_t>> prepare_sizes;
   // Photo sizes (width, height; after EXIF orientation) whose network inputs under `parse` the load
   // prepares as well (parse_photo_sizes: "640x480,1920x1080" or "common").
+  // Without warm_up, the load also maps the buffer pool's blocks for the first prepared size (the
+  // first of prepare_sizes, else of prepare_photos; M2FP::map_buffers), so that the first parse at
+  // that size does not fault them in.
   std::vector<std::pair<int, int>> prepare_photos;
   // Also run one forward pass on a blank image of each prepared size at load (M2FP::warm_up): the
   // first parse then runs as a warm one (buffer pool, scratchpads, threads), for a process that
@@ -105,6 +108,9 @@ class Session {
   // size no parse accepts. Safe to call from several threads at once.
   std::pair<int64_t, int64_t> input_size(int width, int height) const;
   void prepare(int width, int height, bool warm_up = false) const;
+  // prepare(width, height) and the buffer pool's blocks for that size mapped and faulted in
+  // (M2FP::map_buffers): for the photo parsed first. No-op for a stub.
+  void map_buffers(int width, int height) const;
 
   const SessionOptions& options() const { return opt_; }
   const M2FP* model() const { return model_.get(); }  // null for a stub

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/buffer_pool.h"
 #include "engine/dnn.h"
 #include "engine/m2fp.h"
 
@@ -45,6 +46,60 @@ TEST(Prepare, FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
   const ForwardOutputs b = plain->forward(img);
   EXPECT_TRUE(same_bytes(a.pred_logits, b.pred_logits));
   EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
+}
+
+// The load maps and faults in the buffer pool's blocks for the first prepared size (M2FP::map_buffers:
+// a forward on a blank image with oneDNN's products replaced by zeros, dnn::ZeroRun): the first
+// forward at that size then maps no new block (pool misses), where a model loaded without it maps
+// ~20; and its outputs are those of the model loaded without it.
+TEST(Prepare, FirstForwardMapsNoNewPoolBlock) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  if (pool::stats().limit_bytes == 0) GTEST_SKIP() << "M2FP_BUFFER_POOL_MB=0: the pool keeps nothing";
+  const int64_t Hp = 192, Wp = 320;
+  const Tensor img = test_image(Hp, Wp);
+
+  pool::trim();  // nothing cached from an earlier test
+  std::unique_ptr<M2FP> plain = M2FP::load(cihp_model());
+  size_t misses = pool::stats().misses;
+  const ForwardOutputs b = plain->forward(img);
+  const size_t plain_misses = pool::stats().misses - misses;
+  EXPECT_GT(plain_misses, 10u) << "without prepare, the first forward should map the pool's blocks";
+  plain.reset();
+
+  pool::trim();
+  LoadOptions lo;
+  lo.prepare_sizes = {{Hp, Wp}};
+  std::unique_ptr<M2FP> prepared = M2FP::load(cihp_model(), lo);
+  misses = pool::stats().misses;
+  const ForwardOutputs a = prepared->forward(img);
+  EXPECT_EQ(pool::stats().misses - misses, 0u) << "the first forward after prepare() mapped new pool blocks ("
+                                                << plain_misses << " without prepare)";
+  EXPECT_TRUE(same_bytes(a.pred_logits, b.pred_logits));
+  EXPECT_TRUE(same_bytes(a.pred_masks, b.pred_masks));
+}
+
+// Under a ZeroRun the layers write zeros instead of running oneDNN (on this thread only); afterwards
+// they compute again, with the same outputs as before.
+TEST(Prepare, ZeroRunWritesZerosOnItsThreadOnly) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  std::unique_ptr<M2FP> m = M2FP::load(cihp_model());
+  const Tensor img = test_image(64, 96);
+  const ForwardOutputs before = m->forward(img);
+  EXPECT_FALSE(dnn::zero_run_active());
+  {
+    dnn::ZeroRun zeros;
+    EXPECT_TRUE(dnn::zero_run_active());
+    const ForwardOutputs z = m->forward(img);
+    // the class head is a linear layer: its output is all zeros
+    bool all_zero = true;
+    for (int64_t i = 0; i < z.pred_logits.numel(); ++i) all_zero = all_zero && z.pred_logits.data()[i] == 0.f;
+    EXPECT_TRUE(all_zero);
+  }
+  EXPECT_FALSE(dnn::zero_run_active());
+  const ForwardOutputs after = m->forward(img);
+  EXPECT_TRUE(same_bytes(before.pred_logits, after.pred_logits));
+  EXPECT_TRUE(same_bytes(before.pred_masks, after.pred_masks));
 }
 
 // warm_up runs one forward on a blank image at load (the buffer pool, scratchpads and threads warmed):

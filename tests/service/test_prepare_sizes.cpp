@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/buffer_pool.h"
 #include "engine/io.h"
 #include "service/session.h"
 
@@ -84,6 +86,46 @@ TEST(PreparedSession, ParsesByteIdenticallyToAPlainOne) {
       EXPECT_EQ(a.parsing.instances[i].score, b.parsing.instances[i].score);
       EXPECT_EQ(a.parsing.instances[i].mask_bits, b.parsing.instances[i].mask_bits);
     }
+  }
+}
+
+// Without warm_up, the session maps the buffer pool's blocks for its first prepared photo size at
+// load (M2FP::map_buffers): the first parse of such a photo maps few new blocks (pre- and
+// post-processing's own; a plain session's first parse maps the network's too), and parses
+// byte-identically to a plain session.
+TEST(PreparedSession, MapsTheBufferPoolsBlocksForTheFirstSize) {
+  if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  if (pool::stats().limit_bytes == 0) GTEST_SKIP() << "M2FP_BUFFER_POOL_MB=0: the pool keeps nothing";
+  Image img = Image::blank(320, 240);
+  for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = (uint8_t)((i * 7919 + i / 960 * 31) % 251);
+  const std::vector<uint8_t> png = encode_png(img);
+  SessionOptions so;
+  so.model_path = cihp_model();
+  so.parse.short_edge = 256;
+  so.parse.max_size = 512;
+
+  pool::trim();  // nothing cached from an earlier test
+  size_t misses = pool::stats().misses;
+  std::unique_ptr<Session> plain = std::make_unique<Session>(so);
+  const ParseResult b = plain->parse(png.data(), png.size());
+  const size_t plain_misses = pool::stats().misses - misses;
+  plain.reset();
+
+  pool::trim();
+  so.prepare_photos = {{320, 240}, {240, 320}};
+  Session prepared(so);
+  misses = pool::stats().misses;
+  const ParseResult a = prepared.parse(png.data(), png.size());
+  const size_t prepared_misses = pool::stats().misses - misses;
+  EXPECT_GT(plain_misses, 10u);
+  EXPECT_LT(prepared_misses * 4, plain_misses) << prepared_misses << " new pool blocks in the first parse of a "
+                                                  "prepared session, " << plain_misses << " in a plain one's";
+  EXPECT_EQ(a.parsing.labels, b.parsing.labels);
+  ASSERT_EQ(a.parsing.instances.size(), b.parsing.instances.size());
+  for (size_t i = 0; i < a.parsing.instances.size(); ++i) {
+    EXPECT_EQ(a.parsing.instances[i].score, b.parsing.instances[i].score);
+    EXPECT_EQ(a.parsing.instances[i].mask_bits, b.parsing.instances[i].mask_bits);
   }
 }
 
