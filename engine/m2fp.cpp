@@ -482,17 +482,29 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
 
   const int n_off = heads * L * P * 2;
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
-  Tensor q = Tensor::empty({N, D}), value = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
+  // bf16 layers write the values [N, D] in bf16 and the deformable attention samples them there
+  // (half the bytes per sampled row); fp32 ones in fp32. The layers share the load's precision.
+  const bool value_bf16 = W.precision == dnn::Precision::BF16;
+  Tensor q = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
+  Tensor value = value_bf16 ? Tensor::empty_bytes({N, D}, Layout::Plain, (size_t)N * D * sizeof(uint16_t))
+                            : Tensor::empty({N, D});
   Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
   add_into(src, pos.data(), q);  // the first layer's queries; each layer's last norm gives the next's
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
     const EncoderLayer& e = W.enc_layers[i];
     const bool last = i + 1 == W.enc_layers.size();
     // self-attention (multi-scale deformable): queries q = src + pos, values src
-    e.value_proj.forward(src.data(), D, N, value.data(), D);                 // [N, D]
     e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
-    kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
-                         qp.data() + n_off, qp.shape[1], attn.data(), N);   // [N, D]
+    if (value_bf16) {
+      uint16_t* v16 = reinterpret_cast<uint16_t*>(value.data());
+      e.value_proj.forward_bf16(src.data(), D, N, v16, D);                   // [N, D] bf16
+      kern::ms_deform_attn_bf16(v16, &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
+                                qp.data() + n_off, qp.shape[1], attn.data(), N);  // [N, D]
+    } else {
+      e.value_proj.forward(src.data(), D, N, value.data(), D);               // [N, D]
+      kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
+                           qp.data() + n_off, qp.shape[1], attn.data(), N);  // [N, D]
+    }
     e.output_proj.forward(attn.data(), D, N, a.data(), D);                  // [N, D]
     layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
     // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
@@ -750,7 +762,9 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);
   for (const EncoderLayer& e : W.enc_layers) {
     const EncoderLayer* p = &e;
-    tasks.push_back([p, N, D] { p->value_proj.prepare(N, D, D); });
+    tasks.push_back([p, N, D, bf16 = W.precision == dnn::Precision::BF16] {
+      p->value_proj.prepare(N, D, D, false, /*y_bf16=*/bf16);
+    });
     tasks.push_back([p, N, D] { p->query_proj.prepare(N, D, p->query_proj.out()); });
     tasks.push_back([p, N, D] { p->output_proj.prepare(N, D, D); });
     tasks.push_back([p, N, D, ffn_rows] { dnn::prepare_feed_forward(p->linear1, p->linear2, N, D, D, ffn_rows); });

@@ -169,6 +169,20 @@ struct V8 {
   static F exp(F x) { return exp_cephes<V8>(x); }
 
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+  // bfloat16: 2W values p[0 .. 2W) widened exactly to fp32, split by parity: even = p[0, 2, ..],
+  // odd = p[1, 3, ..] (one load, a shift and a mask, no shuffle); interleave() puts such a pair back
+  // in order: lo = (e0, o0, e1, o1, ..) of the first W, hi = the next W.
+  static void load_bf16x2(const uint16_t* p, F* even, F* odd) {
+    const I raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    *even = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+    *odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32((int32_t)0xFFFF0000u)));
+  }
+  static void interleave(F e, F o, F* lo, F* hi) {
+    const F a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);  // (e0 o0 e1 o1 | e4 o4 e5 o5), (e2 .. | e6 ..)
+    *lo = _mm256_permute2f128_ps(a, b, 0x20);
+    *hi = _mm256_permute2f128_ps(a, b, 0x31);
+  }
 };
 
 }  // namespace
