@@ -482,12 +482,15 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
 
   const int n_off = heads * L * P * 2;
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
-  // bf16 layers write the values [N, D] in bf16 and the deformable attention samples them there
-  // (half the bytes per sampled row); fp32 ones in fp32. The layers share the load's precision.
+  // bf16 layers write the values [N, D] in bf16, the deformable attention samples them there (half
+  // the bytes per sampled row) and writes its output in bf16 for output_proj, which would round it
+  // to bf16 anyway; fp32 ones in fp32. The layers share the load's precision.
   const bool value_bf16 = W.precision == dnn::Precision::BF16;
-  Tensor q = Tensor::empty({N, D}), attn = Tensor::empty({N, D});
-  Tensor value = value_bf16 ? Tensor::empty_bytes({N, D}, Layout::Plain, (size_t)N * D * sizeof(uint16_t))
-                            : Tensor::empty({N, D});
+  auto bf16_or_f32 = [&](int64_t rows, int64_t cols) {
+    return value_bf16 ? Tensor::empty_bytes({rows, cols}, Layout::Plain, (size_t)rows * cols * sizeof(uint16_t))
+                      : Tensor::empty({rows, cols});
+  };
+  Tensor q = Tensor::empty({N, D}), value = bf16_or_f32(N, D), attn = bf16_or_f32(N, D);
   Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
   add_into(src, pos.data(), q);  // the first layer's queries; each layer's last norm gives the next's
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
@@ -496,16 +499,17 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
     // self-attention (multi-scale deformable): queries q = src + pos, values src
     e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
     if (value_bf16) {
-      uint16_t* v16 = reinterpret_cast<uint16_t*>(value.data());
+      uint16_t *v16 = reinterpret_cast<uint16_t*>(value.data()), *a16 = reinterpret_cast<uint16_t*>(attn.data());
       e.value_proj.forward_bf16(src.data(), D, N, v16, D);                   // [N, D] bf16
       kern::ms_deform_attn_bf16(v16, &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
-                                qp.data() + n_off, qp.shape[1], attn.data(), N);  // [N, D]
+                                qp.data() + n_off, qp.shape[1], a16, N);     // [N, D] bf16
+      e.output_proj.forward_from_bf16(a16, D, N, a.data(), D);               // [N, D]
     } else {
       e.value_proj.forward(src.data(), D, N, value.data(), D);               // [N, D]
       kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
                            qp.data() + n_off, qp.shape[1], attn.data(), N);  // [N, D]
+      e.output_proj.forward(attn.data(), D, N, a.data(), D);                // [N, D]
     }
-    e.output_proj.forward(attn.data(), D, N, a.data(), D);                  // [N, D]
     layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
     // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
     dnn::feed_forward(e.linear1, e.linear2, src.data(), D, N, a.data(), D, ffn_rows);  // [N, D]

@@ -18,8 +18,9 @@
 // msda_chunk<V, uint16_t> reads bfloat16 values (KernelTable::ms_deform_attn_bf16): stage 3 loads
 // 2W of a row's values at once, split by parity into two fp32 vectors (V::load_bf16x2: exact), keeps
 // even and odd channels in separate accumulators and puts them back in order at the end
-// (V::interleave); a head's channels left over (fewer than 2W) go through scalar code with the
-// reference's operations. Per channel the operations are those of the fp32 path.
+// (V::interleave) and rounds them to bfloat16 (V::store_bf16); a head's channels left over (fewer
+// than 2W) go through scalar code with the reference's operations. Per channel the operations are
+// those of the fp32 path, then the rounding.
 // Include after the ISA's simd_ops.h; everything stays in an anonymous namespace (internal
 // linkage), see kernels/avx2/simd_ops.h.
 #pragma once
@@ -81,7 +82,7 @@ inline void msda_gather(const float* vh, int LP, const float* const* cw, const i
 // load of 2W values split into even and odd channels; the same accumulation order per channel.
 template <class V, int NP>
 inline void msda_gather_bf16(const uint16_t* vh, int LP, const float* const* cw, const int32_t* const* cr,
-                             float* o) {
+                             uint16_t* o) {
   constexpr int W = V::W;
   typename V::F e0[NP], o0[NP], e1[NP], o1[NP];
   for (int p = 0; p < NP; ++p) e0[p] = o0[p] = e1[p] = o1[p] = V::zero();
@@ -108,15 +109,14 @@ inline void msda_gather_bf16(const uint16_t* vh, int LP, const float* const* cw,
   for (int p = 0; p < NP; ++p) {
     typename V::F lo, hi;
     V::interleave(V::add(e0[p], e1[p]), V::add(o0[p], o1[p]), &lo, &hi);
-    V::store(o + p * 2 * W, lo);
-    V::store(o + p * 2 * W + W, hi);
+    V::store_bf16(o + p * 2 * W, lo, hi);
   }
 }
 
 // Channels [c0, c1) of a head one at a time, as the reference computes each (std::fma, value
 // widened exactly): the channels of a bfloat16 head that do not fill a pair of vectors.
 inline void msda_gather_scalar(const uint16_t* vh, int LP, const float* const* cw, const int32_t* const* cr,
-                               float* o, int c0, int c1) {
+                               uint16_t* o, int c0, int c1) {
   auto widen = [](uint16_t x) {
     const uint32_t u = (uint32_t)x << 16;
     float f;
@@ -129,7 +129,11 @@ inline void msda_gather_scalar(const uint16_t* vh, int LP, const float* const* c
       a0 = std::fma(cw[1][j], widen(vh[cr[1][j] + c]), std::fma(cw[0][j], widen(vh[cr[0][j] + c]), a0));
       a1 = std::fma(cw[3][j], widen(vh[cr[3][j] + c]), std::fma(cw[2][j], widen(vh[cr[2][j] + c]), a1));
     }
-    o[c] = a0 + a1;
+    const float r = a0 + a1;
+    uint32_t u;
+    std::memcpy(&u, &r, sizeof u);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+    o[c] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
   }
 }
 
@@ -150,7 +154,7 @@ inline void msda_gather_rest(int nv, int tail_n, const float* vh, int LP, const 
 template <class V, class T>
 void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_start, int L,
                 int P, int heads, int dh, const float* ref, const float* offsets,
-                const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+                const float* logits, int64_t ld_qp, T* out, int64_t q0, int64_t q1) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int W = V::W;
@@ -160,7 +164,7 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
   int64_t len_in = 0;
   for (int l = 0; l < L; ++l) len_in += shapes[2 * l] * shapes[2 * l + 1];
   if (L <= 0 || P <= 0 || len_in <= 0) {  // nothing to sample: zeros
-    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(float) * ld);
+    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(T) * ld);
     return;
   }
   if (len_in * ld >= ((int64_t)1 << 31)) {  // row offsets would overflow int32 (> 8 GB of value)
@@ -266,7 +270,7 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
     }
 
     // 3. weighted bilinear gather, per head and chunk of channels.
-    float* orow = out + q * ld;
+    T* orow = out + q * ld;
     for (int h = 0; h < heads; ++h) {
       const int jh = 2 * h * LP;
       const float* hw[4] = {cw[0] + jh, cw[1] + jh, cw[2] + jh, cw[3] + jh};

@@ -155,7 +155,7 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
 
 void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int64_t* level_start, int L,
                          int P, int heads, int dh, const float* ref, const float* offsets,
-                         const float* logits, int64_t ld_qp, float* out, int64_t Lq) {
+                         const float* logits, int64_t ld_qp, uint16_t* out, int64_t Lq) {
   const KernelTable& k = active();
   parallel_chunks(Lq, 64, [&](int64_t b, int64_t e) {
     k.ms_deform_attn_bf16(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, b, e);

@@ -15,7 +15,7 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
 
 void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int64_t* level_start, int L,
                          int P, int heads, int dh, const float* ref, const float* offsets,
-                         const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+                         const float* logits, int64_t ld_qp, uint16_t* out, int64_t q0, int64_t q1) {
   msda_chunk<V8>(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, q0, q1);
 }
 

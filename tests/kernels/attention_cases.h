@@ -145,17 +145,18 @@ inline std::vector<float> run_msda(const kern::KernelTable& t, const MsdaData& d
   return out;
 }
 
-// The case's values rounded to bfloat16 (nearest even), and run_msda on them through
-// ms_deform_attn_bf16 (bf16 != null) or through ms_deform_attn on the same values widened to fp32.
-inline std::vector<uint16_t> msda_value_bf16(const MsdaData& d) {
-  std::vector<uint16_t> b(d.value.size());
+// bfloat16 (nearest even; the test data is finite) and back; the case's values in bfloat16; run_msda
+// through ms_deform_attn_bf16 (bfloat16 values and outputs).
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
+  std::vector<uint16_t> b(f.size());
   for (size_t i = 0; i < b.size(); ++i) {
     uint32_t u;
-    std::memcpy(&u, &d.value[i], 4);
-    b[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // values are finite
+    std::memcpy(&u, &f[i], 4);
+    b[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   }
   return b;
 }
+inline std::vector<uint16_t> msda_value_bf16(const MsdaData& d) { return to_bf16(d.value); }
 inline std::vector<float> msda_widened(const std::vector<uint16_t>& b) {
   std::vector<float> f(b.size());
   for (size_t i = 0; i < b.size(); ++i) {
@@ -164,10 +165,11 @@ inline std::vector<float> msda_widened(const std::vector<uint16_t>& b) {
   }
   return f;
 }
-inline std::vector<float> run_msda_bf16(const kern::KernelTable& t, const MsdaData& d, const std::vector<uint16_t>& vb,
-                                        int64_t q0, int64_t q1, std::vector<float>* into = nullptr) {
-  std::vector<float> out((size_t)d.c.Lq * d.c.heads * d.c.dh, -7.f);
-  std::vector<float>& o = into ? *into : out;
+inline std::vector<uint16_t> run_msda_bf16(const kern::KernelTable& t, const MsdaData& d,
+                                           const std::vector<uint16_t>& vb, int64_t q0, int64_t q1,
+                                           std::vector<uint16_t>* into = nullptr) {
+  std::vector<uint16_t> out((size_t)d.c.Lq * d.c.heads * d.c.dh, 0xdead);
+  std::vector<uint16_t>& o = into ? *into : out;
   t.ms_deform_attn_bf16(vb.data(), d.shapes.data(), d.starts.data(), d.L, d.c.P, d.c.heads, d.c.dh, d.ref.data(),
                         d.offsets(), d.logits(), d.ld_qp, o.data(), q0, q1);
   return out;
