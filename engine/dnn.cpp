@@ -785,9 +785,17 @@ void Linear::forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t l
   run(x, false, ldx, M, y, false, ldy, relu);
 }
 
-void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu) const {
+void Linear::forward_bf16(const float* x, int64_t ldx, int64_t M, uint16_t* y, int64_t ldy) const {
+  run(x, false, ldx, M, y, true, ldy, false);
+}
+
+void Linear::forward_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, float* y, int64_t ldy) const {
+  run(x, true, ldx, M, y, false, ldy, false);
+}
+
+void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu, bool y_bf16) const {
   if (!impl_) throw std::logic_error("Linear used before init");
-  if (M > 0) impl_->get(M, impl_->prec == Precision::BF16 ? in_ : ldx, ldy, relu, false);
+  if (M > 0) impl_->get(M, impl_->prec == Precision::BF16 ? in_ : ldx, ldy, relu, y_bf16);
 }
 
 // ---- feed-forward block -----------------------------------------------------------------------

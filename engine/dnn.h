@@ -152,8 +152,15 @@ class Linear {
   // x [M, in] with row stride ldx -> y [M, out] with row stride ldy; optional fused ReLU.
   void forward(const float* x, int64_t ldx, int64_t M, float* y, int64_t ldy, bool relu = false) const;
   Tensor operator()(const Tensor& x, bool relu = false) const;  // x [M, in] -> [M, out]
-  // Creates and caches the primitive forward(x, ldx, M, y, ldy, relu) will use, without running it.
-  void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false) const;
+  // As forward, into bfloat16 y [M, out] (row stride ldy, in values): BF16 layers only (a
+  // std::logic_error otherwise), for readers of bf16 (kern::ms_deform_attn_bf16).
+  void forward_bf16(const float* x, int64_t ldx, int64_t M, uint16_t* y, int64_t ldy) const;
+  // As forward, from bfloat16 x [M, in] (row stride ldx, in values; read as it is, no rounding):
+  // BF16 layers only. With ldx = in it uses forward's primitive (prepare(M, ldx, ldy)).
+  void forward_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, float* y, int64_t ldy) const;
+  // Creates and caches the primitive forward(x, ldx, M, y, ldy, relu) will use (forward_bf16's
+  // with y_bf16), without running it.
+  void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false, bool y_bf16 = false) const;
   int in() const { return in_; }
   int out() const { return out_; }
   Precision precision() const;

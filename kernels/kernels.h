@@ -90,6 +90,11 @@ void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C,
 void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
                     int P, int heads, int dh, const float* ref, const float* offsets,
                     const float* logits, int64_t ld_qp, float* out, int64_t Lq);
+// The same with value [Len_in, heads*dh] and out [Lq, heads*dh] in bfloat16 (ops.def:
+// ms_deform_attn_bf16).
+void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int64_t* level_start, int L,
+                         int P, int heads, int dh, const float* ref, const float* offsets,
+                         const float* logits, int64_t ld_qp, uint16_t* out, int64_t Lq);
 // All heads: q/k/v/out hold heads*dh columns (head h at column h*dh).
 void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                       int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,

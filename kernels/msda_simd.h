@@ -15,13 +15,21 @@
 //   3. per head, per chunk of channels held in registers: for each of the L*P samples, the four
 //      corner rows of value are read once and accumulated with their weights (FMA), prefetching
 //      the corners M2FP_MSDA_PREFETCH samples ahead.
+// msda_chunk<V, uint16_t> reads bfloat16 values (KernelTable::ms_deform_attn_bf16): stage 3 loads
+// 2W of a row's values at once, split by parity into two fp32 vectors (V::load_bf16x2: exact), keeps
+// even and odd channels in separate accumulators and puts them back in order at the end
+// (V::interleave) and rounds them to bfloat16 (V::store_bf16); a head's channels left over (fewer
+// than 2W) go through scalar code with the reference's operations. Per channel the operations are
+// those of the fp32 path, then the rounding.
 // Include after the ISA's simd_ops.h; everything stays in an anonymous namespace (internal
 // linkage), see kernels/avx2/simd_ops.h.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/internal.h"
@@ -70,6 +78,65 @@ inline void msda_gather(const float* vh, int LP, const float* const* cw, const i
   }
 }
 
+// msda_gather on bfloat16 values: NP pairs of vectors (2*NP*W channels) per pass, each pair one
+// load of 2W values split into even and odd channels; the same accumulation order per channel.
+template <class V, int NP>
+inline void msda_gather_bf16(const uint16_t* vh, int LP, const float* const* cw, const int32_t* const* cr,
+                             uint16_t* o) {
+  constexpr int W = V::W;
+  typename V::F e0[NP], o0[NP], e1[NP], o1[NP];
+  for (int p = 0; p < NP; ++p) e0[p] = o0[p] = e1[p] = o1[p] = V::zero();
+  auto corner = [&](typename V::F* ae, typename V::F* ao, const uint16_t* row, const float* w) {
+    const typename V::F wv = V::bcast(w);
+    for (int p = 0; p < NP; ++p) {
+      typename V::F ev, od;
+      V::load_bf16x2(row + p * 2 * W, &ev, &od);
+      ae[p] = V::fma(wv, ev, ae[p]);
+      ao[p] = V::fma(wv, od, ao[p]);
+    }
+  };
+  for (int j = 0; j < 2 * LP; j += 2) {
+    if (M2FP_MSDA_PREFETCH > 0 && j + 2 * M2FP_MSDA_PREFETCH < 2 * LP) {
+      const int jp = j + 2 * M2FP_MSDA_PREFETCH;
+      for (int c = 0; c < 4; ++c)
+        for (int v = 0; v < NP * 2 * W; v += 32) V::prefetch(vh + cr[c][jp] + v);  // 64 bytes apart
+    }
+    corner(e0, o0, vh + cr[0][j], cw[0] + j);
+    corner(e0, o0, vh + cr[1][j], cw[1] + j);
+    corner(e1, o1, vh + cr[2][j], cw[2] + j);
+    corner(e1, o1, vh + cr[3][j], cw[3] + j);
+  }
+  for (int p = 0; p < NP; ++p) {
+    typename V::F lo, hi;
+    V::interleave(V::add(e0[p], e1[p]), V::add(o0[p], o1[p]), &lo, &hi);
+    V::store_bf16(o + p * 2 * W, lo, hi);
+  }
+}
+
+// Channels [c0, c1) of a head one at a time, as the reference computes each (std::fma, value
+// widened exactly): the channels of a bfloat16 head that do not fill a pair of vectors.
+inline void msda_gather_scalar(const uint16_t* vh, int LP, const float* const* cw, const int32_t* const* cr,
+                               uint16_t* o, int c0, int c1) {
+  auto widen = [](uint16_t x) {
+    const uint32_t u = (uint32_t)x << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  };
+  for (int c = c0; c < c1; ++c) {
+    float a0 = 0.f, a1 = 0.f;
+    for (int j = 0; j < 2 * LP; j += 2) {
+      a0 = std::fma(cw[1][j], widen(vh[cr[1][j] + c]), std::fma(cw[0][j], widen(vh[cr[0][j] + c]), a0));
+      a1 = std::fma(cw[3][j], widen(vh[cr[3][j] + c]), std::fma(cw[2][j], widen(vh[cr[2][j] + c]), a1));
+    }
+    const float r = a0 + a1;
+    uint32_t u;
+    std::memcpy(&u, &r, sizeof u);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+    o[c] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  }
+}
+
 // The last, partial chunk of channels: rem in [1, NVMAX*W) channels -> ceil(rem/W) vectors.
 template <class V, int NV>
 inline void msda_gather_rest(int nv, int tail_n, const float* vh, int LP, const float* const* cw,
@@ -84,10 +151,10 @@ inline void msda_gather_rest(int nv, int tail_n, const float* vh, int LP, const 
   }
 }
 
-template <class V>
-void msda_chunk(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
+template <class V, class T>
+void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_start, int L,
                 int P, int heads, int dh, const float* ref, const float* offsets,
-                const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+                const float* logits, int64_t ld_qp, T* out, int64_t q0, int64_t q1) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int W = V::W;
@@ -97,12 +164,16 @@ void msda_chunk(const float* value, const int64_t* shapes, const int64_t* level_
   int64_t len_in = 0;
   for (int l = 0; l < L; ++l) len_in += shapes[2 * l] * shapes[2 * l + 1];
   if (L <= 0 || P <= 0 || len_in <= 0) {  // nothing to sample: zeros
-    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(float) * ld);
+    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(T) * ld);
     return;
   }
   if (len_in * ld >= ((int64_t)1 << 31)) {  // row offsets would overflow int32 (> 8 GB of value)
-    ::m2fp::kern::ref::ms_deform_attn(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp,
-                        out, q0, q1);
+    if constexpr (std::is_same_v<T, float>)
+      ::m2fp::kern::ref::ms_deform_attn(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp,
+                                        out, q0, q1);
+    else
+      ::m2fp::kern::ref::ms_deform_attn_bf16(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits,
+                                             ld_qp, out, q0, q1);
     return;
   }
   const int LP = L * P, n1 = heads * LP, n2 = 2 * n1;
@@ -199,17 +270,26 @@ void msda_chunk(const float* value, const int64_t* shapes, const int64_t* level_
     }
 
     // 3. weighted bilinear gather, per head and chunk of channels.
-    float* orow = out + q * ld;
+    T* orow = out + q * ld;
     for (int h = 0; h < heads; ++h) {
       const int jh = 2 * h * LP;
       const float* hw[4] = {cw[0] + jh, cw[1] + jh, cw[2] + jh, cw[3] + jh};
       const int32_t* hr[4] = {cr[0] + jh, cr[1] + jh, cr[2] + jh, cr[3] + jh};
       int c0 = 0;
-      for (; c0 + NVMAX * W <= dh; c0 += NVMAX * W)
-        msda_gather<V, NVMAX, false>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0, W);
-      if (c0 < dh) {
-        const int rem = dh - c0, nv = (rem + W - 1) / W, tail_n = rem - (nv - 1) * W;
-        msda_gather_rest<V, NVMAX>(nv, tail_n, value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+      if constexpr (std::is_same_v<T, float>) {
+        for (; c0 + NVMAX * W <= dh; c0 += NVMAX * W)
+          msda_gather<V, NVMAX, false>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0, W);
+        if (c0 < dh) {
+          const int rem = dh - c0, nv = (rem + W - 1) / W, tail_n = rem - (nv - 1) * W;
+          msda_gather_rest<V, NVMAX>(nv, tail_n, value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+        }
+      } else {
+        constexpr int NP = NVMAX / 2 > 0 ? NVMAX / 2 : 1;  // pairs per pass: 32 channels
+        for (; c0 + NP * 2 * W <= dh; c0 += NP * 2 * W)
+          msda_gather_bf16<V, NP>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+        for (; c0 + 2 * W <= dh; c0 += 2 * W)
+          msda_gather_bf16<V, 1>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+        if (c0 < dh) msda_gather_scalar(value + h * dh, LP, hw, hr, orow + h * dh, c0, dh);
       }
     }
   }

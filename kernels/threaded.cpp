@@ -153,6 +153,15 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
   });
 }
 
+void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int64_t* level_start, int L,
+                         int P, int heads, int dh, const float* ref, const float* offsets,
+                         const float* logits, int64_t ld_qp, uint16_t* out, int64_t Lq) {
+  const KernelTable& k = active();
+  parallel_chunks(Lq, 64, [&](int64_t b, int64_t e) {
+    k.ms_deform_attn_bf16(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, b, e);
+  });
+}
+
 void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                       int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
                       int64_t Lk, int heads, int dh, float scale) {

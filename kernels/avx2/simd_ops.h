@@ -169,6 +169,36 @@ struct V8 {
   static F exp(F x) { return exp_cephes<V8>(x); }
 
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+  // bfloat16: 2W values p[0 .. 2W) widened exactly to fp32, split by parity: even = p[0, 2, ..],
+  // odd = p[1, 3, ..] (one load, a shift and a mask, no shuffle); interleave() puts such a pair back
+  // in order: lo = (e0, o0, e1, o1, ..) of the first W, hi = the next W.
+  static void load_bf16x2(const uint16_t* p, F* even, F* odd) {
+    const I raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    *even = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+    *odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32((int32_t)0xFFFF0000u)));
+  }
+  // lo, hi rounded to bfloat16 (nearest even, a NaN stays a NaN) into p[0 .. 2W).
+  static I round_bf16(F x) {  // in the low 16 bits of each lane
+    const I u = _mm256_castps_si256(x);
+    const I r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)),
+                                                   _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))),
+                                  16);
+    const I nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    // (u & 0x7fffffff) > 0x7f800000 as signed compares: both sides are non-negative
+    const I isnan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    return _mm256_blendv_epi8(r, nan, isnan);
+  }
+  static void store_bf16(uint16_t* p, F lo, F hi) {
+    // packus: (lo0-3 hi0-3 | lo4-7 hi4-7) per 128-bit lane, values <= 0xffff; then lanes in order
+    const I packed = _mm256_packus_epi32(round_bf16(lo), round_bf16(hi));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(packed, 0xD8));
+  }
+  static void interleave(F e, F o, F* lo, F* hi) {
+    const F a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);  // (e0 o0 e1 o1 | e4 o4 e5 o5), (e2 .. | e6 ..)
+    *lo = _mm256_permute2f128_ps(a, b, 0x20);
+    *hi = _mm256_permute2f128_ps(a, b, 0x31);
+  }
 };
 
 }  // namespace

@@ -122,6 +122,35 @@ struct V16 {
   static F exp(F x) { return exp_cephes<V16>(x); }
 
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+  // bfloat16: 2W values p[0 .. 2W) widened exactly to fp32, split by parity: even = p[0, 2, ..],
+  // odd = p[1, 3, ..] (one load, a shift and a mask, no shuffle); interleave() puts such a pair back
+  // in order: lo = (e0, o0, e1, o1, ..) of the first W, hi = the next W.
+  static void load_bf16x2(const uint16_t* p, F* even, F* odd) {
+    const I raw = _mm512_loadu_si512(p);
+    *even = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+    *odd = _mm512_castsi512_ps(_mm512_and_si512(raw, _mm512_set1_epi32((int32_t)0xFFFF0000u)));
+  }
+  // lo, hi rounded to bfloat16 (nearest even, a NaN stays a NaN) into p[0 .. 2W).
+  static __m256i round_bf16(F x) {
+    const I u = _mm512_castps_si512(x);
+    const I one = _mm512_set1_epi32(1);
+    const I r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+    const I nan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    const __mmask16 isnan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(isnan, r, nan));
+  }
+  static void store_bf16(uint16_t* p, F lo, F hi) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), round_bf16(lo));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + W), round_bf16(hi));
+  }
+  static void interleave(F e, F o, F* lo, F* hi) {
+    const I ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const I ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    *lo = _mm512_permutex2var_ps(e, ilo, o);
+    *hi = _mm512_permutex2var_ps(e, ihi, o);
+  }
 };
 
 }  // namespace

@@ -15,6 +15,8 @@
 // finite (it is: a linear layer's output). The corner products are summed per channel in two
 // partial sums, corners (y0,x0),(y0,x1) and (y1,x0),(y1,x1) over the samples in order, added at
 // the end: the SIMD paths use the same order (two accumulator chains), so only exp differs.
+// ms_deform_attn_bf16 is the same code on bfloat16 values, each widened exactly to its fp32, its
+// outputs rounded to bfloat16 (nearest even).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -49,17 +51,35 @@ Taps axis_taps(float ref, float off, int64_t size) {
   t.i1 = (int64_t)std::max(std::min(fl + 1.f, last), 0.f);
   return t;
 }
-}  // namespace
 
-void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
-                    int P, int heads, int dh, const float* ref, const float* offsets,
-                    const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+// A value element as fp32: itself, or a bfloat16's bits as the upper half of an fp32 (exact).
+inline float widen(float x) { return x; }
+inline float widen(uint16_t x) {
+  const uint32_t u = (uint32_t)x << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// An output as stored: itself, or rounded to bfloat16 (nearest even; a NaN stays a NaN).
+inline void narrow(float x, float* o) { *o = x; }
+inline void narrow(float x, uint16_t* o) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+  *o = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+}
+
+template <class T>
+void msda(const T* value, const int64_t* shapes, const int64_t* level_start, int L, int P, int heads,
+          int dh, const float* ref, const float* offsets, const float* logits, int64_t ld_qp, T* out,
+          int64_t q0, int64_t q1) {
   if (q1 <= q0 || heads <= 0 || dh <= 0) return;
   const int64_t ld = (int64_t)heads * dh;  // value / out row: [heads*dh]
   int64_t len_in = 0;
   for (int l = 0; l < L; ++l) len_in += shapes[2 * l] * shapes[2 * l + 1];
   if (L <= 0 || P <= 0 || len_in <= 0) {  // nothing to sample: zeros
-    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(float) * ld);
+    for (int64_t q = q0; q < q1; ++q) std::memset(out + q * ld, 0, sizeof(T) * ld);
     return;
   }
   const int LP = L * P;
@@ -94,19 +114,33 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
           const int64_t x0 = empty ? 0 : tx.i0, x1 = empty ? 0 : tx.i1;
           const float ay0 = w[s] * ty.w0, ay1 = w[s] * ty.w1;
           const float c00 = ay0 * tx.w0, c01 = ay0 * tx.w1, c10 = ay1 * tx.w0, c11 = ay1 * tx.w1;
-          const float* v00 = value + (y0 + x0) * ld + h * dh;
-          const float* v01 = value + (y0 + x1) * ld + h * dh;
-          const float* v10 = value + (y1 + x0) * ld + h * dh;
-          const float* v11 = value + (y1 + x1) * ld + h * dh;
+          const T* v00 = value + (y0 + x0) * ld + h * dh;
+          const T* v01 = value + (y0 + x1) * ld + h * dh;
+          const T* v10 = value + (y1 + x0) * ld + h * dh;
+          const T* v11 = value + (y1 + x1) * ld + h * dh;
           for (int c = 0; c < dh; ++c) {
-            acc0[c] = std::fma(c01, v01[c], std::fma(c00, v00[c], acc0[c]));
-            acc1[c] = std::fma(c11, v11[c], std::fma(c10, v10[c], acc1[c]));
+            acc0[c] = std::fma(c01, widen(v01[c]), std::fma(c00, widen(v00[c]), acc0[c]));
+            acc1[c] = std::fma(c11, widen(v11[c]), std::fma(c10, widen(v10[c]), acc1[c]));
           }
         }
       }
-      for (int c = 0; c < dh; ++c) out[q * ld + h * dh + c] = acc0[c] + acc1[c];
+      for (int c = 0; c < dh; ++c) narrow(acc0[c] + acc1[c], out + q * ld + h * dh + c);
     }
   }
+}
+
+}  // namespace
+
+void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
+                    int P, int heads, int dh, const float* ref, const float* offsets,
+                    const float* logits, int64_t ld_qp, float* out, int64_t q0, int64_t q1) {
+  msda(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, q0, q1);
+}
+
+void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int64_t* level_start, int L,
+                         int P, int heads, int dh, const float* ref, const float* offsets,
+                         const float* logits, int64_t ld_qp, uint16_t* out, int64_t q0, int64_t q1) {
+  msda(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, q0, q1);
 }
 
 }  // namespace m2fp::kern::ref

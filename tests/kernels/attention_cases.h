@@ -145,6 +145,36 @@ inline std::vector<float> run_msda(const kern::KernelTable& t, const MsdaData& d
   return out;
 }
 
+// bfloat16 (nearest even; the test data is finite) and back; the case's values in bfloat16; run_msda
+// through ms_deform_attn_bf16 (bfloat16 values and outputs).
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
+  std::vector<uint16_t> b(f.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &f[i], 4);
+    b[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  return b;
+}
+inline std::vector<uint16_t> msda_value_bf16(const MsdaData& d) { return to_bf16(d.value); }
+inline std::vector<float> msda_widened(const std::vector<uint16_t>& b) {
+  std::vector<float> f(b.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    const uint32_t u = (uint32_t)b[i] << 16;
+    std::memcpy(&f[i], &u, 4);
+  }
+  return f;
+}
+inline std::vector<uint16_t> run_msda_bf16(const kern::KernelTable& t, const MsdaData& d,
+                                           const std::vector<uint16_t>& vb, int64_t q0, int64_t q1,
+                                           std::vector<uint16_t>* into = nullptr) {
+  std::vector<uint16_t> out((size_t)d.c.Lq * d.c.heads * d.c.dh, 0xdead);
+  std::vector<uint16_t>& o = into ? *into : out;
+  t.ms_deform_attn_bf16(vb.data(), d.shapes.data(), d.starts.data(), d.L, d.c.P, d.c.heads, d.c.dh, d.ref.data(),
+                        d.offsets(), d.logits(), d.ld_qp, o.data(), q0, q1);
+  return out;
+}
+
 inline std::vector<MsdaCase> msda_cases() {
   std::vector<MsdaCase> v;
   uint32_t seed = 1;

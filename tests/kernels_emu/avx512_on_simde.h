@@ -181,6 +181,12 @@ static inline __m128i mm512_cvtepi32_epi8(simde__m512i a) {  // vpmovdb: the low
   for (int i = 0; i < 16; ++i) r.v[i] = (uint8_t)((uint32_t)x.v[i] & 0xFFu);
   return vec(r);
 }
+static inline __m256i mm512_cvtepi32_epi16(simde__m512i a) {  // vpmovdw: the low 16 bits of each lane
+  const I16 x = lanes(a);
+  alignas(32) uint16_t r[16];
+  for (int i = 0; i < 16; ++i) r[i] = (uint16_t)((uint32_t)x.v[i] & 0xFFFFu);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(r));
+}
 static inline simde__m512i mm512_cvtepu8_epi32(__m128i a) {  // vpmovzxbd
   const B16 x = bytes(a);
   I16 r;
@@ -345,6 +351,8 @@ static inline float mm512_reduce_max_ps(simde__m512 a) {
 #define _mm512_cvttps_epi32 m2fp_emu::mm512_cvttps_epi32
 #undef _mm512_cvtepi32_epi8
 #define _mm512_cvtepi32_epi8 m2fp_emu::mm512_cvtepi32_epi8
+#undef _mm512_cvtepi32_epi16
+#define _mm512_cvtepi32_epi16 m2fp_emu::mm512_cvtepi32_epi16
 #undef _mm512_cvtepu8_epi32
 #define _mm512_cvtepu8_epi32 m2fp_emu::mm512_cvtepu8_epi32
 #undef _mm512_extractf32x8_ps

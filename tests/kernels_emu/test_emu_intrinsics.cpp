@@ -191,6 +191,10 @@ TEST(EmuIntrinsics, ConversionsAndShifts) {
   alignas(16) uint8_t b[16];
   _mm_storeu_si128((__m128i*)b, _mm512_cvtepi32_epi8(put(w)));
   for (int i = 0; i < 16; ++i) EXPECT_EQ(b[i], (uint8_t)((uint32_t)w.v[i] & 0xFF)) << i;
+  // vpmovdw truncates too
+  alignas(32) uint16_t h[16];
+  _mm256_storeu_si256((__m256i*)h, _mm512_cvtepi32_epi16(put(w)));
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(h[i], (uint16_t)((uint32_t)w.v[i] & 0xFFFF)) << i;
   const I16 z = get(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)b)));
   for (int i = 0; i < 16; ++i) EXPECT_EQ(z.v[i], (int32_t)b[i]) << i;
 
