@@ -204,7 +204,7 @@ bool active() {
 Stats stats() {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
-  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses, P.reserved};
+  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses, P.reserved, P.in_use_bytes, P.max_in_use};
 }
 
 size_t set_limit(size_t bytes) {

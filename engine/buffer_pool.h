@@ -33,6 +33,8 @@ struct Stats {
   size_t hits = 0;           // allocations served from the pool
   size_t misses = 0;         // large allocations that needed new memory
   size_t reserved_bytes = 0; // reserve()d: the cache's cap is limit_bytes less this
+  size_t in_use_bytes = 0;   // large blocks handed out now (their mapped sizes)
+  size_t max_in_use_bytes = 0;  // the most ever handed out at once
 };
 Stats stats();
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).
