@@ -3,13 +3,13 @@
 // A forward pass allocates and frees the same few hundred feature maps every time (~1.6 GB for a
 // 640x1056 input). Taken fresh from the kernel each time, every page is faulted in and zeroed again:
 // 400k page faults and ~2.9 s of extra time per parse on the development machine. The pool keeps
-// freed blocks of 256 KiB and more and hands them out again for requests of the same size (or up
-// to 1/8 smaller), so from the second parse on feature maps reuse pages that are already mapped. What
+// freed blocks of 256 KiB and more and hands them out again for requests of their size or smaller
+// (the smallest cached block that fits), so from the second parse on feature maps reuse pages that
+// are already mapped. What
 // is mapped (in use + cached) stays within 4x the most ever in use at once, and the cache within its cap.
 //
 // Cap: M2FP_BUFFER_POOL_MB (default 512: a 640x1056 parse then misses the pool 0 times from the
-// second parse on, ~25 page faults per parse instead of ~3400 with 400 MB and 3x, and peaks at
-// ~755 MB, under 800 MB; 0 turns the pool off: every block goes back at once), less what reserve()
+// second parse on, with ~290 MB cached; 0 turns the pool off: every block goes back at once), less what reserve()
 // holds (engine/dnn's Winograd weights and scratchpad when M2FP_WINOGRAD=1, ~240 MB on the
 // benchmark input). The blocks freed
 // longest ago are released first when the cap is passed. Thread-safe. Built with
@@ -33,6 +33,8 @@ struct Stats {
   size_t hits = 0;           // allocations served from the pool
   size_t misses = 0;         // large allocations that needed new memory
   size_t reserved_bytes = 0; // reserve()d: the cache's cap is limit_bytes less this
+  size_t in_use_bytes = 0;   // large blocks handed out now (their mapped sizes)
+  size_t max_in_use_bytes = 0;  // the most ever handed out at once
 };
 Stats stats();
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).

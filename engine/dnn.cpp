@@ -46,25 +46,29 @@ void warn_if_reference(const char* impl, const char* what) {
 }
 
 // Per-thread buffers that only grow, for a primitive's scratchpad and for an input converted for
-// a primitive, from the buffer pool (not zeroed, unlike a std::vector). Taking them from the pool
+// a primitive (not zeroed, unlike a std::vector). Taking them from the pool
 // for each call instead kept Winograd's large scratchpads out of the resident set between calls, but
 // made every small matmul of the transformer decoder allocate, and the pool resize its blocks: with
 // 2 threads the decoder went from ~110 to ~190 ms and the network ~15% slower (bench_e2e,
 // 2026-12-06, measured alternately).
+// They live as long as their thread, so they are mapped for themselves (pool::map_pages, huge pages
+// from 2 MB) rather than taken from the pool's cache, which hands out the smallest cached block that
+// fits: a buffer held for good would pin a block of any larger size (with Winograd's scratchpads and
+// converted inputs, ~90 MB more in use for good than the buffers asked for, bench_e2e 2026-12-06).
 struct ThreadBuffer {
   void* p = nullptr;
   size_t cap = 0;
   ThreadBuffer() = default;
   ThreadBuffer(const ThreadBuffer&) = delete;
   ThreadBuffer& operator=(const ThreadBuffer&) = delete;
-  ~ThreadBuffer() { pool::release(p, cap); }
+  ~ThreadBuffer() { pool::unmap_pages(p, cap); }
   void* get(size_t n) {
     if (n == 0) return nullptr;
     if (n > cap) {
-      pool::release(p, cap);
+      pool::unmap_pages(p, cap);
       p = nullptr;
       cap = 0;
-      p = pool::allocate(n);
+      p = pool::map_pages(n);
       cap = n;
     }
     return p;
@@ -88,8 +92,9 @@ void zero_fill(void* dst, size_t dst_bytes, void* scratch, size_t scratch_bytes)
   if (scratch) zero_bytes(scratch, scratch_bytes);
 }
 
-// -1: not decided yet (M2FP_WINOGRAD read on first use), 0 off (the default, M2FP_WINOGRAD=0), 1 on within the
-// memory caps below (M2FP_WINOGRAD=1), 2 on for every layer oneDNN accepts (M2FP_WINOGRAD=all).
+// -1: not decided yet (M2FP_WINOGRAD read on first use), else a WinogradMode: Planned (the default,
+// M2FP_WINOGRAD unset or auto), Off (0), On within the memory caps below (1), All (every layer oneDNN
+// accepts).
 std::atomic<int> g_winograd{-1};
 
 // Winograd's memory caps. Its transformed weights are 4x the plain ones (6x6 per 3x3) and its
@@ -112,43 +117,55 @@ constexpr int kWinoMinChannels = 128;
 // Winograd on the whole map 235 ms (200 MB scratchpad), in strips of 16 rows ~2x direct's speed with
 // 34 MB; strips of 32 and 40 rows needed 52 and 61 MB for no more speed.
 constexpr int64_t kWinoStripRows = 16;
+// What the Winograd plan (WinogradMode::Planned) may add to the resident set by default
+// (M2FP_WINOGRAD_MB sets another): see plan_winograd and README, "Winograd".
+constexpr int kDefaultWinogradBudgetMB = 180;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
 std::atomic<int64_t> g_weights_rederived{0};
 
 }  // namespace
 
-void set_winograd(bool on) { g_winograd = on ? 1 : 0; }
+void set_winograd(bool on) { g_winograd = (int)(on ? WinogradMode::On : WinogradMode::Off); }
+void set_winograd_mode(WinogradMode m) { g_winograd = (int)m; }
 
 ZeroRun::ZeroRun() { ++t_zero_run; }
 ZeroRun::~ZeroRun() { --t_zero_run; }
 bool zero_run_active() { return t_zero_run > 0; }
 
-namespace {
-int winograd_mode() {
+WinogradMode winograd_mode() {
   int v = g_winograd.load();
   if (v < 0) {
     const char* env = std::getenv("M2FP_WINOGRAD");
     const std::string e = env ? env : "";
-    // Off by default (README, "Winograd": within the 800 MB bound its weights leave the buffer pool
-    // too little cache, and the page faults cost what it gains). oneDNN has the kernel on AVX-512
-    // only, elsewhere every layer stays direct whatever this says.
-    if (e == "1" || e == "on") v = 1;
-    else if (e.empty() || e == "0" || e == "off") v = 0;
-    else if (e == "all") v = 2;
-    else {
-      v = 0;
-      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (0/off, 1/on, all); Winograd stays off\n",
-                   e.c_str());
-    }
+    // Planned by default (README, "Winograd": the layers of most gain per MB within the 800 MB
+    // bound). oneDNN has the kernel on AVX-512 only, elsewhere every layer stays direct whatever
+    // this says.
+    WinogradMode m = WinogradMode::Planned;
+    if (e == "1" || e == "on") m = WinogradMode::On;
+    else if (e == "0" || e == "off") m = WinogradMode::Off;
+    else if (e == "all") m = WinogradMode::All;
+    else if (!e.empty() && e != "auto")
+      std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD=%s not understood (auto, 0/off, 1/on, all); Winograd "
+                           "stays as planned (auto)\n", e.c_str());
+    v = (int)m;
     int expected = -1;
     if (!g_winograd.compare_exchange_strong(expected, v)) v = expected;
   }
-  return v;
+  return (WinogradMode)v;
 }
-}  // namespace
 
-bool winograd_enabled() { return winograd_mode() != 0; }
+const char* winograd_mode_name(WinogradMode m) {
+  switch (m) {
+    case WinogradMode::Off: return "off";
+    case WinogradMode::Planned: return "auto";
+    case WinogradMode::On: return "on";
+    case WinogradMode::All: return "all";
+  }
+  return "?";
+}
+
+bool winograd_enabled() { return winograd_mode() != WinogradMode::Off; }
 
 void set_verbose(bool on) { g_verbose = on; }
 int64_t layer_primitives_created() { return g_layer_primitives.load(); }
@@ -498,15 +515,22 @@ struct Conv2d::Impl {
   std::mutex mu;
   std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::shared_ptr<Entry>> cache;
   std::map<std::pair<int64_t, int64_t>, std::string> algo;  // per input size, for algorithm_for()
+  bool planned = false;                 // plan_winograd chose it (WinogradMode::Planned)
   int64_t ref_h = 0, ref_w = 0;         // set_winograd_reference (0: none)
   bool ref_done = false;                // ref_md computed (lazily, at the first Winograd candidate)
   dnnl::memory::desc ref_md;            // the Winograd weight layout for the reference size (zero: none)
 
-  // Whether oneDNN may run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
-  bool winograd_candidate() const {
-    return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1 &&
-           winograd_enabled();
+  // Whether oneDNN could run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
+  bool winograd_shape() const {
+    return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1;
   }
+  // The mode for this layer: a Planned layer the plan chose runs as On does, one it did not as Off.
+  WinogradMode mode() const {
+    const WinogradMode m = winograd_mode();
+    if (m == WinogradMode::Planned) return planned ? WinogradMode::On : WinogradMode::Off;
+    return m;
+  }
+  bool winograd_candidate() const { return winograd_shape() && mode() != WinogradMode::Off; }
 
   // The Winograd primitive for an H x W input (fp32, the layer's post-ops): for the whole map, or,
   // where the whole map's scratchpad would be over the cap (oneDNN's jit_wino_4x3 transforms the
@@ -535,7 +559,8 @@ struct Conv2d::Impl {
     };
     WinoPlan wp{make(H, p.pad), 0, 0};
     const size_t whole = wp.pd.scratchpad_desc().get_size();
-    if (winograd_mode() == 2 || whole <= kWinoMaxScratchBytes || p.pad != 1 || sum || p.out_h(H) <= kWinoStripRows)
+    if (mode() == WinogradMode::All || whole <= kWinoMaxScratchBytes || p.pad != 1 || sum ||
+        p.out_h(H) <= kWinoStripRows)
       return wp;
     return WinoPlan{make(kWinoStripRows + 2, 0), kWinoStripRows, whole};
   }
@@ -578,6 +603,8 @@ struct Conv2d::Impl {
         ref_md = dnnl::memory::desc();  // no Winograd at the reference size: none at any
       }
     }
+    if (winograd_shape() && !winograd_candidate() && winograd_mode() == WinogradMode::Planned)
+      why = ", not among the layers the Winograd plan chose";
     if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
@@ -588,9 +615,9 @@ struct Conv2d::Impl {
                                         "x" + std::to_string(ref_w)
                                   : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
                                         std::to_string(ref_w);
-        } else if (winograd_mode() == 1 && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
+        } else if (mode() == WinogradMode::On && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
           why = ", Winograd is kept to layers of " + std::to_string(kWinoMinChannels) + " channels and more";
-        } else if (winograd_mode() == 2 || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
+        } else if (mode() == WinogradMode::All || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
           e->strip_rows = wp.strip_rows;
           e->reservation = reserve_scratchpad(sb);
@@ -643,6 +670,141 @@ void Conv2d::set_winograd_reference(int64_t H, int64_t W) const {
   impl_->ref_h = H;
   impl_->ref_w = W;
   impl_->ref_done = false;
+}
+
+void Conv2d::set_winograd_planned(bool on) const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->planned = on;
+}
+
+WinogradLayer Conv2d::winograd_candidate() const {
+  if (!impl_) throw std::logic_error("Conv2d used before init");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Impl& m = *impl_;
+  WinogradLayer l;
+  l.name = m.name.empty() ? "(unnamed)" : m.name;
+  l.H = m.ref_h;
+  l.W = m.ref_w;
+  l.direct_bytes = (size_t)p_.out_c * p_.in_c * p_.kh * p_.kw * sizeof(float);
+  if (!m.winograd_shape()) {
+    l.why = "not an fp32 3x3 stride-1 undilated convolution";
+    return l;
+  }
+  if (m.ref_h <= 0) {
+    l.why = "no Winograd reference size";
+    return l;
+  }
+  l.out_pixels = p_.out_h(m.ref_h) * p_.out_w(m.ref_w);
+  if (p_.in_c < kWinoMinChannels || p_.out_c < kWinoMinChannels) {
+    l.why = "fewer than " + std::to_string(kWinoMinChannels) + " channels";
+    return l;
+  }
+  try {
+    const Impl::WinoPlan wp = m.wino_plan(m.ref_h, m.ref_w, dnnl::post_ops(), false);
+    l.winograd_bytes = wp.pd.weights_desc().get_size();
+    l.scratchpad_bytes = wp.pd.scratchpad_desc().get_size();
+    l.strip_rows = wp.strip_rows;
+    // The input converted into the kernel's layout (t_converted), and in strips each strip's output
+    // (t_strip_out); a whole-map Winograd output is a map like a direct one's.
+    l.buffer_bytes = wp.pd.src_desc().get_size() + (wp.strip_rows ? wp.pd.dst_desc().get_size() : 0);
+  } catch (const dnnl::error&) {
+    l.why = "no Winograd kernel in oneDNN for it here";
+    return l;
+  }
+  if (l.winograd_bytes > kWinoMaxWeightBytes || l.scratchpad_bytes > kWinoMaxScratchBytes)
+    l.why = "over Winograd's caps (" + std::to_string(l.winograd_bytes >> 20) + " MB of weights, " +
+            std::to_string(l.scratchpad_bytes >> 20) + " MB of scratchpad)";
+  return l;
+}
+
+size_t winograd_budget_bytes() {
+  const char* e = std::getenv("M2FP_WINOGRAD_MB");
+  if (e && *e) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(e, &end, 10);
+    if (end && *end == '\0' && mb <= (1ull << 20)) return (size_t)mb << 20;
+    std::fprintf(stderr, "m2fp: warning: M2FP_WINOGRAD_MB=%s not understood (a number of MB); using %d\n", e,
+                 kDefaultWinogradBudgetMB);
+  }
+  return (size_t)kDefaultWinogradBudgetMB << 20;
+}
+
+WinogradPlan plan_winograd(const std::vector<const Conv2d*>& convs, size_t budget_bytes) {
+  WinogradPlan plan;
+  plan.budget_bytes = budget_bytes;
+  std::vector<size_t> order;
+  for (const Conv2d* c : convs) {
+    WinogradLayer l = c->winograd_candidate();
+    if (l.why.empty()) order.push_back(plan.layers.size());
+    plan.layers.push_back(std::move(l));
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return plan.layers[a].out_pixels > plan.layers[b].out_pixels;
+  });
+  // What the chosen add: each one's weights over the direct ones, plus the largest scratchpad and the
+  // largest converted input (per-thread buffers that grow to the largest and stay).
+  size_t weights = 0, scratch = 0, buffers = 0;
+  for (size_t i : order) {
+    WinogradLayer& l = plan.layers[i];
+    const size_t w = weights + (l.winograd_bytes > l.direct_bytes ? l.winograd_bytes - l.direct_bytes : 0);
+    const size_t sc = std::max(scratch, l.scratchpad_bytes), bu = std::max(buffers, l.buffer_bytes);
+    if (w + sc + bu > budget_bytes) {
+      l.why = "over the Winograd budget of " + std::to_string(budget_bytes >> 20) + " MB";
+      continue;
+    }
+    weights = w;
+    scratch = sc;
+    buffers = bu;
+    l.chosen = true;
+    ++plan.chosen;
+  }
+  plan.used_bytes = plan.chosen ? weights + scratch + buffers : 0;
+  for (size_t i = 0; i < convs.size(); ++i) convs[i]->set_winograd_planned(plan.layers[i].chosen);
+  return plan;
+}
+
+std::string WinogradPlan::summary() const {
+  // Layers grouped by name with the block index taken out ("backbone.res4.*.conv2" for res4's).
+  std::vector<std::pair<std::string, int>> groups;
+  int weighed = 0;
+  for (const WinogradLayer& l : layers) {
+    if (l.out_pixels == 0 && !l.chosen) continue;  // not a 3x3 stride-1 fp32 layer
+    ++weighed;
+    if (!l.chosen) continue;
+    std::string g;
+    bool digits = false;
+    for (size_t i = 0; i < l.name.size(); ++i) {
+      const bool d = l.name[i] >= '0' && l.name[i] <= '9' && (i == 0 || l.name[i - 1] == '.' || digits);
+      if (d) {
+        if (!digits) g += '*';
+        digits = true;
+      } else {
+        digits = false;
+        g += l.name[i];
+      }
+    }
+    if (l.strip_rows) g += " (strips of " + std::to_string(l.strip_rows) + " rows)";
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == g; });
+    if (it == groups.end()) groups.push_back({g, 1});
+    else ++it->second;
+  }
+  char head[160];
+  std::snprintf(head, sizeof head, "%d of %d 3x3 layers, +%.0f MB of the %.0f MB budget", chosen, weighed,
+                used_bytes / 1048576.0, budget_bytes / 1048576.0);
+  std::string out = head;
+  if (chosen == 0) {  // why not: the budget if it stopped one, else the first layer's reason
+    for (const WinogradLayer& l : layers)
+      if (l.why.find("budget") != std::string::npos) return out + " (" + l.why + ")";
+    for (const WinogradLayer& l : layers)
+      if (l.out_pixels > 0 && !l.why.empty()) return out + " (" + l.why + ")";
+    return out;
+  }
+  out += ":";
+  for (size_t i = 0; i < groups.size(); ++i)
+    out += (i ? ", " : " ") + (groups[i].second > 1 ? std::to_string(groups[i].second) + " x " : std::string()) +
+           groups[i].first;
+  return out;
 }
 
 size_t Conv2d::weight_bytes() const {

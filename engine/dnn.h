@@ -26,11 +26,12 @@
 // oneDNN refuses the layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the
 // layer would exceed Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp
 // says why); a layer whose whole-map scratchpad is over the cap runs in strips of 16 rows (the pixel
-// decoder's layer_1). It is off by default: its weights (4x a direct layer's) are reserved off the
-// buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy, so the
-// benchmark's peak RSS stays under issue 14's 800 MB, but then the pool's misses cost what Winograd
-// gains (README, "Winograd"). set_winograd(true) or the environment variable M2FP_WINOGRAD=1 turns
-// it on, M2FP_WINOGRAD=all also lifts the caps and the 128-channel rule.
+// decoder's layer_1). Its weights are 4x a direct layer's, so by default (WinogradMode::Planned) only
+// the layers plan_winograd() chose at load run it: the most gain per MB within a budget that keeps
+// the benchmark's peak RSS under issue 14's 800 MB (README, "Winograd"). Its weights are reserved
+// off the buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy.
+// M2FP_WINOGRAD=1 (set_winograd(true)) runs every layer within the caps, M2FP_WINOGRAD=all also
+// lifts the caps and the 128-channel rule, M2FP_WINOGRAD=0 none; M2FP_WINOGRAD_MB sets the budget.
 #pragma once
 
 #include <cstdint>
@@ -60,9 +61,17 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts (default off; M2FP_WINOGRAD=1 turns it
-// on at start). Takes effect for primitives created afterwards (a layer caches its per shape).
+// Winograd for the fp32 3x3 convolutions that oneDNN accepts. Modes (M2FP_WINOGRAD read at the first
+// use): Planned, the default (M2FP_WINOGRAD unset or "auto"): only the layers plan_winograd() chose;
+// On ("1"): every layer within the caps and the 128-channel rule; All ("all"): every layer oneDNN
+// accepts; Off ("0"). set_winograd(true/false) sets On/Off; set_winograd_mode any. Takes effect for
+// primitives created afterwards (a layer caches its per shape).
+enum class WinogradMode { Off, Planned, On, All };
 void set_winograd(bool on);
+void set_winograd_mode(WinogradMode m);
+WinogradMode winograd_mode();
+const char* winograd_mode_name(WinogradMode m);
+// Whether any layer may run Winograd (the mode is not Off).
 bool winograd_enabled();
 // Logs every convolution primitive as it is created (layer name, shape, algorithm and oneDNN's
 // implementation) to stderr: `m2fp parse --verbose`.
@@ -87,6 +96,44 @@ class ZeroRun {
   ZeroRun& operator=(const ZeroRun&) = delete;
 };
 bool zero_run_active();  // on this thread
+
+class Conv2d;
+
+// One layer plan_winograd() weighed: its sizes at its Winograd reference size (set_winograd_reference)
+// and whether it runs Winograd in the Planned mode.
+struct WinogradLayer {
+  std::string name;
+  int64_t H = 0, W = 0;           // the reference input size
+  int64_t out_pixels = 0;         // Ho x Wo there: the ranking (gain per MB, see plan_winograd)
+  size_t winograd_bytes = 0;      // its Winograd weights
+  size_t direct_bytes = 0;        // the weights they replace
+  size_t scratchpad_bytes = 0;    // its Winograd scratchpad (the largest of the chosen is kept)
+  size_t buffer_bytes = 0;        // its input converted for the Winograd kernel (per-thread buffer)
+  int64_t strip_rows = 0;         // runs in strips of this many rows (0: the whole map)
+  bool chosen = false;
+  std::string why;                // why not chosen ("" when chosen)
+};
+struct WinogradPlan {
+  std::vector<WinogradLayer> layers;  // every 3x3 stride-1 fp32 layer given, in the order given
+  size_t budget_bytes = 0;            // what the chosen may add to the resident set
+  size_t used_bytes = 0;              // what they add (estimate: weights over the direct ones + the
+                                      // largest scratchpad + the largest converted input/strip buffers)
+  int chosen = 0;
+  // One line: "12 of 26 layers (layer_1 in strips, 11 x res4 ...), +183 MB of 190 MB" or why none.
+  std::string summary() const;
+};
+// The Winograd budget: M2FP_WINOGRAD_MB when set (MB), else kDefaultWinogradBudgetMB (dnn.cpp: what a
+// 640x1056 parse may add within issue 14's 800 MB peak RSS).
+size_t winograd_budget_bytes();
+// Chooses the layers that run Winograd in the Planned mode: among `convs` (each with its Winograd
+// reference size set), the fp32 3x3 stride-1 layers that oneDNN runs as Winograd at that size
+// within the caps and the 128-channel rule, in order of gain per MB, while what they add stays within
+// `budget_bytes`. A 3x3 layer's multiply-adds per weight are its output pixels, and Winograd's
+// saving is a share of its multiply-adds while its cost is a multiple of its weights, so the gain
+// per MB is ranked by the output area (ties: the order given). Marks the chosen layers (and unmarks
+// the others); call before their primitives are created. On a CPU without oneDNN Winograd (below
+// AVX-512) none is chosen.
+WinogradPlan plan_winograd(const std::vector<const Conv2d*>& convs, size_t budget_bytes);
 
 struct ConvParams {
   int in_c = 0, out_c = 0, kh = 1, kw = 1, stride = 1, pad = 0, dilation = 1;
@@ -125,6 +172,10 @@ class Conv2d {
   // adding another copy of 4x the weights. M2FP::load sets it to each layer's size at the
   // 640x1056 benchmark input. Unset: every size may add its layout. Call before the first use.
   void set_winograd_reference(int64_t H, int64_t W) const;
+  // Whether this layer runs Winograd in the Planned mode (plan_winograd sets it).
+  void set_winograd_planned(bool on) const;
+  // The layer weighed for plan_winograd at its reference size (chosen left false).
+  WinogradLayer winograd_candidate() const;
   // The algorithm of the primitive for an H x W input ("winograd" or "direct"; "" before the
   // layer has met that size).
   std::string algorithm_for(int64_t H, int64_t W) const;

@@ -137,6 +137,7 @@ M2FP::M2FP() = default;
 M2FP::~M2FP() = default;
 const ModelConfig& M2FP::config() const { return w_->cfg; }
 dnn::Precision M2FP::precision() const { return w_->precision; }
+const dnn::WinogradPlan& M2FP::winograd_plan() const { return w_->winograd; }
 int M2FP::num_classes() const { return w_->cfg.num_classes; }
 
 std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt) {
@@ -288,11 +289,15 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
 
   // One Winograd weight layout per convolution: the one for its input at the 640x1056 benchmark
   // size (dnn::Conv2d::set_winograd_reference), so that a process meeting many photo sizes does not
-  // add a copy of 4x the weights per layout; sizes wanting another layout run direct.
+  // add a copy of 4x the weights per layout; sizes wanting another layout run direct. The layers that
+  // run Winograd at all: dnn::plan_winograd, the most gain per MB within the budget (README,
+  // "Winograd"), weighed at those sizes.
   {
+    std::vector<const Conv2d*> threes;  // the 3x3 layers, in network order
     int64_t h = 640, w = 1056;
     for (const Conv2d* conv : {&W.stem1, &W.stem2, &W.stem3}) {
       conv->set_winograd_reference(h, w);
+      threes.push_back(conv);
       h = conv->params().out_h(h);
       w = conv->params().out_w(w);
     }
@@ -303,6 +308,7 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
       for (const Bottleneck& blk : W.stages[s]) {
         const int64_t h1 = blk.conv1.params().out_h(h), w1 = blk.conv1.params().out_w(w);
         blk.conv2.set_winograd_reference(h1, w1);
+        threes.push_back(&blk.conv2);
         h = blk.conv2.params().out_h(h1);
         w = blk.conv2.params().out_w(w1);
       }
@@ -312,6 +318,8 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
       }
     }
     W.layer_1.set_winograd_reference(h0, w0);
+    threes.push_back(&W.layer_1);
+    if (W.precision == dnn::Precision::F32) W.winograd = dnn::plan_winograd(threes, dnn::winograd_budget_bytes());
   }
 
   // Everything the engine keeps was copied: the mapped pages are no longer needed.

@@ -67,6 +67,10 @@ class M2FP {
 
   const ModelConfig& config() const;
   dnn::Precision precision() const;
+  // The convolutions chosen at load to run Winograd (dnn::plan_winograd within
+  // dnn::winograd_budget_bytes(), for the 640x1056 benchmark input's sizes; used in the default
+  // WinogradMode::Planned). Empty for bf16 models.
+  const dnn::WinogradPlan& winograd_plan() const;
   int num_classes() const;    // K (CIHP 21, LIP 20); logits have K + 1 columns
 
   // image [Hp, Wp, 3] (Layout::HWC), normalised, Hp and Wp multiples of 32.

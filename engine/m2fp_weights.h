@@ -51,6 +51,7 @@ struct DecoderLayer {              // sem_seg_head.predictor.transformer_*_layer
 struct M2FP::Weights {
   ModelConfig cfg;
   dnn::Precision precision = dnn::Precision::F32;
+  dnn::WinogradPlan winograd;  // the layers that run Winograd (dnn::plan_winograd at load)
 
   // backbone.*
   dnn::Conv2d stem1, stem2, stem3;             // backbone.stem.conv{1,2,3} (BN folded)

@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   std::mt19937 g(1);
   std::normal_distribution<float> nd(0.f, 1.f);
   // Winograd primitives first, under the mode M2FP_WINOGRAD gives (set_winograd(false) below
-  // cannot give "all" back).
+  // cannot give "all" back); the default (planned) runs them as a plan that chose them would (on).
+  if (dnn::winograd_mode() == dnn::WinogradMode::Planned) dnn::set_winograd_mode(dnn::WinogradMode::On);
   for (const Shape& s : kShapes) {
     auto c = std::make_unique<Case>();
     c->s = s;
@@ -88,8 +89,16 @@ int main(int argc, char** argv) {
         if (r > 0) best[k] = std::min(best[k], ms);
       }
     const Shape& s = c->s;
-    std::printf("%-11s %3dx%-3d %3d->%-3d  direct %8.2f ms  %-8s %8.2f ms  direct/this %.2fx\n", s.name, s.H, s.W,
-                s.in_c, s.out_c, best[0], c->wino.algorithm_for(s.H, s.W).c_str(), best[1], best[0] / best[1]);
+    // What running it as Winograd adds (weights over the direct ones; the scratchpad is shared by all
+    // Winograd layers, the largest kept) and saves: ms saved per MB of weights added, the plan's ranking.
+    c->wino.set_winograd_reference(s.H, s.W);
+    const dnn::WinogradLayer wl = c->wino.winograd_candidate();
+    const double added_mb = wl.winograd_bytes > wl.direct_bytes ? (wl.winograd_bytes - wl.direct_bytes) / 1048576.0 : 0;
+    std::printf("%-11s %3dx%-3d %3d->%-3d  direct %8.2f ms  %-8s %8.2f ms  direct/this %.2fx  weights +%5.1f MB, "
+                "scratchpad %5.1f MB, saves %6.2f ms/MB\n",
+                s.name, s.H, s.W, s.in_c, s.out_c, best[0], c->wino.algorithm_for(s.H, s.W).c_str(), best[1],
+                best[0] / best[1], added_mb, wl.scratchpad_bytes / 1048576.0,
+                added_mb > 0 ? (best[0] - best[1]) / added_mb : 0.0);
     std::fflush(stdout);
   }
   return 0;

@@ -148,6 +148,18 @@ Options parse_args(int argc, char** argv) {
 }
 
 // ---- machine and build facts --------------------------------------------------------------------
+// Which convolutions run Winograd (engine/dnn.h: the mode and, in the default mode, the plan).
+std::string winograd_summary(const m2fp::M2FP& model) {
+  using m2fp::dnn::WinogradMode;
+  if (model.precision() != m2fp::dnn::Precision::F32) return "none (fp32 only)";
+  const WinogradMode m = m2fp::dnn::winograd_mode();
+  const std::string plan = model.winograd_plan().summary();
+  if (m == WinogradMode::Planned) return "auto: " + plan;
+  return std::string("M2FP_WINOGRAD=") + m2fp::dnn::winograd_mode_name(m) +
+         (m == WinogradMode::Off ? ": every layer direct" : ": every layer oneDNN accepts within the mode's rules") +
+         " (the plan, unused: " + plan + ")";
+}
+
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
@@ -735,6 +747,8 @@ int run(const Options& o) {
               precision == m2fp::dnn::Precision::BF16 && !has_bf16
                   ? " (this CPU has no AVX512-BF16: oneDNN runs bf16 without native support)"
                   : "");
+  const std::string wino = winograd_summary(*session->model());
+  std::printf("winograd:   %s\n", wino.c_str());
   std::printf("model:      %s (%s)%s, loaded in %.0f ms\n", o.model.c_str(), cfg.summary().c_str(),
               cfg.synthetic ? " [synthetic weights]" : "", load_ms);
   std::printf("image:      %s %dx%d (w x h) -> input %lldx%lld, padded %lldx%lld (h x w); %zu instances, %zu persons\n",
@@ -785,6 +799,10 @@ int run(const Options& o) {
                 warm_faults, m2fp::pool::active() ? "on" : "off",
                 (double)(ps.hits - pool0.hits) / o.runs, (double)(ps.misses - pool0.misses) / o.runs,
                 ps.cached_bytes / 1048576.0);
+    std::printf("pool:       %.0f MB in use now, at most %.0f MB at once; %.0f MB reserved off its cap of %.0f MB "
+                "(engine/dnn's Winograd weights and scratchpad)\n",
+                ps.in_use_bytes / 1048576.0, ps.max_in_use_bytes / 1048576.0, ps.reserved_bytes / 1048576.0,
+                ps.limit_bytes / 1048576.0);
   }
   print_floors(st, gflop, peaks, precision);
   print_cold_start(cold, st, warm_faults);
@@ -812,6 +830,7 @@ int run(const Options& o) {
     j["isa"] = kisa;
     j["onednn"] = {{"version", m2fp::dnn::onednn_version()}, {"isa", disa}};
     j["precision"] = prec;
+    j["winograd"] = wino;
     j["cpu_has_avx512_bf16"] = has_bf16;
     j["model"] = {{"path", o.model}, {"summary", cfg.summary()}, {"synthetic", cfg.synthetic}, {"load_ms", load_ms}};
     j["image"] = o.image;

@@ -25,7 +25,7 @@ TEST(BufferPool, BlocksAreAlignedAndWritable) {
   pool::release(nullptr, 1 << 20);  // a no-op, like free(nullptr)
 }
 
-TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOnly) {
+TEST(BufferPool, FreedBlocksAreReusedSmallestFirst) {
   if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
   pool::trim();
   const size_t mb = size_t(1) << 20;
@@ -39,11 +39,25 @@ TEST(BufferPool, FreedBlocksAreReusedForTheSameSizeOnly) {
   EXPECT_EQ(pool::stats().hits, s0.hits + 1);
   EXPECT_EQ(pool::stats().cached_bytes, 0u);
   pool::release(b, mb - 1000);
-  void* c = pool::allocate(mb / 2);  // half the size: a 1 MB block would waste more than 1/8
-  EXPECT_NE(c, a);
-  EXPECT_EQ(pool::stats().misses, s0.misses + 1);
+  void* c = pool::allocate(mb / 2);  // half the size: no block of its size, the 1 MB one (resident)
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(pool::stats().misses, s0.misses);
+  EXPECT_EQ(pool::stats().hits, s0.hits + 2);
   std::memset(c, 2, mb / 2);
-  pool::release(c, mb / 2);
+  void* d = pool::allocate(mb / 2);  // nothing cached now: new memory
+  EXPECT_NE(d, a);
+  EXPECT_EQ(pool::stats().misses, s0.misses + 1);
+  pool::release(c, mb / 2);  // back as the 1 MB block it is
+  EXPECT_EQ(pool::stats().cached_bytes, mb);
+  pool::release(d, mb / 2);
+  EXPECT_EQ(pool::stats().cached_bytes, mb + mb / 2);
+  void* e = pool::allocate(mb / 2 - 1000);  // the block of its size first, not the larger one
+  EXPECT_EQ(e, d);
+  void* f = pool::allocate(2 * mb);  // larger than any cached block: new memory
+  EXPECT_NE(f, a);
+  EXPECT_EQ(pool::stats().misses, s0.misses + 2);
+  pool::release(e, mb / 2 - 1000);
+  pool::release(f, 2 * mb);
   pool::trim();
   EXPECT_EQ(pool::stats().cached_bytes, 0u);
   EXPECT_EQ(pool::stats().cached_blocks, 0u);

@@ -6,7 +6,8 @@
 // second input size still has its weights (oneDNN cannot reorder Winograd weights back).
 // ctest runs this suite three times: as is, with DNNL_MAX_CPU_ISA=AVX2 (dnn_direct_below_avx512),
 // where oneDNN has no Winograd and every layer must take the direct path, and with M2FP_WINOGRAD=1
-// (dnn_winograd_on), which must turn it on (it is off by default).
+// (dnn_winograd_on), which must turn it on for every layer (by default only the layers
+// dnn::plan_winograd chose run it).
 #include <cstdlib>
 #include <gtest/gtest.h>
 
@@ -91,14 +92,17 @@ const Case kCases[] = {
     {"1x1", {64, 128, 1, 1, 1, 0, 1}, false},
 };
 
-// Before any test here calls set_winograd: the default (off) and M2FP_WINOGRAD=1 (ctest
-// dnn_winograd_on runs this suite with it), which turns it on.
-TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
+// Before any test here calls set_winograd: the default (planned: a layer no plan chose runs
+// direct) and M2FP_WINOGRAD=1 (ctest dnn_winograd_on runs this suite with it), which turns it on for
+// every layer.
+TEST(Winograd, PlannedByDefaultOnWithTheEnvironmentVariable) {
   const char* env = std::getenv("M2FP_WINOGRAD");
   const std::string e = env ? env : "";
-  const bool off = e.empty() || e == "0" || e == "off";
-  if (off) EXPECT_FALSE(dnn::winograd_enabled()) << "Winograd is off by default; M2FP_WINOGRAD=" << e;
-  if (e == "1" || e == "on") EXPECT_TRUE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  const bool off = e.empty() || e == "auto" || e == "0" || e == "off";  // for this unplanned layer
+  if (e.empty() || e == "auto")
+    EXPECT_EQ(dnn::winograd_mode(), dnn::WinogradMode::Planned) << "planned by default; M2FP_WINOGRAD=" << e;
+  if (e == "0" || e == "off") EXPECT_FALSE(dnn::winograd_enabled()) << "M2FP_WINOGRAD=" << e;
+  if (e == "1" || e == "on") EXPECT_EQ(dnn::winograd_mode(), dnn::WinogradMode::On) << "M2FP_WINOGRAD=" << e;
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 4);
   dnn::Conv2d conv;
@@ -110,6 +114,69 @@ TEST(Winograd, OffByDefaultOnWithTheEnvironmentVariable) {
     EXPECT_EQ(algo, !off && onednn_has_avx512() ? "winograd" : "direct") << "M2FP_WINOGRAD=" << e;
   const std::vector<float> ref = reference(l, x, nullptr, false);
   EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, algo == "winograd" ? 1e-5 : 2e-6);
+}
+
+// The default mode's plan: the 3x3 layers that can run Winograd, ranked by output area (gain per MB),
+// admitted while what they add stays within the budget; the chosen run Winograd, the rest direct.
+TEST(Winograd, ThePlanTakesTheMostGainPerMBWithinTheBudget) {
+  const dnn::ConvParams p256{256, 256, 3, 3, 1, 1, 1}, p64{64, 64, 3, 3, 1, 1, 1}, p1x1{256, 256, 1, 1, 1, 0, 1};
+  const Layer l256 = make_layer(p256, 21), l64 = make_layer(p64, 22), l1x1 = make_layer(p1x1, 23);
+  dnn::Conv2d small_map, big_map, narrow, pointwise, unreferenced;
+  small_map.init(p256, l256.w.data(), l256.b.data(), dnn::Precision::F32, "net.res.0.conv2");
+  big_map.init(p256, l256.w.data(), l256.b.data(), dnn::Precision::F32, "net.res.1.conv2");
+  narrow.init(p64, l64.w.data(), l64.b.data(), dnn::Precision::F32, "narrow");
+  pointwise.init(p1x1, l1x1.w.data(), l1x1.b.data(), dnn::Precision::F32, "pointwise");
+  unreferenced.init(p256, l256.w.data(), l256.b.data(), dnn::Precision::F32, "unreferenced");
+  small_map.set_winograd_reference(12, 20);
+  big_map.set_winograd_reference(24, 36);
+  narrow.set_winograd_reference(48, 64);
+  pointwise.set_winograd_reference(48, 64);
+  const std::vector<const dnn::Conv2d*> convs{&small_map, &big_map, &narrow, &pointwise, &unreferenced};
+
+  const dnn::WinogradPlan all = dnn::plan_winograd(convs, size_t(1) << 30);
+  std::printf("  %s\n", all.summary().c_str());
+  ASSERT_EQ(all.layers.size(), convs.size());
+  EXPECT_FALSE(all.layers[2].chosen);
+  EXPECT_NE(all.layers[2].why.find("channels"), std::string::npos) << all.layers[2].why;
+  EXPECT_FALSE(all.layers[3].chosen);
+  EXPECT_FALSE(all.layers[4].chosen);
+  EXPECT_EQ(all.layers[4].why, "no Winograd reference size");
+  if (!onednn_has_avx512()) {  // no kernel: nothing chosen, every layer direct
+    EXPECT_EQ(all.chosen, 0);
+    EXPECT_EQ(all.used_bytes, 0u);
+    EXPECT_NE(all.summary().find("no Winograd kernel"), std::string::npos) << all.summary();
+  } else {
+    EXPECT_EQ(all.chosen, 2);
+    for (int i : {0, 1}) {
+      const dnn::WinogradLayer& w = all.layers[i];
+      EXPECT_TRUE(w.chosen) << w.name << ": " << w.why;
+      EXPECT_GE(w.winograd_bytes, 4 * w.direct_bytes) << "6x6 per 3x3";
+      EXPECT_EQ(w.direct_bytes, size_t(256) * 256 * 9 * 4);
+    }
+    EXPECT_EQ(all.layers[1].out_pixels, 24 * 36);
+    EXPECT_NE(all.summary().find("2 x net.res.*.conv2"), std::string::npos) << all.summary();
+    // A budget for one: the larger map's layer (more multiply-adds per weight), though listed second.
+    const dnn::WinogradLayer& b = all.layers[1];
+    const size_t one = b.winograd_bytes - b.direct_bytes + b.scratchpad_bytes + b.buffer_bytes;
+    const dnn::WinogradPlan plan = dnn::plan_winograd(convs, one);
+    EXPECT_EQ(plan.chosen, 1);
+    EXPECT_TRUE(plan.layers[1].chosen);
+    EXPECT_FALSE(plan.layers[0].chosen);
+    EXPECT_NE(plan.layers[0].why.find("budget"), std::string::npos) << plan.layers[0].why;
+    EXPECT_EQ(plan.used_bytes, one);
+    // The planned mode runs the chosen one as Winograd and the other direct; both match fp64.
+    dnn::set_winograd_mode(dnn::WinogradMode::Planned);
+    for (const dnn::Conv2d* c : {&small_map, &big_map}) {
+      const Tensor x = random_map(24, 36, 256, 24);
+      const Tensor y = dnn::to_hwc((*c)(x, nullptr, true));
+      EXPECT_EQ(c->algorithm_for(24, 36), c == &big_map ? "winograd" : "direct");
+      const std::vector<float> ref = reference(l256, x, nullptr, true);
+      EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 1e-5);
+    }
+  }
+  const dnn::WinogradPlan none = dnn::plan_winograd(convs, 0);
+  EXPECT_EQ(none.chosen, 0);
+  EXPECT_EQ(none.used_bytes, 0u);
 }
 
 TEST(Winograd, EachLayerTakesTheExpectedAlgorithmAndMatchesFp64) {
