@@ -72,13 +72,29 @@ namespace {
 // transitions at one place (the bottom of a column ending in a set pixel at the photo's last row,
 // the top of the next starting with one at row 0) cancel; one at the very end is no change. Gives up (false) once the transitions
 // pass `max_transitions`.
+// What runs_by_transitions works in, kept by each thread from mask to mask: fresh buffers would be
+// faulted in again for each of a photo's hundred masks (page faults are most of their cost).
+struct ChangedWord {
+  uint32_t y, k;
+  uint64_t bits;
+};
+struct TransitionScratch {
+  std::vector<uint64_t> prev, cur;
+  std::vector<ChangedWord> changed;
+  std::vector<uint32_t> start, rows, at;
+};
+
 bool runs_by_transitions(const Instance& in, int width, int height, size_t max_transitions,
                          std::vector<uint32_t>* runs) {
+  thread_local TransitionScratch scratch;
   const BBox& b = in.bbox;
   const int bw = b.x1 - b.x0, bh = b.y1 - b.y0, stride = (bw + 7) / 8, nw = (stride + 7) / 8;
   const int tail = bw - 64 * (nw - 1);  // columns in the last word, 1..64
   const uint64_t last_mask = tail == 64 ? ~uint64_t{0} : (uint64_t{1} << tail) - 1;
-  std::vector<uint64_t> prev((size_t)nw, 0), cur((size_t)nw, 0);
+  std::vector<uint64_t>& prev = scratch.prev;
+  std::vector<uint64_t>& cur = scratch.cur;
+  prev.assign((size_t)nw, 0);
+  cur.assign((size_t)nw, 0);
   auto load_row = [&](int y, uint64_t* w) {  // bit i of word k: column 64 k + i; zeros outside the box
     if (y >= bh) {
       std::fill(w, w + nw, uint64_t{0});
@@ -95,11 +111,8 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
     w[nw - 1] &= last_mask;
   };
   // The rows' changed words (row, word, changed bits), row by row; false past max_transitions.
-  struct Changed {
-    uint32_t y, k;
-    uint64_t bits;
-  };
-  std::vector<Changed> changed;
+  std::vector<ChangedWord>& changed = scratch.changed;
+  changed.clear();
   size_t transitions = 0;
   for (int y = 0; y <= bh; ++y) {
     load_row(y, cur.data());
@@ -112,12 +125,16 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
     }
     std::swap(prev, cur);
   }
-  std::vector<uint32_t> start((size_t)bw + 1, 0);  // per column: its first transition in `rows`
-  for (const Changed& c : changed)
+  std::vector<uint32_t>& start = scratch.start;  // per column: its first transition in `rows`
+  start.assign((size_t)bw + 1, 0);
+  for (const ChangedWord& c : changed)
     for (uint64_t d = c.bits; d; d &= d - 1) ++start[64 * (size_t)c.k + (size_t)__builtin_ctzll(d) + 1];
   for (int x = 0; x < bw; ++x) start[(size_t)x + 1] += start[(size_t)x];
-  std::vector<uint32_t> rows(transitions), at(start.begin(), start.end() - 1);
-  for (const Changed& c : changed)
+  std::vector<uint32_t>& rows = scratch.rows;
+  std::vector<uint32_t>& at = scratch.at;
+  rows.resize(transitions);
+  at.assign(start.begin(), start.end() - 1);
+  for (const ChangedWord& c : changed)
     for (uint64_t d = c.bits; d; d &= d - 1) rows[at[64 * (size_t)c.k + (size_t)__builtin_ctzll(d)]++] = c.y;
 
   runs->clear();
@@ -221,22 +238,32 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, R
 std::string rle_counts_string(const std::vector<uint32_t>& runs) {
   // COCO's rleToString: each count (less the count two before it, from the third on) in 5-bit
   // groups, least significant first, 0x20 = more follows, 0x10 = sign of the last group, + 48.
-  // Written into a buffer of the most it can take (7 characters per count), then cut to size.
-  std::string s(runs.size() * 7, '\0');
-  char* out = s.data();
+  // The characters are counted first, so that the string is made at its size (a large mask's is
+  // hundreds of kB: grown, or made at the most it could take, it would touch fresh pages twice).
+  auto each_group = [&](auto&& put) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      long long x = runs[i];
+      if (i > 2) x -= (long long)runs[i - 2];
+      bool more = true;
+      while (more) {
+        char c = (char)(x & 0x1f);
+        x >>= 5;
+        more = (c & 0x10) ? x != -1 : x != 0;
+        if (more) c |= 0x20;
+        put((char)(c + 48));
+      }
+    }
+  };
+  size_t n = 0;  // groups of a count: its bits with the sign bit, 5 to a group
   for (size_t i = 0; i < runs.size(); ++i) {
     long long x = runs[i];
     if (i > 2) x -= (long long)runs[i - 2];
-    bool more = true;
-    while (more) {
-      char c = (char)(x & 0x1f);
-      x >>= 5;
-      more = (c & 0x10) ? x != -1 : x != 0;
-      if (more) c |= 0x20;
-      *out++ = (char)(c + 48);
-    }
+    const unsigned long long m = (unsigned long long)(x < 0 ? ~x : x);
+    n += (size_t)((m ? 64 - __builtin_clzll(m) + 1 : 1) + 4) / 5;
   }
-  s.resize((size_t)(out - s.data()));
+  std::string s(n, '\0');
+  char* out = s.data();
+  each_group([&](char c) { *out++ = c; });
   return s;
 }
 

@@ -261,6 +261,35 @@ TEST(CocoRle, StringsAsPycocotoolsWritesThem) {
   EXPECT_EQ(rle_counts_string({17}), "a0");
 }
 
+TEST(CocoRle, StringsOfRandomCountsMatchRleToString) {
+  // COCO's rleToString written out plainly, against counts of every size (deltas of either sign
+  // from 1 to 7 groups of 5 bits).
+  auto reference = [](const std::vector<uint32_t>& runs) {
+    std::string s;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      long long x = runs[i];
+      if (i > 2) x -= (long long)runs[i - 2];
+      bool more = true;
+      while (more) {
+        char c = (char)(x & 0x1f);
+        x >>= 5;
+        more = (c & 0x10) ? x != -1 : x != 0;
+        if (more) c |= 0x20;
+        s.push_back((char)(c + 48));
+      }
+    }
+    return s;
+  };
+  std::mt19937 g(77);
+  for (int t = 0; t < 300; ++t) {
+    std::vector<uint32_t> runs((size_t)(g() % 40));
+    for (uint32_t& r : runs) r = (uint32_t)(g() >> (g() % 32));
+    ASSERT_EQ(rle_counts_string(runs), reference(runs)) << "case " << t;
+  }
+  EXPECT_EQ(rle_counts_string({}), "");
+  EXPECT_EQ(rle_counts_string({0xffffffffu, 0, 0, 0xffffffffu}), reference({0xffffffffu, 0, 0, 0xffffffffu}));
+}
+
 TEST(ModelScopeAnswer, PartsThenHumansScoreAboveZeroAlignedLists) {
   Parsing p;
   p.width = 3;
