@@ -1,6 +1,7 @@
 // engine/io.cpp: .npy, PNG and base64 writers (see io.h). PNG: the rows filtered here (filter Up),
-// compressed by libdeflate (Debian libdeflate-dev) at a fast level, wrapped in PNG chunks; the large
-// buffers (rows, compressed data) come from the buffer pool.
+// compressed by png_deflate (engine/png_deflate.h), wrapped in PNG chunks (their CRC-32 and the
+// zlib stream's Adler-32 from libdeflate, Debian libdeflate-dev); the large buffers (rows,
+// compressed data) come from the buffer pool.
 #include "engine/io.h"
 
 #include <libdeflate.h>
@@ -15,6 +16,7 @@
 #include <utility>
 
 #include "engine/buffer_pool.h"
+#include "engine/png_deflate.h"
 
 namespace m2fp {
 namespace {
@@ -153,14 +155,10 @@ void put_chunk(std::vector<uint8_t>& png, const char type[4], const uint8_t* dat
   put_be32(png.data() + at + 8 + n, png_crc(png.data() + at + 4, 4 + n));
 }
 
-struct CompressorDeleter {
-  void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
-};
-
 // Each row is filtered with Up (the difference to the row above: label maps and masks repeat rows, so
 // most filtered rows are zeros; photos compress about as well as with the adaptive choice) and the
-// whole image compressed as one zlib stream by libdeflate at level kPngLevel.
-constexpr int kPngLevel = 1;
+// whole image compressed as one zlib stream by png_deflate (matches one byte, one pixel and one row
+// back).
 
 void check_png_size(const char* who, int width, int height, size_t row_bytes) {
   if (width <= 0 || height <= 0)
@@ -268,14 +266,10 @@ void PngWriter::encode_to(const std::function<void(const uint8_t*, size_t)>& out
   filter();
   Rows& r = *rows_;
   const size_t raw_size = r.stride() * (size_t)r.height;
-  std::unique_ptr<libdeflate_compressor, CompressorDeleter> c(libdeflate_alloc_compressor(kPngLevel));
-  if (!c) throw IoError("PNG encoder: out of memory (libdeflate)");
-  const size_t bound = libdeflate_zlib_compress_bound(c.get(), raw_size);
-  pool::Array<uint8_t> z(bound);
-  const size_t zn = libdeflate_zlib_compress(c.get(), r.raw.data(), raw_size, z.data(), bound);
-  if (zn == 0)
-    throw IoError("PNG encoder: libdeflate failed on a " + std::to_string(r.width) + "x" + std::to_string(r.height) +
-                  " image");
+  // Bytes per pixel: 1 for grey and palette indices, 2 for 16-bit grey or grey + alpha, 3 RGB, 4 RGBA.
+  const size_t bpp = std::max<size_t>(1, r.row_bytes / (size_t)r.width);
+  pool::Array<uint8_t> z(png_deflate_bound(raw_size));
+  const size_t zn = png_deflate(r.raw.data(), raw_size, bpp, r.stride(), z.data());
   r.raw.reset();
 
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};

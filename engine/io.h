@@ -32,7 +32,8 @@ void write_npy(const std::string& path, const int32_t* data, const std::vector<i
 std::string npy_header(const char* descr, const std::vector<int64_t>& shape);
 
 // PNG encoding (8-bit; channels 1 = grey, 2 = grey + alpha, 3 = RGB, 4 = RGBA): every row filtered
-// with Up, compressed by libdeflate at a fast level (level 1).
+// with Up, compressed by png_deflate (engine/png_deflate.h: matches one byte, one pixel and one row
+// back, Huffman codes per block; several times faster than libdeflate's level 1 on label maps).
 std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, int channels);
 inline std::vector<uint8_t> encode_png(const Image& img) {
   return encode_png(img.rgb.data(), img.width, img.height, 3);

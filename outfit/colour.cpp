@@ -481,7 +481,7 @@ void PhotoColours::convert() {
     rank_[w] = total;
     total += (uint32_t)__builtin_popcountll(bits_[w]);
   }
-  table_.resize(total);
+  table_ = pool::Array<LabF>(total);  // every entry written below
   const auto& t = linear_table();
 #pragma omp parallel for schedule(dynamic, 1024) if (total >= 4096)
   for (size_t w = 0; w < nw; ++w) {

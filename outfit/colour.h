@@ -120,7 +120,7 @@ class PhotoColours {
  private:
   pool::Array<uint64_t> bits_;   // [2^24 / 64]: colour marked (from the buffer pool: 2 MB)
   pool::Array<uint32_t> rank_;   // [2^24 / 64]: marked colours below the word
-  std::vector<LabF> table_;      // [marked colours], in colour order
+  pool::Array<LabF> table_;      // [marked colours], in colour order (a 12 MP photo's 240k: 2.9 MB, pooled)
 };
 
 // ColourShare for a single colour (share 1), e.g. a catalogue item's primary colour.

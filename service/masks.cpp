@@ -2,6 +2,7 @@
 #include "service/masks.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -62,10 +63,106 @@ struct RunWriter {
 
 }  // namespace
 
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
-  // Column-major runs, alternating zeros and ones, starting with zeros. 64 pixel columns of the box
-  // (8 bytes of its bit rows) are read at a time, 64 rows to a block: one 64x64 bit transpose turns
-  // a block into 64 column words (64 rows each), whose runs RunWriter::bits finds a word at a time.
+namespace {
+
+// The runs from the mask's vertical transitions: row y of the box against row y - 1 (zeros above
+// the first row and below the last), 64 columns at a time; each changed bit (x, y) is where a run
+// of column x starts. Gathered per column (counted, then placed), they are the places of the
+// column-major order where the value changes: the runs are the distances between them. Two
+// transitions at one place (the bottom of a column ending in a set pixel at the photo's last row,
+// the top of the next starting with one at row 0) cancel; one at the very end is no change. Gives up (false) once the transitions
+// pass `max_transitions`.
+// What runs_by_transitions works in, kept by each thread from mask to mask: fresh buffers would be
+// faulted in again for each of a photo's hundred masks (page faults are most of their cost).
+struct ChangedWord {
+  uint32_t y, k;
+  uint64_t bits;
+};
+struct TransitionScratch {
+  std::vector<uint64_t> prev, cur;
+  std::vector<ChangedWord> changed;
+  std::vector<uint32_t> start, rows, at;
+};
+
+bool runs_by_transitions(const Instance& in, int width, int height, size_t max_transitions,
+                         std::vector<uint32_t>* runs) {
+  thread_local TransitionScratch scratch;
+  const BBox& b = in.bbox;
+  const int bw = b.x1 - b.x0, bh = b.y1 - b.y0, stride = (bw + 7) / 8, nw = (stride + 7) / 8;
+  const int tail = bw - 64 * (nw - 1);  // columns in the last word, 1..64
+  const uint64_t last_mask = tail == 64 ? ~uint64_t{0} : (uint64_t{1} << tail) - 1;
+  std::vector<uint64_t>& prev = scratch.prev;
+  std::vector<uint64_t>& cur = scratch.cur;
+  prev.assign((size_t)nw, 0);
+  cur.assign((size_t)nw, 0);
+  auto load_row = [&](int y, uint64_t* w) {  // bit i of word k: column 64 k + i; zeros outside the box
+    if (y >= bh) {
+      std::fill(w, w + nw, uint64_t{0});
+      return;
+    }
+    const uint8_t* row = in.mask_bits.data() + (size_t)y * stride;
+    for (int k = 0; k < nw; ++k) {
+      const int nbytes = std::min(8, stride - 8 * k);
+      uint64_t v = 0;
+      if (nbytes == 8) std::memcpy(&v, row + 8 * k, 8);
+      else std::memcpy(&v, row + 8 * k, (size_t)nbytes);
+      w[k] = v;
+    }
+    w[nw - 1] &= last_mask;
+  };
+  // The rows' changed words (row, word, changed bits), row by row; false past max_transitions.
+  std::vector<ChangedWord>& changed = scratch.changed;
+  changed.clear();
+  size_t transitions = 0;
+  for (int y = 0; y <= bh; ++y) {
+    load_row(y, cur.data());
+    for (int k = 0; k < nw; ++k) {
+      const uint64_t d = cur[(size_t)k] ^ prev[(size_t)k];
+      if (!d) continue;
+      transitions += (size_t)__builtin_popcountll(d);
+      if (transitions > max_transitions) return false;
+      changed.push_back({(uint32_t)y, (uint32_t)k, d});
+    }
+    std::swap(prev, cur);
+  }
+  std::vector<uint32_t>& start = scratch.start;  // per column: its first transition in `rows`
+  start.assign((size_t)bw + 1, 0);
+  for (const ChangedWord& c : changed)
+    for (uint64_t d = c.bits; d; d &= d - 1) ++start[64 * (size_t)c.k + (size_t)__builtin_ctzll(d) + 1];
+  for (int x = 0; x < bw; ++x) start[(size_t)x + 1] += start[(size_t)x];
+  std::vector<uint32_t>& rows = scratch.rows;
+  std::vector<uint32_t>& at = scratch.at;
+  rows.resize(transitions);
+  at.assign(start.begin(), start.end() - 1);
+  for (const ChangedWord& c : changed)
+    for (uint64_t d = c.bits; d; d &= d - 1) rows[at[64 * (size_t)c.k + (size_t)__builtin_ctzll(d)]++] = c.y;
+
+  runs->clear();
+  runs->reserve(transitions + 1);
+  uint64_t last = 0;  // the place of the last change (0: the start)
+  const uint64_t total = (uint64_t)width * (uint64_t)height;
+  for (int x = 0; x < bw; ++x) {
+    const uint64_t column = (uint64_t)(b.x0 + x) * (uint64_t)height + (uint64_t)b.y0;
+    for (uint32_t i = start[(size_t)x]; i < start[(size_t)x + 1]; ++i) {
+      const uint64_t place = column + rows[i];
+      if (place == total) break;  // the bottom of the photo's last column: nothing follows
+      if (place == last && !runs->empty() && last != 0) {  // cancels the change just noted
+        last -= runs->back();
+        runs->pop_back();
+        continue;
+      }
+      runs->push_back((uint32_t)(place - last));
+      last = place;
+    }
+  }
+  runs->push_back((uint32_t)(total - last));
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
+  // Column-major runs, alternating zeros and ones, starting with zeros.
   RunWriter w;
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
@@ -74,6 +171,16 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
     w.runs.push_back(w.run);
     return w.runs;
   }
+  if (how != RunsBy::Transpose) {
+    // Transitions cost ~64 times a pixel of the transpose below: past one per 64 pixels, transpose.
+    const size_t pixels = (size_t)(b.x1 - b.x0) * (size_t)(b.y1 - b.y0);
+    const size_t limit = how == RunsBy::Transitions ? SIZE_MAX : pixels / 64 + 64;
+    std::vector<uint32_t> runs;
+    if (runs_by_transitions(in, width, height, limit, &runs)) return runs;
+  }
+  // 64 pixel columns of the box (8 bytes of its bit rows) are read at a time, 64 rows to a block: one
+  // 64x64 bit transpose turns a block into 64 column words (64 rows each), whose runs RunWriter::bits
+  // finds a word at a time.
   const int stride = (b.x1 - b.x0 + 7) / 8, bh = b.y1 - b.y0;
   const int nwords = (bh + 63) / 64;
   // A tile of 512 pixel columns (64 bytes of each bit row) at a time, all its blocks transposed before
@@ -91,12 +198,22 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
         const int nbytes = std::min(8, stride - gx);
         const uint8_t* src = in.mask_bits.data() + (size_t)r0 * stride + gx;
         uint64_t* dst = cols.data() + (size_t)(gx - tx) * 8 * nwords + wi;  // column 8 * (gx - tx)
-        bool any = false;
-        for (int r = 0; r < nrows; ++r) {
-          uint64_t x = 0;  // byte j = pixel columns 8 * (gx + j) .. + 7 of row r0 + r
-          std::memcpy(&x, src + (size_t)r * stride, (size_t)nbytes);
-          block[r] = x;
-          any |= x != 0;
+        // Byte j of block[r] = pixel columns 8 * (gx + j) .. + 7 of row r0 + r. Whole words by an
+        // 8-byte copy of constant size (one load): a copy of a variable size builds the word from
+        // overlapping stores, and reading it back then stalls on every row.
+        uint64_t any = 0;
+        if (nbytes == 8) {
+          for (int r = 0; r < nrows; ++r) {
+            std::memcpy(&block[r], src + (size_t)r * stride, 8);
+            any |= block[r];
+          }
+        } else {
+          for (int r = 0; r < nrows; ++r) {
+            uint64_t x = 0;
+            std::memcpy(&x, src + (size_t)r * stride, (size_t)nbytes);
+            block[r] = x;
+            any |= x;
+          }
         }
         if (!any) {
           for (int c = 0; c < 64; ++c) dst[(size_t)c * nwords] = 0;
@@ -121,19 +238,32 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height) {
 std::string rle_counts_string(const std::vector<uint32_t>& runs) {
   // COCO's rleToString: each count (less the count two before it, from the third on) in 5-bit
   // groups, least significant first, 0x20 = more follows, 0x10 = sign of the last group, + 48.
-  std::string s;
+  // The characters are counted first, so that the string is made at its size (a large mask's is
+  // hundreds of kB: grown, or made at the most it could take, it would touch fresh pages twice).
+  auto each_group = [&](auto&& put) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      long long x = runs[i];
+      if (i > 2) x -= (long long)runs[i - 2];
+      bool more = true;
+      while (more) {
+        char c = (char)(x & 0x1f);
+        x >>= 5;
+        more = (c & 0x10) ? x != -1 : x != 0;
+        if (more) c |= 0x20;
+        put((char)(c + 48));
+      }
+    }
+  };
+  size_t n = 0;  // groups of a count: its bits with the sign bit, 5 to a group
   for (size_t i = 0; i < runs.size(); ++i) {
     long long x = runs[i];
     if (i > 2) x -= (long long)runs[i - 2];
-    bool more = true;
-    while (more) {
-      char c = (char)(x & 0x1f);
-      x >>= 5;
-      more = (c & 0x10) ? x != -1 : x != 0;
-      if (more) c |= 0x20;
-      s.push_back((char)(c + 48));
-    }
+    const unsigned long long m = (unsigned long long)(x < 0 ? ~x : x);
+    n += (size_t)((m ? 64 - __builtin_clzll(m) + 1 : 1) + 4) / 5;
   }
+  std::string s(n, '\0');
+  char* out = s.data();
+  each_group([&](char c) { *out++ = c; });
   return s;
 }
 

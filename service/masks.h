@@ -17,7 +17,12 @@ namespace m2fp::service {
 // column-major, the string pycocotools' encode writes.
 nlohmann::json instance_rle(const Instance& in, int width, int height);
 // The run lengths themselves (column-major, starting with a run of zeros) and their string form.
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height);
+// Two ways to the same runs: from the mask's vertical transitions (each row against the one above:
+// work per transition, for masks of large regions) or by transposing 64x64 bit blocks (work per
+// pixel of the box, for noisy masks); by default the first, unless the mask turns out to change
+// more than once per 64 pixels.
+enum class RunsBy { Choose, Transitions, Transpose };
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how = RunsBy::Choose);
 std::string rle_counts_string(const std::vector<uint32_t>& runs);
 
 // The instance's mask as 0/255 bytes [height * width].

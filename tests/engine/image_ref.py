@@ -189,12 +189,18 @@ def cmd_jpegs(out):
         'cmyk.jpg': (rgb.convert('CMYK'), dict(quality=90)),
         'tall_1x17.jpg': (Image.fromarray(textured_rgb(1, 17, 4), 'RGB'), dict(quality=90)),
     }
+    # Pictures over 8 MB (the decoder sizes those differently: huge pages), one with EXIF orientation 6.
+    large = Image.fromarray(textured_rgb(2053, 1531, 5), 'RGB')
+    variants['large_420.jpg'] = (large, dict(quality=90, subsampling=2))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    variants['large_exif6.jpg'] = (large, dict(quality=85, exif=exif.tobytes()))
     names = []
     for name, (im, kw) in sorted(variants.items()):
         path = os.path.join(out, name)
         im.save(path, **kw)
         back = Image.open(path)
-        save_expected(path, np.asarray(back.convert('RGB')))
+        save_expected(path, np.asarray(ImageOps.exif_transpose(back).convert('RGB')))
         names.append(name)
     print(json.dumps(names))
 

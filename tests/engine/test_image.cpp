@@ -149,9 +149,11 @@ TEST_F(ImageDecode, JpegExifOrientationIsExactlyPil) {
 
 TEST_F(ImageDecode, JpegVariantsEqualPilConvertRgb) {
   // 4:2:0 / 4:2:2 / 4:4:4, progressive, optimised Huffman tables, restart markers, grey, Adobe CMYK,
-  // a 1-pixel-wide image: every pixel equal to PIL's (no tolerance: the same libjpeg-turbo).
-  const char* names[] = {"q90_420.jpg",  "q75_422.jpg", "q95_444.jpg", "progressive.jpg", "optimized.jpg",
-                         "restart.jpg", "grey.jpg",    "cmyk.jpg",    "tall_1x17.jpg"};
+  // a 1-pixel-wide image, 2053x1531 pictures (over 8 MB: stored in huge pages), one turned by its
+  // EXIF orientation: every pixel equal to PIL's (no tolerance: the same libjpeg-turbo).
+  const char* names[] = {"q90_420.jpg", "q75_422.jpg",   "q95_444.jpg", "progressive.jpg",
+                         "optimized.jpg", "restart.jpg", "grey.jpg",    "cmyk.jpg",
+                         "tall_1x17.jpg", "large_420.jpg", "large_exif6.jpg"};
   for (const char* name : names) {
     const Image img = decode_file(file(name));
     const Diff d = compare(img, read_npy(file(std::string(name) + ".npy")));

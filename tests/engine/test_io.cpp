@@ -86,6 +86,26 @@ TEST(Png, FilesAreReadByPilAndRoundTrip) {
   EXPECT_THROW(encode_png(rgb.data(), w, h, 5), IoError);
 }
 
+// Pictures of several 4 MiB pieces (png_deflate encodes them side by side): 4099x1100 RGB is 13.5 MB
+// of filtered rows, 4099x1100 grey 4.5 MB; PIL (zlib) reads the pixels back.
+TEST(Png, LargePicturesAreReadByPil) {
+  testutil::TempDir dir;
+  const int w = 4099, h = 1100;
+  std::vector<uint8_t> gray((size_t)w * h), rgb((size_t)w * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      gray[(size_t)y * w + x] = (uint8_t)((x * 7 + y * 13) % 256);
+      for (int c = 0; c < 3; ++c) rgb[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * 7 + y * 13 + c * 50) % 256);
+    }
+  write_png_gray8(dir / "g.png", gray.data(), w, h);
+  write_png_rgb(dir / "c.png", rgb.data(), w, h);
+  std::printf("  PIL: %s", testutil::run_image_ref("check-png " + shell_quote(dir / "g.png") + " L 4099 1100").c_str());
+  std::printf("  PIL: %s", testutil::run_image_ref("check-png " + shell_quote(dir / "c.png") + " RGB 4099 1100").c_str());
+  const std::vector<uint8_t> png = encode_png(rgb.data(), w, h, 3);
+  const Image back = decode_image(png.data(), png.size());
+  EXPECT_EQ(back.rgb, rgb);
+}
+
 TEST(AtomicWrite, ErrorsNameThePathAndLeaveNoFile) {
   testutil::TempDir dir;
   const std::string missing = dir / "no/such/dir/out.npy";

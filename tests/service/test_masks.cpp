@@ -176,12 +176,17 @@ Instance with_mask(int x0, int y0, const std::vector<std::string>& rows) {
 
 TEST(CocoRle, RunsAreColumnMajorFromZeros) {
   // 3x4 image, mask at (1,0),(1,1),(2,1): columns 0: 0000, 1: 1100, 2: 0100
-  const Instance in = with_mask(1, 0, {"#.", "##"});
-  EXPECT_EQ(instance_runs(in, 3, 4), (std::vector<uint32_t>{4, 2, 3, 1, 2}));
-  const Instance full = with_mask(0, 0, {"##", "##"});
-  EXPECT_EQ(instance_runs(full, 2, 2), (std::vector<uint32_t>{0, 4}));
-  Instance none;
-  EXPECT_EQ(instance_runs(none, 2, 3), (std::vector<uint32_t>{6}));
+  for (RunsBy how : {RunsBy::Choose, RunsBy::Transitions, RunsBy::Transpose}) {
+    const Instance in = with_mask(1, 0, {"#.", "##"});
+    EXPECT_EQ(instance_runs(in, 3, 4, how), (std::vector<uint32_t>{4, 2, 3, 1, 2}));
+    const Instance full = with_mask(0, 0, {"##", "##"});
+    EXPECT_EQ(instance_runs(full, 2, 2, how), (std::vector<uint32_t>{0, 4}));
+    // Columns ending in a set pixel at the last row run on into the next column's first row.
+    const Instance spans = with_mask(1, 0, {".##", "##."});  // columns 00 01 11 10
+    EXPECT_EQ(instance_runs(spans, 4, 2, how), (std::vector<uint32_t>{3, 4, 1}));
+    Instance none;
+    EXPECT_EQ(instance_runs(none, 2, 3, how), (std::vector<uint32_t>{6}));
+  }
 }
 
 // The runs by definition: every pixel of the image, column by column, from the bit mask.
@@ -214,8 +219,10 @@ TEST(CocoRle, RunsOfRandomMasksInRandomBoxesMatchTheDefinition) {
     for (auto& r : rows)
       for (char& c : r) c = (int)(g() % 4) < density ? '#' : '.';
     const Instance in = with_mask(x0, y0, rows);
-    ASSERT_EQ(instance_runs(in, W, H), runs_pixel_by_pixel(in, W, H)) << "case " << t << ": " << W << "x" << H
-                                                                       << " box at " << x0 << "," << y0;
+    const std::vector<uint32_t> want = runs_pixel_by_pixel(in, W, H);
+    for (RunsBy how : {RunsBy::Choose, RunsBy::Transitions, RunsBy::Transpose})
+      ASSERT_EQ(instance_runs(in, W, H, how), want) << "case " << t << ": " << W << "x" << H << " box at " << x0
+                                                    << "," << y0 << " way " << (int)how;
   }
 }
 
@@ -236,9 +243,11 @@ TEST(CocoRle, RunsOfLargeBlobbyMasksMatchTheDefinition) {
         rows[(size_t)y][(size_t)x] = on ? '#' : '.';
       }
     const Instance in = with_mask(x0, y0, rows);
-    ASSERT_EQ(instance_runs(in, W, H), runs_pixel_by_pixel(in, W, H)) << "case " << t << ": " << W << "x" << H
-                                                                       << " box " << bw << "x" << bh << " at " << x0
-                                                                       << "," << y0 << " mode " << mode;
+    const std::vector<uint32_t> want = runs_pixel_by_pixel(in, W, H);
+    for (RunsBy how : {RunsBy::Choose, RunsBy::Transitions, RunsBy::Transpose})
+      ASSERT_EQ(instance_runs(in, W, H, how), want) << "case " << t << ": " << W << "x" << H << " box " << bw << "x"
+                                                    << bh << " at " << x0 << "," << y0 << " mode " << mode << " way "
+                                                    << (int)how;
   }
 }
 
@@ -250,6 +259,35 @@ TEST(CocoRle, StringsAsPycocotoolsWritesThem) {
   // 100 = 3*32 + 4: groups 4 | 0x20 (more), 3 -> "T3"; 17 has the sign bit: 17 | 0x20, 0 -> "a0".
   EXPECT_EQ(rle_counts_string({100}), "T3");
   EXPECT_EQ(rle_counts_string({17}), "a0");
+}
+
+TEST(CocoRle, StringsOfRandomCountsMatchRleToString) {
+  // COCO's rleToString written out plainly, against counts of every size (deltas of either sign
+  // from 1 to 7 groups of 5 bits).
+  auto reference = [](const std::vector<uint32_t>& runs) {
+    std::string s;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      long long x = runs[i];
+      if (i > 2) x -= (long long)runs[i - 2];
+      bool more = true;
+      while (more) {
+        char c = (char)(x & 0x1f);
+        x >>= 5;
+        more = (c & 0x10) ? x != -1 : x != 0;
+        if (more) c |= 0x20;
+        s.push_back((char)(c + 48));
+      }
+    }
+    return s;
+  };
+  std::mt19937 g(77);
+  for (int t = 0; t < 300; ++t) {
+    std::vector<uint32_t> runs((size_t)(g() % 40));
+    for (uint32_t& r : runs) r = (uint32_t)(g() >> (g() % 32));
+    ASSERT_EQ(rle_counts_string(runs), reference(runs)) << "case " << t;
+  }
+  EXPECT_EQ(rle_counts_string({}), "");
+  EXPECT_EQ(rle_counts_string({0xffffffffu, 0, 0, 0xffffffffu}), reference({0xffffffffu, 0, 0, 0xffffffffu}));
 }
 
 TEST(ModelScopeAnswer, PartsThenHumansScoreAboveZeroAlignedLists) {
