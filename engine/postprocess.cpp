@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/buffer_pool.h"
 #include "kernels/bilinear_taps.h"
 #include "kernels/kernels.h"
 
@@ -213,9 +214,9 @@ struct QueryBits {
   // bit x % 64 of word x / 64 of row y = (mask(y, x) > 0); every word written by pass A
   uint64_t* row(int q, int64_t y) { return reinterpret_cast<uint64_t*>(of[q].data()) + y * nwords; }
   const uint64_t* row(int q, int64_t y) const { return reinterpret_cast<const uint64_t*>(of[q].data()) + y * nwords; }
-  // storage for query q's words (zero filled by std::vector, then every word written by pass A)
+  // storage for query q's words (zero filled, then every word written by pass A)
   void make(int q, int64_t H0) {
-    if (wanted[q]) of[q].assign((size_t)(H0 * nwords * 8), 0);
+    if (wanted[q]) pool::huge_zeroed(of[q], (size_t)(H0 * nwords * 8));
   }
 };
 
@@ -598,14 +599,23 @@ void to_box_layout(std::vector<uint8_t>& v, const BBox& bb, int64_t nwords) {
   const int64_t stride = (bb.x1 - bb.x0 + 7) / 8;
   std::vector<uint64_t> words((size_t)nwords);
   for (int64_t y = bb.y0; y < bb.y1; ++y) {
-    std::memcpy(words.data(), v.data() + (size_t)y * nwords * 8, (size_t)nwords * 8);
+    uint8_t* in = v.data() + (size_t)y * nwords * 8;
     uint8_t* out = v.data() + (size_t)(y - bb.y0) * stride;
+    if (bb.x0 % 8 == 0) {  // whole bytes (little-endian words): the row's bytes from x0 / 8 on
+      std::memmove(out, in + bb.x0 / 8, (size_t)stride);
+      continue;
+    }
+    std::memcpy(words.data(), in, (size_t)nwords * 8);
     for (int64_t k = 0; k < stride; k += 8) {
       const int64_t o = bb.x0 + 8 * k, w = o >> 6, sh = o & 63;
       uint64_t word = words[w] >> sh;
       if (sh && w + 1 < nwords) word |= words[w + 1] << (64 - sh);
       const int64_t nb = std::min<int64_t>(8, stride - k);
-      for (int64_t i = 0; i < nb; ++i) out[k + i] = (uint8_t)(word >> (8 * i));
+      if (nb == 8) {
+        std::memcpy(out + k, &word, 8);  // little-endian: byte i = bits 8i..8i+7
+      } else {
+        for (int64_t i = 0; i < nb; ++i) out[k + i] = (uint8_t)(word >> (8 * i));
+      }
     }
   }
   v.resize((size_t)((bb.y1 - bb.y0) * stride));
@@ -634,7 +644,8 @@ std::vector<std::vector<uint8_t>> instance_bits(const Roles& r, const std::vecto
       bits[j] = std::move(qb.of[q]);
       first[q] = j;
     } else {
-      bits[j] = bits[first[q]];
+      pool::huge_zeroed(bits[j], bits[first[q]].size());
+      if (!bits[j].empty()) std::memcpy(bits[j].data(), bits[first[q]].data(), bits[j].size());
     }
   }
   qb.of = std::vector<std::vector<uint8_t>>();
@@ -764,13 +775,13 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   if (opt.keep_scores) res.score_classes = n_sem;
   const int T = omp_get_max_threads();
   const kern::KernelTable& k = kern::active();
-  // The outputs (label and person maps, the scores when asked), zero filled by std::vector, over the
-  // threads.
+  // The outputs (label and person maps, the scores when asked), zero filled, in huge pages where
+  // they can be, over the threads.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int j = 0; j < 3; ++j) {
-    if (j == 0) res.labels.assign((size_t)(H0 * W0), 0);
-    if (j == 1) res.person_map.assign((size_t)(H0 * W0), 0);
-    if (j == 2 && opt.keep_scores) res.scores.assign((size_t)n_sem * H0 * W0, 0);
+    if (j == 0) pool::huge_zeroed(res.labels, (size_t)(H0 * W0));
+    if (j == 1) pool::huge_zeroed(res.person_map, (size_t)(H0 * W0));
+    if (j == 2 && opt.keep_scores) pool::huge_zeroed(res.scores, (size_t)n_sem * H0 * W0);
   }
   if (kept.keep) {
     // The kept masks: each band reads them where they are.
