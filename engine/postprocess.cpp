@@ -399,7 +399,7 @@ std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slo
 // Pass B's view of one band of output rows [y0, y1) with the masks kept from pass A: where a
 // needed query's rows are and which part of its box is inside.
 struct BandView {
-  int64_t y0, y1, W0, H0, bandB;
+  int64_t y0, y1, W0, H0;
   const KeptMasks& kept;
   const std::vector<MaskStats>& stats;
 
@@ -420,60 +420,60 @@ struct BandView {
 };
 
 // One class's band of the semantic map once every instance is pasted: the average where pasted
-// (cp /= times), stored into `semantic` and `scores` (when given) from row offset `row0` (c * H0 + y0).
-void finish_class_band(float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0, Tensor* semantic,
-                       uint8_t* scores) {
+// (cp / times), stored into `semantic` and `scores` (when given) from row offset `row0` (c * H0 + y0),
+// and taken into the band's labels: the argmax over the classes in order (the first maximum, as
+// torch.argmax), running in bv / lab: class 0 starts them, a later class takes the pixels where it
+// is greater. A class nothing was pasted into is all zeros, never above the running maximum
+// (>= 0): callers skip it (after class 0).
+void finish_class_band(int c, float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0,
+                       Tensor* semantic, uint8_t* scores, float* bv, uint8_t* lab) {
+  if (!semantic && !scores && c > 0) {  // one pass: the average is only compared
+    for (int64_t i = 0; i < npx; ++i) {
+      const float s = cp[i] / (times[i] == 0.f ? 1.f : times[i]);
+      const bool gt = s > bv[i];
+      bv[i] = gt ? s : bv[i];
+      lab[i] = gt ? (uint8_t)c : lab[i];
+    }
+    return;
+  }
   for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
   if (semantic) std::memcpy(semantic->data() + row0 * W0, cp, npx * sizeof(float));
   if (scores) quantise_scores(cp, npx, scores + row0 * W0);
-}
-
-// The label of each pixel of a band: the argmax over the classes' planes (cat + c * class_stride;
-// the first maximum, as torch.argmax), with best_logit as scratch. Classes nothing was pasted into
-// are all zeros, never above the running maximum that starts at class 0's plane: skipped.
-void argmax_band(const Roles& r, const float* cat, int64_t class_stride, int64_t npx, float* best_logit,
-                 uint8_t* lab) {
-  float* bv = best_logit;
-  std::copy(cat, cat + npx, bv);
-  std::fill(lab, lab + npx, 0);
-  for (int c = 1; c < (int)r.pasted.size(); ++c) {
-    if (r.pasted[c].empty()) continue;
-    const float* cp = cat + (size_t)c * class_stride;
-    for (int64_t i = 0; i < npx; ++i) {
-      const bool gt = cp[i] > bv[i];
-      bv[i] = gt ? cp[i] : bv[i];
-      lab[i] = gt ? (uint8_t)c : lab[i];
-    }
+  if (c == 0) {
+    std::copy(cp, cp + npx, bv);
+    std::fill(lab, lab + npx, 0);
+    return;
+  }
+  for (int64_t i = 0; i < npx; ++i) {
+    const bool gt = cp[i] > bv[i];
+    bv[i] = gt ? cp[i] : bv[i];
+    lab[i] = gt ? (uint8_t)c : lab[i];
   }
 }
 
-// Semantic map of one band: per class, paste instances in ascending score and average where
-// pasted (cat [n_sem, bandB*W0], times scratch), written to `semantic` when given; then the label
-// = argmax over classes (the first maximum, as torch.argmax), with best_logit as scratch.
-void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k, float* cat,
-                   float* times, float* best_logit, Tensor* semantic, uint8_t* lab, uint8_t* scores) {
+// Semantic map of one band (rows [y0, y1)): per class, paste its instances in ascending score
+// (paste_pair(pair, cp, times) adds one instance's rows of this band) and average where pasted,
+// written to `semantic` / `scores` when given, and the labels as the argmax over the classes.
+// Scratch of the band's size each: cp (one class's plane), times, bv (the running maximum).
+template <class PastePair>
+void semantic_band(const Roles& r, int64_t y0, int64_t y1, int64_t W0, int64_t H0, const PastePair& paste_pair,
+                   float* cp, float* times, float* bv, Tensor* semantic, uint8_t* lab, uint8_t* scores) {
   const int n_sem = (int)r.pasted.size();
-  const int64_t y0 = v.y0, W0 = v.W0, H0 = v.H0, npx = (v.y1 - y0) * W0;
+  const int64_t npx = (y1 - y0) * W0;
   for (int c = 0; c < n_sem; ++c) {
-    float* cp = cat + (size_t)c * v.bandB * W0;
-    std::fill(cp, cp + npx, 0.f);
-    if (r.pasted[c].empty()) {
+    if (r.pasted[c].empty()) {  // zeros: the labels' start for class 0, nothing for the others
       if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
+      if (c == 0) {
+        std::fill(bv, bv + npx, 0.f);
+        std::fill(lab, lab + npx, 0);
+      }
       continue;
     }
+    std::fill(cp, cp + npx, 0.f);
     std::fill(times, times + npx, 0.f);
-    for (const Pair& p : r.pasted[c]) {
-      int64_t ya, yb, xa, xb;
-      if (!v.box_in_band(p.q, &ya, &yb, &xa, &xb)) continue;
-      const float* rows = v.rows_of(p.q);
-      for (int64_t y = ya; y < yb; ++y) {
-        const int64_t o = (y - y0) * W0 + xa;
-        k.paste_row(rows + o, xb - xa, p.score, cp + o, times + o);
-      }
-    }
-    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
+    for (const Pair& p : r.pasted[c]) paste_pair(p, cp, times);
+    finish_class_band(c, cp, times, npx, c * H0 + y0, W0, semantic, scores, bv, lab);
   }
-  argmax_band(r, cat, v.bandB * W0, npx, best_logit, lab);
 }
 
 // Person map of one band: the kept human with the largest mask logit among those covering the
@@ -695,36 +695,6 @@ struct StreamBand {
   }
 };
 
-void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
-                            float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
-                            uint8_t* scores) {
-  const int n_sem = (int)r.pasted.size();
-  const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0;
-  for (int c = 0; c < n_sem; ++c) {
-    float* cp = cat + (size_t)c * bandB * W0;
-    if (r.pasted[c].empty()) {  // zeros; only class 0's are read below (the argmax skips the others)
-      if (c == 0) std::fill(cp, cp + npx, 0.f);
-      if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
-      continue;
-    }
-    std::fill(cp, cp + npx, 0.f);
-    std::fill(times, times + npx, 0.f);
-    for (const Pair& p : r.pasted[c]) {
-      int64_t ya, yb, xa, xb;
-      if (!v.box(p.q, &ya, &yb, &xa, &xb)) continue;
-      for (int64_t y = ya; y < yb; ++y) {
-        kern::MaskRowSinks o;
-        o.cat = cp + (y - y0) * W0 + xa;
-        o.times = times + (y - y0) * W0 + xa;
-        o.score = p.score;
-        v.row(k, p.q, y, xa, xb, o);
-      }
-    }
-    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
-  }
-  argmax_band(r, cat, bandB * W0, npx, best_logit, lab);
-}
-
 void person_band_streamed(StreamBand& v, const std::vector<Pair>& humans, const kern::KernelTable& k,
                           float* best_logit, uint8_t* pm) {
   const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0, nH = (int64_t)humans.size();
@@ -792,14 +762,23 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
 #pragma omp parallel
     {
-      Tensor scratch;  // cat [n_sem, bandB * W0], times and best_logit [bandB * W0]: written before read
-      float* cat = pooled(scratch, (n_sem + 2) * bandB * W0);
-      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
+      Tensor scratch;  // cp, times and best_logit [bandB * W0]: written before read
+      float* cp = pooled(scratch, 3 * bandB * W0);
+      float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
-        const BandView v{y0, y1, W0, H0, bandB, kept, stats};
-        semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
+        const BandView v{y0, y1, W0, H0, kept, stats};
+        auto paste = [&](const Pair& p, float* cpb, float* tb) {
+          int64_t ya, yb, xa, xb;
+          if (!v.box_in_band(p.q, &ya, &yb, &xa, &xb)) return;
+          const float* rows = v.rows_of(p.q);
+          for (int64_t y = ya; y < yb; ++y) {
+            const int64_t o = (y - y0) * W0 + xa;
+            k.paste_row(rows + o, xb - xa, p.score, cpb + o, tb + o);
+          }
+        };
+        semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
       }
@@ -822,7 +801,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     };
     for (;;) {
       max_rows = rows_needed(bandB);
-      const int64_t bytes = (int64_t)need.size() * max_rows * W0 * 4 + (2 + n_sem) * bandB * W0 * 4;
+      const int64_t bytes = (int64_t)need.size() * max_rows * W0 * 4 + 3 * bandB * W0 * 4;
       if (bandB == 1 || bytes <= (64 << 20)) break;
       bandB = std::max<int64_t>(1, bandB / 2);
     }
@@ -831,12 +810,12 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     {
       Tensor scratch;
       // Scratch from the buffer pool (pages mapped by an earlier parse, no zero-fill), each part
-      // written before it is read: hq for the queries crossing the band, cat for class 0 and the
-      // pasted classes, times and best_logit per use.
-      Tensor hq_t, cat_t;
+      // written before it is read: hq for the queries crossing the band, cp, times and best_logit
+      // per use.
+      Tensor hq_t, cp_t;
       float* hq = pooled(hq_t, std::max<int64_t>(1, (int64_t)need.size() * max_rows * W0));
-      float* cat = pooled(cat_t, (n_sem + 2) * bandB * W0);
-      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
+      float* cp = pooled(cp_t, 3 * bandB * W0);
+      float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
       std::vector<char> ready(need.size());
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
@@ -846,9 +825,19 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         std::fill(ready.begin(), ready.end(), 0);
         StreamBand v{y0, y1, W0, src, stats, slot, r0, r1, hq, max_rows,
                      out.pred_masks.data(), h4 * w4, need, ready, scratch};
-        semantic_band_streamed(v, r, k, bandB, H0, cat, times, best_logit,
-                               opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
-                               opt.keep_scores ? res.scores.data() : nullptr);
+        auto paste = [&](const Pair& p, float* cpb, float* tb) {
+          int64_t ya, yb, xa, xb;
+          if (!v.box(p.q, &ya, &yb, &xa, &xb)) return;
+          for (int64_t y = ya; y < yb; ++y) {
+            kern::MaskRowSinks o;
+            o.cat = cpb + (y - y0) * W0 + xa;
+            o.times = tb + (y - y0) * W0 + xa;
+            o.score = p.score;
+            v.row(k, p.q, y, xa, xb, o);
+          }
+        };
+        semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
+                      res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
         person_band_streamed(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
       }
     }
