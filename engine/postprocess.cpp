@@ -116,11 +116,26 @@ void grow(BBox& b, int x, int y) {
 
 BBox finished(const BBox& b) { return b.x1 < 0 ? BBox{} : b; }
 
-std::vector<double> label_fractions(const std::vector<uint8_t>& labels, int n_classes) {
+// Pixels per label value: counts[l] += #(lab[i] == l), counts [256].
+void count_labels(const uint8_t* lab, int64_t n, int64_t* counts) {
+  int64_t c[4][256] = {};  // four tables: consecutive equal labels do not wait on one counter
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++c[0][lab[i]];
+    ++c[1][lab[i + 1]];
+    ++c[2][lab[i + 2]];
+    ++c[3][lab[i + 3]];
+  }
+  for (; i < n; ++i) ++c[0][lab[i]];
+  for (int l = 0; l < 256; ++l) counts[l] += c[0][l] + c[1][l] + c[2][l] + c[3][l];
+}
+
+// The share of the n_px pixels per label below n_classes, from counts [256] (whole numbers in
+// double: the same as adding 1 per pixel).
+std::vector<double> label_fractions(const int64_t* counts, int64_t n_px, int n_classes) {
   std::vector<double> f(n_classes, 0.0);
-  for (uint8_t l : labels)
-    if (l < n_classes) f[l] += 1;
-  for (double& v : f) v /= std::max<size_t>(1, labels.size());
+  for (int l = 0; l < n_classes && l < 256; ++l) f[l] = (double)counts[l];
+  for (double& v : f) v /= std::max<int64_t>(1, n_px);
   return f;
 }
 
@@ -130,11 +145,17 @@ int64_t band_rows_for(int64_t planes, int64_t W0, int requested) {
   return std::max<int64_t>(1, std::min<int64_t>(requested, budget / std::max<int64_t>(1, planes * W0)));
 }
 
-// Common to both modes: the fraction of pixels per label, then the semantic map and the labels to
-// the tensor sink when asked.
+// Common to both modes: the fraction of pixels per label (from `counts` [256] when the caller
+// counted them on the way, else counted here), then the semantic map and the labels to the tensor
+// sink when asked.
 void finish_parsing(const ModelConfig& cfg, const PostprocessOptions& opt, const TensorSink* sink,
-                    const Tensor& semantic, Parsing& res) {
-  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
+                    const Tensor& semantic, Parsing& res, const int64_t* counts = nullptr) {
+  int64_t own[256] = {};
+  if (!counts) {
+    count_labels(res.labels.data(), (int64_t)res.labels.size(), own);
+    counts = own;
+  }
+  res.label_fractions = label_fractions(counts, (int64_t)res.labels.size(), (int)cfg.classes.size());
   if (opt.emit_semantic && sink && *sink) {
     (*sink)("semantic", semantic);
     const int64_t H0 = res.height, W0 = res.width;
@@ -753,6 +774,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     if (j == 1) pool::huge_zeroed(res.person_map, (size_t)(H0 * W0));
     if (j == 2 && opt.keep_scores) pool::huge_zeroed(res.scores, (size_t)n_sem * H0 * W0);
   }
+  int64_t label_counts[256] = {};  // pixels per label, counted band by band
   if (kept.keep) {
     // The kept masks: each band reads them where they are.
     // Bands of at most opt.band_rows rows, fewer for a small photo so that each thread gets about
@@ -765,6 +787,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       Tensor scratch;  // cp, times and best_logit [bandB * W0]: written before read
       float* cp = pooled(scratch, 3 * bandB * W0);
       float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
+      int64_t counts[256] = {};  // this thread's label counts
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
@@ -780,8 +803,11 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         };
         semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
+        count_labels(res.labels.data() + y0 * W0, (y1 - y0) * W0, counts);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
       }
+#pragma omp critical(m2fp_label_counts)
+      for (int l = 0; l < 256; ++l) label_counts[l] += counts[l];
     }
   } else {
     // Streaming: per band, each needed query's resized crop rows (made on the query's first use in
@@ -817,6 +843,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       float* cp = pooled(cp_t, 3 * bandB * W0);
       float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
       std::vector<char> ready(need.size());
+      int64_t counts[256] = {};  // this thread's label counts
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
@@ -838,13 +865,16 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
         };
         semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
+        count_labels(res.labels.data() + y0 * W0, (y1 - y0) * W0, counts);
         person_band_streamed(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
       }
+#pragma omp critical(m2fp_label_counts)
+      for (int l = 0; l < 256; ++l) label_counts[l] += counts[l];
     }
   }
 
   instances_and_persons(cfg, r, stats, overlap, bits, res);
-  finish_parsing(cfg, opt, sink, semantic, res);
+  finish_parsing(cfg, opt, sink, semantic, res, label_counts);
   return res;
 }
 
