@@ -570,12 +570,14 @@ void instances_and_persons(const ModelConfig& cfg, const Roles& r,
 }
 
 // Part/human overlaps (pixels where both masks are > 0), [parts, humans], by popcount of the bit
-// words pass A made, over blocks of rows on the threads (integer sums: any order gives the same).
+// words pass A made (kern::and_popcount), over blocks of rows on the threads (integer sums: any
+// order gives the same).
 std::vector<int64_t> overlaps(const Roles& r, const std::vector<MaskStats>& stats, const QueryBits& qb, int64_t H0) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   std::vector<int64_t> total((size_t)(nP * nH), 0);
   if (nP == 0 || nH == 0) return total;
   const int64_t block = 64, n_blocks = (H0 + block - 1) / block;
+  const kern::KernelTable& k = kern::active();
 #pragma omp parallel
   {
     std::vector<int64_t> local(total.size(), 0);
@@ -591,13 +593,8 @@ std::vector<int64_t> overlaps(const Roles& r, const std::vector<MaskStats>& stat
           const int64_t ya = std::max<int64_t>({by0, pb.y0, hb.y0}), yb = std::min<int64_t>({by1, pb.y1, hb.y1});
           const int64_t wa = std::max(pb.x0, hb.x0) / 64, wb = (std::min(pb.x1, hb.x1) + 63) / 64;
           if (ya >= yb || wa >= wb) continue;
-          int64_t n = 0;
-          for (int64_t y = ya; y < yb; ++y) {
-            const uint64_t* bp = qb.row(r.parts[p].q, y);
-            const uint64_t* bh = qb.row(r.humans[h].q, y);
-            for (int64_t w = wa; w < wb; ++w) n += __builtin_popcountll(bp[w] & bh[w]);
-          }
-          local[p * nH + h] += n;
+          k.and_popcount(qb.row(r.parts[p].q, ya) + wa, qb.row(r.humans[h].q, ya) + wa, qb.nwords, yb - ya, wb - wa,
+                         &local[p * nH + h]);
         }
       }
     }
