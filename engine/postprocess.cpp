@@ -578,7 +578,10 @@ std::vector<int64_t> overlaps(const Roles& r, const std::vector<MaskStats>& stat
   if (nP == 0 || nH == 0) return total;
   const int64_t block = 64, n_blocks = (H0 + block - 1) / block;
   const kern::KernelTable& k = kern::active();
-#pragma omp parallel
+  // Threads only where the words are many (a small photo's take ~1 ms, less than a parallel
+  // region's barriers cost on a loaded machine).
+  const bool many = H0 * qb.nwords * 64 >= (int64_t{1} << 20);
+#pragma omp parallel if (many)
   {
     std::vector<int64_t> local(total.size(), 0);
 #pragma omp for schedule(dynamic, 1)
@@ -652,7 +655,8 @@ std::vector<std::vector<uint8_t>> instance_bits(const Roles& r, const std::vecto
   queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
   for (int q : queries)
     if (!qb.wanted[q]) throw std::logic_error("postprocess: an instance's query has no bit words from pass A");
-#pragma omp parallel for schedule(dynamic, 1)
+  const bool many = !queries.empty() && qb.of[queries[0]].size() * 8 >= (size_t{1} << 20);  // as overlaps()
+#pragma omp parallel for schedule(dynamic, 1) if (many)
   for (size_t i = 0; i < queries.size(); ++i) to_box_layout(qb.of[queries[i]], stats[queries[i]].bbox, qb.nwords);
   std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
   std::vector<int64_t> first(qb.of.size(), -1);
@@ -765,7 +769,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const kern::KernelTable& k = kern::active();
   // The outputs (label and person maps, the scores when asked), zero filled, in huge pages where
   // they can be, over the threads.
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (H0 * W0 >= (int64_t{1} << 20))
   for (int j = 0; j < 3; ++j) {
     if (j == 0) pool::huge_zeroed(res.labels, (size_t)(H0 * W0));
     if (j == 1) pool::huge_zeroed(res.person_map, (size_t)(H0 * W0));
