@@ -244,6 +244,28 @@ void* map_pages(size_t bytes) {
   return small_block(bytes);
 }
 
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE 25  // Linux 6.1 (asm-generic/mman-common.h); glibc 2.36's <sys/mman.h> lacks it
+#endif
+
+void huge_zeroed(std::vector<uint8_t>& v, size_t n) {
+  std::vector<uint8_t>().swap(v);
+#if !defined(M2FP_POOL_ASAN) && defined(MADV_HUGEPAGE) && defined(MADV_COLLAPSE)
+  if (n >= (size_t(1) << 20)) {
+    // glibc maps a large block as its 16-byte header and the bytes asked for, rounded up to whole
+    // pages: asking for a 2 MB multiple less one page maps exactly that 2 MB multiple.
+    const size_t page = 4096, cap = (n + page + kHuge - 1) / kHuge * kHuge - page;
+    v.reserve(cap);
+    const uintptr_t d = (uintptr_t)v.data(), base = d & ~(uintptr_t)(kHuge - 1);
+    if (d - base < page) {  // the block starts a 2 MB aligned mapping (the header before d)
+      const size_t len = (d - base + n + kHuge - 1) / kHuge * kHuge;
+      if (::madvise((void*)base, len, MADV_HUGEPAGE) == 0) ::madvise((void*)base, kHuge, MADV_COLLAPSE);
+    }
+  }
+#endif
+  v.resize(n);
+}
+
 void unmap_pages(void* p, size_t bytes) noexcept {
   if (!p) return;
 #ifndef M2FP_POOL_ASAN

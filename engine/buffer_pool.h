@@ -17,7 +17,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace m2fp::pool {
 
@@ -56,6 +58,18 @@ void trim(size_t keep = 0);
 // 250 MB of weights this way faults ~500 huge pages instead of ~64k 4 KiB pages.
 void* map_pages(size_t bytes);
 void unmap_pages(void* p, size_t bytes) noexcept;
+
+// v = n zero bytes (its old content dropped), in transparent huge pages where the system gives
+// them: first touches of fresh 4 KiB pages are what large outputs cost on a virtual machine (~10-20
+// us each on the development VM, where a 2 MB huge page costs ~0.3 ms), and a 12-megapixel photo's
+// outputs are ~170 MB with synthetic weights. From 1 MB on, v's capacity is made such that glibc
+// maps its block (block header included) in a whole number of 2 MB pages, which the kernel places
+// on a 2 MB boundary (Linux 6.7 on); such a block asks for huge pages (MADV_HUGEPAGE) and has its
+// first 2 MB, where glibc wrote the header, made one huge page at once (MADV_COLLAPSE, Linux 6.1);
+// the rest fault in as huge pages when written. The resident set then counts whole 2 MB pages (up
+// to 2 MB more per vector than n). Wherever a step is not available (other placement, older
+// kernel, AddressSanitizer builds, n under 1 MB) v is the same n zero bytes in ordinary pages.
+void huge_zeroed(std::vector<uint8_t>& v, size_t n);
 
 // n elements of T (trivially copyable) in a block from allocate(), released when it goes out of scope;
 // content undefined until written. For the large scratch buffers of one call (a picture's rows):

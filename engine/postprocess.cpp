@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/buffer_pool.h"
 #include "kernels/bilinear_taps.h"
 #include "kernels/kernels.h"
 
@@ -115,11 +116,26 @@ void grow(BBox& b, int x, int y) {
 
 BBox finished(const BBox& b) { return b.x1 < 0 ? BBox{} : b; }
 
-std::vector<double> label_fractions(const std::vector<uint8_t>& labels, int n_classes) {
+// Pixels per label value: counts[l] += #(lab[i] == l), counts [256].
+void count_labels(const uint8_t* lab, int64_t n, int64_t* counts) {
+  int64_t c[4][256] = {};  // four tables: consecutive equal labels do not wait on one counter
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++c[0][lab[i]];
+    ++c[1][lab[i + 1]];
+    ++c[2][lab[i + 2]];
+    ++c[3][lab[i + 3]];
+  }
+  for (; i < n; ++i) ++c[0][lab[i]];
+  for (int l = 0; l < 256; ++l) counts[l] += c[0][l] + c[1][l] + c[2][l] + c[3][l];
+}
+
+// The share of the n_px pixels per label below n_classes, from counts [256] (whole numbers in
+// double: the same as adding 1 per pixel).
+std::vector<double> label_fractions(const int64_t* counts, int64_t n_px, int n_classes) {
   std::vector<double> f(n_classes, 0.0);
-  for (uint8_t l : labels)
-    if (l < n_classes) f[l] += 1;
-  for (double& v : f) v /= std::max<size_t>(1, labels.size());
+  for (int l = 0; l < n_classes && l < 256; ++l) f[l] = (double)counts[l];
+  for (double& v : f) v /= std::max<int64_t>(1, n_px);
   return f;
 }
 
@@ -129,11 +145,17 @@ int64_t band_rows_for(int64_t planes, int64_t W0, int requested) {
   return std::max<int64_t>(1, std::min<int64_t>(requested, budget / std::max<int64_t>(1, planes * W0)));
 }
 
-// Common to both modes: the fraction of pixels per label, then the semantic map and the labels to
-// the tensor sink when asked.
+// Common to both modes: the fraction of pixels per label (from `counts` [256] when the caller
+// counted them on the way, else counted here), then the semantic map and the labels to the tensor
+// sink when asked.
 void finish_parsing(const ModelConfig& cfg, const PostprocessOptions& opt, const TensorSink* sink,
-                    const Tensor& semantic, Parsing& res) {
-  res.label_fractions = label_fractions(res.labels, (int)cfg.classes.size());
+                    const Tensor& semantic, Parsing& res, const int64_t* counts = nullptr) {
+  int64_t own[256] = {};
+  if (!counts) {
+    count_labels(res.labels.data(), (int64_t)res.labels.size(), own);
+    counts = own;
+  }
+  res.label_fractions = label_fractions(counts, (int64_t)res.labels.size(), (int)cfg.classes.size());
   if (opt.emit_semantic && sink && *sink) {
     (*sink)("semantic", semantic);
     const int64_t H0 = res.height, W0 = res.width;
@@ -193,19 +215,45 @@ std::vector<int> selected_queries(const ClassScores& s) {
 // Pass B reads the mask values of pasted pairs and humans only, and a pair's final score is its
 // class probability times a mask score of at most 1 (a float product, never above the
 // probability): only the queries of a top pair whose probability reaches the paste threshold or
-// exceeds the human one (roles()) can need them; the others' values are not kept, only their bits.
+// exceeds the human one (roles()) can need them; the others' values are not kept.
 struct KeptMasks {
   bool keep = false;
   Tensor full;             // [planes, H0, W0] when keep
   std::vector<int> plane;  // query -> its plane in `full`, -1 if its values are not kept
-  Tensor bits;             // storage of `words`
-  uint64_t* words = nullptr;  // [uq.size(), H0, nwords]: bit x % 64 of word x / 64 = (mask > 0)
-  int64_t nwords = 0;      // (W0 + 63) / 64
-  std::vector<int> slot;   // query -> its index in uq: its rows of `words`
-  uint64_t* bits_row(int u, int64_t y, int64_t H0) const {
-    return words + ((size_t)u * H0 + y) * nwords;
+};
+
+// The bit words pass A makes (with the statistics, in the same kern::mask_row_fused call) of each
+// query that can become a part or human instance: by the same bound as KeptMasks (a final score
+// never above the class probability), a top pair (q, c) whose probability passes roles()'s
+// instance threshold (human: > 0.1; a part, c != 0: >= 0.1). They are the instances' masks
+// (Instance::mask_bits, made from them in place, to_box_layout) and give the part/human overlaps
+// (overlaps()), so pass B never recomputes a mask row only for its bits.
+struct QueryBits {
+  int64_t nwords = 0;                      // (W0 + 63) / 64
+  std::vector<char> wanted;                // [Q]
+  std::vector<std::vector<uint8_t>> of;    // [Q]: wanted ones, H0 rows of nwords words each
+  // bit x % 64 of word x / 64 of row y = (mask(y, x) > 0); every word written by pass A
+  uint64_t* row(int q, int64_t y) { return reinterpret_cast<uint64_t*>(of[q].data()) + y * nwords; }
+  const uint64_t* row(int q, int64_t y) const { return reinterpret_cast<const uint64_t*>(of[q].data()) + y * nwords; }
+  // storage for query q's words (zero filled, then every word written by pass A)
+  void make(int q, int64_t H0) {
+    if (wanted[q]) pool::huge_zeroed(of[q], (size_t)(H0 * nwords * 8));
   }
 };
+
+QueryBits query_bits(const ModelConfig& cfg, const ClassScores& s, int64_t Q, int64_t W0) {
+  QueryBits b;
+  b.nwords = (W0 + 63) / 64;
+  b.wanted.assign(Q, 0);
+  b.of.resize(Q);
+  const int human = cfg.num_parsing;  // as roles()
+  for (int64_t i : s.top) {
+    const int q = (int)(i / s.K), c = (int)(i % s.K);
+    const float prob = s.score(i);
+    if (c == human ? prob > 0.1f : (c != 0 && prob >= 0.1f)) b.wanted[q] = 1;
+  }
+  return b;
+}
 
 KeptMasks kept_masks(const ModelConfig& cfg, const ClassScores& s, const std::vector<int>& uq, int64_t Q,
                      int64_t H0, int64_t W0, const PostprocessOptions& opt) {
@@ -221,21 +269,14 @@ KeptMasks kept_masks(const ModelConfig& cfg, const ClassScores& s, const std::ve
   for (int q : uq)
     if (kept.plane[q] == 0) kept.plane[q] = (int)planes++;
   kept.keep = opt.keep_mask_bytes > 0 && (double)planes * H0 * W0 * sizeof(float) <= opt.keep_mask_bytes;
-  kept.slot.assign(Q, -1);
-  if (kept.keep) {
-    kept.full = Tensor::empty({std::max<int64_t>(1, planes), H0, W0});
-    kept.nwords = (W0 + 63) / 64;
-    kept.bits = Tensor::empty({std::max<int64_t>(1, (int64_t)uq.size() * H0 * kept.nwords * 2)});  // 2 floats per word
-    kept.words = reinterpret_cast<uint64_t*>(kept.bits.data());                                     // 64-byte aligned
-    for (size_t u = 0; u < uq.size(); ++u) kept.slot[uq[u]] = (int)u;
-  }
+  if (kept.keep) kept.full = Tensor::empty({std::max<int64_t>(1, planes), H0, W0});
   return kept;
 }
 
 // Pass A: per selected query, the foreground statistics of its full-resolution mask (stats[q];
-// the other queries' stay empty), keeping the mask and its bit words in `kept` when kept.keep.
+// the other queries' stay empty) and its bit words when wanted (qb), keeping the mask in `kept`.
 std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<int>& uq,
-                                  const MaskUpsampler& up, KeptMasks& kept) {
+                                  const MaskUpsampler& up, KeptMasks& kept, QueryBits& qb) {
   const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
   const int64_t H0 = up.H0(), W0 = up.W0();
   std::vector<MaskStats> stats(Q);
@@ -249,6 +290,7 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
+      qb.make(q, H0);
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
@@ -257,18 +299,14 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
         up.rows(pred_masks.data() + (int64_t)q * h4 * w4, y0, y1, band, s);
         for (int64_t y = y0; y < y1; ++y) {
           int64_t first, last;
-          if (kept.keep) {  // statistics as mask_row_stats gives them, and the row's bit words
-            kern::MaskRowSinks o;
-            o.count = &st.pos;
-            o.sig_sum = &st.sig_sum;
-            o.first = &first;
-            o.last = &last;
-            o.bits = kept.bits_row((int)u, y, H0);
-            const float* x = band + (y - y0) * W0;
-            k.mask_row_fused(x, x, 1.f, 0.f, W0, &o);  // fma(x, 1, x * 0) = x: the row itself
-          } else {
-            k.mask_row_stats(band + (y - y0) * W0, W0, &st.pos, &st.sig_sum, &first, &last);
-          }
+          kern::MaskRowSinks o;  // statistics as mask_row_stats gives them, and the row's bit words
+          o.count = &st.pos;
+          o.sig_sum = &st.sig_sum;
+          o.first = &first;
+          o.last = &last;
+          if (qb.wanted[q]) o.bits = qb.row(q, y);
+          const float* x = band + (y - y0) * W0;
+          k.mask_row_fused(x, x, 1.f, 0.f, W0, &o);  // fma(x, 1, x * 0) = x: the row itself
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
             grow(st.bbox, (int)last, (int)y);
@@ -284,7 +322,7 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
 // Pass A without kept masks: the same statistics, each output row computed on the fly from the
 // band's resized crop rows (kern::mask_row_fused) and never stored.
 std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::vector<int>& uq,
-                                           const MaskRowSource& src) {
+                                           const MaskRowSource& src, QueryBits& qb) {
   const int64_t Q = pred_masks.shape[0], h4 = pred_masks.shape[1], w4 = pred_masks.shape[2];
   const int64_t H0 = src.H0(), W0 = src.W0();
   std::vector<MaskStats> stats(Q);
@@ -298,6 +336,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       const float* plane = pred_masks.data() + (int64_t)q * h4 * w4;
+      qb.make(q, H0);
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += band) {
         const int64_t y1 = std::min(H0, y0 + band);
@@ -312,6 +351,7 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
           o.sig_sum = &st.sig_sum;
           o.first = &first;
           o.last = &last;
+          if (qb.wanted[q]) o.bits = qb.row(q, y);
           k.mask_row_fused(h + (t.i0 - r0) * W0, h + (t.i1 - r0) * W0, t.l0, t.l1, W0, &o);
           if (first >= 0) {
             grow(st.bbox, (int)first, (int)y);
@@ -360,8 +400,8 @@ Roles roles(const ModelConfig& cfg, const ClassScores& s, const std::vector<Mask
   return r;
 }
 
-// The queries whose full-resolution rows pass B needs (pasted, then parts, then humans, each once)
-// and their slot in the band buffer (slot[q], -1 when not needed).
+// The queries whose full-resolution rows pass B needs (pasted, then humans, each once; the parts'
+// bits come from pass A) and their slot in the band buffer (slot[q], -1 when not needed).
 std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slot) {
   std::vector<int> need;
   slot->assign(Q, -1);
@@ -373,7 +413,6 @@ std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slo
   };
   for (auto& v : r.pasted)
     for (auto& p : v) want(p.q);
-  for (auto& p : r.parts) want(p.q);
   for (auto& p : r.humans) want(p.q);
   return need;
 }
@@ -381,7 +420,7 @@ std::vector<int> needed_queries(const Roles& r, int64_t Q, std::vector<int>* slo
 // Pass B's view of one band of output rows [y0, y1) with the masks kept from pass A: where a
 // needed query's rows are and which part of its box is inside.
 struct BandView {
-  int64_t y0, y1, W0, H0, bandB;
+  int64_t y0, y1, W0, H0;
   const KeptMasks& kept;
   const std::vector<MaskStats>& stats;
 
@@ -402,60 +441,60 @@ struct BandView {
 };
 
 // One class's band of the semantic map once every instance is pasted: the average where pasted
-// (cp /= times), stored into `semantic` and `scores` (when given) from row offset `row0` (c * H0 + y0).
-void finish_class_band(float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0, Tensor* semantic,
-                       uint8_t* scores) {
+// (cp / times), stored into `semantic` and `scores` (when given) from row offset `row0` (c * H0 + y0),
+// and taken into the band's labels: the argmax over the classes in order (the first maximum, as
+// torch.argmax), running in bv / lab: class 0 starts them, a later class takes the pixels where it
+// is greater. A class nothing was pasted into is all zeros, never above the running maximum
+// (>= 0): callers skip it (after class 0).
+void finish_class_band(int c, float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0,
+                       Tensor* semantic, uint8_t* scores, float* bv, uint8_t* lab) {
+  if (!semantic && !scores && c > 0) {  // one pass: the average is only compared
+    for (int64_t i = 0; i < npx; ++i) {
+      const float s = cp[i] / (times[i] == 0.f ? 1.f : times[i]);
+      const bool gt = s > bv[i];
+      bv[i] = gt ? s : bv[i];
+      lab[i] = gt ? (uint8_t)c : lab[i];
+    }
+    return;
+  }
   for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
   if (semantic) std::memcpy(semantic->data() + row0 * W0, cp, npx * sizeof(float));
   if (scores) quantise_scores(cp, npx, scores + row0 * W0);
-}
-
-// The label of each pixel of a band: the argmax over the classes' planes (cat + c * class_stride;
-// the first maximum, as torch.argmax), with best_logit as scratch. Classes nothing was pasted into
-// are all zeros, never above the running maximum that starts at class 0's plane: skipped.
-void argmax_band(const Roles& r, const float* cat, int64_t class_stride, int64_t npx, float* best_logit,
-                 uint8_t* lab) {
-  float* bv = best_logit;
-  std::copy(cat, cat + npx, bv);
-  std::fill(lab, lab + npx, 0);
-  for (int c = 1; c < (int)r.pasted.size(); ++c) {
-    if (r.pasted[c].empty()) continue;
-    const float* cp = cat + (size_t)c * class_stride;
-    for (int64_t i = 0; i < npx; ++i) {
-      const bool gt = cp[i] > bv[i];
-      bv[i] = gt ? cp[i] : bv[i];
-      lab[i] = gt ? (uint8_t)c : lab[i];
-    }
+  if (c == 0) {
+    std::copy(cp, cp + npx, bv);
+    std::fill(lab, lab + npx, 0);
+    return;
+  }
+  for (int64_t i = 0; i < npx; ++i) {
+    const bool gt = cp[i] > bv[i];
+    bv[i] = gt ? cp[i] : bv[i];
+    lab[i] = gt ? (uint8_t)c : lab[i];
   }
 }
 
-// Semantic map of one band: per class, paste instances in ascending score and average where
-// pasted (cat [n_sem, bandB*W0], times scratch), written to `semantic` when given; then the label
-// = argmax over classes (the first maximum, as torch.argmax), with best_logit as scratch.
-void semantic_band(const BandView& v, const Roles& r, const kern::KernelTable& k, float* cat,
-                   float* times, float* best_logit, Tensor* semantic, uint8_t* lab, uint8_t* scores) {
+// Semantic map of one band (rows [y0, y1)): per class, paste its instances in ascending score
+// (paste_pair(pair, cp, times) adds one instance's rows of this band) and average where pasted,
+// written to `semantic` / `scores` when given, and the labels as the argmax over the classes.
+// Scratch of the band's size each: cp (one class's plane), times, bv (the running maximum).
+template <class PastePair>
+void semantic_band(const Roles& r, int64_t y0, int64_t y1, int64_t W0, int64_t H0, const PastePair& paste_pair,
+                   float* cp, float* times, float* bv, Tensor* semantic, uint8_t* lab, uint8_t* scores) {
   const int n_sem = (int)r.pasted.size();
-  const int64_t y0 = v.y0, W0 = v.W0, H0 = v.H0, npx = (v.y1 - y0) * W0;
+  const int64_t npx = (y1 - y0) * W0;
   for (int c = 0; c < n_sem; ++c) {
-    float* cp = cat + (size_t)c * v.bandB * W0;
-    std::fill(cp, cp + npx, 0.f);
-    if (r.pasted[c].empty()) {
+    if (r.pasted[c].empty()) {  // zeros: the labels' start for class 0, nothing for the others
       if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
+      if (c == 0) {
+        std::fill(bv, bv + npx, 0.f);
+        std::fill(lab, lab + npx, 0);
+      }
       continue;
     }
+    std::fill(cp, cp + npx, 0.f);
     std::fill(times, times + npx, 0.f);
-    for (const Pair& p : r.pasted[c]) {
-      int64_t ya, yb, xa, xb;
-      if (!v.box_in_band(p.q, &ya, &yb, &xa, &xb)) continue;
-      const float* rows = v.rows_of(p.q);
-      for (int64_t y = ya; y < yb; ++y) {
-        const int64_t o = (y - y0) * W0 + xa;
-        k.paste_row(rows + o, xb - xa, p.score, cp + o, times + o);
-      }
-    }
-    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
+    for (const Pair& p : r.pasted[c]) paste_pair(p, cp, times);
+    finish_class_band(c, cp, times, npx, c * H0 + y0, W0, semantic, scores, bv, lab);
   }
-  argmax_band(r, cat, v.bandB * W0, npx, best_logit, lab);
 }
 
 // Person map of one band: the kept human with the largest mask logit among those covering the
@@ -486,10 +525,9 @@ void person_band(const BandView& v, const std::vector<Pair>& humans, const kern:
 }
 
 // Instances (parts, then humans, each by descending score) and persons; each part goes to the
-// human it overlaps most (overlap_t: per-thread [parts, humans] pixel counts).
+// human it overlaps most (overlap: [parts, humans] pixel counts).
 void instances_and_persons(const ModelConfig& cfg, const Roles& r,
-                           const std::vector<MaskStats>& stats,
-                           const std::vector<std::vector<int64_t>>& overlap_t,
+                           const std::vector<MaskStats>& stats, const std::vector<int64_t>& overlap,
                            std::vector<std::vector<uint8_t>>& bits, Parsing& res) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
@@ -523,8 +561,7 @@ void instances_and_persons(const ModelConfig& cfg, const Roles& r,
     int64_t best = 0;
     int who = -1;
     for (int64_t h = 0; h < nH; ++h) {
-      int64_t n = 0;
-      for (const std::vector<int64_t>& o : overlap_t) n += o[p * nH + h];
+      const int64_t n = overlap[p * nH + h];
       if (n > best) best = n, who = (int)h;
     }
     res.instances[p].person = who;
@@ -532,33 +569,132 @@ void instances_and_persons(const ModelConfig& cfg, const Roles& r,
   }
 }
 
+// Part/human overlaps (pixels where both masks are > 0), [parts, humans], by popcount of the bit
+// words pass A made (kern::and_popcount), over blocks of rows on the threads (integer sums: any
+// order gives the same).
+std::vector<int64_t> overlaps(const Roles& r, const std::vector<MaskStats>& stats, const QueryBits& qb, int64_t H0) {
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
+  std::vector<int64_t> total((size_t)(nP * nH), 0);
+  if (nP == 0 || nH == 0) return total;
+  const int64_t block = 64, n_blocks = (H0 + block - 1) / block;
+  const kern::KernelTable& k = kern::active();
+  // Threads only where the words are many (a small photo's take ~1 ms, less than a parallel
+  // region's barriers cost on a loaded machine).
+  const bool many = H0 * qb.nwords * 64 >= (int64_t{1} << 20);
+#pragma omp parallel if (many)
+  {
+    std::vector<int64_t> local(total.size(), 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t by0 = b * block, by1 = std::min(H0, by0 + block);
+      for (int64_t p = 0; p < nP; ++p) {
+        const BBox& pb = stats[r.parts[p].q].bbox;
+        if (pb.x1 < 0) continue;
+        for (int64_t h = 0; h < nH; ++h) {
+          const BBox& hb = stats[r.humans[h].q].bbox;
+          if (hb.x1 < 0) continue;
+          const int64_t ya = std::max<int64_t>({by0, pb.y0, hb.y0}), yb = std::min<int64_t>({by1, pb.y1, hb.y1});
+          const int64_t wa = std::max(pb.x0, hb.x0) / 64, wb = (std::min(pb.x1, hb.x1) + 63) / 64;
+          if (ya >= yb || wa >= wb) continue;
+          k.and_popcount(qb.row(r.parts[p].q, ya) + wa, qb.row(r.humans[h].q, ya) + wa, qb.nwords, yb - ya, wb - wa,
+                         &local[p * nH + h]);
+        }
+      }
+    }
+#pragma omp critical(m2fp_overlaps)
+    for (size_t i = 0; i < total.size(); ++i) total[i] += local[i];
+  }
+  return total;
+}
+
+// Query q's bit words (QueryBits: H0 rows of nwords words), rewritten in place as
+// Instance::mask_bits (rows bb.y0..bb.y1 of (bb.x1 - bb.x0 + 7) / 8 bytes, pixel x at bit x - bb.x0);
+// empty for an empty mask. Row y's bytes go to offset (y - y0) * stride <= y * nwords * 8, where its
+// words were (copied out first): rows ascending never overwrite words not yet read. The words hold
+// no bit outside the box (it is the extent of mask > 0) nor past W0.
+void to_box_layout(std::vector<uint8_t>& v, const BBox& bb, int64_t nwords) {
+  if (bb.x1 < 0) {
+    v = std::vector<uint8_t>();
+    return;
+  }
+  const int64_t stride = (bb.x1 - bb.x0 + 7) / 8;
+  std::vector<uint64_t> words((size_t)nwords);
+  for (int64_t y = bb.y0; y < bb.y1; ++y) {
+    uint8_t* in = v.data() + (size_t)y * nwords * 8;
+    uint8_t* out = v.data() + (size_t)(y - bb.y0) * stride;
+    if (bb.x0 % 8 == 0) {  // whole bytes (little-endian words): the row's bytes from x0 / 8 on
+      std::memmove(out, in + bb.x0 / 8, (size_t)stride);
+      continue;
+    }
+    std::memcpy(words.data(), in, (size_t)nwords * 8);
+    for (int64_t k = 0; k < stride; k += 8) {
+      const int64_t o = bb.x0 + 8 * k, w = o >> 6, sh = o & 63;
+      uint64_t word = words[w] >> sh;
+      if (sh && w + 1 < nwords) word |= words[w + 1] << (64 - sh);
+      const int64_t nb = std::min<int64_t>(8, stride - k);
+      if (nb == 8) {
+        std::memcpy(out + k, &word, 8);  // little-endian: byte i = bits 8i..8i+7
+      } else {
+        for (int64_t i = 0; i < nb; ++i) out[k + i] = (uint8_t)(word >> (8 * i));
+      }
+    }
+  }
+  v.resize((size_t)((bb.y1 - bb.y0) * stride));
+  if (v.capacity() > 2 * v.size()) v.shrink_to_fit();  // a small box: give the rest back
+}
+
+// The instances' bit masks (parts, then humans, as instances_and_persons takes them) from pass A's
+// words: each instance query's words made into its mask in place (over the threads), moved to its
+// first instance and copied to any other instance of the same query. qb's words are gone after.
+std::vector<std::vector<uint8_t>> instance_bits(const Roles& r, const std::vector<MaskStats>& stats, QueryBits& qb) {
+  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
+  auto query_of = [&](int64_t j) { return j < nP ? r.parts[j].q : r.humans[j - nP].q; };
+  std::vector<int> queries;
+  for (int64_t j = 0; j < nP + nH; ++j) queries.push_back(query_of(j));
+  std::sort(queries.begin(), queries.end());
+  queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
+  for (int q : queries)
+    if (!qb.wanted[q]) throw std::logic_error("postprocess: an instance's query has no bit words from pass A");
+  const bool many = !queries.empty() && qb.of[queries[0]].size() * 8 >= (size_t{1} << 20);  // as overlaps()
+#pragma omp parallel for schedule(dynamic, 1) if (many)
+  for (size_t i = 0; i < queries.size(); ++i) to_box_layout(qb.of[queries[i]], stats[queries[i]].bbox, qb.nwords);
+  std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
+  std::vector<int64_t> first(qb.of.size(), -1);
+  for (int64_t j = 0; j < nP + nH; ++j) {
+    const int q = query_of(j);
+    if (first[q] < 0) {
+      bits[j] = std::move(qb.of[q]);
+      first[q] = j;
+    } else {
+      pool::huge_zeroed(bits[j], bits[first[q]].size());
+      if (!bits[j].empty()) std::memcpy(bits[j].data(), bits[first[q]].data(), bits[j].size());
+    }
+  }
+  qb.of = std::vector<std::vector<uint8_t>>();
+  return bits;
+}
+
 // Pass B without kept masks, one band of output rows [y0, y1) at a time: each needed query's crop
 // rows are resized to the output width once (hq), and every use of an output row (paste into the
-// semantic map, person map, bits) computes it on the fly with kern::mask_row_fused, in the order the
+// semantic map, person map) computes it on the fly with kern::mask_row_fused, in the order the
 // kept path uses (so every float sum is the same). A query's row is > 0 only inside its box, and
 // every use needs > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0; person: m > best >= 0), so
-// rows start at the box's first column rounded down to 64 (bit words line up across queries). The
-// bits of parts and humans, one word per 64 columns, give the part/person overlaps by popcount and
-// the instances' bit masks.
+// rows start at the box's first column rounded down to 64.
 struct StreamBand {
-  int64_t y0, y1, W0, nwords;
+  int64_t y0, y1, W0;
   const MaskRowSource& src;
   const std::vector<MaskStats>& stats;
   const std::vector<int>& slot;   // query -> its index in need
   int64_t r0, r1;                 // crop rows held per query in hq
   float* hq;                      // [need, max_rows, W0]
   int64_t max_rows;
-  uint64_t* bits;                 // [slots, bits_rows, nwords]: rows [bits_y0, bits_y0 + bits_rows)
-  int64_t bits_y0, bits_rows;
-  std::vector<char>& bits_done;   // [need]
-  const std::vector<char>& needs_bits;  // [need]: parts and humans
-  // Streamed path: a query's crop rows in hq are made on its first use in the band (so that its
-  // rows are read back from the cache they were just written to); ready[j] once they are.
-  const float* masks = nullptr;          // pred_masks [Q, plane]
-  int64_t plane = 0;                     // h4 * w4
-  const std::vector<int>* need = nullptr;
-  std::vector<char>* ready = nullptr;    // [need]
-  Tensor* scratch = nullptr;             // MaskRowSource::hrows's
+  // A query's crop rows in hq are made on its first use in the band (so that its rows are read back
+  // from the cache they were just written to); ready[j] once they are.
+  const float* masks;             // pred_masks [Q, plane]
+  int64_t plane;                  // h4 * w4
+  const std::vector<int>& need;
+  std::vector<char>& ready;       // [need]
+  Tensor& scratch;                // MaskRowSource::hrows's
 
   bool box(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
     const BBox& bb = stats[q].bbox;
@@ -568,56 +704,18 @@ struct StreamBand {
     *xb = bb.x1;
     return bb.x1 >= 0 && *ya < *yb;
   }
-  uint64_t* bits_row(int j, int64_t y) { return bits + ((size_t)j * bits_rows + (y - bits_y0)) * nwords; }
-  // Runs row y of query q through the fused kernel with `o`, adding its bits when still needed.
-  void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, kern::MaskRowSinks o) {
+  // Runs row y of query q (columns [xa, xb)) through the fused kernel with `o`.
+  void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, const kern::MaskRowSinks& o) {
     const int j = slot[q];
-    if (needs_bits[j] && !bits_done[j]) o.bits = bits_row(j, y) + xa / 64;
     float* h = hq + (size_t)j * max_rows * W0;
-    if (ready && !(*ready)[j]) {
-      src.hrows(masks + (int64_t)(*need)[j] * plane, r0, r1, h, *scratch);
-      (*ready)[j] = 1;
+    if (!ready[j]) {
+      src.hrows(masks + (int64_t)need[j] * plane, r0, r1, h, scratch);
+      ready[j] = 1;
     }
     const kern::LinearTap t = src.tap(y);
     k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
   }
-  // After all rows of query q were run once: its bits are complete for this band.
-  void rows_done(int q) {
-    const int j = slot[q];
-    if (needs_bits[j]) bits_done[j] = 1;
-  }
 };
-
-void semantic_band_streamed(StreamBand& v, const Roles& r, const kern::KernelTable& k, int64_t bandB, int64_t H0,
-                            float* cat, float* times, float* best_logit, Tensor* semantic, uint8_t* lab,
-                            uint8_t* scores) {
-  const int n_sem = (int)r.pasted.size();
-  const int64_t y0 = v.y0, W0 = v.W0, npx = (v.y1 - y0) * W0;
-  for (int c = 0; c < n_sem; ++c) {
-    float* cp = cat + (size_t)c * bandB * W0;
-    if (r.pasted[c].empty()) {  // zeros; only class 0's are read below (the argmax skips the others)
-      if (c == 0) std::fill(cp, cp + npx, 0.f);
-      if (semantic) std::memset(semantic->data() + (c * H0 + y0) * W0, 0, npx * sizeof(float));
-      continue;
-    }
-    std::fill(cp, cp + npx, 0.f);
-    std::fill(times, times + npx, 0.f);
-    for (const Pair& p : r.pasted[c]) {
-      int64_t ya, yb, xa, xb;
-      if (!v.box(p.q, &ya, &yb, &xa, &xb)) continue;
-      for (int64_t y = ya; y < yb; ++y) {
-        kern::MaskRowSinks o;
-        o.cat = cp + (y - y0) * W0 + xa;
-        o.times = times + (y - y0) * W0 + xa;
-        o.score = p.score;
-        v.row(k, p.q, y, xa, xb, o);
-      }
-      v.rows_done(p.q);
-    }
-    finish_class_band(cp, times, npx, c * H0 + y0, W0, semantic, scores);
-  }
-  argmax_band(r, cat, bandB * W0, npx, best_logit, lab);
-}
 
 void person_band_streamed(StreamBand& v, const std::vector<Pair>& humans, const kern::KernelTable& k,
                           float* best_logit, uint8_t* pm) {
@@ -632,65 +730,6 @@ void person_band_streamed(StreamBand& v, const std::vector<Pair>& humans, const 
       o.who = pm + (y - y0) * W0 + xa;
       o.id = (uint8_t)(h + 1);
       v.row(k, humans[h].q, y, xa, xb, o);
-    }
-    v.rows_done(humans[h].q);
-  }
-}
-
-// The bits of every part and human not yet run in this band (their rows run for nothing else).
-void remaining_bits_band(StreamBand& v, const Roles& r, const kern::KernelTable& k) {
-  auto run = [&](int q) {
-    int64_t ya, yb, xa, xb;
-    if (v.bits_done[v.slot[q]] || !v.box(q, &ya, &yb, &xa, &xb)) return;
-    for (int64_t y = ya; y < yb; ++y) v.row(k, q, y, xa, xb, kern::MaskRowSinks{});
-    v.rows_done(q);
-  };
-  for (const Pair& p : r.parts) run(p.q);
-  for (const Pair& p : r.humans) run(p.q);
-}
-
-// Part/human overlaps (pixels where both masks are > 0) by popcount of their bit words.
-void overlap_band_streamed(StreamBand& v, const Roles& r, int64_t* overlap) {
-  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
-  for (int64_t p = 0; p < nP; ++p) {
-    int64_t pya, pyb, pxa, pxb;
-    if (!v.box(r.parts[p].q, &pya, &pyb, &pxa, &pxb)) continue;
-    for (int64_t h = 0; h < nH; ++h) {
-      int64_t hya, hyb, hxa, hxb;
-      if (!v.box(r.humans[h].q, &hya, &hyb, &hxa, &hxb)) continue;
-      const int64_t ya = std::max(pya, hya), yb = std::min(pyb, hyb);
-      const int64_t wa = std::max(pxa, hxa) / 64, wb = (std::min(pxb, hxb) + 63) / 64;
-      if (ya >= yb || wa >= wb) continue;
-      int64_t n = 0;
-      for (int64_t y = ya; y < yb; ++y) {
-        const uint64_t* bp = v.bits_row(v.slot[r.parts[p].q], y);
-        const uint64_t* bh = v.bits_row(v.slot[r.humans[h].q], y);
-        for (int64_t w = wa; w < wb; ++w) n += __builtin_popcountll(bp[w] & bh[w]);
-      }
-      overlap[p * nH + h] += n;
-    }
-  }
-}
-
-// The instances' bit masks (Instance::mask_bits layout) of this band's rows from the bit words.
-void mask_bits_band_streamed(StreamBand& v, const Roles& r, std::vector<std::vector<uint8_t>>& bits) {
-  const int64_t nP = (int64_t)r.parts.size();
-  for (size_t j = 0; j < bits.size(); ++j) {
-    const int q = (int64_t)j < nP ? r.parts[j].q : r.humans[j - nP].q;
-    int64_t ya, yb, xa, xb;
-    if (!v.box(q, &ya, &yb, &xa, &xb)) continue;
-    const BBox& bb = v.stats[q].bbox;
-    const int64_t stride = (bb.x1 - bb.x0 + 7) / 8, wlast = (xb - 1) / 64;  // last word written
-    for (int64_t y = ya; y < yb; ++y) {
-      const uint64_t* b = v.bits_row(v.slot[q], y);
-      uint8_t* out = bits[j].data() + (y - bb.y0) * stride;
-      for (int64_t k = 0; k < stride; k += 8) {
-        const int64_t o = bb.x0 + 8 * k, w = o >> 6, sh = o & 63;
-        uint64_t word = b[w] >> sh;
-        if (sh && w + 1 <= wlast) word |= b[w + 1] << (64 - sh);
-        const int64_t nb = std::min<int64_t>(8, stride - k);
-        for (int64_t i = 0; i < nb; ++i) out[k + i] = (uint8_t)(word >> (8 * i));
-      }
     }
   }
 }
@@ -707,13 +746,18 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
   KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);
-  const std::vector<MaskStats> stats =
-      kept.keep ? mask_stats(out.pred_masks, uq, up, kept) : mask_stats_streamed(out.pred_masks, uq, src);
+  QueryBits qb = query_bits(cfg, scores, Q, W0);
+  const std::vector<MaskStats> stats = kept.keep ? mask_stats(out.pred_masks, uq, up, kept, qb)
+                                                 : mask_stats_streamed(out.pred_masks, uq, src, qb);
   const Roles r = roles(cfg, scores, stats);
   std::vector<int> slot;
   const std::vector<int> need = needed_queries(r, Q, &slot);
 
-  // Pass B: bands of output rows: semantic paste + argmax, person map, part/person overlaps.
+  // The part/human overlaps and the instances' bit masks from pass A's bit words.
+  const std::vector<int64_t> overlap = overlaps(r, stats, qb, H0);
+  std::vector<std::vector<uint8_t>> bits = instance_bits(r, stats, qb);
+
+  // Pass B: bands of output rows: semantic paste + argmax, person map.
   Parsing res;
   res.width = (int)W0;
   res.height = (int)H0;
@@ -721,65 +765,57 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   Tensor semantic;
   if (opt.emit_semantic) semantic = Tensor::zeros({n_sem, H0, W0});
   if (opt.keep_scores) res.score_classes = n_sem;
-  const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const int T = omp_get_max_threads();
-  std::vector<std::vector<int64_t>> overlap_t(T, std::vector<int64_t>((size_t)std::max<int64_t>(1, nP * nH), 0));
   const kern::KernelTable& k = kern::active();
-  // The outputs (label and person maps, the instances' bit masks, the scores when asked), zero
-  // filled by std::vector, over the threads: a 12-megapixel photo's take ~170 MB of fresh pages.
-  std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t j = 0; j < nP + nH + 3; ++j) {
-    if (j == nP + nH) {
-      res.labels.assign((size_t)(H0 * W0), 0);
-    } else if (j == nP + nH + 1) {
-      res.person_map.assign((size_t)(H0 * W0), 0);
-    } else if (j == nP + nH + 2) {
-      if (opt.keep_scores) res.scores.assign((size_t)n_sem * H0 * W0, 0);
-    } else {
-      const BBox& bb = stats[j < nP ? r.parts[j].q : r.humans[j - nP].q].bbox;
-      if (bb.x1 >= 0) bits[j].assign((size_t)(bb.y1 - bb.y0) * ((bb.x1 - bb.x0 + 7) / 8), 0);
-    }
+  // The outputs (label and person maps, the scores when asked), zero filled, in huge pages where
+  // they can be, over the threads.
+#pragma omp parallel for schedule(dynamic, 1) if (H0 * W0 >= (int64_t{1} << 20))
+  for (int j = 0; j < 3; ++j) {
+    if (j == 0) pool::huge_zeroed(res.labels, (size_t)(H0 * W0));
+    if (j == 1) pool::huge_zeroed(res.person_map, (size_t)(H0 * W0));
+    if (j == 2 && opt.keep_scores) pool::huge_zeroed(res.scores, (size_t)n_sem * H0 * W0);
   }
-  const int64_t nwords = (W0 + 63) / 64;
-  std::vector<char> needs_bits(need.size(), 0);
-  for (const Pair& p : r.parts) needs_bits[(size_t)slot[p.q]] = 1;
-  for (const Pair& p : r.humans) needs_bits[(size_t)slot[p.q]] = 1;
+  int64_t label_counts[256] = {};  // pixels per label, counted band by band
   if (kept.keep) {
-    // The kept masks: each band reads them where they are. Overlaps and bit masks come from the bit
-    // words pass A made, as in the streamed path (StreamBand without crop rows, its slots those of
-    // the kept masks, every row's words already there).
+    // The kept masks: each band reads them where they are.
     // Bands of at most opt.band_rows rows, fewer for a small photo so that each thread gets about
     // 8 of them (balance; not under 8 rows): 548x342 on 2 threads, 16 bands of 22 rows, not 11 of 32.
     const int64_t bandB = std::min(band_rows_for((int64_t)need.size() + 2 * n_sem, W0, opt.band_rows),
                                    std::max<int64_t>(8, (H0 + 8 * T - 1) / (8 * T)));
     const int64_t n_bands = (H0 + bandB - 1) / bandB;
-    uint64_t* kept_bits = kept.bits_row(0, 0, H0);
 #pragma omp parallel
     {
-      Tensor scratch;  // cat [n_sem, bandB * W0], times and best_logit [bandB * W0]: written before read
-      float* cat = pooled(scratch, (n_sem + 2) * bandB * W0);
-      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<char> done(uq.size(), 1);
-      std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+      Tensor scratch;  // cp, times and best_logit [bandB * W0]: written before read
+      float* cp = pooled(scratch, 3 * bandB * W0);
+      float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
+      int64_t counts[256] = {};  // this thread's label counts
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
-        const BandView v{y0, y1, W0, H0, bandB, kept, stats};
-        semantic_band(v, r, k, cat, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
+        const BandView v{y0, y1, W0, H0, kept, stats};
+        auto paste = [&](const Pair& p, float* cpb, float* tb) {
+          int64_t ya, yb, xa, xb;
+          if (!v.box_in_band(p.q, &ya, &yb, &xa, &xb)) return;
+          const float* rows = v.rows_of(p.q);
+          for (int64_t y = ya; y < yb; ++y) {
+            const int64_t o = (y - y0) * W0 + xa;
+            k.paste_row(rows + o, xb - xa, p.score, cpb + o, tb + o);
+          }
+        };
+        semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
                       res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
+        count_labels(res.labels.data() + y0 * W0, (y1 - y0) * W0, counts);
         person_band(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
-        StreamBand sv{y0, y1, W0, nwords, src, stats, kept.slot, 0, 0, nullptr, 0, kept_bits, 0, H0, done, done};
-        overlap_band_streamed(sv, r, overlap.data());
-        mask_bits_band_streamed(sv, r, bits);
       }
+#pragma omp critical(m2fp_label_counts)
+      for (int l = 0; l < 256; ++l) label_counts[l] += counts[l];
     }
   } else {
     // Streaming: per band, each needed query's resized crop rows (made on the query's first use in
     // the band), its output rows computed where they are used (StreamBand). A query's mask is > 0
     // only inside its box (pass A), so a band resizes only the queries whose box it crosses.
     // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
-    // [need, max_rows, W0], their bit words, the semantic scratch) stay within ~64 MB.
+    // [need, max_rows, W0], the semantic scratch) stay within ~64 MB.
     int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
     auto rows_needed = [&](int64_t band) {  // the most crop rows any band of this height reads
       int64_t m = 0;
@@ -792,7 +828,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     };
     for (;;) {
       max_rows = rows_needed(bandB);
-      const int64_t bytes = (int64_t)need.size() * (max_rows * W0 * 4 + bandB * nwords * 8) + (2 + n_sem) * bandB * W0 * 4;
+      const int64_t bytes = (int64_t)need.size() * max_rows * W0 * 4 + 3 * bandB * W0 * 4;
       if (bandB == 1 || bytes <= (64 << 20)) break;
       bandB = std::max<int64_t>(1, bandB / 2);
     }
@@ -801,37 +837,45 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     {
       Tensor scratch;
       // Scratch from the buffer pool (pages mapped by an earlier parse, no zero-fill), each part
-      // written before it is read: hq for the queries crossing the band, bw for their box's words,
-      // cat for class 0 and the pasted classes, times and best_logit per use.
-      Tensor hq_t, bw_t, cat_t;
-      float* hq = pooled(hq_t, (int64_t)need.size() * max_rows * W0);
-      uint64_t* bw = reinterpret_cast<uint64_t*>(pooled(bw_t, 2 * (int64_t)need.size() * bandB * nwords));
-      float* cat = pooled(cat_t, (n_sem + 2) * bandB * W0);
-      float *times = cat + n_sem * bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<char> done(need.size()), ready(need.size());
-      std::vector<int64_t>& overlap = overlap_t[omp_get_thread_num()];
+      // written before it is read: hq for the queries crossing the band, cp, times and best_logit
+      // per use.
+      Tensor hq_t, cp_t;
+      float* hq = pooled(hq_t, std::max<int64_t>(1, (int64_t)need.size() * max_rows * W0));
+      float* cp = pooled(cp_t, 3 * bandB * W0);
+      float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
+      std::vector<char> ready(need.size());
+      int64_t counts[256] = {};  // this thread's label counts
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        std::fill(done.begin(), done.end(), 0);
         std::fill(ready.begin(), ready.end(), 0);
-        StreamBand v{y0, y1, W0, nwords, src, stats, slot, r0, r1, hq, max_rows, bw, y0, y1 - y0, done, needs_bits,
-                     out.pred_masks.data(), h4 * w4, &need, &ready, &scratch};
-        semantic_band_streamed(v, r, k, bandB, H0, cat, times, best_logit,
-                               opt.emit_semantic ? &semantic : nullptr, res.labels.data() + y0 * W0,
-                               opt.keep_scores ? res.scores.data() : nullptr);
+        StreamBand v{y0, y1, W0, src, stats, slot, r0, r1, hq, max_rows,
+                     out.pred_masks.data(), h4 * w4, need, ready, scratch};
+        auto paste = [&](const Pair& p, float* cpb, float* tb) {
+          int64_t ya, yb, xa, xb;
+          if (!v.box(p.q, &ya, &yb, &xa, &xb)) return;
+          for (int64_t y = ya; y < yb; ++y) {
+            kern::MaskRowSinks o;
+            o.cat = cpb + (y - y0) * W0 + xa;
+            o.times = tb + (y - y0) * W0 + xa;
+            o.score = p.score;
+            v.row(k, p.q, y, xa, xb, o);
+          }
+        };
+        semantic_band(r, y0, y1, W0, H0, paste, cp, times, best_logit, opt.emit_semantic ? &semantic : nullptr,
+                      res.labels.data() + y0 * W0, opt.keep_scores ? res.scores.data() : nullptr);
+        count_labels(res.labels.data() + y0 * W0, (y1 - y0) * W0, counts);
         person_band_streamed(v, r.humans, k, best_logit, res.person_map.data() + y0 * W0);
-        remaining_bits_band(v, r, k);
-        overlap_band_streamed(v, r, overlap.data());
-        mask_bits_band_streamed(v, r, bits);
       }
+#pragma omp critical(m2fp_label_counts)
+      for (int l = 0; l < 256; ++l) label_counts[l] += counts[l];
     }
   }
 
-  instances_and_persons(cfg, r, stats, overlap_t, bits, res);
-  finish_parsing(cfg, opt, sink, semantic, res);
+  instances_and_persons(cfg, r, stats, overlap, bits, res);
+  finish_parsing(cfg, opt, sink, semantic, res, label_counts);
   return res;
 }
 

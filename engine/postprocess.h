@@ -11,9 +11,12 @@
 // Full-resolution masks are never all held at once. Small photos (keep_mask_bytes) keep the
 // selected queries' masks between the two passes; larger ones stream them: per band of output rows,
 // each query's crop rows are resized to the output width once and every output row is computed on
-// the fly where it is used (kern::mask_row_fused: statistics, paste, person map, bits), so a
-// 12-megapixel photo costs a few tens of megabytes here, not 100 x 48 MB. Both give the same
-// parsing, bit for bit (tests/engine/test_parity.cpp, Postprocess.KeptAndBandedMasksGiveTheSameParsing).
+// the fly where it is used (kern::mask_row_fused), so a 12-megapixel photo costs a few tens of
+// megabytes of scratch here, not 100 x 48 MB. Pass A takes every selected query's statistics and,
+// for the queries that can become instances, its bit words (1 bit per pixel, which become the
+// instances' masks in place and give the part/human overlaps by kern::and_popcount); pass B then
+// runs only the pasted and human queries (paste, argmax, person map). Both give the same parsing,
+// bit for bit (tests/engine/test_parity.cpp, Postprocess.KeptAndBandedMasksGiveTheSameParsing).
 #pragma once
 
 #include <functional>

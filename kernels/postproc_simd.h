@@ -129,5 +129,21 @@ void mask_row_fused_simd(const float* h0, const float* h1, float l0, float l1, i
   }
 }
 
+// kernels.h's and_popcount: V::W / 2 words at a time (V::popcnt_and64: per-byte counts from a
+// nibble table, summed per 64-bit lane), the row's last words one by one.
+template <class V>
+void and_popcount_simd(const uint64_t* a, const uint64_t* b, int64_t ld, int64_t rows, int64_t n, int64_t* count) {
+  constexpr int64_t K = V::W / 2;  // 64-bit words per vector
+  typename V::I acc = V::zero64();
+  int64_t c = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t *x = a + r * ld, *y = b + r * ld;
+    int64_t w = 0;
+    for (; w + K <= n; w += K) acc = V::add64(acc, V::popcnt_and64(x + w, y + w));
+    for (; w < n; ++w) c += __builtin_popcountll(x[w] & y[w]);
+  }
+  *count += c + V::hsum64(acc);
+}
+
 }  // namespace
 }  // namespace m2fp::kern

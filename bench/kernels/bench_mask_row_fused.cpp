@@ -1,7 +1,8 @@
 // bench/kernels/bench_mask_row_fused.cpp: one 4000-column output row of an upsampled mask (a 12 MP
 // photo's width) through kern::mask_row_fused, as the streaming post-processing runs it: statistics
 // (pass A), paste + bits (a pasted part in pass B), person map + bits (a human), bits only. Bytes:
-// the two source rows read, plus what each sink reads and writes.
+// the two source rows read, plus what each sink reads and writes. Also kern::and_popcount (the
+// part/human overlaps from those bits).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -49,7 +50,29 @@ void BM_mask_row_fused(benchmark::State& st, Isa isa, Use use) {
   st.counters["Mpx/s"] = benchmark::Counter(1e-6 * n * (double)st.iterations(), benchmark::Counter::kIsRate);
 }
 
+// kern::and_popcount over one 64-row block of two 4000-column bit masks (a part/human overlap of
+// a 12 MP photo's post-processing: 63 words a row).
+void BM_and_popcount(benchmark::State& st, Isa isa) {
+  const int64_t ld = 63, rows = 64;
+  std::vector<uint64_t> a((size_t)(ld * rows)), b((size_t)(ld * rows));
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < a.size(); ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    a[i] = x;
+    b[i] = x * 0xbf58476d1ce4e5b9ull;
+  }
+  const kern::KernelTable& T = kern::table_for(isa);
+  int64_t count = 0;
+  for (auto _ : st) {
+    T.and_popcount(a.data(), b.data(), ld, rows, ld, &count);
+    benchmark::DoNotOptimize(count);
+  }
+  set_rates(st, 16.0 * ld * rows, 0);
+}
+
 [[maybe_unused]] const bool registered = [] {
+  for (auto* b : per_isa("AndPopcount/63x64", [](benchmark::State& s, Isa i) { BM_and_popcount(s, i); }))
+    b->Unit(benchmark::kMicrosecond);
   const std::pair<const char*, Use> uses[] = {
       {"stats", Use::Stats}, {"paste+bits", Use::PasteBits}, {"person+bits", Use::PersonBits}, {"bits", Use::Bits}};
   for (const auto& [name, use] : uses)

@@ -19,4 +19,8 @@ void mask_row_fused(const float* h0, const float* h1, float l0, float l1, int64_
   mask_row_fused_simd<V8>(h0, h1, l0, l1, n, out);
 }
 
+void and_popcount(const uint64_t* a, const uint64_t* b, int64_t ld, int64_t rows, int64_t n, int64_t* count) {
+  and_popcount_simd<V8>(a, b, ld, rows, n, count);
+}
+
 }  // namespace m2fp::kern::avx2

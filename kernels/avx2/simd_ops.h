@@ -199,6 +199,26 @@ struct V8 {
     *lo = _mm256_permute2f128_ps(a, b, 0x20);
     *hi = _mm256_permute2f128_ps(a, b, 0x31);
   }
+
+  // Bit counts in 64-bit lanes (I as 4 uint64): the set bits of a[i] & b[i] for the 4 words from a
+  // and b (per byte from a nibble table, summed per word), lane-wise add, and the lanes' sum.
+  static I zero64() { return _mm256_setzero_si256(); }
+  static I popcnt_and64(const uint64_t* a, const uint64_t* b) {
+    const __m256i x = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i c = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)),
+                                      _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+    return _mm256_sad_epu8(c, _mm256_setzero_si256());
+  }
+  static I add64(I a, I b) { return _mm256_add_epi64(a, b); }
+  static int64_t hsum64(I v) {
+    int64_t t[4];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), v);
+    return t[0] + t[1] + t[2] + t[3];
+  }
 };
 
 }  // namespace

@@ -151,6 +151,23 @@ struct V16 {
     *lo = _mm512_permutex2var_ps(e, ilo, o);
     *hi = _mm512_permutex2var_ps(e, ihi, o);
   }
+
+  // Bit counts in 64-bit lanes (I as 8 uint64), as V8's (AVX-512BW byte shuffles, no VPOPCNTQ).
+  static I zero64() { return _mm512_setzero_si512(); }
+  static I popcnt_and64(const uint64_t* a, const uint64_t* b) {
+    const __m512i x = _mm512_and_si512(_mm512_loadu_si512(a), _mm512_loadu_si512(b));
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const __m512i c = _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(x, low)),
+                                      _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), low)));
+    return _mm512_sad_epu8(c, _mm512_setzero_si512());
+  }
+  static I add64(I a, I b) { return _mm512_add_epi64(a, b); }
+  static int64_t hsum64(I v) {  // (not _mm512_reduce_add_epi64: GCC 12 warns inside it)
+    int64_t t[8];
+    _mm512_storeu_si512(t, v);
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+  }
 };
 
 }  // namespace

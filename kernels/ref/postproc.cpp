@@ -68,4 +68,11 @@ void mask_row_fused(const float* h0, const float* h1, float l0, float l1, int64_
   }
 }
 
+void and_popcount(const uint64_t* a, const uint64_t* b, int64_t ld, int64_t rows, int64_t n, int64_t* count) {
+  int64_t c = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t w = 0; w < n; ++w) c += __builtin_popcountll(a[r * ld + w] & b[r * ld + w]);
+  *count += c;
+}
+
 }  // namespace m2fp::kern::ref

@@ -116,6 +116,31 @@ TEST(BufferPool, ReservedBytesComeOffTheCap) {
   pool::trim();
 }
 
+// huge_zeroed gives n zero bytes whatever v held before and whichever path it takes (under 1 MB;
+// from 1 MB on, where glibc maps the block: huge pages where the kernel gives them), and the
+// vector works as any other afterwards (written, copied, grown, shrunk).
+TEST(BufferPool, HugeZeroedVectorsAreZeroFilled) {
+  for (size_t n : {size_t(0), size_t(1), size_t(4096), (size_t(1) << 20) - 1, size_t(1) << 20, size_t(1512000),
+                   (size_t(2) << 20) - 4096, size_t(2) << 20, size_t(12000000)}) {
+    std::vector<uint8_t> v(n + 100, 0xab);
+    pool::huge_zeroed(v, n);
+    ASSERT_EQ(v.size(), n);
+    EXPECT_GE(v.capacity(), n);
+    size_t nonzero = 0;
+    for (uint8_t b : v) nonzero += b != 0;
+    EXPECT_EQ(nonzero, 0u) << n;
+    std::memset(v.data(), 0x5a, n);
+    std::vector<uint8_t> copy = v;
+    EXPECT_EQ(copy, v);
+    v.push_back(7);
+    EXPECT_EQ(v.size(), n + 1);
+    EXPECT_EQ(v.back(), 7);
+    v.resize(n / 2);
+    v.shrink_to_fit();
+    EXPECT_EQ(v.size(), n / 2);
+  }
+}
+
 TEST(BufferPool, TensorsReleaseIntoThePool) {
   pool::trim();
   const pool::Stats s0 = pool::stats();
