@@ -251,7 +251,8 @@ void* map_pages(size_t bytes) {
 void huge_zeroed(std::vector<uint8_t>& v, size_t n) {
   std::vector<uint8_t>().swap(v);
 #if !defined(M2FP_POOL_ASAN) && defined(MADV_HUGEPAGE) && defined(MADV_COLLAPSE)
-  if (n >= (size_t(1) << 20)) {
+  const size_t whole = (n + kHuge - 1) / kHuge * kHuge;  // the 2 MB pages it would occupy
+  if (n >= (size_t(1) << 20) && whole - n <= n / 8) {  // at most 1/8 more resident than asked for
     // glibc maps a large block as its 16-byte header and the bytes asked for, rounded up to whole
     // pages: asking for a 2 MB multiple less one page maps exactly that 2 MB multiple.
     const size_t page = 4096, cap = (n + page + kHuge - 1) / kHuge * kHuge - page;
