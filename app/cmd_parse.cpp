@@ -37,7 +37,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -330,12 +329,6 @@ int cmd_parse(int argc, char** argv) {
     throw IoError(out_dir + ": the output folder is not writable: " + std::strerror(errno));
   StopSignals stop_signals;  // from here on, SIGTERM finishes the current image first
 
-  // Winograd (dnn::WinogradMode::Planned, the engine's default) makes each parse ~7% faster, but
-  // its weights cost ~0.5-1.3 s more at load (README, "Winograd"): a run of fewer photos than
-  // kWinogradMinPhotos is faster without it. M2FP_WINOGRAD, when set, decides instead.
-  constexpr size_t kWinogradMinPhotos = 16;
-  const bool winograd_off = images.size() < kWinogradMinPhotos && !std::getenv("M2FP_WINOGRAD");
-  if (winograd_off) dnn::set_winograd_mode(dnn::WinogradMode::Off);
   std::unique_ptr<service::Session> session;
   try {
     session = std::make_unique<service::Session>(so);
@@ -348,9 +341,6 @@ int cmd_parse(int argc, char** argv) {
     std::fprintf(stderr, "m2fp: model %s (%s), loaded in %.0f ms; isa %s, precision %s, threads %d\n",
                  model_path.c_str(), session->summary().c_str(), session->load_ms(), isa,
                  dnn::precision_name(session->precision()), service::threads());
-  if (verbose && winograd_off)
-    std::fprintf(stderr, "m2fp: Winograd off for %zu %s (it pays for its load from %zu on; M2FP_WINOGRAD decides "
-                 "when set)\n", images.size(), plural(images.size(), "photo", "photos"), kWinogradMinPhotos);
   if (!a.has("no-prepare")) prepare_for_photos(*session, images, verbose);
 
   int failed = 0;
