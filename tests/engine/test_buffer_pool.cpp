@@ -129,7 +129,7 @@ TEST(BufferPool, HugeZeroedVectorsAreZeroFilled) {
     size_t nonzero = 0;
     for (uint8_t b : v) nonzero += b != 0;
     EXPECT_EQ(nonzero, 0u) << n;
-    std::memset(v.data(), 0x5a, n);
+    if (n) std::memset(v.data(), 0x5a, n);  // data() may be null when n is 0
     std::vector<uint8_t> copy = v;
     EXPECT_EQ(copy, v);
     v.push_back(7);
