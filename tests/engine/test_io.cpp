@@ -63,15 +63,22 @@ TEST(Npy, FilesAreReadByNumpyWithShapeDtypeAndValues) {
   std::printf("%s", testutil::run_image_ref(args).c_str());
 }
 
+// A w x h grey and RGB picture of diagonal ramps (every value, no runs), for the PNG tests.
+void ramp_pictures(int w, int h, std::vector<uint8_t>* gray, std::vector<uint8_t>* rgb) {
+  gray->assign((size_t)w * h, 0);
+  rgb->assign((size_t)w * h * 3, 0);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      (*gray)[(size_t)y * w + x] = (uint8_t)((x * 7 + y * 13) % 256);
+      for (int c = 0; c < 3; ++c) (*rgb)[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * 7 + y * 13 + c * 50) % 256);
+    }
+}
+
 TEST(Png, FilesAreReadByPilAndRoundTrip) {
   testutil::TempDir dir;
   const int w = 13, h = 7;
-  std::vector<uint8_t> gray((size_t)w * h), rgb((size_t)w * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      gray[(size_t)y * w + x] = (uint8_t)((x * 7 + y * 13) % 256);
-      for (int c = 0; c < 3; ++c) rgb[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * 7 + y * 13 + c * 50) % 256);
-    }
+  std::vector<uint8_t> gray, rgb;
+  ramp_pictures(w, h, &gray, &rgb);
   write_png_gray8(dir / "g.png", gray.data(), w, h);
   write_png_rgb(dir / "c.png", rgb.data(), w, h);
   std::printf("  PIL: %s", testutil::run_image_ref("check-png " + shell_quote(dir / "g.png") + " L 13 7").c_str());
@@ -91,12 +98,8 @@ TEST(Png, FilesAreReadByPilAndRoundTrip) {
 TEST(Png, LargePicturesAreReadByPil) {
   testutil::TempDir dir;
   const int w = 4099, h = 1100;
-  std::vector<uint8_t> gray((size_t)w * h), rgb((size_t)w * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      gray[(size_t)y * w + x] = (uint8_t)((x * 7 + y * 13) % 256);
-      for (int c = 0; c < 3; ++c) rgb[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * 7 + y * 13 + c * 50) % 256);
-    }
+  std::vector<uint8_t> gray, rgb;
+  ramp_pictures(w, h, &gray, &rgb);
   write_png_gray8(dir / "g.png", gray.data(), w, h);
   write_png_rgb(dir / "c.png", rgb.data(), w, h);
   std::printf("  PIL: %s", testutil::run_image_ref("check-png " + shell_quote(dir / "g.png") + " L 4099 1100").c_str());
