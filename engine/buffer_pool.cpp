@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -265,6 +266,20 @@ void huge_zeroed(std::vector<uint8_t>& v, size_t n) {
   }
 #endif
   v.resize(n);
+}
+
+void* shrink_pages(void* p, size_t bytes, size_t keep) {
+  if (keep >= bytes) return p;
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kHuge && keep >= kHuge) {  // both mappings (map_pages): unmap the whole granules past keep
+    if (rounded(keep) < rounded(bytes)) ::munmap((char*)p + rounded(keep), rounded(bytes) - rounded(keep));
+    return p;
+  }
+#endif
+  void* q = map_pages(keep);
+  if (keep) std::memcpy(q, p, keep);
+  unmap_pages(p, bytes);
+  return q;
 }
 
 void unmap_pages(void* p, size_t bytes) noexcept {

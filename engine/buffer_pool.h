@@ -58,6 +58,11 @@ void trim(size_t keep = 0);
 // 250 MB of weights this way faults ~500 huge pages instead of ~64k 4 KiB pages.
 void* map_pages(size_t bytes);
 void unmap_pages(void* p, size_t bytes) noexcept;
+// A block from map_pages(bytes) cut to its first `keep` bytes (keep <= bytes): the pages past them
+// unmapped where it is a mapping of its own and keep is 2 MB or more, else (the rest would not be
+// given back) those bytes copied into a new block of `keep` and the old one released. Returns the
+// block to use (and to give unmap_pages with `keep`). Throws std::bad_alloc (p then stays valid).
+void* shrink_pages(void* p, size_t bytes, size_t keep);
 
 // v = n zero bytes (its old content dropped), in transparent huge pages where the system gives
 // them: first touches of fresh 4 KiB pages are what large outputs cost on a virtual machine (~10-20

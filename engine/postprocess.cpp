@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 
@@ -227,31 +228,47 @@ struct KeptMasks {
 // never above the class probability), a top pair (q, c) whose probability passes roles()'s
 // instance threshold (human: > 0.1; a part, c != 0: >= 0.1). They are the instances' masks
 // (Instance::mask_bits, made from them in place, to_box_layout) and give the part/human overlaps
-// (overlaps()), so pass B never recomputes a mask row only for its bits.
+// (overlaps()), so pass B never recomputes a mask row only for its bits. All wanted queries' words
+// live in one block (pool::map_pages: 2 MB pages), which the instances' masks then share: separate
+// vectors took ~33k first touches of 4 KiB pages per 12-megapixel parse (engine/parsing.h, MaskBits).
+struct WordBlock {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit WordBlock(size_t n) : p(pool::map_pages(n)), bytes(n) {}
+  WordBlock(const WordBlock&) = delete;
+  WordBlock& operator=(const WordBlock&) = delete;
+  ~WordBlock() { pool::unmap_pages(p, bytes); }
+  uint8_t* data() const { return static_cast<uint8_t*>(p); }
+};
+
 struct QueryBits {
   int64_t nwords = 0;                      // (W0 + 63) / 64
   std::vector<char> wanted;                // [Q]
-  std::vector<std::vector<uint8_t>> of;    // [Q]: wanted ones, H0 rows of nwords words each
+  std::vector<int64_t> at;                 // [Q]: byte offset of a wanted query's words in `block`
+  std::shared_ptr<WordBlock> block;        // H0 rows of nwords words per wanted query
   // bit x % 64 of word x / 64 of row y = (mask(y, x) > 0); every word written by pass A
-  uint64_t* row(int q, int64_t y) { return reinterpret_cast<uint64_t*>(of[q].data()) + y * nwords; }
-  const uint64_t* row(int q, int64_t y) const { return reinterpret_cast<const uint64_t*>(of[q].data()) + y * nwords; }
-  // storage for query q's words (zero filled, then every word written by pass A)
-  void make(int q, int64_t H0) {
-    if (wanted[q]) pool::huge_zeroed(of[q], (size_t)(H0 * nwords * 8));
+  uint64_t* row(int q, int64_t y) { return reinterpret_cast<uint64_t*>(block->data() + at[q]) + y * nwords; }
+  const uint64_t* row(int q, int64_t y) const {
+    return reinterpret_cast<const uint64_t*>(block->data() + at[q]) + y * nwords;
   }
 };
 
-QueryBits query_bits(const ModelConfig& cfg, const ClassScores& s, int64_t Q, int64_t W0) {
+QueryBits query_bits(const ModelConfig& cfg, const ClassScores& s, int64_t Q, int64_t H0, int64_t W0) {
   QueryBits b;
   b.nwords = (W0 + 63) / 64;
   b.wanted.assign(Q, 0);
-  b.of.resize(Q);
+  b.at.assign(Q, -1);
   const int human = cfg.num_parsing;  // as roles()
   for (int64_t i : s.top) {
     const int q = (int)(i / s.K), c = (int)(i % s.K);
     const float prob = s.score(i);
     if (c == human ? prob > 0.1f : (c != 0 && prob >= 0.1f)) b.wanted[q] = 1;
   }
+  const int64_t per_query = H0 * b.nwords * 8;
+  int64_t n = 0;
+  for (int64_t q = 0; q < Q; ++q)
+    if (b.wanted[q]) b.at[q] = n, n += per_query;
+  b.block = std::make_shared<WordBlock>((size_t)std::max<int64_t>(n, 1));
   return b;
 }
 
@@ -290,7 +307,6 @@ std::vector<MaskStats> mask_stats(const Tensor& pred_masks, const std::vector<in
 #pragma omp for schedule(dynamic, 1)
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
-      qb.make(q, H0);
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += bandA) {
         const int64_t y1 = std::min(H0, y0 + bandA);
@@ -336,7 +352,6 @@ std::vector<MaskStats> mask_stats_streamed(const Tensor& pred_masks, const std::
     for (size_t u = 0; u < uq.size(); ++u) {
       const int q = uq[u];
       const float* plane = pred_masks.data() + (int64_t)q * h4 * w4;
-      qb.make(q, H0);
       MaskStats st;
       for (int64_t y0 = 0; y0 < H0; y0 += band) {
         const int64_t y1 = std::min(H0, y0 + band);
@@ -528,7 +543,7 @@ void person_band(const BandView& v, const std::vector<Pair>& humans, const kern:
 // human it overlaps most (overlap: [parts, humans] pixel counts).
 void instances_and_persons(const ModelConfig& cfg, const Roles& r,
                            const std::vector<MaskStats>& stats, const std::vector<int64_t>& overlap,
-                           std::vector<std::vector<uint8_t>>& bits, Parsing& res) {
+                           std::vector<MaskBits>& bits, Parsing& res) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   const auto label_of = [&](int c) { return c < (int)cfg.classes.size() ? cfg.classes[c] : std::to_string(c); };
   auto instance_of = [&](const Pair& p, Instance::Kind kind) {
@@ -607,21 +622,18 @@ std::vector<int64_t> overlaps(const Roles& r, const std::vector<MaskStats>& stat
   return total;
 }
 
-// Query q's bit words (QueryBits: H0 rows of nwords words), rewritten in place as
+// Query q's bit words (QueryBits: H0 rows of nwords words at v), rewritten in place as
 // Instance::mask_bits (rows bb.y0..bb.y1 of (bb.x1 - bb.x0 + 7) / 8 bytes, pixel x at bit x - bb.x0);
-// empty for an empty mask. Row y's bytes go to offset (y - y0) * stride <= y * nwords * 8, where its
-// words were (copied out first): rows ascending never overwrite words not yet read. The words hold
-// no bit outside the box (it is the extent of mask > 0) nor past W0.
-void to_box_layout(std::vector<uint8_t>& v, const BBox& bb, int64_t nwords) {
-  if (bb.x1 < 0) {
-    v = std::vector<uint8_t>();
-    return;
-  }
+// returns their size (0 for an empty mask). Row y's bytes go to offset (y - y0) * stride <= y * nwords
+// * 8, where its words were (copied out first): rows ascending never overwrite words not yet read.
+// The words hold no bit outside the box (it is the extent of mask > 0) nor past W0.
+size_t to_box_layout(uint8_t* v, const BBox& bb, int64_t nwords) {
+  if (bb.x1 < 0) return 0;
   const int64_t stride = (bb.x1 - bb.x0 + 7) / 8;
   std::vector<uint64_t> words((size_t)nwords);
   for (int64_t y = bb.y0; y < bb.y1; ++y) {
-    uint8_t* in = v.data() + (size_t)y * nwords * 8;
-    uint8_t* out = v.data() + (size_t)(y - bb.y0) * stride;
+    uint8_t* in = v + (size_t)y * nwords * 8;
+    uint8_t* out = v + (size_t)(y - bb.y0) * stride;
     if (bb.x0 % 8 == 0) {  // whole bytes (little-endian words): the row's bytes from x0 / 8 on
       std::memmove(out, in + bb.x0 / 8, (size_t)stride);
       continue;
@@ -639,38 +651,50 @@ void to_box_layout(std::vector<uint8_t>& v, const BBox& bb, int64_t nwords) {
       }
     }
   }
-  v.resize((size_t)((bb.y1 - bb.y0) * stride));
-  if (v.capacity() > 2 * v.size()) v.shrink_to_fit();  // a small box: give the rest back
+  return (size_t)((bb.y1 - bb.y0) * stride);
 }
 
 // The instances' bit masks (parts, then humans, as instances_and_persons takes them) from pass A's
-// words: each instance query's words made into its mask in place (over the threads), moved to its
-// first instance and copied to any other instance of the same query. qb's words are gone after.
-std::vector<std::vector<uint8_t>> instance_bits(const Roles& r, const std::vector<MaskStats>& stats, QueryBits& qb) {
+// words: each instance query's words made into its mask in place (over the threads); every instance
+// of a query views the same bytes of qb's block. Where the masks fill less than 7/8 of the block
+// (small boxes, or wanted queries that made no instance) they are moved to its front and the rest
+// is given back (pool::shrink_pages), so that a parsing holds about what its masks need.
+std::vector<MaskBits> instance_bits(const Roles& r, const std::vector<MaskStats>& stats, QueryBits& qb) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   auto query_of = [&](int64_t j) { return j < nP ? r.parts[j].q : r.humans[j - nP].q; };
   std::vector<int> queries;
   for (int64_t j = 0; j < nP + nH; ++j) queries.push_back(query_of(j));
-  std::sort(queries.begin(), queries.end());
+  std::sort(queries.begin(), queries.end());  // ascending q: ascending offsets in the block
   queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
   for (int q : queries)
     if (!qb.wanted[q]) throw std::logic_error("postprocess: an instance's query has no bit words from pass A");
-  const bool many = !queries.empty() && qb.of[queries[0]].size() * 8 >= (size_t{1} << 20);  // as overlaps()
+  std::vector<size_t> size(qb.wanted.size(), 0);
+  const bool many = !queries.empty() && qb.block->bytes >= (size_t{1} << 20);  // as overlaps()
 #pragma omp parallel for schedule(dynamic, 1) if (many)
-  for (size_t i = 0; i < queries.size(); ++i) to_box_layout(qb.of[queries[i]], stats[queries[i]].bbox, qb.nwords);
-  std::vector<std::vector<uint8_t>> bits((size_t)(nP + nH));
-  std::vector<int64_t> first(qb.of.size(), -1);
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const int q = queries[i];
+    size[q] = to_box_layout(qb.block->data() + qb.at[q], stats[q].bbox, qb.nwords);
+  }
+  size_t total = 0;
+  for (int q : queries) total += size[q];
+  std::vector<int64_t> at = qb.at;
+  if (total > 0 && total < qb.block->bytes / 8 * 7) {
+    size_t off = 0;
+    for (int q : queries) {  // ascending offsets: each move goes to the same place or lower
+      std::memmove(qb.block->data() + off, qb.block->data() + at[q], size[q]);
+      at[q] = (int64_t)off;
+      off += size[q];
+    }
+    qb.block->p = pool::shrink_pages(qb.block->p, qb.block->bytes, total);
+    qb.block->bytes = total;
+  }
+  std::vector<MaskBits> bits((size_t)(nP + nH));
+  const std::shared_ptr<const void> owner = qb.block;
   for (int64_t j = 0; j < nP + nH; ++j) {
     const int q = query_of(j);
-    if (first[q] < 0) {
-      bits[j] = std::move(qb.of[q]);
-      first[q] = j;
-    } else {
-      pool::huge_zeroed(bits[j], bits[first[q]].size());
-      if (!bits[j].empty()) std::memcpy(bits[j].data(), bits[first[q]].data(), bits[j].size());
-    }
+    if (size[q]) bits[j] = MaskBits(owner, qb.block->data() + at[q], size[q]);
   }
-  qb.of = std::vector<std::vector<uint8_t>>();
+  qb.block.reset();  // the masks keep the block
   return bits;
 }
 
@@ -746,7 +770,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
   KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);
-  QueryBits qb = query_bits(cfg, scores, Q, W0);
+  QueryBits qb = query_bits(cfg, scores, Q, H0, W0);
   const std::vector<MaskStats> stats = kept.keep ? mask_stats(out.pred_masks, uq, up, kept, qb)
                                                  : mask_stats_streamed(out.pred_masks, uq, src, qb);
   const Roles r = roles(cfg, scores, stats);
@@ -755,7 +779,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
 
   // The part/human overlaps and the instances' bit masks from pass A's bit words.
   const std::vector<int64_t> overlap = overlaps(r, stats, qb, H0);
-  std::vector<std::vector<uint8_t>> bits = instance_bits(r, stats, qb);
+  std::vector<MaskBits> bits = instance_bits(r, stats, qb);
 
   // Pass B: bands of output rows: semantic paste + argmax, person map.
   Parsing res;

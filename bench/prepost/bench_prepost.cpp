@@ -80,7 +80,8 @@ uint64_t digest(const Parsing& p) {
   for (const Instance& in : p.instances) {
     d.val((int)in.kind), d.val(in.category_id), d.val(in.score), d.val(in.area), d.val(in.query), d.val(in.person);
     d.box(in.bbox);
-    d.vec(in.mask_bits);
+    d.val(in.mask_bits.size());  // as vec() hashed the std::vector it was
+    if (!in.mask_bits.empty()) d.bytes(in.mask_bits.data(), in.mask_bits.size());
   }
   for (const Person& ps : p.persons) {
     d.val(ps.instance), d.val(ps.score), d.val(ps.area);
