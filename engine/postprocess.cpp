@@ -201,10 +201,16 @@ ClassScores class_scores(const Tensor& pred_logits) {
   return s;
 }
 
-// The queries of the top pairs, ascending, each once.
-std::vector<int> selected_queries(const ClassScores& s) {
+// The queries of the top pairs that can take a role, ascending, each once: a pair's final score is
+// its class probability times a mask score of at most 1 (a float product, never above the
+// probability), and every role (roles()) needs a score of at least min(0.1, parsing_ins_score_thr),
+// so a pair whose probability is below that takes none whatever its mask; pass A skips queries
+// with no other pair (their statistics stay empty: score 0, no role, as they would have been).
+std::vector<int> selected_queries(const ModelConfig& cfg, const ClassScores& s) {
+  const float least = std::min(0.1f, cfg.parsing_ins_score_thr);
   std::vector<int> uq;
-  for (int64_t i : s.top) uq.push_back((int)(i / s.K));
+  for (int64_t i : s.top)
+    if (s.score(i) >= least) uq.push_back((int)(i / s.K));
   std::sort(uq.begin(), uq.end());
   uq.erase(std::unique(uq.begin(), uq.end()), uq.end());
   return uq;
@@ -464,12 +470,7 @@ struct BandView {
 void finish_class_band(int c, float* cp, const float* times, int64_t npx, int64_t row0, int64_t W0,
                        Tensor* semantic, uint8_t* scores, float* bv, uint8_t* lab) {
   if (!semantic && !scores && c > 0) {  // one pass: the average is only compared
-    for (int64_t i = 0; i < npx; ++i) {
-      const float s = cp[i] / (times[i] == 0.f ? 1.f : times[i]);
-      const bool gt = s > bv[i];
-      bv[i] = gt ? s : bv[i];
-      lab[i] = gt ? (uint8_t)c : lab[i];
-    }
+    kern::active().class_argmax(cp, times, npx, (uint8_t)c, bv, lab);
     return;
   }
   for (int64_t i = 0; i < npx; ++i) cp[i] /= times[i] == 0.f ? 1.f : times[i];
@@ -766,7 +767,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const int64_t H0 = g.H0, W0 = g.W0;
 
   const ClassScores scores = class_scores(out.pred_logits);
-  const std::vector<int> uq = selected_queries(scores);
+  const std::vector<int> uq = selected_queries(cfg, scores);
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
   KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);

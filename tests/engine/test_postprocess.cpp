@@ -17,7 +17,7 @@ using namespace m2fp;
 
 namespace {
 
-constexpr int64_t kQ = 7, kK1 = 22, kH4 = 12, kW4 = 16;  // CIHP: 21 classes (Human = 20) + no object
+constexpr int64_t kQ = 8, kK1 = 22, kH4 = 12, kW4 = 16;  // CIHP: 21 classes (Human = 20) + no object
 
 PostprocessGeometry geometry(int64_t W0 = 150) {
   PostprocessGeometry g;
@@ -28,10 +28,11 @@ PostprocessGeometry geometry(int64_t W0 = 150) {
   return g;
 }
 
-// Query q's logits: one class far above the others (probability ~1).
+// Query q's logits: one class far above the others (probability ~1); query 7's all equal (1/22
+// each, below every role's threshold: its mask, positive everywhere, makes no instance).
 ForwardOutputs outputs(bool small_boxes) {
   ForwardOutputs out{Tensor::empty({kQ, kK1}), Tensor::empty({kQ, kH4, kW4})};
-  const int cls[kQ] = {20, 2, 5, 13, 20, 9, 14};  // 0 and 4 humans, the others parts
+  const int cls[kQ] = {20, 2, 5, 13, 20, 9, 14, -1};  // 0 and 4 humans, the others parts
   for (int64_t q = 0; q < kQ; ++q)
     for (int64_t c = 0; c < kK1; ++c) out.pred_logits.data()[q * kK1 + c] = c == cls[q] ? 9.f : -2.f;
   for (int64_t q = 0; q < kQ; ++q)
@@ -39,7 +40,7 @@ ForwardOutputs outputs(bool small_boxes) {
       for (int64_t x = 0; x < kW4; ++x) {
         float v = 3.f + 0.1f * (float)((x * 7 + y * 3 + q) % 5);  // positive everywhere
         if (small_boxes) {
-          const bool in = q == 0   ? true                                            // the whole photo
+          const bool in = q == 0 || q == 7 ? true                                           // the whole photo
                           : q == 1 ? (y >= 2 && y <= 4 && x >= 3 && x <= 6)          // a small box
                           : q == 2 ? (y >= 7 && y <= 8 && x >= 9 && x <= 13)         // another
                           : q == 3 ? (y == 5 && x == 11)                             // one plane pixel
