@@ -76,6 +76,13 @@ void paste_row_simd(const float* x, int64_t n, float score, float* cat, float* t
 // positive lane now adds where(pos, ..) = +0 to its lane of acc (which is +0 or positive: no
 // change) instead of being skipped. The paste computes the sigmoid only of groups with a lane
 // above paste_gate(score) (kernels.h), below which no lane can paste; the others run the exact test.
+// Neither computes a sigmoid known to be 1 (kSigmoidOne).
+// sigmoid_v(v) is exactly 1 for v >= kSigmoidOne: exp(-17) = 4.1e-8 is below 2^-24 = 6.0e-8 by far
+// more than exp's error (a few ulp), so 1 + exp(-v) rounds to 1 and 1 / 1 = 1. FusedRow skips the
+// sigmoid of lane groups whose lanes that need it are all at or above it (the interior of a
+// confident mask).
+constexpr float kSigmoidOne = 17.f;
+
 template <class V, int U, bool kStats, bool kBits, bool kPaste, bool kPerson>
 struct FusedRow {
   using F = typename V::F;
@@ -89,7 +96,7 @@ struct FusedRow {
   // sinks
   uint64_t* bits = nullptr;
   float *cat = nullptr, *times = nullptr;
-  F sc, gate, half, one;
+  F sc, gate, half, one, sat;
   float* best = nullptr;
   uint8_t* who = nullptr;
   uint8_t id = 0;
@@ -101,7 +108,7 @@ struct FusedRow {
   FusedRow(const float* a, const float* b, float l0, float l1, int64_t len, const MaskRowSinks& o)
       : h0(a), h1(b), n(len), L0(V::set1(l0)), L1(V::set1(l1)), bits(o.bits), cat(o.cat), times(o.times),
         sc(V::set1(o.score)), gate(V::set1(kPaste ? paste_gate(o.score) : 0.f)), half(V::set1(0.5f)),
-        one(V::set1(1.f)), best(o.best), who(o.who), id(o.id), acc(V::zero()) {}
+        one(V::set1(1.f)), sat(V::set1(kSigmoidOne)), best(o.best), who(o.who), id(o.id), acc(V::zero()) {}
 
   // U groups from lane i; kFull: all U * W lanes lie below n, else U == 1 and w = n - i < W.
   template <int UU, bool kFull>
@@ -129,17 +136,34 @@ struct FusedRow {
         c += __builtin_popcountll(bb);
         if (f < 0) f = i + __builtin_ctzll(bb);
         l = i + 63 - __builtin_clzll(bb);
-        F sg[UU];
-        for (int u = 0; u < UU; ++u) sg[u] = sigmoid_v<V>(v[u]);
-        for (int u = 0; u < UU; ++u) acc = V::add(acc, V::where(pos[u], sg[u]));
+        uint32_t unsat = 0;  // positive lanes below kSigmoidOne: their sigmoid needs the division
+        for (int u = 0; u < UU; ++u) unsat |= V::bits(V::mand(pos[u], V::lt(v[u], sat)));
+        if (unsat) {
+          F sg[UU];
+          for (int u = 0; u < UU; ++u) sg[u] = sigmoid_v<V>(v[u]);
+          for (int u = 0; u < UU; ++u) acc = V::add(acc, V::where(pos[u], sg[u]));
+        } else {
+          for (int u = 0; u < UU; ++u) acc = V::add(acc, V::where(pos[u], one));  // sigmoid = 1 exactly
+        }
       }
     }
     if constexpr (kPaste) {
-      uint32_t any = 0;
-      for (int u = 0; u < UU; ++u) any |= V::bits(V::gt(v[u], gate));
+      M up[UU];  // lanes above the gate: the only ones that may paste
+      uint32_t any = 0, unsat = 0;
+      for (int u = 0; u < UU; ++u) {
+        up[u] = V::gt(v[u], gate);
+        any |= V::bits(up[u]);
+        unsat |= V::bits(V::mand(up[u], V::lt(v[u], sat)));
+      }
       if (any) {
         F p[UU];
-        for (int u = 0; u < UU; ++u) p[u] = V::mul(sigmoid_v<V>(v[u]), sc);
+        if (unsat) {
+          for (int u = 0; u < UU; ++u) p[u] = V::mul(sigmoid_v<V>(v[u]), sc);
+        } else {
+          // every lane above the gate has sigmoid 1: p = 1 * score = score, which pastes (the gate
+          // is finite or -inf only when score > 0.5); the lanes at or below the gate do not
+          for (int u = 0; u < UU; ++u) p[u] = V::where(up[u], sc);
+        }
         for (int u = 0; u < UU; ++u) {
           const M m = V::gt(p[u], half);
           if (!V::bits(m)) continue;

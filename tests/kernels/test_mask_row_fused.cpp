@@ -125,11 +125,12 @@ std::string use_name(unsigned use) {
 }
 
 // Smooth rows, as an upsampled mask's: runs of whole lane groups positive (or above the paste
-// gate, or above best) and runs of whole groups below, with the turns at every offset.
+// gate, or above best, or with sigmoid 1: >= 17) and runs of whole groups below, with the turns at
+// every offset.
 std::vector<float> smooth(int64_t n, uint32_t seed) {
   std::vector<float> x((size_t)n);
-  const double f = 0.011 + 0.003 * seed, ph = 0.7 * seed;
-  for (int64_t i = 0; i < n; ++i) x[(size_t)i] = (float)(6.0 * std::sin(f * (double)i + ph) + 0.5 * seed);
+  const double f = 0.011 + 0.003 * (seed % 8), ph = 0.7 * seed, a = seed % 3 == 0 ? 6.0 : 12.0 * (seed % 3 + 1);
+  for (int64_t i = 0; i < n; ++i) x[(size_t)i] = (float)(a * std::sin(f * (double)i + ph) + 0.5 * (seed % 8));
   return x;
 }
 
@@ -212,6 +213,32 @@ TEST(MaskRowFused, PasteGateNeverSkipsALaneThatPastes) {
   EXPECT_GT(pasted, 1000);  // the rows around the threshold do paste
   std::printf("[MaskRowFused] paste gate: %zu scores, %d values at or below the gate paste nothing on any path, "
               "%d pastes near it all kept\n", scores.size(), checked, pasted);
+}
+
+// The fused kernel's SIMD bodies take sigmoid(v) = 1 without computing it for v >= 17: every path's
+// own sigmoid (in mask_row_stats and paste_row, which compute it for every lane) gives exactly 1
+// there, up to +inf.
+TEST(MaskRowFused, SigmoidIsExactlyOneFrom17) {
+  std::vector<float> x;
+  for (float v = 17.f; x.size() < 5000; v = std::nextafter(v, 100.f)) x.push_back(v);
+  for (float v = 17.f; v < 1e30f; v *= 1.01f) x.push_back(v);
+  for (float v : {87.f, 87.5f, 88.f, 88.8f, 1e38f, std::numeric_limits<float>::max(), std::numeric_limits<float>::infinity()})
+    x.push_back(v);
+  const int64_t n = (int64_t)x.size();
+  for (Isa isa : all_isas()) {
+    const kern::KernelTable& k = kern::table_for(isa);
+    int64_t count = 0, first, last;
+    double sig_sum = 0;
+    k.mask_row_stats(x.data(), n, &count, &sig_sum, &first, &last);
+    EXPECT_EQ(count, n) << kern::isa_name(isa);
+    EXPECT_EQ(sig_sum, (double)n) << kern::isa_name(isa) << ": some sigmoid(v >= 17) is not 1";
+    for (float score : {0.5000001f, 0.6f, 0.77f, 1.f}) {
+      std::vector<float> cat((size_t)n, 0.f), times((size_t)n, 0.f);
+      k.paste_row(x.data(), n, score, cat.data(), times.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_TRUE(cat[(size_t)i] == score && times[(size_t)i] == 1.f) << kern::isa_name(isa) << " v=" << x[(size_t)i];
+    }
+  }
 }
 
 // For scores above 0.5 the gate is close to the exact threshold: values 0.01 above it paste
