@@ -45,6 +45,13 @@ struct MaskRowSinks {
   uint64_t* bits = nullptr;
 };
 
+// The paste sink's gate (kernels/postproc_gate.cpp): a logit g such that no v <= g pastes with
+// `score` on any path (sigmoid(v) * score <= 0.5 as every path computes it): g is logit(0.5 / score)
+// lowered by a relative margin of 1e-5 on the sigmoid, rounded down; +inf when score <= 0.5 or NaN
+// (nothing pastes), 0 when score is within that margin of 0.5. The SIMD mask_row_fused computes the
+// sigmoid only of the lane groups with some v > g; the outputs are those of the exact test on every lane.
+float paste_gate(float score);
+
 // Single-threaded chunk functions of one ISA, one member per op of kernels/ops.def (where each
 // op's signature and semantics are documented).
 struct KernelTable {

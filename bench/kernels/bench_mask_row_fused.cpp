@@ -1,8 +1,9 @@
 // bench/kernels/bench_mask_row_fused.cpp: one 4000-column output row of an upsampled mask (a 12 MP
 // photo's width) through kern::mask_row_fused, as the streaming post-processing runs it: statistics
-// (pass A), paste + bits (a pasted part in pass B), person map + bits (a human), bits only. Bytes:
-// the two source rows read, plus what each sink reads and writes. Also kern::and_popcount (the
-// part/human overlaps from those bits).
+// with the bit words (pass A), paste (a pasted part in pass B, score 0.8), person map (a human), and
+// the generic body's sets (statistics alone, paste + bits, person + bits, bits only). Bytes: the two
+// source rows read, plus what each sink reads and writes. Also kern::and_popcount (the part/human
+// overlaps from those bits).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -19,7 +20,7 @@ namespace {
 
 using namespace kern::kbench;
 
-enum class Use { Stats, PasteBits, PersonBits, Bits };
+enum class Use { StatsBits, Paste, Person, Stats, PasteBits, PersonBits, Bits };
 
 void BM_mask_row_fused(benchmark::State& st, Isa isa, Use use) {
   const int64_t n = 4000;
@@ -31,14 +32,13 @@ void BM_mask_row_fused(benchmark::State& st, Isa isa, Use use) {
   double sig_sum = 0;
   kern::MaskRowSinks o;
   double bytes = 8.0 * n;
-  if (use == Use::Stats) {
-    o.count = &count, o.sig_sum = &sig_sum, o.first = &first, o.last = &last;
-  } else {
+  if (use == Use::Stats || use == Use::StatsBits) o.count = &count, o.sig_sum = &sig_sum, o.first = &first, o.last = &last;
+  if (use != Use::Stats && use != Use::Paste && use != Use::Person) {
     o.bits = bits.data();
     bytes += n / 8.0;
   }
-  if (use == Use::PasteBits) o.cat = cat.data(), o.times = times.data(), o.score = 0.8f, bytes += 16.0 * n;
-  if (use == Use::PersonBits) o.best = best.data(), o.who = who.data(), o.id = 1, bytes += 10.0 * n;
+  if (use == Use::Paste || use == Use::PasteBits) o.cat = cat.data(), o.times = times.data(), o.score = 0.8f, bytes += 16.0 * n;
+  if (use == Use::Person || use == Use::PersonBits) o.best = best.data(), o.who = who.data(), o.id = 1, bytes += 10.0 * n;
   const kern::KernelTable& T = kern::table_for(isa);
   for (auto _ : st) {
     T.mask_row_fused(h0.data(), h1.data(), 0.625f, 0.375f, n, &o);
@@ -74,7 +74,9 @@ void BM_and_popcount(benchmark::State& st, Isa isa) {
   for (auto* b : per_isa("AndPopcount/63x64", [](benchmark::State& s, Isa i) { BM_and_popcount(s, i); }))
     b->Unit(benchmark::kMicrosecond);
   const std::pair<const char*, Use> uses[] = {
-      {"stats", Use::Stats}, {"paste+bits", Use::PasteBits}, {"person+bits", Use::PersonBits}, {"bits", Use::Bits}};
+      {"stats+bits", Use::StatsBits}, {"paste", Use::Paste},           {"person", Use::Person},
+      {"stats", Use::Stats},          {"paste+bits", Use::PasteBits}, {"person+bits", Use::PersonBits},
+      {"bits", Use::Bits}};
   for (const auto& [name, use] : uses)
     for (auto* b : per_isa(std::string("MaskRowFused/") + name + "/4000",
                            [use = use](benchmark::State& s, Isa i) { BM_mask_row_fused(s, i, use); }))
