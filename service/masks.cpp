@@ -28,7 +28,7 @@ inline void transpose64(uint64_t a[64]) {
 
 // COCO runs as they are appended: alternating zeros and ones, starting with zeros.
 struct RunWriter {
-  std::vector<uint32_t> runs;
+  std::vector<uint32_t>& runs;  // cleared by the caller
   uint32_t run = 0;
   bool cur = false;
   void zeros(uint32_t n) {
@@ -161,22 +161,26 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
 
 }  // namespace
 
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
+namespace {
+
+// instance_runs into *runs (its earlier contents dropped, its capacity kept).
+void runs_into(const Instance& in, int width, int height, RunsBy how, std::vector<uint32_t>* runs) {
   // Column-major runs, alternating zeros and ones, starting with zeros.
-  RunWriter w;
+  runs->clear();
+  RunWriter w{*runs};
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
   if (empty) {
     w.zeros((uint32_t)width * (uint32_t)height);
     w.runs.push_back(w.run);
-    return w.runs;
+    return;
   }
   if (how != RunsBy::Transpose) {
     // Transitions cost ~64 times a pixel of the transpose below: past one per 64 pixels, transpose.
     const size_t pixels = (size_t)(b.x1 - b.x0) * (size_t)(b.y1 - b.y0);
     const size_t limit = how == RunsBy::Transitions ? SIZE_MAX : pixels / 64 + 64;
-    std::vector<uint32_t> runs;
-    if (runs_by_transitions(in, width, height, limit, &runs)) return runs;
+    if (runs_by_transitions(in, width, height, limit, runs)) return;
+    runs->clear();
   }
   // 64 pixel columns of the box (8 bytes of its bit rows) are read at a time, 64 rows to a block: one
   // 64x64 bit transpose turns a block into 64 column words (64 rows each), whose runs RunWriter::bits
@@ -187,7 +191,10 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, R
   // its columns are read: the tile's rows and columns stay in the cache (a 12 MP mask's bit rows are
   // 1.5 MB; read 8 bytes a row for each group of 64 columns, they came from memory 63 times over).
   constexpr int kTileBytes = 64;
-  std::vector<uint64_t> cols((size_t)8 * kTileBytes * nwords);  // [512 columns][nwords]: bit i % 64 of word i / 64 = row i
+  // [512 columns][nwords]: bit i % 64 of word i / 64 = row i; kept by each thread from mask to mask (as
+  // the runs of instance_rle: a 12 MP photo's hundred masks would fault fresh pages in each time).
+  thread_local std::vector<uint64_t> cols;
+  cols.resize(std::max(cols.size(), (size_t)8 * kTileBytes * nwords));
   uint64_t block[64];
   w.zeros((uint32_t)b.x0 * (uint32_t)height);
   for (int tx = 0; tx < stride; tx += kTileBytes) {
@@ -232,7 +239,14 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, R
   }
   w.zeros((uint32_t)(width - b.x1) * (uint32_t)height);
   w.runs.push_back(w.run);
-  return w.runs;
+}
+
+}  // namespace
+
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
+  std::vector<uint32_t> runs;
+  runs_into(in, width, height, how, &runs);
+  return runs;
 }
 
 std::string rle_counts_string(const std::vector<uint32_t>& runs) {
@@ -270,7 +284,9 @@ std::string rle_counts_string(const std::vector<uint32_t>& runs) {
 }
 
 nlohmann::json instance_rle(const Instance& in, int width, int height) {
-  return {{"size", {height, width}}, {"counts", rle_counts_string(instance_runs(in, width, height))}};
+  thread_local std::vector<uint32_t> runs;  // kept from mask to mask (see runs_into's cols)
+  runs_into(in, width, height, RunsBy::Choose, &runs);
+  return {{"size", {height, width}}, {"counts", rle_counts_string(runs)}};
 }
 
 std::vector<uint8_t> instance_mask(const Instance& in, int width, int height) {
