@@ -284,24 +284,41 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     {
       std::vector<int64_t> cnt(nkeys, 0);
       std::vector<uint8_t> seen(nkeys * ncls, 0);
+      // Along each row in runs of one label and one person-map value (one garment, counted once a
+      // run), but pixels of nobody one by one (each goes to the box nearest to it).
 #pragma omp for schedule(static)
       for (int y = 0; y < H; ++y) {
-        for (int x = 0; x < W; ++x) {
-          const size_t i = static_cast<size_t>(y) * W + x;
-          const int cls = parsing.labels[i];
+        const uint8_t* lab = parsing.labels.data() + static_cast<size_t>(y) * W;
+        const uint8_t* pmr = single ? nullptr : parsing.person_map.data() + static_cast<size_t>(y) * W;
+        Id* g = gid.data() + static_cast<size_t>(y) * W;
+        for (int x = 0; x < W;) {
+          const uint8_t cls = lab[x];
+          const uint8_t pm = single ? 0 : pmr[x];
+          int e = x + 1;
+          if (single)
+            while (e < W && lab[e] == cls) ++e;
+          else
+            while (e < W && lab[e] == cls && pmr[e] == pm) ++e;
           const int cat = cls_to_cat[cls];
-          gid[i] = 0;
-          if (cat < 0) continue;
-          int p = 0;
-          if (!single) {
-            const int pm = parsing.person_map[i];
-            p = pm > 0 ? pm - 1 : fallback_person(x, y);
-            if (p < 0) continue;
+          if (cat < 0) {
+            std::fill(g + x, g + e, Id{0});
+          } else if (single || pm > 0) {
+            const size_t key = static_cast<size_t>(single ? 0 : pm - 1) * ncat + cat;
+            std::fill(g + x, g + e, static_cast<Id>(key + 1));
+            cnt[key] += e - x;
+            seen[key * ncls + cls] = 1;
+          } else {
+            for (int xx = x; xx < e; ++xx) {
+              const int p = fallback_person(xx, y);
+              g[xx] = 0;
+              if (p < 0) continue;
+              const size_t key = static_cast<size_t>(p) * ncat + cat;
+              g[xx] = static_cast<Id>(key + 1);
+              ++cnt[key];
+              seen[key * ncls + cls] = 1;
+            }
           }
-          const size_t key = static_cast<size_t>(p) * ncat + cat;
-          gid[i] = static_cast<Id>(key + 1);
-          ++cnt[key];
-          seen[key * ncls + static_cast<size_t>(cls)] = 1;
+          x = e;
         }
       }
 #pragma omp critical(m2fp_outfit_counts)
