@@ -41,22 +41,24 @@ struct RunWriter {
     run += n;
   }
   // n pixels whose values are the bits of words[], least significant first: the runs between
-  // transitions are found 64 pixels at a time (count trailing zeros), not pixel by pixel.
+  // transitions are found 64 pixels at a time (the word's transitions at once, one count of trailing
+  // zeros each), not pixel by pixel.
   void bits(const uint64_t* words, int n) {
     for (; n > 0; ++words, n -= 64) {
       const int m = std::min(n, 64);
-      int pos = 0;
-      while (pos < m) {
-        const uint64_t differ = (cur ? ~*words : *words) >> pos;  // 1 where the pixel differs from cur
-        const int len = std::min(differ ? __builtin_ctzll(differ) : 64 - pos, m - pos);
-        run += (uint32_t)len;
-        pos += len;
-        if (pos < m) {
-          runs.push_back(run);
-          run = 0;
-          cur = !cur;
-        }
+      const uint64_t valid = m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1;
+      const uint64_t w = *words & valid;
+      // Bit i: pixel i differs from the one before it (pixel -1: the current value).
+      uint64_t t = (w ^ (w << 1 | (cur ? 1 : 0))) & valid;
+      int pos = 0;  // where the run now open started in this word
+      for (; t; t &= t - 1) {
+        const int i = __builtin_ctzll(t);
+        runs.push_back(run + (uint32_t)(i - pos));
+        run = 0;
+        pos = i;
       }
+      run += (uint32_t)(m - pos);
+      cur = (w >> (m - 1)) & 1;
     }
   }
 };
