@@ -165,7 +165,11 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
 
 namespace {
 
-// instance_runs into *runs (its earlier contents dropped, its capacity kept).
+// instance_runs into *runs (its earlier contents dropped). The runs and the transposed columns are
+// fresh vectors per mask on purpose: kept by each thread from mask to mask, they made more page faults,
+// not fewer (bench_outputs, 12 MP, 2 threads: ~900 against ~280 per parsing_json), most likely because
+// glibc raises its mmap threshold when a large block it mapped is freed, after which the next masks'
+// large runs and strings come from heap pages already there.
 void runs_into(const Instance& in, int width, int height, RunsBy how, std::vector<uint32_t>* runs) {
   // Column-major runs, alternating zeros and ones, starting with zeros.
   runs->clear();
@@ -193,10 +197,7 @@ void runs_into(const Instance& in, int width, int height, RunsBy how, std::vecto
   // its columns are read: the tile's rows and columns stay in the cache (a 12 MP mask's bit rows are
   // 1.5 MB; read 8 bytes a row for each group of 64 columns, they came from memory 63 times over).
   constexpr int kTileBytes = 64;
-  // [512 columns][nwords]: bit i % 64 of word i / 64 = row i; kept by each thread from mask to mask (as
-  // the runs of instance_rle: a 12 MP photo's hundred masks would fault fresh pages in each time).
-  thread_local std::vector<uint64_t> cols;
-  cols.resize(std::max(cols.size(), (size_t)8 * kTileBytes * nwords));
+  std::vector<uint64_t> cols((size_t)8 * kTileBytes * nwords);  // [512 columns][nwords]: bit i % 64 of word i / 64 = row i
   uint64_t block[64];
   w.zeros((uint32_t)b.x0 * (uint32_t)height);
   for (int tx = 0; tx < stride; tx += kTileBytes) {
@@ -286,7 +287,7 @@ std::string rle_counts_string(const std::vector<uint32_t>& runs) {
 }
 
 nlohmann::json instance_rle(const Instance& in, int width, int height) {
-  thread_local std::vector<uint32_t> runs;  // kept from mask to mask (see runs_into's cols)
+  std::vector<uint32_t> runs;
   runs_into(in, width, height, RunsBy::Choose, &runs);
   return {{"size", {height, width}}, {"counts", rle_counts_string(runs)}};
 }
