@@ -80,72 +80,11 @@ class ChunkedOutput : public nlohmann::detail::output_adapter_protocol<char> {
 };
 }  // namespace
 
-namespace {
-
-// True when the text is written as it is between quotes: printable ASCII, no '"' or '\\' (a mask's
-// RLE counts, most names). Looks at every byte (no early exit: the loop runs on whole vectors).
-bool plain_json_text(const std::string& t) {
-  unsigned bad = 0;
-  for (const char ch : t) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    bad |= static_cast<unsigned>(c < 0x20) | static_cast<unsigned>(c > 0x7e) | static_cast<unsigned>(c == '"') |
-           static_cast<unsigned>(c == '\\');
-  }
-  return bad == 0;
-}
-
-// j as j.dump(2) has it, byte for byte: the containers laid out as nlohmann's serializer lays them
-// out (pretty, an indent of 2), plain strings and keys copied between quotes at once, every other
-// value (numbers, booleans, null, strings with escapes or non-ASCII text) written by the serializer
-// itself. nlohmann's serializer checks and escapes a string a byte at a time: a 12 MP photo's
-// result.json is ~11 MB of RLE counts, ~30 ms that way.
-void dump_pretty(const nlohmann::json& j, unsigned indent, ChunkedOutput& o,
-                 nlohmann::detail::serializer<nlohmann::json>& s, std::string& spaces) {
-  auto text = [&](const std::string& t) {
-    if (plain_json_text(t)) {
-      o.write_character('"');
-      o.write_characters(t.data(), t.size());
-      o.write_character('"');
-    } else {
-      s.dump(nlohmann::json(t), false, false, 0);
-    }
-  };
-  const bool object = j.is_object();
-  if (!object && !j.is_array()) {
-    if (j.is_string()) text(j.get_ref<const std::string&>());
-    else s.dump(j, true, false, 2, indent);
-    return;
-  }
-  if (j.empty()) {
-    o.write_characters(object ? "{}" : "[]", 2);
-    return;
-  }
-  const unsigned inner = indent + 2;
-  if (spaces.size() < inner) spaces.resize(inner, ' ');
-  o.write_characters(object ? "{\n" : "[\n", 2);
-  size_t left = j.size();
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    o.write_characters(spaces.data(), inner);
-    if (object) {
-      text(it.key());
-      o.write_characters(": ", 2);
-    }
-    dump_pretty(*it, inner, o, s, spaces);
-    if (--left) o.write_characters(",\n", 2);
-  }
-  o.write_character('\n');
-  o.write_characters(spaces.data(), indent);
-  o.write_character(object ? '}' : ']');
-}
-
-}  // namespace
-
 void write_json_file(const std::string& path, const nlohmann::json& j) {
   write_file_atomic(path, [&](const std::function<void(const void*, size_t)>& out) {
     auto sink = std::make_shared<ChunkedOutput>(out);
     nlohmann::detail::serializer<nlohmann::json> s(sink, ' ', nlohmann::json::error_handler_t::strict);
-    std::string spaces;
-    dump_pretty(j, 0, *sink, s, spaces);  // as j.dump(2)
+    s.dump(j, true, false, 2);  // as j.dump(2)
     sink->write_character('\n');
     sink->flush();
   });
