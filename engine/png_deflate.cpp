@@ -177,6 +177,7 @@ uint64_t stored_bits(size_t n) {
 
 // A token: a literal byte (0..255), or a match: 256 + 256 * (which distance: 0, 1, 2) + length - 3.
 using Token = uint16_t;
+constexpr int kTokens = 256 + 3 * 256;  // the token values
 
 // Bytes from a and b that are equal, at most `limit`.
 inline int match_length(const uint8_t* a, const uint8_t* b, int limit) {
@@ -296,18 +297,25 @@ size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const D
 void write_block(BitWriter& bw, const Token* tok, size_t ntok, const uint8_t* data, size_t from, size_t to,
                  const Distances& dist, bool last) {
   const auto& lc = length_codes();
+  // How often each token occurs (two tables side by side: a run of one token would otherwise wait
+  // for each count before it), then the symbols' frequencies from those: no branch per token.
+  uint32_t tok_freq[2][kTokens] = {};
+  size_t t = 0;
+  for (; t + 2 <= ntok; t += 2) {
+    ++tok_freq[0][tok[t]];
+    ++tok_freq[1][tok[t + 1]];
+  }
+  if (t < ntok) ++tok_freq[0][tok[t]];
   uint32_t lit_freq[286] = {0}, dist_freq[30] = {0};
   uint64_t extra_bits = 0;
-  for (size_t t = 0; t < ntok; ++t) {
-    const Token x = tok[t];
-    if (x < 256) {
-      ++lit_freq[x];
-      continue;
-    }
+  for (int x = 0; x < 256; ++x) lit_freq[x] = tok_freq[0][x] + tok_freq[1][x];
+  for (int x = 256; x < kTokens; ++x) {
+    const uint32_t f = tok_freq[0][x] + tok_freq[1][x];
+    if (!f) continue;
     const int which = (x - 256) >> 8, len = ((x - 256) & 255) + 3;
-    ++lit_freq[lc[(size_t)len].symbol];
-    ++dist_freq[dist.symbol[which]];
-    extra_bits += lc[(size_t)len].extra_bits + dist.extra_bits[which];
+    lit_freq[lc[(size_t)len].symbol] += f;
+    dist_freq[dist.symbol[which]] += f;
+    extra_bits += (uint64_t)f * (lc[(size_t)len].extra_bits + dist.extra_bits[which]);
   }
   lit_freq[256] = 1;  // end of block
   uint8_t lit_len[286], dist_len[30];
@@ -379,24 +387,43 @@ void write_block(BitWriter& bw, const Token* tok, size_t ntok, const uint8_t* da
     bw.put(cl_code[s], cl_len[s]);
     if (s >= 16) bw.put(e, s == 16 ? 2 : s == 17 ? 3 : 7);
   }
-  // The match codes of each distance (symbol, length and extra bits at once).
-  uint32_t dcode[3], dbits[3];
-  for (int j = 0; j < 3; ++j) {
-    if (!dist.d[j]) continue;
-    dcode[j] = dist_code[dist.symbol[j]] | (uint32_t)dist.extra[j] << dist_len[dist.symbol[j]];
-    dbits[j] = dist_len[dist.symbol[j]] + dist.extra_bits[j];
-  }
-  for (size_t t = 0; t < ntok; ++t) {
-    const Token x = tok[t];
-    if (x < 256) {
-      bw.put(lit_code[x], lit_len[x]);
-      continue;
-    }
+  // Each token's bits, all of them at once: a literal's code, or a match's length code, its extra
+  // bits, its distance's code and extra bits (at most 15 + 5 + 15 + 13 = 48 bits). Only the tokens
+  // that occur: the others would index codes of unused symbols.
+  uint64_t tok_bits[kTokens];
+  uint8_t tok_n[kTokens];
+  for (int x = 0; x < 256; ++x) tok_bits[x] = lit_code[x], tok_n[x] = lit_len[x];
+  for (int x = 256; x < kTokens; ++x) {
+    tok_bits[x] = 0, tok_n[x] = 0;
+    if (!(tok_freq[0][x] + tok_freq[1][x])) continue;
     const int which = (x - 256) >> 8, len = ((x - 256) & 255) + 3;
     const LengthCode& l = lc[(size_t)len];
-    bw.put(lit_code[l.symbol] | (uint32_t)l.extra << lit_len[l.symbol], lit_len[l.symbol] + l.extra_bits);
-    bw.put(dcode[which], (int)dbits[which]);
+    const int ds = dist.symbol[which];
+    const int n1 = lit_len[l.symbol] + l.extra_bits;
+    tok_bits[x] = (lit_code[l.symbol] | (uint64_t)l.extra << lit_len[l.symbol]) |
+                  (dist_code[ds] | (uint64_t)dist.extra[which] << dist_len[ds]) << n1;
+    tok_n[x] = (uint8_t)(n1 + dist_len[ds] + dist.extra_bits[which]);
   }
+  // The tokens written without a branch each: the whole bytes of the bit buffer stored 8 at a time
+  // (the bytes past them are written again later; the piece's bound leaves room), at most 7 bits
+  // kept. The writer's state is in locals meanwhile (through `bw`, every byte stored could be it).
+  uint64_t buf = bw.buf;
+  int count = bw.count;
+  uint8_t* out = bw.out;
+  auto flush = [&] {
+    std::memcpy(out, &buf, 8);
+    out += count >> 3;
+    buf >>= count & ~7;  // count <= 7 + 48 before: at most a shift by 48
+    count &= 7;
+  };
+  flush();
+  for (size_t i = 0; i < ntok; ++i) {
+    const Token x = tok[i];
+    buf |= tok_bits[x] << count;
+    count += tok_n[x];
+    flush();
+  }
+  bw.buf = buf, bw.count = count, bw.out = out;
   bw.put(lit_code[256], lit_len[256]);
 }
 

@@ -206,15 +206,33 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       outfits[k].score = parsing.persons[k].score;
       outfits[k].bbox = parsing.persons[k].bbox;
     }
-    for (size_t i = 0; i < npix; ++i) {
-      const int pm = parsing.person_map[i];
-      if (pm == 0) continue;
-      if (pm > num_persons)
-        throw OutfitError("extract_outfits: person map value " + std::to_string(pm) + " at pixel (" +
-                          std::to_string(i % W) + ", " + std::to_string(i / W) + ") but there are only " +
-                          std::to_string(num_persons) + " persons");
-      ++outfits[pm - 1].area;
+    // The pixels of each person-map value, counted over the threads (each in four tables: a run of one
+    // value would otherwise wait on each count before it) and added up; then the first pixel of a
+    // value past the persons (in raster order) is the one reported.
+    std::vector<int64_t> area(256, 0);
+    const uint8_t* pm = parsing.person_map.data();
+#pragma omp parallel if (npix >= (1u << 20))
+    {
+      std::vector<int64_t> c(4 * 256, 0);
+#pragma omp for schedule(static) nowait
+      for (size_t i = 0; i < npix / 4; ++i) {
+        ++c[pm[4 * i]];
+        ++c[256 + pm[4 * i + 1]];
+        ++c[512 + pm[4 * i + 2]];
+        ++c[768 + pm[4 * i + 3]];
+      }
+#pragma omp critical(m2fp_outfit_areas)
+      for (int v = 0; v < 256; ++v) area[(size_t)v] += c[(size_t)v] + c[256 + (size_t)v] + c[512 + (size_t)v] + c[768 + (size_t)v];
     }
+    for (size_t i = npix / 4 * 4; i < npix; ++i) ++area[pm[i]];
+    for (int v = num_persons + 1; v < 256; ++v)
+      if (area[(size_t)v])
+        for (size_t i = 0; i < npix; ++i)
+          if (pm[i] > num_persons)
+            throw OutfitError("extract_outfits: person map value " + std::to_string(pm[i]) + " at pixel (" +
+                              std::to_string(i % W) + ", " + std::to_string(i / W) + ") but there are only " +
+                              std::to_string(num_persons) + " persons");
+    for (int k = 0; k < num_persons && k < 255; ++k) outfits[k].area = area[(size_t)k + 1];
   }
 
   // Owner of a garment pixel outside every person mask: the person whose box contains it, nearest
@@ -266,24 +284,41 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     {
       std::vector<int64_t> cnt(nkeys, 0);
       std::vector<uint8_t> seen(nkeys * ncls, 0);
+      // Along each row in runs of one label and one person-map value (one garment, counted once a
+      // run), but pixels of nobody one by one (each goes to the box nearest to it).
 #pragma omp for schedule(static)
       for (int y = 0; y < H; ++y) {
-        for (int x = 0; x < W; ++x) {
-          const size_t i = static_cast<size_t>(y) * W + x;
-          const int cls = parsing.labels[i];
+        const uint8_t* lab = parsing.labels.data() + static_cast<size_t>(y) * W;
+        const uint8_t* pmr = single ? nullptr : parsing.person_map.data() + static_cast<size_t>(y) * W;
+        Id* g = gid.data() + static_cast<size_t>(y) * W;
+        for (int x = 0; x < W;) {
+          const uint8_t cls = lab[x];
+          const uint8_t pm = single ? 0 : pmr[x];
+          int e = x + 1;
+          if (single)
+            while (e < W && lab[e] == cls) ++e;
+          else
+            while (e < W && lab[e] == cls && pmr[e] == pm) ++e;
           const int cat = cls_to_cat[cls];
-          gid[i] = 0;
-          if (cat < 0) continue;
-          int p = 0;
-          if (!single) {
-            const int pm = parsing.person_map[i];
-            p = pm > 0 ? pm - 1 : fallback_person(x, y);
-            if (p < 0) continue;
+          if (cat < 0) {
+            std::fill(g + x, g + e, Id{0});
+          } else if (single || pm > 0) {
+            const size_t key = static_cast<size_t>(single ? 0 : pm - 1) * ncat + cat;
+            std::fill(g + x, g + e, static_cast<Id>(key + 1));
+            cnt[key] += e - x;
+            seen[key * ncls + cls] = 1;
+          } else {
+            for (int xx = x; xx < e; ++xx) {
+              const int p = fallback_person(xx, y);
+              g[xx] = 0;
+              if (p < 0) continue;
+              const size_t key = static_cast<size_t>(p) * ncat + cat;
+              g[xx] = static_cast<Id>(key + 1);
+              ++cnt[key];
+              seen[key * ncls + cls] = 1;
+            }
           }
-          const size_t key = static_cast<size_t>(p) * ncat + cat;
-          gid[i] = static_cast<Id>(key + 1);
-          ++cnt[key];
-          seen[key * ncls + static_cast<size_t>(cls)] = 1;
+          x = e;
         }
       }
 #pragma omp critical(m2fp_outfit_counts)
@@ -313,13 +348,11 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       *y0 = static_cast<int>(static_cast<int64_t>(H) * s / nstrips);
       *y1 = static_cast<int>(static_cast<int64_t>(H) * (s + 1) / nstrips);
     };
-    auto is_interior = [&](const Id* g, const Id* up, const Id* down, int x, Id id) {
-      return (x == 0 || g[x - 1] == id) && (x + 1 == W || g[x + 1] == id) && (!up || up[x] == id) &&
-             (!down || down[x] == id);
-    };
-    // Calls f(key, x, y, g, up, down, colour) for each pixel of strip s whose garment is kept (g, up,
-    // down: its row of garment ids and those above and below, null outside the photo; colour 0xRRGGBB).
-    auto each_kept_pixel = [&](int s, auto&& f) {
+    // Calls f(key, x0, x1, y, up, down, rgb) for each run [x0, x1) of one kept garment's pixels on a row
+    // y of strip s (a run as long as it goes: the pixels left and right of it are another garment's or
+    // outside the photo; up, down: the rows of garment ids above and below, null outside the photo;
+    // rgb: the photo's row y).
+    auto each_kept_run = [&](int s, auto&& f) {
       int y0, y1;
       strip_rows(s, &y0, &y1);
       for (int y = y0; y < y1; ++y) {
@@ -327,13 +360,27 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         const Id* up = y > 0 ? g - W : nullptr;
         const Id* down = y + 1 < H ? g + W : nullptr;
         const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
-        for (int x = 0; x < W; ++x) {
+        for (int x = 0; x < W;) {
           const Id id = g[x];
-          if (id == 0 || !keep[id - 1]) continue;
-          f(static_cast<size_t>(id - 1), x, y, g, up, down,
-            static_cast<uint32_t>(rgb[3 * x]) << 16 | static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2]);
+          int e = x + 1;
+          while (e < W && g[e] == id) ++e;
+          if (id != 0 && keep[id - 1]) f(static_cast<size_t>(id - 1), x, e, y, up, down, rgb);
+          x = e;
         }
       }
+    };
+    auto colour_at = [](const uint8_t* rgb, int x) {
+      return static_cast<uint32_t>(rgb[3 * x]) << 16 | static_cast<uint32_t>(rgb[3 * x + 1]) << 8 | rgb[3 * x + 2];
+    };
+    // The interior pixels of a run [x0, x1) of garment id (whose 4 neighbours are of the same garment; a
+    // neighbour outside the photo counts as the same: a garment cut by the frame is not an edge): those
+    // of [lo, hi) (the run less its ends, unless an end is the photo's) with the same id above and below.
+    auto interior_span = [&](int x0, int x1, int* lo, int* hi) {
+      *lo = x0 == 0 ? 0 : x0 + 1;
+      *hi = x1 == W ? x1 : x1 - 1;
+    };
+    auto vertical = [](const Id* up, const Id* down, int x, Id id) {
+      return (!up || up[x] == id) && (!down || down[x] == id);
     };
     std::vector<int64_t> strip_interior(static_cast<size_t>(nstrips) * nkeys, 0);
     std::vector<int64_t> strip_all(static_cast<size_t>(nstrips) * nkeys, 0);
@@ -343,12 +390,22 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       int64_t* inner = strip_interior.data() + static_cast<size_t>(s) * nkeys;
       int64_t* every = strip_all.data() + static_cast<size_t>(s) * nkeys;
       BBox* bx = strip_box.data() + static_cast<size_t>(s) * nkeys;
-      each_kept_pixel(s, [&](size_t key, int x, int y, const Id* g, const Id* up, const Id* down, uint32_t colour) {
-        ++every[key];
+      each_kept_run(s, [&](size_t key, int x0, int x1, int y, const Id* up, const Id* down, const uint8_t* rgb) {
+        every[key] += x1 - x0;
         BBox& b = bx[key];
-        b.x0 = std::min(b.x0, x), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x + 1), b.y1 = std::max(b.y1, y + 1);
-        colours.mark(colour);
-        if (opt.interior_pixels_only && is_interior(g, up, down, x, static_cast<Id>(key + 1))) ++inner[key];
+        b.x0 = std::min(b.x0, x0), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x1), b.y1 = std::max(b.y1, y + 1);
+        uint32_t last = 0xffffffffu;  // no colour: marked once for a row of one colour
+        for (int x = x0; x < x1; ++x) {
+          const uint32_t c = colour_at(rgb, x);
+          if (c != last) colours.mark(c), last = c;
+        }
+        if (!opt.interior_pixels_only) return;
+        int lo, hi;
+        interior_span(x0, x1, &lo, &hi);
+        const Id id = static_cast<Id>(key + 1);
+        int64_t n = 0;
+        for (int x = lo; x < hi; ++x) n += vertical(up, down, x, id) ? 1 : 0;
+        inner[key] += n;
       });
     }
     colours.convert();
@@ -377,9 +434,25 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
 #pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
     for (int s = 0; s < nstrips; ++s) {
       size_t* place = at.data() + static_cast<size_t>(s) * nkeys;
-      each_kept_pixel(s, [&](size_t key, int x, int, const Id* g, const Id* up, const Id* down, uint32_t colour) {
-        if (interior[key] && !is_interior(g, up, down, x, static_cast<Id>(key + 1))) return;
-        numbers[place[key]++] = colours.number(colour);
+      uint32_t* out = numbers.data();
+      each_kept_run(s, [&](size_t key, int x0, int x1, int, const Id* up, const Id* down, const uint8_t* rgb) {
+        size_t k = place[key];
+        uint32_t last = 0xffffffffu, number = 0;  // a row of one colour looked up once
+        auto put = [&](int x) {
+          const uint32_t c = colour_at(rgb, x);
+          if (c != last) number = colours.number(c), last = c;
+          out[k++] = number;
+        };
+        if (interior[key]) {
+          int lo, hi;
+          interior_span(x0, x1, &lo, &hi);
+          const Id id = static_cast<Id>(key + 1);
+          for (int x = lo; x < hi; ++x)
+            if (vertical(up, down, x, id)) put(x);
+        } else {
+          for (int x = x0; x < x1; ++x) put(x);
+        }
+        place[key] = k;
       });
     }
   };

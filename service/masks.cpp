@@ -28,7 +28,7 @@ inline void transpose64(uint64_t a[64]) {
 
 // COCO runs as they are appended: alternating zeros and ones, starting with zeros.
 struct RunWriter {
-  std::vector<uint32_t> runs;
+  std::vector<uint32_t>& runs;  // cleared by the caller
   uint32_t run = 0;
   bool cur = false;
   void zeros(uint32_t n) {
@@ -41,22 +41,24 @@ struct RunWriter {
     run += n;
   }
   // n pixels whose values are the bits of words[], least significant first: the runs between
-  // transitions are found 64 pixels at a time (count trailing zeros), not pixel by pixel.
+  // transitions are found 64 pixels at a time (the word's transitions at once, one count of trailing
+  // zeros each), not pixel by pixel.
   void bits(const uint64_t* words, int n) {
     for (; n > 0; ++words, n -= 64) {
       const int m = std::min(n, 64);
-      int pos = 0;
-      while (pos < m) {
-        const uint64_t differ = (cur ? ~*words : *words) >> pos;  // 1 where the pixel differs from cur
-        const int len = std::min(differ ? __builtin_ctzll(differ) : 64 - pos, m - pos);
-        run += (uint32_t)len;
-        pos += len;
-        if (pos < m) {
-          runs.push_back(run);
-          run = 0;
-          cur = !cur;
-        }
+      const uint64_t valid = m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1;
+      const uint64_t w = *words & valid;
+      // Bit i: pixel i differs from the one before it (pixel -1: the current value).
+      uint64_t t = (w ^ (w << 1 | (cur ? 1 : 0))) & valid;
+      int pos = 0;  // where the run now open started in this word
+      for (; t; t &= t - 1) {
+        const int i = __builtin_ctzll(t);
+        runs.push_back(run + (uint32_t)(i - pos));
+        run = 0;
+        pos = i;
       }
+      run += (uint32_t)(m - pos);
+      cur = (w >> (m - 1)) & 1;
     }
   }
 };
@@ -161,22 +163,30 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
 
 }  // namespace
 
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
+namespace {
+
+// instance_runs into *runs (its earlier contents dropped). The runs and the transposed columns are
+// fresh vectors per mask on purpose: kept by each thread from mask to mask, they made more page faults,
+// not fewer (bench_outputs, 12 MP, 2 threads: ~900 against ~280 per parsing_json), most likely because
+// glibc raises its mmap threshold when a large block it mapped is freed, after which the next masks'
+// large runs and strings come from heap pages already there.
+void runs_into(const Instance& in, int width, int height, RunsBy how, std::vector<uint32_t>* runs) {
   // Column-major runs, alternating zeros and ones, starting with zeros.
-  RunWriter w;
+  runs->clear();
+  RunWriter w{*runs};
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
   if (empty) {
     w.zeros((uint32_t)width * (uint32_t)height);
     w.runs.push_back(w.run);
-    return w.runs;
+    return;
   }
   if (how != RunsBy::Transpose) {
     // Transitions cost ~64 times a pixel of the transpose below: past one per 64 pixels, transpose.
     const size_t pixels = (size_t)(b.x1 - b.x0) * (size_t)(b.y1 - b.y0);
     const size_t limit = how == RunsBy::Transitions ? SIZE_MAX : pixels / 64 + 64;
-    std::vector<uint32_t> runs;
-    if (runs_by_transitions(in, width, height, limit, &runs)) return runs;
+    if (runs_by_transitions(in, width, height, limit, runs)) return;
+    runs->clear();
   }
   // 64 pixel columns of the box (8 bytes of its bit rows) are read at a time, 64 rows to a block: one
   // 64x64 bit transpose turns a block into 64 column words (64 rows each), whose runs RunWriter::bits
@@ -232,43 +242,54 @@ std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, R
   }
   w.zeros((uint32_t)(width - b.x1) * (uint32_t)height);
   w.runs.push_back(w.run);
-  return w.runs;
+}
+
+}  // namespace
+
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
+  std::vector<uint32_t> runs;
+  runs_into(in, width, height, how, &runs);
+  return runs;
 }
 
 std::string rle_counts_string(const std::vector<uint32_t>& runs) {
   // COCO's rleToString: each count (less the count two before it, from the third on) in 5-bit
   // groups, least significant first, 0x20 = more follows, 0x10 = sign of the last group, + 48.
-  // The characters are counted first, so that the string is made at its size (a large mask's is
+  // A count takes the groups its bits need with the sign bit (1..7 of them: at most 34 bits); the
+  // characters are counted first, so that the string is made at its size (a large mask's is
   // hundreds of kB: grown, or made at the most it could take, it would touch fresh pages twice).
-  auto each_group = [&](auto&& put) {
-    for (size_t i = 0; i < runs.size(); ++i) {
-      long long x = runs[i];
-      if (i > 2) x -= (long long)runs[i - 2];
-      bool more = true;
-      while (more) {
-        char c = (char)(x & 0x1f);
-        x >>= 5;
-        more = (c & 0x10) ? x != -1 : x != 0;
-        if (more) c |= 0x20;
-        put((char)(c + 48));
-      }
-    }
+  auto delta = [&](size_t i) -> long long {
+    const long long x = runs[i];
+    return i > 2 ? x - (long long)runs[i - 2] : x;
   };
-  size_t n = 0;  // groups of a count: its bits with the sign bit, 5 to a group
-  for (size_t i = 0; i < runs.size(); ++i) {
-    long long x = runs[i];
-    if (i > 2) x -= (long long)runs[i - 2];
+  auto groups = [](long long x) {
     const unsigned long long m = (unsigned long long)(x < 0 ? ~x : x);
-    n += (size_t)((m ? 64 - __builtin_clzll(m) + 1 : 1) + 4) / 5;
-  }
-  std::string s(n, '\0');
+    return ((m ? 64 - __builtin_clzll(m) + 1 : 1) + 4) / 5;
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < runs.size(); ++i) n += (size_t)groups(delta(i));
+  // Each count's characters made at once in one 64-bit word (no branch per group) and stored 8 bytes
+  // at a time: the string has 8 bytes more while it is written, cut off at the end.
+  std::string s(n + 8, '\0');
   char* out = s.data();
-  each_group([&](char c) { *out++ = c; });
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const long long x = delta(i);
+    const int g = groups(x);
+    uint64_t v = 0;
+    for (int k = 0; k < 7; ++k) v |= (uint64_t)((x >> (5 * k)) & 0x1f) << (8 * k);
+    v |= 0x2020202020202020ull & ((uint64_t{1} << (8 * (g - 1))) - 1);  // 0x20 = more, all but the last
+    v += 0x3030303030303030ull & ((uint64_t{1} << (8 * g)) - 1);        // then + 48 (no carry: <= 0x3f + 48)
+    std::memcpy(out, &v, 8);
+    out += g;
+  }
+  s.resize(n);
   return s;
 }
 
 nlohmann::json instance_rle(const Instance& in, int width, int height) {
-  return {{"size", {height, width}}, {"counts", rle_counts_string(instance_runs(in, width, height))}};
+  std::vector<uint32_t> runs;
+  runs_into(in, width, height, RunsBy::Choose, &runs);
+  return {{"size", {height, width}}, {"counts", rle_counts_string(runs)}};
 }
 
 std::vector<uint8_t> instance_mask(const Instance& in, int width, int height) {

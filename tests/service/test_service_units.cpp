@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -268,6 +270,10 @@ TEST(Report, JsonFileIsTheDumpByteForByte) {
   j["numbers"] = {0.1, 1e-7, -3, 12345678901234LL, 0.6f, nullptr, true};
   j["empty"] = {{"array", nlohmann::json::array()}, {"object", nlohmann::json::object()}};
   for (int i = 0; i < 5000; ++i) j["instances"].push_back({{"id", i}, {"bbox", {i, i + 1, i + 2, i + 3}}});
+  // Containers in containers, keys that need escapes, text with a backslash, DEL and a 4-byte character.
+  j["nested"] = {{"a\"b", {{1, {}}, nlohmann::json::array({nlohmann::json::object()}), {{"k\\", "v\x7f"}}}},
+                 {"\u00e9t\u00e9", "back\\slash \U0001F600"},
+                 {"", {{"deep", {{"deeper", {{"deepest", {1.5, "x"}}}}}}}}};
   const std::string path = ::testing::TempDir() + "/result.json";
   write_json_file(path, j);
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -278,6 +284,17 @@ TEST(Report, JsonFileIsTheDumpByteForByte) {
   std::fclose(f);
   EXPECT_EQ(text, j.dump(2) + "\n");
   EXPECT_THROW(write_json_file(::testing::TempDir() + "/no/such/folder/result.json", j), IoError);
+  // Text that is not UTF-8 is refused as j.dump refuses it, in a value or in a key.
+  EXPECT_THROW(write_json_file(path, nlohmann::json{{"counts", "ab\xff"}}), nlohmann::json::type_error);
+  EXPECT_THROW(write_json_file(path, nlohmann::json{{"k\xc3", 1}}), nlohmann::json::type_error);
+  // A bare value, an empty document.
+  for (const nlohmann::json& v : {nlohmann::json("plain"), nlohmann::json(3.25), nlohmann::json::object(),
+                                  nlohmann::json::array(), nlohmann::json()}) {
+    write_json_file(path, v);
+    std::ifstream in(path, std::ios::binary);
+    const std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(back, v.dump(2) + "\n");
+  }
 }
 
 TEST(Report, LegendAndGarmentsInPersons) {
