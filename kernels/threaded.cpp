@@ -91,6 +91,27 @@ void layernorm_rows_add(const float* x, const float* residual, const float* gamm
   });
 }
 
+void layernorm_rows_bf16(const float* x, const float* residual, const float* gamma, const float* beta,
+                         float* y, uint16_t* y16, const float* a, uint16_t* z16, int64_t rows, int64_t C,
+                         float eps) {
+  const KernelTable& k = active();
+  const bool add = a && z16;
+  parallel_chunks(rows, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, C)), [&](int64_t b, int64_t e) {
+    constexpr int64_t kBlock = 16;  // rows normalised, then rounded while still in L1/L2
+    for (int64_t r0 = b; r0 < e; r0 += kBlock) {
+      const int64_t n = std::min(e, r0 + kBlock) - r0;
+      k.layernorm_rows(x + r0 * C, residual ? residual + r0 * C : nullptr, gamma, beta, y + r0 * C, n, C, eps);
+      if (y16) k.round_bf16(y + r0 * C, nullptr, y16 + r0 * C, n * C);
+      if (add) k.round_bf16(y + r0 * C, a + r0 * C, z16 + r0 * C, n * C);
+    }
+  });
+}
+
+void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) {
+  const KernelTable& k = active();
+  parallel_chunks(n, 65536, [&](int64_t b, int64_t e) { k.round_bf16(x + b, a ? a + b : nullptr, y + b, e - b); });
+}
+
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu) {
   if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
