@@ -474,6 +474,13 @@ Tensor to_hwc(const Tensor& x) {
   return y;
 }
 
+Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C) {
+  const dnnl::memory::desc md = hwc_md(H, W, C, dt::bf16);
+  Tensor t = Tensor::empty_bytes({H, W, C}, Layout::Opaque, md.get_size());
+  t.fmt = std::make_shared<Fmt>(Fmt{md});
+  return t;
+}
+
 namespace {
 
 // A stride-1 3x3 "same" convolution whose primitive `e` computes strip_rows output rows from

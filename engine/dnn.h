@@ -263,5 +263,9 @@ Tensor max_pool_3x3_s2(const Tensor& x);
 
 // A feature map [H, W, C] in plain channels-last fp32 layout (a no-op for HWC tensors).
 Tensor to_hwc(const Tensor& x);
+// An empty feature map [H, W, C] of bfloat16 values, channels-last (Layout::Opaque, oneDNN's nhwc
+// bf16): what a BF16 convolution given an fp32 channels-last map reads after rounding it, so one
+// given this map (filled through data() as uint16_t) reads it as it is. to_hwc() gives its fp32.
+Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C);
 
 }  // namespace m2fp::dnn

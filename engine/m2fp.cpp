@@ -565,9 +565,19 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   kern::resize_bilinear_nhwc_add(out.maps[2].data(), shapes[2][0], shapes[2][1], D, lat.data(), H4, W4);
   Tensor y = W.layer_1(lat, nullptr, false, /*hwc_out=*/true);              // [Hp/4, Wp/4, D]
   lat = Tensor();
-  group_norm(y, W.layer_1_gn, true);
-  emit(sink, "pixel_decoder.s4", y);
-  out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  if (value_bf16 && !(sink && *sink)) {
+    // GroupNorm + ReLU written straight in bf16, as mask_features would round them: the same bits
+    // without an fp32 map written and converted (the dumps keep the fp32 path for pixel_decoder.s4).
+    Tensor y16 = dnn::bf16_hwc_map(H4, W4, y.shape[2]);
+    kern::groupnorm_nhwc_bf16(y.data(), reinterpret_cast<uint16_t*>(y16.data()), H4 * W4, y.shape[2], 32,
+                              W.layer_1_gn.gamma.data(), W.layer_1_gn.beta.data(), kNormEps, true);
+    y = Tensor();
+    out.mask_features = W.mask_features(y16, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  } else {
+    group_norm(y, W.layer_1_gn, true);
+    emit(sink, "pixel_decoder.s4", y);
+    out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  }
   emit(sink, "mask_features", out.mask_features);
   return out;
 }

@@ -85,6 +85,10 @@ void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n);
 // x, y [HW, C]; G groups of C/G channels; y may alias x.
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu);
+// groupnorm_nhwc into bfloat16 y16 [HW, C] (dense, aliasing nothing): the same fp32 values, then
+// round_bf16, in the affine's pass (for a bf16 layer reading them).
+void groupnorm_nhwc_bf16(const float* x, uint16_t* y16, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                         const float* beta, float eps, bool relu);
 // src [planes, H, W] -> dst [planes, oh, ow]
 void resize_bilinear_planes(const float* src, int64_t planes, int64_t H, int64_t W, float* dst,
                             int64_t oh, int64_t ow);

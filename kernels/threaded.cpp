@@ -112,20 +112,44 @@ void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) {
   parallel_chunks(n, 65536, [&](int64_t b, int64_t e) { k.round_bf16(x + b, a ? a + b : nullptr, y + b, e - b); });
 }
 
-void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
-                    const float* beta, float eps, bool relu) {
+namespace {
+// GroupNorm's statistics over x [HW, C] on the threads, then its per-channel affine.
+void groupnorm_scale_shift(const KernelTable& k, const float* x, int64_t HW, int64_t C, int64_t G,
+                           const float* gamma, const float* beta, float eps, float* scale, float* shift) {
   if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
-  const KernelTable& k = active();
   const int T = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
   std::vector<double> sums((size_t)T * 2 * C, 0.0);
   parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
     double* s = sums.data() + (size_t)omp_get_thread_num() * 2 * C;
     k.groupnorm_stats_nhwc(x + b * C, e - b, C, s, s + C);
   });
+  groupnorm_affine(sums.data(), T, HW, C, G, gamma, beta, eps, scale, shift);
+}
+}  // namespace
+
+void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                    const float* beta, float eps, bool relu) {
+  const KernelTable& k = active();
   std::vector<float> scale(C), shift(C);
-  groupnorm_affine(sums.data(), T, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
+  groupnorm_scale_shift(k, x, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
   parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
     k.affine_nhwc(x + b * C, y + b * C, e - b, C, scale.data(), shift.data(), relu);
+  });
+}
+
+void groupnorm_nhwc_bf16(const float* x, uint16_t* y16, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                         const float* beta, float eps, bool relu) {
+  const KernelTable& k = active();
+  std::vector<float> scale(C), shift(C);
+  groupnorm_scale_shift(k, x, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
+  parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
+    constexpr int64_t kBlock = 16;  // pixels through the fp32 affine, then rounded while in L1
+    std::vector<float> tmp((size_t)(kBlock * C));
+    for (int64_t p0 = b; p0 < e; p0 += kBlock) {
+      const int64_t n = std::min(e, p0 + kBlock) - p0;
+      k.affine_nhwc(x + p0 * C, tmp.data(), n, C, scale.data(), shift.data(), relu);
+      k.round_bf16(tmp.data(), nullptr, y16 + p0 * C, n * C);
+    }
   });
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,37 @@ TEST(RoundBf16, LayerNormWritesBf16Copies) {
       }
     }
   }
+}
+
+// groupnorm_nhwc_bf16 gives exactly groupnorm_nhwc's values rounded, on every ISA, with and without
+// the ReLU, at pixel counts that split unevenly over threads and its blocks of 16 pixels.
+TEST(RoundBf16, GroupNormWritesBf16) {
+  Rng rng(14);
+  for (Isa isa : all_isas()) {
+    ScopedIsa s(isa);
+    for (int64_t C : {256, 64}) {
+      for (int64_t HW : {1, 17, 300, 1031}) {
+        const size_t n = (size_t)(HW * C);
+        const std::vector<float> x = rng.normals(n, 0.5f, 2.f);
+        const std::vector<float> g = rng.normals((size_t)C, 1.f, 0.1f), b = rng.normals((size_t)C, 0.f, 0.1f);
+        for (bool relu : {false, true}) {
+          std::vector<float> y(n);
+          kern::groupnorm_nhwc(x.data(), y.data(), HW, C, 32, g.data(), b.data(), 1e-5f, relu);
+          std::vector<uint16_t> want(n), got(n + 1, 0xabcd);
+          kern::ref::round_bf16(y.data(), nullptr, want.data(), (int64_t)n);
+          kern::groupnorm_nhwc_bf16(x.data(), got.data(), HW, C, 32, g.data(), b.data(), 1e-5f, relu);
+          const std::string what = isa_str(isa) + " C=" + std::to_string(C) + " HW=" + std::to_string(HW) +
+                                   (relu ? " relu" : "");
+          EXPECT_EQ(0, std::memcmp(got.data(), want.data(), n * sizeof(uint16_t))) << what;
+          EXPECT_EQ(0xabcd, got[n]) << what << ": wrote past the end";
+        }
+      }
+    }
+  }
+  std::vector<uint16_t> y16(64);
+  const std::vector<float> x(64, 1.f), g(8, 1.f), b(8, 0.f);
+  EXPECT_THROW(kern::groupnorm_nhwc_bf16(x.data(), y16.data(), 8, 8, 3, g.data(), b.data(), 1e-5f, false),
+               std::invalid_argument);
 }
 
 }  // namespace
