@@ -474,6 +474,13 @@ Tensor to_hwc(const Tensor& x) {
   return y;
 }
 
+Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C) {
+  const dnnl::memory::desc md = hwc_md(H, W, C, dt::bf16);
+  Tensor t = Tensor::empty_bytes({H, W, C}, Layout::Opaque, md.get_size());
+  t.fmt = std::make_shared<Fmt>(Fmt{md});
+  return t;
+}
+
 namespace {
 
 // A stride-1 3x3 "same" convolution whose primitive `e` computes strip_rows output rows from
@@ -955,6 +962,10 @@ void Linear::forward_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, float*
   run(x, true, ldx, M, y, false, ldy, false);
 }
 
+void Linear::forward_bf16_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, uint16_t* y, int64_t ldy) const {
+  run(x, true, ldx, M, y, true, ldy, false);
+}
+
 void Linear::prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu, bool y_bf16) const {
   if (!impl_) throw std::logic_error("Linear used before init");
   if (M > 0) impl_->get(M, impl_->prec == Precision::BF16 ? in_ : ldx, ldy, relu, y_bf16);
@@ -973,19 +984,31 @@ void check_ffn(const Linear& first, const Linear& second, int64_t block_rows) {
 }
 }  // namespace
 
-void feed_forward(const Linear& first, const Linear& second, const float* x, int64_t ldx, int64_t M, float* y,
-                  int64_t ldy, int64_t block_rows) {
+void Linear::feed_forward_rows(const Linear& first, const Linear& second, const void* x, bool x_bf16, int64_t ldx,
+                               int64_t M, float* y, int64_t ldy, int64_t block_rows) {
   check_ffn(first, second, block_rows);
   if (M == 0) return;
   const bool bf16 = ffn_in_bf16(first, second);
   const int64_t F = first.out(), rows_max = std::min(block_rows, M);
+  const size_t x_size = x_bf16 ? sizeof(uint16_t) : sizeof(float);
   // The hidden layer [rows, F], dense: fp32, or bf16 in the first half of the same buffer.
   Tensor hidden = Tensor::empty({rows_max, F});
   for (int64_t r0 = 0; r0 < M; r0 += block_rows) {
     const int64_t rows = std::min(block_rows, M - r0);
-    first.run(x + r0 * ldx, false, ldx, rows, hidden.data(), bf16, F, /*relu=*/true);
+    first.run(static_cast<const char*>(x) + r0 * ldx * x_size, x_bf16, ldx, rows, hidden.data(), bf16, F,
+              /*relu=*/true);
     second.run(hidden.data(), bf16, F, rows, y + r0 * ldy, false, ldy, /*relu=*/false);
   }
+}
+
+void feed_forward(const Linear& first, const Linear& second, const float* x, int64_t ldx, int64_t M, float* y,
+                  int64_t ldy, int64_t block_rows) {
+  Linear::feed_forward_rows(first, second, x, false, ldx, M, y, ldy, block_rows);
+}
+
+void feed_forward_from_bf16(const Linear& first, const Linear& second, const uint16_t* x, int64_t ldx, int64_t M,
+                            float* y, int64_t ldy, int64_t block_rows) {
+  Linear::feed_forward_rows(first, second, x, true, ldx, M, y, ldy, block_rows);
 }
 
 void prepare_feed_forward(const Linear& first, const Linear& second, int64_t M, int64_t ldx, int64_t ldy,

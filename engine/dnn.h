@@ -209,6 +209,8 @@ class Linear {
   // As forward, from bfloat16 x [M, in] (row stride ldx, in values; read as it is, no rounding):
   // BF16 layers only. With ldx = in it uses forward's primitive (prepare(M, ldx, ldy)).
   void forward_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, float* y, int64_t ldy) const;
+  // From bfloat16 x into bfloat16 y (forward_bf16's primitive with ldx = in): BF16 layers only.
+  void forward_bf16_from_bf16(const uint16_t* x, int64_t ldx, int64_t M, uint16_t* y, int64_t ldy) const;
   // Creates and caches the primitive forward(x, ldx, M, y, ldy, relu) will use (forward_bf16's
   // with y_bf16), without running it.
   void prepare(int64_t M, int64_t ldx, int64_t ldy, bool relu = false, bool y_bf16 = false) const;
@@ -218,6 +220,11 @@ class Linear {
 
  private:
   friend void feed_forward(const Linear&, const Linear&, const float*, int64_t, int64_t, float*, int64_t, int64_t);
+  friend void feed_forward_from_bf16(const Linear&, const Linear&, const uint16_t*, int64_t, int64_t, float*, int64_t,
+                                     int64_t);
+  // The two feed_forward()s: x fp32, or bf16 when x_bf16 (row stride ldx in its elements).
+  static void feed_forward_rows(const Linear& first, const Linear& second, const void* x, bool x_bf16, int64_t ldx,
+                                int64_t M, float* y, int64_t ldy, int64_t block_rows);
   friend void prepare_feed_forward(const Linear&, const Linear&, int64_t, int64_t, int64_t, int64_t);
   struct Impl;
   // x (fp32 with row stride ldx, or bf16 when x_bf16) -> y (fp32 with row stride ldy, or dense
@@ -234,6 +241,10 @@ class Linear {
 // exactly first.forward then second.forward per block.
 void feed_forward(const Linear& first, const Linear& second, const float* x, int64_t ldx, int64_t M, float* y,
                   int64_t ldy, int64_t block_rows);
+// The same from bfloat16 x (read as it is; first must be BF16, a std::logic_error otherwise):
+// with ldx = first.in() the primitives of feed_forward's BF16 path.
+void feed_forward_from_bf16(const Linear& first, const Linear& second, const uint16_t* x, int64_t ldx, int64_t M,
+                            float* y, int64_t ldy, int64_t block_rows);
 // Creates and caches the primitives feed_forward(first, second, x, ldx, M, y, ldy, block_rows) uses.
 void prepare_feed_forward(const Linear& first, const Linear& second, int64_t M, int64_t ldx, int64_t ldy,
                           int64_t block_rows);
@@ -252,5 +263,9 @@ Tensor max_pool_3x3_s2(const Tensor& x);
 
 // A feature map [H, W, C] in plain channels-last fp32 layout (a no-op for HWC tensors).
 Tensor to_hwc(const Tensor& x);
+// An empty feature map [H, W, C] of bfloat16 values, channels-last (Layout::Opaque, oneDNN's nhwc
+// bf16): what a BF16 convolution given an fp32 channels-last map reads after rounding it, so one
+// given this map (filled through data() as uint16_t) reads it as it is. to_hwc() gives its fp32.
+Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C);
 
 }  // namespace m2fp::dnn

@@ -494,40 +494,60 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   const int64_t ffn_rows = std::min<int64_t>(N, 2048);  // FFN in row blocks: the hidden stays small
   // bf16 layers write the values [N, D] in bf16, the deformable attention samples them there (half
   // the bytes per sampled row) and writes its output in bf16 for output_proj, which would round it
-  // to bf16 anyway; fp32 ones in fp32. The layers share the load's precision.
+  // to bf16 anyway; fp32 ones in fp32. The layers share the load's precision. With bf16 layers the
+  // norms also write the bf16 inputs of the next products (src16 = src for value_proj and linear1,
+  // q16 = src + pos for query_proj), rounded as the products would round them (dnn::Linear): the
+  // same bits without a conversion pass over [N, D] before each of the three.
   const bool value_bf16 = W.precision == dnn::Precision::BF16;
   auto bf16_or_f32 = [&](int64_t rows, int64_t cols) {
     return value_bf16 ? Tensor::empty_bytes({rows, cols}, Layout::Plain, (size_t)rows * cols * sizeof(uint16_t))
                       : Tensor::empty({rows, cols});
   };
-  Tensor q = Tensor::empty({N, D}), value = bf16_or_f32(N, D), attn = bf16_or_f32(N, D);
+  Tensor q = bf16_or_f32(N, D), value = bf16_or_f32(N, D), attn = bf16_or_f32(N, D);
+  Tensor src16 = value_bf16 ? bf16_or_f32(N, D) : Tensor();
   Tensor qp = Tensor::empty({N, n_off + heads * L * P}), a = Tensor::empty({N, D});
-  add_into(src, pos.data(), q);  // the first layer's queries; each layer's last norm gives the next's
+  auto as_bf16 = [](Tensor& t) { return reinterpret_cast<uint16_t*>(t.data()); };
+  // the first layer's queries (and bf16 values); each layer's last norm gives the next's
+  if (value_bf16) {
+    kern::round_bf16(src.data(), pos.data(), as_bf16(q), N * D);
+    kern::round_bf16(src.data(), nullptr, as_bf16(src16), N * D);
+  } else {
+    add_into(src, pos.data(), q);
+  }
   for (size_t i = 0; i < W.enc_layers.size(); ++i) {
     const EncoderLayer& e = W.enc_layers[i];
     const bool last = i + 1 == W.enc_layers.size();
     // self-attention (multi-scale deformable): queries q = src + pos, values src
-    e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
     if (value_bf16) {
-      uint16_t *v16 = reinterpret_cast<uint16_t*>(value.data()), *a16 = reinterpret_cast<uint16_t*>(attn.data());
-      e.value_proj.forward_bf16(src.data(), D, N, v16, D);                   // [N, D] bf16
+      uint16_t *v16 = as_bf16(value), *a16 = as_bf16(attn);
+      e.query_proj.forward_from_bf16(as_bf16(q), D, N, qp.data(), qp.shape[1]);  // [N, offsets ++ logits]
+      e.value_proj.forward_bf16_from_bf16(as_bf16(src16), D, N, v16, D);         // [N, D] bf16
       kern::ms_deform_attn_bf16(v16, &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
-                                qp.data() + n_off, qp.shape[1], a16, N);     // [N, D] bf16
-      e.output_proj.forward_from_bf16(a16, D, N, a.data(), D);               // [N, D]
+                                qp.data() + n_off, qp.shape[1], a16, N);         // [N, D] bf16
+      e.output_proj.forward_from_bf16(a16, D, N, a.data(), D);                   // [N, D]
+      // src = norm1(src + a), and src16; feed-forward a = linear2(relu(linear1(src16)))
+      kern::layernorm_rows_bf16(src.data(), a.data(), e.norm1.gamma.data(), e.norm1.beta.data(), src.data(),
+                                as_bf16(src16), nullptr, nullptr, N, D, kNormEps);
+      dnn::feed_forward_from_bf16(e.linear1, e.linear2, as_bf16(src16), D, N, a.data(), D, ffn_rows);
+      // src = norm2(src + a); before another layer also src16 and q16 = src + pos
+      kern::layernorm_rows_bf16(src.data(), a.data(), e.norm2.gamma.data(), e.norm2.beta.data(), src.data(),
+                                last ? nullptr : as_bf16(src16), last ? nullptr : pos.data(),
+                                last ? nullptr : as_bf16(q), N, D, kNormEps);
     } else {
+      e.query_proj.forward(q.data(), D, N, qp.data(), qp.shape[1]);            // [N, offsets ++ logits]
       e.value_proj.forward(src.data(), D, N, value.data(), D);               // [N, D]
       kern::ms_deform_attn(value.data(), &shapes[0][0], start, L, P, heads, dh, ref.data(), qp.data(),
                            qp.data() + n_off, qp.shape[1], attn.data(), N);  // [N, D]
       e.output_proj.forward(attn.data(), D, N, a.data(), D);                // [N, D]
+      layer_norm(src, &a, e.norm1);                                          // src = norm1(src + a)
+      // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
+      dnn::feed_forward(e.linear1, e.linear2, src.data(), D, N, a.data(), D, ffn_rows);  // [N, D]
+      if (last) layer_norm(src, &a, e.norm2);                                // src = norm2(src + a)
+      else layer_norm_add(src, a, e.norm2, pos.data(), q);                   // and q = src + pos
     }
-    layer_norm(src, &a, e.norm1);                                            // src = norm1(src + a)
-    // feed-forward: a = linear2(relu(linear1(src))), in blocks of rows (hidden [rows, F])
-    dnn::feed_forward(e.linear1, e.linear2, src.data(), D, N, a.data(), D, ffn_rows);  // [N, D]
-    if (last) layer_norm(src, &a, e.norm2);                                  // src = norm2(src + a)
-    else layer_norm_add(src, a, e.norm2, pos.data(), q);                     // and q = src + pos
     emit(sink, "encoder.layer" + std::to_string(i), src);
   }
-  q = value = attn = qp = a = Tensor();
+  q = value = attn = src16 = qp = a = Tensor();
 
   PixelDecoderOut out;
   const char* names[kDecoderFeatureLevels] = {"pixel_decoder.s32", "pixel_decoder.s16", "pixel_decoder.s8"};
@@ -545,9 +565,19 @@ PixelDecoderOut pixel_decoder(const M2FP::Weights& W, Features f, const TensorSi
   kern::resize_bilinear_nhwc_add(out.maps[2].data(), shapes[2][0], shapes[2][1], D, lat.data(), H4, W4);
   Tensor y = W.layer_1(lat, nullptr, false, /*hwc_out=*/true);              // [Hp/4, Wp/4, D]
   lat = Tensor();
-  group_norm(y, W.layer_1_gn, true);
-  emit(sink, "pixel_decoder.s4", y);
-  out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  if (value_bf16 && !(sink && *sink)) {
+    // GroupNorm + ReLU written straight in bf16, as mask_features would round them: the same bits
+    // without an fp32 map written and converted (the dumps keep the fp32 path for pixel_decoder.s4).
+    Tensor y16 = dnn::bf16_hwc_map(H4, W4, y.shape[2]);
+    kern::groupnorm_nhwc_bf16(y.data(), reinterpret_cast<uint16_t*>(y16.data()), H4 * W4, y.shape[2], 32,
+                              W.layer_1_gn.gamma.data(), W.layer_1_gn.beta.data(), kNormEps, true);
+    y = Tensor();
+    out.mask_features = W.mask_features(y16, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  } else {
+    group_norm(y, W.layer_1_gn, true);
+    emit(sink, "pixel_decoder.s4", y);
+    out.mask_features = W.mask_features(y, nullptr, false, /*hwc_out=*/true);  // [Hp/4, Wp/4, mask_dim]
+  }
   emit(sink, "mask_features", out.mask_features);
   return out;
 }
@@ -617,17 +647,41 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   const float scale = 1.f / std::sqrt((float)dh);
   constexpr int NL = kDecoderFeatureLevels;  // levels, read in turn: strides 32, 16, 8
 
-  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l, in one pass.
+  // Per level: memory src_l = map + level_embed (values), keys src_l + pos_l, in one pass. Read
+  // only by cross_v and cross_k (three layers each): with bf16 layers they are kept in bf16, rounded
+  // here once as those products would round them at each call (dnn::Linear), the same bits.
+  const bool mem_bf16 = W.precision == dnn::Precision::BF16;
   Tensor src[NL], key_in[NL];
   int64_t Hs[NL], Ws[NL];
   for (int l = 0; l < NL; ++l) {
     Hs[l] = pdo.maps[l].shape[0];
     Ws[l] = pdo.maps[l].shape[1];
     const int64_t n = Hs[l] * Ws[l];
-    src[l] = Tensor::empty({n, D});                                   // [H_l*W_l, D]
-    key_in[l] = Tensor::empty({n, D});                                // [H_l*W_l, D]
     const float *m = pdo.maps[l].data(), *le = W.dec_level_embed.data() + l * D,
                 *pe = W.pos_embed(Hs[l], Ws[l]).data();
+    if (mem_bf16) {
+      const size_t bytes = (size_t)n * D * sizeof(uint16_t);
+      src[l] = Tensor::empty_bytes({n, D}, Layout::Plain, bytes);     // [H_l*W_l, D] bf16
+      key_in[l] = Tensor::empty_bytes({n, D}, Layout::Plain, bytes);  // [H_l*W_l, D] bf16
+      uint16_t *sp = reinterpret_cast<uint16_t*>(src[l].data()), *kp = reinterpret_cast<uint16_t*>(key_in[l].data());
+      const kern::KernelTable& kt = kern::active();
+#pragma omp parallel if (n * D > 65536)
+      {
+        std::vector<float> srow((size_t)D), krow((size_t)D);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t ch = 0; ch < D; ++ch) {
+            srow[ch] = m[t * D + ch] + le[ch];
+            krow[ch] = srow[ch] + pe[t * D + ch];
+          }
+          kt.round_bf16(srow.data(), nullptr, sp + t * D, D);
+          kt.round_bf16(krow.data(), nullptr, kp + t * D, D);
+        }
+      }
+      continue;
+    }
+    src[l] = Tensor::empty({n, D});                                   // [H_l*W_l, D]
+    key_in[l] = Tensor::empty({n, D});                                // [H_l*W_l, D]
     float *sp = src[l].data(), *kp = key_in[l].data();
 #pragma omp parallel for schedule(static) if (n * D > 65536)
     for (int64_t t = 0; t < n; ++t)
@@ -636,6 +690,13 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
         kp[ch] = sp[ch] + pe[ch];
       }
   }
+  // cross_k / cross_v of one level's memory: [H_l*W_l, D]
+  auto project = [&](const Linear& proj, const Tensor& x) {
+    if (!mem_bf16) return proj(x);
+    Tensor y = Tensor::empty({x.shape[0], (int64_t)proj.out()});
+    proj.forward_from_bf16(reinterpret_cast<const uint16_t*>(x.data()), D, x.shape[0], y.data(), proj.out());
+    return y;
+  };
 
   // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
   const Tensor& mf = pdo.mask_features;
@@ -669,8 +730,8 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
 
     // masked cross-attention to level l (fully masked rows attend everywhere: in the kernel)
     Tensor q = d.cross_q(add(output, qe));                            // [Q, D]
-    Tensor k = d.cross_k(key_in[l]);                                  // [Lk, D]
-    Tensor v = d.cross_v(src[l]);                                     // [Lk, D]
+    Tensor k = project(d.cross_k, key_in[l]);                         // [Lk, D]
+    Tensor v = project(d.cross_v, src[l]);                            // [Lk, D]
     kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk,
                            heads, dh, scale);
     Tensor o = d.cross_out(a);

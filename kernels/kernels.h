@@ -80,9 +80,22 @@ void layernorm_rows(const float* x, const float* residual, const float* gamma, c
 // else. The same float operations as layernorm_rows followed by an elementwise add.
 void layernorm_rows_add(const float* x, const float* residual, const float* gamma, const float* beta,
                         float* y, const float* a, float* z, int64_t rows, int64_t C, float eps);
+// layernorm_rows (y = LN(x + residual), y may alias x) and, while the rows are in cache, their
+// bfloat16 copies for the bf16 layers that read them: y16 = round_bf16(y) when y16 is not null,
+// z16 = round_bf16(y + a) when a and z16 are not null (the float add of layernorm_rows_add, then
+// the rounding). One pass and one parallel region; y16, z16 [rows, C] dense, aliasing nothing.
+void layernorm_rows_bf16(const float* x, const float* residual, const float* gamma, const float* beta,
+                         float* y, uint16_t* y16, const float* a, uint16_t* z16, int64_t rows, int64_t C,
+                         float eps);
+// y[i] = bfloat16(x[i] + a[i]) (a may be null), i < n (ops.def: round_bf16).
+void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n);
 // x, y [HW, C]; G groups of C/G channels; y may alias x.
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu);
+// groupnorm_nhwc into bfloat16 y16 [HW, C] (dense, aliasing nothing): the same fp32 values, then
+// round_bf16, in the affine's pass (for a bf16 layer reading them).
+void groupnorm_nhwc_bf16(const float* x, uint16_t* y16, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                         const float* beta, float eps, bool relu);
 // src [planes, H, W] -> dst [planes, oh, ow]
 void resize_bilinear_planes(const float* src, int64_t planes, int64_t H, int64_t W, float* dst,
                             int64_t oh, int64_t ow);

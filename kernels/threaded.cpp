@@ -91,20 +91,65 @@ void layernorm_rows_add(const float* x, const float* residual, const float* gamm
   });
 }
 
-void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
-                    const float* beta, float eps, bool relu) {
-  if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
+void layernorm_rows_bf16(const float* x, const float* residual, const float* gamma, const float* beta,
+                         float* y, uint16_t* y16, const float* a, uint16_t* z16, int64_t rows, int64_t C,
+                         float eps) {
   const KernelTable& k = active();
+  const bool add = a && z16;
+  parallel_chunks(rows, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, C)), [&](int64_t b, int64_t e) {
+    constexpr int64_t kBlock = 16;  // rows normalised, then rounded while still in L1/L2
+    for (int64_t r0 = b; r0 < e; r0 += kBlock) {
+      const int64_t n = std::min(e, r0 + kBlock) - r0;
+      k.layernorm_rows(x + r0 * C, residual ? residual + r0 * C : nullptr, gamma, beta, y + r0 * C, n, C, eps);
+      if (y16) k.round_bf16(y + r0 * C, nullptr, y16 + r0 * C, n * C);
+      if (add) k.round_bf16(y + r0 * C, a + r0 * C, z16 + r0 * C, n * C);
+    }
+  });
+}
+
+void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) {
+  const KernelTable& k = active();
+  parallel_chunks(n, 65536, [&](int64_t b, int64_t e) { k.round_bf16(x + b, a ? a + b : nullptr, y + b, e - b); });
+}
+
+namespace {
+// GroupNorm's statistics over x [HW, C] on the threads, then its per-channel affine.
+void groupnorm_scale_shift(const KernelTable& k, const float* x, int64_t HW, int64_t C, int64_t G,
+                           const float* gamma, const float* beta, float eps, float* scale, float* shift) {
+  if (G <= 0 || C % G != 0) throw std::invalid_argument("groupnorm_nhwc: C must divide into G groups");
   const int T = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
   std::vector<double> sums((size_t)T * 2 * C, 0.0);
   parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
     double* s = sums.data() + (size_t)omp_get_thread_num() * 2 * C;
     k.groupnorm_stats_nhwc(x + b * C, e - b, C, s, s + C);
   });
+  groupnorm_affine(sums.data(), T, HW, C, G, gamma, beta, eps, scale, shift);
+}
+}  // namespace
+
+void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                    const float* beta, float eps, bool relu) {
+  const KernelTable& k = active();
   std::vector<float> scale(C), shift(C);
-  groupnorm_affine(sums.data(), T, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
+  groupnorm_scale_shift(k, x, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
   parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
     k.affine_nhwc(x + b * C, y + b * C, e - b, C, scale.data(), shift.data(), relu);
+  });
+}
+
+void groupnorm_nhwc_bf16(const float* x, uint16_t* y16, int64_t HW, int64_t C, int64_t G, const float* gamma,
+                         const float* beta, float eps, bool relu) {
+  const KernelTable& k = active();
+  std::vector<float> scale(C), shift(C);
+  groupnorm_scale_shift(k, x, HW, C, G, gamma, beta, eps, scale.data(), shift.data());
+  parallel_chunks(HW, 256, [&](int64_t b, int64_t e) {
+    constexpr int64_t kBlock = 16;  // pixels through the fp32 affine, then rounded while in L1
+    std::vector<float> tmp((size_t)(kBlock * C));
+    for (int64_t p0 = b; p0 < e; p0 += kBlock) {
+      const int64_t n = std::min(e, p0 + kBlock) - p0;
+      k.affine_nhwc(x + p0 * C, tmp.data(), n, C, scale.data(), shift.data(), relu);
+      k.round_bf16(tmp.data(), nullptr, y16 + p0 * C, n * C);
+    }
   });
 }
 

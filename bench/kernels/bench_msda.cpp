@@ -6,6 +6,7 @@
 //   bytes = corner rows read + the offsets/logits rows + the output
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct MsdaModel {
   std::vector<int64_t> shapes{20, 33, 40, 66, 80, 132}, starts{0, 660, 3300};
   int64_t len_in = 13860, Lq = 13860;
   std::vector<float> value, ref, qp, out;  // [Len_in, 256], [Lq, 2], [Lq, 288], [Lq, 256]
+  std::vector<uint16_t> value16, out16;    // value truncated to bfloat16, the bf16 op's output
   MsdaModel() {
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.f, 1.f);
@@ -41,6 +43,13 @@ struct MsdaModel {
           ref[2 * q + 1] = (r + 0.5f) / shapes[2 * l];
         }
     out.resize((size_t)Lq * heads * dh);
+    value16.resize(value.size());
+    for (size_t i = 0; i < value.size(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, &value[i], sizeof u);
+      value16[i] = (uint16_t)(u >> 16);
+    }
+    out16.resize(out.size());
   }
   double flops() const { return (double)Lq * heads * L * P * 4 * dh * 2; }
   double bytes() const {
@@ -64,6 +73,18 @@ void BM_MsDeformAttn(benchmark::State& state, Isa isa) {
   set_rates(state, m.bytes(), m.flops());
 }
 
+// The bfloat16 op (values and output in bf16, kern::ms_deform_attn_bf16): half the bytes per row.
+void BM_MsDeformAttnBf16(benchmark::State& state, Isa isa) {
+  MsdaModel& m = msda_model();
+  const kern::KernelTable& t = kern::table_for(isa);
+  for (auto _ : state) {
+    t.ms_deform_attn_bf16(m.value16.data(), m.shapes.data(), m.starts.data(), m.L, m.P, m.heads, m.dh,
+                          m.ref.data(), m.qp.data(), m.qp.data() + 192, m.ld_qp, m.out16.data(), 0, m.Lq);
+    benchmark::DoNotOptimize(m.out16.data());
+  }
+  set_rates(state, m.bytes(), m.flops());
+}
+
 void BM_MsDeformAttnThreaded(benchmark::State& state) {
   MsdaModel& m = msda_model();
   state.SetLabel(kern::isa_name(kern::active_isa()));
@@ -77,6 +98,7 @@ void BM_MsDeformAttnThreaded(benchmark::State& state) {
 
 [[maybe_unused]] const bool registered = [] {
   per_isa("MsDeformAttn/13860q", BM_MsDeformAttn);
+  per_isa("MsDeformAttnBf16/13860q", BM_MsDeformAttnBf16);
   benchmark::RegisterBenchmark("MsDeformAttn/13860q/threaded", BM_MsDeformAttnThreaded)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();

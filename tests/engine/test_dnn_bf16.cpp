@@ -18,6 +18,7 @@
 
 #include "engine/dnn.h"
 #include "engine/m2fp.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 namespace m2fp {
@@ -248,6 +249,56 @@ TEST(Bf16Layers, FeedForwardMatchesFp64AndFp32IsTheTwoLayers) {
   other.init(D + 1, D, random_values((size_t)(D + 1) * D, 36).data(), b2.data(), dnn::Precision::BF16);
   EXPECT_THROW(dnn::feed_forward(l1, other, x.data(), ldx, M, y.data(), ldy, block), std::invalid_argument);
   EXPECT_THROW(dnn::feed_forward(l1, l2, x.data(), ldx, M, y.data(), ldy, 0), std::invalid_argument);
+}
+
+// Inputs given already in bf16 (the encoder's norms write them, kern::round_bf16): forward_from_bf16,
+// forward_bf16_from_bf16 and feed_forward_from_bf16 on the rounded rows give byte for byte what the
+// fp32-input calls give (which round the same way), with the primitives those calls prepared; fp32
+// layers refuse bf16 inputs.
+TEST(Bf16Layers, Bf16InputsGiveTheFp32InputCallsBits) {
+  SKIP_WITHOUT_BF16();
+  const int D = 48, F = 160;
+  const int64_t M = 203, block = 64;
+  const std::vector<float> w1 = random_values((size_t)F * D, 51, 1.f / std::sqrt((float)D)),
+                           b1 = random_values(F, 52, 0.1f),
+                           w2 = random_values((size_t)D * F, 53, 1.f / std::sqrt((float)F)),
+                           b2 = random_values(D, 54, 0.1f), x = random_values((size_t)(M * D), 55);
+  std::vector<uint16_t> x16((size_t)(M * D));
+  kern::round_bf16(x.data(), nullptr, x16.data(), M * D);
+  dnn::Linear l1, l2;
+  l1.init(D, F, w1.data(), b1.data(), dnn::Precision::BF16);
+  l2.init(F, D, w2.data(), b2.data(), dnn::Precision::BF16);
+  dnn::prepare_feed_forward(l1, l2, M, D, D, block);
+  l1.prepare(M, D, F);
+  l1.prepare(M, D, F, false, /*y_bf16=*/true);
+  const int64_t n = dnn::layer_primitives_created();
+  {
+    std::vector<float> want((size_t)(M * D)), got((size_t)(M * D), -7.f);
+    dnn::feed_forward(l1, l2, x.data(), D, M, want.data(), D, block);
+    dnn::feed_forward_from_bf16(l1, l2, x16.data(), D, M, got.data(), D, block);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "feed_forward_from_bf16";
+  }
+  {
+    std::vector<float> want((size_t)(M * F)), got((size_t)(M * F), -7.f);
+    l1.forward(x.data(), D, M, want.data(), F);
+    l1.forward_from_bf16(x16.data(), D, M, got.data(), F);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "forward_from_bf16";
+  }
+  {
+    std::vector<uint16_t> want((size_t)(M * F)), got((size_t)(M * F), 0xabcd);
+    l1.forward_bf16(x.data(), D, M, want.data(), F);
+    l1.forward_bf16_from_bf16(x16.data(), D, M, got.data(), F);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t)), 0) << "forward_bf16_from_bf16";
+  }
+  EXPECT_EQ(dnn::layer_primitives_created(), n) << "a bf16-input call made a primitive of its own";
+  dnn::Linear f1, f2;
+  f1.init(D, F, w1.data(), b1.data(), dnn::Precision::F32);
+  f2.init(F, D, w2.data(), b2.data(), dnn::Precision::F32);
+  std::vector<float> y((size_t)(M * F));
+  std::vector<uint16_t> y16((size_t)(M * F));
+  EXPECT_THROW(f1.forward_from_bf16(x16.data(), D, M, y.data(), F), std::logic_error);
+  EXPECT_THROW(f1.forward_bf16_from_bf16(x16.data(), D, M, y16.data(), F), std::logic_error);
+  EXPECT_THROW(dnn::feed_forward_from_bf16(f1, f2, x16.data(), D, M, y.data(), D, block), std::logic_error);
 }
 
 // A bf16 Linear rounds its fp32 input to the nearest bf16, ties to even (as oneDNN does), and keeps

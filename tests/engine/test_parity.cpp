@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -422,6 +423,31 @@ TEST_P(Bf16VsFp32, MasksAndLabelsAgree) {
   // here is a sanity one (a broken bf16 path gives far less); >= 99% needs the real checkpoint.
   const bool multi = !model_for(c).config().single_human;
   EXPECT_GE(agree, multi ? 0.9 : 0.99) << "label map";
+}
+
+// The bf16 network writes some inputs of its bf16 layers straight in bf16 where nothing is dumped
+// (pixel decoder: layer_1's GroupNorm for mask_features) and keeps the fp32 map where the sink wants
+// it: both give the same bits, so the dumps (and the parity tests reading them) show what a plain
+// parse computes.
+TEST(Bf16Dumps, DumpingDoesNotChangeTheOutputs) {
+  const Case& c = kCases[0];
+  if (!dnn::bf16_available()) GTEST_SKIP() << "oneDNN has no bf16 convolutions on this CPU (needs AVX-512)";
+  if (!fs::exists(model_file(c))) GTEST_SKIP() << "synthetic checkpoint missing (" << model_file(c) << ")";
+  LoadOptions lo;
+  lo.precision = dnn::Precision::BF16;
+  std::unique_ptr<M2FP> bf16;
+  ASSERT_NO_THROW(bf16 = M2FP::load(model_file(c), lo));
+  Tensor image = Tensor::empty({128, 160, 3}, Layout::HWC);
+  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = (float)((i * 7919) % 255) / 64.f - 2.f;
+  Collected got;
+  const TensorSink sink = collector(&got);
+  const ForwardOutputs plain = bf16->forward(image), dumped = bf16->forward(image, &sink);
+  ASSERT_TRUE(got.t.count("pixel_decoder.s4")) << "the dump lacks pixel_decoder.s4";
+  for (const auto& [name, a, b] : {std::tuple{"pred_logits", &plain.pred_logits, &dumped.pred_logits},
+                                   std::tuple{"pred_masks", &plain.pred_masks, &dumped.pred_masks}}) {
+    ASSERT_EQ(a->shape, b->shape) << name;
+    EXPECT_EQ(0, std::memcmp(a->data(), b->data(), (size_t)a->numel() * sizeof(float))) << name;
+  }
 }
 
 // Multi-person post-processing keeps the full-resolution masks between its two passes for small

@@ -1,0 +1,10 @@
+// kernels/avx512/convert.cpp: fp32 -> bfloat16 rounding, avx512 path (body in kernels/convert_simd.h).
+#include "kernels/avx512/simd_ops.h"
+#include "kernels/convert_simd.h"
+#include "kernels/internal.h"
+
+namespace m2fp::kern::avx512 {
+
+void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) { round_bf16_simd<V16>(x, a, y, n); }
+
+}  // namespace m2fp::kern::avx512
