@@ -4,6 +4,7 @@
 #include <dnnl.hpp>
 
 #include "engine/buffer_pool.h"
+#include "engine/dnn_wino.h"
 
 #include <algorithm>
 #include <atomic>
@@ -289,6 +290,25 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// A layer's weights from one layout into another, at load (WeightStore). The reorder into
+// Winograd's layout transforms the weights through a scratchpad of the output's size (oneDNN's
+// wino_reorder: 9 MB for a res4 layer); left to oneDNN, each reorder mallocs it afresh and faults
+// it in 4 KiB pages. Here it comes from pool::map_pages (2 MB huge pages) and goes back after.
+void reorder_weights(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to, void* dst) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, attr);
+  const size_t sb = pd.scratchpad_desc().get_size();
+  std::unique_ptr<void, std::function<void(void*)>> scratch(sb ? pool::map_pages(sb) : nullptr,
+                                                            [sb](void* p) { pool::unmap_pages(p, sb); });
+  dnnl::stream s(cpu_engine());
+  dnnl::memory a(from, cpu_engine(), const_cast<void*>(src)), b(to, cpu_engine(), dst);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+  if (sb) args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch.get());
+  dnnl::reorder(pd).execute(s, args);
+  s.wait();
+}
+
 // Rows of fp32 (`rows` rows of `n` values, row stride ldx) rounded to bf16 (to nearest even, as
 // oneDNN rounds; a NaN stays a NaN) into dense rows y [rows, n]: the inputs of bf16 layers given in
 // fp32 (the encoder's FFN and projections, the convolutions after a GroupNorm). oneDNN 2.6's reorder
@@ -350,7 +370,8 @@ class WeightStore {
       ++g_weights_rederived;
     }
     Copy c = allocate(want);
-    reorder(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
+    if (!(copies_[from].plain && wino_from_plain(want, copies_[from], c.m.get_data_handle())))
+      reorder_weights(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
     // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
     // no primitive holds once a Winograd copy exists.
     const bool wino = is_wino(want);
@@ -377,6 +398,21 @@ class WeightStore {
     std::shared_ptr<void> owner;
     bool plain = false;
   };
+  // The plain weights (oihw fp32, 3x3) into the Winograd layout of jit_wino_4x3 by dnn_wino.h, the
+  // same bytes as oneDNN's reorder in a fraction of its time; false (nothing written) for any other
+  // layout, which oneDNN's reorder then makes.
+  bool wino_from_plain(const dnnl::memory::desc& want, const Copy& plain, void* dst) const {
+    if (!is_wino(want) || want.data_type() != dt::f32 || plain_md_.data.ndims != 4) return false;
+    const dnnl_wino_desc_t& d = want.data.format_desc.wino_desc;
+    if (d.wino_format != dnnl_wino_wei_OBaaIBOIio || plain_md_.data.dims[2] != 3 || plain_md_.data.dims[3] != 3)
+      return false;
+    const WinoWeightLayout L{d.r, d.alpha, d.ic, d.oc, d.ic_block, d.oc_block, d.ic2_block, d.oc2_block,
+                             want.get_size()};
+    if (!wino_layout_supported(L)) return false;
+    wino_weights_from_oihw(static_cast<const float*>(plain.m.get_data_handle()), (int)plain_md_.data.dims[0],
+                           (int)plain_md_.data.dims[1], L, static_cast<float*>(dst));
+    return true;
+  }
   // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
   // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
   // A Winograd copy's bytes are reserved off the buffer pool's cache while it lives (pool::reserve):
