@@ -2,6 +2,7 @@
 #include "engine/dnn.h"
 
 #include <dnnl.hpp>
+#include <sys/mman.h>
 
 #include "engine/buffer_pool.h"
 #include "engine/dnn_wino.h"
@@ -59,6 +60,7 @@ void warn_if_reference(const char* impl, const char* what) {
 struct ThreadBuffer {
   void* p = nullptr;
   size_t cap = 0;
+  size_t touched = 0;  // bytes from p known to be faulted in (zero_fill wrote them)
   ThreadBuffer() = default;
   ThreadBuffer(const ThreadBuffer&) = delete;
   ThreadBuffer& operator=(const ThreadBuffer&) = delete;
@@ -69,6 +71,7 @@ struct ThreadBuffer {
       pool::unmap_pages(p, cap);
       p = nullptr;
       cap = 0;
+      touched = 0;
       p = pool::map_pages(n);
       cap = n;
     }
@@ -78,19 +81,58 @@ struct ThreadBuffer {
 thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
 thread_local int t_zero_run = 0;  // ZeroRun scopes alive on this thread
 
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14 (asm-generic/mman-common.h)
+#endif
+
+// Memory about to be written in full faulted in by one call (MADV_POPULATE_WRITE) rather than a
+// fault per page as it is written: on the development VM each fault is an exception costing 10-20 us
+// for a 4 KiB page, and the weight copies under 2 MB (res4's 1x1 layers: 1 MB each) and the pool's
+// smaller blocks come in 4 KiB pages (~25k of a one-photo parse's ~60k faults, perf record -e
+// page-faults, 2026-12-06). The pages are made as the writes would make them (huge pages where the
+// mapping asks for them). A hint: where it fails (older kernels) the writes fault as before.
+void populate_for_write(void* p, size_t n) {
+#if defined(__linux__)
+  if (n < (size_t(64) << 10)) return;  // a few pages: faulting them is as cheap
+  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+  (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // A ZeroRun's stand-in for running a primitive: zeros into its destination and scratchpad, so their
 // pages are faulted in as the primitive's own writes would fault them, in 2 MB pieces over the
 // threads (a page fault costs its thread; the pool's blocks come in 2 MB huge pages).
 void zero_bytes(void* p, size_t n) {
+  populate_for_write(p, n);
   constexpr size_t kPiece = size_t(2) << 20;
   const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
 #pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
   for (int64_t i = 0; i < pieces; ++i)
     std::memset(static_cast<char*>(p) + (size_t)i * kPiece, 0, std::min(kPiece, n - (size_t)i * kPiece));
 }
-void zero_fill(void* dst, size_t dst_bytes, void* scratch, size_t scratch_bytes) {
+// The scratchpad is this thread's t_scratchpad, which stays mapped: only the part that no earlier
+// call touched is written (the Winograd layers' ~30 MB scratchpads were written over again for each
+// of the 22 layers of the plan, ~0.7 GB of memset per blank forward for no new page).
+// A layer's weights copied at load, in 2 MB pieces over the threads like zero_bytes (their fresh
+// huge pages are faulted in by the copy).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  constexpr size_t kPiece = size_t(2) << 20;
+  const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+  for (int64_t i = 0; i < pieces; ++i)
+    std::memcpy(static_cast<char*>(dst) + (size_t)i * kPiece, static_cast<const char*>(src) + (size_t)i * kPiece,
+                std::min(kPiece, n - (size_t)i * kPiece));
+}
+void zero_fill(void* dst, size_t dst_bytes, size_t scratch_bytes) {
   if (dst) zero_bytes(dst, dst_bytes);
-  if (scratch) zero_bytes(scratch, scratch_bytes);
+  if (scratch_bytes > t_scratchpad.touched) {
+    zero_bytes(static_cast<char*>(t_scratchpad.p) + t_scratchpad.touched, scratch_bytes - t_scratchpad.touched);
+    t_scratchpad.touched = scratch_bytes;
+  }
 }
 
 // -1: not decided yet (M2FP_WINOGRAD read on first use), else a WinogradMode: Planned (the default,
@@ -341,11 +383,15 @@ bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_
 // layout; a layer without one keeps its plain copy beside the Winograd one.
 class WeightStore {
  public:
+  // data null: the source writes the plain copy (a BatchNorm folded straight into it, not into a
+  // copy first).
   void init(const dnnl::memory::desc& plain, const void* data, std::function<void(float*)> source = {}) {
     plain_md_ = plain;
     source_ = std::move(source);
+    if (!data && !source_) throw std::invalid_argument("WeightStore: no weights and no source");
     Copy c = allocate(plain);
-    std::memcpy(c.m.get_data_handle(), data, plain.get_size());
+    if (data) copy_bytes(c.m.get_data_handle(), data, plain.get_size());
+    else source_(static_cast<float*>(c.m.get_data_handle()));
     c.plain = true;
     copies_.assign(1, c);
   }
@@ -426,6 +472,7 @@ class WeightStore {
       if (reserved) pool::reserve(-reserved);
     });
     if (reserved) pool::reserve(reserved);
+    populate_for_write(owner.get(), n);
     return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
   }
   std::vector<Copy> copies_;
@@ -488,7 +535,7 @@ struct PrimEntry {
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
     void* const scratch = t_scratchpad.get(pd.scratchpad_desc().get_size());
-    if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), scratch, pd.scratchpad_desc().get_size());
+    if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
@@ -1075,7 +1122,7 @@ void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, 
   const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
   void* const scratch = t_scratchpad.get(e->pd.scratchpad_desc().get_size());
-  if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), scratch, e->pd.scratchpad_desc().get_size());
+  if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},

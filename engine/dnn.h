@@ -146,7 +146,8 @@ class Conv2d {
   // Writes the layer's plain weights ([out_c, in_c, kh, kw] fp32, as given to init) into `dst`
   // again; throws (a LoadError, say) when it cannot. M2FP::load gives one that reads the model file.
   using WeightSource = std::function<void(float* dst)>;
-  // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
+  // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied; w null: `source`
+  // writes the plain weights (no copy of them made first).
   // `name` (the checkpoint key) only labels the layer in --verbose logs. With a `source`, a layer
   // that runs Winograd drops its plain copy once it has its Winograd weights (4x the size, which
   // cannot be converted back) and asks the source again if another input size runs direct;
