@@ -2,8 +2,10 @@
 #include "engine/dnn.h"
 
 #include <dnnl.hpp>
+#include <sys/mman.h>
 
 #include "engine/buffer_pool.h"
+#include "engine/dnn_wino.h"
 
 #include <algorithm>
 #include <atomic>
@@ -58,6 +60,7 @@ void warn_if_reference(const char* impl, const char* what) {
 struct ThreadBuffer {
   void* p = nullptr;
   size_t cap = 0;
+  size_t touched = 0;  // bytes from p known to be faulted in (zero_fill wrote them)
   ThreadBuffer() = default;
   ThreadBuffer(const ThreadBuffer&) = delete;
   ThreadBuffer& operator=(const ThreadBuffer&) = delete;
@@ -68,6 +71,7 @@ struct ThreadBuffer {
       pool::unmap_pages(p, cap);
       p = nullptr;
       cap = 0;
+      touched = 0;
       p = pool::map_pages(n);
       cap = n;
     }
@@ -77,19 +81,58 @@ struct ThreadBuffer {
 thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
 thread_local int t_zero_run = 0;  // ZeroRun scopes alive on this thread
 
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14 (asm-generic/mman-common.h)
+#endif
+
+// Memory about to be written in full faulted in by one call (MADV_POPULATE_WRITE) rather than a
+// fault per page as it is written: on the development VM each fault is an exception costing 10-20 us
+// for a 4 KiB page, and the weight copies under 2 MB (res4's 1x1 layers: 1 MB each) and the pool's
+// smaller blocks come in 4 KiB pages (~25k of a one-photo parse's ~60k faults, perf record -e
+// page-faults, 2026-12-06). The pages are made as the writes would make them (huge pages where the
+// mapping asks for them). A hint: where it fails (older kernels) the writes fault as before.
+void populate_for_write(void* p, size_t n) {
+#if defined(__linux__)
+  if (n < (size_t(64) << 10)) return;  // a few pages: faulting them is as cheap
+  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+  (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // A ZeroRun's stand-in for running a primitive: zeros into its destination and scratchpad, so their
 // pages are faulted in as the primitive's own writes would fault them, in 2 MB pieces over the
 // threads (a page fault costs its thread; the pool's blocks come in 2 MB huge pages).
 void zero_bytes(void* p, size_t n) {
+  populate_for_write(p, n);
   constexpr size_t kPiece = size_t(2) << 20;
   const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
 #pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
   for (int64_t i = 0; i < pieces; ++i)
     std::memset(static_cast<char*>(p) + (size_t)i * kPiece, 0, std::min(kPiece, n - (size_t)i * kPiece));
 }
-void zero_fill(void* dst, size_t dst_bytes, void* scratch, size_t scratch_bytes) {
+// The scratchpad is this thread's t_scratchpad, which stays mapped: only the part that no earlier
+// call touched is written (the Winograd layers' ~30 MB scratchpads were written over again for each
+// of the 22 layers of the plan, ~0.7 GB of memset per blank forward for no new page).
+// A layer's weights copied at load, in 2 MB pieces over the threads like zero_bytes (their fresh
+// huge pages are faulted in by the copy).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  constexpr size_t kPiece = size_t(2) << 20;
+  const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+  for (int64_t i = 0; i < pieces; ++i)
+    std::memcpy(static_cast<char*>(dst) + (size_t)i * kPiece, static_cast<const char*>(src) + (size_t)i * kPiece,
+                std::min(kPiece, n - (size_t)i * kPiece));
+}
+void zero_fill(void* dst, size_t dst_bytes, size_t scratch_bytes) {
   if (dst) zero_bytes(dst, dst_bytes);
-  if (scratch) zero_bytes(scratch, scratch_bytes);
+  if (scratch_bytes > t_scratchpad.touched) {
+    zero_bytes(static_cast<char*>(t_scratchpad.p) + t_scratchpad.touched, scratch_bytes - t_scratchpad.touched);
+    t_scratchpad.touched = scratch_bytes;
+  }
 }
 
 // -1: not decided yet (M2FP_WINOGRAD read on first use), else a WinogradMode: Planned (the default,
@@ -289,6 +332,25 @@ void reorder(const dnnl::memory::desc& from, const void* src, const dnnl::memory
   s.wait();
 }
 
+// A layer's weights from one layout into another, at load (WeightStore). The reorder into
+// Winograd's layout transforms the weights through a scratchpad of the output's size (oneDNN's
+// wino_reorder: 9 MB for a res4 layer); left to oneDNN, each reorder mallocs it afresh and faults
+// it in 4 KiB pages. Here it comes from pool::map_pages (2 MB huge pages) and goes back after.
+void reorder_weights(const dnnl::memory::desc& from, const void* src, const dnnl::memory::desc& to, void* dst) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, attr);
+  const size_t sb = pd.scratchpad_desc().get_size();
+  std::unique_ptr<void, std::function<void(void*)>> scratch(sb ? pool::map_pages(sb) : nullptr,
+                                                            [sb](void* p) { pool::unmap_pages(p, sb); });
+  dnnl::stream s(cpu_engine());
+  dnnl::memory a(from, cpu_engine(), const_cast<void*>(src)), b(to, cpu_engine(), dst);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+  if (sb) args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch.get());
+  dnnl::reorder(pd).execute(s, args);
+  s.wait();
+}
+
 // Rows of fp32 (`rows` rows of `n` values, row stride ldx) rounded to bf16 (to nearest even, as
 // oneDNN rounds; a NaN stays a NaN) into dense rows y [rows, n]: the inputs of bf16 layers given in
 // fp32 (the encoder's FFN and projections, the convolutions after a GroupNorm). oneDNN 2.6's reorder
@@ -321,11 +383,15 @@ bool is_wino(const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_
 // layout; a layer without one keeps its plain copy beside the Winograd one.
 class WeightStore {
  public:
+  // data null: the source writes the plain copy (a BatchNorm folded straight into it, not into a
+  // copy first).
   void init(const dnnl::memory::desc& plain, const void* data, std::function<void(float*)> source = {}) {
     plain_md_ = plain;
     source_ = std::move(source);
+    if (!data && !source_) throw std::invalid_argument("WeightStore: no weights and no source");
     Copy c = allocate(plain);
-    std::memcpy(c.m.get_data_handle(), data, plain.get_size());
+    if (data) copy_bytes(c.m.get_data_handle(), data, plain.get_size());
+    else source_(static_cast<float*>(c.m.get_data_handle()));
     c.plain = true;
     copies_.assign(1, c);
   }
@@ -350,7 +416,8 @@ class WeightStore {
       ++g_weights_rederived;
     }
     Copy c = allocate(want);
-    reorder(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
+    if (!(copies_[from].plain && wino_from_plain(want, copies_[from], c.m.get_data_handle())))
+      reorder_weights(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
     // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
     // no primitive holds once a Winograd copy exists.
     const bool wino = is_wino(want);
@@ -377,6 +444,21 @@ class WeightStore {
     std::shared_ptr<void> owner;
     bool plain = false;
   };
+  // The plain weights (oihw fp32, 3x3) into the Winograd layout of jit_wino_4x3 by dnn_wino.h, the
+  // same bytes as oneDNN's reorder in a fraction of its time; false (nothing written) for any other
+  // layout, which oneDNN's reorder then makes.
+  bool wino_from_plain(const dnnl::memory::desc& want, const Copy& plain, void* dst) const {
+    if (!is_wino(want) || want.data_type() != dt::f32 || plain_md_.data.ndims != 4) return false;
+    const dnnl_wino_desc_t& d = want.data.format_desc.wino_desc;
+    if (d.wino_format != dnnl_wino_wei_OBaaIBOIio || plain_md_.data.dims[2] != 3 || plain_md_.data.dims[3] != 3)
+      return false;
+    const WinoWeightLayout L{d.r, d.alpha, d.ic, d.oc, d.ic_block, d.oc_block, d.ic2_block, d.oc2_block,
+                             want.get_size()};
+    if (!wino_layout_supported(L)) return false;
+    wino_weights_from_oihw(static_cast<const float*>(plain.m.get_data_handle()), (int)plain_md_.data.dims[0],
+                           (int)plain_md_.data.dims[1], L, static_cast<float*>(dst));
+    return true;
+  }
   // The weights' memory from pool::map_pages (huge pages from 2 MB: a model's ~250 MB of weights
   // written at load in ~500 faults rather than ~64k; oneDNN's own allocations come in 4 KiB pages).
   // A Winograd copy's bytes are reserved off the buffer pool's cache while it lives (pool::reserve):
@@ -390,6 +472,7 @@ class WeightStore {
       if (reserved) pool::reserve(-reserved);
     });
     if (reserved) pool::reserve(reserved);
+    populate_for_write(owner.get(), n);
     return {dnnl::memory(md, cpu_engine(), owner.get()), owner};
   }
   std::vector<Copy> copies_;
@@ -452,7 +535,7 @@ struct PrimEntry {
   void execute(const void* src, void* dst) const {
     dnnl::stream s(cpu_engine());
     void* const scratch = t_scratchpad.get(pd.scratchpad_desc().get_size());
-    if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), scratch, pd.scratchpad_desc().get_size());
+    if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), pd.scratchpad_desc().get_size());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, dnnl::memory(pd.src_desc(), cpu_engine(), const_cast<void*>(src))},
         {DNNL_ARG_WEIGHTS, weights},
@@ -1062,7 +1145,7 @@ void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, 
   const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
   dnnl::stream s(cpu_engine());
   void* const scratch = t_scratchpad.get(e->pd.scratchpad_desc().get_size());
-  if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), scratch, e->pd.scratchpad_desc().get_size());
+  if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), e->pd.scratchpad_desc().get_size());
   dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
       bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},

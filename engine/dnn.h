@@ -29,7 +29,8 @@
 // decoder's layer_1). Its weights are 4x a direct layer's, so by default (WinogradMode::Planned) only
 // the layers plan_winograd() chose at load run it: the most gain per MB within a budget that keeps
 // the benchmark's peak RSS under issue 14's 800 MB (README, "Winograd"). Its weights are reserved
-// off the buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy.
+// off the buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy;
+// they are computed at load by engine/dnn_wino.h (oneDNN's bytes, in a tenth of its reorder's time).
 // M2FP_WINOGRAD=1 (set_winograd(true)) runs every layer within the caps, M2FP_WINOGRAD=all also
 // lifts the caps and the 128-channel rule, M2FP_WINOGRAD=0 none; M2FP_WINOGRAD_MB sets the budget.
 #pragma once
@@ -146,7 +147,8 @@ class Conv2d {
   // Writes the layer's plain weights ([out_c, in_c, kh, kw] fp32, as given to init) into `dst`
   // again; throws (a LoadError, say) when it cannot. M2FP::load gives one that reads the model file.
   using WeightSource = std::function<void(float* dst)>;
-  // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied.
+  // w [out_c, in_c, kh, kw] (PyTorch OIHW), bias [out_c] or null. Both are copied; w null: `source`
+  // writes the plain weights (no copy of them made first).
   // `name` (the checkpoint key) only labels the layer in --verbose logs. With a `source`, a layer
   // that runs Winograd drops its plain copy once it has its Winograd weights (4x the size, which
   // cannot be converted back) and asks the source again if another input size runs direct;

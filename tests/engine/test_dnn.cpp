@@ -20,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include <dnnl.hpp>
+
 #include "engine/dnn.h"
+#include "engine/dnn_wino.h"
 #include "test_util.h"
 
 namespace m2fp {
@@ -323,6 +326,73 @@ TEST(Winograd, OneWeightLayoutPerLayerWithAReferenceSize) {
     if (H == 40 && W == 66) EXPECT_EQ(held.algorithm_for(H, W), "winograd");
   }
   EXPECT_GE(held_direct, 1) << "every size had the reference's layout: the test no longer shows the hold";
+}
+
+// engine/dnn_wino.h writes a layer's Winograd weights itself (WeightStore, at load): byte for byte
+// what oneDNN's own reorder writes, for every Winograd weight layout the network meets (res3 and
+// res4's 3x3 layers at the benchmark size and at sizes with other blockings, the pixel decoder's
+// layer_1 in strips, res5's, the stem's 64 -> 128, channels oneDNN pads), from weights with exact and
+// negative zeros, tiny and huge values among them.
+TEST(Winograd, OwnWeightTransformGivesOneDNNsBytes) {
+  if (!onednn_has_avx512()) GTEST_SKIP() << "no Winograd below AVX-512";
+  struct Shape {
+    int ic, oc;
+    int64_t H, W, pad_h;
+  } shapes[] = {{128, 128, 80, 132, 1}, {256, 256, 40, 66, 1}, {256, 256, 40, 60, 1}, {256, 256, 48, 80, 1},
+                {256, 256, 32, 48, 1},  {256, 256, 18, 264, 0}, {512, 512, 20, 33, 1}, {64, 128, 320, 528, 1},
+                {128, 256, 24, 40, 1},  {136, 264, 20, 24, 1}, {40, 72, 16, 20, 1}};
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  int compared = 0;
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(std::to_string(sh.ic) + "->" + std::to_string(sh.oc) + " at " + std::to_string(sh.H) + "x" +
+                 std::to_string(sh.W));
+    using tag = dnnl::memory::format_tag;
+    using dt = dnnl::memory::data_type;
+    const int64_t Ho = sh.H + 2 * sh.pad_h - 2;
+    dnnl::memory::desc src({1, sh.ic, sh.H, sh.W}, dt::f32, tag::any), wd({sh.oc, sh.ic, 3, 3}, dt::f32, tag::any),
+        dst({1, sh.oc, Ho, sh.W}, dt::f32, tag::any);
+    dnnl::memory::desc want;
+    try {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, src,
+                                        wd, dst, {1, 1}, {0, 0}, {sh.pad_h, 1}, {sh.pad_h, 1});
+      want = dnnl::convolution_forward::primitive_desc(d, eng).weights_desc();
+    } catch (const dnnl::error&) {
+      continue;  // no Winograd kernel for this shape
+    }
+    ASSERT_EQ(want.data.format_kind, dnnl_format_kind_wino);
+    const dnnl_wino_desc_t& wdesc = want.data.format_desc.wino_desc;
+    const dnn::WinoWeightLayout L{wdesc.r,        wdesc.alpha,    wdesc.ic,        wdesc.oc,       wdesc.ic_block,
+                                  wdesc.oc_block, wdesc.ic2_block, wdesc.oc2_block, want.get_size()};
+    if (wdesc.wino_format != dnnl_wino_wei_OBaaIBOIio) continue;  // another kernel's layout: oneDNN reorders it
+    ASSERT_TRUE(dnn::wino_layout_supported(L));
+    std::vector<float> w((size_t)sh.oc * sh.ic * 9);
+    std::mt19937 g(11 + sh.ic + sh.oc);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (size_t i = 0; i < w.size(); ++i) {
+      const uint32_t r = g() % 64;
+      w[i] = r == 0 ? 0.f : r == 1 ? -0.f : r == 2 ? nd(g) * 1e-30f : r == 3 ? nd(g) * 1e30f : nd(g);
+    }
+    const dnnl::memory::desc plain({sh.oc, sh.ic, 3, 3}, dt::f32, tag::oihw);
+    std::vector<uint8_t> theirs(want.get_size()), ours(want.get_size(), 0xAB);
+    dnnl::memory a(plain, eng, w.data()), b(want, eng, theirs.data());
+    dnnl::reorder(a, b).execute(strm, a, b);
+    strm.wait();
+    dnn::wino_weights_from_oihw(w.data(), sh.oc, sh.ic, L, reinterpret_cast<float*>(ours.data()));
+    size_t first_diff = ours.size();
+    for (size_t i = 0; i < ours.size() && first_diff == ours.size(); ++i)
+      if (ours[i] != theirs[i]) first_diff = i;
+    EXPECT_EQ(first_diff, ours.size()) << "first differing byte of " << ours.size() << " (blocks ic " << L.ic_block
+                                       << " oc " << L.oc_block << " ic2 " << L.ic2_block << " oc2 " << L.oc2_block << ")";
+    ++compared;
+    std::printf("%d->%d at %lldx%lld: %zu bytes the same (blocks ic %d oc %d ic2 %d oc2 %d)\n", sh.ic, sh.oc,
+                (long long)sh.H, (long long)sh.W, ours.size(), L.ic_block, L.oc_block, L.ic2_block, L.oc2_block);
+  }
+  EXPECT_GE(compared, 6) << "oneDNN gave Winograd for fewer shapes than the network has";
+  dnn::WinoWeightLayout bad{3, 4, 16, 16, 16, 16, 1, 1, 16 * 16 * 16 * 4};  // F(2x2, 3x3): not this layout
+  EXPECT_FALSE(dnn::wino_layout_supported(bad));
+  std::vector<float> w9(16 * 16 * 9), out(16 * 16 * 16);
+  EXPECT_THROW(dnn::wino_weights_from_oihw(w9.data(), 16, 16, bad, out.data()), std::invalid_argument);
 }
 
 TEST(Winograd, OffKeepsTheDirectAlgorithm) {
