@@ -201,16 +201,31 @@ ClassScores class_scores(const Tensor& pred_logits) {
   return s;
 }
 
-// The queries of the top pairs that can take a role, ascending, each once: a pair's final score is
-// its class probability times a mask score of at most 1 (a float product, never above the
-// probability), and every role (roles()) needs a score of at least min(0.1, parsing_ins_score_thr),
-// so a pair whose probability is below that takes none whatever its mask; pass A skips queries
-// with no other pair (their statistics stay empty: score 0, no role, as they would have been).
-std::vector<int> selected_queries(const ModelConfig& cfg, const ClassScores& s) {
-  const float least = std::min(0.1f, cfg.parsing_ins_score_thr);
+// The thresholds of the three roles a top pair (class c, score s) can have (roles()). Pass A's
+// selections apply them to class probabilities: a pair's final score is its class probability times
+// a mask score of at most 1 (a float product, never above the probability), so a probability that
+// fails a threshold rules that role out whatever the mask.
+struct RoleRules {
+  int human;  // class index of "Human" (CIHP: 20)
+  int n_sem;  // semantic map channels (classes < num_parsing)
+  float thr;  // parsing_ins_score_thr: pasted into the semantic map from this score on
+  explicit RoleRules(const ModelConfig& cfg)
+      : human(cfg.num_parsing), n_sem(cfg.num_parsing), thr(cfg.parsing_ins_score_thr) {}
+  bool human_instance(int c, float s) const { return c == human && s > 0.1f; }
+  bool part_instance(int c, float s) const { return c != human && c != 0 && s >= 0.1f; }
+  bool pasted(int c, float s) const { return c != human && c < n_sem && s >= thr; }
+  bool instance(int c, float s) const { return human_instance(c, s) || part_instance(c, s); }
+};
+
+// The queries of the top pairs that can take a role (RoleRules on the class probability), ascending,
+// each once; pass A skips the others (their statistics stay empty: score 0, no role, as they would
+// have been).
+std::vector<int> selected_queries(const RoleRules& rules, const ClassScores& s) {
   std::vector<int> uq;
-  for (int64_t i : s.top)
-    if (s.score(i) >= least) uq.push_back((int)(i / s.K));
+  for (int64_t i : s.top) {
+    const int c = (int)(i % s.K);
+    if (rules.instance(c, s.score(i)) || rules.pasted(c, s.score(i))) uq.push_back((int)(i / s.K));
+  }
   std::sort(uq.begin(), uq.end());
   uq.erase(std::unique(uq.begin(), uq.end()), uq.end());
   return uq;
@@ -230,9 +245,8 @@ struct KeptMasks {
 };
 
 // The bit words pass A makes (with the statistics, in the same kern::mask_row_fused call) of each
-// query that can become a part or human instance: by the same bound as KeptMasks (a final score
-// never above the class probability), a top pair (q, c) whose probability passes roles()'s
-// instance threshold (human: > 0.1; a part, c != 0: >= 0.1). They are the instances' masks
+// query that can become a part or human instance: a top pair (q, c) whose class probability
+// passes RoleRules::instance (human: > 0.1; a part, c != 0: >= 0.1). They are the instances' masks
 // (Instance::mask_bits, made from them in place, to_box_layout) and give the part/human overlaps
 // (overlaps()), so pass B never recomputes a mask row only for its bits. All wanted queries' words
 // live in one block (pool::map_pages: 2 MB pages), which the instances' masks then share: separate
@@ -259,17 +273,13 @@ struct QueryBits {
   }
 };
 
-QueryBits query_bits(const ModelConfig& cfg, const ClassScores& s, int64_t Q, int64_t H0, int64_t W0) {
+QueryBits query_bits(const RoleRules& rules, const ClassScores& s, int64_t Q, int64_t H0, int64_t W0) {
   QueryBits b;
   b.nwords = (W0 + 63) / 64;
   b.wanted.assign(Q, 0);
   b.at.assign(Q, -1);
-  const int human = cfg.num_parsing;  // as roles()
-  for (int64_t i : s.top) {
-    const int q = (int)(i / s.K), c = (int)(i % s.K);
-    const float prob = s.score(i);
-    if (c == human ? prob > 0.1f : (c != 0 && prob >= 0.1f)) b.wanted[q] = 1;
-  }
+  for (int64_t i : s.top)
+    if (rules.instance((int)(i % s.K), s.score(i))) b.wanted[i / s.K] = 1;
   const int64_t per_query = H0 * b.nwords * 8;
   int64_t n = 0;
   for (int64_t q = 0; q < Q; ++q)
@@ -278,15 +288,13 @@ QueryBits query_bits(const ModelConfig& cfg, const ClassScores& s, int64_t Q, in
   return b;
 }
 
-KeptMasks kept_masks(const ModelConfig& cfg, const ClassScores& s, const std::vector<int>& uq, int64_t Q,
+KeptMasks kept_masks(const RoleRules& rules, const ClassScores& s, const std::vector<int>& uq, int64_t Q,
                      int64_t H0, int64_t W0, const PostprocessOptions& opt) {
   KeptMasks kept;
   kept.plane.assign(Q, -1);
-  const int human = cfg.num_parsing, n_sem = cfg.num_parsing;  // as roles()
   for (int64_t i : s.top) {
-    const int q = (int)(i / s.K), c = (int)(i % s.K);
-    const float prob = s.score(i);
-    if ((c == human && prob > 0.1f) || (c < n_sem && prob >= cfg.parsing_ins_score_thr)) kept.plane[q] = 0;
+    const int c = (int)(i % s.K);
+    if (rules.human_instance(c, s.score(i)) || rules.pasted(c, s.score(i))) kept.plane[i / s.K] = 0;
   }
   int64_t planes = 0;
   for (int q : uq)
@@ -393,23 +401,17 @@ struct Roles {
   std::vector<std::vector<Pair>> pasted;  // [n_sem], each ascending score (upstream's paste order)
 };
 
-Roles roles(const ModelConfig& cfg, const ClassScores& s, const std::vector<MaskStats>& stats) {
-  const int human = cfg.num_parsing;  // class index of "Human" (CIHP: 20)
-  const int n_sem = cfg.num_parsing;  // semantic map channels (classes < num_parsing)
-  const float thr = cfg.parsing_ins_score_thr;
+Roles roles(const RoleRules& rules, const ClassScores& s, const std::vector<MaskStats>& stats) {
   Roles r;
-  r.pasted.resize(n_sem);
+  r.pasted.resize(rules.n_sem);
   for (int64_t i : s.top) {
     const int q = (int)(i / s.K), c = (int)(i % s.K);
     const MaskStats& st = stats[q];
     const float mask_score = (float)(st.sig_sum / ((double)st.pos + 1e-6));
     const Pair p{q, c, s.score(i) * mask_score};
-    if (c == human) {
-      if (p.score > 0.1f) r.humans.push_back(p);
-    } else {
-      if (c != 0 && p.score >= 0.1f) r.parts.push_back(p);
-      if (c < n_sem && p.score >= thr) r.pasted[c].push_back(p);
-    }
+    if (rules.human_instance(c, p.score)) r.humans.push_back(p);
+    if (rules.part_instance(c, p.score)) r.parts.push_back(p);
+    if (rules.pasted(c, p.score)) r.pasted[c].push_back(p);
   }
   auto by_score_desc = [](const Pair& a, const Pair& b) {
     return a.score != b.score ? a.score > b.score : a.q < b.q;
@@ -767,14 +769,15 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
   const int64_t H0 = g.H0, W0 = g.W0;
 
   const ClassScores scores = class_scores(out.pred_logits);
-  const std::vector<int> uq = selected_queries(cfg, scores);
+  const RoleRules rules(cfg);
+  const std::vector<int> uq = selected_queries(rules, scores);
   MaskUpsampler up(h4, w4, g);
   const MaskRowSource src(h4, w4, g);
-  KeptMasks kept = kept_masks(cfg, scores, uq, Q, H0, W0, opt);
-  QueryBits qb = query_bits(cfg, scores, Q, H0, W0);
+  KeptMasks kept = kept_masks(rules, scores, uq, Q, H0, W0, opt);
+  QueryBits qb = query_bits(rules, scores, Q, H0, W0);
   const std::vector<MaskStats> stats = kept.keep ? mask_stats(out.pred_masks, uq, up, kept, qb)
                                                  : mask_stats_streamed(out.pred_masks, uq, src, qb);
-  const Roles r = roles(cfg, scores, stats);
+  const Roles r = roles(rules, scores, stats);
   std::vector<int> slot;
   const std::vector<int> need = needed_queries(r, Q, &slot);
 
