@@ -219,95 +219,26 @@ inline void fused_row(const float* h0, const float* h1, float l0, float l1, int6
   FusedRow<V, U, kStats, kBits, kPaste, kPerson>(h0, h1, l0, l1, n, o).run(o);
 }
 
-// Any other set of sinks: each sink tested at each step (the sinks still read once).
-template <class V>
-void mask_row_fused_generic(const float* h0, const float* h1, float l0, float l1, int64_t n, const MaskRowSinks& o) {
-  using F = typename V::F;
-  using M = typename V::M;
-  constexpr int W = V::W;
-  int64_t* const count = o.count;
-  uint64_t* const bits = o.bits;
-  float *const cat = o.cat, *const times = o.times, *const best = o.best;
-  uint8_t* const who = o.who;
-  const uint8_t id = o.id;
-  const F L0 = V::set1(l0), L1 = V::set1(l1), sc = V::set1(o.score), half = V::set1(0.5f), one = V::set1(1.f);
-  const F gate = V::set1(cat ? paste_gate(o.score) : 0.f);
-  F acc = V::zero();
-  int64_t c = 0, f = -1, l = -1;
-  uint64_t word = 0;
-  for (int64_t i = 0; i < n; i += W) {
-    const int w = (int)(n - i < W ? n - i : W);
-    const bool full = w == W;
-    const F v = full ? V::fma(V::load(h0 + i), L0, V::mul(V::load(h1 + i), L1))
-                     : V::fma(V::load_n(h0 + i, w), L0, V::mul(V::load_n(h1 + i, w), L1));
-    const M pos = V::gt(v, V::zero());  // lanes past the tail are 0: not positive
-    const uint32_t b = V::bits(pos);
-    if (bits) {
-      word |= (uint64_t)b << (i & 63);
-      if (((i + W) & 63) == 0 || i + W >= n) {
-        bits[i >> 6] = word;
-        word = 0;
-      }
-    }
-    if (count && b) {
-      c += __builtin_popcount(b);
-      if (f < 0) f = i + __builtin_ctz(b);
-      l = i + 31 - __builtin_clz(b);
-      acc = V::add(acc, V::where(pos, sigmoid_v<V>(v)));
-    }
-    if (cat && V::bits(V::gt(v, gate))) {
-      const F p = V::mul(sigmoid_v<V>(v), sc);
-      const M m = V::gt(p, half);
-      if (V::bits(m)) {
-        if (full) {
-          V::store(cat + i, V::add(V::load(cat + i), V::where(m, p)));
-          V::store(times + i, V::add(V::load(times + i), V::where(m, one)));
-        } else {
-          V::store_n(cat + i, V::add(V::load_n(cat + i, w), V::where(m, p)), w);
-          V::store_n(times + i, V::add(V::load_n(times + i, w), V::where(m, one)), w);
-        }
-      }
-    }
-    if (best) {
-      const F bv = full ? V::load(best + i) : V::load_n(best + i, w);
-      const M gt = V::gt(v, bv);
-      uint32_t g = V::bits(gt);
-      if (g) {
-        if (full) V::store(best + i, V::select(gt, v, bv));
-        else V::store_n(best + i, V::select(gt, v, bv), w);
-        for (; g; g &= g - 1) who[i + __builtin_ctz(g)] = id;
-      }
-    }
-  }
-  if (count) {
-    float lanes[W];
-    V::store(lanes, acc);
-    double s = 0;
-    for (int k = 0; k < W; ++k) s += lanes[k];
-    *count += c;
-    *o.sig_sum += s;
-    *o.first = f;
-    *o.last = l;
+// Dispatched once per call on the set of sinks (statistics, bits, paste, person map): each of the 16
+// sets has its body, the post-processing's three (statistics with or without bits, paste, person
+// map) and any other a caller (the tests) asks for.
+template <class V, bool... kSinks>
+void fused_row_for(const bool* use, const float* h0, const float* h1, float l0, float l1, int64_t n,
+                   const MaskRowSinks& o) {
+  if constexpr (sizeof...(kSinks) == 4) {
+    constexpr int U = V::W == 16 ? 4 : 8;  // 64 lanes a block
+    fused_row<V, U, kSinks...>(h0, h1, l0, l1, n, o);
+  } else if (use[sizeof...(kSinks)]) {
+    fused_row_for<V, kSinks..., true>(use, h0, h1, l0, l1, n, o);
+  } else {
+    fused_row_for<V, kSinks..., false>(use, h0, h1, l0, l1, n, o);
   }
 }
 
-// Dispatched once per call on the set of sinks: the post-processing's three (statistics with or
-// without bits, paste, person map) get their specialised body, any other set the generic one.
 template <class V>
 void mask_row_fused_simd(const float* h0, const float* h1, float l0, float l1, int64_t n, const MaskRowSinks* out) {
-  const MaskRowSinks& o = *out;
-  constexpr int U = V::W == 16 ? 4 : 8;  // 64 lanes a block
-  const bool stats = o.count, bits = o.bits, paste = o.cat, person = o.best;
-  if (stats && !paste && !person) {
-    if (bits) fused_row<V, U, true, true, false, false>(h0, h1, l0, l1, n, o);
-    else fused_row<V, U, true, false, false, false>(h0, h1, l0, l1, n, o);
-  } else if (paste && !stats && !bits && !person) {
-    fused_row<V, U, false, false, true, false>(h0, h1, l0, l1, n, o);
-  } else if (person && !stats && !bits && !paste) {
-    fused_row<V, U, false, false, false, true>(h0, h1, l0, l1, n, o);
-  } else {
-    mask_row_fused_generic<V>(h0, h1, l0, l1, n, o);
-  }
+  const bool use[4] = {out->count != nullptr, out->bits != nullptr, out->cat != nullptr, out->best != nullptr};
+  fused_row_for<V>(use, h0, h1, l0, l1, n, *out);
 }
 
 // kernels.h's and_popcount: V::W / 2 words at a time (V::popcnt_and64: per-byte counts from a

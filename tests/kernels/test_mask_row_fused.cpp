@@ -56,11 +56,12 @@ Sinks separate(const kern::KernelTable& k, const float* h0, const float* h1, flo
   return s;
 }
 
-// Which sinks a call asks for: every one, or a set the post-processing uses (each has its own
-// specialised SIMD body: statistics with and without the bit words in pass A, paste and person map
-// in pass B), or others (the generic body).
+// Which sinks a call asks for: every non-empty set (each has its own SIMD body; the post-processing
+// uses statistics with and without the bit words in pass A, paste and person map in pass B).
 enum Use : unsigned { kStats = 1, kBits = 2, kPaste = 4, kPerson = 8, kAll = 15 };
-const unsigned kUses[] = {kAll, kStats | kBits, kStats, kPaste, kPerson, kBits, kPaste | kBits, kPerson | kBits};
+const unsigned kUses[] = {kAll, kStats | kBits, kStats, kPaste, kPerson, kBits, kPaste | kBits, kPerson | kBits,
+                          kStats | kPaste, kStats | kPerson, kPaste | kPerson, kStats | kBits | kPaste,
+                          kStats | kBits | kPerson, kStats | kPaste | kPerson, kBits | kPaste | kPerson};
 
 Sinks fused(const kern::KernelTable& k, const float* h0, const float* h1, float l0, float l1, int64_t n, float score,
             unsigned use = kAll) {
