@@ -103,30 +103,31 @@ void populate_for_write(void* p, size_t n) {
 #endif
 }
 
-// A ZeroRun's stand-in for running a primitive: zeros into its destination and scratchpad, so their
-// pages are faulted in as the primitive's own writes would fault them, in 2 MB pieces over the
-// threads (a page fault costs its thread; the pool's blocks come in 2 MB huge pages).
-void zero_bytes(void* p, size_t n) {
-  populate_for_write(p, n);
+// f(offset, length) over the n bytes in 2 MB pieces on the threads: writes that fault fresh pages
+// in (a page fault costs its thread; the pool's blocks and weight copies come in 2 MB huge pages).
+template <class F>
+void in_pieces(size_t n, const F& f) {
   constexpr size_t kPiece = size_t(2) << 20;
   const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
 #pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
-  for (int64_t i = 0; i < pieces; ++i)
-    std::memset(static_cast<char*>(p) + (size_t)i * kPiece, 0, std::min(kPiece, n - (size_t)i * kPiece));
+  for (int64_t i = 0; i < pieces; ++i) f((size_t)i * kPiece, std::min(kPiece, n - (size_t)i * kPiece));
+}
+
+// A ZeroRun's stand-in for running a primitive: zeros into its destination and scratchpad, so their
+// pages are faulted in as the primitive's own writes would fault them.
+void zero_bytes(void* p, size_t n) {
+  populate_for_write(p, n);
+  in_pieces(n, [&](size_t o, size_t len) { std::memset(static_cast<char*>(p) + o, 0, len); });
+}
+// A layer's weights copied at load (their fresh huge pages are faulted in by the copy).
+void copy_bytes(void* dst, const void* src, size_t n) {
+  in_pieces(n, [&](size_t o, size_t len) {
+    std::memcpy(static_cast<char*>(dst) + o, static_cast<const char*>(src) + o, len);
+  });
 }
 // The scratchpad is this thread's t_scratchpad, which stays mapped: only the part that no earlier
 // call touched is written (the Winograd layers' ~30 MB scratchpads were written over again for each
 // of the 22 layers of the plan, ~0.7 GB of memset per blank forward for no new page).
-// A layer's weights copied at load, in 2 MB pieces over the threads like zero_bytes (their fresh
-// huge pages are faulted in by the copy).
-void copy_bytes(void* dst, const void* src, size_t n) {
-  constexpr size_t kPiece = size_t(2) << 20;
-  const int64_t pieces = (int64_t)((n + kPiece - 1) / kPiece);
-#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
-  for (int64_t i = 0; i < pieces; ++i)
-    std::memcpy(static_cast<char*>(dst) + (size_t)i * kPiece, static_cast<const char*>(src) + (size_t)i * kPiece,
-                std::min(kPiece, n - (size_t)i * kPiece));
-}
 void zero_fill(void* dst, size_t dst_bytes, size_t scratch_bytes) {
   if (dst) zero_bytes(dst, dst_bytes);
   if (scratch_bytes > t_scratchpad.touched) {
@@ -557,12 +558,7 @@ Tensor to_hwc(const Tensor& x) {
   return y;
 }
 
-Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C) {
-  const dnnl::memory::desc md = hwc_md(H, W, C, dt::bf16);
-  Tensor t = Tensor::empty_bytes({H, W, C}, Layout::Opaque, md.get_size());
-  t.fmt = std::make_shared<Fmt>(Fmt{md});
-  return t;
-}
+Tensor bf16_hwc_map(int64_t H, int64_t W, int64_t C) { return map_for(hwc_md(H, W, C, dt::bf16), H, W, C); }
 
 namespace {
 
