@@ -268,6 +268,24 @@ void huge_zeroed(std::vector<uint8_t>& v, size_t n) {
   v.resize(n);
 }
 
+#if defined(__linux__) && !defined(MADV_POPULATE_READ)
+#define MADV_POPULATE_READ 22  // Linux 5.14 (asm-generic/mman-common.h)
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void populate(const void* p, size_t bytes, bool for_write) {
+#if defined(__linux__)
+  if (!bytes) return;
+  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + bytes + page - 1) / page * page;
+  (void)::madvise(reinterpret_cast<void*>(a), b - a, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#else
+  (void)p;
+  (void)bytes;
+  (void)for_write;
+#endif
+}
+
 void* shrink_pages(void* p, size_t bytes, size_t keep) {
   if (keep >= bytes) return p;
 #ifndef M2FP_POOL_ASAN

@@ -2,7 +2,6 @@
 #include "engine/dnn.h"
 
 #include <dnnl.hpp>
-#include <sys/mman.h>
 
 #include "engine/buffer_pool.h"
 #include "engine/dnn_wino.h"
@@ -81,26 +80,12 @@ struct ThreadBuffer {
 thread_local ThreadBuffer t_scratchpad, t_converted, t_strip_out;
 thread_local int t_zero_run = 0;  // ZeroRun scopes alive on this thread
 
-#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
-#define MADV_POPULATE_WRITE 23  // Linux 5.14 (asm-generic/mman-common.h)
-#endif
-
-// Memory about to be written in full faulted in by one call (MADV_POPULATE_WRITE) rather than a
-// fault per page as it is written: on the development VM each fault is an exception costing 10-20 us
-// for a 4 KiB page, and the weight copies under 2 MB (res4's 1x1 layers: 1 MB each) and the pool's
+// Memory about to be written in full faulted in by one call (pool::populate) rather than a fault per
+// page as it is written: the weight copies under 2 MB (res4's 1x1 layers: 1 MB each) and the pool's
 // smaller blocks come in 4 KiB pages (~25k of a one-photo parse's ~60k faults, perf record -e
-// page-faults, 2026-12-06). The pages are made as the writes would make them (huge pages where the
-// mapping asks for them). A hint: where it fails (older kernels) the writes fault as before.
+// page-faults, 2026-12-06).
 void populate_for_write(void* p, size_t n) {
-#if defined(__linux__)
-  if (n < (size_t(64) << 10)) return;  // a few pages: faulting them is as cheap
-  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p) / page * page;
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
-  (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_WRITE);
-#else
-  (void)p;
-  (void)n;
-#endif
+  if (n >= (size_t(64) << 10)) pool::populate(p, n, /*for_write=*/true);  // a few pages: faulting them is as cheap
 }
 
 // f(offset, length) over the n bytes in 2 MB pieces on the threads: writes that fault fresh pages

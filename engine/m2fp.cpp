@@ -15,7 +15,6 @@
 #include "engine/m2fp.h"
 
 #include <malloc.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -52,25 +51,10 @@ Norm bind_norm(NetworkBinder& b, const std::string& key) {
 
 using FilePtr = std::shared_ptr<const SafetensorsFile>;
 
-#if defined(__linux__) && !defined(MADV_POPULATE_READ)
-#define MADV_POPULATE_READ 22  // Linux 5.14 (asm-generic/mman-common.h)
-#endif
-
-// A tensor of the mapped model file made resident in one call before it is read (MADV_POPULATE_READ),
+// A tensor of the mapped model file made resident in one call before it is read (pool::populate),
 // rather than in a fault per 64 KB (the kernel's fault-around): ~26k faults of the load's ~60k for
-// the 548x342 one-photo parse (perf record -e page-faults, 2026-12-06), 10-20 us each on the
-// development VM. A hint: where it fails (older kernels, memory not from a file) the reads fault as
-// before.
-void populate(const void* p, size_t bytes) {
-#if defined(__linux__)
-  const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p) / page * page;
-  const uintptr_t b = reinterpret_cast<uintptr_t>(p) + bytes;
-  if (bytes) (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_READ);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
+// the 548x342 one-photo parse (perf record -e page-faults, 2026-12-06).
+void populate(const void* p, size_t bytes) { pool::populate(p, bytes, /*for_write=*/false); }
 const Weight& populated(const Weight& w) {
   populate(w.data, (size_t)w.numel() * sizeof(float));
   return w;
