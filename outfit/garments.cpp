@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/buffer_pool.h"
+#include "engine/side_by_side.h"
 
 namespace m2fp {
 
@@ -459,7 +460,8 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   if (nkeys < 65535) gather(uint16_t{});
   else gather(uint32_t{});
 
-  // The dominant colours of the garments side by side (each on one thread), the largest first.
+  // The dominant colours of the garments side by side (each on one thread; tasks of the team inside
+  // run_side_by_side), the largest first.
   check_dominant_colour_options(opt.colour);
   std::vector<size_t> order;
   for (size_t k = 0; k < nkeys; ++k)
@@ -468,18 +470,10 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   std::vector<std::vector<ColourShare>> garment_colours(nkeys);
   size_t kept_pixels = 0;
   for (size_t k : order) kept_pixels += length[k];
-  std::exception_ptr error;  // (out of memory) rethrown here: an exception may not leave the region
-#pragma omp parallel for schedule(dynamic, 1) if (order.size() > 1 && kept_pixels >= (1u << 16))
-  for (size_t i = 0; i < order.size(); ++i) {
+  for_each_index(order.size(), kept_pixels >= (1u << 16), [&](size_t i) {
     const size_t k = order[i];
-    try {
-      garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
-    } catch (...) {
-#pragma omp critical(m2fp_outfit_error)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+    garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
+  });
   numbers.reset();
 
   for (int p = 0; p < num_persons; ++p) {
