@@ -78,6 +78,55 @@ int nearest(const LabF& p, const std::vector<Lab>& centres) {
   return best;
 }
 
+// The points of a block as their nearest centres (nearest()'s choice, ties to the lower centre) and
+// their sums per cluster, for K centres: what `c = nearest(p[i]); sum[c] += p[i]; ++count[c]` gives
+// in point order, bit for bit. Each cluster's sums stay in registers and take every point of the block
+// in order, as the point itself or + 0.0 where it is another cluster's (which changes no sum: a sum that
+// starts at +0.0 is never -0.0), instead of a load and store of sum[c] per point.
+constexpr size_t kBlock = 256;
+template <int K>
+void nearest_block(const LabF* p, size_t n, const Lab* centres, uint8_t* cl) {
+  for (size_t i = 0; i < n; ++i) {
+    int best = 0;
+    double best_d = dist2(p[i], centres[0]);
+    for (int c = 1; c < K; ++c) {
+      const double d = dist2(p[i], centres[c]);
+      if (d < best_d) best_d = d, best = c;
+    }
+    cl[i] = static_cast<uint8_t>(best);
+  }
+}
+template <int K>
+void sum_block(const LabF* p, const uint8_t* cl, size_t n, Lab* sum, int64_t* count) {
+  double L[K], A[K], B[K];
+  int64_t N[K];
+  for (int c = 0; c < K; ++c) L[c] = sum[c].L, A[c] = sum[c].a, B[c] = sum[c].b, N[c] = count[c];
+  for (size_t i = 0; i < n; ++i) {
+    const double pl = p[i].L, pa = p[i].a, pb = p[i].b;
+    const int ci = cl[i];
+    for (int c = 0; c < K; ++c) {
+      const bool mine = ci == c;
+      L[c] += mine ? pl : 0.0;
+      A[c] += mine ? pa : 0.0;
+      B[c] += mine ? pb : 0.0;
+      N[c] += mine;
+    }
+  }
+  for (int c = 0; c < K; ++c) sum[c] = {L[c], A[c], B[c]}, count[c] = N[c];
+}
+template <int K>
+void assign_block(const LabF* p, size_t n, const Lab* centres, uint8_t* cl, Lab* sum, int64_t* count) {
+  nearest_block<K>(p, n, centres, cl);
+  sum_block<K>(p, cl, n, sum, count);
+}
+// assign_block for centres.size() (1..8) centres.
+void assign_block(const LabF* p, size_t n, const std::vector<Lab>& centres, uint8_t* cl, Lab* sum, int64_t* count) {
+  using Fn = void (*)(const LabF*, size_t, const Lab*, uint8_t*, Lab*, int64_t*);
+  static constexpr Fn kFor[8] = {assign_block<1>, assign_block<2>, assign_block<3>, assign_block<4>,
+                                 assign_block<5>, assign_block<6>, assign_block<7>, assign_block<8>};
+  kFor[centres.size() - 1](p, n, centres.data(), cl, sum, count);
+}
+
 }  // namespace
 
 // ---- conversions ------------------------------------------------------------------------------
@@ -307,21 +356,16 @@ std::vector<ColourShare> dominant_colours_of(size_t n, const LabAt& lab_at, cons
     }
   }
 
-  // Lloyd iterations on the sample.
-  std::vector<int> assign(m, -1);
+  // Lloyd iterations on the sample (assign_block: each sample to its nearest centre, the sums in
+  // sample order).
+  std::vector<uint8_t> assign(m, 0xff), cl(m);
   for (int it = 0; it < opt.max_iterations; ++it) {
-    bool changed = false;
-    for (size_t i = 0; i < m; ++i) {
-      const int c = nearest(sample[i], centres);
-      if (c != assign[i]) assign[i] = c, changed = true;
-    }
     std::vector<Lab> sum(centres.size());
     std::vector<int64_t> cnt(centres.size(), 0);
-    for (size_t i = 0; i < m; ++i) {
-      Lab& s = sum[assign[i]];
-      s.L += sample[i].L, s.a += sample[i].a, s.b += sample[i].b;
-      ++cnt[assign[i]];
-    }
+    for (size_t i0 = 0; i0 < m; i0 += kBlock)
+      assign_block(sample.data() + i0, std::min(kBlock, m - i0), centres, cl.data() + i0, sum.data(), cnt.data());
+    const bool changed = cl != assign;
+    assign.swap(cl);
     for (size_t c = 0; c < centres.size(); ++c)
       if (cnt[c] > 0) centres[c] = {sum[c].L / cnt[c], sum[c].a / cnt[c], sum[c].b / cnt[c]};
     if (!changed) break;
@@ -347,11 +391,12 @@ std::vector<ColourShare> dominant_colours_of(size_t n, const LabAt& lab_at, cons
         ++count[c];
       }
     } else {
-      for (size_t i = 0; i < n; ++i) {
-        const LabF p = lab_at(i);
-        const int c = nearest(p, centres);
-        sum[c].L += p.L, sum[c].a += p.a, sum[c].b += p.b;
-        ++count[c];
+      LabF block[kBlock];
+      uint8_t cl[kBlock];
+      for (size_t i0 = 0; i0 < n; i0 += kBlock) {
+        const size_t nb = std::min(kBlock, n - i0);
+        for (size_t i = 0; i < nb; ++i) block[i] = lab_at(i0 + i);
+        assign_block(block, nb, centres, cl, sum.data(), count.data());
       }
     }
     std::vector<Lab> kept;
