@@ -163,30 +163,27 @@ bool runs_by_transitions(const Instance& in, int width, int height, size_t max_t
 
 }  // namespace
 
-namespace {
-
-// instance_runs into *runs (its earlier contents dropped). The runs and the transposed columns are
-// fresh vectors per mask on purpose: kept by each thread from mask to mask, they made more page faults,
-// not fewer (bench_outputs, 12 MP, 2 threads: ~900 against ~280 per parsing_json), most likely because
-// glibc raises its mmap threshold when a large block it mapped is freed, after which the next masks'
-// large runs and strings come from heap pages already there.
-void runs_into(const Instance& in, int width, int height, RunsBy how, std::vector<uint32_t>* runs) {
+// The runs and the transposed columns are fresh vectors per mask on purpose: kept by each thread from
+// mask to mask, they made more page faults, not fewer (bench_outputs, 12 MP, 2 threads: ~900 against
+// ~280 per parsing_json), most likely because glibc raises its mmap threshold when a large block it
+// mapped is freed, after which the next masks' large runs and strings come from heap pages already there.
+std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
   // Column-major runs, alternating zeros and ones, starting with zeros.
-  runs->clear();
-  RunWriter w{*runs};
+  std::vector<uint32_t> runs;
+  RunWriter w{runs};
   const BBox& b = in.bbox;
   const bool empty = in.mask_bits.empty() || b.x1 <= b.x0 || b.y1 <= b.y0;
   if (empty) {
     w.zeros((uint32_t)width * (uint32_t)height);
     w.runs.push_back(w.run);
-    return;
+    return runs;
   }
   if (how != RunsBy::Transpose) {
     // Transitions cost ~64 times a pixel of the transpose below: past one per 64 pixels, transpose.
     const size_t pixels = (size_t)(b.x1 - b.x0) * (size_t)(b.y1 - b.y0);
     const size_t limit = how == RunsBy::Transitions ? SIZE_MAX : pixels / 64 + 64;
-    if (runs_by_transitions(in, width, height, limit, runs)) return;
-    runs->clear();
+    if (runs_by_transitions(in, width, height, limit, &runs)) return runs;
+    runs.clear();
   }
   // 64 pixel columns of the box (8 bytes of its bit rows) are read at a time, 64 rows to a block: one
   // 64x64 bit transpose turns a block into 64 column words (64 rows each), whose runs RunWriter::bits
@@ -242,13 +239,6 @@ void runs_into(const Instance& in, int width, int height, RunsBy how, std::vecto
   }
   w.zeros((uint32_t)(width - b.x1) * (uint32_t)height);
   w.runs.push_back(w.run);
-}
-
-}  // namespace
-
-std::vector<uint32_t> instance_runs(const Instance& in, int width, int height, RunsBy how) {
-  std::vector<uint32_t> runs;
-  runs_into(in, width, height, how, &runs);
   return runs;
 }
 
@@ -287,9 +277,7 @@ std::string rle_counts_string(const std::vector<uint32_t>& runs) {
 }
 
 nlohmann::json instance_rle(const Instance& in, int width, int height) {
-  std::vector<uint32_t> runs;
-  runs_into(in, width, height, RunsBy::Choose, &runs);
-  return {{"size", {height, width}}, {"counts", rle_counts_string(runs)}};
+  return {{"size", {height, width}}, {"counts", rle_counts_string(instance_runs(in, width, height, RunsBy::Choose))}};
 }
 
 std::vector<uint8_t> instance_mask(const Instance& in, int width, int height) {
