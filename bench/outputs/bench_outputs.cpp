@@ -4,12 +4,12 @@
 //
 // Parses PHOTO once, then --runs times writes what `m2fp parse` writes by default (as bench_e2e's
 // --big-photo `outputs` stage: the pictures side by side with result.json's masks and outfit analysis
-// on one team of threads, service::result_document_beside), and --runs times each step alone on this thread: labels.png, persons.png,
-// labels_color.png (colouring and encoding), parsing.png (the overlay and encoding), the masks' RLE
-// (parsing_json), extract_outfits, the recommendations, result.json's text written. Prints per step the median (and fastest) wall milliseconds
-// and the process's CPU milliseconds (user + system: other threads of the process count, the load of
-// the machine does not), and the minor page faults per run. No forward pass is timed: the network
-// runs once to have a parsing.
+// on one team of threads, service::result_document_beside), and --runs times each step alone on this
+// thread: labels.png, persons.png, labels_color.png (colouring and encoding), parsing.png (the overlay
+// and encoding), the masks' RLE (parsing_json), extract_outfits, the recommendations, result.json's
+// text written. Prints per step the median (and fastest) wall milliseconds and the process's CPU
+// milliseconds (user + system: other threads of the process count, the load of the machine does not),
+// and the minor page faults per run. No forward pass is timed: the network runs once to have a parsing.
 #include <sys/resource.h>
 
 #include <algorithm>
