@@ -107,6 +107,9 @@ void resize_bilinear_nhwc(const float* src, int64_t H, int64_t W, int64_t C, flo
 // dst[i] = dst[i] + buffer[i]. src and dst do not overlap.
 void resize_bilinear_nhwc_add(const float* src, int64_t H, int64_t W, int64_t C, float* dst, int64_t oh,
                               int64_t ow);
+// The queries [0, Lq) in blocks of 64 handed to the threads as they ask (OpenMP's guided schedule):
+// a query's cost varies with where its samples fall (cache misses), and a static half would leave
+// one thread waiting for the other. Each query's output does not depend on the split.
 void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* level_start, int L,
                     int P, int heads, int dh, const float* ref, const float* offsets,
                     const float* logits, int64_t ld_qp, float* out, int64_t Lq);

@@ -11,10 +11,11 @@
 //      taps: weights (1 - frac, frac) zeroed when the tap is outside [0, size), and clamped
 //      in-range row offsets (so an excluded tap reads a valid row with weight 0); then, pairing
 //      each y entry with its x entry in registers (dup_odd), the 4 corner weights aw*wy*wx and
-//      the 4 corner row offsets (in floats) of every sample.
+//      the 4 corner row offsets (in elements of value, the head's channels included) of every sample.
 //   3. per head, per chunk of channels held in registers: for each of the L*P samples, the four
 //      corner rows of value are read once and accumulated with their weights (FMA), prefetching
-//      the corners M2FP_MSDA_PREFETCH samples ahead.
+//      the corners M2FP_MSDA_PREFETCH samples ahead: across heads, and into the next query, whose
+//      stages 1 and 2 run before this query's stage 3 (two sets of tables).
 // msda_chunk<V, uint16_t> reads bfloat16 values (KernelTable::ms_deform_attn_bf16): stage 3 loads
 // 2W of a row's values at once, split by parity into two fp32 vectors (V::load_bf16x2: exact), keeps
 // even and odd channels in separate accumulators and puts them back in order at the end
@@ -42,9 +43,11 @@ namespace {
 #endif
 
 // Stage 3 for one head and one chunk of NV vectors of channels (the last one holding tail_n
-// channels when TAIL). vh = value + h*dh + c0; o = out row + h*dh + c0. For sample s of the head
+// channels when TAIL). vh = value + c0; o = out row + h*dh + c0. For sample s of the head
 // (entry j = 2s of the per-query arrays): corner weights cw[c][j] (attention weight included)
-// and corner row offsets cr[c][j] in floats, corners (y0,x0) (y0,x1) (y1,x0) (y1,x1). The upper
+// and corner row offsets cr[c][j] in elements of value (the head's first channel included),
+// readable up to j + 2*M2FP_MSDA_PREFETCH (the prefetches' entries: later heads' samples, then
+// the next query's), corners (y0,x0) (y0,x1) (y1,x0) (y1,x1). The upper
 // and lower corner pairs go to two accumulator sets (shorter FMA dependency chains), added at
 // the end; the scalar reference sums in the same order.
 template <class V, int NV, bool TAIL>
@@ -61,8 +64,8 @@ inline void msda_gather(const float* vh, int LP, const float* const* cw, const i
     }
   };
   for (int j = 0; j < 2 * LP; j += 2) {
-    if (M2FP_MSDA_PREFETCH > 0 && j + 2 * M2FP_MSDA_PREFETCH < 2 * LP) {
-      const int jp = j + 2 * M2FP_MSDA_PREFETCH;
+    if constexpr (M2FP_MSDA_PREFETCH > 0) {
+      const int jp = j + 2 * M2FP_MSDA_PREFETCH;  // may be a later head's or the next query's sample
       for (int c = 0; c < 4; ++c)
         for (int v = 0; v < NV * W; v += 16) V::prefetch(vh + cr[c][jp] + v);
     }
@@ -96,8 +99,8 @@ inline void msda_gather_bf16(const uint16_t* vh, int LP, const float* const* cw,
     }
   };
   for (int j = 0; j < 2 * LP; j += 2) {
-    if (M2FP_MSDA_PREFETCH > 0 && j + 2 * M2FP_MSDA_PREFETCH < 2 * LP) {
-      const int jp = j + 2 * M2FP_MSDA_PREFETCH;
+    if constexpr (M2FP_MSDA_PREFETCH > 0) {
+      const int jp = j + 2 * M2FP_MSDA_PREFETCH;  // may be a later head's or the next query's sample
       for (int c = 0; c < 4; ++c)
         for (int v = 0; v < NP * 2 * W; v += 32) V::prefetch(vh + cr[c][jp] + v);  // 64 bytes apart
     }
@@ -151,12 +154,90 @@ inline void msda_gather_rest(int nv, int tail_n, const float* vh, int LP, const 
   }
 }
 
+// The per-call tables of msda_chunk (see there) and one query's corner tables.
+struct MsdaTables {
+  const float *t_size, *t_half, *t_hi, *t_last;
+  float *aw, *aw2;
+  const int32_t *t_step, *t_base;
+  int heads, LP, n1p, n2, n2p;
+};
+struct MsdaCorners {
+  float* cw[4];    // [4][n2t] corner weights (attention weight included)
+  int32_t* cr[4];  // [4][n2t] corner row offsets (the head's channels included)
+};
+
+// Stages 1 and 2 of one query (logits lg, offsets off, reference point (rx, ry)) into t. The
+// tables' pointers are copied into locals first: the integer stores may alias anything, and the
+// locals (whose addresses are never taken) stay in registers.
+template <class V>
+inline void msda_prepare(const MsdaTables& tb, const float* lg, const float* off, float rx, float ry,
+                         MsdaCorners& t) {
+  using F = typename V::F;
+  using I = typename V::I;
+  constexpr int W = V::W;
+  const float *t_size = tb.t_size, *t_half = tb.t_half, *t_hi = tb.t_hi, *t_last = tb.t_last;
+  float *aw = tb.aw, *aw2 = tb.aw2;
+  const int32_t *t_step = tb.t_step, *t_base = tb.t_base;
+  const int heads = tb.heads, LP = tb.LP, n1p = tb.n1p, n2 = tb.n2, n2p = tb.n2p;
+  float *const cw0 = t.cw[0], *const cw1 = t.cw[1], *const cw2 = t.cw[2], *const cw3 = t.cw[3];
+  int32_t *const cr0 = t.cr[0], *const cr1 = t.cr[1], *const cr2 = t.cr[2], *const cr3 = t.cr[3];
+  // 1. attention weights: softmax over the L*P logits of each head.
+  for (int h = 0; h < heads; ++h) {
+    const float* x = lg + h * LP;
+    float mx = x[0];
+    for (int s = 1; s < LP; ++s) mx = std::max(mx, x[s]);
+    for (int s = 0; s < LP; ++s) aw[h * LP + s] = x[s] - mx;
+  }
+  for (int j = 0; j < n1p; j += W) V::store(aw + j, V::exp(V::load(aw + j)));
+  for (int h = 0; h < heads; ++h) {
+    const float* w = aw + h * LP;
+    float sum = 0.f;
+    for (int s = 0; s < LP; ++s) sum += w[s];
+    const float inv = 1.f / sum;
+    for (int s = 0; s < LP; ++s) aw2[2 * (h * LP + s)] = aw2[2 * (h * LP + s) + 1] = w[s] * inv;
+  }
+
+  // 2. sampling coordinates, bilinear taps and corner weights/rows, vectorised over the
+  //    interleaved (x, y) entries; a sample's results land in its x (even) entry.
+  const F one = V::set1(1.f), two = V::set1(2.f), zero = V::zero();
+  const F lo_clamp = V::set1(-2.f), mhalf = V::set1(-0.5f);
+  const F rv = V::pair(rx, ry);
+  for (int j = 0; j < n2p; j += W) {
+    const F o = (j + W <= n2) ? V::load(off + j) : V::load_n(off + j, n2 - j);
+    const F size = V::load(t_size + j), last = V::load(t_last + j);
+    const F loc = V::add(rv, V::div(o, size));
+    const F g = V::sub(V::mul(two, loc), one);
+    F x = V::fma(V::add(g, one), V::load(t_half + j), mhalf);
+    x = V::max(x, lo_clamp);  // NaN -> -2 (max returns its second operand)
+    x = V::min(x, V::load(t_hi + j));
+    const F fl = V::floor(x);
+    const F fr = V::sub(x, fl);
+    const F fl1 = V::add(fl, one);
+    // tap weights (0 outside the map) and clamped in-range offsets of the two taps
+    const F wlo = V::where(V::mand(V::ge(fl, zero), V::le(fl, last)), V::sub(one, fr));
+    const F whi = V::where(V::mand(V::ge(fl1, zero), V::le(fl1, last)), fr);
+    const I step = V::loadi(t_step + j), base = V::loadi(t_base + j);
+    const I ilo = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl, last), zero)), step));
+    const I ihi = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl1, last), zero)), step));
+    // corners: weight a*wy*wx ((a*wy) first, as the reference), row offset y part + x part
+    const F a = V::load(aw2 + j);
+    const F ay0 = V::mul(a, V::dup_odd(wlo)), ay1 = V::mul(a, V::dup_odd(whi));
+    V::store(cw0 + j, V::mul(ay0, wlo));
+    V::store(cw1 + j, V::mul(ay0, whi));
+    V::store(cw2 + j, V::mul(ay1, wlo));
+    V::store(cw3 + j, V::mul(ay1, whi));
+    const I ry0 = V::dup_odd_i(ilo), ry1 = V::dup_odd_i(ihi);
+    V::storei(cr0 + j, V::addi(ry0, ilo));
+    V::storei(cr1 + j, V::addi(ry0, ihi));
+    V::storei(cr2 + j, V::addi(ry1, ilo));
+    V::storei(cr3 + j, V::addi(ry1, ihi));
+  }
+}
+
 template <class V, class T>
 void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_start, int L,
                 int P, int heads, int dh, const float* ref, const float* offsets,
                 const float* logits, int64_t ld_qp, T* out, int64_t q0, int64_t q1) {
-  using F = typename V::F;
-  using I = typename V::I;
   constexpr int W = V::W;
   constexpr int NVMAX = 32 / W;  // channels held in registers per pass: 32 (one model head)
   if (q1 <= q0 || heads <= 0 || dh <= 0) return;
@@ -178,30 +259,39 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
   }
   const int LP = L * P, n1 = heads * LP, n2 = 2 * n1;
   const int n1p = (n1 + W - 1) / W * W, n2p = (n2 + W - 1) / W * W;
+  // A query's corner tables hold n2 entries and then the first 2*M2FP_MSDA_PREFETCH entries of the
+  // next query's (its first samples), so that stage 3 prefetches a fixed distance ahead across heads
+  // and queries: the tables of query q + 1 are made before the gathers of query q (two sets).
+  const int pf_tail = 2 * std::max(M2FP_MSDA_PREFETCH, 0);
+  const int n2t = std::max(n2p, n2 + pf_tail);  // length of one corner table
 
   // Per-call tables over the interleaved coordinates j = ((h*L + l)*P + p)*2 + (0 x | 1 y),
   // padded to n2p: size (W_l or H_l), size/2, upper clamp size+1, size-1 (float); the step of
-  // one pixel and the level's first row, in floats of value (x: ld and 0; y: W_l*ld and
-  // level_start[l]*ld).
-  std::vector<float> fbuf((size_t)4 * n2p + n1p + n2p + 4 * (size_t)n2p);
-  std::vector<int32_t> ibuf((size_t)2 * n2p + 4 * (size_t)n2p);
+  // one pixel and the first row, in elements of value (x: ld and the head's first channel h*dh;
+  // y: W_l*ld and level_start[l]*ld), so that a corner's row offset points at its head's channels.
+  std::vector<float> fbuf((size_t)4 * n2p + n1p + n2p + 8 * (size_t)n2t);
+  std::vector<int32_t> ibuf((size_t)2 * n2p + 8 * (size_t)n2t);
   float* t_size = fbuf.data();      // [n2p]
   float* t_half = t_size + n2p;     // [n2p]
   float* t_hi = t_half + n2p;       // [n2p]
   float* t_last = t_hi + n2p;       // [n2p]
   float* aw = t_last + n2p;         // [n1p] attention weights of one query
   float* aw2 = aw + n1p;            // [n2p] the same, repeated for the x and y entries
-  float* cw[4] = {aw2 + n2p, aw2 + 2 * n2p, aw2 + 3 * n2p, aw2 + 4 * n2p};  // [4][n2p] corner weights
   int32_t* t_step = ibuf.data();    // [n2p]
   int32_t* t_base = t_step + n2p;   // [n2p]
-  int32_t* cr[4] = {t_base + n2p, t_base + 2 * n2p, t_base + 3 * n2p, t_base + 4 * n2p};  // [4][n2p] corner rows
+  MsdaCorners sets[2];
+  for (int k = 0; k < 2; ++k)
+    for (int c = 0; c < 4; ++c) {
+      sets[k].cw[c] = aw2 + n2p + (size_t)(4 * k + c) * n2t;
+      sets[k].cr[c] = t_base + n2p + (size_t)(4 * k + c) * n2t;
+    }
   for (int j = 0; j < n2p; ++j) {
     if (j >= n2) {  // padding: harmless values, never used
       t_size[j] = 1.f, t_half[j] = 0.5f, t_hi[j] = 2.f, t_last[j] = 0.f, t_step[j] = 0, t_base[j] = 0;
       aw2[j] = 0.f;
       continue;
     }
-    const int l = (j / 2 / P) % L;
+    const int l = (j / 2 / P) % L, h = j / (2 * LP);
     const int64_t Hl = shapes[2 * l], Wl = shapes[2 * l + 1];
     const bool empty = Hl * Wl == 0;
     const float size = (float)((j & 1) ? Hl : Wl);
@@ -210,86 +300,46 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
     t_hi[j] = size + 1.f;
     t_last[j] = size - 1.f;
     t_step[j] = empty ? 0 : (int32_t)(((j & 1) ? Wl : 1) * ld);
-    t_base[j] = (empty || !(j & 1)) ? 0 : (int32_t)(level_start[l] * ld);
+    t_base[j] = (j & 1) ? (empty ? 0 : (int32_t)(level_start[l] * ld)) : h * dh;
   }
   for (int j = n1; j < n1p; ++j) aw[j] = -100.f;  // padding lanes of the exp pass
 
-  const F one = V::set1(1.f), two = V::set1(2.f), zero = V::zero();
-  const F lo_clamp = V::set1(-2.f), mhalf = V::set1(-0.5f);
+  const MsdaTables tb{t_size, t_half, t_hi, t_last, aw, aw2, t_step, t_base, heads, LP, n1p, n2, n2p};
+  auto prepare = [&](int64_t q, MsdaCorners& t) {
+    msda_prepare<V>(tb, logits + q * ld_qp, offsets + q * ld_qp, ref[2 * q], ref[2 * q + 1], t);
+  };
+  prepare(q0, sets[0]);
   for (int64_t q = q0; q < q1; ++q) {
-    // 1. attention weights: softmax over the L*P logits of each head.
-    const float* lg = logits + q * ld_qp;
-    for (int h = 0; h < heads; ++h) {
-      const float* x = lg + h * LP;
-      float mx = x[0];
-      for (int t = 1; t < LP; ++t) mx = std::max(mx, x[t]);
-      for (int t = 0; t < LP; ++t) aw[h * LP + t] = x[t] - mx;
-    }
-    for (int j = 0; j < n1p; j += W) V::store(aw + j, V::exp(V::load(aw + j)));
-    for (int h = 0; h < heads; ++h) {
-      const float* w = aw + h * LP;
-      float sum = 0.f;
-      for (int t = 0; t < LP; ++t) sum += w[t];
-      const float inv = 1.f / sum;
-      for (int t = 0; t < LP; ++t) aw2[2 * (h * LP + t)] = aw2[2 * (h * LP + t) + 1] = w[t] * inv;
-    }
-
-    // 2. sampling coordinates, bilinear taps and corner weights/rows, vectorised over the
-    //    interleaved (x, y) entries; a sample's results land in its x (even) entry.
-    const float* off = offsets + q * ld_qp;
-    const F rv = V::pair(ref[2 * q], ref[2 * q + 1]);
-    for (int j = 0; j < n2p; j += W) {
-      const F o = (j + W <= n2) ? V::load(off + j) : V::load_n(off + j, n2 - j);
-      const F size = V::load(t_size + j), last = V::load(t_last + j);
-      const F loc = V::add(rv, V::div(o, size));
-      const F g = V::sub(V::mul(two, loc), one);
-      F x = V::fma(V::add(g, one), V::load(t_half + j), mhalf);
-      x = V::max(x, lo_clamp);  // NaN -> -2 (max returns its second operand)
-      x = V::min(x, V::load(t_hi + j));
-      const F fl = V::floor(x);
-      const F fr = V::sub(x, fl);
-      const F fl1 = V::add(fl, one);
-      // tap weights (0 outside the map) and clamped in-range offsets of the two taps
-      const F wlo = V::where(V::mand(V::ge(fl, zero), V::le(fl, last)), V::sub(one, fr));
-      const F whi = V::where(V::mand(V::ge(fl1, zero), V::le(fl1, last)), fr);
-      const I step = V::loadi(t_step + j), base = V::loadi(t_base + j);
-      const I ilo = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl, last), zero)), step));
-      const I ihi = V::addi(base, V::muli(V::cvtt(V::max(V::min(fl1, last), zero)), step));
-      // corners: weight a*wy*wx ((a*wy) first, as the reference), row offset y part + x part
-      const F a = V::load(aw2 + j);
-      const F ay0 = V::mul(a, V::dup_odd(wlo)), ay1 = V::mul(a, V::dup_odd(whi));
-      V::store(cw[0] + j, V::mul(ay0, wlo));
-      V::store(cw[1] + j, V::mul(ay0, whi));
-      V::store(cw[2] + j, V::mul(ay1, wlo));
-      V::store(cw[3] + j, V::mul(ay1, whi));
-      const I ry0 = V::dup_odd_i(ilo), ry1 = V::dup_odd_i(ihi);
-      V::storei(cr[0] + j, V::addi(ry0, ilo));
-      V::storei(cr[1] + j, V::addi(ry0, ihi));
-      V::storei(cr[2] + j, V::addi(ry1, ilo));
-      V::storei(cr[3] + j, V::addi(ry1, ihi));
+    MsdaCorners& t = sets[(q - q0) & 1];
+    if (q + 1 < q1) {  // the next query's tables, and its first samples after this one's for prefetching
+      MsdaCorners& next = sets[(q + 1 - q0) & 1];
+      prepare(q + 1, next);
+      for (int c = 0; c < 4; ++c) std::memcpy(t.cr[c] + n2, next.cr[c], sizeof(int32_t) * pf_tail);
+    } else {
+      for (int c = 0; c < 4; ++c) std::memset(t.cr[c] + n2, 0, sizeof(int32_t) * pf_tail);
     }
 
     // 3. weighted bilinear gather, per head and chunk of channels.
     T* orow = out + q * ld;
     for (int h = 0; h < heads; ++h) {
       const int jh = 2 * h * LP;
-      const float* hw[4] = {cw[0] + jh, cw[1] + jh, cw[2] + jh, cw[3] + jh};
-      const int32_t* hr[4] = {cr[0] + jh, cr[1] + jh, cr[2] + jh, cr[3] + jh};
+      const float* hw[4] = {t.cw[0] + jh, t.cw[1] + jh, t.cw[2] + jh, t.cw[3] + jh};
+      const int32_t* hr[4] = {t.cr[0] + jh, t.cr[1] + jh, t.cr[2] + jh, t.cr[3] + jh};
       int c0 = 0;
       if constexpr (std::is_same_v<T, float>) {
         for (; c0 + NVMAX * W <= dh; c0 += NVMAX * W)
-          msda_gather<V, NVMAX, false>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0, W);
+          msda_gather<V, NVMAX, false>(value + c0, LP, hw, hr, orow + h * dh + c0, W);
         if (c0 < dh) {
           const int rem = dh - c0, nv = (rem + W - 1) / W, tail_n = rem - (nv - 1) * W;
-          msda_gather_rest<V, NVMAX>(nv, tail_n, value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+          msda_gather_rest<V, NVMAX>(nv, tail_n, value + c0, LP, hw, hr, orow + h * dh + c0);
         }
       } else {
         constexpr int NP = NVMAX / 2 > 0 ? NVMAX / 2 : 1;  // pairs per pass: 32 channels
         for (; c0 + NP * 2 * W <= dh; c0 += NP * 2 * W)
-          msda_gather_bf16<V, NP>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
+          msda_gather_bf16<V, NP>(value + c0, LP, hw, hr, orow + h * dh + c0);
         for (; c0 + 2 * W <= dh; c0 += 2 * W)
-          msda_gather_bf16<V, 1>(value + h * dh + c0, LP, hw, hr, orow + h * dh + c0);
-        if (c0 < dh) msda_gather_scalar(value + h * dh, LP, hw, hr, orow + h * dh, c0, dh);
+          msda_gather_bf16<V, 1>(value + c0, LP, hw, hr, orow + h * dh + c0);
+        if (c0 < dh) msda_gather_scalar(value, LP, hw, hr, orow + h * dh, c0, dh);
       }
     }
   }

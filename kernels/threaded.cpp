@@ -31,6 +31,24 @@ void parallel_chunks(int64_t n, int64_t min_chunk, F&& fn) {
   }
 }
 
+// [0, n) in blocks of `block` over the pool, handed out as the threads ask (OpenMP's guided
+// schedule: large contiguous runs of blocks first, smaller ones at the end), for work whose cost per
+// item varies (cache misses) or whose threads may be held up (a loaded host): no thread waits at the
+// end for another's static half.
+template <class F>
+void parallel_guided(int64_t n, int64_t block, F&& fn) {
+  if (n <= 0) return;
+  block = std::max<int64_t>(1, block);
+  const int64_t nb = (n + block - 1) / block;
+  const int nt = (int)std::min<int64_t>(omp_in_parallel() ? 1 : omp_get_max_threads(), nb);
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+#pragma omp parallel for schedule(guided, 1) num_threads(nt)
+  for (int64_t b = 0; b < nb; ++b) fn(b * block, std::min(n, (b + 1) * block));
+}
+
 // GroupNorm's per-channel affine from the statistics: sums holds T per-thread blocks
 // [sum[C], sumsq[C]] (groupnorm_stats_nhwc over disjoint pixel ranges); each group of C/G channels
 // over HW pixels gets its mean and biased variance in double, then
@@ -193,7 +211,7 @@ void ms_deform_attn(const float* value, const int64_t* shapes, const int64_t* le
                     int P, int heads, int dh, const float* ref, const float* offsets,
                     const float* logits, int64_t ld_qp, float* out, int64_t Lq) {
   const KernelTable& k = active();
-  parallel_chunks(Lq, 64, [&](int64_t b, int64_t e) {
+  parallel_guided(Lq, 64, [&](int64_t b, int64_t e) {
     k.ms_deform_attn(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, b, e);
   });
 }
@@ -202,7 +220,7 @@ void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int
                          int P, int heads, int dh, const float* ref, const float* offsets,
                          const float* logits, int64_t ld_qp, uint16_t* out, int64_t Lq) {
   const KernelTable& k = active();
-  parallel_chunks(Lq, 64, [&](int64_t b, int64_t e) {
+  parallel_guided(Lq, 64, [&](int64_t b, int64_t e) {
     k.ms_deform_attn_bf16(value, shapes, level_start, L, P, heads, dh, ref, offsets, logits, ld_qp, out, b, e);
   });
 }
