@@ -141,6 +141,14 @@ constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 
 // 2026-12-06 06:00 UTC, 1 thread; res3 1.6x, res4 2.6x) and would only add its weights, its
 // scratchpad and a layout conversion each way (its nChw16c against the direct kernels' nhwc).
 constexpr int kWinoMinChannels = 128;
+// A BF16 layer (run as fp32 Winograd, its input and output converted) is weighed by the plan only
+// where its output map at the reference size has this many pixels: fp32 Winograd's weights are 8x the
+// bf16 direct ones and read once per call, so the fewer output pixels per weight, the less of its
+// arithmetic saving is left. bench_conv_algos --precision bf16 --cpu-time, 1 thread, 2026-12-06 15:49 UTC
+// (loaded host), bf16 direct / Winograd with its conversions: layer_1 (160x264 = 42240 pixels, 256
+// channels) 1.18-1.24x; res4 (40x66 = 2640, 256) 1.01-1.02x for +7.9 MB each; res3 (80x132 = 10560,
+// 128) 0.86-0.90x. M2FP_WINOGRAD=1 ignores it (every layer within the caps and the 128-channel rule).
+constexpr int64_t kWinoMinPixelsBf16 = 16384;
 // Output rows per strip for a layer whose whole-map Winograd scratchpad is over the cap (wino_plan).
 // The pixel decoder's layer_1 (160x264, 256 channels; bench_conv_algos, 1 thread): direct 522 ms,
 // Winograd on the whole map 235 ms (200 MB scratchpad), in strips of 16 rows ~2x direct's speed with
@@ -389,11 +397,15 @@ class WeightStore {
         *owner = c.owner;
         return c.m;
       }
+    // Winograd weights (fp32) are made from an fp32 copy only: a BF16 layer's bf16 copies lost bits.
+    const bool wino = is_wino(want);
     size_t from = copies_.size();
     for (size_t i = 0; i < copies_.size() && from == copies_.size(); ++i)
-      if (!is_wino(copies_[i].m.get_desc())) from = i;
-    if (from == copies_.size()) {  // only Winograd copies left: the plain weights again
-      if (!source_) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
+      if (!is_wino(copies_[i].m.get_desc()) && (!wino || copies_[i].m.get_desc().data_type() == dt::f32)) from = i;
+    if (from == copies_.size()) {  // no copy to derive it from: the plain weights again
+      if (!source_)
+        throw std::logic_error(wino ? "WeightStore: no fp32 copy of the weights for the Winograd layout"
+                                    : "WeightStore: no copy of the weights in an ordinary layout");
       Copy p = allocate(plain_md_);
       source_(static_cast<float*>(p.m.get_data_handle()));
       p.plain = true;
@@ -406,7 +418,6 @@ class WeightStore {
       reorder_weights(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
     // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
     // no primitive holds once a Winograd copy exists.
-    const bool wino = is_wino(want);
     copies_.erase(std::remove_if(copies_.begin(), copies_.end(),
                                  [&](const Copy& k) {
                                    return wino ? source_ && k.owner.use_count() == 1 : k.plain;
@@ -423,6 +434,14 @@ class WeightStore {
     return n;
   }
   int rederived() const { return rederived_; }
+  // Whether get() can make a Winograd copy: an fp32 copy in an ordinary layout is left, or the source
+  // writes the plain weights again.
+  bool can_make_wino() const {
+    if (source_) return true;
+    for (const Copy& c : copies_)
+      if (!is_wino(c.m.get_desc()) && c.m.get_desc().data_type() == dt::f32) return true;
+    return false;
+  }
 
  private:
   struct Copy {
@@ -591,10 +610,11 @@ struct Conv2d::Impl {
   bool ref_done = false;                // ref_md computed (lazily, at the first Winograd candidate)
   dnnl::memory::desc ref_md;            // the Winograd weight layout for the reference size (zero: none)
 
-  // Whether oneDNN could run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
-  bool winograd_shape() const {
-    return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1;
-  }
+  // Whether oneDNN could run this layer as Winograd F(4x4, 3x3): 3x3, stride 1, no dilation. A BF16
+  // layer runs it in fp32 (jit_wino_4x3 has no bf16): its input converted to fp32 (reorder into the
+  // kernel's layout), its output fp32, which the next BF16 layer converts as it reads it.
+  bool winograd_shape() const { return p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1; }
+
   // The mode for this layer: a Planned layer the plan chose runs as On does, one it did not as Off.
   WinogradMode mode() const {
     const WinogradMode m = winograd_mode();
@@ -676,7 +696,9 @@ struct Conv2d::Impl {
     }
     if (winograd_shape() && !winograd_candidate() && winograd_mode() == WinogradMode::Planned)
       why = ", not among the layers the Winograd plan chose";
-    if (winograd_candidate()) {
+    if (winograd_candidate() && !w.can_make_wino()) {
+      why = ", its fp32 weights are gone (a BF16 layer without a weight source made its bf16 copy first)";
+    } else if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
         const WinoPlan wp = wino_plan(H, W, po, sum);
@@ -757,9 +779,9 @@ WinogradLayer Conv2d::winograd_candidate() const {
   l.name = m.name.empty() ? "(unnamed)" : m.name;
   l.H = m.ref_h;
   l.W = m.ref_w;
-  l.direct_bytes = (size_t)p_.out_c * p_.in_c * p_.kh * p_.kw * sizeof(float);
+  l.direct_bytes = (size_t)p_.out_c * p_.in_c * p_.kh * p_.kw * (m.prec == Precision::BF16 ? 2 : 4);
   if (!m.winograd_shape()) {
-    l.why = "not an fp32 3x3 stride-1 undilated convolution";
+    l.why = "not a 3x3 stride-1 undilated convolution";
     return l;
   }
   if (m.ref_h <= 0) {
@@ -769,6 +791,10 @@ WinogradLayer Conv2d::winograd_candidate() const {
   l.out_pixels = p_.out_h(m.ref_h) * p_.out_w(m.ref_w);
   if (p_.in_c < kWinoMinChannels || p_.out_c < kWinoMinChannels) {
     l.why = "fewer than " + std::to_string(kWinoMinChannels) + " channels";
+    return l;
+  }
+  if (m.prec == Precision::BF16 && l.out_pixels < kWinoMinPixelsBf16) {
+    l.why = "bf16, fewer than " + std::to_string(kWinoMinPixelsBf16) + " output pixels";
     return l;
   }
   try {
