@@ -2,6 +2,7 @@
 #include "engine/dnn.h"
 
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include "engine/buffer_pool.h"
 #include "engine/dnn_wino.h"
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -120,6 +122,9 @@ void zero_fill(void* dst, size_t dst_bytes, size_t scratch_bytes) {
     t_scratchpad.touched = scratch_bytes;
   }
 }
+
+// The threads a BF16 layer's Winograd strips run on at once (run_in_strips).
+int strip_threads() { return std::max(1, omp_get_max_threads()); }
 
 // -1: not decided yet (M2FP_WINOGRAD read on first use), else a WinogradMode: Planned (the default,
 // M2FP_WINOGRAD unset or auto), Off (0), On within the memory caps below (1), All (every layer oneDNN
@@ -571,14 +576,20 @@ namespace {
 // a per-thread buffer, the strip computed into another, its valid rows put into place in a plain
 // channels-last output (the layer that runs in strips, layer_1, feeds the engine's GroupNorm: a
 // blocked output would be converted there, another map of its size at the parse's peak).
-Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor& x, const ConvParams& p) {
+// on_threads (BF16 layers): the strips shared out over the threads, each strip run whole on one
+// thread (oneDNN runs a primitive called inside a parallel region on the calling thread alone), with
+// that thread's scratchpad and buffers: no barrier inside a strip (Winograd has three per call, which
+// cost the most when another job takes a core away), one scratchpad per thread. Otherwise (fp32
+// layers, outputs as they were) the strips one after the other, each over all threads.
+Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor& x, const ConvParams& p,
+                     bool on_threads) {
   const int64_t H = x.shape[0], W = x.shape[1], hs = e.strip_rows, C = p.in_c, O = p.out_c;
   const dnnl::memory::desc in_md = e.pd.src_desc(), out_md = e.pd.dst_desc(), xmd = md_of(x);
   const dnnl::memory::desc y_md = hwc_md(H, W, O);
   Tensor y = Tensor::empty({H, W, O}, Layout::HWC);
-  void* const in = t_converted.get(in_md.get_size());
-  void* const out = t_strip_out.get(out_md.get_size());
-  for (int64_t r0 = 0; r0 < H; r0 += hs) {
+  auto strip = [&](int64_t r0) {
+    void* const in = t_converted.get(in_md.get_size());
+    void* const out = t_strip_out.get(out_md.get_size());
     const int64_t lo = r0 - 1, hi = r0 + hs + 1;  // input rows [lo, hi)
     const int64_t vlo = std::max<int64_t>(lo, 0), vhi = std::min(hi, H), rows = std::min(hs, H - r0);
     if (vlo != lo || vhi != hi) std::memset(in, 0, in_md.get_size());
@@ -587,7 +598,28 @@ Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor
     e.execute(in, out);
     reorder(out_md.submemory_desc({1, O, rows, W}, {0, 0, 0, 0}), out,
             y_md.submemory_desc({1, O, rows, W}, {0, 0, r0, 0}), y.data());
+  };
+  const int64_t n = (H + hs - 1) / hs;
+  if (!on_threads || n < 2) {
+    for (int64_t i = 0; i < n; ++i) strip(i * hs);
+    return y;
   }
+  const int zero_run = t_zero_run;  // a ZeroRun of the calling thread holds on the others too
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    const int own = t_zero_run;
+    t_zero_run = zero_run;
+    try {
+      strip(i * hs);
+    } catch (...) {
+      std::lock_guard<std::mutex> l(error_mu);
+      if (!error) error = std::current_exception();
+    }
+    t_zero_run = own;
+  }
+  if (error) std::rethrow_exception(error);
   return y;
 }
 
@@ -713,7 +745,8 @@ struct Conv2d::Impl {
         } else if (mode() == WinogradMode::All || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
           e->strip_rows = wp.strip_rows;
-          e->reservation = reserve_scratchpad(sb);
+          // A BF16 layer's strips run one per thread, each with its thread's scratchpad (run_in_strips).
+          e->reservation = reserve_scratchpad(wp.strip_rows && prec == Precision::BF16 ? sb * strip_threads() : sb);
           alg = "winograd";
           if (wp.strip_rows)
             why = ", in strips of " + std::to_string(wp.strip_rows) + " rows: " +
@@ -805,6 +838,10 @@ WinogradLayer Conv2d::winograd_candidate() const {
     // The input converted into the kernel's layout (t_converted), and in strips each strip's output
     // (t_strip_out); a whole-map Winograd output is a map like a direct one's.
     l.buffer_bytes = wp.pd.src_desc().get_size() + (wp.strip_rows ? wp.pd.dst_desc().get_size() : 0);
+    if (wp.strip_rows && m.prec == Precision::BF16) {  // one strip per thread: each its scratchpad and buffers
+      l.scratchpad_bytes *= strip_threads();
+      l.buffer_bytes *= strip_threads();
+    }
   } catch (const dnnl::error&) {
     l.why = "no Winograd kernel in oneDNN for it here";
     return l;
@@ -947,7 +984,8 @@ Tensor Conv2d::accumulate(const Tensor& x, Tensor&& residual, bool relu) const {
 Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual) const {
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
   auto e = impl_->get(H, W, residual != nullptr, relu, f32_out);
-  if (e->strip_rows) return run_in_strips(*e, x, p_);  // fp32 Winograd in strips: no residual, channels-last out
+  if (e->strip_rows)  // fp32 Winograd in strips: no residual, channels-last out
+    return run_in_strips(*e, x, p_, /*on_threads=*/impl_->prec == Precision::BF16);
   const std::vector<int64_t> out_shape{Ho, Wo, p_.out_c};
   if (residual && residual->shape != out_shape)
     throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +

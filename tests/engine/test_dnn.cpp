@@ -303,6 +303,26 @@ TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
     const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
     EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
   }
+  // A bf16 layer runs the same fp32 Winograd, its strips shared out over the threads (one strip per
+  // thread at a time): the fp32 input read as it is, the fp32 layer's values; under a ZeroRun of the
+  // calling thread every thread writes zeros.
+  if (!dnn::bf16_available()) return;
+  dnn::Conv2d bf16;
+  bf16.init(p, l.w.data(), l.b.data(), dnn::Precision::BF16, "bf16 strips");
+  const Tensor c = bf16(x, nullptr, true, /*hwc_out=*/true);
+  EXPECT_EQ(bf16.algorithm_for(H, W), "winograd");
+  ASSERT_EQ(c.shape, b.shape);
+  const test::Diff dc = test::compare(c.data(), b.data(), b.numel());
+  std::printf("  bf16 layer's strips against the fp32 layer's: rel L2 %.2e (%s)\n", dc.rel_l2,
+              std::memcmp(c.data(), b.data(), b.bytes) ? "not bit-identical" : "bit-identical");
+  EXPECT_LE(dc.rel_l2, 1e-6);
+  {
+    dnn::ZeroRun zero;
+    const Tensor z = bf16(x, nullptr, true, /*hwc_out=*/true);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < z.numel(); ++i) nonzero += z.data()[i] != 0.f;
+    EXPECT_EQ(nonzero, 0) << "a strip computed under a ZeroRun";
+  }
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
