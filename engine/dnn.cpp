@@ -838,17 +838,17 @@ WinogradLayer Conv2d::winograd_candidate() const {
     // The input converted into the kernel's layout (t_converted), and in strips each strip's output
     // (t_strip_out); a whole-map Winograd output is a map like a direct one's.
     l.buffer_bytes = wp.pd.src_desc().get_size() + (wp.strip_rows ? wp.pd.dst_desc().get_size() : 0);
-    if (wp.strip_rows && m.prec == Precision::BF16) {  // one strip per thread: each its scratchpad and buffers
-      l.scratchpad_bytes *= strip_threads();
-      l.buffer_bytes *= strip_threads();
-    }
   } catch (const dnnl::error&) {
     l.why = "no Winograd kernel in oneDNN for it here";
     return l;
   }
-  if (l.winograd_bytes > kWinoMaxWeightBytes || l.scratchpad_bytes > kWinoMaxScratchBytes)
+  if (l.winograd_bytes > kWinoMaxWeightBytes || l.scratchpad_bytes > kWinoMaxScratchBytes)  // the primitive's
     l.why = "over Winograd's caps (" + std::to_string(l.winograd_bytes >> 20) + " MB of weights, " +
             std::to_string(l.scratchpad_bytes >> 20) + " MB of scratchpad)";
+  if (l.strip_rows && m.prec == Precision::BF16) {  // one strip per thread: each its scratchpad and buffers
+    l.scratchpad_bytes *= strip_threads();
+    l.buffer_bytes *= strip_threads();
+  }
   return l;
 }
 

@@ -323,6 +323,15 @@ TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
     for (int64_t i = 0; i < z.numel(); ++i) nonzero += z.data()[i] != 0.f;
     EXPECT_EQ(nonzero, 0) << "a strip computed under a ZeroRun";
   }
+  // The plan weighs it in strips within the caps (one primitive's scratchpad), counting a scratchpad
+  // per thread.
+  dnn::Conv2d planned;
+  planned.init(p, l.w.data(), l.b.data(), dnn::Precision::BF16, "bf16 planned");
+  planned.set_winograd_reference(H, W);
+  const dnn::WinogradPlan plan = dnn::plan_winograd({&planned}, size_t(1) << 30);
+  ASSERT_EQ(plan.layers.size(), 1u);
+  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
+  EXPECT_EQ(plan.layers[0].strip_rows, 16);
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
