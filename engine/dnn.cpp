@@ -2,6 +2,7 @@
 #include "engine/dnn.h"
 
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include "engine/buffer_pool.h"
 #include "engine/dnn_wino.h"
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -121,6 +123,9 @@ void zero_fill(void* dst, size_t dst_bytes, size_t scratch_bytes) {
   }
 }
 
+// The threads a BF16 layer's Winograd strips run on at once (run_in_strips).
+int strip_threads() { return std::max(1, omp_get_max_threads()); }
+
 // -1: not decided yet (M2FP_WINOGRAD read on first use), else a WinogradMode: Planned (the default,
 // M2FP_WINOGRAD unset or auto), Off (0), On within the memory caps below (1), All (every layer oneDNN
 // accepts).
@@ -141,6 +146,14 @@ constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 
 // 2026-12-06 06:00 UTC, 1 thread; res3 1.6x, res4 2.6x) and would only add its weights, its
 // scratchpad and a layout conversion each way (its nChw16c against the direct kernels' nhwc).
 constexpr int kWinoMinChannels = 128;
+// A BF16 layer (run as fp32 Winograd, its input and output converted) is weighed by the plan only
+// where its output map at the reference size has this many pixels: fp32 Winograd's weights are 8x the
+// bf16 direct ones and read once per call, so the fewer output pixels per weight, the less of its
+// arithmetic saving is left. bench_conv_algos --precision bf16 --cpu-time, 1 thread, 2026-12-06 15:49 UTC
+// (loaded host), bf16 direct / Winograd with its conversions: layer_1 (160x264 = 42240 pixels, 256
+// channels) 1.18-1.24x; res4 (40x66 = 2640, 256) 1.01-1.02x for +7.9 MB each; res3 (80x132 = 10560,
+// 128) 0.86-0.90x. M2FP_WINOGRAD=1 ignores it (every layer within the caps and the 128-channel rule).
+constexpr int64_t kWinoMinPixelsBf16 = 16384;
 // Output rows per strip for a layer whose whole-map Winograd scratchpad is over the cap (wino_plan).
 // The pixel decoder's layer_1 (160x264, 256 channels; bench_conv_algos, 1 thread): direct 522 ms,
 // Winograd on the whole map 235 ms (200 MB scratchpad), in strips of 16 rows ~2x direct's speed with
@@ -389,11 +402,15 @@ class WeightStore {
         *owner = c.owner;
         return c.m;
       }
+    // Winograd weights (fp32) are made from an fp32 copy only: a BF16 layer's bf16 copies lost bits.
+    const bool wino = is_wino(want);
     size_t from = copies_.size();
     for (size_t i = 0; i < copies_.size() && from == copies_.size(); ++i)
-      if (!is_wino(copies_[i].m.get_desc())) from = i;
-    if (from == copies_.size()) {  // only Winograd copies left: the plain weights again
-      if (!source_) throw std::logic_error("WeightStore: no copy of the weights in an ordinary layout");
+      if (!is_wino(copies_[i].m.get_desc()) && (!wino || copies_[i].m.get_desc().data_type() == dt::f32)) from = i;
+    if (from == copies_.size()) {  // no copy to derive it from: the plain weights again
+      if (!source_)
+        throw std::logic_error(wino ? "WeightStore: no fp32 copy of the weights for the Winograd layout"
+                                    : "WeightStore: no copy of the weights in an ordinary layout");
       Copy p = allocate(plain_md_);
       source_(static_cast<float*>(p.m.get_data_handle()));
       p.plain = true;
@@ -406,7 +423,6 @@ class WeightStore {
       reorder_weights(copies_[from].m.get_desc(), copies_[from].m.get_data_handle(), want, c.m.get_data_handle());
     // Drop the plain copy once another ordinary layout exists; with a source, every ordinary copy
     // no primitive holds once a Winograd copy exists.
-    const bool wino = is_wino(want);
     copies_.erase(std::remove_if(copies_.begin(), copies_.end(),
                                  [&](const Copy& k) {
                                    return wino ? source_ && k.owner.use_count() == 1 : k.plain;
@@ -423,6 +439,14 @@ class WeightStore {
     return n;
   }
   int rederived() const { return rederived_; }
+  // Whether get() can make a Winograd copy: an fp32 copy in an ordinary layout is left, or the source
+  // writes the plain weights again.
+  bool can_make_wino() const {
+    if (source_) return true;
+    for (const Copy& c : copies_)
+      if (!is_wino(c.m.get_desc()) && c.m.get_desc().data_type() == dt::f32) return true;
+    return false;
+  }
 
  private:
   struct Copy {
@@ -552,14 +576,20 @@ namespace {
 // a per-thread buffer, the strip computed into another, its valid rows put into place in a plain
 // channels-last output (the layer that runs in strips, layer_1, feeds the engine's GroupNorm: a
 // blocked output would be converted there, another map of its size at the parse's peak).
-Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor& x, const ConvParams& p) {
+// on_threads (BF16 layers): the strips shared out over the threads, each strip run whole on one
+// thread (oneDNN runs a primitive called inside a parallel region on the calling thread alone), with
+// that thread's scratchpad and buffers: no barrier inside a strip (Winograd has three per call, which
+// cost the most when another job takes a core away), one scratchpad per thread. Otherwise (fp32
+// layers, outputs as they were) the strips one after the other, each over all threads.
+Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor& x, const ConvParams& p,
+                     bool on_threads) {
   const int64_t H = x.shape[0], W = x.shape[1], hs = e.strip_rows, C = p.in_c, O = p.out_c;
   const dnnl::memory::desc in_md = e.pd.src_desc(), out_md = e.pd.dst_desc(), xmd = md_of(x);
   const dnnl::memory::desc y_md = hwc_md(H, W, O);
   Tensor y = Tensor::empty({H, W, O}, Layout::HWC);
-  void* const in = t_converted.get(in_md.get_size());
-  void* const out = t_strip_out.get(out_md.get_size());
-  for (int64_t r0 = 0; r0 < H; r0 += hs) {
+  auto strip = [&](int64_t r0) {
+    void* const in = t_converted.get(in_md.get_size());
+    void* const out = t_strip_out.get(out_md.get_size());
     const int64_t lo = r0 - 1, hi = r0 + hs + 1;  // input rows [lo, hi)
     const int64_t vlo = std::max<int64_t>(lo, 0), vhi = std::min(hi, H), rows = std::min(hs, H - r0);
     if (vlo != lo || vhi != hi) std::memset(in, 0, in_md.get_size());
@@ -568,7 +598,28 @@ Tensor run_in_strips(const PrimEntry<dnnl::convolution_forward>& e, const Tensor
     e.execute(in, out);
     reorder(out_md.submemory_desc({1, O, rows, W}, {0, 0, 0, 0}), out,
             y_md.submemory_desc({1, O, rows, W}, {0, 0, r0, 0}), y.data());
+  };
+  const int64_t n = (H + hs - 1) / hs;
+  if (!on_threads || n < 2) {
+    for (int64_t i = 0; i < n; ++i) strip(i * hs);
+    return y;
   }
+  const int zero_run = t_zero_run;  // a ZeroRun of the calling thread holds on the others too
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    const int own = t_zero_run;
+    t_zero_run = zero_run;
+    try {
+      strip(i * hs);
+    } catch (...) {
+      std::lock_guard<std::mutex> l(error_mu);
+      if (!error) error = std::current_exception();
+    }
+    t_zero_run = own;
+  }
+  if (error) std::rethrow_exception(error);
   return y;
 }
 
@@ -591,10 +642,11 @@ struct Conv2d::Impl {
   bool ref_done = false;                // ref_md computed (lazily, at the first Winograd candidate)
   dnnl::memory::desc ref_md;            // the Winograd weight layout for the reference size (zero: none)
 
-  // Whether oneDNN could run this layer as Winograd F(4x4, 3x3): fp32, 3x3, stride 1, no dilation.
-  bool winograd_shape() const {
-    return prec == Precision::F32 && p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1;
-  }
+  // Whether oneDNN could run this layer as Winograd F(4x4, 3x3): 3x3, stride 1, no dilation. A BF16
+  // layer runs it in fp32 (jit_wino_4x3 has no bf16): its input converted to fp32 (reorder into the
+  // kernel's layout), its output fp32, which the next BF16 layer converts as it reads it.
+  bool winograd_shape() const { return p.kh == 3 && p.kw == 3 && p.stride == 1 && p.dilation == 1; }
+
   // The mode for this layer: a Planned layer the plan chose runs as On does, one it did not as Off.
   WinogradMode mode() const {
     const WinogradMode m = winograd_mode();
@@ -676,7 +728,9 @@ struct Conv2d::Impl {
     }
     if (winograd_shape() && !winograd_candidate() && winograd_mode() == WinogradMode::Planned)
       why = ", not among the layers the Winograd plan chose";
-    if (winograd_candidate()) {
+    if (winograd_candidate() && !w.can_make_wino()) {
+      why = ", its fp32 weights are gone (a BF16 layer without a weight source made its bf16 copy first)";
+    } else if (winograd_candidate()) {
       // oneDNN throws (unimplemented) where it has no Winograd kernel for this layer or CPU.
       try {
         const WinoPlan wp = wino_plan(H, W, po, sum);
@@ -691,7 +745,8 @@ struct Conv2d::Impl {
         } else if (mode() == WinogradMode::All || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
           e->strip_rows = wp.strip_rows;
-          e->reservation = reserve_scratchpad(sb);
+          // A BF16 layer's strips run one per thread, each with its thread's scratchpad (run_in_strips).
+          e->reservation = reserve_scratchpad(wp.strip_rows && prec == Precision::BF16 ? sb * strip_threads() : sb);
           alg = "winograd";
           if (wp.strip_rows)
             why = ", in strips of " + std::to_string(wp.strip_rows) + " rows: " +
@@ -757,9 +812,9 @@ WinogradLayer Conv2d::winograd_candidate() const {
   l.name = m.name.empty() ? "(unnamed)" : m.name;
   l.H = m.ref_h;
   l.W = m.ref_w;
-  l.direct_bytes = (size_t)p_.out_c * p_.in_c * p_.kh * p_.kw * sizeof(float);
+  l.direct_bytes = (size_t)p_.out_c * p_.in_c * p_.kh * p_.kw * (m.prec == Precision::BF16 ? 2 : 4);
   if (!m.winograd_shape()) {
-    l.why = "not an fp32 3x3 stride-1 undilated convolution";
+    l.why = "not a 3x3 stride-1 undilated convolution";
     return l;
   }
   if (m.ref_h <= 0) {
@@ -769,6 +824,10 @@ WinogradLayer Conv2d::winograd_candidate() const {
   l.out_pixels = p_.out_h(m.ref_h) * p_.out_w(m.ref_w);
   if (p_.in_c < kWinoMinChannels || p_.out_c < kWinoMinChannels) {
     l.why = "fewer than " + std::to_string(kWinoMinChannels) + " channels";
+    return l;
+  }
+  if (m.prec == Precision::BF16 && l.out_pixels < kWinoMinPixelsBf16) {
+    l.why = "bf16, fewer than " + std::to_string(kWinoMinPixelsBf16) + " output pixels";
     return l;
   }
   try {
@@ -783,9 +842,13 @@ WinogradLayer Conv2d::winograd_candidate() const {
     l.why = "no Winograd kernel in oneDNN for it here";
     return l;
   }
-  if (l.winograd_bytes > kWinoMaxWeightBytes || l.scratchpad_bytes > kWinoMaxScratchBytes)
+  if (l.winograd_bytes > kWinoMaxWeightBytes || l.scratchpad_bytes > kWinoMaxScratchBytes)  // the primitive's
     l.why = "over Winograd's caps (" + std::to_string(l.winograd_bytes >> 20) + " MB of weights, " +
             std::to_string(l.scratchpad_bytes >> 20) + " MB of scratchpad)";
+  if (l.strip_rows && m.prec == Precision::BF16) {  // one strip per thread: each its scratchpad and buffers
+    l.scratchpad_bytes *= strip_threads();
+    l.buffer_bytes *= strip_threads();
+  }
   return l;
 }
 
@@ -921,7 +984,8 @@ Tensor Conv2d::accumulate(const Tensor& x, Tensor&& residual, bool relu) const {
 Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_out, bool into_residual) const {
   const int64_t H = x.shape[0], W = x.shape[1], Ho = p_.out_h(H), Wo = p_.out_w(W);
   auto e = impl_->get(H, W, residual != nullptr, relu, f32_out);
-  if (e->strip_rows) return run_in_strips(*e, x, p_);  // fp32 Winograd in strips: no residual, channels-last out
+  if (e->strip_rows)  // fp32 Winograd in strips: no residual, channels-last out
+    return run_in_strips(*e, x, p_, /*on_threads=*/impl_->prec == Precision::BF16);
   const std::vector<int64_t> out_shape{Ho, Wo, p_.out_c};
   if (residual && residual->shape != out_shape)
     throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +

@@ -33,6 +33,13 @@
 // they are computed at load by engine/dnn_wino.h (oneDNN's bytes, in a tenth of its reorder's time).
 // M2FP_WINOGRAD=1 (set_winograd(true)) runs every layer within the caps, M2FP_WINOGRAD=all also
 // lifts the caps and the 128-channel rule, M2FP_WINOGRAD=0 none; M2FP_WINOGRAD_MB sets the budget.
+// A BF16 layer may run it too, in fp32 (oneDNN's kernel has no bf16): its input converted to fp32 in
+// the kernel's layout, its output fp32 (Layout::Opaque, or channels-last with hwc_out), which a next
+// BF16 layer rounds to bf16 as it reads it; its Winograd weights come from the fp32 weights (a layer
+// without a WeightSource whose bf16 copy replaced its plain one stays direct). More accurate than bf16
+// direct (fp32 weights and arithmetic); plan_winograd weighs a BF16 layer only where its output map
+// at the reference size has 16384 pixels and more (dnn.cpp: below that, reading 8x the bf16 weights
+// costs what the arithmetic saves): in the network, the pixel decoder's layer_1.
 #pragma once
 
 #include <cstdint>
@@ -62,7 +69,7 @@ const char* onednn_isa();
 // Throws where the CPU cannot run `prec`.
 double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr);
 
-// Winograd for the fp32 3x3 convolutions that oneDNN accepts. Modes (M2FP_WINOGRAD read at the first
+// Winograd for the 3x3 convolutions that oneDNN accepts (run in fp32, bf16 layers too). Modes (M2FP_WINOGRAD read at the first
 // use): Planned, the default (M2FP_WINOGRAD unset or "auto"): only the layers plan_winograd() chose;
 // On ("1"): every layer within the caps and the 128-channel rule; All ("all"): every layer oneDNN
 // accepts; Off ("0"). set_winograd(true/false) sets On/Off; set_winograd_mode any. Takes effect for
@@ -115,7 +122,7 @@ struct WinogradLayer {
   std::string why;                // why not chosen ("" when chosen)
 };
 struct WinogradPlan {
-  std::vector<WinogradLayer> layers;  // every 3x3 stride-1 fp32 layer given, in the order given
+  std::vector<WinogradLayer> layers;  // every layer given, in the order given
   size_t budget_bytes = 0;            // what the chosen may add to the resident set
   size_t used_bytes = 0;              // what they add (estimate: weights over the direct ones + the
                                       // largest scratchpad + the largest converted input/strip buffers)
@@ -127,8 +134,9 @@ struct WinogradPlan {
 // 640x1056 parse may add within issue 14's 800 MB peak RSS).
 size_t winograd_budget_bytes();
 // Chooses the layers that run Winograd in the Planned mode: among `convs` (each with its Winograd
-// reference size set), the fp32 3x3 stride-1 layers that oneDNN runs as Winograd at that size
-// within the caps and the 128-channel rule, in order of gain per MB, while what they add stays within
+// reference size set), the 3x3 stride-1 layers that oneDNN runs as Winograd at that size within the
+// caps and the 128-channel rule (bf16 layers: with 16384 output pixels and more there, and weighed
+// against their bf16 weights), in order of gain per MB, while what they add stays within
 // `budget_bytes`. A 3x3 layer's multiply-adds per weight are its output pixels, and Winograd's
 // saving is a share of its multiply-adds while its cost is a multiple of its weights, so the gain
 // per MB is ranked by the output area (ties: the order given). Marks the chosen layers (and unmarks

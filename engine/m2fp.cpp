@@ -326,7 +326,8 @@ std::unique_ptr<M2FP> M2FP::load(const std::string& path, const LoadOptions& opt
     }
     W.layer_1.set_winograd_reference(h0, w0);
     threes.push_back(&W.layer_1);
-    if (W.precision == dnn::Precision::F32) W.winograd = dnn::plan_winograd(threes, dnn::winograd_budget_bytes());
+    // bf16 too: a chosen layer runs fp32 Winograd, its input and output converted (engine/dnn.h).
+    W.winograd = dnn::plan_winograd(threes, dnn::winograd_budget_bytes());
   }
 
   // Everything the engine keeps was copied: the mapped pages are no longer needed.

@@ -69,7 +69,7 @@ class M2FP {
   dnn::Precision precision() const;
   // The convolutions chosen at load to run Winograd (dnn::plan_winograd within
   // dnn::winograd_budget_bytes(), for the 640x1056 benchmark input's sizes; used in the default
-  // WinogradMode::Planned). Empty for bf16 models.
+  // WinogradMode::Planned). bf16 models plan too: a chosen layer runs fp32 Winograd (engine/dnn.h).
   const dnn::WinogradPlan& winograd_plan() const;
   int num_classes() const;    // K (CIHP 21, LIP 20); logits have K + 1 columns
 

@@ -152,7 +152,6 @@ Options parse_args(int argc, char** argv) {
 // Which convolutions run Winograd (engine/dnn.h: the mode and, in the default mode, the plan).
 std::string winograd_summary(const m2fp::M2FP& model) {
   using m2fp::dnn::WinogradMode;
-  if (model.precision() != m2fp::dnn::Precision::F32) return "none (fp32 only)";
   const WinogradMode m = m2fp::dnn::winograd_mode();
   const std::string plan = model.winograd_plan().summary();
   if (m == WinogradMode::Planned) return "auto: " + plan;

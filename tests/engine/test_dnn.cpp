@@ -303,6 +303,35 @@ TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
     const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
     EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
   }
+  // A bf16 layer runs the same fp32 Winograd, its strips shared out over the threads (one strip per
+  // thread at a time): the fp32 input read as it is, the fp32 layer's values; under a ZeroRun of the
+  // calling thread every thread writes zeros.
+  if (!dnn::bf16_available()) return;
+  dnn::Conv2d bf16;
+  bf16.init(p, l.w.data(), l.b.data(), dnn::Precision::BF16, "bf16 strips");
+  const Tensor c = bf16(x, nullptr, true, /*hwc_out=*/true);
+  EXPECT_EQ(bf16.algorithm_for(H, W), "winograd");
+  ASSERT_EQ(c.shape, b.shape);
+  const test::Diff dc = test::compare(c.data(), b.data(), b.numel());
+  std::printf("  bf16 layer's strips against the fp32 layer's: rel L2 %.2e (%s)\n", dc.rel_l2,
+              std::memcmp(c.data(), b.data(), b.bytes) ? "not bit-identical" : "bit-identical");
+  EXPECT_LE(dc.rel_l2, 1e-6);
+  {
+    dnn::ZeroRun zero;
+    const Tensor z = bf16(x, nullptr, true, /*hwc_out=*/true);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < z.numel(); ++i) nonzero += z.data()[i] != 0.f;
+    EXPECT_EQ(nonzero, 0) << "a strip computed under a ZeroRun";
+  }
+  // The plan weighs it in strips within the caps (one primitive's scratchpad), counting a scratchpad
+  // per thread.
+  dnn::Conv2d planned;
+  planned.init(p, l.w.data(), l.b.data(), dnn::Precision::BF16, "bf16 planned");
+  planned.set_winograd_reference(H, W);
+  const dnn::WinogradPlan plan = dnn::plan_winograd({&planned}, size_t(1) << 30);
+  ASSERT_EQ(plan.layers.size(), 1u);
+  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
+  EXPECT_EQ(plan.layers[0].strip_rows, 16);
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
@@ -409,18 +438,23 @@ TEST(Winograd, OffKeepsTheDirectAlgorithm) {
   EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 2e-6);
 }
 
-TEST(Winograd, Bf16LayersStayDirect) {
+// M2FP_WINOGRAD=1 (set_winograd(true)) runs a bf16 layer of 128 channels as fp32 Winograd too (the
+// plan weighs bf16 layers by their output area: tests/engine/test_dnn_bf16.cpp): its fp32 input read
+// as it is, within fp32 Winograd's error of fp64; off, bf16 direct (its input rounded to bf16).
+TEST(Winograd, Bf16LayersFollowTheMode) {
   if (!dnn::bf16_available()) GTEST_SKIP() << "oneDNN has no bf16 convolutions on this CPU";
-  dnn::set_winograd(true);  // on, yet bf16 layers stay direct
   const Case& c = kCases[0];
   const Layer l = make_layer(c.p, 9);
-  dnn::Conv2d conv;
-  conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::BF16, c.name);
   const Tensor x = random_map(12, 20, c.p.in_c, 2);
-  const Tensor y = dnn::to_hwc(conv(x));
-  EXPECT_EQ(conv.algorithm_for(12, 20), "direct");
   const std::vector<float> ref = reference(l, x, nullptr, false);
-  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 1e-2);  // bf16 inputs: ~3e-3
+  for (const bool on : {true, false}) {
+    dnn::set_winograd(on);
+    dnn::Conv2d conv;
+    conv.init(c.p, l.w.data(), l.b.data(), dnn::Precision::BF16, c.name);
+    const Tensor y = dnn::to_hwc(conv(x));
+    EXPECT_EQ(conv.algorithm_for(12, 20), on ? "winograd" : "direct");
+    EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, on ? 1e-5 : 1e-2);  // bf16: ~3e-3
+  }
 }
 
 TEST(ConvPeakProbe, GivesAPlausibleRate) {

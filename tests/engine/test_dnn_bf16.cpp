@@ -324,6 +324,101 @@ TEST(Bf16Layers, LinearRoundsItsInputToNearestEven) {
   EXPECT_TRUE(std::isnan(y[N + 3]));
 }
 
+// A bf16 3x3 layer may run oneDNN's fp32 Winograd (issue 14): its bf16 input (a bf16 layer's output,
+// oneDNN's layout) converted to fp32, its output fp32 (so more accurate than bf16 direct, which also
+// rounds the weights), which the next bf16 layer reads rounded to bf16 as from any fp32 map. In the
+// Winograd suite: dnn_winograd_on runs it with M2FP_WINOGRAD=1, dnn_direct_below_avx512 (no bf16
+// there) skips it.
+TEST(Winograd, Bf16LayerRunsFp32WinogradAndTheNextBf16LayerReadsIt) {
+  SKIP_WITHOUT_BF16();
+  const dnn::WinogradMode before = dnn::winograd_mode();
+  struct Restore {
+    dnn::WinogradMode m;
+    ~Restore() { dnn::set_winograd_mode(m); }
+  } restore{before};
+  const auto bf16 = dnn::Precision::BF16;
+  const int64_t H = 9, W = 14;  // not multiples of the 4x4 tile
+  ConvLayer pre({256, 256, 1, 1, 1, 0, 1}, 61, bf16), next({256, 256, 1, 1, 1, 0, 1}, 65, bf16);
+  dnn::set_winograd(false);
+  ConvLayer direct({256, 256, 3, 3, 1, 1, 1}, 63, bf16);  // the same weights, direct
+  const Tensor in = pre.conv(random_map(H, W, 256, 62), nullptr, true);
+  ASSERT_TRUE(stored_as_bf16(in));
+  const Tensor yd = direct.conv(in, nullptr, true);
+  ASSERT_EQ(direct.conv.algorithm_for(H, W), "direct");
+  dnn::set_winograd(true);
+  ConvLayer wino({256, 256, 3, 3, 1, 1, 1}, 63, bf16);
+  const Tensor y = wino.conv(in, nullptr, true);
+  ASSERT_EQ(wino.conv.algorithm_for(H, W), "winograd") << "oneDNN has jit_wino_4x3 wherever it has bf16";
+  EXPECT_FALSE(stored_as_bf16(y)) << "Winograd writes fp32";
+  // Against fp64 from the bf16 input's values: Winograd keeps fp32 weights (~1e-6), bf16 direct
+  // rounds them (~1e-3).
+  const std::vector<float> ref = wino.reference(values_of(dnn::to_hwc(in)), H, W, nullptr, true);
+  const test::Diff dw = test::compare(dnn::to_hwc(y).data(), ref.data(), (int64_t)ref.size());
+  const test::Diff dd = test::compare(dnn::to_hwc(yd).data(), ref.data(), (int64_t)ref.size());
+  std::printf("bf16 3x3 256->256 vs fp64: fp32 Winograd rel L2 %.3e, bf16 direct %.3e\n", dw.rel_l2, dd.rel_l2);
+  EXPECT_LE(dw.rel_l2, 1e-5);
+  EXPECT_GT(dd.rel_l2, 10 * dw.rel_l2);
+  // The next bf16 layer reads the fp32 output rounded to bf16: the bits it gives from the same
+  // values in plain fp32 channels-last.
+  const Tensor z = next.conv(y, nullptr, true), z_hwc = next.conv(dnn::to_hwc(y), nullptr, true);
+  ASSERT_TRUE(stored_as_bf16(z));
+  ASSERT_EQ(z.bytes, z_hwc.bytes);
+  EXPECT_EQ(std::memcmp(z.data(), z_hwc.data(), z.bytes), 0);
+  // hwc_out (the pixel decoder's layer_1): fp32 channels-last, the same values.
+  const Tensor yh = wino.conv(in, nullptr, true, /*hwc_out=*/true);
+  ASSERT_EQ(yh.layout, Layout::HWC);
+  EXPECT_EQ(std::memcmp(yh.data(), dnn::to_hwc(y).data(), (size_t)yh.numel() * 4), 0);
+}
+
+// A bf16 layer makes its Winograd weights from fp32 ones only: one without a weight source whose
+// plain fp32 copy went when its bf16 copy was made (an earlier size ran direct) stays direct, and
+// correct, at a size that would run Winograd.
+TEST(Winograd, Bf16LayerWithoutItsFp32WeightsStaysDirect) {
+  SKIP_WITHOUT_BF16();
+  const dnn::WinogradMode before = dnn::winograd_mode();
+  struct Restore {
+    dnn::WinogradMode m;
+    ~Restore() { dnn::set_winograd_mode(m); }
+  } restore{before};
+  dnn::set_winograd(false);
+  ConvLayer c({256, 256, 3, 3, 1, 1, 1}, 71, dnn::Precision::BF16);
+  c.conv(random_map(6, 7, 256, 72), nullptr, true);
+  dnn::set_winograd(true);
+  const Tensor x = random_map(8, 10, 256, 73);
+  const Tensor y = c.conv(x, nullptr, true, /*hwc_out=*/true);
+  EXPECT_EQ(c.conv.algorithm_for(8, 10), "direct");
+  const std::vector<float> ref = c.reference(values_of(x), 8, 10, nullptr, true);
+  EXPECT_LE(test::compare(y.data(), ref.data(), (int64_t)ref.size()).rel_l2, 1e-2);
+}
+
+// plan_winograd weighs bf16 layers against their bf16 weights (2 bytes each) and only where their
+// output map at the reference size has 16384 pixels and more (the pixel decoder's layer_1, not res3
+// or res4: dnn.cpp, kWinoMinPixelsBf16); a chosen one runs Winograd in the planned mode.
+TEST(Winograd, ThePlanWeighsBf16LayersByTheirOutputArea) {
+  SKIP_WITHOUT_BF16();
+  const dnn::WinogradMode before = dnn::winograd_mode();
+  struct Restore {
+    dnn::WinogradMode m;
+    ~Restore() { dnn::set_winograd_mode(m); }
+  } restore{before};
+  const auto bf16 = dnn::Precision::BF16;
+  ConvLayer big({128, 128, 3, 3, 1, 1, 1}, 81, bf16), small({128, 128, 3, 3, 1, 1, 1}, 82, bf16);
+  big.conv.set_winograd_reference(128, 128);    // 16384 output pixels
+  small.conv.set_winograd_reference(127, 128);  // 16256
+  const dnn::WinogradPlan plan = dnn::plan_winograd({&big.conv, &small.conv}, size_t(1) << 30);
+  ASSERT_EQ(plan.layers.size(), 2u);
+  EXPECT_EQ(plan.layers[0].direct_bytes, (size_t)128 * 128 * 9 * 2);
+  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
+  EXPECT_GT(plan.layers[0].winograd_bytes, plan.layers[0].direct_bytes) << "fp32 6x6 per bf16 3x3";
+  EXPECT_FALSE(plan.layers[1].chosen);
+  EXPECT_EQ(plan.layers[1].why, "bf16, fewer than 16384 output pixels");
+  dnn::set_winograd_mode(dnn::WinogradMode::Planned);
+  big.conv(random_map(128, 128, 128, 83), nullptr, true);
+  small.conv(random_map(127, 128, 128, 84), nullptr, true);
+  EXPECT_EQ(big.conv.algorithm_for(128, 128), "winograd");
+  EXPECT_EQ(small.conv.algorithm_for(127, 128), "direct");
+}
+
 // M2FP::prepare in bf16 creates every primitive the forward uses (bf16 destinations, hwc_out layers,
 // the feed-forward's bf16 hidden layer), and the outputs are byte-identical to an unprepared load.
 TEST(Prepare, Bf16FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
