@@ -701,26 +701,32 @@ std::vector<MaskBits> instance_bits(const Roles& r, const std::vector<MaskStats>
   return bits;
 }
 
-// Pass B without kept masks, one band of output rows [y0, y1) at a time: each needed query's crop
-// rows are resized to the output width once (hq), and every use of an output row (paste into the
-// semantic map, person map) computes it on the fly with kern::mask_row_fused, in the order the
-// kept path uses (so every float sum is the same). A query's row is > 0 only inside its box, and
+// Pass B without kept masks, one band of output rows [y0, y1) at a time: a needed query's crop
+// rows are resized to the output width (hq) where it is used, and every use of an output row (paste
+// into the semantic map, person map) computes it on the fly with kern::mask_row_fused, in the order
+// the kept path uses (so every float sum is the same). A query's row is > 0 only inside its box, and
 // every use needs > 0 (paste: sigmoid(m) * score > 0.5 implies m > 0; person: m > best >= 0), so
 // rows start at the box's first column rounded down to 64.
+//
+// hq holds kHqSlots queries' crop rows, the two used last: each use of a query is a run of its rows
+// (one pasted pair, one human), and with the synthetic weights each needed query is used once per
+// band, so each query's rows are made once per band as when every needed query had its own slot
+// ([need, max_rows, W0]: 8 MB a thread at 12 MP, not in the core's L2, so that the rows were written
+// to and read back from L3 or memory; two slots are ~290 KB and stay in L2). A query used again
+// after two others has its rows made again, the same values.
+constexpr int kHqSlots = 2;
+
 struct StreamBand {
   int64_t y0, y1, W0;
   const MaskRowSource& src;
   const std::vector<MaskStats>& stats;
-  const std::vector<int>& slot;   // query -> its index in need
   int64_t r0, r1;                 // crop rows held per query in hq
-  float* hq;                      // [need, max_rows, W0]
+  float* hq;                      // [kHqSlots, max_rows, W0]
   int64_t max_rows;
-  // A query's crop rows in hq are made on its first use in the band (so that its rows are read back
-  // from the cache they were just written to); ready[j] once they are.
   const float* masks;             // pred_masks [Q, plane]
   int64_t plane;                  // h4 * w4
-  const std::vector<int>& need;
-  std::vector<char>& ready;       // [need]
+  int held[kHqSlots] = {-1, -1};  // the query whose rows each slot holds (-1: none yet)
+  int next = 0;                   // the slot to fill next: the one used least recently
   Tensor& scratch;                // MaskRowSource::hrows's
 
   bool box(int q, int64_t* ya, int64_t* yb, int64_t* xa, int64_t* xb) const {
@@ -733,12 +739,18 @@ struct StreamBand {
   }
   // Runs row y of query q (columns [xa, xb)) through the fused kernel with `o`.
   void row(const kern::KernelTable& k, int q, int64_t y, int64_t xa, int64_t xb, const kern::MaskRowSinks& o) {
-    const int j = slot[q];
-    float* h = hq + (size_t)j * max_rows * W0;
-    if (!ready[j]) {
-      src.hrows(masks + (int64_t)need[j] * plane, r0, r1, h, scratch);
-      ready[j] = 1;
+    static_assert(kHqSlots == 2, "the slot used least recently is the other one");
+    int s = held[0] == q ? 0 : held[1] == q ? 1 : -1;
+    float* h;
+    if (s < 0) {
+      s = next;
+      h = hq + (size_t)s * max_rows * W0;
+      src.hrows(masks + (int64_t)q * plane, r0, r1, h, scratch);
+      held[s] = q;
+    } else {
+      h = hq + (size_t)s * max_rows * W0;
     }
+    next = 1 - s;
     const kern::LinearTap t = src.tap(y);
     k.mask_row_fused(h + (t.i0 - r0) * W0 + xa, h + (t.i1 - r0) * W0 + xa, t.l0, t.l1, xb - xa, &o);
   }
@@ -839,11 +851,11 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       for (int l = 0; l < 256; ++l) label_counts[l] += counts[l];
     }
   } else {
-    // Streaming: per band, each needed query's resized crop rows (made on the query's first use in
+    // Streaming: per band, each needed query's resized crop rows (made where the query is used in
     // the band), its output rows computed where they are used (StreamBand). A query's mask is > 0
     // only inside its box (pass A), so a band resizes only the queries whose box it crosses.
-    // Band height: opt.band_rows, lowered until one thread's buffers (the needed queries' crop rows
-    // [need, max_rows, W0], the semantic scratch) stay within ~64 MB.
+    // Band height: opt.band_rows, lowered until one thread's buffers (the crop rows of kHqSlots
+    // queries, the semantic scratch) stay within ~64 MB.
     int64_t bandB = std::max(1, opt.band_rows), max_rows = 0;
     auto rows_needed = [&](int64_t band) {  // the most crop rows any band of this height reads
       int64_t m = 0;
@@ -856,7 +868,7 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
     };
     for (;;) {
       max_rows = rows_needed(bandB);
-      const int64_t bytes = (int64_t)need.size() * max_rows * W0 * 4 + 3 * bandB * W0 * 4;
+      const int64_t bytes = kHqSlots * max_rows * W0 * 4 + 3 * bandB * W0 * 4;
       if (bandB == 1 || bytes <= (64 << 20)) break;
       bandB = std::max<int64_t>(1, bandB / 2);
     }
@@ -868,19 +880,16 @@ Parsing postprocess_multi(const ModelConfig& cfg, const ForwardOutputs& out, con
       // written before it is read: hq for the queries crossing the band, cp, times and best_logit
       // per use.
       Tensor hq_t, cp_t;
-      float* hq = pooled(hq_t, std::max<int64_t>(1, (int64_t)need.size() * max_rows * W0));
+      float* hq = pooled(hq_t, kHqSlots * max_rows * W0);
       float* cp = pooled(cp_t, 3 * bandB * W0);
       float *times = cp + bandB * W0, *best_logit = times + bandB * W0;
-      std::vector<char> ready(need.size());
       int64_t counts[256] = {};  // this thread's label counts
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < n_bands; ++b) {
         const int64_t y0 = b * bandB, y1 = std::min(H0, y0 + bandB);
         int64_t r0, r1;
         src.rows_for(y0, y1, &r0, &r1);
-        std::fill(ready.begin(), ready.end(), 0);
-        StreamBand v{y0, y1, W0, src, stats, slot, r0, r1, hq, max_rows,
-                     out.pred_masks.data(), h4 * w4, need, ready, scratch};
+        StreamBand v{y0, y1, W0, src, stats, r0, r1, hq, max_rows, out.pred_masks.data(), h4 * w4, {-1, -1}, 0, scratch};
         auto paste = [&](const Pair& p, float* cpb, float* tb) {
           int64_t ya, yb, xa, xb;
           if (!v.box(p.q, &ya, &yb, &xa, &xb)) return;

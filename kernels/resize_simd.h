@@ -29,12 +29,24 @@
 namespace m2fp::kern {
 namespace {
 
-// Column taps for one (in, out) pair as structure-of-arrays, cached per thread.
+// Column taps for one (in, out) pair as structure-of-arrays, cached per thread; VW: the lanes of
+// the ISA's vectors.
+//
+// Blocks of VW outputs from x = k * VW (k < out / VW) are planned once here, so that the row loop
+// (resize_interp_cols) does no index arithmetic and takes no branch that depends on the data: where
+// a block's taps lie in the 2 * VW inputs from base[k] = i0[k * VW] (upscales, x2 downscales), its
+// values are picked from two vectors of them with the taps less base (rel0, rel1); kind[k] 0: both
+// vectors lie inside the row; 1: the row ends in them, loaded masked (n_lo, n_hi inputs: the taps
+// never reach past the row, so the lanes not loaded are never picked; before, such blocks at the
+// right edge were gathered); 2: the taps span more (a downscale by more than 2): gathered.
+template <int VW>
 struct ColumnTaps {
   int64_t in = -1, out = -1;
   std::vector<int32_t> i0, i1;  // [out]
   std::vector<float> l0, l1;    // [out]
   std::vector<LinearTap> taps;  // [out]
+  std::vector<int32_t> base, rel0, rel1;  // [out / VW], [out], [out]
+  std::vector<uint8_t> kind, n_lo, n_hi;  // [out / VW]
   const ColumnTaps& get(int64_t in_, int64_t out_) {
     if (in_ == in && out_ == out) return *this;
     i0.resize((size_t)out_); i1.resize((size_t)out_); l0.resize((size_t)out_); l1.resize((size_t)out_);
@@ -46,6 +58,25 @@ struct ColumnTaps {
       i0[(size_t)o] = (int32_t)t.i0; i1[(size_t)o] = (int32_t)t.i1;
       l0[(size_t)o] = t.l0; l1[(size_t)o] = t.l1;
     }
+    const int64_t nb = out_ / VW;
+    base.assign((size_t)nb, 0);
+    kind.assign((size_t)nb, 2);
+    n_lo.assign((size_t)nb, 0);
+    n_hi.assign((size_t)nb, 0);
+    rel0.assign((size_t)out_, 0);
+    rel1.assign((size_t)out_, 0);
+    for (int64_t k = 0; k < nb; ++k) {
+      const int64_t x = k * VW, b = i0[(size_t)x];  // taps ascend: i0[x] is the block's least
+      base[(size_t)k] = (int32_t)b;
+      if (i1[(size_t)(x + VW - 1)] - b >= 2 * VW) continue;  // kind 2
+      kind[(size_t)k] = b + 2 * VW <= in_ ? 0 : 1;
+      n_lo[(size_t)k] = (uint8_t)std::min<int64_t>(VW, in_ - b);
+      n_hi[(size_t)k] = (uint8_t)std::clamp<int64_t>(in_ - b - VW, 0, VW);
+      for (int64_t j = x; j < x + VW; ++j) {
+        rel0[(size_t)j] = (int32_t)(i0[(size_t)j] - b);
+        rel1[(size_t)j] = (int32_t)(i1[(size_t)j] - b);
+      }
+    }
     in = in_; out = out_;
     return *this;
   }
@@ -54,29 +85,60 @@ struct ColumnTaps {
 // The last few (in, out) pairs' taps: post-processing alternates two resizes per mask band
 // (quarter -> padded width, crop width -> photo width), which one entry would recompute each time
 // (~25 us for a 4000-column photo, thousands of times per parse).
+template <int VW>
 struct ColumnTapsCache {
-  ColumnTaps slot[4];
+  ColumnTaps<VW> slot[4];
   int next = 0;
-  const ColumnTaps& get(int64_t in, int64_t out) {
-    for (ColumnTaps& s : slot)
+  const ColumnTaps<VW>& get(int64_t in, int64_t out) {
+    for (ColumnTaps<VW>& s : slot)
       if (s.in == in && s.out == out) return s;
-    ColumnTaps& s = slot[next];
+    ColumnTaps<VW>& s = slot[next];
     next = (next + 1) % 4;
     return s.get(in, out);
   }
 };
 
-thread_local ColumnTapsCache tl_resize_cols;
+template <int VW>
+thread_local ColumnTapsCache<VW> tl_resize_cols;
 
 constexpr int64_t kResizeStreamMinPlane = 1 << 18;  // floats per output plane (1 MB)
 
 // h[x - x0] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x0 <= x < x1, row of W_in floats.
-template <class V>
-void resize_interp_cols(const float* row, int64_t W_in, const ColumnTaps& t, int64_t x0, int64_t x1, float* h) {
+// kIdentity: each value v stored as fma(v, 1, v * 0), what blend_rows makes of a row whose vertical
+// taps are the identity (i0 = i1, l0 = 1, l1 = 0), computed in registers (no second pass).
+template <class V, bool kIdentity = false>
+void resize_interp_cols(const float* row, int64_t W_in, const ColumnTaps<V::W>& t, int64_t x0, int64_t x1,
+                        float* h) {
   using F = typename V::F;
   using I = typename V::I;
   constexpr int W = V::W;
+  const F one = V::set1(1.f), zero = V::zero();
+  auto out = [&](F v) { return kIdentity ? V::fma(v, one, V::mul(v, zero)) : v; };
   int64_t x = x0;
+  if (x0 % W == 0) {  // the planned blocks (ColumnTaps): locals, as stores to h could alias t's members
+    const int32_t *base = t.base.data(), *rel0 = t.rel0.data(), *rel1 = t.rel1.data(), *i0 = t.i0.data(),
+                  *i1 = t.i1.data();
+    const uint8_t *kind = t.kind.data(), *n_lo = t.n_lo.data(), *n_hi = t.n_hi.data();
+    const float *l0 = t.l0.data(), *l1 = t.l1.data();
+    for (; x + W <= x1; x += W) {
+      const int64_t k = x / W;
+      const float* p = row + base[k];
+      F a, b;
+      if (kind[k] == 0) {
+        const F lo = V::load(p), hi = V::load(p + W);
+        a = V::permute2(lo, hi, V::loadi(rel0 + x));
+        b = V::permute2(lo, hi, V::loadi(rel1 + x));
+      } else if (kind[k] == 1) {
+        const F lo = V::load_n(p, n_lo[k]), hi = V::load_n(p + W, n_hi[k]);
+        a = V::permute2(lo, hi, V::loadi(rel0 + x));
+        b = V::permute2(lo, hi, V::loadi(rel1 + x));
+      } else {
+        a = V::gather(row, V::loadi(i0 + x));
+        b = V::gather(row, V::loadi(i1 + x));
+      }
+      V::store(h + (x - x0), out(V::fma(a, V::load(l0 + x), V::mul(b, V::load(l1 + x)))));
+    }
+  }
   for (; x + W <= x1; x += W) {
     const I j0 = V::loadi(t.i0.data() + x), j1 = V::loadi(t.i1.data() + x);  // [W] tap indices
     const int32_t base = t.i0[(size_t)x];
@@ -90,19 +152,19 @@ void resize_interp_cols(const float* row, int64_t W_in, const ColumnTaps& t, int
       a = V::gather(row, j0);
       b = V::gather(row, j1);
     }
-    V::store(h + (x - x0), V::fma(a, V::load(t.l0.data() + x), V::mul(b, V::load(t.l1.data() + x))));
+    V::store(h + (x - x0), out(V::fma(a, V::load(t.l0.data() + x), V::mul(b, V::load(t.l1.data() + x)))));
   }
   if (x < x1) {
     const int n = (int)(x1 - x);
     const F a = V::gather_n(row, V::loadi_n(t.i0.data() + x, n), n);
     const F b = V::gather_n(row, V::loadi_n(t.i1.data() + x, n), n);
-    V::store_n(h + (x - x0), V::fma(a, V::load_n(t.l0.data() + x, n), V::mul(b, V::load_n(t.l1.data() + x, n))), n);
+    V::store_n(h + (x - x0), out(V::fma(a, V::load_n(t.l0.data() + x, n), V::mul(b, V::load_n(t.l1.data() + x, n)))), n);
   }
 }
 
 // h[x] = fma(row[i0[x]], l0[x], row[i1[x]] * l1[x]) for x < ow, row of W_in floats.
 template <class V>
-void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps& t, int64_t ow, float* h) {
+void resize_interp_row(const float* row, int64_t W_in, const ColumnTaps<V::W>& t, int64_t ow, float* h) {
   resize_interp_cols<V>(row, W_in, t, 0, ow, h);
 }
 
@@ -155,7 +217,7 @@ void resize_bilinear_plane_rows_simd(const float* src, int64_t H, int64_t W_in, 
   constexpr int W = V::W;
   constexpr uintptr_t kAlign = 4 * W;  // bytes of one vector: the stream store alignment
   if (y0 >= y1) return;
-  const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
+  const ColumnTaps<V::W>& cols = tl_resize_cols<V::W>.get(W_in, ow);
   thread_local std::vector<float> buf;  // two interpolated source rows [2, ow]
   if (buf.size() < (size_t)(2 * ow)) buf.resize((size_t)(2 * ow));
   SourceRowPair rows{{buf.data(), buf.data() + ow}};
@@ -194,7 +256,11 @@ void resize_bilinear_window_simd(const float* src, int64_t lds, int64_t sr0, int
                                  int64_t x1) {
   if (y0 >= y1 || x0 >= x1) return;
   const int64_t n = x1 - x0;
-  const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
+  const ColumnTaps<V::W>& cols = tl_resize_cols<V::W>.get(W_in, ow);
+  if (H == oh) {  // the rows' vertical taps are the identity: each row interpolated straight into dst
+    for (int64_t y = y0; y < y1; ++y) resize_interp_cols<V, true>(src + (y - sr0) * lds, W_in, cols, x0, x1, dst + (y - y0) * ldd);
+    return;
+  }
   thread_local std::vector<float> buf;  // two interpolated source rows [2, n]
   if (buf.size() < (size_t)(2 * n)) buf.resize((size_t)(2 * n));
   SourceRowPair rows{{buf.data(), buf.data() + n}};
@@ -214,7 +280,7 @@ void resize_bilinear_nhwc_rows_simd(const float* src, int64_t H, int64_t W_in, i
   using F = typename V::F;
   constexpr int W = V::W;
   if (y0 >= y1) return;
-  const ColumnTaps& cols = tl_resize_cols.get(W_in, ow);
+  const ColumnTaps<V::W>& cols = tl_resize_cols<V::W>.get(W_in, ow);
   const float sy = torch_linear_scale(H, oh);
   const int64_t Cv = C - C % W;
   const int t = (int)(C - Cv);

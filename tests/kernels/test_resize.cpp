@@ -168,19 +168,30 @@ TEST(Resize, NhwcAddIsResizeThenAdd) {
 
 // resize_bilinear_window: uneven windows of rows and columns, the source given from the first row
 // the window reads with a row stride wider than W, equal bit for bit to the reference plane resize
-// (every path, the reference included); nothing outside the window is written.
+// (every path, the reference included); nothing outside the window is written. Besides the plane
+// cases, post-processing's: rows of equal height (the vertical step the identity, written straight
+// from the horizontal one) to its output width (853 -> 4000 columns: the right edge's blocks load
+// masked) and a downscale by more than 2 (gathered blocks); the fifth window of each starts at column
+// 0 and ends at the last (every block planned, ColumnTaps), the others at odd columns.
 TEST(Resize, WindowMatchesPlaneRowsExactly) {
   Rng rng(12);
+  std::vector<ResizeCase> cases = resize_cases();
+  cases.push_back({9, 853, 9, 4000});
+  cases.push_back({9, 100, 9, 13});
+  cases.push_back({9, 61, 9, 61});
+  cases.push_back({9, 61, 9, 48});  // x0.8: a block's taps reach into its second vector of inputs
+  cases.push_back({160, 216, 640, 864});
   for (Isa isa : all_isas()) {
     const kern::KernelTable& T = kern::table_for(isa);
-    for (const ResizeCase& c : resize_cases()) {
+    for (const ResizeCase& c : cases) {
       std::vector<float> src = rng.normals((size_t)(c.H * c.W));
       std::vector<float> want((size_t)(c.oh * c.ow));
       kern::ref::resize_bilinear_plane_rows(src.data(), c.H, c.W, want.data(), c.oh, c.ow, 0, c.oh);
       const float sy = kern::torch_linear_scale(c.H, c.oh);
-      for (int w = 0; w < 4; ++w) {
-        const int64_t y0 = (c.oh * w) / 5, y1 = std::min(c.oh, y0 + 1 + (c.oh * (w + 1)) / 4);
-        const int64_t x0 = (c.ow * (3 - w)) / 7, x1 = std::min(c.ow, x0 + 1 + (c.ow * (w + 2)) / 5);
+      for (int w = 0; w < 5; ++w) {
+        const int64_t y0 = (c.oh * (w % 4)) / 5, y1 = std::min(c.oh, y0 + 1 + (c.oh * (w % 4 + 1)) / 4);
+        const int64_t x0 = w == 4 ? 0 : (c.ow * (3 - w)) / 7;
+        const int64_t x1 = w == 4 ? c.ow : std::min(c.ow, x0 + 1 + (c.ow * (w + 2)) / 5);
         // only the source rows [r0, r1) the window reads, row stride W + 3
         const int64_t r0 = kern::torch_linear_tap(c.H, c.oh, sy, y0).i0;
         const int64_t r1 = kern::torch_linear_tap(c.H, c.oh, sy, y1 - 1).i1 + 1;
