@@ -722,11 +722,14 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
         kp[ch] = sp[ch] + pe[ch];
       }
   }
-  // cross_k / cross_v of one level's memory: [H_l*W_l, D]
+  // cross_k / cross_v of one level's memory: [H_l*W_l, D], fp32; with bf16 layers in bf16 (the
+  // cross-attention's products run in bf16: kern::masked_attention_bf16), rounded once as written.
   auto project = [&](const Linear& proj, const Tensor& x) {
     if (!mem_bf16) return proj(x);
-    Tensor y = Tensor::empty({x.shape[0], (int64_t)proj.out()});
-    proj.forward_from_bf16(reinterpret_cast<const uint16_t*>(x.data()), D, x.shape[0], y.data(), proj.out());
+    const int64_t n = x.shape[0];
+    Tensor y = Tensor::empty_bytes({n, (int64_t)proj.out()}, Layout::Plain, (size_t)n * proj.out() * sizeof(uint16_t));
+    proj.forward_bf16_from_bf16(reinterpret_cast<const uint16_t*>(x.data()), D, n, reinterpret_cast<uint16_t*>(y.data()),
+                                proj.out());
     return y;
   };
 
@@ -773,8 +776,13 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     Tensor q = d.cross_q(add(output, qe));                            // [Q, D]
     Tensor k = project(d.cross_k, key_in[l]);                         // [Lk, D]
     Tensor v = project(d.cross_v, src[l]);                            // [Lk, D]
-    kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk,
-                           heads, dh, scale);
+    if (mem_bf16)
+      kern::masked_attention_bf16(q.data(), D, reinterpret_cast<const uint16_t*>(k.data()), D,
+                                  reinterpret_cast<const uint16_t*>(v.data()), D, h.attn.data(), a.data(), D, Q, Lk,
+                                  heads, dh, scale);
+    else
+      kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk, heads, dh,
+                             scale);
     Tensor o = d.cross_out(a);
     layer_norm(output, &o, d.cross_norm);                             // output = norm(output + o)
 
@@ -926,8 +934,13 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
     const DecoderLayer& d = W.dec_layers[i];
     const int s = 3 - (int)(i % kDecoderFeatureLevels);
     dense(d.cross_q, Q);
-    dense(d.cross_k, lh[s] * lw[s]);
-    dense(d.cross_v, lh[s] * lw[s]);
+    if (W.precision == dnn::Precision::BF16) {  // bf16 keys and values (transformer_decoder's project)
+      for (const Linear* p : {&d.cross_k, &d.cross_v})
+        tasks.push_back([p, M = lh[s] * lw[s]] { p->prepare(M, p->in(), p->out(), false, /*y_bf16=*/true); });
+    } else {
+      dense(d.cross_k, lh[s] * lw[s]);
+      dense(d.cross_v, lh[s] * lw[s]);
+    }
     dense(d.cross_out, Q);
     dense(d.self_qk, Q);
     dense(d.self_v, Q);
