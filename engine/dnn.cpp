@@ -1168,15 +1168,17 @@ struct ActMatmul {
   dnnl::matmul::primitive_desc pd;
 };
 
-// The cached primitive for an M x N x K product of two activations (created on first use).
-std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt) {
+// The cached primitive for an M x N x K product of two activations (created on first use), of
+// fp32 operands or (bf16) bfloat16 ones; the product is fp32 either way.
+std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt, bool bf16 = false) {
   static std::mutex mu;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, bool>, std::shared_ptr<ActMatmul>> cache;
+  static std::map<std::tuple<int64_t, int64_t, int64_t, bool, bool>, std::shared_ptr<ActMatmul>> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto& slot = cache[std::make_tuple(M, N, K, bt)];
+  auto& slot = cache[std::make_tuple(M, N, K, bt, bf16)];
   if (!slot) {
     auto e = std::make_shared<ActMatmul>();
-    dnnl::memory::desc a_md({M, K}, dt::f32, tag::ab), b_md({K, N}, dt::f32, bt ? tag::ba : tag::ab),
+    const dt in = bf16 ? dt::bf16 : dt::f32;
+    dnnl::memory::desc a_md({M, K}, in, tag::ab), b_md({K, N}, in, bt ? tag::ba : tag::ab),
         c_md({M, N}, dt::f32, tag::ab);
     e->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), make_attr(dnnl::post_ops()),
                                          cpu_engine());
@@ -1186,13 +1188,14 @@ std::shared_ptr<ActMatmul> act_matmul(int64_t M, int64_t N, int64_t K, bool bt) 
   return slot;
 }
 
-void matmul_act(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K, bool bt) {
-  const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt);
+void matmul_act(const void* a, const void* b, float* c, int64_t M, int64_t N, int64_t K, bool bt,
+                bool bf16 = false) {
+  const std::shared_ptr<ActMatmul> e = act_matmul(M, N, K, bt, bf16);
   dnnl::stream s(cpu_engine());
   void* const scratch = t_scratchpad.get(e->pd.scratchpad_desc().get_size());
   if (t_zero_run) return zero_fill(c, e->pd.dst_desc().get_size(), e->pd.scratchpad_desc().get_size());
-  dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<float*>(a)),
-      bm(e->pd.weights_desc(), cpu_engine(), const_cast<float*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
+  dnnl::memory am(e->pd.src_desc(), cpu_engine(), const_cast<void*>(a)),
+      bm(e->pd.weights_desc(), cpu_engine(), const_cast<void*>(b)), cm(e->pd.dst_desc(), cpu_engine(), c);
   e->prim.execute(s, {{DNNL_ARG_SRC, am},
                       {DNNL_ARG_WEIGHTS, bm},
                       {DNNL_ARG_DST, cm},
@@ -1209,6 +1212,13 @@ void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, i
 }
 void prepare_matmul_abt(int64_t M, int64_t N, int64_t K) {
   if (M > 0 && N > 0 && K > 0) act_matmul(M, N, K, true);
+}
+void matmul_abt_bf16(const uint16_t* a, const uint16_t* b, float* c, int64_t M, int64_t N, int64_t K) {
+  if (!bf16_available()) throw std::logic_error("matmul_abt_bf16: oneDNN has no bf16 matmul on this CPU");
+  matmul_act(a, b, c, M, N, K, true, true);
+}
+void prepare_matmul_abt_bf16(int64_t M, int64_t N, int64_t K) {
+  if (M > 0 && N > 0 && K > 0 && bf16_available()) act_matmul(M, N, K, true, true);
 }
 
 // ---- max-pool ---------------------------------------------------------------------------------

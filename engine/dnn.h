@@ -266,6 +266,10 @@ void matmul_abt(const float* a, const float* b, float* c, int64_t M, int64_t N, 
 void matmul_ab(const float* a, const float* b, float* c, int64_t M, int64_t N, int64_t K);
 // Creates and caches the primitive matmul_abt(M, N, K) will use, without running it (M2FP::prepare).
 void prepare_matmul_abt(int64_t M, int64_t N, int64_t K);
+// The same product of bfloat16 operands (read as they are), fp32 accumulation and result: where
+// bf16_available() (a std::logic_error otherwise). The bf16 decoder's mask logits.
+void matmul_abt_bf16(const uint16_t* a, const uint16_t* b, float* c, int64_t M, int64_t N, int64_t K);
+void prepare_matmul_abt_bf16(int64_t M, int64_t N, int64_t K);
 
 // 3x3 stride-2 pad-1 max-pool (the DeepLab stem's pool), -inf padding like PyTorch; the output
 // keeps the input's layout and data type (fp32 or bf16).

@@ -596,6 +596,19 @@ struct Heads {
   Tensor masks;                 // [Q, H4, W4] (only when asked for: the last head, or dumps)
   std::vector<uint8_t> attn;    // [Q, Ht*Wt], 1 = key excluded (sigmoid(mask) < 0.5)
   Tensor small;                 // [Q, Ht*Wt] mask logits at the next level (scratch, reused)
+  std::vector<uint16_t> me16;   // [Q, mask_dim] the mask embeddings in bf16 (bf16 mode)
+};
+
+// The mask features the heads multiply with. The stride-4 map is fp32 in both modes: rounding its
+// [H4*W4, mask_dim] to bf16 for a oneDNN bf16 product cost more than the product saved (measured:
+// 14.5 ms to round + 15.3 ms bf16 product against 20 ms fp32, one thread, 640x1056), and only the
+// last head (or dumps) computes it. Each level's resized map [H_l*W_l, mask_dim], read by three
+// heads' attention-mask logits, is fp32, or with bf16 layers bfloat16, rounded once when made (the
+// products in bf16 like the layers', fp32 accumulation).
+struct MaskFeatures {
+  const Tensor* full = nullptr;         // [H4, W4, mask_dim] fp32
+  Tensor small[kDecoderFeatureLevels];  // [H_l*W_l, mask_dim] per level, fp32 or bf16
+  bool bf16 = false;
 };
 
 // attn[i] = sigmoid(x[i]) < 0.5, exactly as upstream computes it in float: x >= 0 never is,
@@ -604,8 +617,10 @@ struct Heads {
 // redone with the exp only where one of its logits lies in (-1e-3, 0).
 void attention_mask_from_logits(const float* x, int64_t n, uint8_t* attn) {
   constexpr int64_t B = 64;
-  for (int64_t b0 = 0; b0 < n; b0 += B) {
-    const int64_t b1 = std::min(n, b0 + B);
+  const int64_t nb = (n + B - 1) / B;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t b0 = b * B, b1 = std::min(n, b0 + B);
     int band = 0;
     for (int64_t i = b0; i < b1; ++i) {
       attn[i] = x[i] < 0.f;
@@ -622,9 +637,10 @@ void attention_mask_from_logits(const float* x, int64_t n, uint8_t* attn) {
 // once per level (`mf_small`, [Ht*Wt, mask_dim]) and multiplying there gives the same logits
 // with 4x to 64x fewer multiply-adds; the full-resolution masks are computed only when needed.
 // Fills `h` in place: its buffers are reused from layer to layer.
-void prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor& mask_features,
-                      bool full_masks, const Tensor* mf_small, Heads& h) {
+void prediction_heads(const M2FP::Weights& W, const Tensor& output, MaskFeatures& mf, bool full_masks,
+                      int small_level, Heads& h) {
   const ModelConfig& c = W.cfg;
+  const Tensor& mask_features = *mf.full;
   const int64_t Q = output.shape[0], H4 = mask_features.shape[0], W4 = mask_features.shape[1];
   Tensor dn = output.clone();
   layer_norm(dn, nullptr, W.decoder_norm);                           // [Q, D]
@@ -632,16 +648,25 @@ void prediction_heads(const M2FP::Weights& W, const Tensor& output, const Tensor
   Tensor me = W.mask_embed[0](dn, true);
   me = W.mask_embed[1](me, true);
   me = W.mask_embed[2](me);                                          // [Q, mask_dim]
+  if (mf.bf16 && small_level >= 0) {
+    h.me16.resize((size_t)(Q * c.mask_dim));
+    kern::active().round_bf16(me.data(), nullptr, h.me16.data(), Q * c.mask_dim);
+  }
   h.masks = Tensor();
   if (full_masks) {
     h.masks = Tensor::empty({Q, H4, W4});
     dnn::matmul_abt(me.data(), mask_features.data(), h.masks.data(), Q, H4 * W4, c.mask_dim);
   }
-  if (!mf_small) h.attn.clear();
-  if (mf_small) {
-    const int64_t n = mf_small->shape[0];
+  if (small_level < 0) h.attn.clear();
+  if (small_level >= 0) {
+    const Tensor& mf_small = mf.small[small_level];
+    const int64_t n = mf_small.shape[0];
     if (h.small.numel() < Q * n) h.small = Tensor::empty({Q * n});
-    dnn::matmul_abt(me.data(), mf_small->data(), h.small.data(), Q, n, c.mask_dim);  // [Q, Ht*Wt]
+    if (mf.bf16)
+      dnn::matmul_abt_bf16(h.me16.data(), reinterpret_cast<const uint16_t*>(mf_small.data()), h.small.data(), Q, n,
+                           c.mask_dim);  // [Q, Ht*Wt]
+    else
+      dnn::matmul_abt(me.data(), mf_small.data(), h.small.data(), Q, n, c.mask_dim);  // [Q, Ht*Wt]
     h.attn.resize((size_t)(Q * n));
     attention_mask_from_logits(h.small.data(), Q * n, h.attn.data());
   }
@@ -698,20 +723,32 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
         kp[ch] = sp[ch] + pe[ch];
       }
   }
-  // cross_k / cross_v of one level's memory: [H_l*W_l, D]
+  // cross_k / cross_v of one level's memory: [H_l*W_l, D], fp32; with bf16 layers in bf16 (the
+  // cross-attention's products run in bf16: kern::masked_attention_bf16), rounded once as written.
   auto project = [&](const Linear& proj, const Tensor& x) {
     if (!mem_bf16) return proj(x);
-    Tensor y = Tensor::empty({x.shape[0], (int64_t)proj.out()});
-    proj.forward_from_bf16(reinterpret_cast<const uint16_t*>(x.data()), D, x.shape[0], y.data(), proj.out());
+    const int64_t n = x.shape[0];
+    Tensor y = Tensor::empty_bytes({n, (int64_t)proj.out()}, Layout::Plain, (size_t)n * proj.out() * sizeof(uint16_t));
+    proj.forward_bf16_from_bf16(reinterpret_cast<const uint16_t*>(x.data()), D, n, reinterpret_cast<uint16_t*>(y.data()),
+                                proj.out());
     return y;
   };
 
   // mask_features resized to each level (see prediction_heads): [H_l*W_l, mask_dim]
-  const Tensor& mf = pdo.mask_features;
-  Tensor mf_small[NL];
+  const Tensor& mf_full = pdo.mask_features;
+  MaskFeatures mf;
+  mf.full = &mf_full;
+  mf.bf16 = mem_bf16;
   for (int l = 0; l < NL; ++l) {
-    mf_small[l] = Tensor::empty({Hs[l] * Ws[l], mf.shape[2]});
-    kern::resize_bilinear_nhwc(mf.data(), mf.shape[0], mf.shape[1], mf.shape[2], mf_small[l].data(), Hs[l], Ws[l]);
+    const int64_t n = Hs[l] * Ws[l], C = mf_full.shape[2];
+    Tensor r = Tensor::empty({n, C});
+    kern::resize_bilinear_nhwc(mf_full.data(), mf_full.shape[0], mf_full.shape[1], C, r.data(), Hs[l], Ws[l]);
+    if (mem_bf16) {
+      mf.small[l] = Tensor::empty_bytes({n, C}, Layout::Plain, (size_t)n * C * sizeof(uint16_t));
+      kern::round_bf16(r.data(), nullptr, reinterpret_cast<uint16_t*>(mf.small[l].data()), n * C);
+    } else {
+      mf.small[l] = std::move(r);
+    }
   }
   const bool dump = sink && *sink;
 
@@ -725,7 +762,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
   for (int l = 0; l < NL; ++l) max_keys = std::max(max_keys, Hs[l] * Ws[l]);
   h.small = Tensor::empty({Q * max_keys});
   h.attn.reserve((size_t)(Q * max_keys));
-  prediction_heads(W, output, mf, dump, &mf_small[0], h);
+  prediction_heads(W, output, mf, dump, 0, h);
   emit(sink, "decoder.logits0", h.logits);
   if (dump) emit(sink, "decoder.masks0", h.masks);
 
@@ -740,8 +777,13 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     Tensor q = d.cross_q(add(output, qe));                            // [Q, D]
     Tensor k = project(d.cross_k, key_in[l]);                         // [Lk, D]
     Tensor v = project(d.cross_v, src[l]);                            // [Lk, D]
-    kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk,
-                           heads, dh, scale);
+    if (mem_bf16)
+      kern::masked_attention_bf16(q.data(), D, reinterpret_cast<const uint16_t*>(k.data()), D,
+                                  reinterpret_cast<const uint16_t*>(v.data()), D, h.attn.data(), a.data(), D, Q, Lk,
+                                  heads, dh, scale);
+    else
+      kern::masked_attention(q.data(), D, k.data(), D, v.data(), D, h.attn.data(), a.data(), D, Q, Lk, heads, dh,
+                             scale);
     Tensor o = d.cross_out(a);
     layer_norm(output, &o, d.cross_norm);                             // output = norm(output + o)
 
@@ -761,7 +803,7 @@ ForwardOutputs transformer_decoder(const M2FP::Weights& W, const PixelDecoderOut
     // heads, with the attention mask for the next layer's level
     const bool last = i + 1 == W.dec_layers.size();
     const int nl = (int)((i + 1) % NL);
-    prediction_heads(W, output, mf, last || dump, last ? nullptr : &mf_small[nl], h);
+    prediction_heads(W, output, mf, last || dump, last ? -1 : nl, h);
     emit(sink, "decoder.logits" + std::to_string(i + 1), h.logits);
     if (dump) emit(sink, "decoder.masks" + std::to_string(i + 1), h.masks);
   }
@@ -878,18 +920,28 @@ void M2FP::prepare(int64_t Hp, int64_t Wp) const {
   dense(W.mask_embed[1], Q, true);
   dense(W.mask_embed[2], Q);
   const int64_t H4 = lh[0], W4 = lw[0], mask_dim = c.mask_dim;
+  // (at each level in bf16 with bf16 layers: MaskFeatures)
+  auto prepare_masks = [bf16 = W.precision == dnn::Precision::BF16](int64_t M, int64_t N, int64_t K) {
+    if (bf16) dnn::prepare_matmul_abt_bf16(M, N, K);
+    else dnn::prepare_matmul_abt(M, N, K);
+  };
   tasks.push_back([Q, H4, W4, mask_dim] { dnn::prepare_matmul_abt(Q, H4 * W4, mask_dim); });
   for (int l = 0; l < kDecoderFeatureLevels; ++l) {
     const int64_t n = lh[3 - l] * lw[3 - l];
     tasks.push_back([&W, hl = lh[3 - l], wl = lw[3 - l]] { W.pos_embed(hl, wl); });
-    tasks.push_back([Q, n, mask_dim] { dnn::prepare_matmul_abt(Q, n, mask_dim); });
+    tasks.push_back([=] { prepare_masks(Q, n, mask_dim); });
   }
   for (size_t i = 0; i < W.dec_layers.size(); ++i) {
     const DecoderLayer& d = W.dec_layers[i];
     const int s = 3 - (int)(i % kDecoderFeatureLevels);
     dense(d.cross_q, Q);
-    dense(d.cross_k, lh[s] * lw[s]);
-    dense(d.cross_v, lh[s] * lw[s]);
+    if (W.precision == dnn::Precision::BF16) {  // bf16 keys and values (transformer_decoder's project)
+      for (const Linear* p : {&d.cross_k, &d.cross_v})
+        tasks.push_back([p, M = lh[s] * lw[s]] { p->prepare(M, p->in(), p->out(), false, /*y_bf16=*/true); });
+    } else {
+      dense(d.cross_k, lh[s] * lw[s]);
+      dense(d.cross_v, lh[s] * lw[s]);
+    }
     dense(d.cross_out, Q);
     dense(d.self_qk, Q);
     dense(d.self_v, Q);

@@ -122,6 +122,11 @@ void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int
 void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
                       int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
                       int64_t Lk, int heads, int dh, float scale);
+// The same with bfloat16 k and v (row strides in elements) and the products in bf16 (ops.def:
+// attention_heads_bf16); dh must be even (std::invalid_argument otherwise).
+void masked_attention_bf16(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, const uint16_t* v,
+                           int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq, int64_t Lk,
+                           int heads, int dh, float scale);
 
 // Sine position encoding (DETR PositionEmbeddingSine, normalize=True, scale 2*pi, no mask):
 // out [H*W, 2*F] row-major, F = num_feats (128): first F channels encode y, last F encode x;

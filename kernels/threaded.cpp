@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/internal.h"
@@ -225,11 +226,11 @@ void ms_deform_attn_bf16(const uint16_t* value, const int64_t* shapes, const int
   });
 }
 
-void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
-                      int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
-                      int64_t Lk, int heads, int dh, float scale) {
-  if (Lq <= 0 || heads <= 0) return;
-  const KernelTable& t = active();
+namespace {
+// The work items of masked_attention(_bf16): calls `run(h0, h1, q0, q1)` over (group of heads,
+// block of queries) items, one per thread where possible.
+template <class Run>
+void attention_items(int64_t Lq, int heads, const Run& run) {
   // Work items are (group of heads, block of queries), one per thread where possible: a call
   // reads each block of keys once for all its queries and heads (the heads' columns of a row
   // together) and transposes each block's mask bytes once for all its heads, so items are large:
@@ -249,9 +250,32 @@ void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, 
     for (int64_t i = b; i < e; ++i) {
       const int g = (int)(i / blocks), h0 = heads * g / groups, h1 = heads * (g + 1) / groups;
       const int64_t q0 = (i % blocks) * qb, q1 = std::min(Lq, q0 + qb);
-      t.attention_heads(q + h0 * dh, ldq, k + h0 * dh, ldk, v + h0 * dh, ldv, mask, out + h0 * dh, ldo,
-                        Lk, dh, scale, q0, q1, h1 - h0);
+      run(h0, h1, q0, q1);
     }
+  });
+}
+}  // namespace
+
+void masked_attention_bf16(const float* q, int64_t ldq, const uint16_t* k, int64_t ldk, const uint16_t* v,
+                           int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq, int64_t Lk,
+                           int heads, int dh, float scale) {
+  if (dh % 2) throw std::invalid_argument("masked_attention_bf16: dh must be even, got " + std::to_string(dh));
+  if (Lq <= 0 || heads <= 0) return;
+  const KernelTable& t = active();
+  attention_items(Lq, heads, [&](int h0, int h1, int64_t q0, int64_t q1) {
+    t.attention_heads_bf16(q + h0 * dh, ldq, k + h0 * dh, ldk, v + h0 * dh, ldv, mask, out + h0 * dh, ldo, Lk, dh,
+                           scale, q0, q1, h1 - h0);
+  });
+}
+
+void masked_attention(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                      int64_t ldv, const uint8_t* mask, float* out, int64_t ldo, int64_t Lq,
+                      int64_t Lk, int heads, int dh, float scale) {
+  if (Lq <= 0 || heads <= 0) return;
+  const KernelTable& t = active();
+  attention_items(Lq, heads, [&](int h0, int h1, int64_t q0, int64_t q1) {
+    t.attention_heads(q + h0 * dh, ldq, k + h0 * dh, ldk, v + h0 * dh, ldv, mask, out + h0 * dh, ldo, Lk, dh,
+                      scale, q0, q1, h1 - h0);
   });
 }
 

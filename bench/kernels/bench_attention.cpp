@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -97,6 +98,30 @@ void BM_AttentionHeads(benchmark::State& state, Isa isa) {
   set_rates(state, m.bytes(), m.flops());
 }
 
+// The same with bfloat16 k and v and the products in bf16 (attention_heads_bf16: the bf16 decoder's
+// cross-attention; VDPBF16PS on AVX-512 where the CPU has AVX512-BF16). Same FLOP count.
+void BM_AttentionHeadsBf16(benchmark::State& state, Isa isa) {
+  AttnModel& m = attn_model(state.range(0));
+  static std::vector<uint16_t> k16, v16;
+  k16.resize(m.k.size());
+  v16.resize(m.v.size());
+  for (size_t i = 0; i < m.k.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &m.k[i], 4);
+    k16[i] = (uint16_t)(u >> 16);
+    std::memcpy(&u, &m.v[i], 4);
+    v16[i] = (uint16_t)(u >> 16);
+  }
+  const kern::KernelTable& t = kern::table_for(isa);
+  const uint8_t* mask = m.mask.empty() ? nullptr : m.mask.data();
+  for (auto _ : state) {
+    t.attention_heads_bf16(m.q.data(), m.E, k16.data(), m.E, v16.data(), m.E, mask, m.out.data(), m.E, m.Lk, m.dh,
+                           1.f / std::sqrt(32.f), 0, m.Lq, m.heads);
+    benchmark::DoNotOptimize(m.out.data());
+  }
+  set_rates(state, m.bytes() - 2.0 * (double)(m.k.size() + m.v.size()), m.flops());
+}
+
 void BM_MaskedAttentionThreaded(benchmark::State& state) {
   AttnModel& m = attn_model(state.range(0));
   state.SetLabel(kern::isa_name(kern::active_isa()));
@@ -116,6 +141,8 @@ void BM_MaskedAttentionThreaded(benchmark::State& state) {
     b->ArgNames({"Lk", "qb"})->Args({10560, 8});
   for (auto* b : per_isa("AttentionHeads", BM_AttentionHeads))
     b->ArgName("Lk")->Arg(660)->Arg(2640)->Arg(10560)->Arg(100);
+  for (auto* b : per_isa("AttentionHeadsBf16", BM_AttentionHeadsBf16))
+    b->ArgName("Lk")->Arg(660)->Arg(2640)->Arg(10560);
   benchmark::RegisterBenchmark("Attention/threaded", BM_MaskedAttentionThreaded)
       ->ArgName("Lk")
       ->Arg(660)->Arg(2640)->Arg(10560)->Arg(100)
