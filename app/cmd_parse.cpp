@@ -40,7 +40,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <functional>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -374,10 +374,10 @@ int cmd_parse(int argc, char** argv) {
       }
       const Parsing& p = r.parsing;
 
-      // The pictures are rendered, encoded and written side by side with result.json's two halves
-      // (masks' RLE, outfit analysis) on one team of threads (service::result_document_beside): they
-      // share nothing but the parsing, which all only read. timings_ms.write: from the start to the
-      // last picture written (result.json itself, written last, cannot hold its own time).
+      // The pictures are rendered, encoded and written on a second thread while this one builds
+      // result.json (masks' RLE, outfit analysis): the two share nothing but the parsing, which
+      // both only read. timings_ms.write: the pictures' thread, start to end (result.json itself,
+      // written last, cannot hold its own time).
       // The pictures in the label set's ids and names, as labels.png (CIHP: the parsing itself; a
       // copy would double the memory of a large photo's masks).
       std::optional<Parsing> remapped;
@@ -395,39 +395,39 @@ int cmd_parse(int argc, char** argv) {
       picture_files.push_back(dir + "/labels_color.png");
       picture_files.push_back(dir + "/parsing.png");
       outs.written.insert(outs.written.end(), picture_files.begin(), picture_files.end());
-      // The pictures, costliest first: parsing.png (the overlay, an RGB picture), labels_color.png, the
-      // masks, labels.png, persons.png.
-      std::vector<std::function<void()>> pictures;
-      pictures.push_back([&] {
+      double write_ms = 0;
+      std::future<void> pictures = std::async(std::launch::async, [&] {
+        const auto write0 = std::chrono::steady_clock::now();
+        const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
+        write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
+        if (!p.single_human) {
+          const std::vector<uint8_t> persons_png = service::persons_png(p);
+          write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
+        }
+        for (size_t i = 0; i < union_names.size(); ++i) {
+          const std::vector<uint8_t> m = service::union_mask(p, union_names[i], mask_dilate);
+          write_png_gray8(dir + "/" + mask_files[i], m.data(), p.width, p.height);
+        }
+        service::write_labels_color_png(dir + "/labels_color.png", in_set.labels.data(), p.width, p.height);
         service::RenderOptions ro;
         ro.smooth_edges = a.has("smooth-edges");
         ro.person_boxes = !p.persons.empty();
         service::write_parsing_png(dir + "/parsing.png", r.image, in_set, ro);
+        write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
       });
-      pictures.push_back(
-          [&] { service::write_labels_color_png(dir + "/labels_color.png", in_set.labels.data(), p.width, p.height); });
-      for (size_t i = 0; i < union_names.size(); ++i)
-        pictures.push_back([&, i] {
-          const std::vector<uint8_t> m = service::union_mask(p, union_names[i], mask_dilate);
-          write_png_gray8(dir + "/" + mask_files[i], m.data(), p.width, p.height);
-        });
-      pictures.push_back([&] {
-        const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
-        write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
-      });
-      if (!p.single_human)
-        pictures.push_back([&] {
-          const std::vector<uint8_t> persons_png = service::persons_png(p);
-          write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
-        });
 
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
       outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
-      double write_ms = 0;
-      // The pictures' errors (IoError) first, as when they were written before result.json.
-      nlohmann::json j = service::result_document_beside(*session, r, path, outputs, outfits.kit ? &outfits : nullptr,
-                                                         pictures, &write_ms);
+      nlohmann::json j;
+      std::exception_ptr doc_error;
+      try {
+        j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
+      } catch (...) {
+        doc_error = std::current_exception();
+      }
+      pictures.get();  // the pictures' errors (IoError) first, as when they were written before result.json
+      if (doc_error) std::rethrow_exception(doc_error);
       j["timings_ms"]["write"] = write_ms;
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},

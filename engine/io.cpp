@@ -17,7 +17,6 @@
 
 #include "engine/buffer_pool.h"
 #include "engine/png_deflate.h"
-#include "engine/side_by_side.h"
 
 namespace m2fp {
 namespace {
@@ -217,21 +216,18 @@ void PngWriter::set_rows(const uint8_t* px) {
   Rows& r = *rows_;
   const size_t stride = r.stride(), row_bytes = r.row_bytes;
   uint8_t* raw = r.raw.data();
-  // 64 rows at a time, side by side (tasks of the team inside run_side_by_side).
-  const int H = r.height;
-  for_each_index((size_t)(H + 63) / 64, stride * (size_t)H >= (1u << 22), [&](size_t block) {
-    for (int y = (int)block * 64; y < std::min(H, ((int)block + 1) * 64); ++y) {
-      uint8_t* d = raw + (size_t)y * stride;
-      const uint8_t* cur = px + (size_t)y * row_bytes;
-      d[0] = y == 0 ? 0 : 2;  // None for the first row (Up would be the same), Up after
-      if (y == 0) {
-        std::memcpy(d + 1, cur, row_bytes);
-      } else {
-        const uint8_t* up = cur - row_bytes;
-        for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(cur[i] - up[i]);
-      }
+#pragma omp parallel for schedule(static) if (stride * (size_t)r.height >= (1u << 22))
+  for (int y = 0; y < r.height; ++y) {
+    uint8_t* d = raw + (size_t)y * stride;
+    const uint8_t* cur = px + (size_t)y * row_bytes;
+    d[0] = y == 0 ? 0 : 2;  // None for the first row (Up would be the same), Up after
+    if (y == 0) {
+      std::memcpy(d + 1, cur, row_bytes);
+    } else {
+      const uint8_t* up = cur - row_bytes;
+      for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(cur[i] - up[i]);
     }
-  });
+  }
   filtered_ = true;
 }
 
@@ -249,8 +245,9 @@ void PngWriter::filter() {
     const int y0 = (int)((int64_t)H * s / nstrips);
     std::memcpy(above.data() + (size_t)s * row_bytes, raw + (size_t)(y0 - 1) * stride + 1, row_bytes);
   }
-  for_each_index((size_t)nstrips, nstrips > 1, [&](size_t s) {  // tasks of the team inside run_side_by_side
-    const int y0 = (int)((int64_t)H * (int64_t)s / nstrips), y1 = (int)((int64_t)H * (int64_t)(s + 1) / nstrips);
+#pragma omp parallel for schedule(static) if (nstrips > 1)
+  for (int s = 0; s < nstrips; ++s) {
+    const int y0 = (int)((int64_t)H * s / nstrips), y1 = (int)((int64_t)H * (s + 1) / nstrips);
     for (int y = y1 - 1; y >= y0; --y) {
       uint8_t* d = raw + (size_t)y * stride;
       if (y == 0) {
@@ -258,10 +255,10 @@ void PngWriter::filter() {
         continue;
       }
       d[0] = 2;
-      const uint8_t* up = y == y0 ? above.data() + s * row_bytes : d - stride + 1;
+      const uint8_t* up = y == y0 ? above.data() + (size_t)s * row_bytes : d - stride + 1;
       for (size_t i = 0; i < row_bytes; ++i) d[1 + i] = (uint8_t)(d[1 + i] - up[i]);
     }
-  });
+  }
   filtered_ = true;
 }
 

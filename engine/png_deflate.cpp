@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "engine/buffer_pool.h"
-#include "engine/side_by_side.h"
 
 namespace m2fp {
 namespace {
@@ -477,11 +476,12 @@ size_t png_deflate(const uint8_t* data, size_t n, size_t bpp, size_t stride, uin
     std::vector<size_t> at(pieces + 1, 2), got(pieces, 0);
     for (size_t p = 0; p < pieces; ++p) at[p + 1] = at[p] + piece_bound(std::min(kPieceBytes, n - p * kPieceBytes));
     pool::Array<Token> tokens(pieces * (kBlockBytes + kMaxMatch));  // every token written before it is read
-    for_each_index(pieces, true, [&](size_t p) {  // tasks of the team inside run_side_by_side
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+    for (size_t p = 0; p < pieces; ++p) {
       const size_t from = p * kPieceBytes, to = std::min(n, from + kPieceBytes);
       got[p] = encode_piece(data, from, to, p + 1 == pieces, dist, tokens.data() + p * (kBlockBytes + kMaxMatch),
                             out + at[p]);
-    });
+    }
     for (size_t p = 0; p < pieces; ++p) {  // the pieces moved together (each only ever moves down)
       std::memmove(out + size, out + at[p], got[p]);
       size += got[p];

@@ -9,8 +9,6 @@
 #include <memory>
 #include <stdexcept>
 
-#include "engine/side_by_side.h"
-
 namespace m2fp {
 
 namespace {
@@ -530,18 +528,15 @@ void PhotoColours::convert() {
   }
   table_ = pool::Array<LabF>(total);  // every entry written below
   const auto& t = linear_table();
-  // 1024 words (65536 colours) at a time, side by side (tasks of the team inside run_side_by_side).
-  constexpr size_t kWords = 1024;
-  for_each_index((nw + kWords - 1) / kWords, total >= 4096, [&](size_t chunk) {
-    for (size_t w = chunk * kWords; w < std::min(nw, (chunk + 1) * kWords); ++w) {
-      uint32_t k = rank_[w];
-      for (uint64_t b = bits_[w]; b; b &= b - 1) {
-        const uint32_t rgb = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
-        const Lab l = linear_to_lab(t[rgb >> 16], t[(rgb >> 8) & 255], t[rgb & 255]);
-        table_[k++] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
-      }
+#pragma omp parallel for schedule(dynamic, 1024) if (total >= 4096)
+  for (size_t w = 0; w < nw; ++w) {
+    uint32_t k = rank_[w];
+    for (uint64_t b = bits_[w]; b; b &= b - 1) {
+      const uint32_t rgb = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+      const Lab l = linear_to_lab(t[rgb >> 16], t[(rgb >> 8) & 255], t[rgb & 255]);
+      table_[k++] = {static_cast<float>(l.L), static_cast<float>(l.a), static_cast<float>(l.b)};
     }
-  });
+  }
 }
 
 }  // namespace m2fp

@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/buffer_pool.h"
-#include "engine/side_by_side.h"
 
 namespace m2fp {
 
@@ -281,22 +280,14 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   auto gather = [&](auto id_type) {
     using Id = decltype(id_type);
     pool::Array<Id> gid(npix);  // every entry written below; from the buffer pool (24 MB at 12 MP)
-    // The rows in strips, side by side (tasks of the team inside run_side_by_side), each counted apart
-    // and added up (the counts and classes seen do not depend on the strips).
-    const bool threaded = npix >= (1u << 20);
-    const int nstrips = threaded ? std::max(1, std::min(4 * omp_get_max_threads(), H)) : 1;
-    auto strip_rows = [&](int s, int* y0, int* y1) {
-      *y0 = static_cast<int>(static_cast<int64_t>(H) * s / nstrips);
-      *y1 = static_cast<int>(static_cast<int64_t>(H) * (s + 1) / nstrips);
-    };
-    for_each_index(static_cast<size_t>(nstrips), nstrips > 1, [&](size_t strip) {
+#pragma omp parallel if (npix >= (1u << 20))
+    {
       std::vector<int64_t> cnt(nkeys, 0);
       std::vector<uint8_t> seen(nkeys * ncls, 0);
-      int ys, ye;
-      strip_rows(static_cast<int>(strip), &ys, &ye);
       // Along each row in runs of one label and one person-map value (one garment, counted once a
       // run), but pixels of nobody one by one (each goes to the box nearest to it).
-      for (int y = ys; y < ye; ++y) {
+#pragma omp for schedule(static)
+      for (int y = 0; y < H; ++y) {
         const uint8_t* lab = parsing.labels.data() + static_cast<size_t>(y) * W;
         const uint8_t* pmr = single ? nullptr : parsing.person_map.data() + static_cast<size_t>(y) * W;
         Id* g = gid.data() + static_cast<size_t>(y) * W;
@@ -335,15 +326,15 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         key_count[k] += cnt[k];
         for (size_t c = 0; c < ncls; ++c) key_classes[k * ncls + c] |= seen[k * ncls + c];
       }
-    });
+    }
 
     // The pixels each garment's colours come from, in raster order: the interior ones (whose 4
     // neighbours are of the same garment; a neighbour outside the photo counts as the same: a garment
     // cut by the frame is not an edge) when enough of them remain, else all; and its box; only
-    // garments that pass the size checks below. The same strips of rows as above: a first pass
-    // counts per strip and garment (and marks the photo's colours), a second writes each pixel's
-    // colour number at its place (the strips' counts before it), so the garments' pixel lists come
-    // out in raster order however many strips and threads there are.
+    // garments that pass the size checks below. The rows are cut into strips, one per thread: a
+    // first pass counts per strip and garment (and marks the photo's colours), a second writes each
+    // pixel's colour number at its place (the strips' counts before it), so the garments' pixel
+    // lists come out in raster order however many threads run.
     auto kept = [&](size_t key) {
       const int64_t count = key_count[key];
       const int64_t area = outfits[key / std::max(ncat, 1)].area;
@@ -351,13 +342,19 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       return !(area > 0 && static_cast<double>(count) / area < opt.min_share_of_person);
     };
     for (size_t k = 0; k < nkeys; ++k) keep[k] = kept(k) ? 1 : 0;
+    const bool threaded = npix >= (1u << 20);
+    const int nstrips = threaded ? std::max(1, std::min(omp_get_max_threads(), H)) : 1;
+    auto strip_rows = [&](int s, int* y0, int* y1) {
+      *y0 = static_cast<int>(static_cast<int64_t>(H) * s / nstrips);
+      *y1 = static_cast<int>(static_cast<int64_t>(H) * (s + 1) / nstrips);
+    };
     // Calls f(key, x0, x1, y, up, down, rgb) for each run [x0, x1) of one kept garment's pixels on a row
     // y of strip s (a run as long as it goes: the pixels left and right of it are another garment's or
     // outside the photo; up, down: the rows of garment ids above and below, null outside the photo;
     // rgb: the photo's row y).
-    auto each_kept_run = [&](size_t s, auto&& f) {
+    auto each_kept_run = [&](int s, auto&& f) {
       int y0, y1;
-      strip_rows(static_cast<int>(s), &y0, &y1);
+      strip_rows(s, &y0, &y1);
       for (int y = y0; y < y1; ++y) {
         const Id* g = gid.data() + static_cast<size_t>(y) * W;
         const Id* up = y > 0 ? g - W : nullptr;
@@ -388,7 +385,8 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     std::vector<int64_t> strip_interior(static_cast<size_t>(nstrips) * nkeys, 0);
     std::vector<int64_t> strip_all(static_cast<size_t>(nstrips) * nkeys, 0);
     std::vector<BBox> strip_box(static_cast<size_t>(nstrips) * nkeys, BBox{W, H, 0, 0});
-    for_each_index(static_cast<size_t>(nstrips), nstrips > 1, [&](size_t s) {
+#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
+    for (int s = 0; s < nstrips; ++s) {
       int64_t* inner = strip_interior.data() + static_cast<size_t>(s) * nkeys;
       int64_t* every = strip_all.data() + static_cast<size_t>(s) * nkeys;
       BBox* bx = strip_box.data() + static_cast<size_t>(s) * nkeys;
@@ -409,7 +407,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         for (int x = lo; x < hi; ++x) n += vertical(up, down, x, id) ? 1 : 0;
         inner[key] += n;
       });
-    });
+    }
     colours.convert();
     // Per garment: interior pixels or all, the box, where its numbers start in `numbers`.
     std::vector<size_t> at(static_cast<size_t>(nstrips) * nkeys, 0);  // [strip, key]: first place
@@ -433,7 +431,8 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       length[k] = total - start[k];
     }
     numbers = pool::Array<uint32_t>(total);  // every entry written below
-    for_each_index(static_cast<size_t>(nstrips), nstrips > 1, [&](size_t s) {
+#pragma omp parallel for schedule(static, 1) num_threads(nstrips) if (nstrips > 1)
+    for (int s = 0; s < nstrips; ++s) {
       size_t* place = at.data() + static_cast<size_t>(s) * nkeys;
       uint32_t* out = numbers.data();
       each_kept_run(s, [&](size_t key, int x0, int x1, int, const Id* up, const Id* down, const uint8_t* rgb) {
@@ -455,13 +454,12 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         }
         place[key] = k;
       });
-    });
+    }
   };
   if (nkeys < 65535) gather(uint16_t{});
   else gather(uint32_t{});
 
-  // The dominant colours of the garments side by side (each on one thread; tasks of the team inside
-  // run_side_by_side), the largest first.
+  // The dominant colours of the garments side by side (each on one thread), the largest first.
   check_dominant_colour_options(opt.colour);
   std::vector<size_t> order;
   for (size_t k = 0; k < nkeys; ++k)
@@ -470,10 +468,18 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
   std::vector<std::vector<ColourShare>> garment_colours(nkeys);
   size_t kept_pixels = 0;
   for (size_t k : order) kept_pixels += length[k];
-  for_each_index(order.size(), kept_pixels >= (1u << 16), [&](size_t i) {
+  std::exception_ptr error;  // (out of memory) rethrown here: an exception may not leave the region
+#pragma omp parallel for schedule(dynamic, 1) if (order.size() > 1 && kept_pixels >= (1u << 16))
+  for (size_t i = 0; i < order.size(); ++i) {
     const size_t k = order[i];
-    garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
-  });
+    try {
+      garment_colours[k] = dominant_colours(numbers.data() + start[k], length[k], colours.table(), opt.colour);
+    } catch (...) {
+#pragma omp critical(m2fp_outfit_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
   numbers.reset();
 
   for (int p = 0; p < num_persons; ++p) {

@@ -9,7 +9,6 @@
 #include <stdexcept>
 
 #include "engine/io.h"
-#include "engine/side_by_side.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -18,9 +17,6 @@
 
 namespace m2fp::service {
 namespace {
-
-// The pictures' rows are drawn this many at a time, side by side (for_each_index).
-constexpr int kRowsPerTask = 64;
 
 // CIHP/LIP label_colours (see render.h), RGB.
 constexpr uint8_t kCihpColours[20][3] = {
@@ -254,25 +250,23 @@ void render_parsing_to(const Image& photo, const Parsing& p, const RenderOptions
   fill_rect(out, 0, h, w, out.height, panel_bg);
 
   // Overlay: out = (photo * (256 - A) + colour * A + 128) >> 8 where the label is not background.
-  // kRowsPerTask rows at a time, side by side (tasks of the team inside run_side_by_side).
   const int A = (int)std::lround(opt.alpha * 256.f);
-  for_each_index((size_t)(h + kRowsPerTask - 1) / kRowsPerTask, npx >= (1 << 20), [&](size_t block) {
-    for (int y = (int)block * kRowsPerTask; y < std::min(h, ((int)block + 1) * kRowsPerTask); ++y) {
-      const uint8_t* s = photo.row(y);
-      const uint8_t* l = labels + (size_t)y * w;
-      uint8_t* d = out.row(y);
-      for (int x = 0; x < w; ++x) {
-        if (l[x] == 0) {
-          d[3 * x] = s[3 * x];
-          d[3 * x + 1] = s[3 * x + 1];
-          d[3 * x + 2] = s[3 * x + 2];
-          continue;
-        }
-        const Rgb& c = pal[l[x]];
-        for (int k = 0; k < 3; ++k) d[3 * x + k] = (uint8_t)((s[3 * x + k] * (256 - A) + c[k] * A + 128) >> 8);
+#pragma omp parallel for schedule(static) if (npx >= (1 << 20))
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* s = photo.row(y);
+    const uint8_t* l = labels + (size_t)y * w;
+    uint8_t* d = out.row(y);
+    for (int x = 0; x < w; ++x) {
+      if (l[x] == 0) {
+        d[3 * x] = s[3 * x];
+        d[3 * x + 1] = s[3 * x + 1];
+        d[3 * x + 2] = s[3 * x + 2];
+        continue;
       }
+      const Rgb& c = pal[l[x]];
+      for (int k = 0; k < 3; ++k) d[3 * x + k] = (uint8_t)((s[3 * x + k] * (256 - A) + c[k] * A + 128) >> 8);
     }
-  });
+  }
 
   if (opt.person_boxes) {
     const int t = std::max(2, scale * 2);
@@ -339,18 +333,17 @@ void write_labels_color_png(const std::string& path, const uint8_t* labels, int 
   if (!labels) throw std::invalid_argument("write_labels_color_png: null label map");
   const std::vector<Rgb> pal = parsing_palette(256);
   PngWriter png(w, h, 3);
-  for_each_index((size_t)(h + kRowsPerTask - 1) / kRowsPerTask, (int64_t)w * h >= (1 << 20), [&](size_t block) {
-    for (int y = (int)block * kRowsPerTask; y < std::min(h, ((int)block + 1) * kRowsPerTask); ++y) {
-      const uint8_t* l = labels + (size_t)y * w;
-      uint8_t* d = png.row(y);
-      for (int x = 0; x < w; ++x) {
-        const Rgb& c = pal[l[x]];
-        d[3 * x] = c[0];
-        d[3 * x + 1] = c[1];
-        d[3 * x + 2] = c[2];
-      }
+#pragma omp parallel for schedule(static) if ((int64_t)w * h >= (1 << 20))
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* l = labels + (size_t)y * w;
+    uint8_t* d = png.row(y);
+    for (int x = 0; x < w; ++x) {
+      const Rgb& c = pal[l[x]];
+      d[3 * x] = c[0];
+      d[3 * x + 1] = c[1];
+      d[3 * x + 2] = c[2];
     }
-  });
+  }
   png.write(path);
 }
 

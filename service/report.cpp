@@ -7,7 +7,6 @@
 #include <memory>
 
 #include "engine/io.h"
-#include "engine/side_by_side.h"
 #include "service/render.h"
 #include "kernels/kernels.h"
 #include "outfit/outfit_json.h"
@@ -93,11 +92,10 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
 
 nlohmann::json parsing_json(const Parsing& p) {
   nlohmann::json j;
-  // The masks' RLE first, one instance per thread at a time (a 12-megapixel photo's 100 masks; tasks
-  // of the team inside run_side_by_side)
+  // The masks' RLE first, one instance per thread at a time (a 12-megapixel photo's 100 masks)
   std::vector<nlohmann::json> masks(p.instances.size());
-  for_each_index(p.instances.size(), (size_t)p.width * p.height > 65536,
-                 [&](size_t i) { masks[i] = instance_rle(p.instances[i], p.width, p.height); });
+#pragma omp parallel for schedule(dynamic, 1) if (p.instances.size() > 1 && (size_t)p.width * p.height > 65536)
+  for (size_t i = 0; i < p.instances.size(); ++i) masks[i] = instance_rle(p.instances[i], p.width, p.height);
   j["instances"] = nlohmann::json::array();
   for (size_t i = 0; i < p.instances.size(); ++i) {
     const Instance& in = p.instances[i];
