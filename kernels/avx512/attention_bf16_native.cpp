@@ -1,11 +1,8 @@
 // kernels/avx512/attention_bf16_native.cpp: attention_heads_bf16's AVX-512 body with VDPBF16PS
 // (AVX512-BF16), called by kernels/avx512/attention_bf16.cpp only where cpu_features() reports
-// AVX512-BF16. This file alone is compiled for that extension (the pragma below, before every
-// include, so the shared bodies instantiated here may use it); nothing here runs elsewhere. In
-// the SIMDe-emulated test build (tests/kernels_emu) it gives the FMA form instead.
-#if !defined(SIMDE_VERSION)
-#pragma GCC target("avx512bf16")
-#endif
+// AVX512-BF16. This file alone is compiled for that extension (-mavx512bf16, CMakeLists.txt, so
+// the shared bodies instantiated here may use it); nothing here runs elsewhere. In the
+// SIMDe-emulated test build (tests/kernels_emu) it gives the FMA form instead.
 
 #include <algorithm>
 #include <cstring>
