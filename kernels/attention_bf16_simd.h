@@ -83,27 +83,7 @@ inline void attention_bf16_block(const uint16_t* k, int64_t ldk, const uint32_t*
   for (; j + KT <= nk; j += KT) attn16_qk<V, P, KT>(qt, kb, ldk, dp2, j, s);
   for (; j < nk; ++j) attn16_qk<V, P, 1>(qt, kb, ldk, dp2, j, s);
 
-  const F neg_inf = V::set1(-INFINITY);
-  F bm = neg_inf;
-  for (j = 0; j < nk; ++j) {
-    F sj = V::load(s + j * W);
-    if (masked) {
-      sj = V::select(V::bytes_nonzero(mt + j * W), neg_inf, sj);
-      V::store(s + j * W, sj);
-    }
-    bm = V::max(bm, sj);
-  }
-  const F m = V::load(m_io);
-  const F m_new = V::max(bm, m);
-  const F alpha = V::exp(V::sub(m, m_new));
-  V::store(m_io, m_new);
-  F ls = V::zero();
-  for (j = 0; j < nk; ++j) {
-    const F p = V::exp(V::sub(V::load(s + j * W), m_new));
-    V::store(s + j * W, p);
-    ls = V::add(ls, p);
-  }
-  V::store(l_io, V::fma(V::load(l_io), alpha, ls));
+  const F alpha = attn_block_softmax<V>(s, mt, nk, masked, m_io, l_io, [](int, F) {});
   int np = 0;
   for (int jp = 0; 2 * jp < nk; ++jp) {
     const F pe = V::load(s + 2 * jp * W);

@@ -106,6 +106,40 @@ inline void attn_qk(const float* qt, const float* kb, int64_t ldk, int dh, int j
   for (int t = 0; t < N; ++t) V::store(s + (j + t) * W, acc[t]);
 }
 
+// The online-softmax step of one key block for one tile: the scores S[j] (W lanes each) masked
+// (-inf where MT excludes a key), the running maximum m and sum l updated, S[j] replaced by the
+// probabilities exp(S[j] - m_new); `on_prob(j, p)` sees each key's probabilities as they are made.
+// Returns alpha = exp(m - m_new), the factor the tile's accumulated outputs take.
+template <class V, class OnProb>
+inline typename V::F attn_block_softmax(float* s, const uint8_t* mt, int nk, bool masked, float* m_io,
+                                        float* l_io, OnProb&& on_prob) {
+  using F = typename V::F;
+  constexpr int W = V::W;
+  const F neg_inf = V::set1(-INFINITY);
+  F bm = neg_inf;
+  for (int j = 0; j < nk; ++j) {
+    F sj = V::load(s + j * W);
+    if (masked) {
+      sj = V::select(V::bytes_nonzero(mt + j * W), neg_inf, sj);
+      V::store(s + j * W, sj);
+    }
+    bm = V::max(bm, sj);
+  }
+  const F m = V::load(m_io);
+  const F m_new = V::max(bm, m);
+  const F alpha = V::exp(V::sub(m, m_new));
+  V::store(m_io, m_new);
+  F ls = V::zero();
+  for (int j = 0; j < nk; ++j) {
+    const F p = V::exp(V::sub(V::load(s + j * W), m_new));
+    V::store(s + j * W, p);
+    ls = V::add(ls, p);
+    on_prob(j, p);
+  }
+  V::store(l_io, V::fma(V::load(l_io), alpha, ls));
+  return alpha;
+}
+
 // The key-major mask bytes MT of key block [kb0, kb0 + nk) for one tile (sc.mt); returns whether
 // every lane excludes every key of the block (the block is then skipped for all heads).
 template <class V>
@@ -136,7 +170,6 @@ inline void attention_block(const float* k, int64_t ldk, const float* v, int64_t
                             int64_t kb0, int nk, const float* qt, float* ot, float* m_io,
                             float* l_io, bool masked, AttnScratch& sc) {
   using F = typename V::F;
-  constexpr int W = V::W;
   float* s = sc.s.data();            // [KB][W]
   const uint8_t* mt = sc.mt.data();  // [KB][W]
   int* keys = sc.keys.data();        // [KB]
@@ -147,30 +180,11 @@ inline void attention_block(const float* k, int64_t ldk, const float* v, int64_t
   for (; j + KT <= nk; j += KT) attn_qk<V, KT>(qt, kb, ldk, dh, j, s);
   for (; j < nk; ++j) attn_qk<V, 1>(qt, kb, ldk, dh, j, s);
 
-  // mask, block max, rescale, probabilities
-  const F neg_inf = V::set1(-INFINITY);
-  F bm = neg_inf;
-  for (j = 0; j < nk; ++j) {
-    F sj = V::load(s + j * W);
-    if (masked) {
-      sj = V::select(V::bytes_nonzero(mt + j * W), neg_inf, sj);
-      V::store(s + j * W, sj);
-    }
-    bm = V::max(bm, sj);
-  }
-  const F m = V::load(m_io);
-  const F m_new = V::max(bm, m);
-  const F alpha = V::exp(V::sub(m, m_new));
-  V::store(m_io, m_new);
-  F ls = V::zero();
+  // mask, block max, rescale, probabilities (and the keys some lane gives weight)
   int nkeys = 0;
-  for (j = 0; j < nk; ++j) {
-    const F p = V::exp(V::sub(V::load(s + j * W), m_new));
-    V::store(s + j * W, p);
-    ls = V::add(ls, p);
-    if (V::any_nonzero(p)) keys[nkeys++] = j;
-  }
-  V::store(l_io, V::fma(V::load(l_io), alpha, ls));
+  const F alpha = attn_block_softmax<V>(s, mt, nk, masked, m_io, l_io, [&](int jj, F p) {
+    if (V::any_nonzero(p)) keys[nkeys++] = jj;
+  });
 
   // Ot = Ot*alpha + sum_j v[j] P[j]
   const float* vb = v + kb0 * ldv;
