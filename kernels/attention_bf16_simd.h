@@ -127,15 +127,7 @@ void attention_bf16_range(const float* q, int64_t ldq, const uint16_t* k, int64_
                                        bf16_bits_rne(qh[(t0 + i) * ldq + 2 * c + 1] * scale) << 16
                                  : 0u;
     }
-    std::fill(sc.m.begin() + (size_t)t * nh * W, sc.m.begin() + (size_t)(t + 1) * nh * W, -FLT_MAX);
-    for (int i = 0; i < W; ++i) {
-      sc.real[t * W + i] = 0;
-      sc.row[t * W + i] = i < nq ? sc.zeros.data() : sc.ones.data();
-      if (mask && i < nq) {
-        const uint8_t* r = mask + (t0 + i) * Lk;
-        if (std::memchr(r, 0, (size_t)Lk)) sc.row[t * W + i] = r, sc.real[t * W + i] = 1, sc.masked[t] = 1;
-      }
-    }
+    attn_tile_start(sc, W, t, t0, nq, mask, Lk);
   }
   for (int64_t kb0 = 0; kb0 < Lk; kb0 += kAttnKB) {
     const int nk = (int)std::min<int64_t>(kAttnKB, Lk - kb0);
@@ -168,20 +160,7 @@ void attention_bf16_range(const float* q, int64_t ldq, const uint16_t* k, int64_
       }
     }
   }
-  for (int t = 0; t < ntiles; ++t) {
-    const int64_t t0 = q0 + (int64_t)t * W;
-    const int nq = (int)std::min<int64_t>(W, q1 - t0);
-    for (int h = 0; h < nh; ++h) {
-      const size_t th = (size_t)(t * nh + h);
-      float* ot = sc.ot.data() + th * st;
-      const typename V::F inv = V::div(V::set1(1.f), V::load(sc.l.data() + th * W));
-      for (int c = 0; c < dh; ++c) V::store(ot + c * W, V::mul(V::load(ot + c * W), inv));
-      for (int i = 0; i < nq; ++i) {
-        float* o = out + (t0 + i) * ldo + h * dh;
-        for (int c = 0; c < dh; ++c) o[c] = ot[c * W + i];
-      }
-    }
-  }
+  attn_write_out<V>(sc, dh, q0, q1, out, ldo);
 }
 
 // Entry for one ISA's table: the checks of ops.def (empty ranges, no keys: zeros).

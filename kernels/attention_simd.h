@@ -76,6 +76,43 @@ struct AttnScratch {
         row((size_t)ntiles * W), real((size_t)ntiles * W), masked(ntiles) {}
 };
 
+// Tile t's running maxima (-FLT_MAX, every head) and mask rows per lane: the real row, or zeros
+// (no mask / fully masked row: attend to all keys), or ones for lanes past nq (so that they never
+// prevent skipping a block). t0: the tile's first query, nq its queries.
+inline void attn_tile_start(AttnScratch& sc, int W, int t, int64_t t0, int nq, const uint8_t* mask,
+                            int64_t Lk) {
+  std::fill(sc.m.begin() + (size_t)t * sc.nh * W, sc.m.begin() + (size_t)(t + 1) * sc.nh * W, -FLT_MAX);
+  for (int i = 0; i < W; ++i) {
+    sc.real[t * W + i] = 0;
+    sc.row[t * W + i] = i < nq ? sc.zeros.data() : sc.ones.data();
+    if (mask && i < nq) {
+      const uint8_t* r = mask + (t0 + i) * Lk;
+      if (std::memchr(r, 0, (size_t)Lk)) sc.row[t * W + i] = r, sc.real[t * W + i] = 1, sc.masked[t] = 1;
+    }
+  }
+}
+
+// out = Ot / l, every tile and head of queries [q0, q1), transposed back to rows.
+template <class V>
+inline void attn_write_out(AttnScratch& sc, int dh, int64_t q0, int64_t q1, float* out, int64_t ldo) {
+  constexpr int W = V::W;
+  const size_t st = (size_t)dh * W;
+  for (int t = 0; t < sc.ntiles; ++t) {
+    const int64_t t0 = q0 + (int64_t)t * W;
+    const int nq = (int)std::min<int64_t>(W, q1 - t0);
+    for (int h = 0; h < sc.nh; ++h) {
+      const size_t th = (size_t)(t * sc.nh + h);
+      float* ot = sc.ot.data() + th * st;
+      const typename V::F inv = V::div(V::set1(1.f), V::load(sc.l.data() + th * W));
+      for (int c = 0; c < dh; ++c) V::store(ot + c * W, V::mul(V::load(ot + c * W), inv));
+      for (int i = 0; i < nq; ++i) {
+        float* o = out + (t0 + i) * ldo + h * dh;
+        for (int c = 0; c < dh; ++c) o[c] = ot[c * W + i];
+      }
+    }
+  }
+}
+
 // Ot[c0 .. c0+N) += sum_t v[keys[t]][c] * P[keys[t]], after scaling by alpha (vb = v + kb0*ldv).
 template <class V, int N>
 inline void attn_pv(float* ot, int c0, typename V::F alpha, const float* s, const int* keys, int nk,
@@ -215,17 +252,7 @@ void attention_range(const float* q, int64_t ldq, const float* k, int64_t ldk, c
       for (int c = 0; c < dh; ++c)
         for (int i = 0; i < W; ++i) qt[c * W + i] = i < nq ? qh[(t0 + i) * ldq + c] * scale : 0.f;
     }
-    std::fill(sc.m.begin() + (size_t)t * nh * W, sc.m.begin() + (size_t)(t + 1) * nh * W, -FLT_MAX);
-    // Mask rows per lane: the real row, or zeros (no mask / fully masked row: attend to all
-    // keys), or ones for lanes past nq (so that they never prevent skipping a block).
-    for (int i = 0; i < W; ++i) {
-      sc.real[t * W + i] = 0;
-      sc.row[t * W + i] = i < nq ? sc.zeros.data() : sc.ones.data();
-      if (mask && i < nq) {
-        const uint8_t* r = mask + (t0 + i) * Lk;
-        if (std::memchr(r, 0, (size_t)Lk)) sc.row[t * W + i] = r, sc.real[t * W + i] = 1, sc.masked[t] = 1;
-      }
-    }
+    attn_tile_start(sc, W, t, t0, nq, mask, Lk);
   }
   const int span = nh * dh;  // columns of a k/v row the call reads (contiguous when ld == span)
   for (int64_t kb0 = 0; kb0 < Lk; kb0 += kAttnKB) {
@@ -246,21 +273,7 @@ void attention_range(const float* q, int64_t ldq, const float* k, int64_t ldk, c
       }
     }
   }
-  // out = Ot / l, transposed back to rows
-  for (int t = 0; t < ntiles; ++t) {
-    const int64_t t0 = q0 + (int64_t)t * W;
-    const int nq = (int)std::min<int64_t>(W, q1 - t0);
-    for (int h = 0; h < nh; ++h) {
-      const size_t th = (size_t)(t * nh + h);
-      float* ot = sc.ot.data() + th * st;
-      const typename V::F inv = V::div(V::set1(1.f), V::load(sc.l.data() + th * W));
-      for (int c = 0; c < dh; ++c) V::store(ot + c * W, V::mul(V::load(ot + c * W), inv));
-      for (int i = 0; i < nq; ++i) {
-        float* o = out + (t0 + i) * ldo + h * dh;
-        for (int c = 0; c < dh; ++c) o[c] = ot[c * W + i];
-      }
-    }
-  }
+  attn_write_out<V>(sc, dh, q0, q1, out, ldo);
 }
 
 }  // namespace
