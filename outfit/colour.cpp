@@ -68,14 +68,18 @@ inline double dist2(const LabF& p, const Lab& c) {
   return dL * dL + da * da + db * db;
 }
 
-int nearest(const LabF& p, const std::vector<Lab>& centres) {
+// The nearest of k centres (ties to the lower centre).
+inline int nearest(const LabF& p, const Lab* centres, int k) {
   int best = 0;
   double best_d = std::numeric_limits<double>::max();
-  for (size_t c = 0; c < centres.size(); ++c) {
+  for (int c = 0; c < k; ++c) {
     const double d = dist2(p, centres[c]);
-    if (d < best_d) best_d = d, best = static_cast<int>(c);
+    if (d < best_d) best_d = d, best = c;
   }
   return best;
+}
+int nearest(const LabF& p, const std::vector<Lab>& centres) {
+  return nearest(p, centres.data(), static_cast<int>(centres.size()));
 }
 
 // The points of a block as their nearest centres (nearest()'s choice, ties to the lower centre) and
@@ -86,15 +90,7 @@ int nearest(const LabF& p, const std::vector<Lab>& centres) {
 constexpr size_t kBlock = 256;
 template <int K>
 void nearest_block(const LabF* p, size_t n, const Lab* centres, uint8_t* cl) {
-  for (size_t i = 0; i < n; ++i) {
-    int best = 0;
-    double best_d = dist2(p[i], centres[0]);
-    for (int c = 1; c < K; ++c) {
-      const double d = dist2(p[i], centres[c]);
-      if (d < best_d) best_d = d, best = c;
-    }
-    cl[i] = static_cast<uint8_t>(best);
-  }
+  for (size_t i = 0; i < n; ++i) cl[i] = static_cast<uint8_t>(nearest(p[i], centres, K));  // K known: unrolled
 }
 template <int K>
 void sum_block(const LabF* p, const uint8_t* cl, size_t n, Lab* sum, int64_t* count) {
