@@ -406,7 +406,7 @@ class WeightStore {
     const bool wino = is_wino(want);
     size_t from = copies_.size();
     for (size_t i = 0; i < copies_.size() && from == copies_.size(); ++i)
-      if (!is_wino(copies_[i].m.get_desc()) && (!wino || copies_[i].m.get_desc().data_type() == dt::f32)) from = i;
+      if (!is_wino(copies_[i].m.get_desc()) && (!wino || wino_source(copies_[i]))) from = i;
     if (from == copies_.size()) {  // no copy to derive it from: the plain weights again
       if (!source_)
         throw std::logic_error(wino ? "WeightStore: no fp32 copy of the weights for the Winograd layout"
@@ -442,10 +442,7 @@ class WeightStore {
   // Whether get() can make a Winograd copy: an fp32 copy in an ordinary layout is left, or the source
   // writes the plain weights again.
   bool can_make_wino() const {
-    if (source_) return true;
-    for (const Copy& c : copies_)
-      if (!is_wino(c.m.get_desc()) && c.m.get_desc().data_type() == dt::f32) return true;
-    return false;
+    return source_ || std::any_of(copies_.begin(), copies_.end(), [](const Copy& c) { return wino_source(c); });
   }
 
  private:
@@ -454,6 +451,11 @@ class WeightStore {
     std::shared_ptr<void> owner;
     bool plain = false;
   };
+  // Whether a Winograd copy may be derived from c: fp32 in an ordinary layout (a BF16 layer's bf16
+  // copies lost bits).
+  static bool wino_source(const Copy& c) {
+    return !is_wino(c.m.get_desc()) && c.m.get_desc().data_type() == dt::f32;
+  }
   // The plain weights (oihw fp32, 3x3) into the Winograd layout of jit_wino_4x3 by dnn_wino.h, the
   // same bytes as oneDNN's reorder in a fraction of its time; false (nothing written) for any other
   // layout, which oneDNN's reorder then makes.
