@@ -121,12 +121,18 @@ struct V8 {
   static I mini(I a, I b) { return _mm256_min_epi32(a, b); }
   template <int S>
   static I srai(I x) { return _mm256_srai_epi32(x, S); }
+  template <int S>
+  static I srli(I x) { return _mm256_srli_epi32(x, S); }
+  static I sll(I x, int n) { return _mm256_sll_epi32(x, _mm_cvtsi32_si128(n)); }  // n: a run-time count
+  static I andi(I a, I b) { return _mm256_and_si256(a, b); }
 
   // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
   static F gather(const float* p, I idx) { return _mm256_i32gather_ps(p, idx, 4); }
   static F gather_n(const float* p, I idx, int n) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, idx, tail_m(n), 4);
   }
+  // The 4 bytes at p + idx[i] (byte offsets) as one int32 per lane.
+  static I gather_bytes4(const uint8_t* p, I idx) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(p), idx, 1); }
   static I gatheri(const int32_t* p, I idx) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(p), idx, 4); }
   static I gatheri_n(const int32_t* p, I idx, int n) {
     return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(p), idx, tail(n), 4);

@@ -96,11 +96,19 @@ struct V16 {
   static I mini(I a, I b) { return _mm512_min_epi32(a, b); }
   template <int S>
   static I srai(I x) { return _mm512_srai_epi32(x, S); }
+  template <int S>
+  static I srli(I x) { return _mm512_srli_epi32(x, S); }
+  static I sll(I x, int n) { return _mm512_sll_epi32(x, _mm_cvtsi32_si128(n)); }  // n: a run-time count
+  static I andi(I a, I b) { return _mm512_and_si512(a, b); }
 
   // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
   static F gather(const float* p, I idx) { return gather_n(p, idx, W); }
   static F gather_n(const float* p, I idx, int n) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail(n), idx, p, 4);
+  }
+  // The 4 bytes at p + idx[i] (byte offsets) as one int32 per lane.
+  static I gather_bytes4(const uint8_t* p, I idx) {  // (the masked form: the emulation tests have it)
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)0xFFFF, idx, p, 1);
   }
   static I gatheri(const int32_t* p, I idx) { return gatheri_n(p, idx, W); }
   static I gatheri_n(const int32_t* p, I idx, int n) {

@@ -69,7 +69,8 @@ TEST(PilResample, PassesMatchReference) {
     const kern::KernelTable& T = kern::table_for(isa);
     int cases = 0;
     for (int ch = 1; ch <= 4; ++ch) {
-      for (auto [H, W] : {std::pair<int64_t, int64_t>{1, 1}, {13, 17}, {37, 53}, {5, 301}}) {
+      // 40 x 700: whole blocks of rows (16 lanes) in one call and many tiles of output pixels.
+      for (auto [H, W] : {std::pair<int64_t, int64_t>{1, 1}, {13, 17}, {37, 53}, {5, 301}, {40, 700}}) {
         for (double f : kFactors) {
           const int64_t ow = scaled(W, f), oh = scaled(H, f);
           std::vector<uint8_t> src = rng.bytes((size_t)(H * W * ch));
@@ -88,6 +89,12 @@ TEST(PilResample, PassesMatchReference) {
           const std::string what = isa_str(isa) + " ch=" + std::to_string(ch) + " " + std::to_string(H) + "x" +
                                    std::to_string(W) + "->" + std::to_string(oh) + "x" + std::to_string(ow);
           ASSERT_TRUE(same_bytes("pil_resample_h " + what, hg.data(), hw.data(), (int64_t)hw.size()));
+          // and in one call from row 1 (blocks of rows that start off the first row and end in a partial one)
+          std::fill(hg.begin(), hg.end(), 0xAB);
+          if (H > 1) T.pil_resample_h_u8(src.data(), W, ch, hg.data(), ow, xb.data(), xk.data(), kx, 1, H);
+          ASSERT_TRUE(same_bytes("pil_resample_h (rows 1..H) " + what, hg.data() + ow * ch, hw.data() + ow * ch,
+                                 (int64_t)hw.size() - ow * ch));
+          for (int64_t i = 0; i < (H > 1 ? ow * ch : 0); ++i) ASSERT_EQ(hg[(size_t)i], 0xAB) << "row 0 written " << what;
           // vertical pass on the horizontal result (the W of that image is ow)
           std::vector<uint8_t> vw((size_t)(oh * ow * ch)), vg(vw.size(), 0xCD);
           kern::ref::pil_resample_v_u8(hw.data(), ow, ch, vw.data(), yb.data(), yk.data(), ky, 0, oh);
