@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <limits>
@@ -28,6 +29,27 @@ namespace {
 int slot_rank(const std::string& slot) {
   const auto& s = garment_slots();
   return static_cast<int>(std::find(s.begin(), s.end(), slot) - s.begin());
+}
+
+// The end of the run that starts at p[x]: the first e > x with p[e] != p[x], or n. Compared 8 bytes
+// at a time (8 labels, 4 16-bit garment ids: the value repeated in each lane of a word, XOR, the
+// first lane not zero; x86 is little-endian: the lowest lane is the first pixel): the 12 MP maps
+// are a bilinear upscale, their runs long, and the loop of one element a step had 18% and 29% of the
+// samples of the two passes over the garment ids (perf annotate, big12.jpg); extract_outfits on one
+// thread: 160-173 ms of CPU before, 152-168 ms after.
+template <typename T>
+int run_end(const T* p, int x, int n) {
+  constexpr int kLanes = 8 / sizeof(T);
+  const T v = p[x];
+  const uint64_t repeated = v * (~uint64_t{0} / std::numeric_limits<T>::max());  // v in every lane
+  int e = x + 1;
+  for (; e + kLanes <= n; e += kLanes) {
+    uint64_t w;
+    std::memcpy(&w, p + e, 8);
+    if (const uint64_t d = w ^ repeated) return e + __builtin_ctzll(d) / (8 * sizeof(T));
+  }
+  while (e < n && p[e] == v) ++e;
+  return e;
 }
 
 std::string read_text_file(const std::string& path, const char* what) {
@@ -326,11 +348,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         for (int x = 0; x < W;) {
           const uint8_t cls = lab[x];
           const uint8_t pm = single ? 0 : pmr[x];
-          int e = x + 1;
-          if (single)
-            while (e < W && lab[e] == cls) ++e;
-          else
-            while (e < W && lab[e] == cls && pmr[e] == pm) ++e;
+          const int e = single ? run_end(lab, x, W) : std::min(run_end(lab, x, W), run_end(pmr, x, W));
           const int cat = cls_to_cat[cls];
           if (cat < 0) {
             std::fill(g + x, g + e, Id{0});
@@ -392,8 +410,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
         for (int x = 0; x < W;) {
           const Id id = g[x];
-          int e = x + 1;
-          while (e < W && g[e] == id) ++e;
+          const int e = run_end(g, x, W);
           if (id != 0 && keep[id - 1]) f(static_cast<size_t>(id - 1), x, e, y, up, down, rgb);
           x = e;
         }
