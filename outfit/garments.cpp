@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <limits>
@@ -28,6 +29,27 @@ namespace {
 int slot_rank(const std::string& slot) {
   const auto& s = garment_slots();
   return static_cast<int>(std::find(s.begin(), s.end(), slot) - s.begin());
+}
+
+// The end of the run that starts at p[x]: the first e > x with p[e] != p[x], or n. Compared 8 bytes
+// at a time (8 labels, 4 16-bit garment ids: the value repeated in each lane of a word, XOR, the
+// first lane not zero; x86 is little-endian: the lowest lane is the first pixel): the 12 MP maps
+// are a bilinear upscale, their runs long, and the loop of one element a step had 18% and 29% of the
+// samples of the two passes over the garment ids (perf annotate, big12.jpg); extract_outfits on one
+// thread: 160-173 ms of CPU before, 152-168 ms after.
+template <typename T>
+int run_end(const T* p, int x, int n) {
+  constexpr int kLanes = 8 / sizeof(T);
+  const T v = p[x];
+  const uint64_t repeated = v * (~uint64_t{0} / std::numeric_limits<T>::max());  // v in every lane
+  int e = x + 1;
+  for (; e + kLanes <= n; e += kLanes) {
+    uint64_t w;
+    std::memcpy(&w, p + e, 8);
+    if (const uint64_t d = w ^ repeated) return e + __builtin_ctzll(d) / (8 * sizeof(T));
+  }
+  while (e < n && p[e] == v) ++e;
+  return e;
 }
 
 std::string read_text_file(const std::string& path, const char* what) {
@@ -249,6 +271,36 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     }
     return best;
   };
+  // Calls f(p, a, b) for spans [a, b) that cover [x0, x1) on row y, each of pixels with one fallback
+  // person p, with a few fallback_person calls a span instead of one a pixel (the pixels of a
+  // garment outside every person mask come in long runs at 12 MP: that per-pixel search over the
+  // boxes was ~60% of the pass over the labels with the synthetic model's 13 persons). Between the
+  // x where a box holding row y starts or ends, the boxes in the running are the same, and each one's
+  // squared distance less another's is linear in x (the x^2 cancels; the doubles are exact: half-
+  // integers below 2^25 squared), so the pixels a person wins (ties to the lower index as in
+  // fallback_person) are one interval: where both ends of a stretch have the same person, all of it
+  // has; else it is cut in two. cuts: the caller's scratch (one per thread).
+  auto fallback_spans = [&](int y, int x0, int x1, std::vector<int>& cuts, auto&& f) {
+    cuts.assign({x0, x1});
+    for (int k = 0; k < num_persons; ++k) {
+      const BBox& b = parsing.persons[k].bbox;
+      if (y < b.y0 || y >= b.y1) continue;
+      for (int c : {b.x0, b.x1})
+        if (c > x0 && c < x1) cuts.push_back(c);
+    }
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    // [a, b] (inclusive) whose end pixels fall back to pa and pb.
+    auto split = [&](auto&& self, int a, int b, int pa, int pb) -> void {
+      if (pa == pb) return f(pa, a, b + 1);
+      if (b == a + 1) return f(pa, a, a + 1), f(pb, b, b + 1);
+      const int m = a + (b - a) / 2;
+      self(self, a, m, pa, fallback_person(m, y));
+      self(self, m + 1, b, fallback_person(m + 1, y), pb);
+    };
+    for (size_t i = 0; i + 1 < cuts.size(); ++i)
+      split(split, cuts[i], cuts[i + 1] - 1, fallback_person(cuts[i], y), fallback_person(cuts[i + 1] - 1, y));
+  };
 
   // Every label must name a class; the first one that does not (in raster order) is reported.
   uint8_t max_label = 0;
@@ -284,8 +336,10 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
     {
       std::vector<int64_t> cnt(nkeys, 0);
       std::vector<uint8_t> seen(nkeys * ncls, 0);
+      std::vector<int> cuts;
       // Along each row in runs of one label and one person-map value (one garment, counted once a
-      // run), but pixels of nobody one by one (each goes to the box nearest to it).
+      // run), but runs of nobody's pixels in spans of one fallback person (each pixel goes to the box
+      // nearest to it).
 #pragma omp for schedule(static)
       for (int y = 0; y < H; ++y) {
         const uint8_t* lab = parsing.labels.data() + static_cast<size_t>(y) * W;
@@ -294,11 +348,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         for (int x = 0; x < W;) {
           const uint8_t cls = lab[x];
           const uint8_t pm = single ? 0 : pmr[x];
-          int e = x + 1;
-          if (single)
-            while (e < W && lab[e] == cls) ++e;
-          else
-            while (e < W && lab[e] == cls && pmr[e] == pm) ++e;
+          const int e = single ? run_end(lab, x, W) : std::min(run_end(lab, x, W), run_end(pmr, x, W));
           const int cat = cls_to_cat[cls];
           if (cat < 0) {
             std::fill(g + x, g + e, Id{0});
@@ -308,15 +358,13 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
             cnt[key] += e - x;
             seen[key * ncls + cls] = 1;
           } else {
-            for (int xx = x; xx < e; ++xx) {
-              const int p = fallback_person(xx, y);
-              g[xx] = 0;
-              if (p < 0) continue;
+            fallback_spans(y, x, e, cuts, [&](int p, int a, int b) {
+              if (p < 0) return std::fill(g + a, g + b, Id{0});
               const size_t key = static_cast<size_t>(p) * ncat + cat;
-              g[xx] = static_cast<Id>(key + 1);
-              ++cnt[key];
+              std::fill(g + a, g + b, static_cast<Id>(key + 1));
+              cnt[key] += b - a;
               seen[key * ncls + cls] = 1;
-            }
+            });
           }
           x = e;
         }
@@ -362,8 +410,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         const uint8_t* rgb = image.rgb.data() + 3 * static_cast<size_t>(y) * W;
         for (int x = 0; x < W;) {
           const Id id = g[x];
-          int e = x + 1;
-          while (e < W && g[e] == id) ++e;
+          const int e = run_end(g, x, W);
           if (id != 0 && keep[id - 1]) f(static_cast<size_t>(id - 1), x, e, y, up, down, rgb);
           x = e;
         }
@@ -394,11 +441,11 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
         every[key] += x1 - x0;
         BBox& b = bx[key];
         b.x0 = std::min(b.x0, x0), b.y0 = std::min(b.y0, y), b.x1 = std::max(b.x1, x1), b.y1 = std::max(b.y1, y + 1);
-        uint32_t last = 0xffffffffu;  // no colour: marked once for a row of one colour
-        for (int x = x0; x < x1; ++x) {
-          const uint32_t c = colour_at(rgb, x);
-          if (c != last) colours.mark(c), last = c;
-        }
+        // Every pixel's colour marked (and looked up in the second pass), also where it repeats the
+        // pixel before: 47% of the 12 MP photo's pixels repeat their left neighbour, so a test for a
+        // repeat went either way at random, and its mispredictions cost more than the loads it saved
+        // (extract_outfits 238-259 ms of CPU with it, 199-200 without, bench_outputs --image big12.jpg).
+        for (int x = x0; x < x1; ++x) colours.mark(colour_at(rgb, x));
         if (!opt.interior_pixels_only) return;
         int lo, hi;
         interior_span(x0, x1, &lo, &hi);
@@ -437,12 +484,7 @@ std::vector<PersonOutfit> extract_outfits(const Parsing& parsing, const Image& i
       uint32_t* out = numbers.data();
       each_kept_run(s, [&](size_t key, int x0, int x1, int, const Id* up, const Id* down, const uint8_t* rgb) {
         size_t k = place[key];
-        uint32_t last = 0xffffffffu, number = 0;  // a row of one colour looked up once
-        auto put = [&](int x) {
-          const uint32_t c = colour_at(rgb, x);
-          if (c != last) number = colours.number(c), last = c;
-          out[k++] = number;
-        };
+        auto put = [&](int x) { out[k++] = colours.number(colour_at(rgb, x)); };
         if (interior[key]) {
           int lo, hi;
           interior_span(x0, x1, &lo, &hi);
