@@ -33,6 +33,7 @@ CpuFeatures detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.avx512vpopcntdq = c & (1u << 14);
     if (max_subleaf >= 1) {
       __cpuid_count(7, 1, a, b, c, d);
       f.avx512bf16 = a & (1u << 5);

@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false;                                        // cpuid 1 / 7.0
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;  // cpuid 7.0
   bool avx512bf16 = false;                                               // cpuid 7.1 (AVX512_BF16)
+  bool avx512vpopcntdq = false;                                          // cpuid 7.0 (VPOPCNTD/Q)
   bool os_avx = false;     // XCR0: XMM and YMM state
   bool os_avx512 = false;  // XCR0: + opmask, ZMM_Hi256, Hi16_ZMM
 };

@@ -30,6 +30,13 @@ namespace avx2 {
 }  // namespace avx2
 namespace avx512 {
 #include "kernels/ops.def"
+// and_popcount's two bodies, which it chooses between: VPOPCNTQ (kernels/avx512/postproc_vpopcnt.cpp,
+// call only where cpu_features().avx512vpopcntdq) and the nibble table (AVX-512BW). Declared here
+// so that the tests run both wherever AVX-512 runs.
+void and_popcount_vpopcnt(const uint64_t* a, const uint64_t* b, int64_t ld, int64_t rows, int64_t n,
+                          int64_t* count);
+void and_popcount_nibbles(const uint64_t* a, const uint64_t* b, int64_t ld, int64_t rows, int64_t n,
+                          int64_t* count);
 }  // namespace avx512
 #undef M2FP_KERNEL_OP
 

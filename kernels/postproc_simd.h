@@ -187,8 +187,8 @@ struct FusedRow {
         if (!g) continue;
         if (kFull) V::store(best + j, V::select(gt, v[u], b));
         else V::store_n(best + j, V::select(gt, v[u], b), w);
-        if (kFull && g == (1u << W) - 1u) {
-          for (int k = 0; k < W; ++k) who[j + k] = id;  // the whole group: one vector store
+        if (kFull) {
+          V::store_u8_where(who + j, gt, id);  // one store, not one per lane taken
         } else {
           for (; g; g &= g - 1) who[j + __builtin_ctz(g)] = id;
         }

@@ -165,6 +165,12 @@ struct V8 {
     const uint64_t t = (uint64_t)_mm_cvtsi128_si64(pack_u8(x));
     std::memcpy(p, &t, (size_t)n);
   }
+  // p[k] = c where lane k of m is set, the other W bytes as they are (a load, a byte blend, a store).
+  static void store_u8_where(uint8_t* p, M m, uint8_t c) {
+    const __m128i old = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    const __m128i v = _mm_blendv_epi8(old, _mm_set1_epi8((char)c), pack_u8(_mm256_castps_si256(m)));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), v);
+  }
 
   // y * 2^n for integral n in [-126, 127]: 2^n built in the exponent field (exact).
   static F mul_pow2(F y, F n) {

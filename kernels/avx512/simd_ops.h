@@ -123,6 +123,8 @@ struct V16 {
   static I load_u8_n(const uint8_t* p, int n) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(tail(n), p)); }
   static void store_u8(uint8_t* p, I x) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(x)); }
   static void store_u8_n(uint8_t* p, I x, int n) { _mm_mask_storeu_epi8(p, tail(n), _mm512_cvtepi32_epi8(x)); }
+  // p[k] = c where lane k of m is set, the other W bytes untouched (one byte-masked store).
+  static void store_u8_where(uint8_t* p, M m, uint8_t c) { _mm_mask_storeu_epi8(p, m, _mm_set1_epi8((char)c)); }
 
   // y * 2^n for integral n: vscalefps (exact, one rounding).
   static F mul_pow2(F y, F n) { return _mm512_scalef_ps(y, n); }

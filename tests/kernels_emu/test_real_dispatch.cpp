@@ -66,6 +66,7 @@ TEST(RealDispatch, CpuFeaturesMatchLibgcc) {
   EXPECT_EQ(f.avx512vl && f.os_avx512, (bool)__builtin_cpu_supports("avx512vl"));
   EXPECT_EQ(f.avx512dq && f.os_avx512, (bool)__builtin_cpu_supports("avx512dq"));
   EXPECT_EQ(f.avx512bf16 && f.os_avx512, (bool)__builtin_cpu_supports("avx512bf16"));
+  EXPECT_EQ(f.avx512vpopcntdq && f.os_avx512, (bool)__builtin_cpu_supports("avx512vpopcntdq"));
   EXPECT_EQ(&f, &kern::cpu_features());  // read once
 }
 
