@@ -169,9 +169,10 @@ class Conv2d {
   Tensor operator()(const Tensor& x, const Tensor* residual = nullptr, bool relu = false,
                     bool hwc_out = false) const;
   const ConvParams& params() const { return p_; }
-  // relu?(conv(x) + residual) like operator(), written over `residual`'s memory where nothing else
-  // holds it and it is in the output's layout (the backbone's shortcuts: no copy of the map);
-  // otherwise into a new tensor.
+  // relu?(conv(x) + residual) like operator(), written over `residual`'s memory where the layer adds it
+  // by oneDNN's sum post-op (fp32 layers), nothing else holds it and it is in the output's layout (the
+  // backbone's shortcuts: no copy of the map); otherwise into a new tensor (bf16 layers read the
+  // residual by a binary post-op where a kernel without a scratchpad has one: engine/dnn.cpp).
   Tensor accumulate(const Tensor& x, Tensor&& residual, bool relu) const;
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.

@@ -444,7 +444,7 @@ Features backbone(const M2FP::Weights& W, const Tensor& image, const TensorSink*
       Tensor h = blk.conv1(x, nullptr, true);                    // [H, W, w]
       h = blk.conv2(h, nullptr, true);                           // [H/s, W/s, w]
       Tensor sc = blk.has_shortcut ? blk.shortcut(x) : std::move(x);  // [H/s, W/s, out]
-      x = blk.conv3.accumulate(h, std::move(sc), true);          // relu(conv3(h) + shortcut), in sc's memory
+      x = blk.conv3.accumulate(h, std::move(sc), true);          // relu(conv3(h) + shortcut) (fp32: in sc's memory)
     }
     *outs[s] = x;
     emit(sink, "res" + std::to_string(s + 2), x);
