@@ -833,7 +833,8 @@ class Faults(CliCase):
         """Later in the load: m2fp is stopped once 40 MB more are resident (open() is done, the
         engine is copying weights), the file is cut to 4 MB: the pages it has yet to read are gone
         (SIGBUS, caught by the loader's guard: they read as zeros) and the load fails with a clear
-        error at the next release of copied weights."""
+        error at the next release of copied weights (or, where no page it still needed was gone, at the
+        size check there)."""
         model = self.copy_model()
         out = os.path.join(self.tmp, "out")
         p = subprocess.Popen([BIN, "parse", "--model", model, "--out", out] + FAST + [self.photos["walk.png"]],
@@ -857,8 +858,14 @@ class Faults(CliCase):
                 p.kill()
         self.assert_no_crash(p.returncode, stderr)
         self.assertEqual(p.returncode, 1, stderr)
-        self.assertIn("the file was truncated while it was being read", stderr)
-        self.assertIn("no longer readable", stderr)
+        # Where the engine had already read the pages it still needed when the file was cut (a fast load
+        # wins the race: seen once in 2026-12-06's gate), the size check at the next release of copied
+        # weights reports the change instead; either is a clear error.
+        if "the file was truncated while it was being read" in stderr:
+            self.assertIn("no longer readable", stderr)
+        else:
+            self.assertIn("the file changed while it was being read", stderr)
+            self.assertIn("load it again", stderr)
         self.assertFalse(os.path.exists(os.path.join(out, "walk")))
         print("  " + stderr.strip().splitlines()[-1][:220])
 
