@@ -113,7 +113,6 @@ struct V8 {
   static I loadi(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void storei(int32_t* p, I x) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x); }
   static I loadi_n(const int32_t* p, int n) { return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), tail(n)); }
-  static void storei_n(int32_t* p, I x, int n) { _mm256_maskstore_epi32(reinterpret_cast<int*>(p), tail(n), x); }
   static I addi(I a, I b) { return _mm256_add_epi32(a, b); }
   static I subi(I a, I b) { return _mm256_sub_epi32(a, b); }
   static I muli(I a, I b) { return _mm256_mullo_epi32(a, b); }  // low 32 bits (wraps)
@@ -126,17 +125,13 @@ struct V8 {
   static I sll(I x, int n) { return _mm256_sll_epi32(x, _mm_cvtsi32_si128(n)); }  // n: a run-time count
   static I andi(I a, I b) { return _mm256_and_si256(a, b); }
 
-  // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
+  // Gathers p[idx[i]] (float); the _n forms read lanes [0, n) only, the others are 0.
   static F gather(const float* p, I idx) { return _mm256_i32gather_ps(p, idx, 4); }
   static F gather_n(const float* p, I idx, int n) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, idx, tail_m(n), 4);
   }
   // The 4 bytes at p + idx[i] (byte offsets) as one int32 per lane.
   static I gather_bytes4(const uint8_t* p, I idx) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(p), idx, 1); }
-  static I gatheri(const int32_t* p, I idx) { return _mm256_i32gather_epi32(reinterpret_cast<const int*>(p), idx, 4); }
-  static I gatheri_n(const int32_t* p, I idx, int n) {
-    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(p), idx, tail(n), 4);
-  }
   // Lane i = (lo, hi)[idx[i]], idx in [0, 16): one permute per source, blended on idx > 7.
   static F permute2(F lo, F hi, I idx) {
     return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx), _mm256_permutevar8x32_ps(hi, idx),

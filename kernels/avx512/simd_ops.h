@@ -88,7 +88,6 @@ struct V16 {
   static I loadi(const int32_t* p) { return _mm512_loadu_si512(p); }
   static void storei(int32_t* p, I x) { _mm512_storeu_si512(p, x); }
   static I loadi_n(const int32_t* p, int n) { return _mm512_maskz_loadu_epi32(tail(n), p); }
-  static void storei_n(int32_t* p, I x, int n) { _mm512_mask_storeu_epi32(p, tail(n), x); }
   static I addi(I a, I b) { return _mm512_add_epi32(a, b); }
   static I subi(I a, I b) { return _mm512_sub_epi32(a, b); }
   static I muli(I a, I b) { return _mm512_mullo_epi32(a, b); }
@@ -101,7 +100,7 @@ struct V16 {
   static I sll(I x, int n) { return _mm512_sll_epi32(x, _mm_cvtsi32_si128(n)); }  // n: a run-time count
   static I andi(I a, I b) { return _mm512_and_si512(a, b); }
 
-  // Gathers p[idx[i]] (float / int32); the _n forms read lanes [0, n) only, the others are 0.
+  // Gathers p[idx[i]] (float); the _n forms read lanes [0, n) only, the others are 0.
   static F gather(const float* p, I idx) { return gather_n(p, idx, W); }
   static F gather_n(const float* p, I idx, int n) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail(n), idx, p, 4);
@@ -109,10 +108,6 @@ struct V16 {
   // The 4 bytes at p + idx[i] (byte offsets) as one int32 per lane.
   static I gather_bytes4(const uint8_t* p, I idx) {  // (the masked form: the emulation tests have it)
     return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)0xFFFF, idx, p, 1);
-  }
-  static I gatheri(const int32_t* p, I idx) { return gatheri_n(p, idx, W); }
-  static I gatheri_n(const int32_t* p, I idx, int n) {
-    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tail(n), idx, p, 4);
   }
   // Lane i = (lo, hi)[idx[i]], idx in [0, 32): one two-source permute.
   static F permute2(F lo, F hi, I idx) { return _mm512_permutex2var_ps(lo, idx, hi); }
