@@ -142,10 +142,13 @@ std::atomic<int> g_winograd{-1};
 // loses more at its barriers than direct): 2026-12-06 06:00 UTC res4 2.6x, res3 1.6x, layer_1 2.2x
 // (whole map), res5 1.9x (over the weight cap: 27 MB more per layer), stem conv3 1.35x (64 inputs).
 constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
-// Below 128 input or output channels Winograd is no faster (stem conv2 and res2 1.02-1.10x, bench_conv_algos
-// 2026-12-06 06:00 UTC, 1 thread; res3 1.6x, res4 2.6x) and would only add its weights, its
-// scratchpad and a layout conversion each way (its nChw16c against the direct kernels' nhwc).
-constexpr int kWinoMinChannels = 128;
+// A BF16 layer below 128 input or output channels stays bf16 direct: fp32 Winograd with its conversions
+// is slower there (bench_conv_algos --precision bf16, 2 threads, 2026-12-06 22:45 UTC: stem conv2 0.70x,
+// stem conv3 0.79x, res2 0.66x of direct's speed). fp32 layers have no such rule: at 64 channels
+// Winograd still wins in fp32 (same run, fp32: stem conv2 29.6 -> 24.1 ms, stem conv3 62.3 -> 38.2 ms,
+// res2 7.2 -> 5.6 ms; all in strips but res2), where the comparison of 06:00 UTC (1 thread, whole map
+// only) had found 1.02-1.35x and kept them direct.
+constexpr int kWinoMinChannelsBf16 = 128;
 // A BF16 layer (run as fp32 Winograd, its input and output converted) is weighed by the plan only
 // where its output map at the reference size has this many pixels: fp32 Winograd's weights are 8x the
 // bf16 direct ones and read once per call, so the fewer output pixels per weight, the less of its
@@ -159,6 +162,11 @@ constexpr int64_t kWinoMinPixelsBf16 = 16384;
 // Winograd on the whole map 235 ms (200 MB scratchpad), in strips of 16 rows ~2x direct's speed with
 // 34 MB; strips of 32 and 40 rows needed 52 and 61 MB for no more speed.
 constexpr int64_t kWinoStripRows = 16;
+// A layer whose input, converted into the whole-map kernel's layout, would take more than this runs in
+// strips too: the stem's conv2 (320x528, 64 channels) would hold a 43 MB converted copy of its input
+// (counted against the plan's budget, where it displaced 5 of res4's layers); in strips oneDNN gives
+// it F(2x2, 3x3) with 0.3 MB of weights and 4.4 MB of buffers, at the same speed.
+constexpr size_t kWinoMaxWholeInputBytes = 16u << 20;
 // What the Winograd plan (WinogradMode::Planned) may add to the resident set by default
 // (M2FP_WINOGRAD_MB sets another): see plan_winograd and README, "Winograd".
 constexpr int kDefaultWinogradBudgetMB = 180;
@@ -661,6 +669,10 @@ struct Conv2d::Impl {
     return m;
   }
   bool winograd_candidate() const { return winograd_shape() && mode() != WinogradMode::Off; }
+  // kWinoMinChannelsBf16: a BF16 layer this narrow stays direct (On and Planned; All ignores it).
+  bool too_narrow_for_bf16_winograd() const {
+    return prec == Precision::BF16 && (p.in_c < kWinoMinChannelsBf16 || p.out_c < kWinoMinChannelsBf16);
+  }
 
   // The Winograd primitive for an H x W input (fp32, the layer's post-ops): for the whole map, or,
   // where the whole map's scratchpad would be over the cap (oneDNN's jit_wino_4x3 transforms the
@@ -689,8 +701,9 @@ struct Conv2d::Impl {
     };
     WinoPlan wp{make(H, p.pad), 0, 0};
     const size_t whole = wp.pd.scratchpad_desc().get_size();
-    if (mode() == WinogradMode::All || whole <= kWinoMaxScratchBytes || p.pad != 1 || sum ||
-        p.out_h(H) <= kWinoStripRows)
+    const size_t whole_in = wp.pd.src_desc().get_size();
+    if (mode() == WinogradMode::All || (whole <= kWinoMaxScratchBytes && whole_in <= kWinoMaxWholeInputBytes) ||
+        p.pad != 1 || sum || p.out_h(H) <= kWinoStripRows)
       return wp;
     return WinoPlan{make(kWinoStripRows + 2, 0), kWinoStripRows, whole};
   }
@@ -764,8 +777,8 @@ struct Conv2d::Impl {
                                         "x" + std::to_string(ref_w)
                                   : ", no Winograd at its reference size " + std::to_string(ref_h) + "x" +
                                         std::to_string(ref_w);
-        } else if (mode() == WinogradMode::On && (p.in_c < kWinoMinChannels || p.out_c < kWinoMinChannels)) {
-          why = ", Winograd is kept to layers of " + std::to_string(kWinoMinChannels) + " channels and more";
+        } else if (mode() == WinogradMode::On && too_narrow_for_bf16_winograd()) {
+          why = ", a bf16 layer runs Winograd with " + std::to_string(kWinoMinChannelsBf16) + " channels and more";
         } else if (mode() == WinogradMode::All || (wb <= kWinoMaxWeightBytes && sb <= kWinoMaxScratchBytes)) {
           e = std::make_shared<Entry>(wp.pd, w, bias, b_md, "convolution");
           e->strip_rows = wp.strip_rows;
@@ -869,8 +882,8 @@ WinogradLayer Conv2d::winograd_candidate() const {
     return l;
   }
   l.out_pixels = p_.out_h(m.ref_h) * p_.out_w(m.ref_w);
-  if (p_.in_c < kWinoMinChannels || p_.out_c < kWinoMinChannels) {
-    l.why = "fewer than " + std::to_string(kWinoMinChannels) + " channels";
+  if (m.too_narrow_for_bf16_winograd()) {
+    l.why = "bf16, fewer than " + std::to_string(kWinoMinChannelsBf16) + " channels";
     return l;
   }
   if (m.prec == Precision::BF16 && l.out_pixels < kWinoMinPixelsBf16) {

@@ -20,26 +20,28 @@
 // to_hwc() converts a bf16 map to fp32. A BF16 Linear takes and gives fp32 (its input rounded to
 // bf16), except inside feed_forward(), whose hidden layer stays bf16.
 //
-// Winograd: an fp32 stride-1 undilated 3x3 convolution of 128 channels and more first asks oneDNN
+// Winograd: an fp32 stride-1 undilated 3x3 convolution first asks oneDNN
 // for its Winograd F(4x4, 3x3) kernel (jit_wino_4x3, AVX-512 only; ~2.5x fewer multiplies, relative
 // L2 error ~1e-6 against fp64 where direct gives ~6e-7) and falls back to the direct algorithm when
 // oneDNN refuses the layer (no AVX-512, DNNL_MAX_CPU_ISA below it, unsupported shape) or when the
 // layer would exceed Winograd's memory caps (transformed weights <= 16 MB, scratchpad <= 64 MB: dnn.cpp
-// says why); a layer whose whole-map scratchpad is over the cap runs in strips of 16 rows (the pixel
-// decoder's layer_1). Its weights are 4x a direct layer's, so by default (WinogradMode::Planned) only
+// says why); a layer whose whole-map scratchpad is over the cap, or whose input converted for the
+// whole-map kernel would pass 16 MB, runs in strips of 16 rows (the pixel decoder's layer_1, the
+// stem's conv2 and conv3). Its weights are 4x a direct layer's, so by default (WinogradMode::Planned) only
 // the layers plan_winograd() chose at load run it: the most gain per MB within a budget that keeps
 // the benchmark's peak RSS under issue 14's 800 MB (README, "Winograd"). Its weights are reserved
 // off the buffer pool's cache (pool::reserve) and a layer with a WeightSource drops its plain copy;
 // they are computed at load by engine/dnn_wino.h (oneDNN's bytes, in a tenth of its reorder's time).
 // M2FP_WINOGRAD=1 (set_winograd(true)) runs every layer within the caps, M2FP_WINOGRAD=all also
-// lifts the caps and the 128-channel rule, M2FP_WINOGRAD=0 none; M2FP_WINOGRAD_MB sets the budget.
+// lifts the caps and bf16's 128-channel rule, M2FP_WINOGRAD=0 none; M2FP_WINOGRAD_MB sets the budget.
 // A BF16 layer may run it too, in fp32 (oneDNN's kernel has no bf16): its input converted to fp32 in
 // the kernel's layout, its output fp32 (Layout::Opaque, or channels-last with hwc_out), which a next
 // BF16 layer rounds to bf16 as it reads it; its Winograd weights come from the fp32 weights (a layer
 // without a WeightSource whose bf16 copy replaced its plain one stays direct). More accurate than bf16
 // direct (fp32 weights and arithmetic); plan_winograd weighs a BF16 layer only where its output map
 // at the reference size has 16384 pixels and more (dnn.cpp: below that, reading 8x the bf16 weights
-// costs what the arithmetic saves): in the network, the pixel decoder's layer_1.
+// costs what the arithmetic saves) and it has 128 channels in and out (below that bf16 direct is
+// faster): in the network, the pixel decoder's layer_1.
 #pragma once
 
 #include <cstdint>
@@ -71,7 +73,7 @@ double probe_conv_gflops(Precision prec, int reps, std::string* shape = nullptr)
 
 // Winograd for the 3x3 convolutions that oneDNN accepts (run in fp32, bf16 layers too). Modes (M2FP_WINOGRAD read at the first
 // use): Planned, the default (M2FP_WINOGRAD unset or "auto"): only the layers plan_winograd() chose;
-// On ("1"): every layer within the caps and the 128-channel rule; All ("all"): every layer oneDNN
+// On ("1"): every layer within the caps and bf16's 128-channel rule; All ("all"): every layer oneDNN
 // accepts; Off ("0"). set_winograd(true/false) sets On/Off; set_winograd_mode any. Takes effect for
 // primitives created afterwards (a layer caches its per shape).
 enum class WinogradMode { Off, Planned, On, All };
@@ -135,7 +137,7 @@ struct WinogradPlan {
 size_t winograd_budget_bytes();
 // Chooses the layers that run Winograd in the Planned mode: among `convs` (each with its Winograd
 // reference size set), the 3x3 stride-1 layers that oneDNN runs as Winograd at that size within the
-// caps and the 128-channel rule (bf16 layers: with 16384 output pixels and more there, and weighed
+// caps (bf16 layers: with 128 channels in and out and 16384 output pixels and more there, and weighed
 // against their bf16 weights), in order of gain per MB, while what they add stays within
 // `budget_bytes`. A 3x3 layer's multiply-adds per weight are its output pixels, and Winograd's
 // saving is a share of its multiply-adds while its cost is a multiple of its weights, so the gain

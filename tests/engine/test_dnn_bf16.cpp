@@ -414,6 +414,15 @@ TEST(Winograd, ThePlanWeighsBf16LayersByTheirOutputArea) {
   EXPECT_GT(plan.layers[0].winograd_bytes, plan.layers[0].direct_bytes) << "fp32 6x6 per bf16 3x3";
   EXPECT_FALSE(plan.layers[1].chosen);
   EXPECT_EQ(plan.layers[1].why, "bf16, fewer than 16384 output pixels");
+  // A bf16 layer below 128 channels stays direct however large its map (fp32 Winograd loses to bf16
+  // direct there: dnn.cpp, kWinoMinChannelsBf16); an fp32 one of the same shape is weighed.
+  ConvLayer narrow({64, 128, 3, 3, 1, 1, 1}, 85, bf16), narrow32({64, 128, 3, 3, 1, 1, 1}, 86, dnn::Precision::F32);
+  narrow.conv.set_winograd_reference(128, 128);
+  narrow32.conv.set_winograd_reference(128, 128);
+  const dnn::WinogradPlan np = dnn::plan_winograd({&narrow.conv, &narrow32.conv}, size_t(1) << 30);
+  EXPECT_FALSE(np.layers[0].chosen);
+  EXPECT_EQ(np.layers[0].why, "bf16, fewer than 128 channels");
+  EXPECT_TRUE(np.layers[1].chosen) << np.layers[1].why;
   dnn::set_winograd_mode(dnn::WinogradMode::Planned);
   big.conv(random_map(128, 128, 128, 83), nullptr, true);
   small.conv(random_map(127, 128, 128, 84), nullptr, true);
