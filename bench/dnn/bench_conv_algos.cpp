@@ -1,7 +1,7 @@
 // bench/dnn/bench_conv_algos.cpp: the network's stride-1 3x3 convolution shapes (640x1056 benchmark
 // input) run as Winograd and as direct, alternately, each input in the layout the layer before it
 // gives (a 1x1 direct convolution's output); prints the minimum of --reps runs of each and their ratio.
-// The evidence behind engine/dnn.cpp's Winograd caps and 128-channel rule: the "winograd" column is
+// The evidence behind engine/dnn.cpp's Winograd caps and bf16's 128-channel rule: the "winograd" column is
 // what the default runs (the pixel decoder's layer_1 in strips of 16 rows; layers it keeps direct say
 // "direct" there). M2FP_WINOGRAD=all tries every layer on the whole map (the stem's conv3, res5, 64-channel
 // layers, layer_1 with its 200 MB scratchpad); timings on a loaded machine swing widely, so compare the
