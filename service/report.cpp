@@ -78,13 +78,75 @@ class ChunkedOutput : public nlohmann::detail::output_adapter_protocol<char> {
   const std::function<void(const void*, size_t)>& out_;
   std::vector<char> buf_;
 };
+
+// Whether s is printable ASCII (0x20..0x7e), which nlohmann's serializer writes as it is but for a
+// backslash before each '"' and '\\' (plain_ascii_escaped): that is done here by copying the runs
+// between them, not byte by byte (its per-byte UTF-8 check was most of a 12-megapixel result.json's
+// dump: ~100 COCO RLE strings of 11 MB, whose characters 48..111 include the backslash).
+bool printable_ascii(const std::string& s) {
+  for (const char c : s)
+    if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e) return false;
+  return true;
+}
+
+// j as serializer::dump(j, pretty, ensure_ascii false, indent 2, `indent`) writes it, the layout of
+// objects and arrays repeated here and every scalar, and every string that needs escapes, left to it.
+void dump_pretty(nlohmann::detail::serializer<nlohmann::json>& s, ChunkedOutput& o, const nlohmann::json& j,
+                 unsigned indent) {
+  static const std::string spaces(512, ' ');
+  auto pad = [&](unsigned n) {
+    for (; n > spaces.size(); n -= (unsigned)spaces.size()) o.write_characters(spaces.data(), spaces.size());
+    o.write_characters(spaces.data(), n);
+  };
+  auto string = [&](const std::string& t) {
+    if (!printable_ascii(t)) return s.dump(nlohmann::json(t), true, false, 2, indent);
+    o.write_character('"');
+    size_t from = 0;
+    for (size_t i = 0; i < t.size(); ++i)
+      if (t[i] == '"' || t[i] == '\\') {
+        o.write_characters(t.data() + from, i - from);
+        o.write_character('\\');
+        from = i;  // the character itself goes out with the next run
+      }
+    o.write_characters(t.data() + from, t.size() - from);
+    o.write_character('"');
+  };
+  if (j.is_object() && !j.empty()) {
+    o.write_characters("{\n", 2);
+    size_t i = 0;
+    for (auto it = j.cbegin(); it != j.cend(); ++it, ++i) {
+      pad(indent + 2);
+      string(it.key());
+      o.write_characters(": ", 2);
+      dump_pretty(s, o, it.value(), indent + 2);
+      if (i + 1 < j.size()) o.write_characters(",\n", 2);
+    }
+    o.write_character('\n');
+    pad(indent);
+    o.write_character('}');
+  } else if (j.is_array() && !j.empty()) {
+    o.write_characters("[\n", 2);
+    for (size_t i = 0; i < j.size(); ++i) {
+      pad(indent + 2);
+      dump_pretty(s, o, j[i], indent + 2);
+      if (i + 1 < j.size()) o.write_characters(",\n", 2);
+    }
+    o.write_character('\n');
+    pad(indent);
+    o.write_character(']');
+  } else if (j.is_string()) {
+    string(j.get_ref<const std::string&>());
+  } else {
+    s.dump(j, true, false, 2, indent);
+  }
+}
 }  // namespace
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
   write_file_atomic(path, [&](const std::function<void(const void*, size_t)>& out) {
     auto sink = std::make_shared<ChunkedOutput>(out);
     nlohmann::detail::serializer<nlohmann::json> s(sink, ' ', nlohmann::json::error_handler_t::strict);
-    s.dump(j, true, false, 2);  // as j.dump(2)
+    dump_pretty(s, *sink, j, 0);  // as j.dump(2), byte for byte (Report.JsonFileIsTheDumpByteForByte)
     sink->write_character('\n');
     sink->flush();
   });

@@ -262,10 +262,17 @@ TEST(WorkPool, ThrowingTaskDoesNotKillTheWorker) {
 
 // ---- JSON shared with m2fp parse ---------------------------------------------------------------------
 // write_json_file streams the text in 64 KiB pieces: the file is j.dump(2) and a newline, byte for
-// byte, with strings longer than a piece, escapes, non-ASCII text, numbers, empty containers.
+// byte, with strings longer than a piece, escapes, non-ASCII text, numbers, empty containers (it lays
+// out objects and arrays itself and copies strings that need no escape: dump_pretty).
 TEST(Report, JsonFileIsTheDumpByteForByte) {
   nlohmann::json j;
   j["counts"] = std::string(200000, 'a') + "\"quoted\"\n\t" + std::string(70000, 'b');
+  // COCO RLE strings (characters 48..111: copied as they are, or, with a backslash, escaped), longer
+  // than a piece and short, in an array of objects as parsing_json has them.
+  std::string rle, rle_bs;
+  for (int i = 0; i < 150000; ++i) rle += (char)(48 + (i * 7919) % 64 == 92 ? 93 : 48 + (i * 7919) % 64);
+  for (int i = 0; i < 3000; ++i) rle_bs += (char)(48 + (i * 31) % 64);
+  j["masks"] = {{{"size", {3000, 4000}}, {"counts", rle}}, {{"size", {3, 4}}, {"counts", rle_bs}}, {{"counts", "0"}}};
   j["names"] = {"Left-shoe", "Gr\u00fcn \u2014 navy", "", "ctl\x01"};
   j["numbers"] = {0.1, 1e-7, -3, 12345678901234LL, 0.6f, nullptr, true};
   j["empty"] = {{"array", nlohmann::json::array()}, {"object", nlohmann::json::object()}};
