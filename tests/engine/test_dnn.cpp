@@ -275,6 +275,37 @@ TEST(Winograd, ALayerWithASourceDropsItsPlainCopyAndAsksAgain) {
   dnn::set_winograd(true);
 }
 
+// The fp32 layer (weights l) on x with the fused ReLU, run direct (Winograd off) and then by a layer
+// named `name` with Winograd on: the second must take Winograd and match the first within 1e-5 of
+// relative L2, whole and in the rows where the strips' zero padding is or two strips meet (0, 15, 16,
+// the last). Returns the Winograd output (channels-last); empty when the shapes differ (a failure).
+Tensor strips_against_direct(const dnn::ConvParams& p, const Layer& l, const Tensor& x, const char* name) {
+  const int64_t H = x.shape[0], W = x.shape[1];
+  dnn::set_winograd(false);
+  dnn::Conv2d direct;
+  direct.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "direct");
+  const Tensor a = dnn::to_hwc(direct(x, nullptr, true));
+  dnn::set_winograd(true);
+  dnn::Conv2d strips;
+  strips.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, name);
+  Tensor b = dnn::to_hwc(strips(x, nullptr, true));
+  EXPECT_EQ(direct.algorithm_for(H, W), "direct");
+  EXPECT_EQ(strips.algorithm_for(H, W), "winograd");
+  if (a.shape != b.shape) {
+    ADD_FAILURE() << name << ": the Winograd output's shape differs from the direct one's";
+    return Tensor();
+  }
+  const test::Diff d = test::compare(b.data(), a.data(), a.numel());
+  std::printf("  %s against direct: rel L2 %.2e, max |diff| %.2e\n", name, d.rel_l2, d.max_abs);
+  EXPECT_LE(d.rel_l2, 1e-5);
+  const int64_t row = W * p.out_c;
+  for (int64_t r : {int64_t(0), int64_t(15), int64_t(16), H - 1}) {
+    const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
+    EXPECT_LE(dr.rel_l2, 1e-5) << name << ", row " << r;
+  }
+  return b;
+}
+
 // A layer whose Winograd scratchpad for the whole map would pass the cap (the pixel decoder's layer_1,
 // 256 channels at 1/4 scale: ~200 MB) runs in strips of rows: against the direct algorithm at a
 // height that leaves a partial last strip, with the fused ReLU, read from a plain HWC input.
@@ -284,26 +315,8 @@ TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
   const Layer l = make_layer(p, 14);
   const int64_t H = 150, W = 264;  // 150 = 9 strips of 16 rows + 6
   const Tensor x = random_map(H, W, p.in_c, 15);
-  dnn::set_winograd(false);
-  dnn::Conv2d direct;
-  direct.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "direct");
-  const Tensor a = dnn::to_hwc(direct(x, nullptr, true));
-  dnn::set_winograd(true);
-  dnn::Conv2d strips;
-  strips.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "strips");
-  const Tensor b = dnn::to_hwc(strips(x, nullptr, true));
-  EXPECT_EQ(direct.algorithm_for(H, W), "direct");
-  EXPECT_EQ(strips.algorithm_for(H, W), "winograd");
-  ASSERT_EQ(a.shape, b.shape);
-  const test::Diff d = test::compare(b.data(), a.data(), a.numel());
-  std::printf("  strips against direct: rel L2 %.2e, max |diff| %.2e\n", d.rel_l2, d.max_abs);
-  EXPECT_LE(d.rel_l2, 1e-5);
-  // Its first and last rows (where the strips' zero padding is) on their own.
-  const int64_t row = W * p.out_c;
-  for (int64_t r : {int64_t(0), int64_t(15), int64_t(16), H - 1}) {
-    const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
-    EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
-  }
+  const Tensor b = strips_against_direct(p, l, x, "strips");
+  if (b.numel() == 0) return;
   // A bf16 layer runs the same fp32 Winograd, its strips shared out over the threads (one strip per
   // thread at a time): the fp32 input read as it is, the fp32 layer's values; under a ZeroRun of the
   // calling thread every thread writes zeros.
@@ -344,25 +357,7 @@ TEST(Winograd, ALargeInputRunsInStripsAndMatchesDirect) {
   const dnn::ConvParams p{64, 64, 3, 3, 1, 1, 1};
   const Layer l = make_layer(p, 31);
   const int64_t H = 170, W = 400;  // 64 x 170 x 400 floats = 17.4 MB; 170 = 10 strips of 16 + 10
-  const Tensor x = random_map(H, W, p.in_c, 32);
-  dnn::set_winograd(false);
-  dnn::Conv2d direct;
-  direct.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "direct");
-  const Tensor a = dnn::to_hwc(direct(x, nullptr, true));
-  dnn::set_winograd(true);
-  dnn::Conv2d strips;
-  strips.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "narrow strips");
-  const Tensor b = dnn::to_hwc(strips(x, nullptr, true));
-  EXPECT_EQ(strips.algorithm_for(H, W), "winograd");
-  ASSERT_EQ(a.shape, b.shape);
-  const test::Diff d = test::compare(b.data(), a.data(), a.numel());
-  std::printf("  strips against direct: rel L2 %.2e, max |diff| %.2e\n", d.rel_l2, d.max_abs);
-  EXPECT_LE(d.rel_l2, 1e-5);
-  const int64_t row = W * p.out_c;
-  for (int64_t r : {int64_t(0), int64_t(15), int64_t(16), H - 1}) {
-    const test::Diff dr = test::compare(b.data() + r * row, a.data() + r * row, row);
-    EXPECT_LE(dr.rel_l2, 1e-5) << "row " << r;
-  }
+  strips_against_direct(p, l, random_map(H, W, p.in_c, 32), "narrow strips");
   dnn::Conv2d planned;
   planned.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "planned");
   planned.set_winograd_reference(H, W);
