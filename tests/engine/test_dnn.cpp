@@ -306,6 +306,23 @@ Tensor strips_against_direct(const dnn::ConvParams& p, const Layer& l, const Ten
   return b;
 }
 
+// The layer alone in a plan with room for anything, weighed at H x W: it must be chosen, in strips of 16
+// rows. Returns what the plan says of it.
+dnn::WinogradLayer planned_in_strips(const dnn::ConvParams& p, const Layer& l, dnn::Precision prec, int64_t H,
+                                     int64_t W) {
+  dnn::Conv2d planned;
+  planned.init(p, l.w.data(), l.b.data(), prec, "planned");
+  planned.set_winograd_reference(H, W);
+  const dnn::WinogradPlan plan = dnn::plan_winograd({&planned}, size_t(1) << 30);
+  if (plan.layers.size() != 1u) {
+    ADD_FAILURE() << "the plan of one layer has " << plan.layers.size();
+    return {};
+  }
+  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
+  EXPECT_EQ(plan.layers[0].strip_rows, 16);
+  return plan.layers[0];
+}
+
 // A layer whose Winograd scratchpad for the whole map would pass the cap (the pixel decoder's layer_1,
 // 256 channels at 1/4 scale: ~200 MB) runs in strips of rows: against the direct algorithm at a
 // height that leaves a partial last strip, with the fused ReLU, read from a plain HWC input.
@@ -339,13 +356,7 @@ TEST(Winograd, AWideLayerRunsInStripsAndMatchesDirect) {
   }
   // The plan weighs it in strips within the caps (one primitive's scratchpad), counting a scratchpad
   // per thread.
-  dnn::Conv2d planned;
-  planned.init(p, l.w.data(), l.b.data(), dnn::Precision::BF16, "bf16 planned");
-  planned.set_winograd_reference(H, W);
-  const dnn::WinogradPlan plan = dnn::plan_winograd({&planned}, size_t(1) << 30);
-  ASSERT_EQ(plan.layers.size(), 1u);
-  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
-  EXPECT_EQ(plan.layers[0].strip_rows, 16);
+  planned_in_strips(p, l, dnn::Precision::BF16, H, W);
 }
 
 // A layer whose input converted for the whole-map kernel would pass 16 MB (the stem's conv2: 64
@@ -358,14 +369,8 @@ TEST(Winograd, ALargeInputRunsInStripsAndMatchesDirect) {
   const Layer l = make_layer(p, 31);
   const int64_t H = 170, W = 400;  // 64 x 170 x 400 floats = 17.4 MB; 170 = 10 strips of 16 + 10
   strips_against_direct(p, l, random_map(H, W, p.in_c, 32), "narrow strips");
-  dnn::Conv2d planned;
-  planned.init(p, l.w.data(), l.b.data(), dnn::Precision::F32, "planned");
-  planned.set_winograd_reference(H, W);
-  const dnn::WinogradPlan plan = dnn::plan_winograd({&planned}, size_t(1) << 30);
-  ASSERT_EQ(plan.layers.size(), 1u);
-  EXPECT_TRUE(plan.layers[0].chosen) << plan.layers[0].why;
-  EXPECT_EQ(plan.layers[0].strip_rows, 16);
-  EXPECT_LT(plan.layers[0].buffer_bytes, size_t(8) << 20) << "a strip's buffers, not the whole map's";
+  const dnn::WinogradLayer planned = planned_in_strips(p, l, dnn::Precision::F32, H, W);
+  EXPECT_LT(planned.buffer_bytes, size_t(8) << 20) << "a strip's buffers, not the whole map's";
 }
 
 // oneDNN's Winograd weight layout depends on the input size (for a 256-channel 3x3 layer it differs
