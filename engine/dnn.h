@@ -173,8 +173,8 @@ class Conv2d {
   const ConvParams& params() const { return p_; }
   // relu?(conv(x) + residual) like operator(), written over `residual`'s memory where the layer adds it
   // by oneDNN's sum post-op (fp32 layers), nothing else holds it and it is in the output's layout (the
-  // backbone's shortcuts: no copy of the map); otherwise into a new tensor (bf16 layers read the
-  // residual by a binary post-op where a kernel without a scratchpad has one: engine/dnn.cpp).
+  // backbone's shortcuts: no copy of the map); otherwise into a new tensor (a bf16 direct layer writes
+  // its product without post-ops and adds the residual and ReLU after it, kern::add_bf16: engine/dnn.cpp).
   Tensor accumulate(const Tensor& x, Tensor&& residual, bool relu) const;
   // Creates and caches the primitive for an H x W input with these fusions (and reorders the
   // weights into its layout) without running it: M2FP::prepare, at model load.

@@ -89,6 +89,8 @@ void layernorm_rows_bf16(const float* x, const float* residual, const float* gam
                          float eps);
 // y[i] = bfloat16(x[i] + a[i]) (a may be null), i < n (ops.def: round_bf16).
 void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n);
+// y[i] = bfloat16(y[i] + r[i]), then a negative sum 0 when relu, i < n (ops.def: add_bf16).
+void add_bf16(uint16_t* y, const uint16_t* r, int64_t n, bool relu);
 // x, y [HW, C]; G groups of C/G channels; y may alias x.
 void groupnorm_nhwc(const float* x, float* y, int64_t HW, int64_t C, int64_t G, const float* gamma,
                     const float* beta, float eps, bool relu);

@@ -131,6 +131,11 @@ void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) {
   parallel_chunks(n, 65536, [&](int64_t b, int64_t e) { k.round_bf16(x + b, a ? a + b : nullptr, y + b, e - b); });
 }
 
+void add_bf16(uint16_t* y, const uint16_t* r, int64_t n, bool relu) {
+  const KernelTable& k = active();
+  parallel_chunks(n, 65536, [&](int64_t b, int64_t e) { k.add_bf16(y + b, r + b, e - b, relu); });
+}
+
 namespace {
 // GroupNorm's statistics over x [HW, C] on the threads, then its per-channel affine.
 void groupnorm_scale_shift(const KernelTable& k, const float* x, int64_t HW, int64_t C, int64_t G,

@@ -6,5 +6,6 @@
 namespace m2fp::kern::avx512 {
 
 void round_bf16(const float* x, const float* a, uint16_t* y, int64_t n) { round_bf16_simd<V16>(x, a, y, n); }
+void add_bf16(uint16_t* y, const uint16_t* r, int64_t n, bool relu) { add_bf16_simd<V16>(y, r, n, relu); }
 
 }  // namespace m2fp::kern::avx512

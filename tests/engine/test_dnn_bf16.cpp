@@ -169,8 +169,8 @@ TEST(Bf16Layers, AccumulateWritesOverAnUnsharedResidual) {
     Tensor own = r.clone();
     const float* mem = own.data();
     const Tensor y2 = c.conv.accumulate(x, std::move(own), true);
-    // fp32 layers add the residual by oneDNN's sum post-op, over the residual; bf16 ones by a binary
-    // post-op where a kernel without a scratchpad has it (engine/dnn.cpp), into a fresh output.
+    // fp32 layers add the residual by oneDNN's sum post-op, over the residual; bf16 ones after the
+    // product (kern::add_bf16, engine/dnn.cpp), into a fresh output.
     if (prec == dnn::Precision::F32) EXPECT_EQ(y2.data(), mem) << "an unshared residual in the output's layout should be the output";
     for (const Tensor* y : {&y1, &y2}) {
       ASSERT_EQ(y->bytes, want.bytes);

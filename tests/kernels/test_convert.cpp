@@ -1,4 +1,5 @@
-// tests/kernels/test_convert.cpp: fp32 -> bfloat16 rounding (round_bf16) and the LayerNorm that
+// tests/kernels/test_convert.cpp: fp32 -> bfloat16 rounding (round_bf16), the bf16 residual add
+// (add_bf16) and the LayerNorm that
 // writes bfloat16 copies (layernorm_rows_bf16). The reference against hand-worked bit patterns
 // (nearest even at the ties, overflow to infinity, NaNs kept NaN with the quiet bit); every SIMD
 // path bit for bit against the reference at every tail length, specials included; the threaded
@@ -96,6 +97,71 @@ TEST(RoundBf16, ThreadedEntryPoint) {
     std::vector<uint16_t> got((size_t)n, 0);
     kern::round_bf16(x.data(), a.data(), got.data(), n);
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t))) << isa_str(isa);
+  }
+}
+
+// add_bf16: the sum of two bfloat16 values in float, rounded once to nearest even; the ReLU zeroes a
+// negative sum after the add (never an operand), keeps a NaN, and -0 stays -0.
+bool is_nan_bf16(uint16_t u) { return (u & 0x7fffu) > 0x7f80u; }
+
+uint16_t ref_add(uint16_t y, uint16_t r, bool relu) {
+  kern::ref::add_bf16(&y, &r, 1, relu);
+  return y;
+}
+
+TEST(AddBf16, ReferenceBitPatterns) {
+  EXPECT_EQ(0x4000, ref_add(0x3f80, 0x3f80, false));  // 1 + 1 = 2
+  EXPECT_EQ(0x3f80, ref_add(0x3f80, 0x3b80, false));  // 1 + 2^-8: the tie, 1 is even: down
+  EXPECT_EQ(0x3f82, ref_add(0x3f81, 0x3b80, false));  // (1 + 2^-7) + 2^-8: the tie, odd: up
+  EXPECT_EQ(0x3f81, ref_add(0x3f80, 0x3bc0, false));  // 1 + 1.5 * 2^-8: above the tie: up
+  EXPECT_EQ(0xbf80, ref_add(0x3f80, 0xc000, false));  // 1 - 2 = -1
+  EXPECT_EQ(0x0000, ref_add(0x3f80, 0xc000, true));   // the ReLU after the add
+  EXPECT_EQ(0x3f80, ref_add(0xbf80, 0x4000, true));   // a negative operand, a positive sum
+  EXPECT_EQ(0x8000, ref_add(0x8000, 0x8000, true));   // -0 + -0 = -0, not negative: kept
+  EXPECT_EQ(0x7fc0, ref_add(0x7fc0, 0x3f80, true));   // NaN stays NaN through the ReLU
+  EXPECT_EQ(0x7f80, ref_add(0x7f7f, 0x7f7f, false));  // overflow to infinity
+}
+
+TEST(AddBf16, SimdMatchesReferenceBitForBit) {
+  Rng rng(14);
+  for (Isa isa : simd_isas()) {
+    const kern::KernelTable& T = kern::table_for(isa);
+    for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 4099}) {
+      const std::vector<float> xf = awkward_values(rng, (size_t)n + 1), rf = awkward_values(rng, (size_t)n + 1);
+      std::vector<uint16_t> y((size_t)n + 1), r((size_t)n + 1);
+      kern::ref::round_bf16(xf.data(), nullptr, y.data(), n + 1);
+      kern::ref::round_bf16(rf.data(), nullptr, r.data(), n + 1);
+      for (int64_t i = 0; i + 1 < n; i += 5) r[(size_t)i] = (uint16_t)(y[(size_t)i] ^ 0x8000u);  // exact zeros
+      y[(size_t)n] = 0xabcd;
+      for (bool relu : {false, true}) {
+        std::vector<uint16_t> want = y, got = y;
+        kern::ref::add_bf16(want.data(), r.data(), n, relu);
+        T.add_bf16(got.data(), r.data(), n, relu);
+        for (int64_t i = 0; i < n; ++i)  // (which of two NaN operands the sum is, is left open)
+          if (!(is_nan_bf16(got[(size_t)i]) && is_nan_bf16(want[(size_t)i])))
+            ASSERT_EQ(want[(size_t)i], got[(size_t)i]) << isa_str(isa) << " n=" << n << " i=" << i << (relu ? " relu" : "");
+        EXPECT_EQ(0xabcd, got[(size_t)n]) << isa_str(isa) << " n=" << n << ": wrote past the end";
+      }
+    }
+  }
+}
+
+TEST(AddBf16, ThreadedEntryPoint) {
+  Rng rng(15);
+  const int64_t n = 200003;  // several chunks, uneven
+  const std::vector<float> xf = awkward_values(rng, (size_t)n), rf = rng.normals((size_t)n);
+  std::vector<uint16_t> y((size_t)n), r((size_t)n);
+  kern::ref::round_bf16(xf.data(), nullptr, y.data(), n);
+  kern::ref::round_bf16(rf.data(), nullptr, r.data(), n);
+  std::vector<uint16_t> want = y;
+  kern::ref::add_bf16(want.data(), r.data(), n, true);
+  for (Isa isa : all_isas()) {
+    ScopedIsa s(isa);
+    std::vector<uint16_t> got = y;
+    kern::add_bf16(got.data(), r.data(), n, true);
+    for (int64_t i = 0; i < n; ++i)
+      if (!(is_nan_bf16(got[(size_t)i]) && is_nan_bf16(want[(size_t)i])))
+        ASSERT_EQ(want[(size_t)i], got[(size_t)i]) << isa_str(isa) << " i=" << i;
   }
 }
 
