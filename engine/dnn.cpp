@@ -168,6 +168,11 @@ constexpr int64_t kWinoStripRows = 16;
 // (counted against the plan's budget, where it displaced 5 of res4's layers); in strips oneDNN gives
 // it F(2x2, 3x3) with 0.3 MB of weights and 4.4 MB of buffers, at the same speed.
 constexpr size_t kWinoMaxWholeInputBytes = 16u << 20;
+// A bf16 residual layer whose output takes at most this adds its residual after the product, itself
+// (kern::add_bf16: the output still in the cache); a larger one by oneDNN's binary post-op (Conv2d::Impl::get).
+// The backbone at 640x1056: res4's 5.4 MB and res5's 2.7 MB outputs add after, res3's 10.8 MB and res2's 21.6 MB
+// do not.
+constexpr size_t kAddAfterMaxBytes = 8u << 20;
 // What the Winograd plan (WinogradMode::Planned) may add to the resident set by default
 // (M2FP_WINOGRAD_MB sets another): see plan_winograd and README, "Winograd".
 constexpr int kDefaultWinogradBudgetMB = 180;
@@ -540,8 +545,9 @@ struct PrimEntry {
   std::shared_ptr<void> weights_owner;  // the memory of `weights` (WeightStore)
   int64_t strip_rows = 0;               // a convolution run in strips of this many output rows (wino_plan)
   std::shared_ptr<void> reservation;    // a Winograd primitive's scratchpad held off the pool (reserve_scratchpad)
-  dnnl::memory::desc residual_md;       // a residual the engine adds after the primitive (its layout), not a sum
-  bool relu_after = false;              // and the ReLU after that add (kern::add_bf16)
+  dnnl::memory::desc residual_md;       // a residual added by a binary post-op or after (its layout), not a sum
+  bool add_after = false;               // the engine adds it after the primitive (kern::add_bf16) ...
+  bool relu_after = false;              // ... and then the ReLU
 
   PrimEntry(const typename Prim::desc& d, const dnnl::post_ops& po, WeightStore& w, std::vector<float>& b,
             const dnnl::memory::desc& b_md, const char* what)
@@ -554,8 +560,9 @@ struct PrimEntry {
     if (!b.empty()) bias = dnnl::memory(b_md, cpu_engine(), b.data());
   }
 
-  // src and dst already in pd's layouts; the scratchpad is per call.
-  void execute(const void* src, void* dst) const {
+  // src and dst already in pd's layouts (residual: a binary post-op's, in residual_md); the
+  // scratchpad is per call.
+  void execute(const void* src, void* dst, const void* residual = nullptr) const {
     dnnl::stream s(cpu_engine());
     void* const scratch = t_scratchpad.get(pd.scratchpad_desc().get_size());
     if (t_zero_run) return zero_fill(dst, pd.dst_desc().get_size(), pd.scratchpad_desc().get_size());
@@ -565,6 +572,9 @@ struct PrimEntry {
         {DNNL_ARG_DST, dnnl::memory(pd.dst_desc(), cpu_engine(), dst)},
         {DNNL_ARG_SCRATCHPAD, dnnl::memory(pd.scratchpad_desc(), cpu_engine(), scratch)}};
     if (bias) args[DNNL_ARG_BIAS] = bias;
+    if (residual)
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+          dnnl::memory(residual_md, cpu_engine(), const_cast<void*>(residual));
     prim.execute(s, args);
     s.wait();
   }
@@ -726,18 +736,31 @@ struct Conv2d::Impl {
     if (sum) po.append_sum(1.f);
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     // A BF16 direct layer with a residual (a bf16 channels-last map, as the bf16 layers write them: the
-    // bottlenecks' last 1x1 convolutions) runs without post-ops, channels-last, and the engine adds the
-    // residual and the ReLU after it (kern::add_bf16, one pass over the output while it is in cache):
-    // oneDNN 2.6's fastest bf16 1x1 kernel, brgconv_1x1, runs the sum post-op well below its speed
-    // without it and has no binary post-op, and the kernels that have one are slower than it and the
-    // add together. Standalone probe, 2 threads, the caches flushed between runs, median ms
-    // (2026-12-07), jit_bf16 with the binary add and ReLU against brgconv_1x1 then add_bf16: 160x264
-    // 64->256 2.85 -> 2.69, 80x132 128->512 2.64 -> 2.21, 40x66 256->1024 2.82 -> 2.00, 20x33 512->2048
-    // 2.36 -> 1.93 (the sum post-op: 4.5, 2.9, 2.1-2.2, 1.9-2.0). The output is rounded to bf16 before
-    // the add and the sum again (a post-op rounds once), within the Bf16VsFp32 bounds. fp32 layers keep
-    // the sum (there a binary add is the slower: 64->256 12.5 against 14.1-15.0 ms).
+    // bottlenecks' last 1x1 convolutions) does not take the sum post-op: oneDNN 2.6's fastest bf16 1x1
+    // kernel, brgconv_1x1, runs it well below its speed without it, and has no binary post-op. Where the
+    // output is small enough to stay in the cache (kAddAfterMaxBytes: res4, res5) the layer runs
+    // brgconv_1x1 without post-ops and the engine adds the residual and the ReLU after it (kern::add_bf16);
+    // a larger one (res2, res3) takes a binary add post-op into a fresh destination with the first
+    // kernel that has one and needs no scratchpad (jit_bf16; jit_bf16_1x1 keeps the whole output in fp32
+    // in its scratchpad, 41 MB a thread at res2), where the separate pass over twice its output from
+    // memory costs more than it saves. bench/dnn/bench_residual_1x1 (2 threads, the caches flushed
+    // between runs, median ms, 2026-12-07, two runs), binary / sum / add after: res2 160x264 64->256
+    // 2.2-2.7 / 4.4-5.0 / 3.3-3.6; res3 80x132 128->512 1.9-2.7 / 3.0-3.4 / 2.4-2.7; res4 40x66 256->1024
+    // 2.2-2.7 / 2.3-2.6 / 2.0-2.2; res5 20x33 512->2048 2.1-2.4 / 2.1-2.3 / 1.9-2.1. The add after rounds
+    // the product to bf16 before the add (a post-op rounds once), within the Bf16VsFp32 bounds. fp32
+    // layers keep the sum (there a binary add is the slower: 64->256 12.5 against 14.1-15.0 ms).
     dnnl::memory::desc residual_md;
-    if (sum && prec == Precision::BF16 && out == dt::bf16) residual_md = hwc_md(Ho, Wo, p.out_c, dt::bf16);
+    dnnl::post_ops direct_po = po;
+    bool add_after = false;
+    if (sum && prec == Precision::BF16) {
+      residual_md = hwc_md(Ho, Wo, p.out_c, dt::bf16);
+      add_after = out == dt::bf16 && (size_t)(Ho * Wo * p.out_c) * sizeof(uint16_t) <= kAddAfterMaxBytes;
+      direct_po = dnnl::post_ops();
+      if (!add_after) {
+        direct_po.append_binary(dnnl::algorithm::binary_add, residual_md);
+        if (relu) direct_po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      }
+    }
     const dnnl::memory::dims strides{p.stride, p.stride}, dil{p.dilation - 1, p.dilation - 1},
         pad{p.pad, p.pad};
     auto desc = [&](dnnl::algorithm alg, const dnnl::memory::desc& s_md, const dnnl::memory::desc& d_md) {
@@ -792,12 +815,28 @@ struct Conv2d::Impl {
       }
     }
     if (!e && residual_md.get_size()) {
-      // The source and destination channels-last like the residual, which the add reads in step.
+      // The source and destination are channels-last like the residual (the add after reads it in step;
+      // oneDNN 2.6 indexes a binary post-op's residual by the destination's offsets: a blocked destination
+      // read it wrongly, Bf16Layers tests), and the implementation the first one without a scratchpad (not
+      // the reference one); none: the sum post-op.
       const dnnl::memory::desc s_md({1, p.in_c, H, W}, act, tag::nhwc), d_md({1, p.out_c, Ho, Wo}, out, tag::nhwc);
-      e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct, s_md, d_md), dnnl::post_ops(), w, bias,
-                                  b_md, "convolution");
-      e->residual_md = residual_md;
-      e->relu_after = relu;
+      try {
+        // (the operation and attributes named: the iterator behind next_impl() reads them again)
+        const dnnl::convolution_forward::desc d = desc(dnnl::algorithm::convolution_direct, s_md, d_md);
+        const dnnl::primitive_attr attr = make_attr(direct_po);
+        dnnl::convolution_forward::primitive_desc pd(d, attr, cpu_engine());
+        do {
+          if (add_after || (pd.scratchpad_desc().get_size() == 0 && std::strncmp(pd.impl_info_str(), "ref", 3) != 0)) {
+            e = std::make_shared<Entry>(pd, w, bias, b_md, "convolution");
+            e->residual_md = residual_md;
+            e->add_after = add_after;
+            e->relu_after = add_after && relu;
+            break;
+          }
+        } while (pd.next_impl());
+      } catch (const dnnl::error&) {
+        e.reset();
+      }
     }
     if (!e)
       e = std::make_shared<Entry>(desc(dnnl::algorithm::convolution_direct, src_md, dst_md), po, w, bias, b_md,
@@ -1031,16 +1070,18 @@ Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_
   if (residual && residual->shape != out_shape)
     throw std::invalid_argument("Conv2d: residual " + residual->shape_str() + " != output [" + std::to_string(Ho) +
                                 ", " + std::to_string(Wo) + ", " + std::to_string(p_.out_c) + "]");
-  // A residual added after the primitive is read where it is (converted first if in another layout).
-  const bool add_after = residual && e->residual_md.get_size() > 0;
+  // A residual added by a binary post-op or after the primitive is read where it is (converted first if
+  // it is in another layout).
+  const bool binary = residual && e->residual_md.get_size() > 0 && !e->add_after;
+  const bool add_after = residual && e->add_after;
   // The sum post-op adds what the destination holds: a residual held nowhere else, already in the
   // destination's layout, is the destination (no copy).
-  const bool in_place = !add_after && into_residual && residual && residual->buf.use_count() == 1 &&
+  const bool in_place = !binary && !add_after && into_residual && residual && residual->buf.use_count() == 1 &&
                         residual->layout != Layout::Plain && md_of(*residual) == e->pd.dst_desc();
   Tensor y = in_place ? *residual : map_for(e->pd.dst_desc(), Ho, Wo, p_.out_c);
   Tensor converted_residual;
   const void* residual_ptr = nullptr;
-  if (add_after) {
+  if (binary || add_after) {
     const dnnl::memory::desc rmd = md_of(*residual);
     residual_ptr = residual->data();
     if (!(rmd == e->residual_md)) {
@@ -1064,7 +1105,7 @@ Tensor Conv2d::run(const Tensor& x, const Tensor* residual, bool relu, bool f32_
       reorder(xmd, x.data(), e->pd.src_desc(), converted);
     src_ptr = converted;
   }
-  e->execute(src_ptr, y.data());
+  e->execute(src_ptr, y.data(), binary ? residual_ptr : nullptr);
   if (add_after && !t_zero_run)
     kern::add_bf16(reinterpret_cast<uint16_t*>(y.data()), static_cast<const uint16_t*>(residual_ptr), Ho * Wo * p_.out_c,
                    e->relu_after);

@@ -114,6 +114,34 @@ TEST(Bf16Layers, ChainKeepsBf16BetweenConvolutionsAndMatchesFp64) {
   EXPECT_GT(d.rel_l2, 0.0) << "bit-exact with fp64: bf16 was not used";
 }
 
+// A bf16 1x1 layer with a residual and ReLU on both of its paths (engine/dnn.cpp): a small output (here
+// 20x20x256, 0.2 MB) adds the residual after the product (kern::add_bf16), a large one (130x130x256,
+// 8.3 MB, past kAddAfterMaxBytes) by oneDNN's binary post-op. Each against fp64 from the same bf16 input
+// and residual values; a lost residual or ReLU gives O(1).
+TEST(Bf16Layers, ResidualLayerMatchesFp64BelowAndAboveTheAddAfterSize) {
+  SKIP_WITHOUT_BF16();
+  const auto bf16 = dnn::Precision::BF16;
+  ConvLayer make_in({16, 16, 1, 1, 1, 0, 1}, 21, bf16), shortcut({16, 256, 1, 1, 1, 0, 1}, 23, bf16),
+      last({16, 256, 1, 1, 1, 0, 1}, 25, bf16);
+  for (int64_t side : {20, 130}) {
+    const Tensor x = make_in.conv(random_map(side, side, 16, 27));  // bf16, as the layers read it
+    const Tensor r = shortcut.conv(x);                              // the bf16 residual
+    const Tensor y = last.conv(x, &r, true);
+    EXPECT_TRUE(stored_as_bf16(y));
+    const std::vector<float> xv = values_of(dnn::to_hwc(x)), rv = values_of(dnn::to_hwc(r));
+    const std::vector<float> want = last.reference(xv, side, side, &rv, true);
+    const std::vector<float> got = values_of(dnn::to_hwc(y));
+    ASSERT_EQ(got.size(), want.size());
+    const test::Diff d = test::compare(got.data(), want.data(), (int64_t)want.size());
+    int64_t negative = 0;
+    for (float v : got) negative += v < 0.f;
+    std::printf("bf16 1x1 + residual + ReLU at %lldx%lld vs fp64: rel L2 %.3e, max |diff| %.3e\n", (long long)side,
+                (long long)side, d.rel_l2, d.max_abs);
+    EXPECT_LE(d.rel_l2, 1e-2) << side;
+    EXPECT_EQ(negative, 0) << side << ": the ReLU was not applied";
+  }
+}
+
 // hwc_out gives fp32 channels-last straight from the primitive's fp32 output, equal to to_hwc() of
 // an fp32-output run within fp32 (same arithmetic, one rounding fewer than bf16 out).
 TEST(Bf16Layers, HwcOutIsFp32ChannelsLast) {
