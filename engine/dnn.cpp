@@ -817,8 +817,8 @@ struct Conv2d::Impl {
     if (!e && residual_md.get_size()) {
       // The source and destination are channels-last like the residual (the add after reads it in step;
       // oneDNN 2.6 indexes a binary post-op's residual by the destination's offsets: a blocked destination
-      // read it wrongly, Bf16Layers tests), and the implementation the first one without a scratchpad (not
-      // the reference one); none: the sum post-op.
+      // read it wrongly, Bf16Layers tests). The add after takes oneDNN's first implementation (brgconv_1x1);
+      // the binary post-op the first one without a scratchpad (not the reference one); none: the sum post-op.
       const dnnl::memory::desc s_md({1, p.in_c, H, W}, act, tag::nhwc), d_md({1, p.out_c, Ho, Wo}, out, tag::nhwc);
       try {
         // (the operation and attributes named: the iterator behind next_impl() reads them again)

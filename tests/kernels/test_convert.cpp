@@ -53,6 +53,9 @@ TEST(RoundBf16, ReferenceBitPatterns) {
   EXPECT_EQ(0x0002, ref_round(bits(0x00018000u)));  // subnormal tie, lower odd: up
 }
 
+// Lengths around each path's steps of 2W (16 and 32 values) and their tails.
+constexpr int64_t kTailLengths[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 4099};
+
 // Random values with the specials sprinkled in, some exactly at ties.
 std::vector<float> awkward_values(Rng& rng, size_t n) {
   std::vector<float> v = rng.normals(n, 0.f, 3.f);
@@ -72,7 +75,7 @@ TEST(RoundBf16, SimdMatchesReferenceBitForBit) {
   Rng rng(11);
   for (Isa isa : simd_isas()) {
     const kern::KernelTable& T = kern::table_for(isa);
-    for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 4099}) {
+    for (int64_t n : kTailLengths) {
       const std::vector<float> x = awkward_values(rng, (size_t)n + 1), a = awkward_values(rng, (size_t)n + 1);
       for (bool with_a : {false, true}) {
         std::vector<uint16_t> want((size_t)n + 1, 0xabcd), got((size_t)n + 1, 0xabcd);
@@ -104,6 +107,14 @@ TEST(RoundBf16, ThreadedEntryPoint) {
 // negative sum after the add (never an operand), keeps a NaN, and -0 stays -0.
 bool is_nan_bf16(uint16_t u) { return (u & 0x7fffu) > 0x7f80u; }
 
+// want[i] == got[i] for i < n, but for a NaN in both (which of two NaN operands a sum is, is left open).
+void expect_equal_but_nan(const std::vector<uint16_t>& want, const std::vector<uint16_t>& got, int64_t n,
+                          const std::string& what) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!(is_nan_bf16(got[(size_t)i]) && is_nan_bf16(want[(size_t)i])))
+      ASSERT_EQ(want[(size_t)i], got[(size_t)i]) << what << " i=" << i;
+}
+
 uint16_t ref_add(uint16_t y, uint16_t r, bool relu) {
   kern::ref::add_bf16(&y, &r, 1, relu);
   return y;
@@ -126,7 +137,7 @@ TEST(AddBf16, SimdMatchesReferenceBitForBit) {
   Rng rng(14);
   for (Isa isa : simd_isas()) {
     const kern::KernelTable& T = kern::table_for(isa);
-    for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 1000, 4099}) {
+    for (int64_t n : kTailLengths) {
       const std::vector<float> xf = awkward_values(rng, (size_t)n + 1), rf = awkward_values(rng, (size_t)n + 1);
       std::vector<uint16_t> y((size_t)n + 1), r((size_t)n + 1);
       kern::ref::round_bf16(xf.data(), nullptr, y.data(), n + 1);
@@ -137,9 +148,7 @@ TEST(AddBf16, SimdMatchesReferenceBitForBit) {
         std::vector<uint16_t> want = y, got = y;
         kern::ref::add_bf16(want.data(), r.data(), n, relu);
         T.add_bf16(got.data(), r.data(), n, relu);
-        for (int64_t i = 0; i < n; ++i)  // (which of two NaN operands the sum is, is left open)
-          if (!(is_nan_bf16(got[(size_t)i]) && is_nan_bf16(want[(size_t)i])))
-            ASSERT_EQ(want[(size_t)i], got[(size_t)i]) << isa_str(isa) << " n=" << n << " i=" << i << (relu ? " relu" : "");
+        expect_equal_but_nan(want, got, n, isa_str(isa) + " n=" + std::to_string(n) + (relu ? " relu" : ""));
         EXPECT_EQ(0xabcd, got[(size_t)n]) << isa_str(isa) << " n=" << n << ": wrote past the end";
       }
     }
@@ -159,9 +168,7 @@ TEST(AddBf16, ThreadedEntryPoint) {
     ScopedIsa s(isa);
     std::vector<uint16_t> got = y;
     kern::add_bf16(got.data(), r.data(), n, true);
-    for (int64_t i = 0; i < n; ++i)
-      if (!(is_nan_bf16(got[(size_t)i]) && is_nan_bf16(want[(size_t)i])))
-        ASSERT_EQ(want[(size_t)i], got[(size_t)i]) << isa_str(isa) << " i=" << i;
+    expect_equal_but_nan(want, got, n, isa_str(isa));
   }
 }
 
