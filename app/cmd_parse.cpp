@@ -34,13 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <future>
 #include <optional>
 #include <set>
 
@@ -52,11 +52,13 @@
 #include "service/masks.h"
 #include "service/outfits.h"
 #include "service/photo_folder.h"
+#include "service/pictures.h"
 #include "service/refine.h"
 #include "service/render.h"
 #include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
+#include "service/side_by_side.h"
 
 namespace fs = std::filesystem;
 
@@ -374,60 +376,57 @@ int cmd_parse(int argc, char** argv) {
       }
       const Parsing& p = r.parsing;
 
-      // The pictures are rendered, encoded and written on a second thread while this one builds
-      // result.json (masks' RLE, outfit analysis): the two share nothing but the parsing, which
-      // both only read. timings_ms.write: the pictures' thread, start to end (result.json itself,
-      // written last, cannot hold its own time).
+      // The pictures and result.json's costly parts (the outfit analysis, each mask's RLE) are made
+      // side by side on the threads, each on one (service/side_by_side.h), the longest first: they
+      // share nothing but the parsing, which all only read. timings_ms.write: from their start to the
+      // last picture written (result.json itself, written last, cannot hold its own time).
       // The pictures in the label set's ids and names, as labels.png (CIHP: the parsing itself; a
       // copy would double the memory of a large photo's masks).
       std::optional<Parsing> remapped;
       if (label_set != service::LabelSet::Cihp) remapped = service::in_label_set(p, label_set);
-      const Parsing& in_set = remapped ? *remapped : p;
       std::vector<std::string> mask_files;
       if (!union_names.empty()) {
         fs::create_directories(dir + "/masks", ec);
         if (ec) throw IoError(dir + "/masks: cannot create folder: " + ec.message());
         for (const std::string& n : union_names) mask_files.push_back("masks/" + n + ".png");
       }
-      std::vector<std::string> picture_files = {dir + "/labels.png"};
-      if (!p.single_human) picture_files.push_back(dir + "/persons.png");
-      for (const std::string& f : mask_files) picture_files.push_back(dir + "/" + f);
-      picture_files.push_back(dir + "/labels_color.png");
-      picture_files.push_back(dir + "/parsing.png");
+      service::PictureSet pictures;
+      pictures.dir = dir;
+      pictures.label_set = label_set;
+      pictures.in_set = remapped ? &*remapped : nullptr;
+      pictures.union_names = union_names;
+      pictures.mask_dilate = mask_dilate;
+      pictures.render.smooth_edges = a.has("smooth-edges");
+      pictures.render.person_boxes = !p.persons.empty();
+      const std::vector<std::string> picture_files = service::picture_files(r, pictures);
       outs.written.insert(outs.written.end(), picture_files.begin(), picture_files.end());
-      double write_ms = 0;
-      std::future<void> pictures = std::async(std::launch::async, [&] {
-        const auto write0 = std::chrono::steady_clock::now();
-        const std::vector<uint8_t> labels_png = service::labels_png(p, label_set);
-        write_file_atomic(dir + "/labels.png", labels_png.data(), labels_png.size());
-        if (!p.single_human) {
-          const std::vector<uint8_t> persons_png = service::persons_png(p);
-          write_file_atomic(dir + "/persons.png", persons_png.data(), persons_png.size());
-        }
-        for (size_t i = 0; i < union_names.size(); ++i) {
-          const std::vector<uint8_t> m = service::union_mask(p, union_names[i], mask_dilate);
-          write_png_gray8(dir + "/" + mask_files[i], m.data(), p.width, p.height);
-        }
-        service::write_labels_color_png(dir + "/labels_color.png", in_set.labels.data(), p.width, p.height);
-        service::RenderOptions ro;
-        ro.smooth_edges = a.has("smooth-edges");
-        ro.person_boxes = !p.persons.empty();
-        service::write_parsing_png(dir + "/parsing.png", r.image, in_set, ro);
-        write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - write0).count();
-      });
+      service::DocumentParts doc_parts;
+      std::vector<service::SideTask> tasks = service::outfit_tasks(r, outfits.kit ? &outfits : nullptr, &doc_parts);
+      const size_t first_picture = tasks.size();
+      const auto write0 = std::chrono::steady_clock::now();
+      std::atomic<int64_t> last_picture_ns{0};  // the last picture's end, from write0
+      for (service::SideTask& t : service::picture_tasks(r, pictures))
+        tasks.push_back([t = std::move(t), &last_picture_ns, write0] {
+          t();
+          const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - write0).count();
+          for (int64_t seen = last_picture_ns.load(); ns > seen && !last_picture_ns.compare_exchange_weak(seen, ns);) {
+          }
+        });
+      const size_t end_pictures = tasks.size();
+      for (service::SideTask& t : service::mask_tasks(r, &doc_parts)) tasks.push_back(std::move(t));
+      const std::vector<std::exception_ptr> errors = service::run_side_by_side(tasks, service::threads());
+      // The pictures' errors (IoError) first, as when they were written before result.json.
+      for (size_t i = first_picture; i < end_pictures; ++i)
+        if (errors[i]) std::rethrow_exception(errors[i]);
+      for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
+      const double write_ms = (double)last_picture_ns.load() / 1e6;
 
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
       outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
-      nlohmann::json j;
-      std::exception_ptr doc_error;
-      try {
-        j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr);
-      } catch (...) {
-        doc_error = std::current_exception();
-      }
-      pictures.get();  // the pictures' errors (IoError) first, as when they were written before result.json
-      if (doc_error) std::rethrow_exception(doc_error);
+      nlohmann::json j =
+          service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr, std::move(doc_parts));
       j["timings_ms"]["write"] = write_ms;
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},

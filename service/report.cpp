@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <memory>
 
 #include "engine/io.h"
@@ -55,38 +57,62 @@ namespace {
 // nlohmann's serializer writing into 64 KiB pieces handed to `out`.
 class ChunkedOutput : public nlohmann::detail::output_adapter_protocol<char> {
  public:
-  explicit ChunkedOutput(const std::function<void(const void*, size_t)>& out) : out_(out) { buf_.reserve(kChunk); }
+  explicit ChunkedOutput(const std::function<void(const void*, size_t)>& out) : out_(out), buf_(new char[kChunk]) {}
   void write_character(char c) override {
-    buf_.push_back(c);
-    if (buf_.size() >= kChunk) flush();
+    if (n_ == kChunk) flush();
+    buf_[n_++] = c;
   }
   void write_characters(const char* s, std::size_t n) override {
-    if (buf_.size() + n > kChunk) flush();
+    if (n_ + n > kChunk) flush();
     if (n >= kChunk) {
       out_(s, n);
       return;
     }
-    buf_.insert(buf_.end(), s, s + n);
+    std::memcpy(buf_.get() + n_, s, n);
+    n_ += n;
+  }
+  // The characters of s[0, n) with a backslash before each '"' and '\\' (JSON's escapes of a
+  // printable ASCII string), written straight into the buffer a piece at a time (at most twice the
+  // piece), without a branch per character: the 12 MP result.json's RLE strings have a backslash
+  // every few characters, and writing the runs between them one call each was most of its dump.
+  void write_escaped(const char* s, std::size_t n) {
+    while (n > 0) {
+      const std::size_t m = std::min(n, kChunk / 2);
+      if (n_ + 2 * m > kChunk) flush();
+      char* out = buf_.get() + n_;
+      for (std::size_t i = 0; i < m; ++i) {
+        const char c = s[i];
+        *out = '\\';
+        out += (c == '"') | (c == '\\');
+        *out++ = c;
+      }
+      n_ = (std::size_t)(out - buf_.get());
+      s += m;
+      n -= m;
+    }
   }
   void flush() {
-    if (!buf_.empty()) out_(buf_.data(), buf_.size());
-    buf_.clear();
+    if (n_) out_(buf_.get(), n_);
+    n_ = 0;
   }
 
  private:
-  static constexpr size_t kChunk = 64 << 10;
+  static constexpr std::size_t kChunk = 64 << 10;
   const std::function<void(const void*, size_t)>& out_;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t n_ = 0;
 };
 
 // Whether s is printable ASCII (0x20..0x7e), which nlohmann's serializer writes as it is but for a
-// backslash before each '"' and '\\' (plain_ascii_escaped): that is done here by copying the runs
-// between them, not byte by byte (its per-byte UTF-8 check was most of a 12-megapixel result.json's
-// dump: ~100 COCO RLE strings of 11 MB, whose characters 48..111 include the backslash).
+// backslash before each '"' and '\\' (plain_ascii_escaped): that is done here (write_escaped), not
+// byte by byte through it (its per-byte UTF-8 check was most of a 12-megapixel result.json's dump:
+// ~100 COCO RLE strings of 11 MB, whose characters 48..111 include the backslash). No early exit:
+// the loop is vectorised.
 bool printable_ascii(const std::string& s) {
-  for (const char c : s)
-    if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e) return false;
-  return true;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+  unsigned char outside = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) outside |= (unsigned char)(p[i] - 0x20) > 0x5e;
+  return !outside;
 }
 
 // j as serializer::dump(j, pretty, ensure_ascii false, indent 2, `indent`) writes it, the layout of
@@ -101,14 +127,7 @@ void dump_pretty(nlohmann::detail::serializer<nlohmann::json>& s, ChunkedOutput&
   auto string = [&](const std::string& t) {
     if (!printable_ascii(t)) return s.dump(nlohmann::json(t), true, false, 2, indent);
     o.write_character('"');
-    size_t from = 0;
-    for (size_t i = 0; i < t.size(); ++i)
-      if (t[i] == '"' || t[i] == '\\') {
-        o.write_characters(t.data() + from, i - from);
-        o.write_character('\\');
-        from = i;  // the character itself goes out with the next run
-      }
-    o.write_characters(t.data() + from, t.size() - from);
+    o.write_escaped(t.data(), t.size());
     o.write_character('"');
   };
   if (j.is_object() && !j.empty()) {
@@ -153,11 +172,18 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
 }
 
 nlohmann::json parsing_json(const Parsing& p) {
-  nlohmann::json j;
   // The masks' RLE first, one instance per thread at a time (a 12-megapixel photo's 100 masks)
   std::vector<nlohmann::json> masks(p.instances.size());
 #pragma omp parallel for schedule(dynamic, 1) if (p.instances.size() > 1 && (size_t)p.width * p.height > 65536)
   for (size_t i = 0; i < p.instances.size(); ++i) masks[i] = instance_rle(p.instances[i], p.width, p.height);
+  return parsing_json(p, std::move(masks));
+}
+
+nlohmann::json parsing_json(const Parsing& p, std::vector<nlohmann::json>&& masks) {
+  if (masks.size() != p.instances.size())
+    throw std::invalid_argument("parsing_json: " + std::to_string(masks.size()) + " masks for " +
+                                std::to_string(p.instances.size()) + " instances");
+  nlohmann::json j;
   j["instances"] = nlohmann::json::array();
   for (size_t i = 0; i < p.instances.size(); ++i) {
     const Instance& in = p.instances[i];

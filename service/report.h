@@ -16,6 +16,9 @@ namespace m2fp::service {
 nlohmann::json model_json(const M2FP& model, const std::string& model_path);
 // instances, persons, label_fractions, labels_present
 nlohmann::json parsing_json(const Parsing& p);
+// The same with the instances' masks already made (masks[i] = instance_rle of instance i, as
+// result_doc.h's mask tasks make them); throws std::invalid_argument when their number differs.
+nlohmann::json parsing_json(const Parsing& p, std::vector<nlohmann::json>&& masks);
 // Writes j.dump(2) and a newline to `path` atomically (engine/io.h), the text streamed out in pieces
 // (a 12 MP photo's result.json is megabytes of mask runs: no copy of it in memory).
 void write_json_file(const std::string& path, const nlohmann::json& j);

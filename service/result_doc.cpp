@@ -2,15 +2,45 @@
 #include "service/result_doc.h"
 
 #include <chrono>
+#include <stdexcept>
 
+#include "service/masks.h"
 #include "service/report.h"
 
 namespace m2fp::service {
 
-nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
-                               const std::vector<std::string>& outputs, const OutfitSetup* outfits) {
+std::vector<SideTask> outfit_tasks(const ParseResult& r, const OutfitSetup* outfits, DocumentParts* parts) {
+  if (!outfits || !outfits->kit) return {};
+  return {[&r, outfits, parts] {
+    const auto t0 = std::chrono::steady_clock::now();
+    parts->people = extract_outfits(r.parsing, r.image, outfits->kit->garments, outfits->kit->garment_options);
+    const std::vector<CatalogItem> items = outfits->catalog->items();
+    parts->advice = advise_outfits(parts->people, &items, outfits->reco, outfits->kit->rules);
+    parts->catalog_items = items.size();
+    parts->outfits_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    parts->analysed = true;
+  }};
+}
+
+std::vector<SideTask> mask_tasks(const ParseResult& r, DocumentParts* parts) {
   const Parsing& p = r.parsing;
-  nlohmann::json j = parsing_json(p);
+  parts->masks.assign(p.instances.size(), nlohmann::json());
+  std::vector<SideTask> tasks;
+  for (size_t i = 0; i < p.instances.size(); ++i)
+    tasks.push_back([&p, parts, i] { parts->masks[i] = instance_rle(p.instances[i], p.width, p.height); });
+  return tasks;
+}
+
+nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
+                               const std::vector<std::string>& outputs, const OutfitSetup* outfits,
+                               DocumentParts&& parts) {
+  const Parsing& p = r.parsing;
+  if (parts.masks.size() != p.instances.size())
+    throw std::logic_error("result_document: the parts hold " + std::to_string(parts.masks.size()) +
+                           " masks for " + std::to_string(p.instances.size()) + " instances");
+  const bool analyse = outfits && outfits->kit;
+  if (analyse && !parts.analysed) throw std::logic_error("result_document: the outfit task has not run");
+  nlohmann::json j = parsing_json(p, std::move(parts.masks));
   j["image"] = {{"file", file},
                 {"width", r.image.width},
                 {"height", r.image.height},
@@ -20,18 +50,23 @@ nlohmann::json result_document(const Session& session, const ParseResult& r, con
   j["threads"] = threads();
   j["timings_ms"] = timings_json(r.timings);
   j["outputs"] = outputs;
-  if (outfits && outfits->kit) {
-    const auto o0 = std::chrono::steady_clock::now();
-    const std::vector<PersonOutfit> po =
-        extract_outfits(p, r.image, outfits->kit->garments, outfits->kit->garment_options);
-    add_person_garments(j, po);
-    const std::vector<CatalogItem> items = outfits->catalog->items();
-    j["outfits"] = advise_outfits(po, &items, outfits->reco, outfits->kit->rules);
-    j["catalog"] = {{"path", outfits->catalog_name}, {"items", items.size()}};
-    j["timings_ms"]["outfits"] =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - o0).count();
+  if (analyse) {
+    add_person_garments(j, parts.people);
+    j["outfits"] = std::move(parts.advice);
+    j["catalog"] = {{"path", outfits->catalog_name}, {"items", parts.catalog_items}};
+    j["timings_ms"]["outfits"] = parts.outfits_ms;
   }
   return j;
+}
+
+nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
+                               const std::vector<std::string>& outputs, const OutfitSetup* outfits) {
+  DocumentParts parts;
+  std::vector<SideTask> tasks = outfit_tasks(r, outfits, &parts);
+  for (SideTask& t : mask_tasks(r, &parts)) tasks.push_back(std::move(t));
+  for (const std::exception_ptr& e : run_side_by_side(tasks, threads()))
+    if (e) std::rethrow_exception(e);
+  return result_document(session, r, file, outputs, outfits, std::move(parts));
 }
 
 }  // namespace m2fp::service

@@ -3,8 +3,8 @@
 //   bench_outputs --model M.safetensors --image PHOTO [--runs 5] [--threads N] [--out DIR]
 //
 // Parses PHOTO once, then --runs times writes what `m2fp parse` writes by default (as bench_e2e's
-// --big-photo `outputs` stage: the pictures on a second thread while this one builds result.json with
-// the outfit analysis), and --runs times each step alone on this thread: labels.png, persons.png,
+// --big-photo `outputs` stage: the pictures, the outfit analysis and each mask's RLE side by side on
+// the threads (service/side_by_side.h), then result.json), and --runs times each step alone: labels.png, persons.png,
 // labels_color.png (colouring and encoding), parsing.png (the overlay and encoding), the masks' RLE
 // (parsing_json), extract_outfits, the recommendations, result.json's text written. Prints per step the median wall milliseconds
 // and the process's CPU milliseconds (user + system: other threads of the process count, the load of
@@ -18,7 +18,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <string>
 #include <vector>
 
@@ -26,10 +25,12 @@
 #include "service/masks.h"
 #include "service/outfits.h"
 #include "service/photo_folder.h"
+#include "service/pictures.h"
 #include "service/render.h"
 #include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
+#include "service/side_by_side.h"
 
 namespace {
 
@@ -98,19 +99,11 @@ int main(int argc, char** argv) {
                 p.height, p.persons.size(), p.instances.size(), svc::threads(), runs,
                 session.synthetic() ? " (SYNTHETIC weights: every mask covers much of the photo)" : "");
 
-    auto pictures = [&] {
-      const std::vector<uint8_t> labels = svc::labels_png(p);
-      m2fp::write_file_atomic(dir + "/labels.png", labels.data(), labels.size());
-      if (!p.single_human) {
-        const std::vector<uint8_t> persons = svc::persons_png(p);
-        m2fp::write_file_atomic(dir + "/persons.png", persons.data(), persons.size());
-      }
-      svc::write_labels_color_png(dir + "/labels_color.png", p.labels.data(), p.width, p.height);
-      svc::RenderOptions ro;
-      ro.person_boxes = !p.persons.empty();
-      svc::write_parsing_png(dir + "/parsing.png", r.image, p, ro);
-    };
-    const std::vector<std::string> names = {"labels.png", "labels_color.png", "parsing.png"};
+    svc::PictureSet pictures;
+    pictures.dir = dir;
+    pictures.render.person_boxes = !p.persons.empty();
+    std::vector<std::string> names = {"labels.png", "labels_color.png", "parsing.png"};
+    if (!p.single_human) names.push_back("persons.png");
     struct Step {
       const char* name;
       std::function<void()> run;
@@ -121,9 +114,13 @@ int main(int argc, char** argv) {
     const std::vector<Step> steps = {
         {"outputs (as m2fp parse)",
          [&] {
-           auto f = std::async(std::launch::async, pictures);
-           const nlohmann::json j = svc::result_document(session, r, "photo", names, &outfits);
-           f.get();
+           svc::DocumentParts parts;
+           std::vector<svc::SideTask> tasks = svc::outfit_tasks(r, &outfits, &parts);
+           for (svc::SideTask& t : svc::picture_tasks(r, pictures)) tasks.push_back(std::move(t));
+           for (svc::SideTask& t : svc::mask_tasks(r, &parts)) tasks.push_back(std::move(t));
+           for (const std::exception_ptr& e : svc::run_side_by_side(tasks, svc::threads()))
+             if (e) std::rethrow_exception(e);
+           const nlohmann::json j = svc::result_document(session, r, "photo", names, &outfits, std::move(parts));
            svc::write_json_file(dir + "/result.json", j);
          }},
         {"labels.png",
