@@ -195,6 +195,14 @@ def cmd_jpegs(out):
     exif = Image.Exif()
     exif[0x0112] = 6
     variants['large_exif6.jpg'] = (large, dict(quality=85, exif=exif.tobytes()))
+    # Over 2 Mpx: decoded in two parts side by side (the lower one after jpeg_skip_scanlines), every
+    # sampling and colour space; a progressive one is decoded whole.
+    variants['large_422.jpg'] = (large, dict(quality=75, subsampling=1))
+    variants['large_444.jpg'] = (large, dict(quality=95, subsampling=0))
+    variants['large_restart.jpg'] = (large, dict(quality=85, restart_marker_blocks=7))
+    variants['large_progressive.jpg'] = (large, dict(quality=85, progressive=True))
+    variants['large_grey.jpg'] = (large.convert('L'), dict(quality=90))
+    variants['large_cmyk.jpg'] = (large.convert('CMYK'), dict(quality=90))
     names = []
     for name, (im, kw) in sorted(variants.items()):
         path = os.path.join(out, name)

@@ -4,6 +4,8 @@
 // PIL/numpy) into a temporary folder once per suite.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -151,14 +153,42 @@ TEST_F(ImageDecode, JpegVariantsEqualPilConvertRgb) {
   // 4:2:0 / 4:2:2 / 4:4:4, progressive, optimised Huffman tables, restart markers, grey, Adobe CMYK,
   // a 1-pixel-wide image, 2053x1531 pictures (over 8 MB: stored in huge pages), one turned by its
   // EXIF orientation: every pixel equal to PIL's (no tolerance: the same libjpeg-turbo).
-  const char* names[] = {"q90_420.jpg", "q75_422.jpg",   "q95_444.jpg", "progressive.jpg",
-                         "optimized.jpg", "restart.jpg", "grey.jpg",    "cmyk.jpg",
-                         "tall_1x17.jpg", "large_420.jpg", "large_exif6.jpg"};
+  // The large ones (over 2 Mpx) are decoded in two parts side by side (two OpenMP threads: ctest's
+  // OMP_NUM_THREADS=2), and again on one thread here.
+  const char* names[] = {"q90_420.jpg",   "q75_422.jpg",   "q95_444.jpg",       "progressive.jpg",
+                         "optimized.jpg", "restart.jpg",   "grey.jpg",          "cmyk.jpg",
+                         "tall_1x17.jpg", "large_420.jpg", "large_exif6.jpg",   "large_422.jpg",
+                         "large_444.jpg", "large_restart.jpg", "large_progressive.jpg", "large_grey.jpg",
+                         "large_cmyk.jpg"};
   for (const char* name : names) {
     const Image img = decode_file(file(name));
     const Diff d = compare(img, read_npy(file(std::string(name) + ".npy")));
     std::printf("  decode %-16s %dx%d  max |ours - PIL| = %d\n", name, img.width, img.height, d.max);
     EXPECT_EQ(d.max, 0) << name;
+    if (std::string(name).rfind("large_", 0) == 0) {
+      const int threads = omp_get_max_threads();
+      omp_set_num_threads(1);
+      const Image whole = decode_file(file(name));
+      omp_set_num_threads(threads);
+      EXPECT_EQ(whole.rgb, img.rgb) << name << ": one thread";
+    }
+  }
+}
+
+// A large JPEG with garbled entropy-coded data: libjpeg warns and decodes through; the split decode
+// sees the warning and decodes the whole file again on one thread: the same pixels as a decode on
+// one thread, wherever the damage is.
+TEST_F(ImageDecode, LargeJpegWithCorruptDataDecodesAsOnOneThread) {
+  const std::vector<uint8_t> full = read_bytes(file("large_420.jpg"));
+  for (const double at : {0.3, 0.55, 0.7, 0.97}) {
+    std::vector<uint8_t> bad = full;
+    for (size_t i = (size_t)(bad.size() * at), k = 0; k < 64; ++k) bad[i + k] = (uint8_t)(0x35 + 7 * k % 150);
+    const Image split = decode_image(bad.data(), bad.size());
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const Image whole = decode_image(bad.data(), bad.size());
+    omp_set_num_threads(threads);
+    EXPECT_EQ(split.rgb, whole.rgb) << "garbled at " << at;
   }
 }
 
