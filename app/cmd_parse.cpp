@@ -34,7 +34,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -58,7 +57,6 @@
 #include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
-#include "service/side_by_side.h"
 
 namespace fs = std::filesystem;
 
@@ -377,9 +375,9 @@ int cmd_parse(int argc, char** argv) {
       const Parsing& p = r.parsing;
 
       // The pictures and result.json's costly parts (the outfit analysis, each mask's RLE) are made
-      // side by side on the threads, each on one (service/side_by_side.h), the longest first: they
-      // share nothing but the parsing, which all only read. timings_ms.write: from their start to the
-      // last picture written (result.json itself, written last, cannot hold its own time).
+      // side by side on the threads, each on one (service::result_document with the picture tasks
+      // beside): they share nothing but the parsing, which all only read. timings_ms.write: from their
+      // start to the last picture written (result.json itself, written last, cannot hold its own time).
       // The pictures in the label set's ids and names, as labels.png (CIHP: the parsing itself; a
       // copy would double the memory of a large photo's masks).
       std::optional<Parsing> remapped;
@@ -400,33 +398,12 @@ int cmd_parse(int argc, char** argv) {
       pictures.render.person_boxes = !p.persons.empty();
       const std::vector<std::string> picture_files = service::picture_files(r, pictures);
       outs.written.insert(outs.written.end(), picture_files.begin(), picture_files.end());
-      service::DocumentParts doc_parts;
-      std::vector<service::SideTask> tasks = service::outfit_tasks(r, outfits.kit ? &outfits : nullptr, &doc_parts);
-      const size_t first_picture = tasks.size();
-      const auto write0 = std::chrono::steady_clock::now();
-      std::atomic<int64_t> last_picture_ns{0};  // the last picture's end, from write0
-      for (service::SideTask& t : service::picture_tasks(r, pictures))
-        tasks.push_back([t = std::move(t), &last_picture_ns, write0] {
-          t();
-          const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - write0).count();
-          for (int64_t seen = last_picture_ns.load(); ns > seen && !last_picture_ns.compare_exchange_weak(seen, ns);) {
-          }
-        });
-      const size_t end_pictures = tasks.size();
-      for (service::SideTask& t : service::mask_tasks(r, &doc_parts)) tasks.push_back(std::move(t));
-      const std::vector<std::exception_ptr> errors = service::run_side_by_side(tasks, service::threads());
-      // The pictures' errors (IoError) first, as when they were written before result.json.
-      for (size_t i = first_picture; i < end_pictures; ++i)
-        if (errors[i]) std::rethrow_exception(errors[i]);
-      for (const std::exception_ptr& e : errors)
-        if (e) std::rethrow_exception(e);
-      const double write_ms = (double)last_picture_ns.load() / 1e6;
-
       std::vector<std::string> outputs = {"labels.png", "labels_color.png", "parsing.png"};
       if (!p.single_human) outputs.push_back("persons.png");
       outputs.insert(outputs.end(), mask_files.begin(), mask_files.end());
-      nlohmann::json j =
-          service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr, std::move(doc_parts));
+      double write_ms = 0;
+      nlohmann::json j = service::result_document(*session, r, path, outputs, outfits.kit ? &outfits : nullptr,
+                                                  service::picture_tasks(r, pictures), &write_ms);
       j["timings_ms"]["write"] = write_ms;
       if (refine.any()) j["refinements"] = refinements;
       j["label_set"] = {{"name", service::label_set_name(label_set)},

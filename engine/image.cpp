@@ -515,9 +515,10 @@ int jpeg_decode_rows(const uint8_t* bytes, size_t size, int w, int h, uint8_t* r
 // A large baseline JPEG is decoded in two parts side by side when this thread has two OpenMP threads:
 // the top rows [0, a) on one, the rest on the other after skipping to row a (jpeg_decode_rows). The
 // skip still entropy-decodes the top rows (at 12 MP about 57% of their whole decode's time), so the
-// top part is the larger: a = 11/16 of the rows (with 5/8, 12.7 ms for the top, 14.8 for the rest). The pixels are a whole decode's; a progressive file, an error or a warning
-// of corrupt data in either part (whose decode-through might differ once split) decodes the whole
-// file again on this thread, as before.
+// top part is the larger: a = 11/16 of the rows (with 5/8, 12.7 ms for the top, 14.8 for the rest).
+// The pixels are a whole decode's; a progressive file, an error or a warning of corrupt data in
+// either part (whose decode-through might differ once split) decodes the whole file again on this
+// thread, as before.
 constexpr int64_t kSplitJpegPixels = int64_t{2} << 20;
 
 bool jpeg_decode_rgb(const uint8_t* bytes, size_t size, int w, int h, uint8_t* rgb, char* why, size_t why_size) {

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 
 #include "engine/io.h"
 #include "service/render.h"

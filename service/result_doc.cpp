@@ -1,6 +1,7 @@
 // service/result_doc.cpp: result.json for one parsed photo (`m2fp parse`, the C API).
 #include "service/result_doc.h"
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 
@@ -60,13 +61,34 @@ nlohmann::json result_document(const Session& session, const ParseResult& r, con
 }
 
 nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
-                               const std::vector<std::string>& outputs, const OutfitSetup* outfits) {
+                               const std::vector<std::string>& outputs, const OutfitSetup* outfits,
+                               std::vector<SideTask> beside, double* beside_ms) {
   DocumentParts parts;
   std::vector<SideTask> tasks = outfit_tasks(r, outfits, &parts);
+  const size_t first_beside = tasks.size(), end_beside = first_beside + beside.size();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int64_t> last_ns{0};  // the last of `beside` done, from t0
+  for (SideTask& t : beside)
+    tasks.push_back([t = std::move(t), &last_ns, t0] {
+      t();
+      const int64_t ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+      for (int64_t seen = last_ns.load(); ns > seen && !last_ns.compare_exchange_weak(seen, ns);) {
+      }
+    });
   for (SideTask& t : mask_tasks(r, &parts)) tasks.push_back(std::move(t));
-  for (const std::exception_ptr& e : run_side_by_side(tasks, threads()))
+  const std::vector<std::exception_ptr> errors = run_side_by_side(tasks, threads());
+  for (size_t i = first_beside; i < end_beside; ++i)
+    if (errors[i]) std::rethrow_exception(errors[i]);
+  for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
+  if (beside_ms) *beside_ms = (double)last_ns.load() / 1e6;
   return result_document(session, r, file, outputs, outfits, std::move(parts));
+}
+
+nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
+                               const std::vector<std::string>& outputs, const OutfitSetup* outfits) {
+  return result_document(session, r, file, outputs, outfits, {}, nullptr);
 }
 
 }  // namespace m2fp::service

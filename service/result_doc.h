@@ -23,6 +23,13 @@ namespace m2fp::service {
 // threads (DocumentParts below).
 nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
                                const std::vector<std::string>& outputs, const OutfitSetup* outfits);
+// The same with other tasks run beside its parts (`m2fp parse`'s pictures: pictures.h), all side by side:
+// the outfit analysis first (the longest), then `beside` in their order, then the masks. The first error
+// of `beside` is rethrown before any of the document's (the pictures' IoError before an outfit error);
+// *beside_ms, when given: from the start to the last of `beside` done (result.json's timings_ms.write).
+nlohmann::json result_document(const Session& session, const ParseResult& r, const nlohmann::json& file,
+                               const std::vector<std::string>& outputs, const OutfitSetup* outfits,
+                               std::vector<SideTask> beside, double* beside_ms);
 
 // The parts of the document that cost time on a large photo, made by tasks for run_side_by_side
 // (beside other work, as `m2fp parse` makes its pictures beside them): the outfit analysis (garments,

@@ -30,7 +30,6 @@
 #include "service/report.h"
 #include "service/result_doc.h"
 #include "service/session.h"
-#include "service/side_by_side.h"
 
 namespace {
 
@@ -114,13 +113,8 @@ int main(int argc, char** argv) {
     const std::vector<Step> steps = {
         {"outputs (as m2fp parse)",
          [&] {
-           svc::DocumentParts parts;
-           std::vector<svc::SideTask> tasks = svc::outfit_tasks(r, &outfits, &parts);
-           for (svc::SideTask& t : svc::picture_tasks(r, pictures)) tasks.push_back(std::move(t));
-           for (svc::SideTask& t : svc::mask_tasks(r, &parts)) tasks.push_back(std::move(t));
-           for (const std::exception_ptr& e : svc::run_side_by_side(tasks, svc::threads()))
-             if (e) std::rethrow_exception(e);
-           const nlohmann::json j = svc::result_document(session, r, "photo", names, &outfits, std::move(parts));
+           const nlohmann::json j =
+               svc::result_document(session, r, "photo", names, &outfits, svc::picture_tasks(r, pictures), nullptr);
            svc::write_json_file(dir + "/result.json", j);
          }},
         {"labels.png",

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -167,6 +168,28 @@ TEST_F(SideBySideParse, DocumentPartsGiveTheSameDocument) {
   const nlohmann::json plain = result_document(*session_, r_, nullptr, outputs, nullptr, std::move(bare));
   EXPECT_FALSE(plain.contains("outfits"));
   EXPECT_EQ(plain["instances"], masks_json["instances"]);
+}
+
+// Tasks beside the document's parts run once each, their time to the last one done is reported, the
+// document is the one made without them, and their error is rethrown.
+TEST_F(SideBySideParse, DocumentWithTasksBeside) {
+  nlohmann::json whole = result_document(*session_, r_, "photo.png", {"labels.png"}, &outfits_);
+  whole["timings_ms"].erase("outfits");
+  std::atomic<int> ran{0};
+  std::vector<SideTask> beside;
+  for (int i = 0; i < 2; ++i)
+    beside.push_back([&ran] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      ++ran;
+    });
+  double beside_ms = -1;
+  nlohmann::json j = result_document(*session_, r_, "photo.png", {"labels.png"}, &outfits_, beside, &beside_ms);
+  EXPECT_EQ(ran.load(), 2);
+  EXPECT_GE(beside_ms, 20.0);
+  j["timings_ms"].erase("outfits");
+  EXPECT_EQ(j, whole);
+  beside.push_back([] { throw IoError("cannot write the picture"); });
+  EXPECT_THROW(result_document(*session_, r_, "photo.png", {}, &outfits_, beside, nullptr), IoError);
 }
 
 TEST_F(SideBySideParse, DocumentRefusesPartsNotMade) {
