@@ -116,7 +116,8 @@ const url = await new Promise((resolve, reject) => {
     if (m) resolve(m[1]);
   });
   server.on('exit', (code) => reject(new Error(`m2fp serve exited (${code}) before listening:\n${serverErr}`)));
-  setTimeout(() => reject(new Error(`m2fp serve did not start in 120 s:\n${serverErr}`)), 120000);
+  // unref: a pending timer keeps node running, and this one would hold the test ~2 minutes past its end
+  setTimeout(() => reject(new Error(`m2fp serve did not start in 120 s:\n${serverErr}`)), 120000).unref();
 });
 
 // ---- the browser -------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ try {
   if (context) await context.close().catch(() => {});
   fs.rmSync(userDataDir, { recursive: true, force: true });
   server.kill('SIGTERM');
-  await new Promise((r) => { server.on('exit', r); setTimeout(r, 60000); });
+  await new Promise((r) => { server.on('exit', r); setTimeout(r, 60000).unref(); });
 }
 if (failures.length) {
   console.error(`${failures.length} check(s) failed\nserver log:\n${serverErr.slice(-3000)}`);

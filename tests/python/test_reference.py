@@ -749,7 +749,7 @@ class TestEndToEnd(unittest.TestCase):
         # the canvas size is only a configuration value, the code path is the same as for 384x512
         lip = os.path.join(_tmpdir(), 'lip_small_canvas')
         os.makedirs(lip, exist_ok=True)
-        src = checkpoint('lip')
+        src = os.path.abspath(checkpoint('lip'))  # the link's target: M2FP_TESTDATA may be relative
         if not os.path.exists(os.path.join(lip, 'pytorch_model.pt')):
             os.symlink(os.path.join(src, 'pytorch_model.pt'), os.path.join(lip, 'pytorch_model.pt'))
         with open(os.path.join(src, 'configuration.json')) as f:
