@@ -270,6 +270,11 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
                 const float* logits, int64_t ld_qp, T* out, int64_t q0, int64_t q1) {
   constexpr int W = V::W;
   constexpr int NVMAX = 32 / W;  // channels held in registers per pass: 32 (one model head)
+  // On AVX-512 (32 registers; AVX2's 16 leave no room) NH heads go through one pass side by side
+  // when a head's channels fill exactly one pass (NVMAX fp32 vectors, NVMAX / 2 bf16 pairs).
+  constexpr int NH = W >= 16 ? M2FP_MSDA_HEADS : 1;
+  static_assert(NH == 1 || NVMAX % 2 == 0, "a pass of bf16 pairs holds the channels of a pass of fp32 vectors");
+  const bool whole_heads = NH > 1 && dh == NVMAX * W;
   if (q1 <= q0 || heads <= 0 || dh <= 0) return;
   const int64_t ld = (int64_t)heads * dh;  // value / out row: [heads*dh]
   int64_t len_in = 0;
@@ -357,8 +362,7 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
       const int32_t* hr[4] = {t.cr[0] + jh, t.cr[1] + jh, t.cr[2] + jh, t.cr[3] + jh};
       int c0 = 0;
       if constexpr (std::is_same_v<T, float>) {
-        constexpr int NH = W >= 16 ? M2FP_MSDA_HEADS : 1;  // (AVX2: 16 registers, no room)
-        if (NH > 1 && dh == NVMAX * W && h + NH <= heads) {  // NH whole heads in one pass
+        if (whole_heads && h + NH <= heads) {
           msda_gather<V, NVMAX, false, NH>(value, LP, hw, hr, orow + h * dh, W, dh);
           h += NH - 1;
           continue;
@@ -371,8 +375,7 @@ void msda_chunk(const T* value, const int64_t* shapes, const int64_t* level_star
         }
       } else {
         constexpr int NP = NVMAX / 2 > 0 ? NVMAX / 2 : 1;  // pairs per pass: 32 channels
-        constexpr int NH = W >= 16 ? M2FP_MSDA_HEADS : 1;  // (AVX2: 16 registers, no room)
-        if (NH > 1 && dh == NP * 2 * W && h + NH <= heads) {  // NH whole heads in one pass
+        if (whole_heads && h + NH <= heads) {
           msda_gather_bf16<V, NP, NH>(value, LP, hw, hr, orow + h * dh, dh);
           h += NH - 1;
           continue;
