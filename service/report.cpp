@@ -1,13 +1,19 @@
 // service/report.cpp: JSON for what a parse produced.
 #include "service/report.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "engine/buffer_pool.h"
 #include "engine/io.h"
 #include "service/render.h"
 #include "kernels/kernels.h"
@@ -115,15 +121,70 @@ bool printable_ascii(const std::string& s) {
   return !outside;
 }
 
+// Text in blocks of the buffer pool (engine/buffer_pool.h): from the second use on its pages are mapped
+// already (a 12 MP result.json's masks are ~5 MB of it; fresh pages cost more than the writing).
+class PooledText {
+ public:
+  void append(const char* s, size_t n) {
+    while (n > 0) {
+      if (blocks_.empty() || used_ == kBlock) {
+        blocks_.emplace_back(kBlock);
+        used_ = 0;
+      }
+      const size_t m = std::min(n, kBlock - used_);
+      std::memcpy(blocks_.back().data() + used_, s, m);
+      used_ += m;
+      s += m;
+      n -= m;
+    }
+  }
+  template <class F>
+  void each(F&& f) const {
+    for (size_t i = 0; i < blocks_.size(); ++i) f(blocks_[i].data(), i + 1 < blocks_.size() ? kBlock : used_);
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t(1) << 20;
+  std::vector<pool::Array<char>> blocks_;
+  size_t used_ = 0;
+};
+
+// About the bytes of j's text: its strings' and keys' lengths and a few bytes per value.
+size_t approx_text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>().size() + 2;
+  size_t n = 8;
+  if (j.is_object())
+    for (auto it = j.cbegin(); it != j.cend(); ++it) n += it.key().size() + approx_text(it.value());
+  else if (j.is_array())
+    for (const nlohmann::json& e : j) n += approx_text(e);
+  return n;
+}
+
+// Where a long array of objects near the top of the document (parsing_json's instances: a 12-megapixel
+// photo's ~100 masks, ~11 MB of RLE text) is cut in two about equal halves of text, to be laid out side
+// by side on two threads; j.size() (no cut) for any other array, with one thread, or inside a parallel region.
+size_t second_half(const nlohmann::json& j, unsigned indent) {
+  const size_t n = j.size();
+  if (indent > 2 || n < 8 || !j[0].is_object() || omp_get_max_threads() < 2 || omp_in_parallel()) return n;
+  std::vector<size_t> w(n);
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += w[i] = approx_text(j[i]);
+  if (total < (size_t(1) << 20)) return n;  // small: the threads' start costs more than they save
+  size_t i = 0;
+  for (size_t acc = 0; i + 1 < n && acc + w[i] <= total / 2; ++i) acc += w[i];
+  return std::max<size_t>(i, 1);
+}
+
 // j as serializer::dump(j, pretty, ensure_ascii false, indent 2, `indent`) writes it, the layout of
 // objects and arrays repeated here and every scalar, and every string that needs escapes, left to it.
 void dump_pretty(nlohmann::detail::serializer<nlohmann::json>& s, ChunkedOutput& o, const nlohmann::json& j,
                  unsigned indent) {
   static const std::string spaces(512, ' ');
-  auto pad = [&](unsigned n) {
-    for (; n > spaces.size(); n -= (unsigned)spaces.size()) o.write_characters(spaces.data(), spaces.size());
-    o.write_characters(spaces.data(), n);
+  auto pad_to = [&](ChunkedOutput& to, unsigned n) {
+    for (; n > spaces.size(); n -= (unsigned)spaces.size()) to.write_characters(spaces.data(), spaces.size());
+    to.write_characters(spaces.data(), n);
   };
+  auto pad = [&](unsigned n) { pad_to(o, n); };
   auto string = [&](const std::string& t) {
     if (!printable_ascii(t)) return s.dump(nlohmann::json(t), true, false, 2, indent);
     o.write_character('"');
@@ -145,10 +206,51 @@ void dump_pretty(nlohmann::detail::serializer<nlohmann::json>& s, ChunkedOutput&
     o.write_character('}');
   } else if (j.is_array() && !j.empty()) {
     o.write_characters("[\n", 2);
-    for (size_t i = 0; i < j.size(); ++i) {
-      pad(indent + 2);
-      dump_pretty(s, o, j[i], indent + 2);
-      if (i + 1 < j.size()) o.write_characters(",\n", 2);
+    const size_t n = j.size(), split = second_half(j, indent);
+    // elements [from, to) as the loop lays them out, each but the array's last followed by ",\n"
+    auto elements = [&](nlohmann::detail::serializer<nlohmann::json>& es, ChunkedOutput& eo, size_t from, size_t to) {
+      for (size_t i = from; i < to; ++i) {
+        pad_to(eo, indent + 2);
+        dump_pretty(es, eo, j[i], indent + 2);
+        if (i + 1 < n) eo.write_characters(",\n", 2);
+      }
+    };
+    if (split == n) {
+      elements(s, o, 0, n);
+    } else {
+      // The elements from `split` on are laid out beside the first ones, by a second thread into text of
+      // their own, written after them: the same bytes; an error in the first part is thrown before one in
+      // the second, as the loop would.
+      PooledText tail;
+      std::exception_ptr head_error, tail_error;
+#pragma omp parallel sections num_threads(2)
+      {
+#pragma omp section
+        {
+          try {
+            elements(s, o, 0, split);
+          } catch (...) {
+            head_error = std::current_exception();
+          }
+        }
+#pragma omp section
+        {
+          try {
+            const std::function<void(const void*, size_t)> append = [&tail](const void* d, size_t m) {
+              tail.append(static_cast<const char*>(d), m);
+            };
+            auto sink = std::make_shared<ChunkedOutput>(append);
+            nlohmann::detail::serializer<nlohmann::json> es(sink, ' ', nlohmann::json::error_handler_t::strict);
+            elements(es, *sink, split, n);
+            sink->flush();
+          } catch (...) {
+            tail_error = std::current_exception();
+          }
+        }
+      }
+      if (head_error) std::rethrow_exception(head_error);
+      if (tail_error) std::rethrow_exception(tail_error);
+      tail.each([&](const char* p, size_t m) { o.write_characters(p, m); });
     }
     o.write_character('\n');
     pad(indent);

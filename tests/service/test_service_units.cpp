@@ -3,7 +3,9 @@
 // `m2fp parse` and the server (legend, garments merged into persons), the strict number parsing every
 // front door's options use.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -302,6 +304,42 @@ TEST(Report, JsonFileIsTheDumpByteForByte) {
     const std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(back, v.dump(2) + "\n");
   }
+}
+
+// A long array of objects near the top with over 1 MB of text (a 12 MP photo's instances) is laid out
+// on two threads, its second half into text of its own (report.cpp, second_half): the file is still
+// j.dump(2) byte for byte, wherever the cut falls, and an element that cannot be written (text that is
+// not UTF-8) throws as before, in either half.
+TEST(Report, JsonFileOfALongArrayOnTwoThreadsIsTheDump) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  nlohmann::json j;
+  j["image"] = {{"width", 4000}, {"height", 3000}};
+  for (int i = 0; i < 23; ++i) {
+    std::string rle;  // COCO RLE characters (48..111, the backslash among them), sizes that differ
+    for (int k = 0; k < 40000 + 9000 * (i % 5); ++k) rle += (char)(48 + (k * 7919 + i) % 64);
+    j["instances"].push_back({{"id", i}, {"label", i % 3 ? "Face" : "Gr\u00fcn \"q\""},
+                              {"bbox", {i, i + 1, i + 2, i + 3}}, {"mask", {{"size", {3000, 4000}}, {"counts", rle}}}});
+  }
+  j["persons"] = nlohmann::json::array();
+  const std::string path = ::testing::TempDir() + "/result_two_threads.json";
+  auto read_back = [&] {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  write_json_file(path, j);
+  const std::string back = read_back(), want = j.dump(2) + "\n";
+  const size_t at = std::mismatch(back.begin(), back.begin() + std::min(back.size(), want.size()), want.begin()).first -
+                    back.begin();
+  EXPECT_TRUE(back == want) << "sizes " << back.size() << " and " << want.size() << ", first difference at byte " << at
+                            << ": ..." << back.substr(at > 40 ? at - 40 : 0, 80) << "... against ..."
+                            << want.substr(at > 40 ? at - 40 : 0, 80) << "...";
+  for (int bad : {1, 21}) {  // in the first half, in the second
+    nlohmann::json b = j;
+    b["instances"][bad]["label"] = "ab\xff";
+    EXPECT_THROW(write_json_file(path, b), nlohmann::json::type_error) << "element " << bad;
+  }
+  omp_set_num_threads(threads);
 }
 
 TEST(Report, LegendAndGarmentsInPersons) {
