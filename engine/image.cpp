@@ -1,5 +1,5 @@
-// engine/image.cpp: PNG/BMP decoding with stb_image, JPEG with libjpeg-turbo, EXIF orientation,
-// PIL-compatible RGB.
+// engine/image.cpp: PNG/BMP decoding with stb_image (the common 8-bit PNGs with libdeflate and our
+// own row filters, to the same pixels), JPEG with libjpeg-turbo, EXIF orientation, PIL-compatible RGB.
 //
 // libstb (Debian libstb-dev) already contains stb_image's implementation: only the header here.
 // JPEG goes to libjpeg-turbo, the library Pillow decodes with (Debian's python3-pil links the same
@@ -10,6 +10,10 @@
 #include "engine/image.h"
 
 #include <jpeglib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#include <libdeflate.h>
 #include <omp.h>
 #include <sys/mman.h>
 #include <stb_image.h>
@@ -20,10 +24,12 @@
 #include <csetjmp>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/buffer_pool.h"
@@ -315,7 +321,8 @@ void check_bmp_size(const uint8_t* b, size_t n, int w, int h) {
 //     "compression bomb" would cost gigabytes (a 400 KB PNG took 400 MB and was accepted as a 16x16
 //     image). The check inflates with stb's own inflater into a buffer of that bound, so it accepts
 //     exactly what stb accepts, plus the size limit. Cost: PNG pixel data are inflated twice
-//     (512x512 photo 3.3 -> 6.0 ms, 6 MB 1920x1080 PNG 46 -> 96 ms per decode), small next to a parse.
+//     (512x512 photo 3.3 -> 6.0 ms, 6 MB 1920x1080 PNG 46 -> 96 ms per decode); only the PNGs that
+//     png_direct_into (below) leaves to stb_image pay it now.
 // Anything else odd (bad IHDR fields, missing IDAT) is left to stb_image's messages.
 void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
   size_t pos = 8;
@@ -553,6 +560,182 @@ void size_picture(std::vector<uint8_t>& v, size_t n) {
   v.resize(n);
 }
 
+// ---- PNG pixels: the common case read here ------------------------------------------------------
+// 8-bit grey, grey+alpha, RGB and RGBA, not interlaced, whose only chunks stb_image interprets are
+// IHDR, IDAT and IEND (ancillary chunks it skips may come between): the IDAT stream inflated once by
+// libdeflate and the rows unfiltered here, grey replicated and alpha dropped as stb_image's req_comp=3
+// conversion does. Before, the stream was inflated twice by stb's slower inflater (check_png_data,
+// then stbi_load): the 548x342 benchmark photo's decode took ~8 ms, one thread, while the other waited.
+// Anything else goes the stb_image way, as before: other depths and colour types, interlacing,
+// palettes, tRNS, CgBI, unknown critical chunks, a zlib header stb would refuse, a stream libdeflate
+// refuses (a wrong Adler-32, which stb ignores, included), one that inflates to more or fewer bytes
+// than the image needs (stb accepts extra bytes; the bomb check bounds them) or a row filter over 4.
+// What this path accepts, stb decodes to the same bytes (inflate and the five PNG filters are exact;
+// tests/engine/test_image.cpp and fuzz/fuzz_image.cpp compare them).
+uint32_t be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+// A buffer-pool block (pages an earlier photo mapped, no zero-fill), released on scope exit.
+struct PooledBytes {
+  size_t n;
+  uint8_t* p;
+  explicit PooledBytes(size_t bytes) : n(bytes), p(static_cast<uint8_t*>(pool::allocate(bytes))) {}
+  ~PooledBytes() { pool::release(p, n); }
+  PooledBytes(const PooledBytes&) = delete;
+  PooledBytes& operator=(const PooledBytes&) = delete;
+};
+
+// The PNG specification's predictor (stb's stbi__paeth): with p = a + b - c, a if |p - a| <= |p - b|
+// and |p - a| <= |p - c|, else b if |p - b| <= |p - c|, else c.
+inline int paeth(int a, int b, int c) {
+  const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
+  const int bc = pb <= pc ? b : c;
+  return pa <= std::min(pb, pc) ? a : bc;
+}
+
+#if defined(__SSE2__)
+// A Paeth row of 3- or 4-byte pixels (photos' usual filter), one pixel a step in 16-bit lanes with
+// masks for the selects: the scalar loop's branches mispredict on photo rows (predictions are close
+// to random) and took ~7 ns a byte, ~4 ms of the benchmark photo's decode. Same bytes as paeth().
+// Reads 4 bytes a pixel: r and q need one readable byte after the row (png_direct_into's buffers
+// have it: the next row's filter byte, or a spare byte at the end).
+template <int BPP>
+void unpaeth_row_sse2(uint8_t* r, const uint8_t* q, size_t len) {
+  static_assert(BPP == 3 || BPP == 4);
+  auto load = [](const uint8_t* p) {  // 4 bytes (for 3-byte pixels one past the pixel: see the caller)
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm_unpacklo_epi8(_mm_cvtsi32_si128((int)v), _mm_setzero_si128());
+  };
+  auto abs16 = [](__m128i v) { return _mm_max_epi16(v, _mm_sub_epi16(_mm_setzero_si128(), v)); };
+  auto select = [](__m128i m, __m128i yes, __m128i no) {
+    return _mm_or_si128(_mm_and_si128(m, yes), _mm_andnot_si128(m, no));
+  };
+  __m128i a = _mm_setzero_si128(), c = _mm_setzero_si128();  // left and upper-left (zero: first pixel)
+  for (size_t i = 0; i < len; i += BPP) {
+    const __m128i b = load(q + i);
+    const __m128i db = _mm_sub_epi16(b, c), da = _mm_sub_epi16(a, c);
+    const __m128i pa = abs16(db), pb = abs16(da), pc = abs16(_mm_add_epi16(db, da));
+    const __m128i bc = select(_mm_cmpgt_epi16(pb, pc), c, b);
+    const __m128i pred = select(_mm_cmpgt_epi16(pa, _mm_min_epi16(pb, pc)), bc, a);
+    a = _mm_and_si128(_mm_add_epi16(load(r + i), pred), _mm_set1_epi16(0xff));
+    const uint32_t v = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(a, a));
+    if constexpr (BPP == 4) {
+      std::memcpy(r + i, &v, 4);
+    } else {  // 2 + 1 bytes: the next pixel's bytes are still to be read
+      const uint16_t lo = (uint16_t)v;
+      std::memcpy(r + i, &lo, 2);
+      r[i + 2] = (uint8_t)(v >> 16);
+    }
+    c = b;
+  }
+}
+#endif
+
+// Undoes one row's filter in place: `r` the row's bytes after its filter byte, `q` the previous row's
+// unfiltered bytes (zeros above the first row), bpp bytes per pixel. false for a filter type over 4.
+bool unfilter_row(int filter, uint8_t* r, const uint8_t* q, size_t len, size_t bpp) {
+  switch (filter) {
+    case 0: return true;
+    case 1:
+      for (size_t i = bpp; i < len; ++i) r[i] = (uint8_t)(r[i] + r[i - bpp]);
+      return true;
+    case 2:
+      for (size_t i = 0; i < len; ++i) r[i] = (uint8_t)(r[i] + q[i]);
+      return true;
+    case 3:
+      for (size_t i = 0; i < bpp && i < len; ++i) r[i] = (uint8_t)(r[i] + (q[i] >> 1));
+      for (size_t i = bpp; i < len; ++i) r[i] = (uint8_t)(r[i] + ((r[i - bpp] + q[i]) >> 1));
+      return true;
+    case 4:
+#if defined(__SSE2__)
+      if (bpp == 3) return unpaeth_row_sse2<3>(r, q, len), true;
+      if (bpp == 4) return unpaeth_row_sse2<4>(r, q, len), true;
+#endif
+      for (size_t i = 0; i < bpp && i < len; ++i) r[i] = (uint8_t)(r[i] + q[i]);
+      for (size_t i = bpp; i < len; ++i) r[i] = (uint8_t)(r[i] + paeth(r[i - bpp], q[i], q[i - bpp]));
+      return true;
+    default: return false;
+  }
+}
+
+bool png_direct_into(const uint8_t* b, size_t n, Image* out) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (n < 8 + 12 + 13 || std::memcmp(b, kSignature, 8) != 0) return false;
+  uint32_t w = 0, h = 0;
+  int img_n = 0;
+  std::vector<std::pair<const uint8_t*, size_t>> idat;
+  size_t idat_bytes = 0;
+  for (size_t pos = 8;;) {
+    if (pos + 12 > n) return false;
+    const uint32_t len = be32(b + pos);
+    const uint8_t* type = b + pos + 4;
+    if (len > n - pos - 12) return false;
+    const uint8_t* d = b + pos + 8;
+    if (pos == 8) {  // stb: "first not IHDR"
+      if (std::memcmp(type, "IHDR", 4) != 0 || len != 13) return false;
+      w = be32(d);
+      h = be32(d + 4);
+      const int depth = d[8], color = d[9];
+      img_n = color == 0 ? 1 : color == 2 ? 3 : color == 4 ? 2 : color == 6 ? 4 : 0;
+      if (depth != 8 || img_n == 0 || d[10] != 0 || d[11] != 0 || d[12] != 0) return false;
+    } else if (std::memcmp(type, "IDAT", 4) == 0) {
+      idat.emplace_back(d, len);
+      idat_bytes += len;
+    } else if (std::memcmp(type, "IEND", 4) == 0) {
+      break;
+    } else if ((type[0] & 0x20) == 0 || std::memcmp(type, "tRNS", 4) == 0) {
+      return false;  // a critical chunk (a second IHDR, PLTE, CgBI, unknown) or one stb interprets
+    }
+    pos += 12 + (size_t)len;
+  }
+  if (w == 0 || h == 0 || idat_bytes < 2 || (uint64_t)w * h * (uint64_t)img_n > (uint64_t{1} << 30))
+    return false;  // stb's own refusals ("0-pixel image", "too large") and messages
+  const uint8_t* z = idat[0].first;
+  std::unique_ptr<PooledBytes> joined;
+  if (idat.size() > 1) {  // the chunks' data, concatenated
+    joined = std::make_unique<PooledBytes>(idat_bytes);
+    size_t at = 0;
+    for (const auto& c : idat) {
+      std::memcpy(joined->p + at, c.first, c.second);
+      at += c.second;
+    }
+    z = joined->p;
+  }
+  const int cmf = z[0], flg = z[1];  // stb_image's zlib header checks
+  if ((cmf * 256 + flg) % 31 != 0 || (flg & 32) != 0 || (cmf & 15) != 8) return false;
+  const size_t row = (size_t)w * img_n, need = (1 + row) * h;
+  PooledBytes raw(need + 1);  // + 1: unpaeth_row_sse2 reads a byte past the last row
+  libdeflate_decompressor* dec = libdeflate_alloc_decompressor();
+  if (!dec) return false;
+  size_t in_used = 0, got = 0;
+  const libdeflate_result r = libdeflate_zlib_decompress_ex(dec, z, idat_bytes, raw.p, need, &in_used, &got);
+  libdeflate_free_decompressor(dec);
+  if (r != LIBDEFLATE_SUCCESS || got != need) return false;
+  const std::vector<uint8_t> zeros(row + 1, 0);  // the row above the first (+ 1: unpaeth_row_sse2)
+  const size_t bpp = (size_t)img_n;
+  for (uint32_t y = 0; y < h; ++y) {
+    uint8_t* f = raw.p + (size_t)y * (1 + row);
+    if (!unfilter_row(f[0], f + 1, y ? f + 1 - (1 + row) : zeros.data(), row, bpp)) return false;
+  }
+  Image img;
+  img.width = (int)w;
+  img.height = (int)h;
+  size_picture(img.rgb, (size_t)w * h * 3);
+  for (uint32_t y = 0; y < h; ++y) {
+    const uint8_t* s = raw.p + (size_t)y * (1 + row) + 1;
+    uint8_t* o = img.rgb.data() + (size_t)y * w * 3;
+    if (img_n == 3) {
+      std::memcpy(o, s, row);
+    } else if (img_n == 4) {
+      for (uint32_t x = 0; x < w; ++x) o[3 * x] = s[4 * x], o[3 * x + 1] = s[4 * x + 1], o[3 * x + 2] = s[4 * x + 2];
+    } else {
+      for (uint32_t x = 0; x < w; ++x) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = s[(size_t)img_n * x];
+    }
+  }
+  *out = std::move(img);
+  return true;
+}
+
 // PNG and BMP: stb_image's own header check must agree with the sizes read above.
 void check_stb_header(const uint8_t* bytes, size_t size, ImageFormat fmt, int w, int h) {
   const char* fname = image_format_name(fmt);
@@ -700,6 +883,17 @@ Image apply_exif_orientation(const Image& img, int orientation) {
   return out;
 }
 
+bool decode_png_direct(const uint8_t* bytes, size_t size, Image* out, int64_t max_pixels) {
+  int64_t w = 0, h = 0;
+  try {
+    png_dims(bytes, size, &w, &h);
+  } catch (const ImageError&) {
+    return false;
+  }
+  if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > (uint64_t)std::max<int64_t>(0, max_pixels)) return false;
+  return png_direct_into(bytes, size, out);
+}
+
 bool read_image_header(const uint8_t* bytes, size_t size, ImageHeader* out) {
   ImageHeader h;
   h.format = sniff_image_format(bytes, size);
@@ -776,7 +970,9 @@ Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) 
     check_bmp_size(bytes, size, w, h);
   }
   if (fmt != ImageFormat::Jpeg) check_stb_header(bytes, size, fmt, w, h);
-  if (fmt == ImageFormat::Png) check_png_data(bytes, size, w, h);
+  Image img;  // PNG: the common case decoded here already (png_direct_into), else checked for stb
+  const bool png_direct = fmt == ImageFormat::Png && png_direct_into(bytes, size, &img);
+  if (fmt == ImageFormat::Png && !png_direct) check_png_data(bytes, size, w, h);
   int orientation = 1;
   if (exif && opt.apply_exif_orientation) {
     try {
@@ -787,9 +983,10 @@ Image decode_image(const uint8_t* bytes, size_t size, const DecodeOptions& opt) 
     }
   }
 
-  // 3. Pixels: JPEG by libjpeg-turbo, PNG and BMP by stb (grey replicated, alpha dropped, 16 -> 8
-  //    bits).
-  Image img = fmt == ImageFormat::Jpeg ? decode_jpeg_pixels(bytes, size, w, h) : decode_stb_pixels(bytes, size, fmt, w, h);
+  // 3. Pixels: JPEG by libjpeg-turbo; PNG and BMP by stb (grey replicated, alpha dropped, 16 -> 8
+  //    bits) unless the PNG was read above.
+  if (!png_direct)
+    img = fmt == ImageFormat::Jpeg ? decode_jpeg_pixels(bytes, size, w, h) : decode_stb_pixels(bytes, size, fmt, w, h);
   // Returned as it is (moved): `orientation == 1 ? img : ...` would copy it (36 MB at 12 MP, into
   // freshly faulted pages).
   if (orientation == 1) return img;

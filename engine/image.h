@@ -2,7 +2,8 @@
 //
 // What the decoder promises (the upstream pipeline decodes with PIL: Image.open, ImageOps.exif_transpose,
 // convert('RGB'); this file replicates that: JPEG with libjpeg-turbo, the library Pillow links, so JPEG
-// pixels are PIL's bit for bit; PNG and BMP with stb_image):
+// pixels are PIL's bit for bit; BMP and PNG with stb_image, the common 8-bit PNGs read by our own
+// code with libdeflate to the same pixels, see decode_png_direct):
 //   - accepted formats: PNG, JPEG, BMP, recognised by their magic bytes; every other format stb_image
 //     knows (GIF, PSD, HDR, PNM, PIC, TGA) and common ones it does not (WebP, TIFF, HEIF) are refused
 //     with a message that names the format;
@@ -81,5 +82,11 @@ int parse_exif_tiff_orientation(const uint8_t* tiff, size_t size);
 // 3 rotate 180, 4 mirror top-bottom, 5 transpose, 6 rotate 270 (90 clockwise), 7 transverse,
 // 8 rotate 90 (counter-clockwise); anything else returns the image unchanged.
 Image apply_exif_orientation(const Image& img, int orientation);
+// decode_image's own PNG path alone: 8-bit grey, grey+alpha, RGB or RGBA, not interlaced, no
+// palette, tRNS or CgBI chunk, a stream libdeflate inflates to exactly the image's bytes. true with
+// *out its RGB pixels (no EXIF orientation applied); false when the file is not such a PNG, or
+// claims more than max_pixels: decode_image then leaves it to stb_image. What it accepts, stb_image
+// decodes to the same pixels (exposed so that tests and fuzz/fuzz_image.cpp compare the two).
+bool decode_png_direct(const uint8_t* bytes, size_t size, Image* out, int64_t max_pixels = 50'000'000);
 
 }  // namespace m2fp

@@ -4,8 +4,14 @@
 //
 // Findings are crashes, sanitizer reports (ASan, UBSan), any exception other than ImageError, a
 // broken invariant (__builtin_trap), allocations over -malloc_limit_mb and slow inputs (-timeout).
+// Differential: a PNG that decode_image reads with its own code (decode_png_direct) must give
+// stb_image's pixels whenever stb_image decodes it too.
+#include <stb_image.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 
 #include "engine/image.h"
 #include "engine/preprocess.h"
@@ -44,6 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   check(img.width >= 1 && img.height >= 1);
+  if (m2fp::Image direct; m2fp::decode_png_direct(data, size, &direct, kMaxPixels)) {
+    int w = 0, h = 0, n = 0;
+    std::unique_ptr<stbi_uc, void (*)(void*)> ref(stbi_load_from_memory(data, (int)size, &w, &h, &n, 3),
+                                                  stbi_image_free);
+    if (ref) {
+      check(w == direct.width && h == direct.height);
+      check(std::memcmp(ref.get(), direct.rgb.data(), direct.rgb.size()) == 0);
+    }
+  }
   check((int64_t)img.width * img.height <= kMaxPixels);
   check(img.rgb.size() == (size_t)img.width * img.height * 3);
   try {

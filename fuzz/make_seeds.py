@@ -4,9 +4,9 @@ committed, so this only needs re-running to change them. Images need Pillow (/us
 
     /usr/bin/python3 fuzz/make_seeds.py
 
-corpus/image        small PNG (grey, RGB, RGBA, palette, 16-bit, interlaced, eXIf), JPEG (baseline,
-                    progressive, grey, CMYK-free 4:2:0, EXIF orientation 6 and 3), BMP (24/8/32-bit,
-                    top-down, OS/2 header, RLE8)
+corpus/image        small PNG (grey, RGB, RGBA, palette, 16-bit, interlaced, eXIf, each row filter),
+                    JPEG (baseline, progressive, grey, CMYK-free 4:2:0, EXIF orientation 6 and 3),
+                    BMP (24/8/32-bit, top-down, OS/2 header, RLE8)
 corpus/exif         bare TIFF blocks: II and MM, orientation inline / as LONG out of line, IFD chains
 corpus/safetensors  small valid files: tensors of each dtype, metadata, an m2fp.config, empties
 corpus/config       the CIHP and LIP configuration.json and their bare "model" sections
@@ -92,6 +92,37 @@ def adam7_png(im):
             + chunk(b"IEND", b""))
 
 
+def filtered_png(im, color):
+    """An 8-bit PNG (colour type 2 RGB or 6 RGBA) whose rows cycle through the five filter types,
+    its zlib stream split into IDAT chunks of 50 bytes (the engine's own PNG path reads these)."""
+    import zlib
+    w, h = im.size
+    n = 4 if color == 6 else 3
+    px = [bytes(im.convert("RGBA" if n == 4 else "RGB").tobytes()[y * w * n:(y + 1) * w * n]) for y in range(h)]
+
+    def paeth(a, b, c):
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        return a if pa <= pb and pa <= pc else b if pb <= pc else c
+    raw = b""
+    for y in range(h):
+        f = y % 5
+        out = bytearray([f])
+        for i, x in enumerate(px[y]):
+            a = px[y][i - n] if i >= n else 0
+            b = px[y - 1][i] if y else 0
+            c = px[y - 1][i - n] if y and i >= n else 0
+            pred = [0, a, b, (a + b) >> 1, paeth(a, b, c)][f]
+            out.append((x - pred) & 255)
+        raw += bytes(out)
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    z = zlib.compress(raw, 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
+            + b"".join(chunk(b"IDAT", z[i:i + 50]) for i in range(0, len(z), 50)) + chunk(b"IEND", b""))
+
+
 def image_seeds(exif6, exif3):
     from PIL import Image
     def picture(w, h, mode="RGB"):
@@ -115,6 +146,7 @@ def image_seeds(exif6, exif3):
     save("bilevel_13x3.png", picture(13, 3, "1"), "PNG")
     save("grey16_4x4.png", picture(4, 4, "L").convert("I;16"), "PNG")
     put("image", "adam7_8x8.png", adam7_png(picture(8, 8)))  # Pillow cannot write Adam7
+    put("image", "filters_rgba_11x10.png", filtered_png(picture(11, 10), 6))  # every row filter
     save("exif6_6x4.png", picture(6, 4), "PNG", exif=b"Exif\x00\x00" + exif6)
     save("q50_16x9.jpg", picture(16, 9), "JPEG", quality=50)
     save("progressive_17x11.jpg", picture(17, 11), "JPEG", quality=60, progressive=True)

@@ -4,11 +4,14 @@
 // PIL/numpy) into a temporary folder once per suite.
 #include <gtest/gtest.h>
 
+#include <libdeflate.h>
 #include <omp.h>
+#include <stb_image.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -466,6 +469,161 @@ TEST_F(ImageHostile, FuzzedExifAndTruncationsNeverCrash) {
     }
     std::printf("  every truncation of %s (%zu bytes): %d decoded, %d refused\n", name, b.size(), dec, ref);
   }
+}
+
+// ---- PNG direct path (decode_png_direct) against stb_image -----------------------------------
+
+// A PNG written here, so that every row filter and chunk layout is chosen: `filters` per row
+// (cycled), the zlib stream split into IDAT chunks of `idat_chunk` bytes, a tEXt chunk before them.
+struct PngSpec {
+  int w = 7, h = 5, color = 2, depth = 8, interlace = 0;
+  std::vector<int> filters = {0, 1, 2, 3, 4};
+  size_t idat_chunk = 1 << 20;
+  bool text_chunk = true, trns_chunk = false;
+  int raw_extra = 0;       // bytes added to (> 0) or cut from (< 0) the inflated data
+  bool bad_adler = false;  // the zlib stream's checksum flipped (stb_image ignores it)
+};
+
+int spec_paeth(int a, int b, int c) {
+  const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+void put32(std::vector<uint8_t>& v, uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v.push_back((uint8_t)(x >> s));
+}
+
+void chunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_t>& data) {
+  put32(png, (uint32_t)data.size());
+  std::vector<uint8_t> td(type, type + 4);
+  td.insert(td.end(), data.begin(), data.end());
+  png.insert(png.end(), td.begin(), td.end());
+  put32(png, libdeflate_crc32(0, td.data(), td.size()));
+}
+
+// Random pixels (smooth-ish, so that every filter's predictions matter), filtered per spec.filters.
+std::vector<uint8_t> make_png(const PngSpec& spec, uint32_t seed) {
+  const int n = spec.color == 0 ? 1 : spec.color == 2 ? 3 : spec.color == 4 ? 2 : 4;
+  const size_t bpp = (size_t)n * spec.depth / 8, row = (size_t)spec.w * bpp;
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> px((size_t)spec.h * row);
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = (uint8_t)(i >= bpp && rng() % 4 ? px[i - bpp] + (int)(rng() % 21) - 10 : rng());
+  std::vector<uint8_t> raw;
+  if (spec.interlace) {  // Adam7 passes, each row unfiltered (filter 0)
+    const int x0[7] = {0, 4, 0, 2, 0, 1, 0}, y0[7] = {0, 0, 4, 0, 2, 0, 1};
+    const int dx[7] = {8, 8, 4, 4, 2, 2, 1}, dy[7] = {8, 8, 8, 4, 4, 2, 2};
+    for (int p = 0; p < 7; ++p) {
+      if (x0[p] >= spec.w || y0[p] >= spec.h) continue;
+      for (int y = y0[p]; y < spec.h; y += dy[p]) {
+        raw.push_back(0);
+        for (int x = x0[p]; x < spec.w; x += dx[p])
+          raw.insert(raw.end(), px.begin() + (long)(y * row + x * bpp), px.begin() + (long)(y * row + (x + 1) * bpp));
+      }
+    }
+  }
+  for (int y = 0; y < spec.h && !spec.interlace; ++y) {
+    const int f = spec.filters[(size_t)y % spec.filters.size()];
+    raw.push_back((uint8_t)f);
+    for (size_t i = 0; i < row; ++i) {
+      const int x = px[y * row + i], a = i >= bpp ? px[y * row + i - bpp] : 0, b = y ? px[(y - 1) * row + i] : 0,
+                c = y && i >= bpp ? px[(y - 1) * row + i - bpp] : 0;
+      const int pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) >> 1 : f == 4 ? spec_paeth(a, b, c) : 0;
+      raw.push_back((uint8_t)(x - pred));
+    }
+  }
+  if (spec.raw_extra > 0) raw.insert(raw.end(), (size_t)spec.raw_extra, 0);
+  if (spec.raw_extra < 0) raw.resize(raw.size() - (size_t)-spec.raw_extra);
+  std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> comp(libdeflate_alloc_compressor(6),
+                                                                                 libdeflate_free_compressor);
+  std::vector<uint8_t> z(libdeflate_zlib_compress_bound(comp.get(), raw.size()));
+  z.resize(libdeflate_zlib_compress(comp.get(), raw.data(), raw.size(), z.data(), z.size()));
+  if (spec.bad_adler) z.back() ^= 0x5a;
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  std::vector<uint8_t> ihdr;
+  put32(ihdr, (uint32_t)spec.w);
+  put32(ihdr, (uint32_t)spec.h);
+  ihdr.insert(ihdr.end(), {(uint8_t)spec.depth, (uint8_t)spec.color, 0, 0, (uint8_t)spec.interlace});
+  chunk(png, "IHDR", ihdr);
+  if (spec.text_chunk) chunk(png, "tEXt", {'C', 'o', 'm', 'm', 'e', 'n', 't', 0, 'h', 'i'});
+  if (spec.trns_chunk) chunk(png, "tRNS", std::vector<uint8_t>((size_t)(spec.color == 0 ? 2 : 6), 0));
+  for (size_t at = 0; at < z.size(); at += spec.idat_chunk)
+    chunk(png, "IDAT", std::vector<uint8_t>(z.begin() + (long)at, z.begin() + (long)std::min(z.size(), at + spec.idat_chunk)));
+  chunk(png, "IEND", {});
+  return png;
+}
+
+// stb_image's RGB pixels of `png` (empty when it refuses the file).
+std::vector<uint8_t> stb_rgb(const std::vector<uint8_t>& png) {
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> p(stbi_load_from_memory(png.data(), (int)png.size(), &w, &h, &n, 3),
+                                              stbi_image_free);
+  return p ? std::vector<uint8_t>(p.get(), p.get() + (size_t)w * h * 3) : std::vector<uint8_t>{};
+}
+
+TEST(PngDirect, EveryFilterAndColourTypeDecodesAsStbImage) {
+  int cases = 0;
+  for (int color : {0, 2, 4, 6})
+    for (auto [w, h] : {std::pair{1, 1}, {2, 3}, {7, 5}, {33, 17}, {257, 9}})
+      for (const std::vector<int>& filters :
+           {std::vector<int>{0}, {1}, {2}, {3}, {4}, {4, 3, 2, 1, 0}, {2, 4, 1, 3}}) {
+        PngSpec spec;
+        spec.w = w, spec.h = h, spec.color = color, spec.filters = filters;
+        spec.idat_chunk = (size_t)(cases % 3 == 0 ? 7 : 1 << 20);  // several IDAT chunks, or one
+        const std::vector<uint8_t> png = make_png(spec, (uint32_t)cases);
+        const std::vector<uint8_t> want = stb_rgb(png);
+        ASSERT_FALSE(want.empty()) << stbi_failure_reason();
+        Image direct;
+        ASSERT_TRUE(decode_png_direct(png.data(), png.size(), &direct)) << "colour " << color << " " << w << "x" << h;
+        EXPECT_EQ(direct.width, w);
+        EXPECT_EQ(direct.height, h);
+        EXPECT_EQ(direct.rgb, want) << "colour " << color << " " << w << "x" << h << " filters " << filters[0];
+        EXPECT_EQ(decode_image(png.data(), png.size()).rgb, want);
+        ++cases;
+      }
+  std::printf("  %d PNGs (grey, grey+alpha, RGB, RGBA; every row filter): decode_png_direct == stb_image\n", cases);
+}
+
+TEST(PngDirect, WhatItLeavesToStbImageDecodesAsBefore) {
+  auto with = [](auto edit) {
+    PngSpec s;
+    s.w = 19, s.h = 11;
+    edit(s);
+    return s;
+  };
+  const std::pair<const char*, PngSpec> decoded[] = {
+      {"a wrong Adler-32 (stb ignores it)", with([](PngSpec& s) { s.bad_adler = true; })},
+      {"inflating to extra bytes", with([](PngSpec& s) { s.raw_extra = 5; })},
+      {"16 bits", with([](PngSpec& s) { s.depth = 16; })},
+      {"interlaced", with([](PngSpec& s) { s.interlace = 1; })},
+      {"a tRNS chunk", with([](PngSpec& s) { s.trns_chunk = true; })},
+  };
+  for (const auto& [what, spec] : decoded) {
+    const std::vector<uint8_t> png = make_png(spec, 7);
+    Image direct;
+    EXPECT_FALSE(decode_png_direct(png.data(), png.size(), &direct)) << what;
+    const std::vector<uint8_t> want = stb_rgb(png);
+    ASSERT_FALSE(want.empty()) << what << ": " << stbi_failure_reason();
+    EXPECT_EQ(decode_image(png.data(), png.size()).rgb, want) << what;
+    std::printf("  %-36s left to stb_image, same pixels\n", what);
+  }
+  const std::pair<const char*, PngSpec> refused[] = {
+      {"a row filter of 5", with([](PngSpec& s) { s.filters = {1, 5}; })},
+      {"too few inflated bytes", with([](PngSpec& s) { s.raw_extra = -3; })},
+  };
+  for (const auto& [what, spec] : refused) {
+    const std::vector<uint8_t> png = make_png(spec, 7);
+    Image direct;
+    EXPECT_FALSE(decode_png_direct(png.data(), png.size(), &direct)) << what;
+    EXPECT_TRUE(stb_rgb(png).empty()) << what;
+    const std::string m = expect_image_error(png, "");
+    std::printf("  %-36s refused: %s\n", what, m.c_str());
+  }
+  // Larger than max_pixels: not read.
+  const std::vector<uint8_t> png = make_png(with([](PngSpec&) {}), 3);
+  Image direct;
+  EXPECT_FALSE(decode_png_direct(png.data(), png.size(), &direct, 19 * 11 - 1));
+  EXPECT_TRUE(decode_png_direct(png.data(), png.size(), &direct, 19 * 11));
 }
 
 TEST(ImageFiles, MissingFileNamesThePath) {
