@@ -240,12 +240,15 @@ void scan_jpeg_segments(const uint8_t* b, size_t n, JpegScan& out) {
     }
 }
 
+// PNG's big-endian 32-bit fields (chunk lengths, IHDR sizes).
+uint32_t be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
 // PNG: the TIFF block of an eXIf chunk, if any (Pillow reads it wherever it is). The chunk walk
 // stops quietly at anything odd: stb_image judges the pixel data.
 void find_png_exif(const uint8_t* b, size_t n, const uint8_t** exif, size_t* size) {
   size_t pos = 8;
   while (pos + 12 <= n) {
-    const uint64_t len = (uint64_t)b[pos] << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 | b[pos + 3];
+    const uint64_t len = be32(b + pos);
     const uint8_t* type = b + pos + 4;
     if (pos + 12 + len > n) return;
     if (std::memcmp(type, "eXIf", 4) == 0) {
@@ -266,8 +269,8 @@ void png_dims(const uint8_t* b, size_t n, int64_t* w, int64_t* h) {
   if (n < 24 || std::memcmp(b + 12, "IHDR", 4) != 0)
     throw ImageError("PNG is truncated or corrupt: no IHDR header chunk (" + std::to_string(n) +
                      " bytes)");
-  *w = (int64_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
-  *h = (int64_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
+  *w = be32(b + 16);
+  *h = be32(b + 20);
 }
 
 uint32_t le32(const uint8_t* p) {
@@ -333,7 +336,7 @@ void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
   for (;;) {
     if (pos + 12 > n)
       throw ImageError("PNG is truncated: it ends at byte " + std::to_string(n) + " before the IEND chunk");
-    const uint64_t len = (uint64_t)b[pos] << 24 | b[pos + 1] << 16 | b[pos + 2] << 8 | b[pos + 3];
+    const uint64_t len = be32(b + pos);
     const uint8_t* type = b + pos + 4;
     if (len > n - pos - 12) {
       std::string t;
@@ -378,14 +381,9 @@ void check_png_data(const uint8_t* b, size_t n, int64_t w, int64_t h) {
     return;  // stb_image refuses images this large itself
   // The inflated bytes are only counted: a buffer-pool block (pages an earlier photo mapped, no
   // zero-fill) instead of a fresh std::vector.
-  struct Block {
-    size_t n;
-    char* p;
-    explicit Block(size_t bytes) : n(bytes), p(static_cast<char*>(pool::allocate(bytes))) {}
-    ~Block() { pool::release(p, n); }
-  } out((size_t)bound);
-  const int got = iphone ? stbi_zlib_decode_noheader_buffer(out.p, (int)bound, idat.data(), (int)idat.size())
-                         : stbi_zlib_decode_buffer(out.p, (int)bound, idat.data(), (int)idat.size());
+  const pool::Array<char> out((size_t)bound);
+  const int got = iphone ? stbi_zlib_decode_noheader_buffer(out.data(), (int)bound, idat.data(), (int)idat.size())
+                         : stbi_zlib_decode_buffer(out.data(), (int)bound, idat.data(), (int)idat.size());
   if (got < 0) {
     const std::string why = stb_reason();
     if (why == "output buffer limit")
@@ -572,18 +570,6 @@ void size_picture(std::vector<uint8_t>& v, size_t n) {
 // than the image needs (stb accepts extra bytes; the bomb check bounds them) or a row filter over 4.
 // What this path accepts, stb decodes to the same bytes (inflate and the five PNG filters are exact;
 // tests/engine/test_image.cpp and fuzz/fuzz_image.cpp compare them).
-uint32_t be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
-// A buffer-pool block (pages an earlier photo mapped, no zero-fill), released on scope exit.
-struct PooledBytes {
-  size_t n;
-  uint8_t* p;
-  explicit PooledBytes(size_t bytes) : n(bytes), p(static_cast<uint8_t*>(pool::allocate(bytes))) {}
-  ~PooledBytes() { pool::release(p, n); }
-  PooledBytes(const PooledBytes&) = delete;
-  PooledBytes& operator=(const PooledBytes&) = delete;
-};
-
 // The PNG specification's predictor (stb's stbi__paeth): with p = a + b - c, a if |p - a| <= |p - b|
 // and |p - a| <= |p - c|, else b if |p - b| <= |p - c|, else c.
 inline int paeth(int a, int b, int c) {
@@ -690,31 +676,32 @@ bool png_direct_into(const uint8_t* b, size_t n, Image* out) {
   }
   if (w == 0 || h == 0 || idat_bytes < 2 || (uint64_t)w * h * (uint64_t)img_n > (uint64_t{1} << 30))
     return false;  // stb's own refusals ("0-pixel image", "too large") and messages
+  // Buffers from the buffer pool (pages an earlier photo mapped, no zero-fill).
   const uint8_t* z = idat[0].first;
-  std::unique_ptr<PooledBytes> joined;
+  pool::Array<uint8_t> joined;
   if (idat.size() > 1) {  // the chunks' data, concatenated
-    joined = std::make_unique<PooledBytes>(idat_bytes);
+    joined = pool::Array<uint8_t>(idat_bytes);
     size_t at = 0;
     for (const auto& c : idat) {
-      std::memcpy(joined->p + at, c.first, c.second);
+      std::memcpy(joined.data() + at, c.first, c.second);
       at += c.second;
     }
-    z = joined->p;
+    z = joined.data();
   }
   const int cmf = z[0], flg = z[1];  // stb_image's zlib header checks
   if ((cmf * 256 + flg) % 31 != 0 || (flg & 32) != 0 || (cmf & 15) != 8) return false;
   const size_t row = (size_t)w * img_n, need = (1 + row) * h;
-  PooledBytes raw(need + 1);  // + 1: unpaeth_row_sse2 reads a byte past the last row
+  const pool::Array<uint8_t> raw(need + 1);  // + 1: unpaeth_row_sse2 reads a byte past the last row
   libdeflate_decompressor* dec = libdeflate_alloc_decompressor();
   if (!dec) return false;
   size_t in_used = 0, got = 0;
-  const libdeflate_result r = libdeflate_zlib_decompress_ex(dec, z, idat_bytes, raw.p, need, &in_used, &got);
+  const libdeflate_result r = libdeflate_zlib_decompress_ex(dec, z, idat_bytes, raw.data(), need, &in_used, &got);
   libdeflate_free_decompressor(dec);
   if (r != LIBDEFLATE_SUCCESS || got != need) return false;
   const std::vector<uint8_t> zeros(row + 1, 0);  // the row above the first (+ 1: unpaeth_row_sse2)
   const size_t bpp = (size_t)img_n;
   for (uint32_t y = 0; y < h; ++y) {
-    uint8_t* f = raw.p + (size_t)y * (1 + row);
+    uint8_t* f = raw.data() + (size_t)y * (1 + row);
     if (!unfilter_row(f[0], f + 1, y ? f + 1 - (1 + row) : zeros.data(), row, bpp)) return false;
   }
   Image img;
@@ -722,7 +709,7 @@ bool png_direct_into(const uint8_t* b, size_t n, Image* out) {
   img.height = (int)h;
   size_picture(img.rgb, (size_t)w * h * 3);
   for (uint32_t y = 0; y < h; ++y) {
-    const uint8_t* s = raw.p + (size_t)y * (1 + row) + 1;
+    const uint8_t* s = raw.data() + (size_t)y * (1 + row) + 1;
     uint8_t* o = img.rgb.data() + (size_t)y * w * 3;
     if (img_n == 3) {
       std::memcpy(o, s, row);
