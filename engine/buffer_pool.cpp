@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -49,6 +52,7 @@ struct Pool {
   size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
   size_t limit = default_limit(), hits = 0, misses = 0;
   size_t reserved = 0;  // reserve(): held elsewhere, off the cache's cap
+  std::FILE* trace = nullptr;  // trace_to()
   size_t cap() const { return limit > reserved ? limit - reserved : 0; }
   uint64_t seq = 0;
 
@@ -159,6 +163,7 @@ void* allocate(size_t bytes) {
     }
     P.in_use_bytes += got;
     P.max_in_use = std::max(P.max_in_use, P.in_use_bytes);
+    if (P.trace) std::fprintf(P.trace, "A %p %zu %zu\n", p, bytes, got);
     return p;
   }
 #endif
@@ -175,6 +180,7 @@ void release(void* p, size_t bytes) noexcept {
     const size_t size = it != P.in_use.end() ? it->second : rounded(bytes);
     if (it != P.in_use.end()) P.in_use.erase(it);
     P.in_use_bytes -= std::min(P.in_use_bytes, size);
+    if (P.trace) std::fprintf(P.trace, "R %p %zu %zu\n", p, bytes, size);
     if (size > P.cap()) {
       ::munmap(p, size);
       return;
@@ -200,6 +206,23 @@ bool active() {
 #else
   return true;
 #endif
+}
+
+void trace_to(const char* path) {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  if (P.trace) std::fclose(P.trace);
+  P.trace = nullptr;
+  if (path && *path) {
+    P.trace = std::fopen(path, "w");
+    if (!P.trace) throw std::runtime_error(std::string("pool::trace_to: cannot write '") + path + "'");
+  }
+}
+
+void trace_note(const char* text) {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  if (P.trace) std::fprintf(P.trace, "# %s\n", text);
 }
 
 Stats stats() {

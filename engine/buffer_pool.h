@@ -39,6 +39,15 @@ struct Stats {
   size_t max_in_use_bytes = 0;  // the most ever handed out at once
 };
 Stats stats();
+// From now on, one line per large block handed out ("A <address> <bytes asked> <bytes mapped>") and
+// given back ("R <address> <bytes asked> <bytes mapped>") is written to the file at `path`
+// (overwritten), and trace_note(text) writes "# text"; trace_to("") or nullptr stops and closes it.
+// Throws std::runtime_error when the file cannot be written. bench_e2e --pool-trace records one
+// timed parse so, bench/pool_plan.py reads it (what a forward asks for at once against what the
+// pool holds). Small blocks (below 256 KiB, malloc's) are not written, nor anything in
+// AddressSanitizer builds (active() false: no pool).
+void trace_to(const char* path);
+void trace_note(const char* text);
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).
 bool active();
 // Sets the cap (releasing what is over it); returns the old one.

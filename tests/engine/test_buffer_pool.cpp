@@ -2,7 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "engine/buffer_pool.h"
@@ -162,6 +167,54 @@ TEST(BufferPool, TensorsReleaseIntoThePool) {
 // shrink_pages keeps a block's first bytes: in place for a large mapping cut to 2 MB or more (the
 // pages past them given back), else in a new block; either way the block it returns holds the same
 // bytes and goes back with unmap_pages(p, keep).
+TEST(BufferPool, TraceWritesEachLargeBlockAndItsRelease) {
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  const std::string path = ::testing::TempDir() + "pool_trace_test.txt";
+  pool::trim();
+  pool::trace_to(path.c_str());
+  pool::trace_note("two blocks");
+  void* a = pool::allocate((size_t)1 << 20);
+  void* small = pool::allocate(1000);  // below 256 KiB: malloc's, not written
+  void* b = pool::allocate(((size_t)3 << 20) + 5);
+  pool::release(a, (size_t)1 << 20);
+  pool::release(small, 1000);
+  void* c = pool::allocate((size_t)512 << 10);  // may take a's block (the smallest that fits)
+  pool::release(b, ((size_t)3 << 20) + 5);
+  pool::release(c, (size_t)512 << 10);
+  pool::trace_to("");
+  void* after = pool::allocate((size_t)1 << 20);  // not written: the trace is closed
+  pool::release(after, (size_t)1 << 20);
+
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(lines[0], "# two blocks");
+  auto field = [](const std::string& l, int k) {
+    std::istringstream ss(l);
+    std::string f;
+    for (int i = 0; i <= k; ++i) ss >> f;
+    return f;
+  };
+  auto addr = [](const void* p) {
+    char s[32];
+    std::snprintf(s, sizeof s, "%p", p);
+    return std::string(s);
+  };
+  const std::vector<std::pair<char, const void*>> want = {{'A', a}, {'A', b}, {'R', a}, {'A', c}, {'R', b}, {'R', c}};
+  const std::vector<size_t> asked = {1u << 20, (3u << 20) + 5, 1u << 20, 512u << 10, (3u << 20) + 5, 512u << 10};
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string& l = lines[i + 1];
+    EXPECT_EQ(l[0], want[i].first) << l;
+    EXPECT_EQ(field(l, 1), addr(want[i].second)) << l;
+    EXPECT_EQ(std::stoull(field(l, 2)), asked[i]) << l;
+    EXPECT_GE(std::stoull(field(l, 3)), asked[i]) << l;  // mapped: rounded up, or a larger cached block
+  }
+  EXPECT_EQ(field(lines[4], 3), field(lines[3], 3)) << "c took a's block";
+  std::remove(path.c_str());
+  EXPECT_THROW(pool::trace_to("/nonexistent-dir/trace.txt"), std::runtime_error);
+}
+
 TEST(BufferPool, ShrinkPagesKeepsTheFirstBytes) {
   struct Case {
     size_t bytes, keep;
