@@ -88,6 +88,7 @@ struct Options {
   int probe_reps = 5;      // runs per probe convolution (0: no probe, no floors)
   bool prepare = false;    // prepare the primitives for the photo's padded size at model load
   bool warm_up = false;    // --warm-up (with --prepare): and run one blank forward at that size at load
+  std::string pool_trace;  // --pool-trace FILE: the pool's trace of the last timed parse
   bool quiet = false;
   bool big_photo = false;  // --big-photo: the 12 MP case (run_big_photo)
 };
@@ -96,19 +97,21 @@ const char* kUsage =
     "usage: bench_e2e --model M.safetensors --image PHOTO [--threads N] [--precision fp32|bf16]\n"
     "                 [--runs 5] [--warmup 1] [--isa scalar|avx2|avx512] [--short-edge 640]\n"
     "                 [--max-size 1333] [--peak-gflops G] [--probe-reps 5] [--prepare] [--warm-up]\n"
-    "                 [--json OUT.json] [--quiet] [--big-photo]\n"
+    "                 [--json OUT.json] [--quiet] [--big-photo] [--pool-trace FILE]\n"
     "Parses PHOTO --warmup times untimed, then --runs times, and prints per-stage median\n"
     "milliseconds, GFLOP/s, peak RSS, threads, ISA, precision, CPU and commit; the cold start (model\n"
     "load, first parse); each stage's ratio to its floor at the convolution peak probed in the same run.\n"
     "The reference photo of issue 4 (548x342 -> 640x1025, padded 640x1056): bench/make_bench_image.py.\n"
     "--big-photo: also a 4000x3000 JPEG made from PHOTO, both with the outputs written (issue 14).\n"
     "--prepare: the load prepares the network for PHOTO's size (M2FP::prepare); --warm-up: and runs one\n"
-    "blank forward at that size (M2FP::warm_up), so that the first parse finds a warm process.\n";
+    "blank forward at that size (M2FP::warm_up), so that the first parse finds a warm process.\n"
+    "--pool-trace FILE: the buffer pool's large blocks asked for and given back during the last timed\n"
+    "parse, one line each (engine/buffer_pool.h, pool::trace_to), for bench/pool_plan.py.\n";
 
 Options parse_args(int argc, char** argv) {
   const m2fp::app::Args a(argc, argv, 1,
                           {"model", "image", "json", "isa", "precision", "threads", "runs", "warmup", "short-edge",
-                           "max-size", "peak-gflops", "probe-reps"},
+                           "max-size", "peak-gflops", "probe-reps", "pool-trace"},
                           {"quiet", "help", "big-photo", "prepare", "warm-up"});
   const std::vector<std::string>& pos = a.positional();
   if (a.has("help") || std::find(pos.begin(), pos.end(), "-h") != pos.end()) {
@@ -133,6 +136,11 @@ Options parse_args(int argc, char** argv) {
   o.big_photo = a.has("big-photo");
   o.prepare = a.has("prepare");
   o.warm_up = a.has("warm-up");
+  o.pool_trace = a.get("pool-trace");
+  if (!o.pool_trace.empty()) {  // checked now (it is written at the last run): throws when it cannot be
+    m2fp::pool::trace_to(o.pool_trace.c_str());
+    m2fp::pool::trace_to("");
+  }
   if (o.warm_up && !o.prepare) throw UsageError("--warm-up needs --prepare");
   if (!o.json.empty()) {
     // Checked before the runs, not after minutes of them.
@@ -656,6 +664,10 @@ int run(const Options& o) {
   cold.load_sys_ms = load_sys_ms;
   cold.warmup = o.warmup;
   for (int i = 0; i < o.warmup + o.runs; ++i) {
+    if (!o.pool_trace.empty() && i == o.warmup + o.runs - 1) {  // the last run, to its result freed
+      m2fp::pool::trace_to(o.pool_trace.c_str());
+      m2fp::pool::trace_note(("bench_e2e: the last timed parse of " + o.image).c_str());
+    }
     const long faults_before = minor_faults();
     if (i == o.warmup) {
       faults0 = minor_faults();
@@ -696,6 +708,11 @@ int run(const Options& o) {
       std::fprintf(stderr, "bench_e2e: %s %d/%d: %.1f ms\n", i < o.warmup ? "warm-up" : "run",
                    i < o.warmup ? i + 1 : i - o.warmup + 1, i < o.warmup ? o.warmup : o.runs, r.timings.total_ms);
     }
+  }
+  if (!o.pool_trace.empty()) {
+    m2fp::pool::trace_to("");
+    std::fprintf(stderr, "bench_e2e: wrote the buffer pool's trace of the last run to %s%s\n", o.pool_trace.c_str(),
+                 m2fp::pool::active() ? "" : " (empty: no pool in this build)");
   }
   const double load_avg_end = load_average();
   const double warm_faults = (double)(minor_faults() - faults0) / o.runs;  // per timed parse
