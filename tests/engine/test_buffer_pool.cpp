@@ -164,9 +164,6 @@ TEST(BufferPool, TensorsReleaseIntoThePool) {
   }
 }
 
-// shrink_pages keeps a block's first bytes: in place for a large mapping cut to 2 MB or more (the
-// pages past them given back), else in a new block; either way the block it returns holds the same
-// bytes and goes back with unmap_pages(p, keep).
 TEST(BufferPool, TraceWritesEachLargeBlockAndItsRelease) {
   if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
   const std::string path = ::testing::TempDir() + "pool_trace_test.txt";
@@ -178,7 +175,7 @@ TEST(BufferPool, TraceWritesEachLargeBlockAndItsRelease) {
   void* b = pool::allocate(((size_t)3 << 20) + 5);
   pool::release(a, (size_t)1 << 20);
   pool::release(small, 1000);
-  void* c = pool::allocate((size_t)512 << 10);  // may take a's block (the smallest that fits)
+  void* c = pool::allocate((size_t)512 << 10);  // takes a's block: the smallest cached one that fits
   pool::release(b, ((size_t)3 << 20) + 5);
   pool::release(c, (size_t)512 << 10);
   pool::trace_to("");
@@ -215,6 +212,9 @@ TEST(BufferPool, TraceWritesEachLargeBlockAndItsRelease) {
   EXPECT_THROW(pool::trace_to("/nonexistent-dir/trace.txt"), std::runtime_error);
 }
 
+// shrink_pages keeps a block's first bytes: in place for a large mapping cut to 2 MB or more (the
+// pages past them given back), else in a new block; either way the block it returns holds the same
+// bytes and goes back with unmap_pages(p, keep).
 TEST(BufferPool, ShrinkPagesKeepsTheFirstBytes) {
   struct Case {
     size_t bytes, keep;
