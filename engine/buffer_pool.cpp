@@ -1,6 +1,8 @@
 // engine/buffer_pool.cpp: see buffer_pool.h.
 #include "engine/buffer_pool.h"
 
+#include "engine/range_heap.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -29,12 +32,6 @@ namespace {
 constexpr size_t kLarge = 256 << 10;   // smaller blocks: malloc's own bins do well
 constexpr size_t kGranule = 64 << 10;  // large sizes rounded up to this (a page multiple)
 
-struct Block {
-  void* p;
-  size_t size;     // mapped size
-  uint64_t freed;  // sequence number of its release (the oldest go first)
-};
-
 size_t default_limit() {
   const char* e = std::getenv("M2FP_BUFFER_POOL_MB");
   if (e && *e) {
@@ -42,35 +39,155 @@ size_t default_limit() {
     const unsigned long long mb = std::strtoull(e, &end, 10);
     if (end && *end == '\0' && mb <= (1ull << 20)) return (size_t)mb << 20;
   }
-  return size_t(512) << 20;
+  return size_t(576) << 20;  // buffer_pool.h, "Cap"
 }
+
+// Mappings of 2 MB and more (the region, map_pages' blocks) start on a 2 MB boundary and ask for
+// transparent huge pages (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled is "madvise" on
+// most distributions), so that all but their last partial 2 MB come in huge pages: one fault per
+// 2 MB instead of 512. On the development VM a 4 KiB fault costs ~22 us and a 2 MB one ~0.2 ms, so
+// this is most of what a first parse paid over a warm one (docs: bench/README.md, cold start). A
+// mapping the kernel places anywhere would often straddle boundaries and get no huge page at all.
+constexpr size_t kHuge = size_t(2) << 20;
+
+// The address range the large blocks are cut from (see buffer_pool.h): reserved once, inaccessible
+// (PROT_NONE: no memory, no commit charge), made readable and writable from its start as far as the
+// blocks reach (`committed`), asking for transparent huge pages there.
+struct Region {
+  char* base = nullptr;
+  size_t reserved = 0, committed = 0;
+  bool tried = false;
+
+  bool contains(const void* p) const {
+    return base && (const char*)p >= base && (const char*)p < base + reserved;
+  }
+  // Reserves the range on first use: 64 GB of addresses, or less where the process may not have
+  // that much (RLIMIT_AS), down to 1 GB; false when none could be had (blocks are then mapped one
+  // by one, as the pool did before it had a region).
+  bool ready() {
+    if (base) return true;
+    if (tried) return false;
+    tried = true;
+    for (size_t want = size_t(64) << 30; want >= (size_t(1) << 30); want /= 2) {
+      void* raw = ::mmap(nullptr, want + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (raw == MAP_FAILED) continue;
+      const uintptr_t r = (uintptr_t)raw, a = (r + kHuge - 1) & ~(uintptr_t)(kHuge - 1);
+      if (a > r) ::munmap(raw, a - r);
+      if (r + kHuge > a) ::munmap((void*)(a + want), r + kHuge - a);
+      base = (char*)a;
+      reserved = want;
+      return true;
+    }
+    return false;
+  }
+  // Makes [0, end) usable (whole 2 MB pages); false when it cannot (the reservation's end, or the
+  // system refuses the commit).
+  bool commit(size_t end) {
+    if (end <= committed) return true;
+    const size_t to = std::min(reserved, (end + kHuge - 1) / kHuge * kHuge);
+    if (to < end) return false;
+    if (::mprotect(base + committed, to - committed, PROT_READ | PROT_WRITE) != 0) return false;
+    ::madvise(base + committed, to - committed, MADV_HUGEPAGE);
+    // Every page made resident now, in huge pages: a block that leaves some of its pages untouched
+    // would leave them for a later block to fault in one by one (where first-fit puts blocks
+    // differently from one parse to the next: threads allocate in either order).
+    populate(base + committed, to - committed, true);
+    committed = to;
+    return true;
+  }
+};
 
 struct Pool {
   std::mutex mu;
-  std::vector<Block> cached;                  // free blocks kept for reuse
-  std::unordered_map<void*, size_t> in_use;   // large blocks handed out -> mapped size
+  Region region;
+  RangeHeap heap;                            // where in the region the blocks go (engine/range_heap.h)
+  std::vector<uint8_t> resident;             // per granule of the region: its pages may be resident (1) or are not (0)
+  std::unordered_map<void*, size_t> in_use;  // large blocks handed out -> their size
   size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
-  size_t limit = default_limit(), hits = 0, misses = 0;
+  size_t limit = default_limit(), hits = 0, misses = 0, missed_bytes = 0;
   size_t reserved = 0;  // reserve(): held elsewhere, off the cache's cap
   std::FILE* trace = nullptr;  // trace_to()
   size_t cap() const { return limit > reserved ? limit - reserved : 0; }
-  uint64_t seq = 0;
 
-  void drop(size_t i) {
-    ::munmap(cached[i].p, cached[i].size);
-    cached_bytes -= cached[i].size;
-    cached[i] = cached.back();
-    cached.pop_back();
+  size_t granule(size_t off) const { return off / kGranule; }
+  // Resident granules of [off, off + bytes), in bytes.
+  size_t resident_in(size_t off, size_t bytes) const {
+    size_t n = 0;
+    for (size_t g = granule(off), e = granule(off + bytes); g < e && g < resident.size(); ++g) n += resident[g];
+    return n * kGranule;
   }
-  size_t oldest() const {
-    size_t o = 0;
-    for (size_t i = 1; i < cached.size(); ++i)
-      if (cached[i].freed < cached[o].freed) o = i;
-    return o;
+  // The region's offset for a block of `size` bytes (RangeHeap::take), SIZE_MAX when the region
+  // cannot hold it. Where the block reaches past the usable part, that part grows (Region::commit:
+  // its new pages made resident, counted as cached until a block takes them); *fresh: the block's
+  // bytes in the new part.
+  size_t take(size_t size, size_t* fresh) {
+    *fresh = 0;
+    const size_t off = heap.take(size, region.reserved);
+    if (off == RangeHeap::npos) return SIZE_MAX;
+    const size_t before = region.committed;
+    try {
+      if (!region.commit(off + size)) {
+        heap.give(off, size);
+        return SIZE_MAX;
+      }
+      resident.resize(granule(region.committed), 1);  // populated (Region::commit)
+    } catch (...) {  // (no memory for the flags: the block goes back, the pages stay committed)
+      heap.give(off, size);
+      throw;
+    }
+    if (region.committed > before) {
+      *fresh = off + size - std::max(off, before);
+      cached_bytes += region.committed - before;
+    }
+    return off;
   }
-  // Drops the oldest blocks until the cache holds at most `cap` bytes.
-  void shrink_to(size_t cap) {
-    while (cached_bytes > cap && !cached.empty()) drop(oldest());
+  // Makes the pages of free ranges below the heap's top resident (populate), as long as the cache
+  // stays within `keep`: a forward whose blocks land elsewhere than an earlier one's then finds
+  // pages there too.
+  void fill_to(size_t keep) {
+    for (const auto& [off, size] : heap.free_ranges()) {
+      for (size_t g = granule(off), e = granule(std::min(off + size, heap.top())); g < e && cached_bytes < keep;) {
+        if (resident[g]) {
+          ++g;
+          continue;
+        }
+        size_t b = g;
+        while (b < e && !resident[b] && cached_bytes < keep) {
+          resident[b++] = 1;
+          cached_bytes += kGranule;
+        }
+        populate(region.base + g * kGranule, (b - g) * kGranule, true);
+        g = b;
+      }
+    }
+  }
+  // Gives the pages of free ranges back to the system (MADV_DONTNEED: the range stays free, its next
+  // use faults fresh zero pages in), the highest first, granule by granule from the top down, until
+  // the cache holds at most `keep` bytes.
+  void shrink_to(size_t keep) {
+    const std::map<size_t, size_t>& free = heap.free_ranges();
+    for (auto it = free.rbegin(); it != free.rend() && cached_bytes > keep; ++it) {
+      size_t g = granule(it->first + it->second);
+      const size_t g0 = granule(it->first);
+      while (g > g0 && cached_bytes > keep) {
+        if (!resident[g - 1]) {
+          --g;
+          continue;
+        }
+        size_t a = g;  // a resident run [a, g), as long as what is over `keep` asks
+        while (a > g0 && resident[a - 1] && cached_bytes > keep) {
+          resident[--a] = 0;
+          cached_bytes -= kGranule;
+        }
+        ::madvise(region.base + a * kGranule, (g - a) * kGranule, MADV_DONTNEED);
+        g = a;
+      }
+    }
+  }
+  size_t cached_ranges() const {
+    size_t n = 0;
+    for (const auto& [off, size] : heap.free_ranges()) n += resident_in(off, size) > 0;
+    return n;
   }
 };
 
@@ -80,14 +197,6 @@ Pool& the_pool() {
 }
 
 size_t rounded(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
-
-// Blocks of 2 MB and more start on a 2 MB boundary and ask for transparent huge pages
-// (MADV_HUGEPAGE; /sys/kernel/mm/transparent_hugepage/enabled is "madvise" on most distributions),
-// so that all but their last partial 2 MB come in huge pages: one fault per 2 MB instead of 512. On
-// the development VM a 4 KiB fault costs ~22 us and a 2 MB one ~0.2 ms, so this is most of what
-// a first parse paid over a warm one (docs: bench/README.md, cold start). A mapping the kernel
-// places anywhere would often straddle boundaries and get no huge page at all.
-constexpr size_t kHuge = size_t(2) << 20;
 
 // A block below the pool's sizes (and every block in AddressSanitizer builds): 64-byte aligned
 // from malloc. Throws std::bad_alloc.
@@ -121,49 +230,37 @@ void* allocate(size_t bytes) {
     const size_t size = rounded(bytes);
     Pool& P = the_pool();
     std::lock_guard<std::mutex> l(P.mu);
-    // The smallest cached block of this size or larger (its pages resident already) rather than new
-    // memory. Blocks are
-    // never split: split blocks fragment, and the resident set grew parse after parse when they were.
-    // Taking larger blocks only up to 1/8 over the size, the cache of a 640x1056 parse held 452 MB
-    // for at most 167 MB in use at once (the stem's and 1/4-scale maps' blocks sat idle while the
-    // smaller maps of res3-res5 and the decoders took new ones); with any larger block it holds
-    // ~290 MB, still with no misses from the second parse on (peak RSS 754 -> 594 MB, bench_e2e
-    // 2026-12-06), and engine/dnn's Winograd weights use the difference.
-    size_t best = SIZE_MAX;
-    for (size_t i = 0; i < P.cached.size(); ++i)
-      if (P.cached[i].size >= size && (best == SIZE_MAX || P.cached[i].size < P.cached[best].size)) best = i;
     void* p = nullptr;
-    size_t got = size;
-    if (best != SIZE_MAX) {
-      p = P.cached[best].p;
-      got = P.cached[best].size;
-      P.cached_bytes -= got;
-      P.cached[best] = P.cached.back();
-      P.cached.pop_back();
-      ++P.hits;
-    } else {
-      ++P.misses;
-      // Mapped memory (in use + cached) stays within 4x the most ever in use: cached blocks
-      // that do not fit what is asked now make room, the oldest first.
-      P.max_in_use = std::max(P.max_in_use, P.in_use_bytes + size);
-      const size_t budget = 4 * P.max_in_use;
-      while (!P.cached.empty() && P.cached_bytes + P.in_use_bytes + size > budget) P.drop(P.oldest());
-      p = map_block(size);
-      if (!p) {  // the cache may hold what is missing
-        P.shrink_to(0);
-        p = map_block(size);
-        if (!p) throw std::bad_alloc();
+    size_t fresh = 0;
+    const size_t off = P.region.ready() ? P.take(size, &fresh) : SIZE_MAX;
+    if (off != SIZE_MAX) {
+      p = P.region.base + off;
+      const size_t resident = P.resident_in(off, size);
+      P.cached_bytes -= resident;
+      const size_t added = size - (resident - fresh);  // pages not resident before this block
+      if (added == 0) {
+        ++P.hits;
+      } else {
+        ++P.misses;
+        P.missed_bytes += added;
       }
+      std::memset(P.resident.data() + P.granule(off), 1, size / kGranule);
+    } else {  // no region, or it is full: a mapping of its own, unmapped when given back
+      ++P.misses;
+      P.missed_bytes += size;
+      p = map_block(size);
+      if (!p) throw std::bad_alloc();
     }
     try {
-      P.in_use.emplace(p, got);
+      P.in_use.emplace(p, size);
     } catch (...) {
-      ::munmap(p, got);
+      if (off != SIZE_MAX) P.heap.give(off, size);
+      else ::munmap(p, size);
       throw;
     }
-    P.in_use_bytes += got;
+    P.in_use_bytes += size;
     P.max_in_use = std::max(P.max_in_use, P.in_use_bytes);
-    if (P.trace) std::fprintf(P.trace, "A %p %zu %zu\n", p, bytes, got);
+    if (P.trace) std::fprintf(P.trace, "A %p %zu %zu\n", p, bytes, size);
     return p;
   }
 #endif
@@ -181,17 +278,19 @@ void release(void* p, size_t bytes) noexcept {
     if (it != P.in_use.end()) P.in_use.erase(it);
     P.in_use_bytes -= std::min(P.in_use_bytes, size);
     if (P.trace) std::fprintf(P.trace, "R %p %zu %zu\n", p, bytes, size);
-    if (size > P.cap()) {
+    if (!P.region.contains(p)) {
       ::munmap(p, size);
       return;
     }
+    const size_t off = (size_t)((char*)p - P.region.base);
     try {
-      P.cached.push_back(Block{p, size, ++P.seq});
-    } catch (...) {
-      ::munmap(p, size);
+      P.heap.give(off, size);
+    } catch (...) {  // no memory for the free list's entry: the range's pages go back, the addresses stay lost
+      ::madvise(p, size, MADV_DONTNEED);
+      std::memset(P.resident.data() + P.granule(off), 0, size / kGranule);
       return;
     }
-    P.cached_bytes += size;
+    P.cached_bytes += P.resident_in(off, size);
     P.shrink_to(P.cap());
     return;
   }
@@ -228,7 +327,7 @@ void trace_note(const char* text) {
 Stats stats() {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
-  return Stats{P.cached_bytes, P.cached.size(), P.limit, P.hits, P.misses, P.reserved, P.in_use_bytes, P.max_in_use};
+  return Stats{P.cached_bytes, P.cached_ranges(), P.limit, P.hits, P.misses, P.reserved, P.in_use_bytes, P.max_in_use, P.heap.top(), P.missed_bytes};
 }
 
 size_t set_limit(size_t bytes) {
@@ -252,6 +351,12 @@ void trim(size_t keep) {
   Pool& P = the_pool();
   std::lock_guard<std::mutex> l(P.mu);
   P.shrink_to(keep);
+}
+
+void fill() {
+  Pool& P = the_pool();
+  std::lock_guard<std::mutex> l(P.mu);
+  P.fill_to(P.cap());
 }
 
 // Below 2 MB no huge page would fit: malloc's (its heap below M_MMAP_THRESHOLD, where the forward

@@ -2,18 +2,24 @@
 //
 // A forward pass allocates and frees the same few hundred feature maps every time (~1.6 GB for a
 // 640x1056 input). Taken fresh from the kernel each time, every page is faulted in and zeroed again:
-// 400k page faults and ~2.9 s of extra time per parse on the development machine. The pool keeps
-// freed blocks of 256 KiB and more and hands them out again for requests of their size or smaller
-// (the smallest cached block that fits), so from the second parse on feature maps reuse pages that
-// are already mapped. What
-// is mapped (in use + cached) stays within 4x the most ever in use at once, and the cache within its cap.
+// 400k page faults and ~2.9 s of extra time per parse on the development machine. The pool cuts
+// blocks of 256 KiB and more from one reserved address range (the region: 64 GB of addresses,
+// no memory until used), each from the lowest free range that holds it, and joins a freed block with
+// its free neighbours; freed pages stay resident, so from the second parse on feature maps reuse
+// pages that are already mapped. The same sequence of blocks then lands at the same places every
+// parse, and what is resident is about the most a parse has in use at once: for the 640x1056
+// benchmark forward, 153 MB asked at once at most and the region's blocks reaching ~176 MB, where
+// caching whole blocks (a small request taking the smallest cached block, however large) held
+// ~300 MB (bench/pool_plan.py; bench/README.md, "What a forward asks of the buffer pool").
 //
-// Cap: M2FP_BUFFER_POOL_MB (default 512: a 640x1056 parse then misses the pool 0 times from the
-// second parse on, with ~290 MB cached; 0 turns the pool off: every block goes back at once), less what reserve()
-// holds (engine/dnn's Winograd weights and scratchpad when M2FP_WINOGRAD=1, ~240 MB on the
-// benchmark input). The blocks freed
-// longest ago are released first when the cap is passed. Thread-safe. Built with
-// AddressSanitizer, every block comes from aligned_alloc, so ASan sees each use after free.
+// Cap: M2FP_BUFFER_POOL_MB (default 576; 0 turns the cache off: every block's pages go back at
+// once), less what reserve() holds (engine/dnn's Winograd weights and scratchpad: 337 MB of it on
+// the benchmark input, leaving 239 MB for the ~190 MB a parse reaches). Past the cap,
+// the pages of the highest free ranges go back to the system (MADV_DONTNEED) until the cache is
+// within it; a block that then lands there faults fresh pages in (a miss). Thread-safe. Where no
+// region can be reserved (RLIMIT_AS below 1 GB), or a block does not fit in it, the block is a
+// mapping of its own, unmapped when given back. Built with AddressSanitizer, every block comes from
+// aligned_alloc, so ASan sees each use after free.
 #pragma once
 
 #include <cstddef>
@@ -29,14 +35,16 @@ void* allocate(size_t bytes);
 void release(void* p, size_t bytes) noexcept;
 
 struct Stats {
-  size_t cached_bytes = 0;   // held by the pool for reuse now
-  size_t cached_blocks = 0;
+  size_t cached_bytes = 0;   // resident pages of free ranges: held by the pool for reuse now
+  size_t cached_blocks = 0;  // free ranges with resident pages
   size_t limit_bytes = 0;
   size_t hits = 0;           // allocations served from the pool
-  size_t misses = 0;         // large allocations that needed new memory
+  size_t misses = 0;         // large allocations that found pages not resident (new memory)
   size_t reserved_bytes = 0; // reserve()d: the cache's cap is limit_bytes less this
   size_t in_use_bytes = 0;   // large blocks handed out now (their mapped sizes)
   size_t max_in_use_bytes = 0;  // the most ever handed out at once
+  size_t region_bytes = 0;   // how far into the region blocks have ever reached
+  size_t missed_bytes = 0;   // the misses' bytes that were not resident (new memory), in all
 };
 Stats stats();
 // From now on, one line per large block handed out ("A <address> <bytes asked> <bytes mapped>") and
@@ -57,9 +65,13 @@ size_t set_limit(size_t bytes);
 // Winograd weight copy's bytes while it lives, so that Winograd's weights (4x a direct layer's) do
 // not raise the peak resident set over what it is without them (issue 14's 800 MB).
 void reserve(ptrdiff_t bytes);
-// Releases cached blocks to the system, those freed longest ago first, until at most `keep` bytes
-// stay cached (0: every one).
+// Gives the cached pages back to the system, those of the highest free ranges first, until at most
+// `keep` bytes stay cached (0: every one).
 void trim(size_t keep = 0);
+// Makes the pages of the region's free ranges resident as far as its blocks have ever reached
+// (within the cap): M2FP::map_buffers calls it after its blank forward, so that the first real
+// forward, whose blocks may land in other places (the caller's own blocks take some), maps nothing.
+void fill();
 
 // Memory outside the pool for long-lived buffers (the layers' weights), 64-byte aligned: from 2 MB
 // on mapped 2 MB aligned with transparent huge pages asked for, smaller from malloc; given back by

@@ -843,8 +843,11 @@ void M2FP::map_buffers(int64_t Hp, int64_t Wp) const {
   if (!pool::active() || pool::stats().limit_bytes == 0) return;
   Tensor image = Tensor::empty({Hp, Wp, 3}, Layout::HWC);
   std::memset(image.data(), 0, image.bytes);
-  dnn::ZeroRun zeros;
-  forward(image);
+  {
+    dnn::ZeroRun zeros;
+    forward(image);
+  }
+  pool::fill();  // also where the blank forward left holes: a real one may place its blocks there
 }
 
 // The same layers as forward() at the same sizes and with the same fusions; only the primitives are

@@ -92,9 +92,9 @@ class M2FP {
   // replaced by zeros (dnn::ZeroRun: no multiply-adds), so that the first forward at that size reuses
   // pages already in memory instead of faulting its ~400 MB of activations in (fp32, 640x1056: ~1 s
   // of system time on the development VM; bench/README.md, "Cold start"). Costs those faults and the
-  // engine's own kernels (not oneDNN's) once. Once per process is enough: the pool keeps the blocks
-  // (another size reuses those within 1/8 of what it asks; mapping every size of many would only
-  // fill the pool's cache). Outputs of later forwards are unchanged (tests/engine/test_prepare.cpp).
+  // engine's own kernels (not oneDNN's) once, then makes the pool's free ranges below the most it
+  // reached resident (pool::fill). Once per process is enough: the pool keeps the pages (another
+  // size reuses them; mapping every size of many would only fill the pool's cache). Outputs of later forwards are unchanged (tests/engine/test_prepare.cpp).
   // Does nothing more than prepare() where the pool keeps nothing (AddressSanitizer builds,
   // M2FP_BUFFER_POOL_MB=0). Safe to call from several threads at once.
   void map_buffers(int64_t Hp, int64_t Wp) const;

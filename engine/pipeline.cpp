@@ -38,8 +38,8 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.transformer_decoder_ms = ft.transformer_decoder_ms;
   pre.image = Tensor();
   // A large photo's post-processing and outputs need hundreds of MB that the forward pass's cached
-  // feature maps (other sizes) cannot serve: the pool gives half of its cache back first (the blocks
-  // freed longest ago), so that the peak stays under issue 14's 1 GB for a 4000x3000 photo
+  // feature maps (other sizes) cannot serve: the pool gives half of its cache back first (the pages
+  // of its highest free ranges), so that the peak stays under issue 14's 1 GB for a 4000x3000 photo
   // (bench_e2e --big-photo, 2026-12-06: 1036 MB before, 832 MB with this; giving all of it back:
   // 820 MB, but the next parse's network ~250 ms slower, re-mapping its feature maps).
   if ((int64_t)image.width * image.height >= kTrimPoolPixels) pool::trim(pool::stats().cached_bytes / 2);

@@ -816,10 +816,10 @@ int run(const Options& o) {
                 warm_faults, m2fp::pool::active() ? "on" : "off",
                 (double)(ps.hits - pool0.hits) / o.runs, (double)(ps.misses - pool0.misses) / o.runs,
                 ps.cached_bytes / 1048576.0);
-    std::printf("pool:       %.0f MB in use now, at most %.0f MB at once; %.0f MB reserved off its cap of %.0f MB "
-                "(engine/dnn's Winograd weights and scratchpad)\n",
-                ps.in_use_bytes / 1048576.0, ps.max_in_use_bytes / 1048576.0, ps.reserved_bytes / 1048576.0,
-                ps.limit_bytes / 1048576.0);
+    std::printf("pool:       %.0f MB in use now, at most %.0f MB at once, its blocks within the first %.0f MB of its "
+                "region; %.0f MB reserved off its cap of %.0f MB (engine/dnn's Winograd weights and scratchpad)\n",
+                ps.in_use_bytes / 1048576.0, ps.max_in_use_bytes / 1048576.0, ps.region_bytes / 1048576.0,
+                ps.reserved_bytes / 1048576.0, ps.limit_bytes / 1048576.0);
   }
   print_floors(st, gflop, peaks, precision);
   print_cold_start(cold, st, warm_faults);

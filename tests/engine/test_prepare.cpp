@@ -50,8 +50,8 @@ TEST(Prepare, FirstForwardCreatesNoPrimitiveAndGivesTheSameOutputs) {
 
 // The load maps and faults in the buffer pool's blocks for the first prepared size (M2FP::map_buffers:
 // a forward on a blank image with oneDNN's products replaced by zeros, dnn::ZeroRun): the first
-// forward at that size then maps no new block (pool misses), where a model loaded without it maps
-// ~20; and its outputs are those of the model loaded without it.
+// forward at that size then maps no new pool memory (pool misses), where a model loaded without it
+// does; and its outputs are those of the model loaded without it.
 TEST(Prepare, FirstForwardMapsNoNewPoolBlock) {
   if (!std::filesystem::exists(cihp_model())) GTEST_SKIP() << cihp_model() << " missing (ctest fixture)";
   if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
@@ -64,7 +64,7 @@ TEST(Prepare, FirstForwardMapsNoNewPoolBlock) {
   size_t misses = pool::stats().misses;
   const ForwardOutputs b = plain->forward(img);
   const size_t plain_misses = pool::stats().misses - misses;
-  EXPECT_GT(plain_misses, 10u) << "without prepare, the first forward should map the pool's blocks";
+  EXPECT_GT(plain_misses, 0u) << "without prepare, the first forward should map new pool memory";
   plain.reset();
 
   pool::trim();
