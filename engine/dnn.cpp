@@ -141,8 +141,10 @@ std::atomic<int> g_winograd{-1};
 // weight cap stay direct. Speed (bench/dnn/bench_conv_algos, 1 thread, min of 5, one algorithm after
 // the other; with 2 threads on the shared 2-core host, where other jobs starve one thread, Winograd
 // loses more at its barriers than direct): 2026-12-06 06:00 UTC res4 2.6x, res3 1.6x, layer_1 2.2x
-// (whole map), res5 1.9x (over the weight cap: 27 MB more per layer), stem conv3 1.35x (64 inputs).
-constexpr size_t kWinoMaxWeightBytes = 16u << 20, kWinoMaxScratchBytes = 64u << 20;
+// (whole map), res5 1.9x (27 MB more weights per layer: over the weight cap while it was 16 MB; 1.81x
+// with 2 threads, 2026-12-07 11:40 UTC, and within the 800 MB bound since the buffer pool cuts its
+// blocks from one region), stem conv3 1.35x (64 inputs).
+constexpr size_t kWinoMaxWeightBytes = 40u << 20, kWinoMaxScratchBytes = 64u << 20;
 // A BF16 layer below 128 input or output channels stays bf16 direct: fp32 Winograd with its conversions
 // is slower there (bench_conv_algos --precision bf16, 2 threads, 2026-12-06 22:45 UTC: stem conv2 0.70x,
 // stem conv3 0.79x, res2 0.66x of direct's speed). fp32 layers have no such rule: at 64 channels
@@ -174,8 +176,11 @@ constexpr size_t kWinoMaxWholeInputBytes = 16u << 20;
 // do not.
 constexpr size_t kAddAfterMaxBytes = 8u << 20;
 // What the Winograd plan (WinogradMode::Planned) may add to the resident set by default
-// (M2FP_WINOGRAD_MB sets another): see plan_winograd and README, "Winograd".
-constexpr int kDefaultWinogradBudgetMB = 180;
+// (M2FP_WINOGRAD_MB sets another): see plan_winograd and README, "Winograd". 300 MB holds every
+// stride-1 3x3 layer of the model at 640x1056 (+275 MB, peak RSS ~742 MB fp32); 180 MB did until the
+// buffer pool's region (engine/buffer_pool.h) freed ~120 MB, leaving res4's last four and res5's two
+// direct.
+constexpr int kDefaultWinogradBudgetMB = 300;
 std::atomic<bool> g_verbose{false};
 std::atomic<int64_t> g_layer_primitives{0};
 std::atomic<int64_t> g_weights_rederived{0};
