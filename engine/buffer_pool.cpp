@@ -88,10 +88,6 @@ struct Region {
     if (to < end) return false;
     if (::mprotect(base + committed, to - committed, PROT_READ | PROT_WRITE) != 0) return false;
     ::madvise(base + committed, to - committed, MADV_HUGEPAGE);
-    // Every page made resident now, in huge pages: a block that leaves some of its pages untouched
-    // would leave them for a later block to fault in one by one (where first-fit puts blocks
-    // differently from one parse to the next: threads allocate in either order).
-    populate(base + committed, to - committed, true);
     committed = to;
     return true;
   }
@@ -116,30 +112,40 @@ struct Pool {
     for (size_t g = granule(off), e = granule(off + bytes); g < e && g < resident.size(); ++g) n += resident[g];
     return n * kGranule;
   }
-  // The region's offset for a block of `size` bytes (RangeHeap::take), SIZE_MAX when the region
-  // cannot hold it. Where the block reaches past the usable part, that part grows (Region::commit:
-  // its new pages made resident, counted as cached until a block takes them); *fresh: the block's
-  // bytes in the new part.
-  size_t take(size_t size, size_t* fresh) {
-    *fresh = 0;
+  // The region's offset for a block of `size` bytes (RangeHeap::take; the region made usable as
+  // far as it reaches), SIZE_MAX when the region cannot hold it.
+  size_t take(size_t size) {
     const size_t off = heap.take(size, region.reserved);
     if (off == RangeHeap::npos) return SIZE_MAX;
-    const size_t before = region.committed;
     try {
       if (!region.commit(off + size)) {
         heap.give(off, size);
         return SIZE_MAX;
       }
-      resident.resize(granule(region.committed), 1);  // populated (Region::commit)
+      resident.resize(granule(region.committed), 0);
     } catch (...) {  // (no memory for the flags: the block goes back, the pages stay committed)
       heap.give(off, size);
       throw;
     }
-    if (region.committed > before) {
-      *fresh = off + size - std::max(off, before);
-      cached_bytes += region.committed - before;
-    }
     return off;
+  }
+  // Makes the pages of [off, off + size) that are not resident so (populate: one call per run
+  // instead of a fault per page; also pages the block's user never touches, which a later block
+  // there would otherwise fault in one by one) and flags them; returns their bytes.
+  size_t make_resident(size_t off, size_t size) {
+    size_t added = 0;
+    for (size_t g = granule(off), e = granule(off + size); g < e;) {
+      if (resident[g]) {
+        ++g;
+        continue;
+      }
+      size_t b = g;
+      while (b < e && !resident[b]) resident[b++] = 1;
+      populate(region.base + g * kGranule, (b - g) * kGranule, true);
+      added += (b - g) * kGranule;
+      g = b;
+    }
+    return added;
   }
   // Makes the pages of free ranges below the heap's top resident (populate), as long as the cache
   // stays within `keep`: a forward whose blocks land elsewhere than an earlier one's then finds
@@ -231,20 +237,16 @@ void* allocate(size_t bytes) {
     Pool& P = the_pool();
     std::lock_guard<std::mutex> l(P.mu);
     void* p = nullptr;
-    size_t fresh = 0;
-    const size_t off = P.region.ready() ? P.take(size, &fresh) : SIZE_MAX;
+    const size_t off = P.region.ready() ? P.take(size) : SIZE_MAX;
     if (off != SIZE_MAX) {
       p = P.region.base + off;
-      const size_t resident = P.resident_in(off, size);
-      P.cached_bytes -= resident;
-      const size_t added = size - (resident - fresh);  // pages not resident before this block
-      if (added == 0) {
-        ++P.hits;
-      } else {
+      P.cached_bytes -= P.resident_in(off, size);
+      if (const size_t added = P.make_resident(off, size)) {
         ++P.misses;
         P.missed_bytes += added;
+      } else {
+        ++P.hits;
       }
-      std::memset(P.resident.data() + P.granule(off), 1, size / kGranule);
     } else {  // no region, or it is full: a mapping of its own, unmapped when given back
       ++P.misses;
       P.missed_bytes += size;
@@ -254,8 +256,12 @@ void* allocate(size_t bytes) {
     try {
       P.in_use.emplace(p, size);
     } catch (...) {
-      if (off != SIZE_MAX) P.heap.give(off, size);
-      else ::munmap(p, size);
+      if (off != SIZE_MAX) {
+        P.heap.give(off, size);
+        P.cached_bytes += size;  // (made resident above)
+      } else {
+        ::munmap(p, size);
+      }
       throw;
     }
     P.in_use_bytes += size;

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/buffer_pool.h"
@@ -226,6 +227,59 @@ TEST(BufferPool, ReservedBytesComeOffTheCap) {
   EXPECT_GE(pool::stats().cached_bytes, 4 * mb);  // both blocks' pages stay (with what else fits under the cap)
   EXPECT_LE(pool::stats().cached_bytes, 5 * mb);
   pool::set_limit(old);
+  pool::trim();
+}
+
+// Blocks handed out at once never overlap, whatever the threads ask in whatever order: each thread
+// fills its blocks with its own pattern and finds it intact when it gives them back.
+TEST(BufferPool, ThreadsGetBlocksThatDoNotOverlap) {
+  const int kThreads = 4, kRounds = 300;
+  std::vector<std::thread> threads;
+  std::vector<size_t> damaged(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &damaged] {
+      uint32_t x = 77u + (uint32_t)t;
+      std::vector<std::pair<uint8_t*, size_t>> held;
+      for (int r = 0; r < kRounds; ++r) {
+        x = x * 1103515245u + 12345u;
+        if (held.size() < 6 && (x >> 8) % 3 != 0) {
+          const size_t n = (size_t(256) << 10) + (x >> 4) % (size_t(3) << 20);
+          uint8_t* p = static_cast<uint8_t*>(pool::allocate(n));
+          std::memset(p, (int)(t * 50 + held.size()), n);
+          held.push_back({p, n});
+        } else if (!held.empty()) {
+          const size_t k = (x >> 12) % held.size();
+          auto [p, n] = held[k];
+          const uint8_t want = (uint8_t)(t * 50 + k);
+          for (size_t i = 0; i < n; i += 4093) damaged[(size_t)t] += p[i] != want;
+          damaged[(size_t)t] += p[n - 1] != want;
+          pool::release(p, n);
+          held[k] = held.back();
+          held.pop_back();
+          // the block moved to k keeps its pattern (its old index): rewrite it with k's
+          if (k < held.size()) std::memset(held[k].first, (int)(t * 50 + k), held[k].second);
+        }
+      }
+      for (auto [p, n] : held) pool::release(p, n);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(damaged[(size_t)t], 0u) << "thread " << t;
+}
+
+// fill() makes the free ranges below the most the region reached resident: blocks that land there
+// afterwards count as hits, even where no block had been before.
+TEST(BufferPool, FillMakesTheRegionResidentBelowItsTop) {
+  if (!pool::active()) GTEST_SKIP() << "AddressSanitizer build: the pool is off";
+  empty_cache_with_room(size_t(16) << 20);
+  const size_t before = pool::stats().misses;
+  pool::fill();
+  EXPECT_GE(pool::stats().cached_bytes, size_t(16) << 20);
+  void* a = pool::allocate(size_t(8) << 20);
+  void* b = pool::allocate(size_t(8) << 20);
+  EXPECT_EQ(pool::stats().misses, before) << "both within the region's filled part";
+  pool::release(a, size_t(8) << 20);
+  pool::release(b, size_t(8) << 20);
   pool::trim();
 }
 
