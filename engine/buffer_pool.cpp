@@ -305,6 +305,42 @@ void release(void* p, size_t bytes) noexcept {
   std::free(p);
 }
 
+void* shrink(void* p, size_t bytes, size_t keep) {
+  if (!p || keep >= bytes) return p;
+#ifndef M2FP_POOL_ASAN
+  if (bytes >= kLarge && keep >= kLarge) {
+    Pool& P = the_pool();
+    std::lock_guard<std::mutex> l(P.mu);
+    auto it = P.in_use.find(p);
+    if (it != P.in_use.end()) {
+      const size_t size = it->second, now = rounded(keep);
+      if (now < size) {
+        if (P.region.contains(p)) {
+          const size_t off = (size_t)((char*)p - P.region.base);
+          try {
+            P.heap.give(off + now, size - now);
+          } catch (...) {
+            return p;  // no memory for the free list's entry: the block stays whole
+          }
+          P.cached_bytes += P.resident_in(off + now, size - now);
+        } else {
+          ::munmap((char*)p + now, size - now);
+        }
+        if (P.trace) std::fprintf(P.trace, "R %p %zu %zu\nA %p %zu %zu\n", p, bytes, size, p, keep, now);
+        it->second = now;
+        P.in_use_bytes -= size - now;
+        P.shrink_to(P.cap());
+      }
+      return p;
+    }
+  }
+#endif
+  void* q = allocate(keep);
+  if (keep) std::memcpy(q, p, keep);
+  release(p, bytes);
+  return q;
+}
+
 bool active() {
 #ifdef M2FP_POOL_ASAN
   return false;

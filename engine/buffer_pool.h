@@ -56,6 +56,11 @@ Stats stats();
 // AddressSanitizer builds (active() false: no pool).
 void trace_to(const char* path);
 void trace_note(const char* text);
+// A block from allocate(bytes) cut to its first `keep` bytes (keep <= bytes): in place where both are
+// large (the rest of its range free again, trace lines "R" then "A" at the same address), else those
+// bytes copied into a block of `keep` and the old one released. Returns the block to use (and to
+// release with `keep`). Throws std::bad_alloc (p then stays valid).
+void* shrink(void* p, size_t bytes, size_t keep);
 // False in AddressSanitizer builds (every block then comes from aligned_alloc and goes back at once).
 bool active();
 // Sets the cap (releasing what is over it); returns the old one.

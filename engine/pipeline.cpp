@@ -9,8 +9,6 @@
 namespace m2fp {
 namespace {
 
-// Photos of this many pixels and more empty the buffer pool's cache before their post-processing.
-constexpr int64_t kTrimPoolPixels = 4000000;
 using Clock = std::chrono::steady_clock;
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -37,12 +35,13 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.pixel_decoder_ms = ft.pixel_decoder_ms;
   r.timings.transformer_decoder_ms = ft.transformer_decoder_ms;
   pre.image = Tensor();
-  // A large photo's post-processing and outputs need hundreds of MB that the forward pass's cached
-  // feature maps (other sizes) cannot serve: the pool gives half of its cache back first (the pages
-  // of its highest free ranges), so that the peak stays under issue 14's 1 GB for a 4000x3000 photo
-  // (bench_e2e --big-photo, 2026-12-06: 1036 MB before, 832 MB with this; giving all of it back:
-  // 820 MB, but the next parse's network ~250 ms slower, re-mapping its feature maps).
-  if ((int64_t)image.width * image.height >= kTrimPoolPixels) pool::trim(pool::stats().cached_bytes / 2);
+  // (A large photo's post-processing once had the pool give half of its cache back first: whole
+  // cached blocks sized for feature maps could not serve its buffers. Since the pool cuts blocks
+  // from one region, the forward's free ranges serve them; giving pages back only had them faulted in
+  // again: bench_e2e --big-photo, 2026-12-07 12:40 UTC, three alternating pairs, 12 MP post-processing
+  // 372.0 / 302.5 / 311.6 -> 296.2 / 263.1 / 291.5 ms, outputs 440.7 / 408.8 / 409.5 -> 337.4 / 304.0 /
+  // 338.0 ms, ratio 1.45 / 1.38 / 1.39 -> 1.33 / 1.32 / 1.32, peak RSS 967-998 -> 998-1000 MB, with the
+  // instances' bit words from the pool too.)
 
   auto t2 = Clock::now();
   r.geometry.Hp = pre.Hp;

@@ -249,15 +249,17 @@ struct KeptMasks {
 // passes RoleRules::instance (human: > 0.1; a part, c != 0: >= 0.1). They are the instances' masks
 // (Instance::mask_bits, made from them in place, to_box_layout) and give the part/human overlaps
 // (overlaps()), so pass B never recomputes a mask row only for its bits. All wanted queries' words
-// live in one block (pool::map_pages: 2 MB pages), which the instances' masks then share: separate
-// vectors took ~33k first touches of 4 KiB pages per 12-megapixel parse (engine/parsing.h, MaskBits).
+// live in one block, which the instances' masks then share: separate vectors took ~33k first touches
+// of 4 KiB pages per 12-megapixel parse (engine/parsing.h, MaskBits). The block comes from the buffer
+// pool, on pages an earlier parse left resident (a fresh mapping had the kernel zero ~136 MB per
+// 12 MP parse first: ~half of pass A's own time), and goes back to it when the masks are dropped.
 struct WordBlock {
   void* p = nullptr;
   size_t bytes = 0;
-  explicit WordBlock(size_t n) : p(pool::map_pages(n)), bytes(n) {}
+  explicit WordBlock(size_t n) : p(pool::allocate(n)), bytes(n) {}
   WordBlock(const WordBlock&) = delete;
   WordBlock& operator=(const WordBlock&) = delete;
-  ~WordBlock() { pool::unmap_pages(p, bytes); }
+  ~WordBlock() { pool::release(p, bytes); }
   uint8_t* data() const { return static_cast<uint8_t*>(p); }
 };
 
@@ -668,7 +670,7 @@ size_t to_box_layout(uint8_t* v, const BBox& bb, int64_t nwords) {
 // words: each instance query's words made into its mask in place (over the threads); every instance
 // of a query views the same bytes of qb's block. Where the masks fill less than 7/8 of the block
 // (small boxes, or wanted queries that made no instance) they are moved to its front and the rest
-// is given back (pool::shrink_pages), so that a parsing holds about what its masks need.
+// is given back (pool::shrink), so that a parsing holds about what its masks need.
 std::vector<MaskBits> instance_bits(const Roles& r, const std::vector<MaskStats>& stats, QueryBits& qb) {
   const int64_t nP = (int64_t)r.parts.size(), nH = (int64_t)r.humans.size();
   auto query_of = [&](int64_t j) { return j < nP ? r.parts[j].q : r.humans[j - nP].q; };
@@ -695,7 +697,7 @@ std::vector<MaskBits> instance_bits(const Roles& r, const std::vector<MaskStats>
       at[q] = (int64_t)off;
       off += size[q];
     }
-    qb.block->p = pool::shrink_pages(qb.block->p, qb.block->bytes, total);
+    qb.block->p = pool::shrink(qb.block->p, qb.block->bytes, total);
     qb.block->bytes = total;
   }
   std::vector<MaskBits> bits((size_t)(nP + nH));

@@ -283,6 +283,32 @@ TEST(BufferPool, FillMakesTheRegionResidentBelowItsTop) {
   pool::trim();
 }
 
+// shrink keeps a pool block's first bytes: in place when both sizes are large (the rest free again:
+// what is in use drops by it), else in a new block; either way the block it returns holds the same
+// bytes and goes back with release(p, keep).
+TEST(BufferPool, ShrinkKeepsTheFirstBytes) {
+  struct Case {
+    size_t bytes, keep;
+  };
+  for (const Case c : {Case{size_t(4) << 20, (size_t(1) << 20) + 5}, Case{size_t(4) << 20, 1000},
+                       Case{size_t(300) << 10, size_t(290) << 10}, Case{5000, 100}}) {
+    uint8_t* p = static_cast<uint8_t*>(pool::allocate(c.bytes));
+    for (size_t i = 0; i < c.bytes; ++i) p[i] = (uint8_t)(i * 7 + (i >> 12));
+    const size_t in_use = pool::stats().in_use_bytes;
+    uint8_t* q = static_cast<uint8_t*>(pool::shrink(p, c.bytes, c.keep));
+    ASSERT_NE(q, nullptr);
+    if (pool::active() && c.keep >= (size_t(256) << 10)) {
+      EXPECT_EQ(q, p) << "in place";
+      auto granules = [](size_t n) { return (n + 65535) / 65536 * 65536; };  // the pool's 64 KiB
+      EXPECT_EQ(pool::stats().in_use_bytes, in_use - (granules(c.bytes) - granules(c.keep)));
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < c.keep; ++i) bad += q[i] != (uint8_t)(i * 7 + (i >> 12));
+    EXPECT_EQ(bad, 0u) << c.bytes << " -> " << c.keep;
+    pool::release(q, c.keep);
+  }
+}
+
 // huge_zeroed gives n zero bytes whatever v held before and whichever path it takes (under 1 MB;
 // from 1 MB on, where glibc maps the block: huge pages where the kernel gives them), and the
 // vector works as any other afterwards (written, copied, grown, shrunk).
