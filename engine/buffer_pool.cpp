@@ -456,20 +456,6 @@ void populate(const void* p, size_t bytes, bool for_write) {
 #endif
 }
 
-void* shrink_pages(void* p, size_t bytes, size_t keep) {
-  if (keep >= bytes) return p;
-#ifndef M2FP_POOL_ASAN
-  if (bytes >= kHuge && keep >= kHuge) {  // both mappings (map_pages): unmap the whole granules past keep
-    if (rounded(keep) < rounded(bytes)) ::munmap((char*)p + rounded(keep), rounded(bytes) - rounded(keep));
-    return p;
-  }
-#endif
-  void* q = map_pages(keep);
-  if (keep) std::memcpy(q, p, keep);
-  unmap_pages(p, bytes);
-  return q;
-}
-
 void unmap_pages(void* p, size_t bytes) noexcept {
   if (!p) return;
 #ifndef M2FP_POOL_ASAN

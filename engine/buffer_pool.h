@@ -92,12 +92,6 @@ void unmap_pages(void* p, size_t bytes) noexcept;
 // systems) the accesses fault as before.
 void populate(const void* p, size_t bytes, bool for_write);
 
-// A block from map_pages(bytes) cut to its first `keep` bytes (keep <= bytes): the pages past them
-// unmapped where it is a mapping of its own and keep is 2 MB or more, else (the rest would not be
-// given back) those bytes copied into a new block of `keep` and the old one released. Returns the
-// block to use (and to give unmap_pages with `keep`). Throws std::bad_alloc (p then stays valid).
-void* shrink_pages(void* p, size_t bytes, size_t keep);
-
 // v = n zero bytes (its old content dropped), in transparent huge pages where the system gives
 // them: first touches of fresh 4 KiB pages are what large outputs cost on a virtual machine (~10-20
 // us each on the development VM, where a 2 MB huge page costs ~0.3 ms), and a 12-megapixel photo's

@@ -399,26 +399,4 @@ TEST(BufferPool, TraceWritesEachLargeBlockAndItsRelease) {
   EXPECT_THROW(pool::trace_to("/nonexistent-dir/trace.txt"), std::runtime_error);
 }
 
-// shrink_pages keeps a block's first bytes: in place for a large mapping cut to 2 MB or more (the
-// pages past them given back), else in a new block; either way the block it returns holds the same
-// bytes and goes back with unmap_pages(p, keep).
-TEST(BufferPool, ShrinkPagesKeepsTheFirstBytes) {
-  struct Case {
-    size_t bytes, keep;
-  };
-  for (const Case c : {Case{size_t(9) << 20, size_t(3) << 20}, Case{size_t(9) << 20, (size_t(5) << 20) + 123},
-                       Case{size_t(9) << 20, 1000}, Case{size_t(300) << 10, size_t(40) << 10}, Case{4096, 4096}}) {
-    uint8_t* p = static_cast<uint8_t*>(pool::map_pages(c.bytes));
-    for (size_t i = 0; i < c.bytes; ++i) p[i] = (uint8_t)(i * 7 + (i >> 12));
-    uint8_t* q = static_cast<uint8_t*>(pool::shrink_pages(p, c.bytes, c.keep));
-    ASSERT_NE(q, nullptr);
-    if (pool::active() && c.bytes >= (size_t(2) << 20) && c.keep >= (size_t(2) << 20)) EXPECT_EQ(q, p) << "in place";
-    if (c.keep == c.bytes) EXPECT_EQ(q, p);
-    size_t bad = 0;
-    for (size_t i = 0; i < c.keep; ++i) bad += q[i] != (uint8_t)(i * 7 + (i >> 12));
-    EXPECT_EQ(bad, 0u) << c.bytes << " -> " << c.keep;
-    pool::unmap_pages(q, c.keep);
-  }
-}
-
 }  // namespace
