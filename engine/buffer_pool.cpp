@@ -97,7 +97,7 @@ struct Pool {
   std::mutex mu;
   Region region;
   RangeHeap heap;                            // where in the region the blocks go (engine/range_heap.h)
-  std::vector<uint8_t> resident;             // per granule of the region: its pages may be resident (1) or are not (0)
+  std::vector<uint8_t> resident;             // per granule of the region: its pages made resident (1) or not (0)
   std::unordered_map<void*, size_t> in_use;  // large blocks handed out -> their size
   size_t cached_bytes = 0, in_use_bytes = 0, max_in_use = 0;
   size_t limit = default_limit(), hits = 0, misses = 0, missed_bytes = 0;
@@ -129,44 +129,34 @@ struct Pool {
     }
     return off;
   }
-  // Makes the pages of [off, off + size) that are not resident so (populate: one call per run
-  // instead of a fault per page; also pages the block's user never touches, which a later block
-  // there would otherwise fault in one by one) and flags them; returns their bytes.
-  size_t make_resident(size_t off, size_t size) {
+  // Makes the pages of granules [g, e) that are not resident so (populate: one call per run instead
+  // of a fault per page; also pages a block's user never touches, which a later block there would
+  // otherwise fault in one by one) and flags them, at most `budget` bytes of them; returns their bytes.
+  size_t make_resident(size_t g, size_t e, size_t budget = SIZE_MAX) {
     size_t added = 0;
-    for (size_t g = granule(off), e = granule(off + size); g < e;) {
+    while (g < e && added < budget) {
       if (resident[g]) {
         ++g;
         continue;
       }
       size_t b = g;
-      while (b < e && !resident[b]) resident[b++] = 1;
+      while (b < e && !resident[b] && added < budget) {
+        resident[b++] = 1;
+        added += kGranule;
+      }
       populate(region.base + g * kGranule, (b - g) * kGranule, true);
-      added += (b - g) * kGranule;
       g = b;
     }
     return added;
   }
-  // Makes the pages of free ranges below the heap's top resident (populate), as long as the cache
-  // stays within `keep`: a forward whose blocks land elsewhere than an earlier one's then finds
-  // pages there too.
+  // Makes the pages of free ranges below the heap's top resident, as long as the cache stays within
+  // `keep`: a forward whose blocks land elsewhere than an earlier one's then finds pages there too.
   void fill_to(size_t keep) {
-    for (const auto& [off, size] : heap.free_ranges()) {
-      for (size_t g = granule(off), e = granule(std::min(off + size, heap.top())); g < e && cached_bytes < keep;) {
-        if (resident[g]) {
-          ++g;
-          continue;
-        }
-        size_t b = g;
-        while (b < e && !resident[b] && cached_bytes < keep) {
-          resident[b++] = 1;
-          cached_bytes += kGranule;
-        }
-        populate(region.base + g * kGranule, (b - g) * kGranule, true);
-        g = b;
-      }
-    }
+    for (const auto& [off, size] : heap.free_ranges())
+      if (cached_bytes < keep)
+        cached_bytes += make_resident(granule(off), granule(std::min(off + size, heap.top())), keep - cached_bytes);
   }
+  size_t offset_of(const void* p) const { return (size_t)((const char*)p - region.base); }
   // Gives the pages of free ranges back to the system (MADV_DONTNEED: the range stays free, its next
   // use faults fresh zero pages in), the highest first, granule by granule from the top down, until
   // the cache holds at most `keep` bytes.
@@ -241,7 +231,7 @@ void* allocate(size_t bytes) {
     if (off != SIZE_MAX) {
       p = P.region.base + off;
       P.cached_bytes -= P.resident_in(off, size);
-      if (const size_t added = P.make_resident(off, size)) {
+      if (const size_t added = P.make_resident(P.granule(off), P.granule(off + size))) {
         ++P.misses;
         P.missed_bytes += added;
       } else {
@@ -288,7 +278,7 @@ void release(void* p, size_t bytes) noexcept {
       ::munmap(p, size);
       return;
     }
-    const size_t off = (size_t)((char*)p - P.region.base);
+    const size_t off = P.offset_of(p);
     try {
       P.heap.give(off, size);
     } catch (...) {  // no memory for the free list's entry: the range's pages go back, the addresses stay lost
@@ -316,7 +306,7 @@ void* shrink(void* p, size_t bytes, size_t keep) {
       const size_t size = it->second, now = rounded(keep);
       if (now < size) {
         if (P.region.contains(p)) {
-          const size_t off = (size_t)((char*)p - P.region.base);
+          const size_t off = P.offset_of(p);
           try {
             P.heap.give(off + now, size - now);
           } catch (...) {
