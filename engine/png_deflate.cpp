@@ -3,6 +3,7 @@
 // literal/length and distance codes sent as code lengths, themselves Huffman-coded.
 #include "engine/png_deflate.h"
 
+#include <immintrin.h>
 #include <libdeflate.h>
 
 #include <algorithm>
@@ -221,8 +222,8 @@ Distances distances_for(size_t bpp, size_t stride) {
 // the data is there (from >= d). Where 8 bytes can be read at every distance, the three candidates'
 // first 8 bytes are compared at once (one xor and count of trailing zeros each, no branch per
 // candidate): most positions of a photo are literals, and this is what they cost.
-size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const Distances& dist, Token* tok,
-                size_t* ntok) {
+size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const Distances& dist, bool windows,
+                Token* tok, size_t* ntok) {
   size_t d[3];
   int min_len[3];
   size_t dmax = 0;
@@ -233,6 +234,72 @@ size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const D
   }
   size_t i = from, k = 0;
   while (i < to) {
+    if (windows && i >= dmax && i + 72 <= to) {
+      // 64 positions at once (the same tokens as one at a time, below): eq[j] bit p = the byte at
+      // i + p equals the one d[j] before it (two 32-byte compares), so a match worth taking at
+      // distance j starts at p where min_len[j] bits from p are set. The positions before the first
+      // start are literals, stored 16 at a time; at a start, each distance's run of equal bytes
+      // from p is a count of trailing ones (no loads), past the window continued by match_length.
+      // Decisions for p < 56 only, where 8 bits from p are in the window (the quick test's 8
+      // bytes); the tokens written past the literals are written again later (i + 72 <= to: the
+      // block's tokens have that room).
+      const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + i));
+      const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + i + 32));
+      uint64_t starts = 0, eq[3] = {0, 0, 0};
+      for (int j = 0; j < 3; ++j) {
+        if (min_len[j] > 8) continue;
+        const uint8_t* b = data + i - d[j];
+        const uint64_t lo = (uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b))));
+        const uint64_t hi = (uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32))));
+        const uint64_t e = eq[j] = lo | hi << 32;
+        uint64_t m = e;
+        for (int t = 1; t < min_len[j]; ++t) m &= e >> t;
+        starts |= m;
+      }
+      size_t p = 0;
+      while (p < 56) {
+        const uint64_t rest = starts >> p << p;
+        const size_t q = std::min<size_t>(56, rest ? (size_t)__builtin_ctzll(rest) : 56);
+        for (size_t x = p; x < q; x += 16) {  // literals [p, q)
+          const __m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + x)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(tok + k + (x - p)), t);
+        }
+        k += q - p;
+        p = q;
+        if (p >= 56) break;
+        const size_t at = i + p;
+        int run[3], best = 0, which = 0;
+        for (int j = 0; j < 3; ++j) {
+          const uint64_t r = ~(eq[j] >> p);
+          run[j] = r ? __builtin_ctzll(r) : 64;
+          const int l8 = std::min(run[j], 8), l = l8 >= min_len[j] ? l8 : 0;
+          best = l > best ? l : best;
+        }
+        if (best == 8) {  // the longest of those that reach 8 bytes
+          const int limit = (int)std::min<size_t>(kMaxMatch, end - at), in_window = (int)(64 - p);
+          best = 0;
+          for (int j = 0; j < 3; ++j) {
+            if (run[j] < 8 || min_len[j] > 8) continue;
+            const int l = run[j] < in_window
+                              ? run[j]
+                              : in_window + match_length(data + i + 64, data + i + 64 - d[j], limit - in_window);
+            if (l > best) best = l, which = j;
+          }
+        } else {
+          for (int j = 0; j < 3; ++j)
+            if (std::min(run[j], 8) == best && best >= min_len[j]) {
+              which = j;
+              break;
+            }
+        }
+        tok[k++] = (Token)(256 + 256 * which + best - 3);
+        p += (size_t)best;
+      }
+      i += p;
+      continue;
+    }
     if (i >= dmax && i + 8 <= end) {
       uint64_t w;
       std::memcpy(&w, data + i, 8);
@@ -433,13 +500,13 @@ size_t piece_bound(size_t n) { return n + n / 8192 + 1024; }
 size_t piece_count(size_t n) { return std::max<size_t>(1, (n + kPieceBytes - 1) / kPieceBytes); }
 
 // Piece p of data (the whole stream's last when `last`) into out; returns its size.
-size_t encode_piece(const uint8_t* data, size_t from, size_t to, bool last, const Distances& dist, Token* tok,
-                    uint8_t* out) {
+size_t encode_piece(const uint8_t* data, size_t from, size_t to, bool last, const Distances& dist, bool windows,
+                    Token* tok, uint8_t* out) {
   BitWriter bw(out);
   size_t at = from;
   while (at < to) {
     size_t ntok = 0;
-    const size_t end = tokenize(data, at, std::min(to, at + kBlockBytes), to, dist, tok, &ntok);
+    const size_t end = tokenize(data, at, std::min(to, at + kBlockBytes), to, dist, windows, tok, &ntok);
     write_block(bw, tok, ntok, data, at, end, dist, last && end == to);
     at = end;
   }
@@ -463,7 +530,9 @@ size_t png_deflate_bound(size_t n) {
   return total;
 }
 
-size_t png_deflate(const uint8_t* data, size_t n, size_t bpp, size_t stride, uint8_t* out) {
+namespace {
+
+size_t deflate_with(const uint8_t* data, size_t n, size_t bpp, size_t stride, bool windows, uint8_t* out) {
   out[0] = 0x78, out[1] = 0x01;  // zlib: deflate, 32 KiB window, no dictionary, fastest
   size_t size = 2;
   if (n == 0) {
@@ -479,8 +548,8 @@ size_t png_deflate(const uint8_t* data, size_t n, size_t bpp, size_t stride, uin
 #pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
     for (size_t p = 0; p < pieces; ++p) {
       const size_t from = p * kPieceBytes, to = std::min(n, from + kPieceBytes);
-      got[p] = encode_piece(data, from, to, p + 1 == pieces, dist, tokens.data() + p * (kBlockBytes + kMaxMatch),
-                            out + at[p]);
+      got[p] = encode_piece(data, from, to, p + 1 == pieces, dist, windows,
+                            tokens.data() + p * (kBlockBytes + kMaxMatch), out + at[p]);
     }
     for (size_t p = 0; p < pieces; ++p) {  // the pieces moved together (each only ever moves down)
       std::memmove(out + size, out + at[p], got[p]);
@@ -491,6 +560,16 @@ size_t png_deflate(const uint8_t* data, size_t n, size_t bpp, size_t stride, uin
   const uint8_t tail[4] = {(uint8_t)(adler >> 24), (uint8_t)(adler >> 16), (uint8_t)(adler >> 8), (uint8_t)adler};
   std::memcpy(out + size, tail, 4);
   return size + 4;
+}
+
+}  // namespace
+
+size_t png_deflate(const uint8_t* data, size_t n, size_t bpp, size_t stride, uint8_t* out) {
+  return deflate_with(data, n, bpp, stride, true, out);
+}
+
+size_t png_deflate_one_by_one(const uint8_t* data, size_t n, size_t bpp, size_t stride, uint8_t* out) {
+  return deflate_with(data, n, bpp, stride, false, out);
 }
 
 }  // namespace m2fp

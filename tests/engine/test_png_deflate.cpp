@@ -73,6 +73,42 @@ TEST(PngDeflate, InflatesBackAtAwkwardSizes) {
   std::printf("  %d inputs inflated back exactly\n", cases);
 }
 
+// png_deflate decides 64 positions at a time from byte-equality masks; png_deflate_one_by_one each
+// position on its own: the same tokens, so the same bytes. Inputs of every kind, a photo-like one
+// (smooth rows with noise: short literal runs between short matches at all three distances) and
+// matches that run past a window's end, at sizes around the window (72 bytes) and a block's end.
+TEST(PngDeflate, WindowsGiveTheBytesOfOneByOne) {
+  auto photo_like = [](size_t n, size_t stride, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t r = rng();
+      if (i >= stride && r % 3 == 0) v[i] = v[i - stride];
+      else if (i >= 3 && r % 3 == 1) v[i] = v[i - 3] + (uint8_t)(r % 7 == 0);
+      else v[i] = (uint8_t)(r % 5);
+      if (r % 997 == 0)  // now and then a long run: a match past the window
+        for (size_t k = 0; k < 300 && i + 1 < n; ++k, ++i) v[i + 1] = v[i];
+    }
+    return v;
+  };
+  int cases = 0;
+  for (size_t n : {size_t{71}, size_t{72}, size_t{73}, size_t{200}, size_t{5000}, (size_t{256} << 10) + 300,
+                   size_t{(4u << 20) + 999}})
+    for (int kind = 0; kind < 6; ++kind)
+      for (const auto& [bpp, stride] : {std::pair<size_t, size_t>{1, 13}, {3, 12001}, {4, 401}, {3, 3}}) {
+        if (n > (1u << 20) && (bpp != 3 || stride != 12001)) continue;
+        const std::vector<uint8_t> in =
+            kind < 5 ? make_input(n, kind, stride, (uint32_t)(n + kind)) : photo_like(n, stride, (uint32_t)n);
+        std::vector<uint8_t> a(png_deflate_bound(n)), b(png_deflate_bound(n));
+        a.resize(png_deflate(in.data(), n, bpp, stride, a.data()));
+        b.resize(png_deflate_one_by_one(in.data(), n, bpp, stride, b.data()));
+        ASSERT_EQ(a, b) << "n " << n << " kind " << kind << " bpp " << bpp << " stride " << stride;
+        ASSERT_EQ(inflate(a, n), in);
+        ++cases;
+      }
+  std::printf("  %d inputs: the same bytes both ways\n", cases);
+}
+
 TEST(PngDeflate, SameBytesWhateverTheThreads) {
   // 3 pieces of 4 MiB and a bit: encoded by 1 thread, then by 2.
   const std::vector<uint8_t> in = make_input((12u << 20) + 333, 3, 12001, 5);
