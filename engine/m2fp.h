@@ -94,7 +94,8 @@ class M2FP {
   // of system time on the development VM; bench/README.md, "Cold start"). Costs those faults and the
   // engine's own kernels (not oneDNN's) once, then makes the pool's free ranges below the most it
   // reached resident (pool::fill). Once per process is enough: the pool keeps the pages (another
-  // size reuses them; mapping every size of many would only fill the pool's cache). Outputs of later forwards are unchanged (tests/engine/test_prepare.cpp).
+  // size reuses them; mapping every size of many would only fill the pool's cache). Outputs of later
+  // forwards are unchanged (tests/engine/test_prepare.cpp).
   // Does nothing more than prepare() where the pool keeps nothing (AddressSanitizer builds,
   // M2FP_BUFFER_POOL_MB=0). Safe to call from several threads at once.
   void map_buffers(int64_t Hp, int64_t Wp) const;

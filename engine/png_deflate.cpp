@@ -217,11 +217,42 @@ Distances distances_for(size_t bpp, size_t stride) {
   return t;
 }
 
+// The match at a position from each distance's count of equal bytes there, up to 8 (len8[j]): the
+// longest worth taking (min_len); among several reaching 8 bytes the longest in full (full_length(j)),
+// ties to the first distance. {0, 0}: none, a literal.
+struct Match {
+  int len, which;
+};
+template <class FullLength>
+inline Match choose_match(const int len8[3], const int min_len[3], FullLength&& full_length) {
+  int best = 0, which = 0;
+  for (int j = 0; j < 3; ++j) {
+    const int l = len8[j] >= min_len[j] ? len8[j] : 0;
+    best = l > best ? l : best;
+  }
+  if (best == 8) {
+    best = 0;
+    for (int j = 0; j < 3; ++j) {
+      if (len8[j] < 8 || min_len[j] > 8) continue;
+      const int l = full_length(j);
+      if (l > best) best = l, which = j;
+    }
+  } else if (best > 0) {
+    for (int j = 0; j < 3; ++j)
+      if (len8[j] == best && best >= min_len[j]) {
+        which = j;
+        break;
+      }
+  }
+  return {best, which};
+}
+
 // Tokens of data[from, ...) into tok, from `from` until at least `to` (a match may run on up to
 // `end`); returns where the block's input ends. Matches look back up to d[] bytes before `from` when
-// the data is there (from >= d). Where 8 bytes can be read at every distance, the three candidates'
-// first 8 bytes are compared at once (one xor and count of trailing zeros each, no branch per
-// candidate): most positions of a photo are literals, and this is what they cost.
+// the data is there (from >= d). With `windows`, 64 positions at a time from byte-equality masks
+// (below); elsewhere, where 8 bytes can be read at every distance, the three candidates' first 8
+// bytes are compared at once (one xor and count of trailing zeros each); both choose each match with
+// choose_match, so they give the same tokens.
 size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const Distances& dist, bool windows,
                 Token* tok, size_t* ntok) {
   size_t d[3];
@@ -269,33 +300,20 @@ size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const D
         k += q - p;
         p = q;
         if (p >= 56) break;
-        const size_t at = i + p;
-        int run[3], best = 0, which = 0;
+        int run[3], len8[3];
         for (int j = 0; j < 3; ++j) {
           const uint64_t r = ~(eq[j] >> p);
           run[j] = r ? __builtin_ctzll(r) : 64;
-          const int l8 = std::min(run[j], 8), l = l8 >= min_len[j] ? l8 : 0;
-          best = l > best ? l : best;
+          len8[j] = std::min(run[j], 8);
         }
-        if (best == 8) {  // the longest of those that reach 8 bytes
-          const int limit = (int)std::min<size_t>(kMaxMatch, end - at), in_window = (int)(64 - p);
-          best = 0;
-          for (int j = 0; j < 3; ++j) {
-            if (run[j] < 8 || min_len[j] > 8) continue;
-            const int l = run[j] < in_window
-                              ? run[j]
-                              : in_window + match_length(data + i + 64, data + i + 64 - d[j], limit - in_window);
-            if (l > best) best = l, which = j;
-          }
-        } else {
-          for (int j = 0; j < 3; ++j)
-            if (std::min(run[j], 8) == best && best >= min_len[j]) {
-              which = j;
-              break;
-            }
-        }
-        tok[k++] = (Token)(256 + 256 * which + best - 3);
-        p += (size_t)best;
+        const int in_window = (int)(64 - p);
+        const Match m = choose_match(len8, min_len, [&](int j) {
+          if (run[j] < in_window) return run[j];
+          const int limit = (int)std::min<size_t>(kMaxMatch, end - (i + p));
+          return in_window + match_length(data + i + 64, data + i + 64 - d[j], limit - in_window);
+        });
+        tok[k++] = (Token)(256 + 256 * m.which + m.len - 3);
+        p += (size_t)m.len;
       }
       i += p;
       continue;
@@ -303,36 +321,23 @@ size_t tokenize(const uint8_t* data, size_t from, size_t to, size_t end, const D
     if (i >= dmax && i + 8 <= end) {
       uint64_t w;
       std::memcpy(&w, data + i, 8);
-      int len[3], best = 0, which = 0;
-      for (int j = 0; j < 3; ++j) {  // best: the longest worth taking, up to 8
+      int len8[3];
+      for (int j = 0; j < 3; ++j) {
         uint64_t v;
         std::memcpy(&v, data + i - d[j], 8);
         const uint64_t x = w ^ v;
-        len[j] = x ? __builtin_ctzll(x) >> 3 : 8;
-        const int l = len[j] >= min_len[j] ? len[j] : 0;
-        best = l > best ? l : best;
+        len8[j] = x ? __builtin_ctzll(x) >> 3 : 8;
       }
-      if (best == 0) {
+      const Match m = choose_match(len8, min_len, [&](int j) {
+        const int limit = (int)std::min<size_t>(kMaxMatch, end - i);
+        return 8 + match_length(data + i + 8, data + i + 8 - d[j], limit - 8);
+      });
+      if (m.len == 0) {
         tok[k++] = data[i++];
         continue;
       }
-      if (best == 8) {  // the longest of those that reach 8 bytes
-        const int limit = (int)std::min<size_t>(kMaxMatch, end - i);
-        best = 0;
-        for (int j = 0; j < 3; ++j) {
-          if (len[j] < 8 || min_len[j] > 8) continue;
-          const int l = 8 + match_length(data + i + 8, data + i + 8 - d[j], limit - 8);
-          if (l > best) best = l, which = j;
-        }
-      } else {
-        for (int j = 0; j < 3; ++j)
-          if (len[j] == best && best >= min_len[j]) {
-            which = j;
-            break;
-          }
-      }
-      tok[k++] = (Token)(256 + 256 * which + best - 3);
-      i += (size_t)best;
+      tok[k++] = (Token)(256 + 256 * m.which + m.len - 3);
+      i += (size_t)m.len;
       continue;
     }
     const uint8_t c = data[i];
