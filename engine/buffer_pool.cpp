@@ -39,7 +39,7 @@ size_t default_limit() {
     const unsigned long long mb = std::strtoull(e, &end, 10);
     if (end && *end == '\0' && mb <= (1ull << 20)) return (size_t)mb << 20;
   }
-  return size_t(576) << 20;  // buffer_pool.h, "Cap"
+  return size_t(704) << 20;  // buffer_pool.h, "Cap"
 }
 
 // Mappings of 2 MB and more (the region, map_pages' blocks) start on a 2 MB boundary and ask for

@@ -12,9 +12,12 @@
 // caching whole blocks (a small request taking the smallest cached block, however large) held
 // ~300 MB (bench/pool_plan.py; bench/README.md, "What a forward asks of the buffer pool").
 //
-// Cap: M2FP_BUFFER_POOL_MB (default 576; 0 turns the cache off: every block's pages go back at
+// Cap: M2FP_BUFFER_POOL_MB (default 704; 0 turns the cache off: every block's pages go back at
 // once), less what reserve() holds (engine/dnn's Winograd weights and scratchpad: 337 MB of it on
-// the benchmark input, leaving 239 MB for the ~190 MB a parse reaches). Past the cap,
+// the benchmark input, leaving 367 MB for the ~190 MB a parse of the benchmark photo reaches and the
+// ~350 MB a 12 MP photo's parse and outputs reach: with 576, its cap until 2026-12-07, the 12 MP
+// outputs gave back and faulted in again 84 MB of huge pages every time, 16-300 ms of system time
+// on the development VM; the peak resident set is the same either way). Past the cap,
 // the pages of the highest free ranges go back to the system (MADV_DONTNEED) until the cache is
 // within it; a block that then lands there faults fresh pages in (a miss). Thread-safe. Where no
 // region can be reserved (RLIMIT_AS below 1 GB), or a block does not fit in it, the block is a
