@@ -35,13 +35,9 @@ ParseResult run(const M2FP& model, Image image, const ParseOptions& opt, const T
   r.timings.pixel_decoder_ms = ft.pixel_decoder_ms;
   r.timings.transformer_decoder_ms = ft.transformer_decoder_ms;
   pre.image = Tensor();
-  // (A large photo's post-processing once had the pool give half of its cache back first: whole
-  // cached blocks sized for feature maps could not serve its buffers. Since the pool cuts blocks
-  // from one region, the forward's free ranges serve them; giving pages back only had them faulted in
-  // again: bench_e2e --big-photo, 2026-12-07 12:40 UTC, three alternating pairs, 12 MP post-processing
-  // 372.0 / 302.5 / 311.6 -> 296.2 / 263.1 / 291.5 ms, outputs 440.7 / 408.8 / 409.5 -> 337.4 / 304.0 /
-  // 338.0 ms, ratio 1.45 / 1.38 / 1.39 -> 1.33 / 1.32 / 1.32, peak RSS 967-998 -> 998-1000 MB, with the
-  // instances' bit words from the pool too.)
+  // No pool::trim before a large photo's post-processing: the forward's free ranges in the pool's
+  // region serve its buffers, and pages given back would only be faulted in again (README, the
+  // buffer pool paragraph, has the measurements).
 
   auto t2 = Clock::now();
   r.geometry.Hp = pre.Hp;
